@@ -1,0 +1,33 @@
+//! The scalar reference kernels: obviously correct, the oracle every SIMD path is tested against.
+//! They accumulate in `f32` in index order, like the simplest loop a reader would write.
+
+/// `sum a_i * b_i`.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut sum = 0.0f32;
+    for i in 0..a.len() {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+/// `sum (a_i - b_i)^2`.
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut sum = 0.0f32;
+    for i in 0..a.len() {
+        let d = a[i] - b[i];
+        sum += d * d;
+    }
+    sum
+}
+
+/// `sum |a_i - b_i|`.
+pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut sum = 0.0f32;
+    for i in 0..a.len() {
+        sum += (a[i] - b[i]).abs();
+    }
+    sum
+}

@@ -1,0 +1,114 @@
+//! Every SIMD kernel against its scalar twin, and every scan against a brute-force model.
+
+use proptest::prelude::*;
+use quiver_kernels::simd::{Isa, Kernels};
+use quiver_kernels::{batch_top_k, scalar, scan_top_k, Allowed, ScoreKind};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Relative tolerance for a different summation order in f32.
+fn close(simd: f32, reference: f32, magnitude: f32) -> bool {
+    (simd - reference).abs() <= 1e-5 * magnitude.max(1.0)
+}
+
+fn vectors() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
+    (0usize..300).prop_flat_map(|n| {
+        (prop::collection::vec(-100.0f32..100.0, n), prop::collection::vec(-100.0f32..100.0, n))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn simd_matches_scalar((a, b) in vectors()) {
+        let abs_dot: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+        let l2_mag: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+        let l1_mag: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum();
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa).unwrap();
+            prop_assert!(close((k.dot)(&a, &b), scalar::dot(&a, &b), abs_dot), "{isa:?} dot n={}", a.len());
+            prop_assert!(close((k.l2_squared)(&a, &b), scalar::l2_squared(&a, &b), l2_mag), "{isa:?} l2 n={}", a.len());
+            prop_assert!(close((k.l1)(&a, &b), scalar::l1(&a, &b), l1_mag), "{isa:?} l1 n={}", a.len());
+        }
+    }
+}
+
+#[test]
+fn every_isa_this_cpu_has_is_tested() {
+    let isas = Isa::available();
+    eprintln!("ISAs under test: {isas:?}; dispatched: {:?}", quiver_kernels::isa());
+    assert_eq!(isas[0], Isa::Scalar);
+    assert_eq!(*isas.last().unwrap(), quiver_kernels::isa());
+}
+
+/// The brute-force model: score every allowed row with the scalar kernel, sort everything.
+fn model_top_k(kind: ScoreKind, q: &[f32], rows: &[f32], dim: usize, allowed: &[bool], k: usize) -> Vec<(u32, f32)> {
+    let mut all: Vec<(u32, f32)> = rows
+        .chunks(dim)
+        .enumerate()
+        .filter(|(r, _)| allowed[*r])
+        .map(|(r, row)| (r as u32, kind.score_scalar(q, row)))
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+/// Results agree when each position has the model's score (within tolerance) and the set of rows
+/// agrees except where scores tie within tolerance.
+fn assert_same(got: &[(u32, f32)], want: &[(u32, f32)], context: &str) {
+    assert_eq!(got.len(), want.len(), "{context}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g.1 - w.1).abs() <= 1e-3 * w.1.abs().max(1.0), "{context}: position {i}: got {g:?}, want {w:?}");
+    }
+}
+
+#[test]
+fn scans_match_brute_force() {
+    let seed = 20261126u64;
+    eprintln!("seed {seed}");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for &(n_rows, dim) in &[(1usize, 1usize), (7, 3), (300, 17), (2500, 50), (1100, 128)] {
+        let rows: Vec<f32> = (0..n_rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let queries: Vec<f32> = (0..37 * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let allowed: Vec<bool> = (0..n_rows).map(|_| rng.gen_bool(0.6)).collect();
+        let mut mask = vec![0u64; n_rows.div_ceil(64)];
+        let mut list = Vec::new();
+        for (r, &a) in allowed.iter().enumerate() {
+            if a {
+                mask[r / 64] |= 1 << (r % 64);
+                list.push(r as u32);
+            }
+        }
+        for kind in [ScoreKind::Dot, ScoreKind::NegL2Squared, ScoreKind::NegL1] {
+            for k in [1usize, 10, 100] {
+                let batch_mask = batch_top_k(kind, &queries, &rows, dim, Allowed::Mask(&mask), k);
+                let batch_list = batch_top_k(kind, &queries, &rows, dim, Allowed::List(&list), k);
+                for (qi, q) in queries.chunks(dim).enumerate() {
+                    let want = model_top_k(kind, q, &rows, dim, &allowed, k);
+                    let ctx = format!("{kind:?} n={n_rows} dim={dim} k={k} q={qi}");
+                    let single: Vec<_> = scan_top_k(kind, q, &rows, dim, Allowed::Mask(&mask), k).iter().map(|s| (s.row, s.score)).collect();
+                    assert_same(&single, &want, &format!("{ctx} single"));
+                    let b: Vec<_> = batch_mask[qi].iter().map(|s| (s.row, s.score)).collect();
+                    assert_same(&b, &want, &format!("{ctx} batch mask"));
+                    let b: Vec<_> = batch_list[qi].iter().map(|s| (s.row, s.score)).collect();
+                    assert_same(&b, &want, &format!("{ctx} batch list"));
+                    for s in &single {
+                        assert!(allowed[s.0 as usize], "{ctx}: returned a row outside the mask");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn normalize_gives_unit_length_and_leaves_zero_alone() {
+    let mut v = vec![3.0, 4.0];
+    assert_eq!(quiver_kernels::normalize(&mut v), 5.0);
+    assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    let mut z = vec![0.0; 5];
+    quiver_kernels::normalize(&mut z);
+    assert_eq!(z, vec![0.0; 5]);
+}
