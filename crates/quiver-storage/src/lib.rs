@@ -1,1 +1,17 @@
-//! placeholder
+//! Bytes and files: the write-ahead log, checksummed immutable blob files (segments and
+//! manifests), atomic replacement, and the data-folder lock.
+//!
+//! This crate knows nothing about vectors, payloads or collections: the `quiver` crate encodes
+//! those into bytes with [`codec`] and hands them here. Every IO error names its file.
+//! The byte layouts are documented in `docs/format.md`.
+
+#![forbid(unsafe_code)]
+
+pub mod blob;
+pub mod codec;
+pub mod error;
+pub mod fsio;
+pub mod lock;
+pub mod wal;
+
+pub use error::{StorageError, StorageResult};

@@ -1,0 +1,109 @@
+//! Immutable, checksummed blob files: the container for segments and manifests.
+//!
+//! Layout (little-endian): `magic[8] | version u32 | n_sections u32 | n_sections x length u64 |
+//! section bytes... | crc32c u32` where the checksum covers every byte before it. A blob is
+//! written once under a fresh name (or replaced atomically, for the manifest) and never modified.
+
+use crate::codec::{Decoder, Encoder};
+use crate::fsio;
+use crate::{StorageError, StorageResult};
+use std::path::Path;
+
+pub const BLOB_VERSION: u32 = 1;
+/// No blob has more sections than this; a larger count read from disk is corruption.
+pub const BLOB_SECTIONS_MAX: u32 = 64;
+
+/// Encodes sections into a blob image (in memory).
+pub fn encode(magic: &[u8; 8], sections: &[&[u8]]) -> Vec<u8> {
+    assert!(sections.len() as u32 <= BLOB_SECTIONS_MAX);
+    let total: usize = sections.iter().map(|s| s.len()).sum();
+    let mut e = Encoder::with_capacity(16 + 8 * sections.len() + total + 4);
+    e.raw(magic);
+    e.u32(BLOB_VERSION);
+    e.u32(sections.len() as u32);
+    for s in sections {
+        e.u64(s.len() as u64);
+    }
+    for s in sections {
+        e.raw(s);
+    }
+    let crc = crc32c::crc32c(&e.buf);
+    e.u32(crc);
+    e.buf
+}
+
+/// Checks and splits a blob image; `path` only names the file in errors.
+pub fn decode<'a>(path: &Path, magic: &[u8; 8], data: &'a [u8]) -> StorageResult<Vec<&'a [u8]>> {
+    let corrupt = |offset: usize, reason: String| StorageError::corrupt(path, offset as u64, reason);
+    if data.len() < 20 {
+        return Err(corrupt(0, format!("file of {} bytes is too short to be a blob", data.len())));
+    }
+    let (body, tail) = data.split_at(data.len() - 4);
+    let stored = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
+    let actual = crc32c::crc32c(body);
+    if stored != actual {
+        return Err(corrupt(body.len(), format!("checksum mismatch (stored {stored:#010x}, computed {actual:#010x})")));
+    }
+    let mut d = Decoder::new(body);
+    let got_magic = d.take(8).map_err(|e| corrupt(e.offset, e.reason))?;
+    if got_magic != magic {
+        return Err(corrupt(0, format!("wrong magic {:?}, expected {:?}", String::from_utf8_lossy(got_magic), String::from_utf8_lossy(magic))));
+    }
+    let version = d.u32().map_err(|e| corrupt(e.offset, e.reason))?;
+    if version != BLOB_VERSION {
+        return Err(corrupt(8, format!("unsupported version {version}")));
+    }
+    let n = d.u32().map_err(|e| corrupt(e.offset, e.reason))?;
+    if n > BLOB_SECTIONS_MAX {
+        return Err(corrupt(12, format!("{n} sections exceeds the limit {BLOB_SECTIONS_MAX}")));
+    }
+    let mut lens = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        lens.push(d.u64().map_err(|e| corrupt(e.offset, e.reason))?);
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for len in lens {
+        let len = usize::try_from(len).map_err(|_| corrupt(d.position(), "section length overflows".into()))?;
+        out.push(d.take(len).map_err(|e| corrupt(e.offset, e.reason))?);
+    }
+    d.finish().map_err(|e| corrupt(e.offset, e.reason))?;
+    Ok(out)
+}
+
+/// Writes a new blob file durably (the caller makes it visible, e.g. through the manifest).
+pub fn write_new(path: &Path, magic: &[u8; 8], sections: &[&[u8]]) -> StorageResult<()> {
+    fsio::write_new_file(path, &encode(magic, sections))
+}
+
+/// Replaces a blob file atomically and durably.
+pub fn replace_atomic(path: &Path, magic: &[u8; 8], sections: &[&[u8]]) -> StorageResult<()> {
+    fsio::replace_file_atomic(path, &encode(magic, sections))
+}
+
+/// Reads a whole blob file; decode it with [`decode`].
+pub fn read(path: &Path) -> StorageResult<Vec<u8>> {
+    fsio::read_file(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_every_flipped_byte_is_caught() {
+        let path = Path::new("test.blob");
+        let image = encode(b"QVTEST01", &[b"abc", b"", &[1, 2, 3, 4, 5]]);
+        let sections = decode(path, b"QVTEST01", &image).unwrap();
+        assert_eq!(sections, vec![&b"abc"[..], &b""[..], &[1u8, 2, 3, 4, 5][..]]);
+        assert!(decode(path, b"QVOTHER1", &image).is_err());
+        for i in 0..image.len() {
+            let mut bad = image.clone();
+            bad[i] ^= 0x40;
+            let err = decode(path, b"QVTEST01", &bad).unwrap_err();
+            assert!(err.to_string().contains("test.blob"), "{err}");
+        }
+        for n in 0..image.len() {
+            assert!(decode(path, b"QVTEST01", &image[..n]).is_err());
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The storage error type: every variant that involves a file names it.
+
+use std::path::PathBuf;
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data folder {path} is in use by another process (its LOCK file is held); stop that process or use another --data-dir")]
+    Locked { path: PathBuf },
+    #[error("corrupt file {path} at byte {offset}: {reason}")]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("a write-ahead log record of {bytes} bytes exceeds the limit of {max} bytes")]
+    RecordTooLarge { bytes: usize, max: usize },
+    #[error("the write-ahead log {path} failed earlier and refuses writes until the collection is reopened")]
+    Poisoned { path: PathBuf },
+}
+
+impl StorageError {
+    /// Wraps an IO error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StorageError {
+        let path = path.into();
+        move |source| StorageError::Io { path, source }
+    }
+
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> StorageError {
+        StorageError::Corrupt { path: path.into(), offset, reason: reason.into() }
+    }
+}
