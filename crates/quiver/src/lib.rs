@@ -1,1 +1,33 @@
-//! placeholder
+//! Quiver: an embedded vector database.
+//!
+//! ```no_run
+//! use quiver::{Database, CollectionConfig, Metric, Point, SearchRequest};
+//! let db = Database::open("./quiver-data")?;
+//! let docs = db.create_collection("docs", CollectionConfig::new(3, Metric::Cosine))?;
+//! docs.upsert(vec![Point::new(1u64, vec![0.1, 0.2, 0.3])])?;
+//! let hits = docs.search(&SearchRequest::new(vec![0.1, 0.2, 0.25], 10))?;
+//! # Ok::<(), quiver::Error>(())
+//! ```
+//!
+//! A write returns once it is durable (see [`Durability`]) and is visible to the very next
+//! search. See `ARCHITECTURE.md` for the map and `docs/format.md` for the files.
+
+#![forbid(unsafe_code)]
+
+pub mod collection;
+pub mod db;
+pub mod error;
+pub mod filter;
+pub mod npy;
+pub mod payload_index;
+mod state;
+pub mod store;
+pub mod types;
+
+pub use collection::{Collection, CollectionInfo, PointSelector, ScrollPage, ScrollRequest, SearchRequest, WriteAck};
+pub use db::Database;
+pub use error::{Error, ErrorKind, Result};
+pub use filter::Filter;
+pub use payload_index::PayloadIndexType;
+pub use quiver_storage::StorageError;
+pub use types::*;

@@ -1,0 +1,692 @@
+//! One collection: the write path (validate, log, apply, flush), recovery, and the read path
+//! (get, scroll, count, exact search).
+//!
+//! Write path, under the writer mutex (one writer at a time, readers never wait on fsync):
+//! 1. validate the input (dimension, finite values, payload size, batch size);
+//! 2. append the operation to the WAL as one transaction, fsynced (or group-committed);
+//! 3. apply it to the in-memory state under a short write lock: visible to the next search;
+//! 4. when the WAL passes `WAL_FLUSH_BYTES`, flush: write the changed points as a new immutable
+//!    segment, replace the manifest atomically, and start a new WAL file.
+//!
+//! A crash between any two steps leaves either the old or the new manifest, each naming
+//! complete segments, and a WAL whose committed transactions after `flushed_seq` are replayed.
+
+use crate::error::{Error, Result};
+use crate::filter::{Filter, KeyPath};
+use crate::payload_index::{FieldIndex, PayloadIndexType};
+use crate::state::State;
+use crate::store::{self, Manifest, Op};
+use crate::types::*;
+use parking_lot::{Mutex, RwLock};
+use quiver_storage::{blob, fsio, wal::Wal, StorageError};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The WAL is flushed into a segment once it holds this many bytes.
+pub const WAL_FLUSH_BYTES: u64 = 64 << 20;
+/// An upsert whose encoding is at least this large skips the WAL and becomes a segment of its
+/// own, committed by the manifest: one write of the data instead of two.
+pub const BULK_SEGMENT_BYTES: usize = 16 << 20;
+/// More segments than this are merged into one at the next flush.
+pub const SEGMENTS_MAX: usize = 16;
+/// The most rows (live and dead) a collection holds in memory; compaction frees dead rows.
+pub const ROWS_MAX: usize = u32::MAX as usize - 1;
+
+/// Which points an update applies to.
+#[derive(Clone, Debug)]
+pub enum PointSelector {
+    Ids(Vec<PointId>),
+    Filter(Filter),
+}
+
+/// A search request. `limit` results after skipping `offset`.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    pub vector: Vec<f32>,
+    pub limit: usize,
+    pub offset: usize,
+    pub filter: Option<Filter>,
+    /// Cosine / dot: keep scores >= threshold. Euclid / manhattan: keep distances <= threshold.
+    pub score_threshold: Option<f32>,
+    pub with_payload: bool,
+    pub with_vector: bool,
+}
+
+impl SearchRequest {
+    pub fn new(vector: Vec<f32>, limit: usize) -> SearchRequest {
+        SearchRequest { vector, limit, offset: 0, filter: None, score_threshold: None, with_payload: true, with_vector: false }
+    }
+}
+
+/// A page of points in id order.
+#[derive(Clone, Debug)]
+pub struct ScrollRequest {
+    /// Start at this id (inclusive); `None` starts at the smallest.
+    pub offset: Option<PointId>,
+    pub limit: usize,
+    pub filter: Option<Filter>,
+    pub with_payload: bool,
+    pub with_vector: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScrollPage {
+    pub points: Vec<Record>,
+    /// The id to pass as `offset` for the next page; `None` at the end.
+    pub next_offset: Option<PointId>,
+}
+
+/// What `info` reports.
+#[derive(Clone, Debug)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub config: CollectionConfig,
+    pub points: usize,
+    pub dead_rows: usize,
+    pub segments: usize,
+    pub wal_bytes: u64,
+    pub last_seq: u64,
+    pub flushed_seq: u64,
+    /// (key, type, points indexed, distinct values)
+    pub payload_indexes: Vec<(String, PayloadIndexType, u64, usize)>,
+    pub kernel_isa: &'static str,
+    /// The last background flush failure, if the last flush failed (writes stay durable in
+    /// the WAL; the flush is retried).
+    pub flush_error: Option<String>,
+}
+
+/// The result of an accepted write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteAck {
+    /// The WAL sequence number the write committed as.
+    pub seq: u64,
+    /// Points the write touched.
+    pub affected: usize,
+}
+
+struct Writer {
+    wal: Wal,
+    manifest: Manifest,
+    last_seq: u64,
+    flush_error: Option<String>,
+}
+
+struct Inner {
+    name: String,
+    dir: PathBuf,
+    config: CollectionConfig,
+    writer: Mutex<Writer>,
+    state: RwLock<State>,
+    /// Dropping this stops the group-commit thread.
+    _stop_syncer: Option<mpsc::Sender<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Group commit: make every acknowledged write durable before the handle goes away.
+        let _ = self.writer.get_mut().wal.sync();
+    }
+}
+
+/// A handle to one open collection; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Collection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection").field("name", &self.inner.name).finish()
+    }
+}
+
+fn segment_path(dir: &Path, no: u64) -> PathBuf {
+    dir.join("segments").join(format!("{no:020}.seg"))
+}
+
+pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join("MANIFEST")
+}
+
+fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
+    fsio::replace_file_atomic(&manifest_path(dir), &store::encode_manifest(m))?;
+    Ok(())
+}
+
+/// Creates the files of a new, empty collection in `dir` (which must not exist yet).
+pub(crate) fn create_files(dir: &Path, config: &CollectionConfig) -> Result<()> {
+    fsio::create_dir_durable(dir)?;
+    fsio::create_dir_durable(&dir.join("segments"))?;
+    fsio::create_dir_durable(&dir.join("wal"))?;
+    let m = Manifest { config: config.clone(), flushed_seq: 0, next_segment_no: 1, segments: Vec::new(), indexes: Vec::new() };
+    write_manifest(dir, &m)
+}
+
+impl Collection {
+    /// Opens and recovers the collection stored in `dir`.
+    pub(crate) fn open(name: &str, dir: &Path) -> Result<Collection> {
+        let mpath = manifest_path(dir);
+        let manifest = store::decode_manifest(&mpath, &fsio::read_file(&mpath)?)?;
+        let config = manifest.config.clone();
+        let mut state = State::new(config.dim);
+        for (key, kind) in &manifest.indexes {
+            let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
+            state.indexes.fields.push(FieldIndex::new(path, *kind));
+        }
+        for &no in &manifest.segments {
+            let path = segment_path(dir, no);
+            let image = blob::read(&path)?;
+            let seg = store::decode_segment(&path, &image, config.dim)?;
+            drop(image);
+            state.apply_segment(seg);
+        }
+        remove_strays(dir, &manifest)?;
+        let wal_dir = dir.join("wal");
+        let (wal, txns) = Wal::open(&wal_dir, manifest.flushed_seq)?;
+        let mut last_seq = manifest.flushed_seq;
+        for txn in txns {
+            for record in &txn.records {
+                let op = store::decode_op(record, config.dim)
+                    .map_err(|e| StorageError::corrupt(&wal_dir, e.offset as u64, format!("transaction {}: {}", txn.seq, e.reason)))?;
+                state.apply(&op, true);
+            }
+            last_seq = txn.seq;
+        }
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let periodic = match config.durability {
+            Durability::Periodic { interval_ms } => Some(interval_ms),
+            Durability::Immediate => None,
+        };
+        let inner = Arc::new(Inner {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            config,
+            writer: Mutex::new(Writer { wal, manifest, last_seq, flush_error: None }),
+            state: RwLock::new(state),
+            _stop_syncer: periodic.map(|_| stop_tx),
+        });
+        if let Some(interval_ms) = periodic {
+            let weak = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name(format!("quiver-sync-{name}"))
+                .spawn(move || loop {
+                    // Wakes every interval; ends when the collection (the sender) is dropped.
+                    match stop_rx.recv_timeout(Duration::from_millis(interval_ms as u64)) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let Some(inner) = weak.upgrade() else { return };
+                    let mut w = inner.writer.lock();
+                    if let Err(e) = w.wal.sync() {
+                        w.flush_error = Some(e.to_string());
+                    }
+                })
+                .map_err(|e| StorageError::Io { path: dir.to_path_buf(), source: e })?;
+        }
+        Ok(Collection { inner })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn config(&self) -> &CollectionConfig {
+        &self.inner.config
+    }
+
+    pub fn dim(&self) -> usize {
+        self.inner.config.dim
+    }
+
+    /// Validates and prepares points: dimension, finite values, payload size; normalises for
+    /// cosine. Returns the points as they will be stored.
+    fn prepare_points(&self, mut points: Vec<Point>) -> Result<Vec<Point>> {
+        if points.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        if points.len() > BATCH_POINTS_MAX {
+            return Err(Error::BatchTooLarge { got: points.len(), max: BATCH_POINTS_MAX });
+        }
+        let dim = self.dim();
+        let cosine = self.inner.config.metric == Metric::Cosine;
+        points.par_iter_mut().try_for_each(|p| -> Result<()> {
+            validate_vector(&p.vector, dim, Some(&p.id))?;
+            if let Some(payload) = &p.payload {
+                let bytes = serde_json::to_vec(payload).expect("a JSON map always serialises").len();
+                if bytes > PAYLOAD_BYTES_MAX {
+                    return Err(Error::InvalidPayload { reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"), point: Some(p.id.to_string()) });
+                }
+                if payload.is_empty() {
+                    p.payload = None;
+                }
+            }
+            if cosine {
+                quiver_kernels::normalize(&mut p.vector);
+            }
+            Ok(())
+        })?;
+        Ok(points)
+    }
+
+    /// Inserts or replaces points, atomically: after a crash either all of them are there or
+    /// none. Returns once the batch is durable (per the collection's durability).
+    pub fn upsert(&self, points: Vec<Point>) -> Result<WriteAck> {
+        let points = self.prepare_points(points)?;
+        let mut w = self.inner.writer.lock();
+        {
+            let st = self.inner.state.read();
+            if st.n_rows() + points.len() > ROWS_MAX {
+                return Err(Error::BatchTooLarge { got: points.len(), max: ROWS_MAX - st.n_rows() });
+            }
+        }
+        let affected = points.len();
+        let approx_bytes = points.len() * (self.dim() * 4 + 16);
+        if approx_bytes >= BULK_SEGMENT_BYTES {
+            return self.bulk_upsert(&mut w, points, affected);
+        }
+        let seq = self.commit(&mut w, Op::Upsert(points))?;
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// A large batch becomes a segment directly: earlier changes are flushed first so that
+    /// segment order is write order, then the batch's segment and the manifest naming it are
+    /// made durable, and only then is the batch applied in memory and acknowledged.
+    fn bulk_upsert(&self, w: &mut Writer, points: Vec<Point>, affected: usize) -> Result<WriteAck> {
+        self.flush_locked(w)?;
+        let seq = w.last_seq + 1;
+        let no = w.manifest.next_segment_no;
+        let image = store::encode_segment(self.dim(), points.iter().map(|p| (&p.id, p.vector.as_slice(), &p.payload)), &[]);
+        fsio::write_new_file(&segment_path(&self.inner.dir, no), &image)?;
+        drop(image);
+        let mut m = w.manifest.clone();
+        m.segments.push(no);
+        m.next_segment_no = no + 1;
+        m.flushed_seq = seq;
+        write_manifest(&self.inner.dir, &m)?;
+        w.manifest = m;
+        w.last_seq = seq;
+        w.wal.restart_at(seq + 1)?;
+        self.inner.state.write().apply(&Op::Upsert(points), false);
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// Logs `op`, applies it, and flushes when the WAL is large. Holds the writer lock.
+    fn commit(&self, w: &mut Writer, op: Op) -> Result<u64> {
+        let seq = w.last_seq + 1;
+        let records = store::encode_op(&op, self.dim());
+        let refs: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
+        let sync = self.inner.config.durability == Durability::Immediate;
+        w.wal.append(seq, &refs, sync)?;
+        w.last_seq = seq;
+        drop(records);
+        {
+            let mut st = self.inner.state.write();
+            st.apply(&op, true);
+            if st.dead_rows() > st.n_alive.max(4096) {
+                st.compact_rows();
+            }
+        }
+        if w.wal.file_bytes() >= WAL_FLUSH_BYTES {
+            // The write is durable in the WAL already; a failed flush is retried next time and
+            // reported by `info`, it does not fail the acknowledged write.
+            if let Err(e) = self.flush_locked(w) {
+                w.flush_error = Some(e.to_string());
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Writes every change since the last flush into a new segment and empties the WAL.
+    pub fn flush(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.flush_locked(&mut w)
+    }
+
+    fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+        let dir = &self.inner.dir;
+        if w.manifest.segments.len() >= SEGMENTS_MAX {
+            return self.compact_locked(w);
+        }
+        let image = {
+            let st = self.inner.state.read();
+            if st.dirty.is_empty() {
+                if w.manifest.flushed_seq == w.last_seq {
+                    return Ok(());
+                }
+                None
+            } else {
+                let mut live = Vec::new();
+                let mut tombstones = Vec::new();
+                for id in &st.dirty {
+                    match st.id_to_row.get(id) {
+                        Some(&row) => live.push(row),
+                        None => tombstones.push(*id),
+                    }
+                }
+                Some(store::encode_segment(
+                    st.dim,
+                    live.iter().map(|&r| (&st.ids[r as usize], st.vector(r), &st.payloads[r as usize])),
+                    &tombstones,
+                ))
+            }
+        };
+        let mut m = w.manifest.clone();
+        if let Some(image) = image {
+            let no = m.next_segment_no;
+            fsio::write_new_file(&segment_path(dir, no), &image)?;
+            m.segments.push(no);
+            m.next_segment_no = no + 1;
+        }
+        m.flushed_seq = w.last_seq;
+        write_manifest(dir, &m)?;
+        w.manifest = m;
+        w.wal.restart_at(w.last_seq + 1)?;
+        self.inner.state.write().dirty.clear();
+        w.flush_error = None;
+        Ok(())
+    }
+
+    /// Rewrites the collection as one segment of its live points, reclaiming the space of
+    /// deleted and overwritten points on disk and in memory.
+    pub fn compact(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.compact_locked(&mut w)
+    }
+
+    fn compact_locked(&self, w: &mut Writer) -> Result<()> {
+        let dir = &self.inner.dir;
+        let no = w.manifest.next_segment_no;
+        {
+            let mut st = self.inner.state.write();
+            st.compact_rows();
+            let image = store::encode_segment(st.dim, (0..st.n_rows()).map(|r| (&st.ids[r], st.vector(r as u32), &st.payloads[r])), &[]);
+            fsio::write_new_file(&segment_path(dir, no), &image)?;
+        }
+        let old = std::mem::take(&mut w.manifest.segments);
+        let mut m = w.manifest.clone();
+        m.segments = vec![no];
+        m.next_segment_no = no + 1;
+        m.flushed_seq = w.last_seq;
+        if let Err(e) = write_manifest(dir, &m) {
+            w.manifest.segments = old;
+            return Err(e);
+        }
+        w.manifest = m;
+        w.wal.restart_at(w.last_seq + 1)?;
+        self.inner.state.write().dirty.clear();
+        for o in old {
+            fsio::remove_file_if_exists(&segment_path(dir, o))?;
+        }
+        fsio::fsync_dir(&dir.join("segments"))?;
+        w.flush_error = None;
+        Ok(())
+    }
+
+    /// Resolves a selector to the ids of live points (in id order for filters).
+    fn resolve(&self, selector: &PointSelector) -> Vec<PointId> {
+        match selector {
+            PointSelector::Ids(ids) => ids.clone(),
+            PointSelector::Filter(f) => {
+                let st = self.inner.state.read();
+                let plan = st.plan(Some(f));
+                let mut ids = Vec::with_capacity(st.plan_len(&plan));
+                quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| ids.push(st.ids[r as usize]));
+                ids
+            }
+        }
+    }
+
+    fn check_ids(ids: &[PointId]) -> Result<()> {
+        if ids.len() > BATCH_POINTS_MAX {
+            return Err(Error::BatchTooLarge { got: ids.len(), max: BATCH_POINTS_MAX });
+        }
+        Ok(())
+    }
+
+    /// Runs a selector-based write: resolves the selector under the writer lock (so no write can
+    /// slip between resolving and logging), then commits.
+    fn write_selected(&self, selector: &PointSelector, make: impl FnOnce(Vec<PointId>) -> Op) -> Result<WriteAck> {
+        let mut w = self.inner.writer.lock();
+        let ids = self.resolve(selector);
+        Self::check_ids(&ids)?;
+        let affected = {
+            let st = self.inner.state.read();
+            ids.iter().filter(|id| st.id_to_row.contains_key(id)).count()
+        };
+        if ids.is_empty() {
+            return Ok(WriteAck { seq: w.last_seq, affected: 0 });
+        }
+        let seq = self.commit(&mut w, make(ids))?;
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// Deletes points by id or by filter. `affected` counts points that existed.
+    pub fn delete(&self, selector: &PointSelector) -> Result<WriteAck> {
+        self.write_selected(selector, Op::Delete)
+    }
+
+    /// Merges `payload`'s keys into the selected points' payloads.
+    pub fn set_payload(&self, selector: &PointSelector, payload: Payload) -> Result<WriteAck> {
+        check_payload(&payload)?;
+        self.write_selected(selector, |ids| Op::SetPayload { ids, payload })
+    }
+
+    /// Replaces the selected points' payloads with `payload`.
+    pub fn overwrite_payload(&self, selector: &PointSelector, payload: Payload) -> Result<WriteAck> {
+        check_payload(&payload)?;
+        self.write_selected(selector, |ids| Op::OverwritePayload { ids, payload })
+    }
+
+    /// Removes keys (dotted paths reach into objects) from the selected points' payloads.
+    pub fn delete_payload_keys(&self, selector: &PointSelector, keys: Vec<String>) -> Result<WriteAck> {
+        self.write_selected(selector, |ids| Op::DeletePayloadKeys { ids, keys })
+    }
+
+    /// Removes every payload key of the selected points.
+    pub fn clear_payload(&self, selector: &PointSelector) -> Result<WriteAck> {
+        self.write_selected(selector, |ids| Op::ClearPayload { ids })
+    }
+
+    /// Creates (or replaces) a payload index on `key`; the schema change is durable on return.
+    pub fn create_payload_index(&self, key: &str, kind: PayloadIndexType) -> Result<()> {
+        let path = KeyPath::parse(key).map_err(|e| Error::InvalidRequest(format!("index key: {e}")))?;
+        let mut w = self.inner.writer.lock();
+        let mut m = w.manifest.clone();
+        m.indexes.retain(|(k, t)| !(k == key && *t == kind));
+        m.indexes.push((key.to_string(), kind));
+        write_manifest(&self.inner.dir, &m)?;
+        w.manifest = m;
+        let mut st = self.inner.state.write();
+        st.indexes.fields.retain(|f| !(f.key.text == key && f.kind == kind));
+        let mut index = FieldIndex::new(path, kind);
+        for (row, p) in st.payloads.iter().enumerate() {
+            if let Some(p) = p {
+                index.insert(row as u32, p);
+            }
+        }
+        st.indexes.fields.push(index);
+        Ok(())
+    }
+
+    /// Drops every payload index on `key`.
+    pub fn drop_payload_index(&self, key: &str) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        if !w.manifest.indexes.iter().any(|(k, _)| k == key) {
+            return Err(Error::IndexNotFound(key.to_string()));
+        }
+        let mut m = w.manifest.clone();
+        m.indexes.retain(|(k, _)| k != key);
+        write_manifest(&self.inner.dir, &m)?;
+        w.manifest = m;
+        self.inner.state.write().indexes.fields.retain(|f| f.key.text != key);
+        Ok(())
+    }
+
+    fn record(st: &State, row: u32, with_payload: bool, with_vector: bool) -> Record {
+        Record {
+            id: st.ids[row as usize],
+            payload: if with_payload { Some(st.payloads[row as usize].clone().unwrap_or_default()) } else { None },
+            vector: if with_vector { Some(st.vector(row).to_vec()) } else { None },
+        }
+    }
+
+    /// The points with these ids, in the order asked, skipping ids that do not exist.
+    pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Result<Vec<Record>> {
+        Self::check_ids(ids)?;
+        let st = self.inner.state.read();
+        Ok(ids.iter().filter_map(|id| st.id_to_row.get(id).map(|&r| Self::record(&st, r, with_payload, with_vector))).collect())
+    }
+
+    /// Counts points, optionally only those matching `filter`.
+    pub fn count(&self, filter: Option<&Filter>) -> usize {
+        let st = self.inner.state.read();
+        let plan = st.plan(filter);
+        st.plan_len(&plan)
+    }
+
+    /// One page of points in id order. Pages are stable: a point that exists throughout is
+    /// returned exactly once across the pages.
+    pub fn scroll(&self, req: &ScrollRequest) -> Result<ScrollPage> {
+        if req.limit == 0 || req.limit > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!("scroll limit must be 1..={SEARCH_LIMIT_MAX}")));
+        }
+        let st = self.inner.state.read();
+        let mut points = Vec::with_capacity(req.limit.min(1024));
+        let mut next_offset = None;
+        let range = match req.offset {
+            Some(start) => st.id_to_row.range(start..),
+            None => st.id_to_row.range(..),
+        };
+        for (&id, &row) in range {
+            if let Some(f) = &req.filter {
+                if !st.row_matches(row, f) {
+                    continue;
+                }
+            }
+            if points.len() == req.limit {
+                next_offset = Some(id);
+                break;
+            }
+            points.push(Self::record(&st, row, req.with_payload, req.with_vector));
+        }
+        Ok(ScrollPage { points, next_offset })
+    }
+
+    fn prepare_query(&self, req: &SearchRequest) -> Result<Vec<f32>> {
+        validate_vector(&req.vector, self.dim(), None)?;
+        let want = req.limit.checked_add(req.offset).unwrap_or(usize::MAX);
+        if req.limit == 0 || want > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!("limit must be at least 1 and limit + offset at most {SEARCH_LIMIT_MAX}")));
+        }
+        let mut q = req.vector.clone();
+        if self.inner.config.metric == Metric::Cosine {
+            quiver_kernels::normalize(&mut q);
+        }
+        Ok(q)
+    }
+
+    fn finish_hits(&self, st: &State, req: &SearchRequest, hits: Vec<quiver_kernels::Scored>) -> Vec<ScoredPoint> {
+        let metric = self.inner.config.metric;
+        hits.into_iter()
+            .skip(req.offset)
+            .map(|h| (h.row, metric.user_score(h.score)))
+            .filter(|&(_, score)| match req.score_threshold {
+                None => true,
+                Some(t) if metric.higher_is_better() => score >= t,
+                Some(t) => score <= t,
+            })
+            .map(|(row, score)| {
+                let r = Self::record(st, row, req.with_payload, req.with_vector);
+                ScoredPoint { id: r.id, score, payload: r.payload, vector: r.vector }
+            })
+            .collect()
+    }
+
+    fn search_in(&self, st: &State, req: &SearchRequest, query: &[f32]) -> Vec<ScoredPoint> {
+        let plan = st.plan(req.filter.as_ref());
+        let hits = quiver_kernels::scan_top_k(self.inner.config.metric.score_kind(), query, &st.vectors, st.dim, plan.allowed(st), req.limit + req.offset);
+        self.finish_hits(st, req, hits)
+    }
+
+    /// Exact nearest neighbours of one query: every allowed point is scored.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        let query = self.prepare_query(req)?;
+        let st = self.inner.state.read();
+        Ok(self.search_in(&st, req, &query))
+    }
+
+    /// Exact search for many queries at once. Unfiltered queries with one `limit` share a
+    /// matrix product; the others run in parallel, one scan each.
+    pub fn search_batch(&self, reqs: &[SearchRequest]) -> Result<Vec<Vec<ScoredPoint>>> {
+        let queries: Vec<Vec<f32>> = reqs.iter().map(|r| self.prepare_query(r)).collect::<Result<_>>()?;
+        let st = self.inner.state.read();
+        let shared_k = reqs.first().map(|r| r.limit + r.offset);
+        let gemm_ok = reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
+        if gemm_ok && !reqs.is_empty() {
+            let flat: Vec<f32> = queries.concat();
+            let hits = quiver_kernels::batch_top_k(self.inner.config.metric.score_kind(), &flat, &st.vectors, st.dim, quiver_kernels::Allowed::Mask(&st.alive), shared_k.unwrap_or(0));
+            return Ok(hits.into_iter().zip(reqs).map(|(h, r)| self.finish_hits(&st, r, h)).collect());
+        }
+        Ok(reqs.par_iter().zip(queries.par_iter()).map(|(r, q)| self.search_in(&st, r, q)).collect())
+    }
+
+    pub fn info(&self) -> CollectionInfo {
+        let w = self.inner.writer.lock();
+        let st = self.inner.state.read();
+        CollectionInfo {
+            name: self.inner.name.clone(),
+            config: self.inner.config.clone(),
+            points: st.n_alive,
+            dead_rows: st.dead_rows(),
+            segments: w.manifest.segments.len(),
+            wal_bytes: w.wal.file_bytes(),
+            last_seq: w.last_seq,
+            flushed_seq: w.manifest.flushed_seq,
+            payload_indexes: st.indexes.fields.iter().map(|f| (f.key.text.clone(), f.kind, f.points(), f.distinct_values())).collect(),
+            kernel_isa: quiver_kernels::isa().name(),
+            flush_error: w.flush_error.clone(),
+        }
+    }
+
+    /// Points currently stored.
+    pub fn len(&self) -> usize {
+        self.inner.state.read().n_alive
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn check_payload(p: &Payload) -> Result<()> {
+    let bytes = serde_json::to_vec(p).expect("a JSON map always serialises").len();
+    if bytes > PAYLOAD_BYTES_MAX {
+        return Err(Error::InvalidPayload { reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"), point: None });
+    }
+    Ok(())
+}
+
+/// Removes files a crash left behind: segments the manifest does not name (written before the
+/// manifest that would have named them) and temporary files.
+fn remove_strays(dir: &Path, m: &Manifest) -> Result<()> {
+    let segdir = dir.join("segments");
+    let mut removed = false;
+    for entry in std::fs::read_dir(&segdir).map_err(StorageError::io(&segdir))? {
+        let entry = entry.map_err(StorageError::io(&segdir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let known = name.strip_suffix(".seg").and_then(|s| s.parse::<u64>().ok()).is_some_and(|no| m.segments.contains(&no));
+        if !known {
+            fsio::remove_file_if_exists(&entry.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        fsio::fsync_dir(&segdir)?;
+    }
+    fsio::remove_file_if_exists(&dir.join("MANIFEST.tmp"))?;
+    Ok(())
+}

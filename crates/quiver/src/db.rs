@@ -1,0 +1,141 @@
+//! The database: a data folder holding collections, owned by one process at a time.
+//!
+//! Layout: `<root>/LOCK` (held while open), `<root>/collections/<name>/` per collection.
+//! Creating a collection builds it under `.create-<name>` and renames it into place; dropping
+//! renames it to `.drop-<name>` before deleting, so a crash never leaves half a collection under
+//! a real name. Folders starting with `.` are leftovers of such steps and are removed on open.
+
+use crate::collection::{self, Collection};
+use crate::error::{Error, Result};
+use crate::types::{validate_name, CollectionConfig};
+use parking_lot::Mutex;
+use quiver_storage::{fsio, lock::DirLock, StorageError};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// An open data folder.
+pub struct Database {
+    root: PathBuf,
+    _lock: DirLock,
+    open: Mutex<HashMap<String, Collection>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("root", &self.root).finish()
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the data folder at `root` and takes its lock. A second opener,
+    /// in this or another process, gets a [`StorageError::Locked`] error at once.
+    pub fn open(root: impl AsRef<Path>) -> Result<Database> {
+        let root = root.as_ref().to_path_buf();
+        fsio::create_dir_durable(&root)?;
+        let lock = DirLock::acquire(&root)?;
+        let cdir = root.join("collections");
+        fsio::create_dir_durable(&cdir)?;
+        for entry in std::fs::read_dir(&cdir).map_err(StorageError::io(&cdir))? {
+            let entry = entry.map_err(StorageError::io(&cdir))?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                let p = entry.path();
+                std::fs::remove_dir_all(&p).map_err(StorageError::io(&p))?;
+            }
+        }
+        Ok(Database { root, _lock: lock, open: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn collections_dir(&self) -> PathBuf {
+        self.root.join("collections")
+    }
+
+    /// Creates a collection; fails with [`Error::CollectionExists`] if the name is taken.
+    pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        validate_name(name)?;
+        config.validate()?;
+        let mut open = self.open.lock();
+        let dir = self.collections_dir().join(name);
+        if dir.exists() {
+            return Err(Error::CollectionExists(name.to_string()));
+        }
+        let tmp = self.collections_dir().join(format!(".create-{name}"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(StorageError::io(&tmp))?;
+        }
+        collection::create_files(&tmp, &config)?;
+        std::fs::rename(&tmp, &dir).map_err(StorageError::io(&dir))?;
+        fsio::fsync_dir(&self.collections_dir())?;
+        let c = Collection::open(name, &dir)?;
+        open.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Opens a collection (recovering it on first use in this process).
+    pub fn collection(&self, name: &str) -> Result<Collection> {
+        validate_name(name)?;
+        let mut open = self.open.lock();
+        if let Some(c) = open.get(name) {
+            return Ok(c.clone());
+        }
+        let dir = self.collections_dir().join(name);
+        if !collection::manifest_path(&dir).exists() {
+            return Err(Error::CollectionNotFound(name.to_string()));
+        }
+        let c = Collection::open(name, &dir)?;
+        open.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// `true` when the collection exists.
+    pub fn has_collection(&self, name: &str) -> bool {
+        validate_name(name).is_ok() && collection::manifest_path(&self.collections_dir().join(name)).exists()
+    }
+
+    /// Names of every collection, sorted.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        let cdir = self.collections_dir();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&cdir).map_err(StorageError::io(&cdir))? {
+            let entry = entry.map_err(StorageError::io(&cdir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && validate_name(&name).is_ok() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes a collection and its files. Handles to it that others still hold fail on their
+    /// next write.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        let mut open = self.open.lock();
+        let dir = self.collections_dir().join(name);
+        if !dir.exists() {
+            return Err(Error::CollectionNotFound(name.to_string()));
+        }
+        open.remove(name);
+        let doomed = self.collections_dir().join(format!(".drop-{name}"));
+        if doomed.exists() {
+            std::fs::remove_dir_all(&doomed).map_err(StorageError::io(&doomed))?;
+        }
+        std::fs::rename(&dir, &doomed).map_err(StorageError::io(&dir))?;
+        fsio::fsync_dir(&self.collections_dir())?;
+        std::fs::remove_dir_all(&doomed).map_err(StorageError::io(&doomed))?;
+        Ok(())
+    }
+
+    /// Flushes every open collection's WAL into segments.
+    pub fn flush(&self) -> Result<()> {
+        let open: Vec<Collection> = self.open.lock().values().cloned().collect();
+        for c in open {
+            c.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,483 @@
+//! Payload filters in the grammar people know from Qdrant (`Filter` in its OpenAPI description):
+//! `must` / `should` / `must_not` / `min_should`, field conditions with `match` (value, any,
+//! except), `range` and `values_count`, and `is_empty`, `is_null`, `has_id`, `nested`.
+//!
+//! Keys are paths: `a.b` walks into objects, `a[]` walks into an array's elements (arrays met on
+//! the way are walked into as well), and an array at the end of a path stands for its elements:
+//! a field condition holds when *any* of those values satisfies it.
+//!
+//! Parsing is strict: an unknown key or a wrong type is an [`Error::InvalidFilter`] that says
+//! where; a Qdrant feature Quiver does not have (geo, full text, datetime) is
+//! [`Error::Unsupported`], never a silently wrong answer.
+
+use crate::error::{Error, Result};
+use crate::types::{Payload, PointId, FILTER_DEPTH_MAX};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+/// One step of a key path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PathPart {
+    pub name: String,
+    /// `name[]`: walk into the array's elements.
+    pub array: bool,
+}
+
+/// A parsed key such as `country.cities[].population`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyPath {
+    pub text: String,
+    pub parts: Vec<PathPart>,
+}
+
+impl KeyPath {
+    pub fn parse(text: &str) -> Result<KeyPath> {
+        if text.is_empty() {
+            return Err(Error::InvalidFilter("empty key".into()));
+        }
+        let mut parts = Vec::new();
+        for raw in text.split('.') {
+            let (name, array) = match raw.strip_suffix("[]") {
+                Some(n) => (n, true),
+                None => (raw, false),
+            };
+            if name.is_empty() || name.contains('[') || name.contains(']') {
+                return Err(Error::InvalidFilter(format!("invalid key {text:?}: each part is a name, optionally followed by []")));
+            }
+            parts.push(PathPart { name: name.to_string(), array });
+        }
+        Ok(KeyPath { text: text.to_string(), parts })
+    }
+
+    /// The values at this path (before arrays at the end are flattened).
+    pub fn raw_values<'a>(&self, payload: &'a Payload) -> Vec<&'a Value> {
+        let mut current: Vec<&'a Value> = Vec::new();
+        let mut next: Vec<&'a Value> = Vec::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            next.clear();
+            let visit = |obj: &'a Map<String, Value>, next: &mut Vec<&'a Value>| {
+                if let Some(v) = obj.get(&part.name) {
+                    if part.array {
+                        if let Value::Array(items) = v {
+                            next.extend(items.iter());
+                        }
+                    } else {
+                        next.push(v);
+                    }
+                }
+            };
+            if i == 0 {
+                visit(payload, &mut next);
+            } else {
+                for v in &current {
+                    match v {
+                        Value::Object(obj) => visit(obj, &mut next),
+                        // Arrays of objects met on the way are walked into.
+                        Value::Array(items) => {
+                            for item in items {
+                                if let Value::Object(obj) = item {
+                                    visit(obj, &mut next);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            std::mem::swap(&mut current, &mut next);
+        }
+        current
+    }
+
+    /// The values a field condition looks at: arrays at the end stand for their elements.
+    pub fn leaf_values<'a>(&self, payload: &'a Payload) -> Vec<&'a Value> {
+        let mut out = Vec::new();
+        for v in self.raw_values(payload) {
+            match v {
+                Value::Array(items) => out.extend(items.iter()),
+                other => out.push(other),
+            }
+        }
+        out
+    }
+}
+
+/// A value that `match` compares with: Qdrant's keyword, integer or bool.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MatchValue {
+    Keyword(String),
+    Integer(i64),
+    Bool(bool),
+}
+
+impl MatchValue {
+    fn parse(v: &Value, at: &str) -> Result<MatchValue> {
+        match v {
+            Value::String(s) => Ok(MatchValue::Keyword(s.clone())),
+            Value::Bool(b) => Ok(MatchValue::Bool(*b)),
+            Value::Number(n) => n
+                .as_i64()
+                .map(MatchValue::Integer)
+                .ok_or_else(|| Error::InvalidFilter(format!("{at}: match takes a string, an integer or a bool, not {n} (use range for floats)"))),
+            other => Err(Error::InvalidFilter(format!("{at}: match takes a string, an integer or a bool, not {other}"))),
+        }
+    }
+
+    /// `true` when the stored JSON value equals this one (integers match JSON integers only).
+    pub fn equals(&self, v: &Value) -> bool {
+        match (self, v) {
+            (MatchValue::Keyword(a), Value::String(b)) => a == b,
+            (MatchValue::Integer(a), Value::Number(b)) => b.as_i64() == Some(*a),
+            (MatchValue::Bool(a), Value::Bool(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Bounds on a number; `None` means unbounded on that side.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Range {
+    pub gt: Option<f64>,
+    pub gte: Option<f64>,
+    pub lt: Option<f64>,
+    pub lte: Option<f64>,
+}
+
+impl Range {
+    pub fn contains(&self, x: f64) -> bool {
+        self.gt.is_none_or(|b| x > b) && self.gte.is_none_or(|b| x >= b) && self.lt.is_none_or(|b| x < b) && self.lte.is_none_or(|b| x <= b)
+    }
+
+    fn parse(v: &Value, at: &str) -> Result<Range> {
+        let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object with gt/gte/lt/lte")))?;
+        let mut r = Range::default();
+        for (k, bound) in obj {
+            let slot = match k.as_str() {
+                "gt" => &mut r.gt,
+                "gte" => &mut r.gte,
+                "lt" => &mut r.lt,
+                "lte" => &mut r.lte,
+                other => return Err(Error::InvalidFilter(format!("{at}: unknown bound {other:?}"))),
+            };
+            *slot = match bound {
+                Value::Null => None,
+                Value::Number(n) => Some(n.as_f64().ok_or_else(|| Error::InvalidFilter(format!("{at}.{k}: not a number")))?),
+                Value::String(_) => return Err(Error::Unsupported(format!("{at}: datetime ranges are not supported yet; give numbers"))),
+                other => return Err(Error::InvalidFilter(format!("{at}.{k}: expected a number, got {other}"))),
+            };
+        }
+        Ok(r)
+    }
+}
+
+/// One check on a field's values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldCheck {
+    /// Some value equals this one.
+    Match(MatchValue),
+    /// Some value equals one of these.
+    Any(Vec<MatchValue>),
+    /// Some value equals none of these (a missing field has no such value).
+    Except(Vec<MatchValue>),
+    /// Some numeric value lies in the range.
+    Range(Range),
+    /// The number of (non-null) values lies in the range.
+    ValuesCount(Range),
+}
+
+/// A condition on one key; every check must hold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldCondition {
+    pub key: KeyPath,
+    pub checks: Vec<FieldCheck>,
+}
+
+impl FieldCondition {
+    pub fn check_one(check: &FieldCheck, values: &[&Value]) -> bool {
+        match check {
+            FieldCheck::Match(m) => values.iter().any(|v| m.equals(v)),
+            FieldCheck::Any(list) => values.iter().any(|v| list.iter().any(|m| m.equals(v))),
+            FieldCheck::Except(list) => values.iter().any(|v| !v.is_null() && !list.iter().any(|m| m.equals(v))),
+            FieldCheck::Range(r) => values.iter().any(|v| v.as_f64().is_some_and(|x| r.contains(x))),
+            FieldCheck::ValuesCount(r) => r.contains(values.iter().filter(|v| !v.is_null()).count() as f64),
+        }
+    }
+
+    pub fn matches(&self, payload: &Payload) -> bool {
+        let values = self.key.leaf_values(payload);
+        self.checks.iter().all(|c| FieldCondition::check_one(c, &values))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    Field(FieldCondition),
+    /// The key is missing, null, or an empty array.
+    IsEmpty(KeyPath),
+    /// The key is present with the value null.
+    IsNull(KeyPath),
+    HasId(HashSet<PointId>),
+    Filter(Box<Filter>),
+    /// The filter holds for at least one object element of the array at `key`.
+    Nested { key: KeyPath, filter: Box<Filter> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MinShould {
+    pub conditions: Vec<Condition>,
+    pub min_count: usize,
+}
+
+/// A parsed filter. The empty filter matches every point.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filter {
+    pub must: Vec<Condition>,
+    pub should: Vec<Condition>,
+    pub must_not: Vec<Condition>,
+    pub min_should: Option<MinShould>,
+}
+
+impl Filter {
+    /// Parses Qdrant's JSON form.
+    pub fn from_json(v: &Value) -> Result<Filter> {
+        parse_filter(v, "filter", 0)
+    }
+
+    /// Parses Qdrant's JSON form from text.
+    pub fn parse(text: &str) -> Result<Filter> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::InvalidFilter(format!("not valid JSON: {e}")))?;
+        Filter::from_json(&v)
+    }
+
+    /// Evaluates the filter on one point.
+    pub fn matches(&self, id: PointId, payload: &Payload) -> bool {
+        let holds = |c: &Condition| condition_matches(c, id, payload);
+        self.must.iter().all(holds)
+            && (self.should.is_empty() || self.should.iter().any(holds))
+            && !self.must_not.iter().any(holds)
+            && self.min_should.as_ref().is_none_or(|m| m.conditions.iter().filter(|c| holds(c)).count() >= m.min_count)
+    }
+}
+
+fn condition_matches(c: &Condition, id: PointId, payload: &Payload) -> bool {
+    match c {
+        Condition::Field(f) => f.matches(payload),
+        Condition::IsEmpty(key) => key.leaf_values(payload).iter().all(|v| v.is_null()),
+        Condition::IsNull(key) => key.raw_values(payload).iter().any(|v| v.is_null()),
+        Condition::HasId(ids) => ids.contains(&id),
+        Condition::Filter(f) => f.matches(id, payload),
+        Condition::Nested { key, filter } => key.leaf_values(payload).iter().any(|v| match v {
+            Value::Object(obj) => filter.matches(id, obj),
+            _ => false,
+        }),
+    }
+}
+
+fn parse_filter(v: &Value, at: &str, depth: usize) -> Result<Filter> {
+    if depth > FILTER_DEPTH_MAX {
+        return Err(Error::InvalidFilter(format!("filters nest deeper than {FILTER_DEPTH_MAX} levels")));
+    }
+    let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object")))?;
+    let mut f = Filter::default();
+    for (k, val) in obj {
+        let here = format!("{at}.{k}");
+        match k.as_str() {
+            "must" => f.must = parse_conditions(val, &here, depth)?,
+            "should" => f.should = parse_conditions(val, &here, depth)?,
+            "must_not" => f.must_not = parse_conditions(val, &here, depth)?,
+            "min_should" => {
+                if val.is_null() {
+                    continue;
+                }
+                let m = val.as_object().ok_or_else(|| Error::InvalidFilter(format!("{here} must be an object with conditions and min_count")))?;
+                for key in m.keys() {
+                    if key != "conditions" && key != "min_count" {
+                        return Err(Error::InvalidFilter(format!("{here}: unknown key {key:?}")));
+                    }
+                }
+                let conditions = parse_conditions(m.get("conditions").unwrap_or(&Value::Null), &format!("{here}.conditions"), depth)?;
+                let min_count = m
+                    .get("min_count")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| Error::InvalidFilter(format!("{here}.min_count must be a non-negative integer")))?;
+                f.min_should = Some(MinShould { conditions, min_count: min_count as usize });
+            }
+            other => return Err(Error::InvalidFilter(format!("{at}: unknown key {other:?} (expected must, should, must_not, min_should)"))),
+        }
+    }
+    Ok(f)
+}
+
+fn parse_conditions(v: &Value, at: &str, depth: usize) -> Result<Vec<Condition>> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items.iter().enumerate().map(|(i, c)| parse_condition(c, &format!("{at}[{i}]"), depth)).collect(),
+        Value::Object(_) => Ok(vec![parse_condition(v, at, depth)?]),
+        other => Err(Error::InvalidFilter(format!("{at} must be a condition or a list of conditions, not {other}"))),
+    }
+}
+
+fn key_of(v: &Value, at: &str) -> Result<KeyPath> {
+    let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object with a key")))?;
+    let key = obj.get("key").and_then(Value::as_str).ok_or_else(|| Error::InvalidFilter(format!("{at}.key must be a string")))?;
+    KeyPath::parse(key)
+}
+
+fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
+    let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object")))?;
+    if obj.contains_key("key") {
+        return parse_field_condition(obj, at).map(Condition::Field);
+    }
+    if let Some(inner) = obj.get("is_empty") {
+        return Ok(Condition::IsEmpty(key_of(inner, &format!("{at}.is_empty"))?));
+    }
+    if let Some(inner) = obj.get("is_null") {
+        return Ok(Condition::IsNull(key_of(inner, &format!("{at}.is_null"))?));
+    }
+    if let Some(ids) = obj.get("has_id") {
+        let list = ids.as_array().ok_or_else(|| Error::InvalidFilter(format!("{at}.has_id must be a list of ids")))?;
+        return Ok(Condition::HasId(list.iter().map(PointId::from_json).collect::<Result<_>>()?));
+    }
+    if let Some(inner) = obj.get("nested") {
+        let here = format!("{at}.nested");
+        let key = key_of(inner, &here)?;
+        let filter = inner.get("filter").ok_or_else(|| Error::InvalidFilter(format!("{here}.filter is required")))?;
+        return Ok(Condition::Nested { key, filter: Box::new(parse_filter(filter, &format!("{here}.filter"), depth + 1)?) });
+    }
+    if obj.contains_key("has_vector") {
+        return Err(Error::Unsupported(format!("{at}: has_vector conditions (Quiver collections have one vector per point)")));
+    }
+    Ok(Condition::Filter(Box::new(parse_filter(v, at, depth + 1)?)))
+}
+
+fn parse_match_list(v: &Value, at: &str) -> Result<Vec<MatchValue>> {
+    let list = v.as_array().ok_or_else(|| Error::InvalidFilter(format!("{at} must be a list")))?;
+    list.iter().map(|x| MatchValue::parse(x, at)).collect()
+}
+
+fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCondition> {
+    let key = KeyPath::parse(obj.get("key").and_then(Value::as_str).ok_or_else(|| Error::InvalidFilter(format!("{at}.key must be a string")))?)?;
+    let mut checks = Vec::new();
+    for (k, val) in obj {
+        let here = format!("{at}.{k}");
+        match k.as_str() {
+            "key" => {}
+            "match" => {
+                if val.is_null() {
+                    continue;
+                }
+                let m = val.as_object().ok_or_else(|| Error::InvalidFilter(format!("{here} must be an object")))?;
+                if m.len() != 1 {
+                    return Err(Error::InvalidFilter(format!("{here} needs exactly one of value, any, except")));
+                }
+                let (mk, mv) = m.iter().next().expect("one entry");
+                checks.push(match mk.as_str() {
+                    "value" => FieldCheck::Match(MatchValue::parse(mv, &here)?),
+                    "any" => FieldCheck::Any(parse_match_list(mv, &here)?),
+                    "except" => FieldCheck::Except(parse_match_list(mv, &here)?),
+                    "text" | "phrase" | "text_any" => return Err(Error::Unsupported(format!("{here}: full-text match ({mk}) needs a full-text index, which Quiver does not have yet"))),
+                    other => return Err(Error::InvalidFilter(format!("{here}: unknown match kind {other:?}"))),
+                });
+            }
+            "range" => {
+                if !val.is_null() {
+                    checks.push(FieldCheck::Range(Range::parse(val, &here)?));
+                }
+            }
+            "values_count" => {
+                if !val.is_null() {
+                    checks.push(FieldCheck::ValuesCount(Range::parse(val, &here)?));
+                }
+            }
+            "geo_bounding_box" | "geo_radius" | "geo_polygon" => {
+                if !val.is_null() {
+                    return Err(Error::Unsupported(format!("{here}: geo conditions")));
+                }
+            }
+            "is_empty" | "is_null" => {
+                if !val.is_null() {
+                    return Err(Error::Unsupported(format!("{here}: use the is_empty / is_null condition form")));
+                }
+            }
+            other => return Err(Error::InvalidFilter(format!("{at}: unknown key {other:?}"))),
+        }
+    }
+    if checks.is_empty() {
+        return Err(Error::InvalidFilter(format!("{at}: a field condition needs match, range or values_count")));
+    }
+    Ok(FieldCondition { key, checks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn payload(v: Value) -> Payload {
+        v.as_object().unwrap().clone()
+    }
+
+    #[track_caller]
+    fn check(filter: Value, doc: Value, want: bool) {
+        let f = Filter::from_json(&filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
+        assert_eq!(f.matches(PointId::Num(7), &payload(doc.clone())), want, "filter {filter} on {doc}");
+    }
+
+    #[test]
+    fn conditions_by_example() {
+        let doc = json!({"city": "London", "n": 3, "x": 2.5, "ok": true, "tags": ["a", "b"],
+            "country": {"cities": [{"name": "Paris", "pop": 2.1}, {"name": "Lyon", "pop": 0.5}]}, "none": null, "empty": []});
+        check(json!({"must": [{"key": "city", "match": {"value": "London"}}]}), doc.clone(), true);
+        check(json!({"must": {"key": "city", "match": {"value": "Paris"}}}), doc.clone(), false);
+        check(json!({"must": [{"key": "n", "match": {"value": 3}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "ok", "match": {"value": true}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "tags", "match": {"value": "b"}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "tags", "match": {"any": ["z", "a"]}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "tags", "match": {"except": ["a", "b"]}}]}), doc.clone(), false);
+        check(json!({"must": [{"key": "tags", "match": {"except": ["a"]}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "missing", "match": {"except": ["a"]}}]}), doc.clone(), false);
+        check(json!({"must": [{"key": "x", "range": {"gt": 2.0, "lte": 2.5}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "x", "range": {"gt": 2.5}}]}), doc.clone(), false);
+        check(json!({"must": [{"key": "country.cities[].name", "match": {"value": "Lyon"}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "country.cities[].pop", "range": {"gte": 2.0}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "country.cities.pop", "range": {"gte": 3.0}}]}), doc.clone(), false);
+        check(json!({"must": [{"is_empty": {"key": "missing"}}, {"is_empty": {"key": "empty"}}, {"is_empty": {"key": "none"}}]}), doc.clone(), true);
+        check(json!({"must": [{"is_empty": {"key": "tags"}}]}), doc.clone(), false);
+        check(json!({"must": [{"is_null": {"key": "none"}}]}), doc.clone(), true);
+        check(json!({"must": [{"is_null": {"key": "missing"}}]}), doc.clone(), false);
+        check(json!({"must": [{"has_id": [1, 7]}]}), doc.clone(), true);
+        check(json!({"must_not": [{"has_id": [7]}]}), doc.clone(), false);
+        check(json!({"should": [{"key": "n", "match": {"value": 4}}, {"key": "ok", "match": {"value": true}}]}), doc.clone(), true);
+        check(json!({"should": [{"key": "n", "match": {"value": 4}}]}), doc.clone(), false);
+        check(json!({"min_should": {"conditions": [{"key": "n", "match": {"value": 3}}, {"key": "ok", "match": {"value": true}}, {"key": "x", "range": {"lt": 0}}], "min_count": 2}}), doc.clone(), true);
+        check(json!({"min_should": {"conditions": [{"key": "n", "match": {"value": 3}}, {"key": "x", "range": {"lt": 0}}], "min_count": 2}}), doc.clone(), false);
+        check(json!({"must": [{"must_not": [{"key": "city", "match": {"value": "Rome"}}]}]}), doc.clone(), true);
+        check(json!({"must": [{"nested": {"key": "country.cities", "filter": {"must": [{"key": "name", "match": {"value": "Paris"}}, {"key": "pop", "range": {"lt": 1.0}}]}}}]}), doc.clone(), false);
+        check(json!({"must": [{"nested": {"key": "country.cities", "filter": {"must": [{"key": "name", "match": {"value": "Lyon"}}, {"key": "pop", "range": {"lt": 1.0}}]}}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "tags", "values_count": {"gte": 2}}]}), doc.clone(), true);
+        check(json!({}), doc, true);
+    }
+
+    #[test]
+    fn bad_filters_are_typed_errors() {
+        for (f, unsupported) in [
+            (json!({"must": [{"key": "a", "match": {"value": 1.5}}]}), false),
+            (json!({"must": [{"key": "a"}]}), false),
+            (json!({"mast": []}), false),
+            (json!({"must": [{"key": "", "match": {"value": 1}}]}), false),
+            (json!({"must": [{"key": "a", "match": {"text": "hello"}}]}), true),
+            (json!({"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}]}), true),
+            (json!({"must": [{"key": "a", "range": {"gt": "2024-01-01"}}]}), true),
+            (json!({"must": [{"has_id": [-1]}]}), false),
+            (json!([1, 2]), false),
+        ] {
+            let err = Filter::from_json(&f).unwrap_err();
+            assert_eq!(matches!(err, Error::Unsupported(_)), unsupported, "{f}: {err}");
+        }
+        let mut deep = json!({"must": []});
+        for _ in 0..40 {
+            deep = json!({"must": [deep]});
+        }
+        assert!(Filter::from_json(&deep).is_err());
+    }
+}

@@ -1,0 +1,362 @@
+//! Payload indexes: per-field maps from values to the rows that hold them, so a selective filter
+//! touches only its candidates instead of every payload.
+//!
+//! An index is a *superset oracle*: [`PayloadIndexes::candidates`] returns rows that may match
+//! (exactly the rows whose indexed field satisfies the indexed conditions); the caller still
+//! evaluates the whole filter on each candidate. Indexes live in memory and are rebuilt from the
+//! payloads when a collection opens; only their schema is stored (in the manifest).
+
+use crate::error::{Error, Result};
+use crate::filter::{Condition, FieldCheck, Filter, KeyPath, MatchValue, Range};
+use crate::types::Payload;
+use roaring::RoaringBitmap;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+/// What an index stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PayloadIndexType {
+    /// Strings, for `match` value / any.
+    Keyword,
+    /// Integers, for `match` value / any and `range`.
+    Integer,
+    /// Numbers, for `range`.
+    Float,
+    /// Booleans, for `match` value.
+    Bool,
+}
+
+impl PayloadIndexType {
+    pub fn name(self) -> &'static str {
+        match self {
+            PayloadIndexType::Keyword => "keyword",
+            PayloadIndexType::Integer => "integer",
+            PayloadIndexType::Float => "float",
+            PayloadIndexType::Bool => "bool",
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            PayloadIndexType::Keyword => 1,
+            PayloadIndexType::Integer => 2,
+            PayloadIndexType::Float => 3,
+            PayloadIndexType::Bool => 4,
+        }
+    }
+
+    pub(crate) fn from_code(c: u8) -> Option<PayloadIndexType> {
+        Some(match c {
+            1 => PayloadIndexType::Keyword,
+            2 => PayloadIndexType::Integer,
+            3 => PayloadIndexType::Float,
+            4 => PayloadIndexType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+impl std::str::FromStr for PayloadIndexType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<PayloadIndexType> {
+        match s {
+            "keyword" => Ok(PayloadIndexType::Keyword),
+            "integer" => Ok(PayloadIndexType::Integer),
+            "float" => Ok(PayloadIndexType::Float),
+            "bool" => Ok(PayloadIndexType::Bool),
+            other => Err(Error::Unsupported(format!("payload index type {other:?}; Quiver has keyword, integer, float and bool"))),
+        }
+    }
+}
+
+/// `f64` with a total order, as a map key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct OrdF64(i64);
+
+impl OrdF64 {
+    fn new(x: f64) -> OrdF64 {
+        let bits = x.to_bits() as i64;
+        // Flip the magnitude bits of negatives so that integer order is numeric order.
+        OrdF64(bits ^ (((bits >> 63) as u64) >> 1) as i64)
+    }
+}
+
+#[derive(Debug)]
+enum IndexData {
+    Keyword(HashMap<String, RoaringBitmap>),
+    Integer(BTreeMap<i64, RoaringBitmap>),
+    Float(BTreeMap<OrdF64, RoaringBitmap>),
+    Bool { yes: RoaringBitmap, no: RoaringBitmap },
+}
+
+/// The index of one field.
+#[derive(Debug)]
+pub struct FieldIndex {
+    pub key: KeyPath,
+    pub kind: PayloadIndexType,
+    data: IndexData,
+    /// Rows with at least one indexed value.
+    indexed_rows: RoaringBitmap,
+    /// Integer indexes only: rows holding a number that is not a 64-bit integer (such as 2.5).
+    /// A range must still consider them, so they join every range answer.
+    other_numbers: RoaringBitmap,
+}
+
+fn union_all<'a>(maps: impl Iterator<Item = &'a RoaringBitmap>) -> RoaringBitmap {
+    let mut out = RoaringBitmap::new();
+    for m in maps {
+        out |= m;
+    }
+    out
+}
+
+/// Inclusive integer bounds of a real range, or `None` when it holds no integer.
+fn integer_bounds(r: &Range) -> Option<(i64, i64)> {
+    let mut lo = i64::MIN as f64;
+    let mut hi = i64::MAX as f64;
+    if let Some(v) = r.gte {
+        lo = lo.max(v.ceil());
+    }
+    if let Some(v) = r.gt {
+        lo = lo.max(v.floor() + 1.0);
+    }
+    if let Some(v) = r.lte {
+        hi = hi.min(v.floor());
+    }
+    if let Some(v) = r.lt {
+        hi = hi.min(v.ceil() - 1.0);
+    }
+    if lo > hi {
+        return None;
+    }
+    Some((lo as i64, hi as i64))
+}
+
+impl FieldIndex {
+    pub fn new(key: KeyPath, kind: PayloadIndexType) -> FieldIndex {
+        let data = match kind {
+            PayloadIndexType::Keyword => IndexData::Keyword(HashMap::new()),
+            PayloadIndexType::Integer => IndexData::Integer(BTreeMap::new()),
+            PayloadIndexType::Float => IndexData::Float(BTreeMap::new()),
+            PayloadIndexType::Bool => IndexData::Bool { yes: RoaringBitmap::new(), no: RoaringBitmap::new() },
+        };
+        FieldIndex { key, kind, data, indexed_rows: RoaringBitmap::new(), other_numbers: RoaringBitmap::new() }
+    }
+
+    /// Indexes every value of `payload` for `row`.
+    pub fn insert(&mut self, row: u32, payload: &Payload) {
+        self.update(row, payload, true)
+    }
+
+    /// Adds (`insert`) or removes every indexed value of `payload` for `row`.
+    fn update(&mut self, row: u32, payload: &Payload, insert: bool) {
+        let values = self.key.leaf_values(payload);
+        let mut any = false;
+        for v in values {
+            if let (IndexData::Integer(_), Value::Number(n)) = (&self.data, v) {
+                if n.as_i64().is_none() {
+                    if insert {
+                        self.other_numbers.insert(row);
+                    } else {
+                        self.other_numbers.remove(row);
+                    }
+                }
+            }
+            let set: Option<&mut RoaringBitmap> = match (&mut self.data, v) {
+                (IndexData::Keyword(m), Value::String(s)) => Some(m.entry(s.clone()).or_default()),
+                (IndexData::Integer(m), Value::Number(n)) => n.as_i64().map(|i| m.entry(i).or_default()),
+                (IndexData::Float(m), Value::Number(n)) => n.as_f64().map(|x| m.entry(OrdF64::new(x)).or_default()),
+                (IndexData::Bool { yes, no }, Value::Bool(b)) => Some(if *b { yes } else { no }),
+                _ => None,
+            };
+            if let Some(set) = set {
+                any = true;
+                if insert {
+                    set.insert(row);
+                } else {
+                    set.remove(row);
+                }
+            }
+        }
+        if any {
+            if insert {
+                self.indexed_rows.insert(row);
+            } else {
+                self.indexed_rows.remove(row);
+                self.prune_empty();
+            }
+        }
+    }
+
+    fn prune_empty(&mut self) {
+        match &mut self.data {
+            IndexData::Keyword(m) => m.retain(|_, s| !s.is_empty()),
+            IndexData::Integer(m) => m.retain(|_, s| !s.is_empty()),
+            IndexData::Float(m) => m.retain(|_, s| !s.is_empty()),
+            IndexData::Bool { .. } => {}
+        }
+    }
+
+    /// The rows whose value satisfies `check`, when this index can answer it.
+    fn lookup(&self, check: &FieldCheck) -> Option<RoaringBitmap> {
+        match (&self.data, check) {
+            (IndexData::Keyword(m), FieldCheck::Match(MatchValue::Keyword(s))) => Some(m.get(s).cloned().unwrap_or_default()),
+            (IndexData::Keyword(m), FieldCheck::Any(list)) if list.iter().all(|v| matches!(v, MatchValue::Keyword(_))) => {
+                Some(union_all(list.iter().filter_map(|v| match v {
+                    MatchValue::Keyword(s) => m.get(s),
+                    _ => None,
+                })))
+            }
+            (IndexData::Integer(m), FieldCheck::Match(MatchValue::Integer(i))) => Some(m.get(i).cloned().unwrap_or_default()),
+            (IndexData::Integer(m), FieldCheck::Any(list)) if list.iter().all(|v| matches!(v, MatchValue::Integer(_))) => {
+                Some(union_all(list.iter().filter_map(|v| match v {
+                    MatchValue::Integer(i) => m.get(i),
+                    _ => None,
+                })))
+            }
+            // Rows with non-integer numbers join the answer: the caller's exact check sorts them.
+            (IndexData::Integer(m), FieldCheck::Range(r)) => Some(match integer_bounds(r) {
+                Some((lo, hi)) => union_all(m.range(lo..=hi).map(|(_, s)| s)) | &self.other_numbers,
+                None => self.other_numbers.clone(),
+            }),
+            (IndexData::Float(m), FieldCheck::Range(r)) => {
+                let lower = match (r.gt, r.gte) {
+                    (Some(a), Some(b)) if a >= b => Bound::Excluded(OrdF64::new(a)),
+                    (_, Some(b)) => Bound::Included(OrdF64::new(b)),
+                    (Some(a), None) => Bound::Excluded(OrdF64::new(a)),
+                    (None, None) => Bound::Unbounded,
+                };
+                let upper = match (r.lt, r.lte) {
+                    (Some(a), Some(b)) if a <= b => Bound::Excluded(OrdF64::new(a)),
+                    (_, Some(b)) => Bound::Included(OrdF64::new(b)),
+                    (Some(a), None) => Bound::Excluded(OrdF64::new(a)),
+                    (None, None) => Bound::Unbounded,
+                };
+                let empty = match (lower, upper) {
+                    (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a > b || (a == b && !(matches!(lower, Bound::Included(_)) && matches!(upper, Bound::Included(_)))),
+                    _ => false,
+                };
+                if empty {
+                    return Some(RoaringBitmap::new());
+                }
+                Some(union_all(m.range((lower, upper)).map(|(_, s)| s)))
+            }
+            (IndexData::Bool { yes, no }, FieldCheck::Match(MatchValue::Bool(b))) => Some(if *b { yes.clone() } else { no.clone() }),
+            _ => None,
+        }
+    }
+
+    /// Distinct values held (for `quiver info`).
+    pub fn distinct_values(&self) -> usize {
+        match &self.data {
+            IndexData::Keyword(m) => m.len(),
+            IndexData::Integer(m) => m.len(),
+            IndexData::Float(m) => m.len(),
+            IndexData::Bool { yes, no } => (!yes.is_empty()) as usize + (!no.is_empty()) as usize,
+        }
+    }
+
+    /// Rows with at least one indexed value.
+    pub fn points(&self) -> u64 {
+        self.indexed_rows.len()
+    }
+}
+
+/// Every payload index of a collection.
+#[derive(Debug, Default)]
+pub struct PayloadIndexes {
+    pub fields: Vec<FieldIndex>,
+}
+
+impl PayloadIndexes {
+    pub fn insert(&mut self, row: u32, payload: &Payload) {
+        for f in &mut self.fields {
+            f.update(row, payload, true);
+        }
+    }
+
+    pub fn remove(&mut self, row: u32, payload: &Payload) {
+        for f in &mut self.fields {
+            f.update(row, payload, false);
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&FieldIndex> {
+        self.fields.iter().find(|f| f.key.text == key)
+    }
+
+    fn lookup(&self, key: &KeyPath, check: &FieldCheck) -> Option<RoaringBitmap> {
+        // Prefer a float index for ranges: it sees every number, integers included.
+        let mut fields: Vec<&FieldIndex> = self.fields.iter().filter(|f| f.key == *key).collect();
+        fields.sort_by_key(|f| f.kind != PayloadIndexType::Float);
+        fields.iter().find_map(|f| f.lookup(check))
+    }
+
+    fn condition_candidates(&self, c: &Condition) -> Option<RoaringBitmap> {
+        match c {
+            Condition::Field(fc) => {
+                let mut acc: Option<RoaringBitmap> = None;
+                for check in &fc.checks {
+                    if let Some(set) = self.lookup(&fc.key, check) {
+                        acc = Some(match acc {
+                            Some(a) => a & set,
+                            None => set,
+                        });
+                    }
+                }
+                acc
+            }
+            Condition::Filter(f) => self.candidates(f),
+            _ => None,
+        }
+    }
+
+    /// A superset of the rows `filter` can match, from the indexes; `None` when no index helps
+    /// (then the caller scans). `has_id` is resolved by the caller, which owns the id map.
+    pub fn candidates(&self, filter: &Filter) -> Option<RoaringBitmap> {
+        let mut acc: Option<RoaringBitmap> = None;
+        for c in &filter.must {
+            if let Some(set) = self.condition_candidates(c) {
+                acc = Some(match acc {
+                    Some(a) => a & set,
+                    None => set,
+                });
+            }
+        }
+        if !filter.should.is_empty() {
+            let sets: Option<Vec<RoaringBitmap>> = filter.should.iter().map(|c| self.condition_candidates(c)).collect();
+            if let Some(sets) = sets {
+                let union = union_all(sets.iter());
+                acc = Some(match acc {
+                    Some(a) => a & union,
+                    None => union,
+                });
+            }
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_order_is_numeric() {
+        let xs = [-1e30, -2.5, -0.0, 0.0, 1e-9, 3.0, f64::INFINITY];
+        for w in xs.windows(2) {
+            assert!(OrdF64::new(w[0]) <= OrdF64::new(w[1]), "{w:?}");
+        }
+        assert!(OrdF64::new(f64::NEG_INFINITY) < OrdF64::new(-1e300));
+    }
+
+    #[test]
+    fn integer_bounds_of_ranges() {
+        let r = |gt, gte, lt, lte| Range { gt, gte, lt, lte };
+        assert_eq!(integer_bounds(&r(Some(1.5), None, Some(4.0), None)), Some((2, 3)));
+        assert_eq!(integer_bounds(&r(None, Some(2.0), None, Some(2.0))), Some((2, 2)));
+        assert_eq!(integer_bounds(&r(Some(2.0), None, Some(3.0), None)), None);
+        assert_eq!(integer_bounds(&r(None, None, None, Some(-0.5))), Some((i64::MIN, -1)));
+    }
+}

@@ -1,0 +1,285 @@
+//! The in-memory state of one collection: vectors in one row-major matrix, ids, payloads, the
+//! live-row bitset, the id map and the payload indexes. Every change goes through
+//! [`State::apply`], both for new writes and for recovery, so replay and live writes cannot
+//! disagree.
+//!
+//! Invariants: `ids`, `payloads` and rows of `vectors` have one entry per row; a row is live iff
+//! its bit is set in `alive`, and then `id_to_row[ids[row]] == row`; dead rows have no payload
+//! and are in no index. `dirty` holds the ids changed since the last flush.
+
+use crate::filter::{Condition, Filter};
+use crate::payload_index::{FieldIndex, PayloadIndexes};
+use crate::store::{Op, SegmentData};
+use crate::types::{Payload, Point, PointId};
+use quiver_kernels::Allowed;
+use roaring::RoaringBitmap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Rows the scan may visit after a filter is planned.
+pub enum Plan {
+    /// Every live row (no filter).
+    AllLive,
+    /// A bitset of matching rows (the filter was evaluated on every live row).
+    Mask(Vec<u64>),
+    /// The matching rows, from index candidates.
+    List(Vec<u32>),
+}
+
+impl Plan {
+    pub fn allowed<'a>(&'a self, state: &'a State) -> Allowed<'a> {
+        match self {
+            Plan::AllLive => Allowed::Mask(&state.alive),
+            Plan::Mask(m) => Allowed::Mask(m),
+            Plan::List(l) => Allowed::List(l),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub dim: usize,
+    pub vectors: Vec<f32>,
+    pub ids: Vec<PointId>,
+    pub payloads: Vec<Option<Payload>>,
+    pub alive: Vec<u64>,
+    pub n_alive: usize,
+    pub id_to_row: BTreeMap<PointId, u32>,
+    pub indexes: PayloadIndexes,
+    pub dirty: BTreeSet<PointId>,
+}
+
+impl State {
+    pub fn new(dim: usize) -> State {
+        State {
+            dim,
+            vectors: Vec::new(),
+            ids: Vec::new(),
+            payloads: Vec::new(),
+            alive: Vec::new(),
+            n_alive: 0,
+            id_to_row: BTreeMap::new(),
+            indexes: PayloadIndexes::default(),
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_alive(&self, row: u32) -> bool {
+        self.alive.get(row as usize / 64).is_some_and(|w| w >> (row % 64) & 1 == 1)
+    }
+
+    pub fn vector(&self, row: u32) -> &[f32] {
+        let start = row as usize * self.dim;
+        &self.vectors[start..start + self.dim]
+    }
+
+    fn kill_row(&mut self, row: u32) {
+        debug_assert!(self.is_alive(row));
+        if let Some(p) = self.payloads[row as usize].take() {
+            self.indexes.remove(row, &p);
+        }
+        self.alive[row as usize / 64] &= !(1u64 << (row % 64));
+        self.n_alive -= 1;
+    }
+
+    fn upsert_one(&mut self, id: PointId, vector: &[f32], payload: Option<Payload>) {
+        assert_eq!(vector.len(), self.dim, "vectors are validated before they reach the state");
+        if let Some(&old) = self.id_to_row.get(&id) {
+            self.kill_row(old);
+        }
+        let row = u32::try_from(self.ids.len()).expect("row count is bounded by ROWS_MAX");
+        self.vectors.extend_from_slice(vector);
+        self.ids.push(id);
+        if let Some(p) = &payload {
+            self.indexes.insert(row, p);
+        }
+        self.payloads.push(payload);
+        if self.alive.len() * 64 <= row as usize {
+            self.alive.push(0);
+        }
+        self.alive[row as usize / 64] |= 1u64 << (row % 64);
+        self.n_alive += 1;
+        self.id_to_row.insert(id, row);
+    }
+
+    fn delete_one(&mut self, id: &PointId) {
+        if let Some(row) = self.id_to_row.remove(id) {
+            self.kill_row(row);
+        }
+    }
+
+    /// Changes the payload of a live point through `f`, keeping the indexes in step.
+    fn edit_payload(&mut self, id: &PointId, f: impl FnOnce(&mut Payload)) -> bool {
+        let Some(&row) = self.id_to_row.get(id) else { return false };
+        let mut p = self.payloads[row as usize].take().unwrap_or_default();
+        self.indexes.remove(row, &p);
+        f(&mut p);
+        self.indexes.insert(row, &p);
+        self.payloads[row as usize] = if p.is_empty() { None } else { Some(p) };
+        true
+    }
+
+    /// Applies one operation. `track` marks touched ids dirty (live writes and WAL replay); a
+    /// segment being loaded is already on disk and is not tracked.
+    pub fn apply(&mut self, op: &Op, track: bool) {
+        match op {
+            Op::Upsert(points) => {
+                self.vectors.reserve(points.len() * self.dim);
+                for Point { id, vector, payload } in points {
+                    self.upsert_one(*id, vector, payload.clone());
+                    if track {
+                        self.dirty.insert(*id);
+                    }
+                }
+            }
+            Op::Delete(ids) => {
+                for id in ids {
+                    self.delete_one(id);
+                    if track {
+                        self.dirty.insert(*id);
+                    }
+                }
+            }
+            Op::SetPayload { ids, payload } => self.edit_each(ids, track, |p| {
+                for (k, v) in payload {
+                    p.insert(k.clone(), v.clone());
+                }
+            }),
+            Op::OverwritePayload { ids, payload } => self.edit_each(ids, track, |p| *p = payload.clone()),
+            Op::DeletePayloadKeys { ids, keys } => self.edit_each(ids, track, |p| {
+                for k in keys {
+                    remove_key_path(p, k);
+                }
+            }),
+            Op::ClearPayload { ids } => self.edit_each(ids, track, |p| p.clear()),
+        }
+    }
+
+    fn edit_each(&mut self, ids: &[PointId], track: bool, f: impl Fn(&mut Payload)) {
+        for id in ids {
+            if self.edit_payload(id, &f) && track {
+                self.dirty.insert(*id);
+            }
+        }
+    }
+
+    /// Applies a segment loaded from disk: its points, then its tombstones.
+    pub fn apply_segment(&mut self, seg: SegmentData) {
+        self.vectors.reserve(seg.ids.len() * self.dim);
+        for (i, (id, payload)) in seg.ids.into_iter().zip(seg.payloads).enumerate() {
+            let v = &seg.vectors[i * self.dim..(i + 1) * self.dim];
+            self.upsert_one(id, v, payload);
+        }
+        for id in &seg.tombstones {
+            self.delete_one(id);
+        }
+    }
+
+    /// Drops dead rows, renumbering the live ones in id order, and rebuilds the indexes.
+    pub fn compact_rows(&mut self) {
+        let dim = self.dim;
+        let mut vectors = Vec::with_capacity(self.n_alive * dim);
+        let mut ids = Vec::with_capacity(self.n_alive);
+        let mut payloads = Vec::with_capacity(self.n_alive);
+        let mut id_to_row = BTreeMap::new();
+        for (id, &row) in &self.id_to_row {
+            let new_row = ids.len() as u32;
+            vectors.extend_from_slice(self.vector(row));
+            ids.push(*id);
+            payloads.push(self.payloads[row as usize].take());
+            id_to_row.insert(*id, new_row);
+        }
+        let n = ids.len();
+        let mut alive = vec![0u64; n.div_ceil(64)];
+        for r in 0..n {
+            alive[r / 64] |= 1 << (r % 64);
+        }
+        let schema: Vec<FieldIndex> = self.indexes.fields.drain(..).map(|f| FieldIndex::new(f.key, f.kind)).collect();
+        self.indexes.fields = schema;
+        for (r, p) in payloads.iter().enumerate() {
+            if let Some(p) = p {
+                self.indexes.insert(r as u32, p);
+            }
+        }
+        self.vectors = vectors;
+        self.ids = ids;
+        self.payloads = payloads;
+        self.alive = alive;
+        self.n_alive = n;
+        self.id_to_row = id_to_row;
+    }
+
+    /// Rows that hold no live point.
+    pub fn dead_rows(&self) -> usize {
+        self.n_rows() - self.n_alive
+    }
+
+    /// Which rows a filter lets through: from index candidates when an index (or `has_id`)
+    /// narrows the field, else by evaluating the filter on every live row.
+    pub fn plan(&self, filter: Option<&Filter>) -> Plan {
+        let Some(filter) = filter else { return Plan::AllLive };
+        let mut candidates: Option<RoaringBitmap> = self.indexes.candidates(filter);
+        for c in &filter.must {
+            if let Condition::HasId(ids) = c {
+                let rows: RoaringBitmap = ids.iter().filter_map(|id| self.id_to_row.get(id).copied()).collect();
+                candidates = Some(match candidates {
+                    Some(set) => set & rows,
+                    None => rows,
+                });
+            }
+        }
+        match candidates {
+            Some(set) => Plan::List(
+                set.iter()
+                    .filter(|&r| self.is_alive(r) && self.row_matches(r, filter))
+                    .collect(),
+            ),
+            None => {
+                let mut mask = vec![0u64; self.alive.len()];
+                quiver_kernels::scan::for_each_allowed(Allowed::Mask(&self.alive), self.n_rows(), |r| {
+                    if self.row_matches(r, filter) {
+                        mask[r as usize / 64] |= 1 << (r % 64);
+                    }
+                });
+                Plan::Mask(mask)
+            }
+        }
+    }
+
+    pub fn row_matches(&self, row: u32, filter: &Filter) -> bool {
+        static EMPTY: std::sync::OnceLock<Payload> = std::sync::OnceLock::new();
+        let p = self.payloads[row as usize].as_ref().unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
+        filter.matches(self.ids[row as usize], p)
+    }
+
+    /// Number of rows a plan lets through.
+    pub fn plan_len(&self, plan: &Plan) -> usize {
+        match plan {
+            Plan::AllLive => self.n_alive,
+            Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
+            Plan::List(l) => l.len(),
+        }
+    }
+}
+
+/// Removes `a.b.c` from a payload (a plain key when no such path exists but the key does).
+fn remove_key_path(p: &mut Payload, key: &str) {
+    if p.remove(key).is_some() {
+        return;
+    }
+    let mut parts = key.split('.').peekable();
+    let mut cur: &mut Payload = p;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            cur.remove(part);
+            return;
+        }
+        match cur.get_mut(part) {
+            Some(serde_json::Value::Object(next)) => cur = next,
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The byte encodings of the `quiver` crate: write-ahead log operations, segment files and the
+//! manifest (their layouts are drawn in `docs/format.md`). All explicit little-endian through
+//! `quiver_storage::codec`; payloads are stored as compact JSON text inside those frames.
+//!
+//! Pair assertions (TigerBeetle's habit): dimensions and counts are checked when written and
+//! again when read; a mismatch on read is a corruption error naming the file.
+
+use crate::error::Result;
+use crate::payload_index::PayloadIndexType;
+use crate::types::{CollectionConfig, Durability, Metric, Payload, Point, PointId};
+use quiver_storage::codec::{DecodeError, Decoder, Encoder};
+use quiver_storage::{blob, StorageError};
+use std::path::Path;
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"QVSEG001";
+pub const MANIFEST_MAGIC: &[u8; 8] = b"QVMANIF1";
+pub const MANIFEST_FORMAT: u32 = 1;
+/// Upserts are split into WAL records of about this size (one transaction, many records).
+pub const WAL_RECORD_TARGET_BYTES: usize = 16 << 20;
+
+const _: () = assert!(WAL_RECORD_TARGET_BYTES < quiver_storage::wal::WAL_RECORD_BYTES_MAX / 2);
+
+/// One logged change. Filters are resolved to ids before logging, so replay is deterministic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Vectors are stored as given here (already normalised for cosine).
+    Upsert(Vec<Point>),
+    Delete(Vec<PointId>),
+    /// Merges the keys into each point's payload.
+    SetPayload { ids: Vec<PointId>, payload: Payload },
+    /// Replaces each point's payload.
+    OverwritePayload { ids: Vec<PointId>, payload: Payload },
+    DeletePayloadKeys { ids: Vec<PointId>, keys: Vec<String> },
+    ClearPayload { ids: Vec<PointId> },
+}
+
+const OP_UPSERT: u8 = 1;
+const OP_DELETE: u8 = 2;
+const OP_SET_PAYLOAD: u8 = 3;
+const OP_OVERWRITE_PAYLOAD: u8 = 4;
+const OP_DELETE_PAYLOAD_KEYS: u8 = 5;
+const OP_CLEAR_PAYLOAD: u8 = 6;
+
+const ID_NUM: u8 = 0;
+const ID_UUID: u8 = 1;
+
+pub fn put_id(e: &mut Encoder, id: &PointId) {
+    match id {
+        PointId::Num(n) => {
+            e.u8(ID_NUM);
+            e.u64(*n);
+        }
+        PointId::Uuid(u) => {
+            e.u8(ID_UUID);
+            e.raw(u.as_bytes());
+        }
+    }
+}
+
+pub fn get_id(d: &mut Decoder<'_>) -> Result<PointId, DecodeError> {
+    match d.u8()? {
+        ID_NUM => Ok(PointId::Num(d.u64()?)),
+        ID_UUID => Ok(PointId::Uuid(uuid::Uuid::from_bytes(d.take(16)?.try_into().expect("16 bytes")))),
+        tag => Err(d.error(format!("unknown id tag {tag}"))),
+    }
+}
+
+fn put_ids(e: &mut Encoder, ids: &[PointId]) {
+    e.u32(u32::try_from(ids.len()).expect("id lists are bounded by BATCH_POINTS_MAX"));
+    for id in ids {
+        put_id(e, id);
+    }
+}
+
+fn get_ids(d: &mut Decoder<'_>) -> Result<Vec<PointId>, DecodeError> {
+    let n = d.u32()? as usize;
+    // Each id takes at least 9 bytes: refuse counts the data cannot hold before allocating.
+    if n > d.remaining() / 9 {
+        return Err(d.error(format!("{n} ids cannot fit in {} bytes", d.remaining())));
+    }
+    (0..n).map(|_| get_id(d)).collect()
+}
+
+pub fn payload_bytes(p: &Option<Payload>) -> Vec<u8> {
+    match p {
+        Some(map) => serde_json::to_vec(map).expect("a JSON map always serialises"),
+        None => Vec::new(),
+    }
+}
+
+fn get_payload(d: &mut Decoder<'_>) -> Result<Option<Payload>, DecodeError> {
+    let bytes = d.bytes()?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Payload>(bytes).map(Some).map_err(|e| d.error(format!("payload is not a JSON object: {e}")))
+}
+
+fn put_payload(e: &mut Encoder, p: &Payload) {
+    e.bytes(&serde_json::to_vec(p).expect("a JSON map always serialises"));
+}
+
+/// Encodes an operation as one or more WAL records (only upserts are ever split).
+pub fn encode_op(op: &Op, dim: usize) -> Vec<Vec<u8>> {
+    let mut e = Encoder::new();
+    match op {
+        Op::Upsert(points) => {
+            let mut records = Vec::new();
+            let mut start = 0;
+            while start < points.len() || records.is_empty() {
+                let mut e = Encoder::with_capacity(WAL_RECORD_TARGET_BYTES.min(points.len() * (dim * 4 + 16) + 8));
+                e.u8(OP_UPSERT);
+                let count_at = e.len();
+                e.u32(0);
+                let mut n = 0u32;
+                while start < points.len() && (n == 0 || e.len() < WAL_RECORD_TARGET_BYTES) {
+                    let p = &points[start];
+                    debug_assert_eq!(p.vector.len(), dim);
+                    put_id(&mut e, &p.id);
+                    e.f32s(&p.vector);
+                    e.bytes(&payload_bytes(&p.payload));
+                    n += 1;
+                    start += 1;
+                }
+                e.buf[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+                records.push(e.buf);
+            }
+            return records;
+        }
+        Op::Delete(ids) => {
+            e.u8(OP_DELETE);
+            put_ids(&mut e, ids);
+        }
+        Op::SetPayload { ids, payload } => {
+            e.u8(OP_SET_PAYLOAD);
+            put_ids(&mut e, ids);
+            put_payload(&mut e, payload);
+        }
+        Op::OverwritePayload { ids, payload } => {
+            e.u8(OP_OVERWRITE_PAYLOAD);
+            put_ids(&mut e, ids);
+            put_payload(&mut e, payload);
+        }
+        Op::DeletePayloadKeys { ids, keys } => {
+            e.u8(OP_DELETE_PAYLOAD_KEYS);
+            put_ids(&mut e, ids);
+            e.u32(keys.len() as u32);
+            for k in keys {
+                e.bytes(k.as_bytes());
+            }
+        }
+        Op::ClearPayload { ids } => {
+            e.u8(OP_CLEAR_PAYLOAD);
+            put_ids(&mut e, ids);
+        }
+    }
+    vec![e.buf]
+}
+
+/// Decodes one WAL record back into an operation.
+pub fn decode_op(record: &[u8], dim: usize) -> Result<Op, DecodeError> {
+    let mut d = Decoder::new(record);
+    let op = match d.u8()? {
+        OP_UPSERT => {
+            let n = d.u32()? as usize;
+            if n > d.remaining() / (dim * 4 + 9) {
+                return Err(d.error(format!("{n} points of dimension {dim} cannot fit in {} bytes", d.remaining())));
+            }
+            let mut points = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = get_id(&mut d)?;
+                let mut vector = Vec::with_capacity(dim);
+                d.f32s_into(dim, &mut vector)?;
+                let payload = get_payload(&mut d)?;
+                points.push(Point { id, vector, payload });
+            }
+            Op::Upsert(points)
+        }
+        OP_DELETE => Op::Delete(get_ids(&mut d)?),
+        OP_SET_PAYLOAD => {
+            let ids = get_ids(&mut d)?;
+            let payload = get_payload(&mut d)?.unwrap_or_default();
+            Op::SetPayload { ids, payload }
+        }
+        OP_OVERWRITE_PAYLOAD => {
+            let ids = get_ids(&mut d)?;
+            let payload = get_payload(&mut d)?.unwrap_or_default();
+            Op::OverwritePayload { ids, payload }
+        }
+        OP_DELETE_PAYLOAD_KEYS => {
+            let ids = get_ids(&mut d)?;
+            let n = d.u32()? as usize;
+            if n > d.remaining() / 4 {
+                return Err(d.error("key count exceeds the record"));
+            }
+            let mut keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                let b = d.bytes()?;
+                keys.push(String::from_utf8(b.to_vec()).map_err(|_| d.error("key is not UTF-8"))?);
+            }
+            Op::DeletePayloadKeys { ids, keys }
+        }
+        OP_CLEAR_PAYLOAD => Op::ClearPayload { ids: get_ids(&mut d)? },
+        tag => return Err(d.error(format!("unknown operation tag {tag}"))),
+    };
+    d.finish()?;
+    Ok(op)
+}
+
+/// The contents of one segment: the full state of some points, and ids deleted since the
+/// segments before it.
+#[derive(Debug, Default, PartialEq)]
+pub struct SegmentData {
+    pub ids: Vec<PointId>,
+    /// `ids.len() * dim` floats, row-major.
+    pub vectors: Vec<f32>,
+    pub payloads: Vec<Option<Payload>>,
+    pub tombstones: Vec<PointId>,
+}
+
+/// Encodes a segment image from points given as (id, vector, payload) triples.
+pub fn encode_segment<'a>(dim: usize, points: impl ExactSizeIterator<Item = (&'a PointId, &'a [f32], &'a Option<Payload>)>, tombstones: &[PointId]) -> Vec<u8> {
+    let n = points.len();
+    let mut ids = Encoder::with_capacity(n * 9);
+    let mut vectors = Encoder::with_capacity(n * dim * 4);
+    let mut payloads = Encoder::with_capacity(n * 4);
+    for (id, v, p) in points {
+        assert_eq!(v.len(), dim, "segment rows must have the collection's dimension");
+        put_id(&mut ids, id);
+        vectors.f32s(v);
+        payloads.bytes(&payload_bytes(p));
+    }
+    let mut header = Encoder::new();
+    header.u32(dim as u32);
+    header.u64(n as u64);
+    header.u64(tombstones.len() as u64);
+    let mut tomb = Encoder::with_capacity(tombstones.len() * 9);
+    for t in tombstones {
+        put_id(&mut tomb, t);
+    }
+    blob::encode(SEGMENT_MAGIC, &[&header.buf, &ids.buf, &vectors.buf, &payloads.buf, &tomb.buf])
+}
+
+fn corrupt(path: &Path, e: DecodeError, section: &str) -> StorageError {
+    StorageError::corrupt(path, e.offset as u64, format!("{section}: {}", e.reason))
+}
+
+/// Decodes a segment image read from `path`, checking it against the collection's dimension.
+pub fn decode_segment(path: &Path, image: &[u8], dim: usize) -> Result<SegmentData, StorageError> {
+    let sections = blob::decode(path, SEGMENT_MAGIC, image)?;
+    if sections.len() != 5 {
+        return Err(StorageError::corrupt(path, 0, format!("segment has {} sections, expected 5", sections.len())));
+    }
+    let mut h = Decoder::new(sections[0]);
+    let (seg_dim, n, n_tomb) = (|| Ok::<_, DecodeError>((h.u32()?, h.u64()?, h.u64()?)))().map_err(|e| corrupt(path, e, "header"))?;
+    if seg_dim as usize != dim {
+        return Err(StorageError::corrupt(path, 0, format!("segment dimension {seg_dim} differs from the collection's {dim}")));
+    }
+    let n = n as usize;
+    if sections[2].len() != n * dim * 4 {
+        return Err(StorageError::corrupt(path, 0, format!("vector section holds {} bytes, expected {}", sections[2].len(), n * dim * 4)));
+    }
+    let mut out = SegmentData::default();
+    let mut d = Decoder::new(sections[1]);
+    for _ in 0..n {
+        out.ids.push(get_id(&mut d).map_err(|e| corrupt(path, e, "ids"))?);
+    }
+    d.finish().map_err(|e| corrupt(path, e, "ids"))?;
+    let mut d = Decoder::new(sections[2]);
+    out.vectors.reserve_exact(n * dim);
+    d.f32s_into(n * dim, &mut out.vectors).map_err(|e| corrupt(path, e, "vectors"))?;
+    let mut d = Decoder::new(sections[3]);
+    for _ in 0..n {
+        out.payloads.push(get_payload(&mut d).map_err(|e| corrupt(path, e, "payloads"))?);
+    }
+    d.finish().map_err(|e| corrupt(path, e, "payloads"))?;
+    let mut d = Decoder::new(sections[4]);
+    for _ in 0..n_tomb {
+        out.tombstones.push(get_id(&mut d).map_err(|e| corrupt(path, e, "tombstones"))?);
+    }
+    d.finish().map_err(|e| corrupt(path, e, "tombstones"))?;
+    Ok(out)
+}
+
+/// What the manifest names: the configuration, the live segments in apply order, how far the
+/// segments reach in the WAL, and the payload index schema.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Manifest {
+    pub config: CollectionConfig,
+    /// Every WAL transaction with a sequence number up to this one is inside the segments.
+    pub flushed_seq: u64,
+    /// The number the next segment file gets.
+    pub next_segment_no: u64,
+    pub segments: Vec<u64>,
+    pub indexes: Vec<(String, PayloadIndexType)>,
+}
+
+pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
+    let mut c = Encoder::new();
+    c.u32(MANIFEST_FORMAT);
+    c.u32(m.config.dim as u32);
+    c.u8(m.config.metric.code());
+    match m.config.durability {
+        Durability::Immediate => {
+            c.u8(0);
+            c.u32(0);
+        }
+        Durability::Periodic { interval_ms } => {
+            c.u8(1);
+            c.u32(interval_ms);
+        }
+    }
+    let mut s = Encoder::new();
+    s.u64(m.flushed_seq);
+    s.u64(m.next_segment_no);
+    s.u32(m.segments.len() as u32);
+    for no in &m.segments {
+        s.u64(*no);
+    }
+    let mut x = Encoder::new();
+    x.u32(m.indexes.len() as u32);
+    for (key, kind) in &m.indexes {
+        x.u8(kind.code());
+        x.bytes(key.as_bytes());
+    }
+    blob::encode(MANIFEST_MAGIC, &[&c.buf, &s.buf, &x.buf])
+}
+
+pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageError> {
+    let sections = blob::decode(path, MANIFEST_MAGIC, image)?;
+    if sections.len() != 3 {
+        return Err(StorageError::corrupt(path, 0, format!("manifest has {} sections, expected 3", sections.len())));
+    }
+    let parse = || -> Result<Manifest, (DecodeError, &'static str)> {
+        let mut c = Decoder::new(sections[0]);
+        let format = c.u32().map_err(|e| (e, "config"))?;
+        if format != MANIFEST_FORMAT {
+            return Err((c.error(format!("unsupported manifest format {format}")), "config"));
+        }
+        let dim = c.u32().map_err(|e| (e, "config"))? as usize;
+        let metric_code = c.u8().map_err(|e| (e, "config"))?;
+        let metric = Metric::from_code(metric_code).ok_or_else(|| (c.error(format!("unknown metric code {metric_code}")), "config"))?;
+        let durability = match (c.u8().map_err(|e| (e, "config"))?, c.u32().map_err(|e| (e, "config"))?) {
+            (0, _) => Durability::Immediate,
+            (1, interval_ms) => Durability::Periodic { interval_ms },
+            (t, _) => return Err((c.error(format!("unknown durability tag {t}")), "config")),
+        };
+        c.finish().map_err(|e| (e, "config"))?;
+        let mut s = Decoder::new(sections[1]);
+        let flushed_seq = s.u64().map_err(|e| (e, "state"))?;
+        let next_segment_no = s.u64().map_err(|e| (e, "state"))?;
+        let n = s.u32().map_err(|e| (e, "state"))?;
+        let mut segments = Vec::new();
+        for _ in 0..n {
+            segments.push(s.u64().map_err(|e| (e, "state"))?);
+        }
+        s.finish().map_err(|e| (e, "state"))?;
+        let mut x = Decoder::new(sections[2]);
+        let n = x.u32().map_err(|e| (e, "indexes"))?;
+        let mut indexes = Vec::new();
+        for _ in 0..n {
+            let code = x.u8().map_err(|e| (e, "indexes"))?;
+            let kind = PayloadIndexType::from_code(code).ok_or_else(|| (x.error(format!("unknown index type {code}")), "indexes"))?;
+            let key = x.bytes().map_err(|e| (e, "indexes"))?;
+            let key = String::from_utf8(key.to_vec()).map_err(|_| (x.error("index key is not UTF-8"), "indexes"))?;
+            indexes.push((key, kind));
+        }
+        x.finish().map_err(|e| (e, "indexes"))?;
+        Ok(Manifest { config: CollectionConfig { dim, metric, durability }, flushed_seq, next_segment_no, segments, indexes })
+    };
+    let m = parse().map_err(|(e, section)| corrupt(path, e, section))?;
+    m.config.validate().map_err(|e| StorageError::corrupt(path, 0, format!("invalid configuration: {e}")))?;
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ops_round_trip() {
+        let payload = json!({"a": 1, "b": [true, "x"]}).as_object().unwrap().clone();
+        let u = uuid::Uuid::from_u128(0x1234);
+        let ops = vec![
+            Op::Upsert(vec![Point::new(1u64, vec![1.0, 2.0]).with_payload(payload.clone()), Point::new(u, vec![-0.5, 0.0])]),
+            Op::Delete(vec![PointId::Num(9), PointId::Uuid(u)]),
+            Op::SetPayload { ids: vec![PointId::Num(1)], payload: payload.clone() },
+            Op::OverwritePayload { ids: vec![], payload },
+            Op::DeletePayloadKeys { ids: vec![PointId::Num(3)], keys: vec!["a".into(), "b.c".into()] },
+            Op::ClearPayload { ids: vec![PointId::Num(4)] },
+        ];
+        for op in ops {
+            let records = encode_op(&op, 2);
+            assert_eq!(records.len(), 1);
+            assert_eq!(decode_op(&records[0], 2).unwrap(), op);
+            for n in 0..records[0].len() {
+                assert!(decode_op(&records[0][..n], 2).is_err(), "truncated at {n} of {op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn large_upserts_split_into_records() {
+        let dim = 1024;
+        let points: Vec<Point> = (0..5000u64).map(|i| Point::new(i, vec![i as f32; dim])).collect();
+        let records = encode_op(&Op::Upsert(points.clone()), dim);
+        assert!(records.len() > 1);
+        let mut back = Vec::new();
+        for r in &records {
+            assert!(r.len() <= WAL_RECORD_TARGET_BYTES + dim * 4 + 64);
+            match decode_op(r, dim).unwrap() {
+                Op::Upsert(p) => back.extend(p),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, points);
+    }
+
+    #[test]
+    fn manifest_round_trip() {
+        let m = Manifest {
+            config: CollectionConfig { dim: 7, metric: Metric::Manhattan, durability: Durability::Periodic { interval_ms: 50 } },
+            flushed_seq: 42,
+            next_segment_no: 3,
+            segments: vec![1, 2],
+            indexes: vec![("a.b".into(), PayloadIndexType::Keyword), ("n".into(), PayloadIndexType::Integer)],
+        };
+        assert_eq!(decode_manifest(Path::new("MANIFEST"), &encode_manifest(&m)).unwrap(), m);
+    }
+}

@@ -1,0 +1,269 @@
+//! The vocabulary of the API: point ids, metrics, configurations, points and results, and the
+//! limits every request is checked against.
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::str::FromStr;
+
+/// The largest vector dimension a collection may have.
+pub const DIMENSION_MAX: usize = 65_536;
+/// The most points one upsert may carry (the CLI's whole-file batch included).
+pub const BATCH_POINTS_MAX: usize = 1 << 21;
+/// The most results one search may ask for (`limit + offset`).
+pub const SEARCH_LIMIT_MAX: usize = 100_000;
+/// The largest payload of one point, as compact JSON.
+pub const PAYLOAD_BYTES_MAX: usize = 1 << 20;
+/// The longest collection name, in bytes.
+pub const NAME_BYTES_MAX: usize = 128;
+/// The deepest nesting of filters.
+pub const FILTER_DEPTH_MAX: usize = 32;
+
+const _: () = assert!(DIMENSION_MAX * 4 + PAYLOAD_BYTES_MAX + 64 < quiver_storage::wal::WAL_RECORD_BYTES_MAX);
+
+/// A payload: a JSON object.
+pub type Payload = Map<String, Value>;
+
+/// A point id: an unsigned 64-bit integer or a UUID. Integers sort before UUIDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PointId {
+    Num(u64),
+    Uuid(uuid::Uuid),
+}
+
+impl fmt::Display for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PointId::Num(n) => write!(f, "{n}"),
+            PointId::Uuid(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+impl From<u64> for PointId {
+    fn from(n: u64) -> PointId {
+        PointId::Num(n)
+    }
+}
+
+impl From<uuid::Uuid> for PointId {
+    fn from(u: uuid::Uuid) -> PointId {
+        PointId::Uuid(u)
+    }
+}
+
+impl FromStr for PointId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<PointId> {
+        if let Ok(n) = s.parse::<u64>() {
+            return Ok(PointId::Num(n));
+        }
+        uuid::Uuid::parse_str(s).map(PointId::Uuid).map_err(|_| Error::InvalidId(format!("{s:?}")))
+    }
+}
+
+impl PointId {
+    /// Reads an id from JSON: a non-negative integer or a UUID string.
+    pub fn from_json(v: &Value) -> Result<PointId> {
+        match v {
+            Value::Number(n) => n.as_u64().map(PointId::Num).ok_or_else(|| Error::InvalidId(n.to_string())),
+            Value::String(s) => uuid::Uuid::parse_str(s).map(PointId::Uuid).map_err(|_| Error::InvalidId(format!("{s:?}"))),
+            other => Err(Error::InvalidId(other.to_string())),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        match self {
+            PointId::Num(n) => Value::from(*n),
+            PointId::Uuid(u) => Value::String(u.to_string()),
+        }
+    }
+}
+
+/// How vectors are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Cosine similarity; vectors are normalised when stored and queries when searched, so the
+    /// score is their dot product. Higher is closer.
+    Cosine,
+    /// The inner product. Higher is closer.
+    Dot,
+    /// Euclidean distance. Lower is closer; the score is the distance.
+    Euclid,
+    /// Manhattan (L1) distance. Lower is closer; the score is the distance.
+    Manhattan,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::Dot => "dot",
+            Metric::Euclid => "euclid",
+            Metric::Manhattan => "manhattan",
+        }
+    }
+
+    pub(crate) fn score_kind(self) -> quiver_kernels::ScoreKind {
+        match self {
+            Metric::Cosine | Metric::Dot => quiver_kernels::ScoreKind::Dot,
+            Metric::Euclid => quiver_kernels::ScoreKind::NegL2Squared,
+            Metric::Manhattan => quiver_kernels::ScoreKind::NegL1,
+        }
+    }
+
+    /// Turns an internal "higher is better" score into the user's score.
+    pub(crate) fn user_score(self, internal: f32) -> f32 {
+        match self {
+            Metric::Cosine | Metric::Dot => internal,
+            Metric::Euclid => (-internal).max(0.0).sqrt(),
+            Metric::Manhattan => -internal,
+        }
+    }
+
+    /// `true` when a larger user score means closer.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::Cosine | Metric::Dot)
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Metric::Cosine => 1,
+            Metric::Dot => 2,
+            Metric::Euclid => 3,
+            Metric::Manhattan => 4,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Metric> {
+        Some(match code {
+            1 => Metric::Cosine,
+            2 => Metric::Dot,
+            3 => Metric::Euclid,
+            4 => Metric::Manhattan,
+            _ => return None,
+        })
+    }
+}
+
+impl FromStr for Metric {
+    type Err = Error;
+    /// Accepts Quiver's and Qdrant's spellings, any case.
+    fn from_str(s: &str) -> Result<Metric> {
+        match s.to_ascii_lowercase().as_str() {
+            "cosine" => Ok(Metric::Cosine),
+            "dot" => Ok(Metric::Dot),
+            "euclid" | "euclidean" | "l2" => Ok(Metric::Euclid),
+            "manhattan" | "l1" => Ok(Metric::Manhattan),
+            _ => Err(Error::InvalidRequest(format!("unknown metric {s:?}; use cosine, dot, euclid or manhattan"))),
+        }
+    }
+}
+
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Every write is fsynced before it returns: it survives kill -9 and power loss.
+    Immediate,
+    /// Group commit: writes reach the operating system before they return (so they survive
+    /// kill -9) and are fsynced together at most `interval_ms` later (so a power loss loses at
+    /// most the last `interval_ms` of acknowledged writes).
+    Periodic { interval_ms: u32 },
+}
+
+/// The longest group-commit interval allowed.
+pub const PERIODIC_INTERVAL_MS_MAX: u32 = 10_000;
+
+/// What a collection is, fixed at creation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollectionConfig {
+    pub dim: usize,
+    pub metric: Metric,
+    pub durability: Durability,
+}
+
+impl CollectionConfig {
+    pub fn new(dim: usize, metric: Metric) -> CollectionConfig {
+        CollectionConfig { dim, metric, durability: Durability::Immediate }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.dim == 0 || self.dim > DIMENSION_MAX {
+            return Err(Error::InvalidDimension { dim: self.dim, max: DIMENSION_MAX });
+        }
+        if let Durability::Periodic { interval_ms } = self.durability {
+            if interval_ms == 0 || interval_ms > PERIODIC_INTERVAL_MS_MAX {
+                return Err(Error::InvalidRequest(format!("group-commit interval must be 1..={PERIODIC_INTERVAL_MS_MAX} ms, got {interval_ms}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A point to store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    pub id: PointId,
+    pub vector: Vec<f32>,
+    pub payload: Option<Payload>,
+}
+
+impl Point {
+    pub fn new(id: impl Into<PointId>, vector: Vec<f32>) -> Point {
+        Point { id: id.into(), vector, payload: None }
+    }
+
+    pub fn with_payload(mut self, payload: Payload) -> Point {
+        self.payload = Some(payload);
+        self
+    }
+}
+
+/// A stored point as returned by get and scroll.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub id: PointId,
+    pub payload: Option<Payload>,
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A search hit. `score` is in the collection's metric (a distance for euclid and manhattan).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoredPoint {
+    pub id: PointId,
+    pub score: f32,
+    pub payload: Option<Payload>,
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Checks a vector's length and values.
+pub(crate) fn validate_vector(v: &[f32], dim: usize, point: Option<&PointId>) -> Result<()> {
+    if v.len() != dim {
+        return Err(Error::DimensionMismatch { expected: dim, got: v.len(), point: point.map(|p| p.to_string()) });
+    }
+    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+        let what = if v[index].is_nan() { "NaN" } else { "an infinity" };
+        return Err(Error::NonFiniteVector { what, index, point: point.map(|p| p.to_string()) });
+    }
+    Ok(())
+}
+
+/// Checks a collection name: 1..=128 bytes of ASCII letters, digits, `_`, `-` and `.`, not
+/// starting with `.` (so no `..`, no `/`, no control characters, and no clash with the
+/// temporary folders, which start with `.`).
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| Err(Error::InvalidName { name: name.to_string(), reason });
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > NAME_BYTES_MAX {
+        return bad("it is longer than 128 bytes");
+    }
+    if name.starts_with('.') {
+        return bad("it starts with '.'");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
+        return bad("only ASCII letters, digits, '_', '-' and '.' are allowed");
+    }
+    Ok(())
+}
