@@ -69,6 +69,30 @@ fn list_files(dir: &Path) -> StorageResult<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// Parses the record at the start of `rest`: `(seq, flags, record length)` when its header is
+/// complete, its length fits and its checksum matches.
+fn parse_record(rest: &[u8]) -> Option<(u64, u8, usize)> {
+    if rest.len() < RECORD_HEADER_BYTES {
+        return None;
+    }
+    let mut d = Decoder::new(rest);
+    let len = d.u32().ok()? as usize;
+    let crc = d.u32().ok()?;
+    let seq = d.u64().ok()?;
+    let flags = d.u8().ok()?;
+    if len > WAL_RECORD_BYTES_MAX || RECORD_HEADER_BYTES + len > rest.len() {
+        return None;
+    }
+    let end = RECORD_HEADER_BYTES + len;
+    let computed = crc32c::crc32c_append(crc32c::crc32c(&rest[0..4]), &rest[8..end]);
+    (computed == crc).then_some((seq, flags, end))
+}
+
+/// `true` when a valid record starts anywhere at or after `from` (used only on the error path).
+fn valid_record_follows(data: &[u8], from: usize) -> bool {
+    (from..data.len().saturating_sub(RECORD_HEADER_BYTES - 1)).any(|p| parse_record(&data[p..]).is_some())
+}
+
 /// What scanning one file found.
 struct Scan {
     txns: Vec<WalTxn>,
@@ -79,7 +103,7 @@ struct Scan {
 fn scan_file(path: &Path, data: &[u8], is_last_file: bool, mut last_seq: u64) -> StorageResult<Scan> {
     let mut txns = Vec::new();
     if data.len() < WAL_MAGIC.len() {
-        if is_last_file && data.iter().all(|&b| b == 0 || WAL_MAGIC.starts_with(&data[..data.len()])) {
+        if is_last_file && WAL_MAGIC.starts_with(data) {
             return Ok(Scan { txns, good_bytes: 0 });
         }
         return Err(StorageError::corrupt(path, 0, "file is too short for the WAL header"));
@@ -92,39 +116,15 @@ fn scan_file(path: &Path, data: &[u8], is_last_file: bool, mut last_seq: u64) ->
     let mut pending: Option<WalTxn> = None;
     while pos < data.len() {
         let rest = &data[pos..];
-        let torn = |reason: &str| -> StorageResult<()> {
-            if is_last_file {
-                Ok(())
-            } else {
-                Err(StorageError::corrupt(path, pos as u64, format!("{reason} in a WAL file that is not the newest")))
+        let record = parse_record(rest);
+        let Some((seq, flags, end)) = record else {
+            // A bad record is a torn tail only in the newest file and only when no valid record
+            // follows it; otherwise dropping it would drop acknowledged writes after it.
+            if is_last_file && !valid_record_follows(data, pos + 1) {
+                break;
             }
+            return Err(StorageError::corrupt(path, pos as u64, "invalid record (bad length or checksum) followed by valid records, or in a WAL file that is not the newest"));
         };
-        if rest.len() < RECORD_HEADER_BYTES {
-            torn("partial record header")?;
-            break;
-        }
-        let mut d = Decoder::new(rest);
-        let len = d.u32().expect("header length checked") as usize;
-        let crc = d.u32().expect("header length checked");
-        let seq = d.u64().expect("header length checked");
-        let flags = d.u8().expect("header length checked");
-        if len > WAL_RECORD_BYTES_MAX || RECORD_HEADER_BYTES + len > rest.len() {
-            // A length past the end: the write of this record never finished, or the length
-            // field itself is garbage. Either way nothing valid can follow in the newest file.
-            if is_last_file && (RECORD_HEADER_BYTES + len > rest.len() || rest.iter().all(|&b| b == 0)) {
-                break;
-            }
-            return Err(StorageError::corrupt(path, pos as u64, format!("record length {len} is invalid")));
-        }
-        let end = RECORD_HEADER_BYTES + len;
-        let computed = crc32c::crc32c_append(crc32c::crc32c(&rest[0..4]), &rest[8..end]);
-        if computed != crc {
-            let last_thing = end == rest.len() || rest[end..].iter().all(|&b| b == 0);
-            if is_last_file && last_thing {
-                break;
-            }
-            return Err(StorageError::corrupt(path, pos as u64, format!("record checksum mismatch (stored {crc:#010x}, computed {computed:#010x})")));
-        }
         if flags & !FLAG_COMMIT != 0 {
             return Err(StorageError::corrupt(path, pos as u64, format!("unknown record flags {flags:#04x}")));
         }
@@ -314,6 +314,46 @@ mod tests {
         let (_, txns) = Wal::open(dir.path(), 2).unwrap();
         assert_eq!(txns, vec![WalTxn { seq: 3, records: vec![b"x".to_vec()] }]);
         assert_eq!(list_files(dir.path()).unwrap().len(), 1);
+    }
+
+    /// Truncating inside a multi-record transaction drops the whole transaction and nothing
+    /// before it; flipping a byte before the last record is a typed error, never a silent loss;
+    /// flipping one inside the last record reads as a torn write and drops its transaction.
+    #[test]
+    fn torn_and_corrupted_tails() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
+        let p1 = payloads(2, 1);
+        let p2 = payloads(4, 7);
+        wal.append(1, &p1.iter().map(|p| p.as_slice()).collect::<Vec<_>>(), true).unwrap();
+        let before_last = wal.file_bytes() as usize;
+        wal.append(2, &p2.iter().map(|p| p.as_slice()).collect::<Vec<_>>(), true).unwrap();
+        let path = wal.path().to_path_buf();
+        drop(wal);
+        let image = std::fs::read(&path).unwrap();
+        let first = vec![WalTxn { seq: 1, records: p1.clone() }];
+        let last_record = image.len() - RECORD_HEADER_BYTES - p2[3].len();
+        for cut in before_last..image.len() {
+            std::fs::write(&path, &image[..cut]).unwrap();
+            let (_, txns) = Wal::open(dir.path(), 0).unwrap();
+            assert_eq!(txns, first, "cut at {cut}");
+            assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, before_last, "tail truncated at {cut}");
+        }
+        for i in 0..image.len() {
+            let mut bad = image.clone();
+            bad[i] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            match Wal::open(dir.path(), 0) {
+                Ok((_, txns)) => {
+                    assert!(i >= last_record, "flip at {i} before the last record was not reported");
+                    assert_eq!(txns, first, "flip at {i}");
+                }
+                Err(e) => {
+                    assert!(i < last_record, "flip at {i} inside the last record should read as torn: {e}");
+                    assert!(e.to_string().contains(".wal"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]
