@@ -1,1 +1,619 @@
-fn main(){}
+//! `quiver`: the command line over the Quiver library. Glue only: parse arguments, read input
+//! files, call the library, print results for people (default) or scripts (`--json`).
+//! Exit status: 0 on success, 1 on any error (printed as one line on stderr), 2 on bad usage.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use quiver::{
+    npy, CollectionConfig, Database, Durability, Filter, Metric, PayloadIndexType, Point, PointId, PointSelector, Record, ScoredPoint,
+    ScrollRequest, SearchRequest,
+};
+use serde_json::{json, Value};
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "quiver",
+    version,
+    about = "Quiver: an embedded vector database. Data lives in a local folder; no server needed."
+)]
+struct Cli {
+    /// The data folder.
+    #[arg(long, global = true, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
+    data_dir: PathBuf,
+    /// Print JSON for scripts instead of tables for people.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a collection.
+    Create {
+        collection: String,
+        /// Vector dimension (1..=65536).
+        #[arg(long)]
+        dim: usize,
+        /// cosine | dot | euclid | manhattan
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+        /// Group commit: fsync at most every N milliseconds instead of on every write (writes
+        /// still survive a process crash; a power loss may lose the last N ms).
+        #[arg(long)]
+        group_commit_ms: Option<u32>,
+    },
+    /// Insert or replace points from a JSON-lines file or a .npy float32 matrix, as one atomic batch.
+    Upsert {
+        collection: String,
+        /// `.npy` (ids start at --start-id) or JSON lines: {"id":1,"vector":[..],"payload":{..}}; `-` reads JSON lines from stdin.
+        #[arg(long)]
+        file: PathBuf,
+        /// First id for rows of a .npy file.
+        #[arg(long, default_value_t = 0)]
+        start_id: u64,
+    },
+    /// Exact nearest-neighbour search.
+    Search {
+        collection: String,
+        /// One query vector as JSON, e.g. '[0.1, 0.2]'.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        vector: Option<String>,
+        /// Many queries: a .npy float32 matrix, one query per row.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(short = 'k', long, default_value_t = 10)]
+        k: usize,
+        /// Skip this many best results first.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[command(flatten)]
+        filter: FilterArg,
+        /// Keep only results at least this similar (cosine, dot) or at most this far (euclid, manhattan).
+        #[arg(long)]
+        threshold: Option<f32>,
+        #[command(flatten)]
+        with: WithArgs,
+    },
+    /// Count points, optionally only those matching a filter.
+    Count {
+        collection: String,
+        #[command(flatten)]
+        filter: FilterArg,
+    },
+    /// Show points by id.
+    Get {
+        collection: String,
+        ids: Vec<String>,
+        #[command(flatten)]
+        with: WithArgs,
+    },
+    /// Delete points by id or by filter.
+    Delete {
+        collection: String,
+        ids: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArg,
+    },
+    /// Page through points in id order.
+    Scroll {
+        collection: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Start at this id (the `next` value printed by the previous page).
+        #[arg(long)]
+        offset: Option<String>,
+        #[command(flatten)]
+        filter: FilterArg,
+        #[command(flatten)]
+        with: WithArgs,
+    },
+    /// Merge keys into the payloads of points (by id or filter).
+    SetPayload {
+        collection: String,
+        ids: Vec<String>,
+        /// A JSON object.
+        #[arg(long)]
+        payload: String,
+        #[command(flatten)]
+        filter: FilterArg,
+    },
+    /// Create a payload index that makes filters on KEY cheap.
+    Index {
+        collection: String,
+        key: String,
+        /// keyword | integer | float | bool
+        #[arg(long = "type")]
+        kind: String,
+    },
+    /// Rewrite a collection's files without deleted points.
+    Compact { collection: String },
+    /// Show a collection's configuration and state.
+    Info { collection: String },
+    /// List collections.
+    List,
+    /// Delete a collection and its files.
+    Drop { collection: String },
+}
+
+#[derive(Args)]
+struct FilterArg {
+    /// A filter in Qdrant's JSON form, e.g. '{"must":[{"key":"color","match":{"value":"red"}}]}'.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+impl FilterArg {
+    fn parse(&self) -> Result<Option<Filter>> {
+        self.filter.as_deref().map(Filter::parse).transpose().map_err(Into::into)
+    }
+}
+
+#[derive(Args)]
+struct WithArgs {
+    /// Include vectors in the output.
+    #[arg(long)]
+    with_vector: bool,
+    /// Leave payloads out of the output.
+    #[arg(long)]
+    no_payload: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
+}
+
+fn parse_ids(ids: &[String]) -> Result<Vec<PointId>> {
+    ids.iter().map(|s| s.parse::<PointId>().map_err(Into::into)).collect()
+}
+
+fn selector(ids: &[String], filter: &FilterArg) -> Result<PointSelector> {
+    match (ids.is_empty(), filter.parse()?) {
+        (false, None) => Ok(PointSelector::Ids(parse_ids(ids)?)),
+        (true, Some(f)) => Ok(PointSelector::Filter(f)),
+        (false, Some(_)) => bail!("give ids or --filter, not both"),
+        (true, None) => bail!("give point ids or --filter"),
+    }
+}
+
+fn parse_vector(text: &str) -> Result<Vec<f32>> {
+    let v: Vec<f64> = serde_json::from_str(text).context("--vector must be a JSON array of numbers")?;
+    Ok(v.into_iter().map(|x| x as f32).collect())
+}
+
+fn record_json(id: &PointId, score: Option<f32>, payload: &Option<quiver::Payload>, vector: &Option<Vec<f32>>) -> Value {
+    let mut o = serde_json::Map::new();
+    o.insert("id".into(), id.to_json());
+    if let Some(s) = score {
+        o.insert("score".into(), json!(s));
+    }
+    if let Some(p) = payload {
+        o.insert("payload".into(), Value::Object(p.clone()));
+    }
+    if let Some(v) = vector {
+        o.insert("vector".into(), json!(v));
+    }
+    Value::Object(o)
+}
+
+fn short(v: &Value, max: usize) -> String {
+    let s = v.to_string();
+    if s.chars().count() <= max {
+        s
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn vector_text(v: &[f32]) -> String {
+    let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:.4}")).collect();
+    if v.len() > 6 {
+        format!("[{}, … ({} dims)]", head.join(", "), v.len())
+    } else {
+        format!("[{}]", head.join(", "))
+    }
+}
+
+fn print_hits(hits: &[ScoredPoint]) {
+    if hits.is_empty() {
+        println!("(no results)");
+        return;
+    }
+    println!("{:>4}  {:<38} {:>10}  payload", "rank", "id", "score");
+    for (i, h) in hits.iter().enumerate() {
+        let payload = h.payload.as_ref().map(|p| short(&Value::Object(p.clone()), 60)).unwrap_or_default();
+        println!("{:>4}  {:<38} {:>10.4}  {}", i + 1, h.id.to_string(), h.score, payload);
+        if let Some(v) = &h.vector {
+            println!("      vector {}", vector_text(v));
+        }
+    }
+}
+
+fn print_records(records: &[Record]) {
+    for r in records {
+        let payload = r.payload.as_ref().map(|p| short(&Value::Object(p.clone()), 70)).unwrap_or_default();
+        println!("{:<38} {}", r.id.to_string(), payload);
+        if let Some(v) = &r.vector {
+            println!("{:<38} vector {}", "", vector_text(v));
+        }
+    }
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// Reads points from JSON lines, with a byte-based progress bar for large files.
+fn read_jsonl(path: &Path) -> Result<Vec<Point>> {
+    let (reader, total): (Box<dyn Read>, u64) = if path == Path::new("-") {
+        (Box::new(std::io::stdin()), 0)
+    } else {
+        let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(f), len)
+    };
+    let pb = if total > 8 << 20 {
+        let pb = ProgressBar::new(total);
+        pb.set_style(
+            ProgressStyle::with_template("reading {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("valid template"),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut points = Vec::new();
+    let reader = std::io::BufReader::with_capacity(1 << 20, pb.wrap_read(reader));
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{}: cannot read line {}", path.display(), n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), n + 1);
+        let v: Value = serde_json::from_str(&line).with_context(|| format!("{}: malformed JSON", at()))?;
+        let obj = v
+            .as_object()
+            .with_context(|| format!("{}: expected an object with id and vector", at()))?;
+        for key in obj.keys() {
+            if !matches!(key.as_str(), "id" | "vector" | "payload") {
+                bail!("{}: unknown field {key:?} (expected id, vector, payload)", at());
+            }
+        }
+        let id = PointId::from_json(obj.get("id").with_context(|| format!("{}: missing id", at()))?).with_context(at)?;
+        let vector: Vec<f32> = match obj.get("vector") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|x| {
+                    x.as_f64()
+                        .map(|f| f as f32)
+                        .with_context(|| format!("{}: vector holds a non-number {x}", at()))
+                })
+                .collect::<Result<_>>()?,
+            _ => bail!("{}: vector must be an array of numbers", at()),
+        };
+        let payload = match obj.get("payload") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(p)) => Some(p.clone()),
+            Some(other) => bail!("{}: payload must be a JSON object, not {}", at(), short(other, 30)),
+        };
+        points.push(Point { id, vector, payload });
+    }
+    pb.finish_and_clear();
+    Ok(points)
+}
+
+fn read_points(path: &Path, start_id: u64) -> Result<Vec<Point>> {
+    if path.extension().is_some_and(|e| e == "npy") {
+        let m = npy::read(path)?;
+        let last = start_id
+            .checked_add(m.rows as u64)
+            .context("--start-id plus the row count overflows u64")?;
+        let _ = last;
+        Ok(m.data
+            .chunks(m.cols.max(1))
+            .enumerate()
+            .map(|(i, row)| Point::new(start_id + i as u64, row.to_vec()))
+            .collect())
+    } else {
+        read_jsonl(path)
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let json_out = cli.json;
+    let db = || Database::open(&cli.data_dir).with_context(|| format!("cannot open data folder {}", cli.data_dir.display()));
+    match &cli.command {
+        Command::Create {
+            collection,
+            dim,
+            metric,
+            group_commit_ms,
+        } => {
+            let metric: Metric = metric.parse()?;
+            let mut config = CollectionConfig::new(*dim, metric);
+            if let Some(ms) = group_commit_ms {
+                config.durability = Durability::Periodic { interval_ms: *ms };
+            }
+            db()?.create_collection(collection, config)?;
+            if json_out {
+                println!("{}", json!({"created": collection, "dim": dim, "metric": metric.name()}));
+            } else {
+                println!("created collection {collection:?} (dim {dim}, {})", metric.name());
+            }
+        }
+        Command::Upsert {
+            collection,
+            file,
+            start_id,
+        } => {
+            let db = db()?;
+            let c = db.collection(collection)?;
+            let t0 = Instant::now();
+            let points = read_points(file, *start_id)?;
+            let n = points.len();
+            let read_s = t0.elapsed().as_secs_f64();
+            let pb = if n >= 50_000 {
+                spinner(&format!("upserting {n} points (validate, log, fsync)"))
+            } else {
+                ProgressBar::hidden()
+            };
+            let t1 = Instant::now();
+            let ack = c.upsert(points)?;
+            pb.finish_and_clear();
+            let write_s = t1.elapsed().as_secs_f64();
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"upserted": n, "seq": ack.seq, "read_s": read_s, "write_s": write_s, "points_per_s": n as f64 / (read_s + write_s)})
+                );
+            } else {
+                println!(
+                    "upserted {n} points into {collection:?} in {:.2}s ({:.0} points/s, durable)",
+                    read_s + write_s,
+                    n as f64 / (read_s + write_s)
+                );
+            }
+        }
+        Command::Search {
+            collection,
+            vector,
+            file,
+            k,
+            offset,
+            filter,
+            threshold,
+            with,
+        } => {
+            let db = db()?;
+            let c = db.collection(collection)?;
+            let filter = filter.parse()?;
+            let make = |v: Vec<f32>| SearchRequest {
+                vector: v,
+                limit: *k,
+                offset: *offset,
+                filter: filter.clone(),
+                score_threshold: *threshold,
+                with_payload: !with.no_payload,
+                with_vector: with.with_vector,
+            };
+            match (vector, file) {
+                (Some(v), _) => {
+                    let hits = c.search(&make(parse_vector(v)?))?;
+                    if json_out {
+                        println!(
+                            "{}",
+                            Value::Array(
+                                hits.iter()
+                                    .map(|h| record_json(&h.id, Some(h.score), &h.payload, &h.vector))
+                                    .collect()
+                            )
+                        );
+                    } else {
+                        print_hits(&hits);
+                    }
+                }
+                (None, Some(f)) => {
+                    let m = npy::read(f)?;
+                    let reqs: Vec<SearchRequest> = m.data.chunks(m.cols.max(1)).map(|q| make(q.to_vec())).collect();
+                    let t0 = Instant::now();
+                    let all = c.search_batch(&reqs)?;
+                    let secs = t0.elapsed().as_secs_f64();
+                    if json_out {
+                        for hits in &all {
+                            println!(
+                                "{}",
+                                Value::Array(
+                                    hits.iter()
+                                        .map(|h| record_json(&h.id, Some(h.score), &h.payload, &h.vector))
+                                        .collect()
+                                )
+                            );
+                        }
+                    } else {
+                        for (i, hits) in all.iter().enumerate() {
+                            println!("query {i}:");
+                            print_hits(hits);
+                        }
+                        eprintln!("{} queries in {:.3}s ({:.0} queries/s)", reqs.len(), secs, reqs.len() as f64 / secs);
+                    }
+                }
+                (None, None) => bail!("give --vector or --file"),
+            }
+        }
+        Command::Count { collection, filter } => {
+            let n = db()?.collection(collection)?.count(filter.parse()?.as_ref());
+            if json_out {
+                println!("{}", json!({"count": n}));
+            } else {
+                println!("{n}");
+            }
+        }
+        Command::Get { collection, ids, with } => {
+            let records = db()?
+                .collection(collection)?
+                .get(&parse_ids(ids)?, !with.no_payload, with.with_vector)?;
+            if json_out {
+                println!(
+                    "{}",
+                    Value::Array(records.iter().map(|r| record_json(&r.id, None, &r.payload, &r.vector)).collect())
+                );
+            } else if records.is_empty() {
+                println!("(no such points)");
+            } else {
+                print_records(&records);
+            }
+        }
+        Command::Delete { collection, ids, filter } => {
+            let ack = db()?.collection(collection)?.delete(&selector(ids, filter)?)?;
+            if json_out {
+                println!("{}", json!({"deleted": ack.affected}));
+            } else {
+                println!("deleted {} points", ack.affected);
+            }
+        }
+        Command::Scroll {
+            collection,
+            limit,
+            offset,
+            filter,
+            with,
+        } => {
+            let offset = offset.as_deref().map(str::parse::<PointId>).transpose()?;
+            let page = db()?.collection(collection)?.scroll(&ScrollRequest {
+                offset,
+                limit: *limit,
+                filter: filter.parse()?,
+                with_payload: !with.no_payload,
+                with_vector: with.with_vector,
+            })?;
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"points": page.points.iter().map(|r| record_json(&r.id, None, &r.payload, &r.vector)).collect::<Vec<_>>(),
+                           "next_offset": page.next_offset.map(|o| o.to_json())})
+                );
+            } else {
+                print_records(&page.points);
+                match page.next_offset {
+                    Some(o) => println!("next: --offset {o}"),
+                    None => println!("(end)"),
+                }
+            }
+        }
+        Command::SetPayload {
+            collection,
+            ids,
+            payload,
+            filter,
+        } => {
+            let p: Value = serde_json::from_str(payload).context("--payload must be JSON")?;
+            let Value::Object(p) = p else {
+                bail!("--payload must be a JSON object")
+            };
+            let ack = db()?.collection(collection)?.set_payload(&selector(ids, filter)?, p)?;
+            if json_out {
+                println!("{}", json!({"updated": ack.affected}));
+            } else {
+                println!("updated {} points", ack.affected);
+            }
+        }
+        Command::Index { collection, key, kind } => {
+            let kind: PayloadIndexType = kind.parse()?;
+            db()?.collection(collection)?.create_payload_index(key, kind)?;
+            if json_out {
+                println!("{}", json!({"indexed": key, "type": kind.name()}));
+            } else {
+                println!("created {} index on {key:?}", kind.name());
+            }
+        }
+        Command::Compact { collection } => {
+            let db = db()?;
+            let c = db.collection(collection)?;
+            let before = c.info();
+            c.compact()?;
+            let after = c.info();
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"segments_before": before.segments, "segments_after": after.segments, "dead_rows_freed": before.dead_rows})
+                );
+            } else {
+                println!(
+                    "compacted {collection:?}: {} -> {} segments, {} dead rows freed",
+                    before.segments, after.segments, before.dead_rows
+                );
+            }
+        }
+        Command::Info { collection } => {
+            let info = db()?.collection(collection)?.info();
+            let durability = match info.config.durability {
+                Durability::Immediate => "fsync on every write".to_string(),
+                Durability::Periodic { interval_ms } => format!("group commit, fsync every {interval_ms} ms"),
+            };
+            let indexes: Vec<Value> = info
+                .payload_indexes
+                .iter()
+                .map(|(k, t, n, d)| json!({"key": k, "type": t.name(), "points": n, "distinct_values": d}))
+                .collect();
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"name": info.name, "dim": info.config.dim, "metric": info.config.metric.name(), "durability": durability,
+                           "points": info.points, "dead_rows": info.dead_rows, "segments": info.segments, "wal_bytes": info.wal_bytes,
+                           "last_seq": info.last_seq, "flushed_seq": info.flushed_seq, "payload_indexes": indexes,
+                           "kernel_isa": info.kernel_isa, "flush_error": info.flush_error})
+                );
+            } else {
+                println!("collection   {}", info.name);
+                println!("dimension    {}", info.config.dim);
+                println!("metric       {}", info.config.metric.name());
+                println!("durability   {durability}");
+                println!("points       {} ({} dead rows awaiting compaction)", info.points, info.dead_rows);
+                println!(
+                    "storage      {} segments, WAL {} bytes (seq {} written, {} in segments)",
+                    info.segments, info.wal_bytes, info.last_seq, info.flushed_seq
+                );
+                println!("search       exact scan, kernels {}", info.kernel_isa);
+                for (k, t, n, d) in &info.payload_indexes {
+                    println!("index        {k} ({}): {n} points, {d} distinct values", t.name());
+                }
+                if let Some(e) = info.flush_error {
+                    println!("flush error  {e}");
+                }
+            }
+        }
+        Command::List => {
+            let db = db()?;
+            let names = db.list_collections()?;
+            if json_out {
+                println!("{}", json!(names));
+            } else if names.is_empty() {
+                println!("(no collections in {})", cli.data_dir.display());
+            } else {
+                for n in names {
+                    println!("{n}");
+                }
+            }
+        }
+        Command::Drop { collection } => {
+            db()?.drop_collection(collection)?;
+            if json_out {
+                println!("{}", json!({"dropped": collection}));
+            } else {
+                println!("dropped collection {collection:?}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -9,8 +9,12 @@ fn kernels(c: &mut Criterion) {
         let b: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.11).cos()).collect();
         for isa in Isa::available() {
             let k = Kernels::for_isa(isa).unwrap();
-            c.bench_function(&format!("dot/{}/{dim}", isa.name()), |bench| bench.iter(|| (k.dot)(black_box(&a), black_box(&b))));
-            c.bench_function(&format!("l2/{}/{dim}", isa.name()), |bench| bench.iter(|| (k.l2_squared)(black_box(&a), black_box(&b))));
+            c.bench_function(&format!("dot/{}/{dim}", isa.name()), |bench| {
+                bench.iter(|| (k.dot)(black_box(&a), black_box(&b)))
+            });
+            c.bench_function(&format!("l2/{}/{dim}", isa.name()), |bench| {
+                bench.iter(|| (k.l2_squared)(black_box(&a), black_box(&b)))
+            });
         }
     }
 }

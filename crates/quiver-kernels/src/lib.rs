@@ -10,9 +10,9 @@
 //! per process from the CPU's features ([`isa`]) and are tested against the scalar twin.
 
 pub mod scalar;
+pub mod scan;
 pub mod simd;
 pub mod topk;
-pub mod scan;
 
 pub use scan::{batch_top_k, scan_rows, scan_top_k, Allowed};
 pub use simd::{isa, Isa};

@@ -68,17 +68,9 @@ pub fn scan_rows(kind: ScoreKind, query: &[f32], rows: &[f32], dim: usize, allow
 }
 
 /// [`scan_rows`] with the kernels of a chosen ISA (tests compare ISAs with this).
-pub fn scan_rows_with(
-    kernels: &Kernels,
-    kind: ScoreKind,
-    query: &[f32],
-    rows: &[f32],
-    dim: usize,
-    allowed: Allowed<'_>,
-    top: &mut TopK,
-) {
+pub fn scan_rows_with(kernels: &Kernels, kind: ScoreKind, query: &[f32], rows: &[f32], dim: usize, allowed: Allowed<'_>, top: &mut TopK) {
     assert_eq!(query.len(), dim, "query length must equal dim");
-    assert!(dim > 0 && rows.len() % dim == 0, "rows must be a whole number of rows");
+    assert!(dim > 0 && rows.len().is_multiple_of(dim), "rows must be a whole number of rows");
     let n_rows = rows.len() / dim;
     let kernel = kernel_of(kind, kernels);
     let negate = kind != ScoreKind::Dot;
@@ -110,7 +102,7 @@ const ROW_BLOCK: usize = 1024;
 /// (`|q - x|^2 = |q|^2 + |x|^2 - 2<q, x>`), tile by tile, so the full score matrix never exists;
 /// L1 and explicit row lists fall back to one scan per query.
 pub fn batch_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowed: Allowed<'_>, k: usize) -> Vec<Vec<Scored>> {
-    assert!(dim > 0 && queries.len() % dim == 0 && rows.len() % dim == 0);
+    assert!(dim > 0 && queries.len().is_multiple_of(dim) && rows.len().is_multiple_of(dim));
     let n_queries = queries.len() / dim;
     let use_gemm = matches!(allowed, Allowed::Mask(_)) && kind != ScoreKind::NegL1;
     if !use_gemm {
@@ -138,7 +130,11 @@ fn gemm_block_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, 
         Allowed::List(_) => unreachable!("lists take the per-query path"),
     };
     let l2 = kind == ScoreKind::NegL2Squared;
-    let query_norms: Vec<f32> = if l2 { queries.chunks(dim).map(|q| crate::simd::dot(q, q)).collect() } else { Vec::new() };
+    let query_norms: Vec<f32> = if l2 {
+        queries.chunks(dim).map(|q| crate::simd::dot(q, q)).collect()
+    } else {
+        Vec::new()
+    };
     let mut tops: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
     let mut tile = vec![0.0f32; n_queries * ROW_BLOCK];
     let mut row_norms = vec![0.0f32; ROW_BLOCK];

@@ -30,7 +30,10 @@ pub struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 16)) }
+        TopK {
+            k,
+            heap: Vec::with_capacity(k.min(1 << 16)),
+        }
     }
 
     /// Empties the selection, keeping its allocation (for reuse across queries).
@@ -75,9 +78,7 @@ impl TopK {
     /// The kept items, best first.
     pub fn into_sorted(self) -> Vec<Scored> {
         let mut out = self.heap;
-        out.sort_unstable_by(|a, b| {
-            b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
-        });
+        out.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         out
     }
 

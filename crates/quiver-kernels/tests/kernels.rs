@@ -13,7 +13,10 @@ fn close(simd: f32, reference: f32, magnitude: f32) -> bool {
 
 fn vectors() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
     (0usize..300).prop_flat_map(|n| {
-        (prop::collection::vec(-100.0f32..100.0, n), prop::collection::vec(-100.0f32..100.0, n))
+        (
+            prop::collection::vec(-100.0f32..100.0, n),
+            prop::collection::vec(-100.0f32..100.0, n),
+        )
     })
 }
 
@@ -60,7 +63,10 @@ fn model_top_k(kind: ScoreKind, q: &[f32], rows: &[f32], dim: usize, allowed: &[
 fn assert_same(got: &[(u32, f32)], want: &[(u32, f32)], context: &str) {
     assert_eq!(got.len(), want.len(), "{context}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g.1 - w.1).abs() <= 1e-3 * w.1.abs().max(1.0), "{context}: position {i}: got {g:?}, want {w:?}");
+        assert!(
+            (g.1 - w.1).abs() <= 1e-3 * w.1.abs().max(1.0),
+            "{context}: position {i}: got {g:?}, want {w:?}"
+        );
     }
 }
 
@@ -88,7 +94,10 @@ fn scans_match_brute_force() {
                 for (qi, q) in queries.chunks(dim).enumerate() {
                     let want = model_top_k(kind, q, &rows, dim, &allowed, k);
                     let ctx = format!("{kind:?} n={n_rows} dim={dim} k={k} q={qi}");
-                    let single: Vec<_> = scan_top_k(kind, q, &rows, dim, Allowed::Mask(&mask), k).iter().map(|s| (s.row, s.score)).collect();
+                    let single: Vec<_> = scan_top_k(kind, q, &rows, dim, Allowed::Mask(&mask), k)
+                        .iter()
+                        .map(|s| (s.row, s.score))
+                        .collect();
                     assert_same(&single, &want, &format!("{ctx} single"));
                     let b: Vec<_> = batch_mask[qi].iter().map(|s| (s.row, s.score)).collect();
                     assert_same(&b, &want, &format!("{ctx} batch mask"));

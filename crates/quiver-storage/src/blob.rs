@@ -42,12 +42,22 @@ pub fn decode<'a>(path: &Path, magic: &[u8; 8], data: &'a [u8]) -> StorageResult
     let stored = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
     let actual = crc32c::crc32c(body);
     if stored != actual {
-        return Err(corrupt(body.len(), format!("checksum mismatch (stored {stored:#010x}, computed {actual:#010x})")));
+        return Err(corrupt(
+            body.len(),
+            format!("checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"),
+        ));
     }
     let mut d = Decoder::new(body);
     let got_magic = d.take(8).map_err(|e| corrupt(e.offset, e.reason))?;
     if got_magic != magic {
-        return Err(corrupt(0, format!("wrong magic {:?}, expected {:?}", String::from_utf8_lossy(got_magic), String::from_utf8_lossy(magic))));
+        return Err(corrupt(
+            0,
+            format!(
+                "wrong magic {:?}, expected {:?}",
+                String::from_utf8_lossy(got_magic),
+                String::from_utf8_lossy(magic)
+            ),
+        ));
     }
     let version = d.u32().map_err(|e| corrupt(e.offset, e.reason))?;
     if version != BLOB_VERSION {

@@ -12,7 +12,9 @@ impl Encoder {
         Encoder::default()
     }
     pub fn with_capacity(n: usize) -> Encoder {
-        Encoder { buf: Vec::with_capacity(n) }
+        Encoder {
+            buf: Vec::with_capacity(n),
+        }
     }
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
@@ -73,7 +75,10 @@ impl<'a> Decoder<'a> {
         self.data.len() - self.pos
     }
     pub fn error(&self, reason: impl Into<String>) -> DecodeError {
-        DecodeError { offset: self.pos, reason: reason.into() }
+        DecodeError {
+            offset: self.pos,
+            reason: reason.into(),
+        }
     }
     pub fn take(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
         if self.remaining() < n {

@@ -30,6 +30,10 @@ impl StorageError {
     }
 
     pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> StorageError {
-        StorageError::Corrupt { path: path.into(), offset, reason: reason.into() }
+        StorageError::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 }

@@ -27,7 +27,12 @@ pub fn create_dir_durable(path: &Path) -> StorageResult<()> {
 
 /// Writes `bytes` as a new file at `path` (which must not be visible to readers yet), fsynced.
 pub fn write_new_file(path: &Path, bytes: &[u8]) -> StorageResult<()> {
-    let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(StorageError::io(path))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(StorageError::io(path))?;
     f.write_all(bytes).map_err(StorageError::io(path))?;
     f.sync_all().map_err(StorageError::io(path))
 }
@@ -51,6 +56,9 @@ pub fn remove_file_if_exists(path: &Path) -> StorageResult<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::Io { path: path.to_path_buf(), source: e }),
+        Err(e) => Err(StorageError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }

@@ -123,22 +123,41 @@ fn scan_file(path: &Path, data: &[u8], is_last_file: bool, mut last_seq: u64) ->
             if is_last_file && !valid_record_follows(data, pos + 1) {
                 break;
             }
-            return Err(StorageError::corrupt(path, pos as u64, "invalid record (bad length or checksum) followed by valid records, or in a WAL file that is not the newest"));
+            return Err(StorageError::corrupt(
+                path,
+                pos as u64,
+                "invalid record (bad length or checksum) followed by valid records, or in a WAL file that is not the newest",
+            ));
         };
         if flags & !FLAG_COMMIT != 0 {
-            return Err(StorageError::corrupt(path, pos as u64, format!("unknown record flags {flags:#04x}")));
+            return Err(StorageError::corrupt(
+                path,
+                pos as u64,
+                format!("unknown record flags {flags:#04x}"),
+            ));
         }
         let payload = rest[RECORD_HEADER_BYTES..end].to_vec();
         match &mut pending {
             Some(txn) if txn.seq == seq => txn.records.push(payload),
             Some(txn) => {
-                return Err(StorageError::corrupt(path, pos as u64, format!("record of transaction {seq} inside uncommitted transaction {}", txn.seq)));
+                return Err(StorageError::corrupt(
+                    path,
+                    pos as u64,
+                    format!("record of transaction {seq} inside uncommitted transaction {}", txn.seq),
+                ));
             }
             None => {
                 if seq <= last_seq {
-                    return Err(StorageError::corrupt(path, pos as u64, format!("sequence number {seq} does not increase (previous {last_seq})")));
+                    return Err(StorageError::corrupt(
+                        path,
+                        pos as u64,
+                        format!("sequence number {seq} does not increase (previous {last_seq})"),
+                    ));
                 }
-                pending = Some(WalTxn { seq, records: vec![payload] });
+                pending = Some(WalTxn {
+                    seq,
+                    records: vec![payload],
+                });
             }
         }
         pos += end;
@@ -150,7 +169,11 @@ fn scan_file(path: &Path, data: &[u8], is_last_file: bool, mut last_seq: u64) ->
         }
     }
     if pending.is_some() && !is_last_file {
-        return Err(StorageError::corrupt(path, good_bytes, "uncommitted transaction in a WAL file that is not the newest"));
+        return Err(StorageError::corrupt(
+            path,
+            good_bytes,
+            "uncommitted transaction in a WAL file that is not the newest",
+        ));
     }
     Ok(Scan { txns, good_bytes })
 }
@@ -181,7 +204,13 @@ impl Wal {
             Some(t) => t,
             None => (dir.join(file_name(after_seq.max(last_seq) + 1)), 0),
         };
-        let mut file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&path).map_err(StorageError::io(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(StorageError::io(&path))?;
         let on_disk = file.metadata().map_err(StorageError::io(&path))?.len();
         let mut file_bytes = good_bytes;
         if good_bytes < WAL_MAGIC.len() as u64 {
@@ -195,7 +224,17 @@ impl Wal {
             file.sync_all().map_err(StorageError::io(&path))?;
         }
         file.seek(SeekFrom::Start(file_bytes)).map_err(StorageError::io(&path))?;
-        Ok((Wal { dir: dir.to_path_buf(), file, path, file_bytes, poisoned: false, unsynced: false }, txns))
+        Ok((
+            Wal {
+                dir: dir.to_path_buf(),
+                file,
+                path,
+                file_bytes,
+                poisoned: false,
+                unsynced: false,
+            },
+            txns,
+        ))
     }
 
     /// Appends one transaction made of `records` (at least one), all with sequence number `seq`,
@@ -212,7 +251,10 @@ impl Wal {
         let mut e = Encoder::with_capacity(total);
         for (i, r) in records.iter().enumerate() {
             if r.len() > WAL_RECORD_BYTES_MAX {
-                return Err(StorageError::RecordTooLarge { bytes: r.len(), max: WAL_RECORD_BYTES_MAX });
+                return Err(StorageError::RecordTooLarge {
+                    bytes: r.len(),
+                    max: WAL_RECORD_BYTES_MAX,
+                });
             }
             let flags = if i + 1 == records.len() { FLAG_COMMIT } else { 0 };
             let start = e.len();
@@ -224,7 +266,10 @@ impl Wal {
             let crc = crc32c::crc32c_append(crc32c::crc32c(&e.buf[start..start + 4]), &e.buf[start + 8..]);
             e.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
         }
-        let result = self.file.write_all(&e.buf).and_then(|_| if sync { self.file.sync_data() } else { Ok(()) });
+        let result = self
+            .file
+            .write_all(&e.buf)
+            .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) });
         match result {
             Ok(()) => {
                 self.file_bytes += e.len() as u64;
@@ -232,11 +277,17 @@ impl Wal {
                 Ok(())
             }
             Err(source) => {
-                let undo = self.file.set_len(self.file_bytes).and_then(|_| self.file.seek(SeekFrom::Start(self.file_bytes)).map(|_| ()));
+                let undo = self
+                    .file
+                    .set_len(self.file_bytes)
+                    .and_then(|_| self.file.seek(SeekFrom::Start(self.file_bytes)).map(|_| ()));
                 if undo.is_err() {
                     self.poisoned = true;
                 }
-                Err(StorageError::Io { path: self.path.clone(), source })
+                Err(StorageError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
             }
         }
     }
@@ -266,7 +317,13 @@ impl Wal {
     pub fn restart_at(&mut self, next_seq: u64) -> StorageResult<()> {
         self.sync()?;
         let path = self.dir.join(file_name(next_seq));
-        let mut file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&path).map_err(StorageError::io(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(StorageError::io(&path))?;
         file.write_all(WAL_MAGIC).map_err(StorageError::io(&path))?;
         file.sync_all().map_err(StorageError::io(&path))?;
         fsio::fsync_dir(&self.dir)?;
@@ -306,13 +363,31 @@ mod tests {
         wal.append(2, &p2.iter().map(|p| p.as_slice()).collect::<Vec<_>>(), true).unwrap();
         drop(wal);
         let (mut wal, txns) = Wal::open(dir.path(), 0).unwrap();
-        assert_eq!(txns, vec![WalTxn { seq: 1, records: p1.clone() }, WalTxn { seq: 2, records: p2.clone() }]);
+        assert_eq!(
+            txns,
+            vec![
+                WalTxn {
+                    seq: 1,
+                    records: p1.clone()
+                },
+                WalTxn {
+                    seq: 2,
+                    records: p2.clone()
+                }
+            ]
+        );
         wal.restart_at(3).unwrap();
         wal.append(3, &[b"x"], false).unwrap();
         wal.sync().unwrap();
         drop(wal);
         let (_, txns) = Wal::open(dir.path(), 2).unwrap();
-        assert_eq!(txns, vec![WalTxn { seq: 3, records: vec![b"x".to_vec()] }]);
+        assert_eq!(
+            txns,
+            vec![WalTxn {
+                seq: 3,
+                records: vec![b"x".to_vec()]
+            }]
+        );
         assert_eq!(list_files(dir.path()).unwrap().len(), 1);
     }
 
@@ -331,13 +406,20 @@ mod tests {
         let path = wal.path().to_path_buf();
         drop(wal);
         let image = std::fs::read(&path).unwrap();
-        let first = vec![WalTxn { seq: 1, records: p1.clone() }];
+        let first = vec![WalTxn {
+            seq: 1,
+            records: p1.clone(),
+        }];
         let last_record = image.len() - RECORD_HEADER_BYTES - p2[3].len();
         for cut in before_last..image.len() {
             std::fs::write(&path, &image[..cut]).unwrap();
             let (_, txns) = Wal::open(dir.path(), 0).unwrap();
             assert_eq!(txns, first, "cut at {cut}");
-            assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, before_last, "tail truncated at {cut}");
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len() as usize,
+                before_last,
+                "tail truncated at {cut}"
+            );
         }
         for i in 0..image.len() {
             let mut bad = image.clone();

@@ -57,7 +57,15 @@ pub struct SearchRequest {
 
 impl SearchRequest {
     pub fn new(vector: Vec<f32>, limit: usize) -> SearchRequest {
-        SearchRequest { vector, limit, offset: 0, filter: None, score_threshold: None, with_payload: true, with_vector: false }
+        SearchRequest {
+            vector,
+            limit,
+            offset: 0,
+            filter: None,
+            score_threshold: None,
+            with_payload: true,
+            with_vector: false,
+        }
     }
 }
 
@@ -161,7 +169,13 @@ pub(crate) fn create_files(dir: &Path, config: &CollectionConfig) -> Result<()> 
     fsio::create_dir_durable(dir)?;
     fsio::create_dir_durable(&dir.join("segments"))?;
     fsio::create_dir_durable(&dir.join("wal"))?;
-    let m = Manifest { config: config.clone(), flushed_seq: 0, next_segment_no: 1, segments: Vec::new(), indexes: Vec::new() };
+    let m = Manifest {
+        config: config.clone(),
+        flushed_seq: 0,
+        next_segment_no: 1,
+        segments: Vec::new(),
+        indexes: Vec::new(),
+    };
     write_manifest(dir, &m)
 }
 
@@ -204,7 +218,12 @@ impl Collection {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             config,
-            writer: Mutex::new(Writer { wal, manifest, last_seq, flush_error: None }),
+            writer: Mutex::new(Writer {
+                wal,
+                manifest,
+                last_seq,
+                flush_error: None,
+            }),
             state: RwLock::new(state),
             _stop_syncer: periodic.map(|_| stop_tx),
         });
@@ -224,7 +243,10 @@ impl Collection {
                         w.flush_error = Some(e.to_string());
                     }
                 })
-                .map_err(|e| StorageError::Io { path: dir.to_path_buf(), source: e })?;
+                .map_err(|e| StorageError::Io {
+                    path: dir.to_path_buf(),
+                    source: e,
+                })?;
         }
         Ok(Collection { inner })
     }
@@ -248,7 +270,10 @@ impl Collection {
             return Err(Error::EmptyBatch);
         }
         if points.len() > BATCH_POINTS_MAX {
-            return Err(Error::BatchTooLarge { got: points.len(), max: BATCH_POINTS_MAX });
+            return Err(Error::BatchTooLarge {
+                got: points.len(),
+                max: BATCH_POINTS_MAX,
+            });
         }
         let dim = self.dim();
         let cosine = self.inner.config.metric == Metric::Cosine;
@@ -257,7 +282,10 @@ impl Collection {
             if let Some(payload) = &p.payload {
                 let bytes = serde_json::to_vec(payload).expect("a JSON map always serialises").len();
                 if bytes > PAYLOAD_BYTES_MAX {
-                    return Err(Error::InvalidPayload { reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"), point: Some(p.id.to_string()) });
+                    return Err(Error::InvalidPayload {
+                        reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"),
+                        point: Some(p.id.to_string()),
+                    });
                 }
                 if payload.is_empty() {
                     p.payload = None;
@@ -279,7 +307,10 @@ impl Collection {
         {
             let st = self.inner.state.read();
             if st.n_rows() + points.len() > ROWS_MAX {
-                return Err(Error::BatchTooLarge { got: points.len(), max: ROWS_MAX - st.n_rows() });
+                return Err(Error::BatchTooLarge {
+                    got: points.len(),
+                    max: ROWS_MAX - st.n_rows(),
+                });
             }
         }
         let affected = points.len();
@@ -402,7 +433,11 @@ impl Collection {
         {
             let mut st = self.inner.state.write();
             st.compact_rows();
-            let image = store::encode_segment(st.dim, (0..st.n_rows()).map(|r| (&st.ids[r], st.vector(r as u32), &st.payloads[r])), &[]);
+            let image = store::encode_segment(
+                st.dim,
+                (0..st.n_rows()).map(|r| (&st.ids[r], st.vector(r as u32), &st.payloads[r])),
+                &[],
+            );
             fsio::write_new_file(&segment_path(dir, no), &image)?;
         }
         let old = std::mem::take(&mut w.manifest.segments);
@@ -441,7 +476,10 @@ impl Collection {
 
     fn check_ids(ids: &[PointId]) -> Result<()> {
         if ids.len() > BATCH_POINTS_MAX {
-            return Err(Error::BatchTooLarge { got: ids.len(), max: BATCH_POINTS_MAX });
+            return Err(Error::BatchTooLarge {
+                got: ids.len(),
+                max: BATCH_POINTS_MAX,
+            });
         }
         Ok(())
     }
@@ -457,7 +495,10 @@ impl Collection {
             ids.iter().filter(|id| st.id_to_row.contains_key(id)).count()
         };
         if ids.is_empty() {
-            return Ok(WriteAck { seq: w.last_seq, affected: 0 });
+            return Ok(WriteAck {
+                seq: w.last_seq,
+                affected: 0,
+            });
         }
         let seq = self.commit(&mut w, make(ids))?;
         Ok(WriteAck { seq, affected })
@@ -528,7 +569,11 @@ impl Collection {
     fn record(st: &State, row: u32, with_payload: bool, with_vector: bool) -> Record {
         Record {
             id: st.ids[row as usize],
-            payload: if with_payload { Some(st.payloads[row as usize].clone().unwrap_or_default()) } else { None },
+            payload: if with_payload {
+                Some(st.payloads[row as usize].clone().unwrap_or_default())
+            } else {
+                None
+            },
             vector: if with_vector { Some(st.vector(row).to_vec()) } else { None },
         }
     }
@@ -537,7 +582,10 @@ impl Collection {
     pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Result<Vec<Record>> {
         Self::check_ids(ids)?;
         let st = self.inner.state.read();
-        Ok(ids.iter().filter_map(|id| st.id_to_row.get(id).map(|&r| Self::record(&st, r, with_payload, with_vector))).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| st.id_to_row.get(id).map(|&r| Self::record(&st, r, with_payload, with_vector)))
+            .collect())
     }
 
     /// Counts points, optionally only those matching `filter`.
@@ -577,9 +625,11 @@ impl Collection {
 
     fn prepare_query(&self, req: &SearchRequest) -> Result<Vec<f32>> {
         validate_vector(&req.vector, self.dim(), None)?;
-        let want = req.limit.checked_add(req.offset).unwrap_or(usize::MAX);
+        let want = req.limit.saturating_add(req.offset);
         if req.limit == 0 || want > SEARCH_LIMIT_MAX {
-            return Err(Error::InvalidRequest(format!("limit must be at least 1 and limit + offset at most {SEARCH_LIMIT_MAX}")));
+            return Err(Error::InvalidRequest(format!(
+                "limit must be at least 1 and limit + offset at most {SEARCH_LIMIT_MAX}"
+            )));
         }
         let mut q = req.vector.clone();
         if self.inner.config.metric == Metric::Cosine {
@@ -600,14 +650,26 @@ impl Collection {
             })
             .map(|(row, score)| {
                 let r = Self::record(st, row, req.with_payload, req.with_vector);
-                ScoredPoint { id: r.id, score, payload: r.payload, vector: r.vector }
+                ScoredPoint {
+                    id: r.id,
+                    score,
+                    payload: r.payload,
+                    vector: r.vector,
+                }
             })
             .collect()
     }
 
     fn search_in(&self, st: &State, req: &SearchRequest, query: &[f32]) -> Vec<ScoredPoint> {
         let plan = st.plan(req.filter.as_ref());
-        let hits = quiver_kernels::scan_top_k(self.inner.config.metric.score_kind(), query, &st.vectors, st.dim, plan.allowed(st), req.limit + req.offset);
+        let hits = quiver_kernels::scan_top_k(
+            self.inner.config.metric.score_kind(),
+            query,
+            &st.vectors,
+            st.dim,
+            plan.allowed(st),
+            req.limit + req.offset,
+        );
         self.finish_hits(st, req, hits)
     }
 
@@ -627,10 +689,21 @@ impl Collection {
         let gemm_ok = reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
         if gemm_ok && !reqs.is_empty() {
             let flat: Vec<f32> = queries.concat();
-            let hits = quiver_kernels::batch_top_k(self.inner.config.metric.score_kind(), &flat, &st.vectors, st.dim, quiver_kernels::Allowed::Mask(&st.alive), shared_k.unwrap_or(0));
+            let hits = quiver_kernels::batch_top_k(
+                self.inner.config.metric.score_kind(),
+                &flat,
+                &st.vectors,
+                st.dim,
+                quiver_kernels::Allowed::Mask(&st.alive),
+                shared_k.unwrap_or(0),
+            );
             return Ok(hits.into_iter().zip(reqs).map(|(h, r)| self.finish_hits(&st, r, h)).collect());
         }
-        Ok(reqs.par_iter().zip(queries.par_iter()).map(|(r, q)| self.search_in(&st, r, q)).collect())
+        Ok(reqs
+            .par_iter()
+            .zip(queries.par_iter())
+            .map(|(r, q)| self.search_in(&st, r, q))
+            .collect())
     }
 
     pub fn info(&self) -> CollectionInfo {
@@ -645,7 +718,12 @@ impl Collection {
             wal_bytes: w.wal.file_bytes(),
             last_seq: w.last_seq,
             flushed_seq: w.manifest.flushed_seq,
-            payload_indexes: st.indexes.fields.iter().map(|f| (f.key.text.clone(), f.kind, f.points(), f.distinct_values())).collect(),
+            payload_indexes: st
+                .indexes
+                .fields
+                .iter()
+                .map(|f| (f.key.text.clone(), f.kind, f.points(), f.distinct_values()))
+                .collect(),
             kernel_isa: quiver_kernels::isa().name(),
             flush_error: w.flush_error.clone(),
         }
@@ -664,7 +742,10 @@ impl Collection {
 fn check_payload(p: &Payload) -> Result<()> {
     let bytes = serde_json::to_vec(p).expect("a JSON map always serialises").len();
     if bytes > PAYLOAD_BYTES_MAX {
-        return Err(Error::InvalidPayload { reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"), point: None });
+        return Err(Error::InvalidPayload {
+            reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"),
+            point: None,
+        });
     }
     Ok(())
 }
@@ -678,7 +759,10 @@ fn remove_strays(dir: &Path, m: &Manifest) -> Result<()> {
         let entry = entry.map_err(StorageError::io(&segdir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let known = name.strip_suffix(".seg").and_then(|s| s.parse::<u64>().ok()).is_some_and(|no| m.segments.contains(&no));
+        let known = name
+            .strip_suffix(".seg")
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|no| m.segments.contains(&no));
         if !known {
             fsio::remove_file_if_exists(&entry.path())?;
             removed = true;

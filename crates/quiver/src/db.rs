@@ -42,7 +42,11 @@ impl Database {
                 std::fs::remove_dir_all(&p).map_err(StorageError::io(&p))?;
             }
         }
-        Ok(Database { root, _lock: lock, open: Mutex::new(HashMap::new()) })
+        Ok(Database {
+            root,
+            _lock: lock,
+            open: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn root(&self) -> &Path {

@@ -27,9 +27,17 @@ pub enum Error {
     #[error("invalid dimension {dim}: must be between 1 and {max}")]
     InvalidDimension { dim: usize, max: usize },
     #[error("vector dimension error: expected {expected}, got {got}{}", point_suffix(.point))]
-    DimensionMismatch { expected: usize, got: usize, point: Option<String> },
+    DimensionMismatch {
+        expected: usize,
+        got: usize,
+        point: Option<String>,
+    },
     #[error("vector{} contains {what} at position {index}; only finite numbers are allowed", point_suffix(.point))]
-    NonFiniteVector { what: &'static str, index: usize, point: Option<String> },
+    NonFiniteVector {
+        what: &'static str,
+        index: usize,
+        point: Option<String>,
+    },
     #[error("empty batch: give at least one point")]
     EmptyBatch,
     #[error("batch of {got} points exceeds the limit of {max} per request; split it")]

@@ -42,11 +42,19 @@ impl KeyPath {
                 None => (raw, false),
             };
             if name.is_empty() || name.contains('[') || name.contains(']') {
-                return Err(Error::InvalidFilter(format!("invalid key {text:?}: each part is a name, optionally followed by []")));
+                return Err(Error::InvalidFilter(format!(
+                    "invalid key {text:?}: each part is a name, optionally followed by []"
+                )));
             }
-            parts.push(PathPart { name: name.to_string(), array });
+            parts.push(PathPart {
+                name: name.to_string(),
+                array,
+            });
         }
-        Ok(KeyPath { text: text.to_string(), parts })
+        Ok(KeyPath {
+            text: text.to_string(),
+            parts,
+        })
     }
 
     /// The values at this path (before arrays at the end are flattened).
@@ -115,11 +123,14 @@ impl MatchValue {
         match v {
             Value::String(s) => Ok(MatchValue::Keyword(s.clone())),
             Value::Bool(b) => Ok(MatchValue::Bool(*b)),
-            Value::Number(n) => n
-                .as_i64()
-                .map(MatchValue::Integer)
-                .ok_or_else(|| Error::InvalidFilter(format!("{at}: match takes a string, an integer or a bool, not {n} (use range for floats)"))),
-            other => Err(Error::InvalidFilter(format!("{at}: match takes a string, an integer or a bool, not {other}"))),
+            Value::Number(n) => n.as_i64().map(MatchValue::Integer).ok_or_else(|| {
+                Error::InvalidFilter(format!(
+                    "{at}: match takes a string, an integer or a bool, not {n} (use range for floats)"
+                ))
+            }),
+            other => Err(Error::InvalidFilter(format!(
+                "{at}: match takes a string, an integer or a bool, not {other}"
+            ))),
         }
     }
 
@@ -149,7 +160,9 @@ impl Range {
     }
 
     fn parse(v: &Value, at: &str) -> Result<Range> {
-        let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object with gt/gte/lt/lte")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object with gt/gte/lt/lte")))?;
         let mut r = Range::default();
         for (k, bound) in obj {
             let slot = match k.as_str() {
@@ -162,7 +175,11 @@ impl Range {
             *slot = match bound {
                 Value::Null => None,
                 Value::Number(n) => Some(n.as_f64().ok_or_else(|| Error::InvalidFilter(format!("{at}.{k}: not a number")))?),
-                Value::String(_) => return Err(Error::Unsupported(format!("{at}: datetime ranges are not supported yet; give numbers"))),
+                Value::String(_) => {
+                    return Err(Error::Unsupported(format!(
+                        "{at}: datetime ranges are not supported yet; give numbers"
+                    )))
+                }
                 other => return Err(Error::InvalidFilter(format!("{at}.{k}: expected a number, got {other}"))),
             };
         }
@@ -219,7 +236,10 @@ pub enum Condition {
     HasId(HashSet<PointId>),
     Filter(Box<Filter>),
     /// The filter holds for at least one object element of the array at `key`.
-    Nested { key: KeyPath, filter: Box<Filter> },
+    Nested {
+        key: KeyPath,
+        filter: Box<Filter>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -255,7 +275,10 @@ impl Filter {
         self.must.iter().all(holds)
             && (self.should.is_empty() || self.should.iter().any(holds))
             && !self.must_not.iter().any(holds)
-            && self.min_should.as_ref().is_none_or(|m| m.conditions.iter().filter(|c| holds(c)).count() >= m.min_count)
+            && self
+                .min_should
+                .as_ref()
+                .is_none_or(|m| m.conditions.iter().filter(|c| holds(c)).count() >= m.min_count)
     }
 }
 
@@ -277,7 +300,9 @@ fn parse_filter(v: &Value, at: &str, depth: usize) -> Result<Filter> {
     if depth > FILTER_DEPTH_MAX {
         return Err(Error::InvalidFilter(format!("filters nest deeper than {FILTER_DEPTH_MAX} levels")));
     }
-    let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object")))?;
     let mut f = Filter::default();
     for (k, val) in obj {
         let here = format!("{at}.{k}");
@@ -289,7 +314,9 @@ fn parse_filter(v: &Value, at: &str, depth: usize) -> Result<Filter> {
                 if val.is_null() {
                     continue;
                 }
-                let m = val.as_object().ok_or_else(|| Error::InvalidFilter(format!("{here} must be an object with conditions and min_count")))?;
+                let m = val
+                    .as_object()
+                    .ok_or_else(|| Error::InvalidFilter(format!("{here} must be an object with conditions and min_count")))?;
                 for key in m.keys() {
                     if key != "conditions" && key != "min_count" {
                         return Err(Error::InvalidFilter(format!("{here}: unknown key {key:?}")));
@@ -300,9 +327,16 @@ fn parse_filter(v: &Value, at: &str, depth: usize) -> Result<Filter> {
                     .get("min_count")
                     .and_then(Value::as_u64)
                     .ok_or_else(|| Error::InvalidFilter(format!("{here}.min_count must be a non-negative integer")))?;
-                f.min_should = Some(MinShould { conditions, min_count: min_count as usize });
+                f.min_should = Some(MinShould {
+                    conditions,
+                    min_count: min_count as usize,
+                });
             }
-            other => return Err(Error::InvalidFilter(format!("{at}: unknown key {other:?} (expected must, should, must_not, min_should)"))),
+            other => {
+                return Err(Error::InvalidFilter(format!(
+                    "{at}: unknown key {other:?} (expected must, should, must_not, min_should)"
+                )))
+            }
         }
     }
     Ok(f)
@@ -311,20 +345,33 @@ fn parse_filter(v: &Value, at: &str, depth: usize) -> Result<Filter> {
 fn parse_conditions(v: &Value, at: &str, depth: usize) -> Result<Vec<Condition>> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items.iter().enumerate().map(|(i, c)| parse_condition(c, &format!("{at}[{i}]"), depth)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, c)| parse_condition(c, &format!("{at}[{i}]"), depth))
+            .collect(),
         Value::Object(_) => Ok(vec![parse_condition(v, at, depth)?]),
-        other => Err(Error::InvalidFilter(format!("{at} must be a condition or a list of conditions, not {other}"))),
+        other => Err(Error::InvalidFilter(format!(
+            "{at} must be a condition or a list of conditions, not {other}"
+        ))),
     }
 }
 
 fn key_of(v: &Value, at: &str) -> Result<KeyPath> {
-    let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object with a key")))?;
-    let key = obj.get("key").and_then(Value::as_str).ok_or_else(|| Error::InvalidFilter(format!("{at}.key must be a string")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object with a key")))?;
+    let key = obj
+        .get("key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidFilter(format!("{at}.key must be a string")))?;
     KeyPath::parse(key)
 }
 
 fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
-    let obj = v.as_object().ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object")))?;
     if obj.contains_key("key") {
         return parse_field_condition(obj, at).map(Condition::Field);
     }
@@ -335,17 +382,26 @@ fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
         return Ok(Condition::IsNull(key_of(inner, &format!("{at}.is_null"))?));
     }
     if let Some(ids) = obj.get("has_id") {
-        let list = ids.as_array().ok_or_else(|| Error::InvalidFilter(format!("{at}.has_id must be a list of ids")))?;
+        let list = ids
+            .as_array()
+            .ok_or_else(|| Error::InvalidFilter(format!("{at}.has_id must be a list of ids")))?;
         return Ok(Condition::HasId(list.iter().map(PointId::from_json).collect::<Result<_>>()?));
     }
     if let Some(inner) = obj.get("nested") {
         let here = format!("{at}.nested");
         let key = key_of(inner, &here)?;
-        let filter = inner.get("filter").ok_or_else(|| Error::InvalidFilter(format!("{here}.filter is required")))?;
-        return Ok(Condition::Nested { key, filter: Box::new(parse_filter(filter, &format!("{here}.filter"), depth + 1)?) });
+        let filter = inner
+            .get("filter")
+            .ok_or_else(|| Error::InvalidFilter(format!("{here}.filter is required")))?;
+        return Ok(Condition::Nested {
+            key,
+            filter: Box::new(parse_filter(filter, &format!("{here}.filter"), depth + 1)?),
+        });
     }
     if obj.contains_key("has_vector") {
-        return Err(Error::Unsupported(format!("{at}: has_vector conditions (Quiver collections have one vector per point)")));
+        return Err(Error::Unsupported(format!(
+            "{at}: has_vector conditions (Quiver collections have one vector per point)"
+        )));
     }
     Ok(Condition::Filter(Box::new(parse_filter(v, at, depth + 1)?)))
 }
@@ -356,7 +412,11 @@ fn parse_match_list(v: &Value, at: &str) -> Result<Vec<MatchValue>> {
 }
 
 fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCondition> {
-    let key = KeyPath::parse(obj.get("key").and_then(Value::as_str).ok_or_else(|| Error::InvalidFilter(format!("{at}.key must be a string")))?)?;
+    let key = KeyPath::parse(
+        obj.get("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::InvalidFilter(format!("{at}.key must be a string")))?,
+    )?;
     let mut checks = Vec::new();
     for (k, val) in obj {
         let here = format!("{at}.{k}");
@@ -366,7 +426,9 @@ fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCond
                 if val.is_null() {
                     continue;
                 }
-                let m = val.as_object().ok_or_else(|| Error::InvalidFilter(format!("{here} must be an object")))?;
+                let m = val
+                    .as_object()
+                    .ok_or_else(|| Error::InvalidFilter(format!("{here} must be an object")))?;
                 if m.len() != 1 {
                     return Err(Error::InvalidFilter(format!("{here} needs exactly one of value, any, except")));
                 }
@@ -375,7 +437,11 @@ fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCond
                     "value" => FieldCheck::Match(MatchValue::parse(mv, &here)?),
                     "any" => FieldCheck::Any(parse_match_list(mv, &here)?),
                     "except" => FieldCheck::Except(parse_match_list(mv, &here)?),
-                    "text" | "phrase" | "text_any" => return Err(Error::Unsupported(format!("{here}: full-text match ({mk}) needs a full-text index, which Quiver does not have yet"))),
+                    "text" | "phrase" | "text_any" => {
+                        return Err(Error::Unsupported(format!(
+                            "{here}: full-text match ({mk}) needs a full-text index, which Quiver does not have yet"
+                        )))
+                    }
                     other => return Err(Error::InvalidFilter(format!("{here}: unknown match kind {other:?}"))),
                 });
             }
@@ -403,7 +469,9 @@ fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCond
         }
     }
     if checks.is_empty() {
-        return Err(Error::InvalidFilter(format!("{at}: a field condition needs match, range or values_count")));
+        return Err(Error::InvalidFilter(format!(
+            "{at}: a field condition needs match, range or values_count"
+        )));
     }
     Ok(FieldCondition { key, checks })
 }
@@ -433,27 +501,75 @@ mod tests {
         check(json!({"must": [{"key": "ok", "match": {"value": true}}]}), doc.clone(), true);
         check(json!({"must": [{"key": "tags", "match": {"value": "b"}}]}), doc.clone(), true);
         check(json!({"must": [{"key": "tags", "match": {"any": ["z", "a"]}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "tags", "match": {"except": ["a", "b"]}}]}), doc.clone(), false);
+        check(
+            json!({"must": [{"key": "tags", "match": {"except": ["a", "b"]}}]}),
+            doc.clone(),
+            false,
+        );
         check(json!({"must": [{"key": "tags", "match": {"except": ["a"]}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "missing", "match": {"except": ["a"]}}]}), doc.clone(), false);
+        check(
+            json!({"must": [{"key": "missing", "match": {"except": ["a"]}}]}),
+            doc.clone(),
+            false,
+        );
         check(json!({"must": [{"key": "x", "range": {"gt": 2.0, "lte": 2.5}}]}), doc.clone(), true);
         check(json!({"must": [{"key": "x", "range": {"gt": 2.5}}]}), doc.clone(), false);
-        check(json!({"must": [{"key": "country.cities[].name", "match": {"value": "Lyon"}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "country.cities[].pop", "range": {"gte": 2.0}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "country.cities.pop", "range": {"gte": 3.0}}]}), doc.clone(), false);
-        check(json!({"must": [{"is_empty": {"key": "missing"}}, {"is_empty": {"key": "empty"}}, {"is_empty": {"key": "none"}}]}), doc.clone(), true);
+        check(
+            json!({"must": [{"key": "country.cities[].name", "match": {"value": "Lyon"}}]}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"must": [{"key": "country.cities[].pop", "range": {"gte": 2.0}}]}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"must": [{"key": "country.cities.pop", "range": {"gte": 3.0}}]}),
+            doc.clone(),
+            false,
+        );
+        check(
+            json!({"must": [{"is_empty": {"key": "missing"}}, {"is_empty": {"key": "empty"}}, {"is_empty": {"key": "none"}}]}),
+            doc.clone(),
+            true,
+        );
         check(json!({"must": [{"is_empty": {"key": "tags"}}]}), doc.clone(), false);
         check(json!({"must": [{"is_null": {"key": "none"}}]}), doc.clone(), true);
         check(json!({"must": [{"is_null": {"key": "missing"}}]}), doc.clone(), false);
         check(json!({"must": [{"has_id": [1, 7]}]}), doc.clone(), true);
         check(json!({"must_not": [{"has_id": [7]}]}), doc.clone(), false);
-        check(json!({"should": [{"key": "n", "match": {"value": 4}}, {"key": "ok", "match": {"value": true}}]}), doc.clone(), true);
+        check(
+            json!({"should": [{"key": "n", "match": {"value": 4}}, {"key": "ok", "match": {"value": true}}]}),
+            doc.clone(),
+            true,
+        );
         check(json!({"should": [{"key": "n", "match": {"value": 4}}]}), doc.clone(), false);
-        check(json!({"min_should": {"conditions": [{"key": "n", "match": {"value": 3}}, {"key": "ok", "match": {"value": true}}, {"key": "x", "range": {"lt": 0}}], "min_count": 2}}), doc.clone(), true);
-        check(json!({"min_should": {"conditions": [{"key": "n", "match": {"value": 3}}, {"key": "x", "range": {"lt": 0}}], "min_count": 2}}), doc.clone(), false);
-        check(json!({"must": [{"must_not": [{"key": "city", "match": {"value": "Rome"}}]}]}), doc.clone(), true);
-        check(json!({"must": [{"nested": {"key": "country.cities", "filter": {"must": [{"key": "name", "match": {"value": "Paris"}}, {"key": "pop", "range": {"lt": 1.0}}]}}}]}), doc.clone(), false);
-        check(json!({"must": [{"nested": {"key": "country.cities", "filter": {"must": [{"key": "name", "match": {"value": "Lyon"}}, {"key": "pop", "range": {"lt": 1.0}}]}}}]}), doc.clone(), true);
+        check(
+            json!({"min_should": {"conditions": [{"key": "n", "match": {"value": 3}}, {"key": "ok", "match": {"value": true}}, {"key": "x", "range": {"lt": 0}}], "min_count": 2}}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"min_should": {"conditions": [{"key": "n", "match": {"value": 3}}, {"key": "x", "range": {"lt": 0}}], "min_count": 2}}),
+            doc.clone(),
+            false,
+        );
+        check(
+            json!({"must": [{"must_not": [{"key": "city", "match": {"value": "Rome"}}]}]}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"must": [{"nested": {"key": "country.cities", "filter": {"must": [{"key": "name", "match": {"value": "Paris"}}, {"key": "pop", "range": {"lt": 1.0}}]}}}]}),
+            doc.clone(),
+            false,
+        );
+        check(
+            json!({"must": [{"nested": {"key": "country.cities", "filter": {"must": [{"key": "name", "match": {"value": "Lyon"}}, {"key": "pop", "range": {"lt": 1.0}}]}}}]}),
+            doc.clone(),
+            true,
+        );
         check(json!({"must": [{"key": "tags", "values_count": {"gte": 2}}]}), doc.clone(), true);
         check(json!({}), doc, true);
     }
@@ -466,7 +582,10 @@ mod tests {
             (json!({"mast": []}), false),
             (json!({"must": [{"key": "", "match": {"value": 1}}]}), false),
             (json!({"must": [{"key": "a", "match": {"text": "hello"}}]}), true),
-            (json!({"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}]}), true),
+            (
+                json!({"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}]}),
+                true,
+            ),
             (json!({"must": [{"key": "a", "range": {"gt": "2024-01-01"}}]}), true),
             (json!({"must": [{"has_id": [-1]}]}), false),
             (json!([1, 2]), false),

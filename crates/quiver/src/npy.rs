@@ -46,11 +46,19 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Matrix> {
         }
         v => return Err(bad(path, format!("unsupported format version {v}"))),
     };
-    let header_end = start.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| bad(path, "truncated header"))?;
+    let header_end = start
+        .checked_add(header_len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| bad(path, "truncated header"))?;
     let header = std::str::from_utf8(&bytes[start..header_end]).map_err(|_| bad(path, "header is not text"))?;
-    let descr = header_field(header, "descr").ok_or_else(|| bad(path, "header has no descr"))?.trim_matches(|c| c == '\'' || c == '"');
+    let descr = header_field(header, "descr")
+        .ok_or_else(|| bad(path, "header has no descr"))?
+        .trim_matches(|c| c == '\'' || c == '"');
     if header_field(header, "fortran_order").is_some_and(|v| v == "True") {
-        return Err(bad(path, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
+        return Err(bad(
+            path,
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray",
+        ));
     }
     let shape_text = header_field(header, "shape").ok_or_else(|| bad(path, "header has no shape"))?;
     let shape: Vec<usize> = shape_text
@@ -72,12 +80,17 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Matrix> {
         other => return Err(bad(path, format!("dtype {other} is not float32 or float64 (little-endian)"))),
     };
     if body.len() != count.checked_mul(width).ok_or_else(|| bad(path, "shape overflows"))? {
-        return Err(bad(path, format!("shape ({shape_text}) needs {} data bytes, file has {}", count * width, body.len())));
+        return Err(bad(
+            path,
+            format!("shape ({shape_text}) needs {} data bytes, file has {}", count * width, body.len()),
+        ));
     }
     let data: Vec<f32> = if width == 4 {
         body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     } else {
-        body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect()
+        body.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect()
     };
     Ok(Matrix { rows, cols, data })
 }
@@ -124,7 +137,8 @@ pub fn encode_i64(rows: usize, cols: usize, data: &[i64]) -> Vec<u8> {
 /// Writes bytes to `path`.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(path).map_err(|e| Error::InvalidRequest(format!("cannot write {}: {e}", path.display())))?;
-    f.write_all(bytes).map_err(|e| Error::InvalidRequest(format!("cannot write {}: {e}", path.display())))
+    f.write_all(bytes)
+        .map_err(|e| Error::InvalidRequest(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -137,7 +151,14 @@ mod tests {
         let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
         let img = encode_f32(3, 4, &data);
         assert_eq!(img[..10 + u16::from_le_bytes([img[8], img[9]]) as usize].len() % 64, 0);
-        assert_eq!(parse(p, &img).unwrap(), Matrix { rows: 3, cols: 4, data: data.clone() });
+        assert_eq!(
+            parse(p, &img).unwrap(),
+            Matrix {
+                rows: 3,
+                cols: 4,
+                data: data.clone()
+            }
+        );
         for n in 0..img.len() {
             assert!(parse(p, &img[..n]).is_err(), "truncated at {n}");
         }

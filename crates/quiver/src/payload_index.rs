@@ -65,7 +65,9 @@ impl std::str::FromStr for PayloadIndexType {
             "integer" => Ok(PayloadIndexType::Integer),
             "float" => Ok(PayloadIndexType::Float),
             "bool" => Ok(PayloadIndexType::Bool),
-            other => Err(Error::Unsupported(format!("payload index type {other:?}; Quiver has keyword, integer, float and bool"))),
+            other => Err(Error::Unsupported(format!(
+                "payload index type {other:?}; Quiver has keyword, integer, float and bool"
+            ))),
         }
     }
 }
@@ -139,9 +141,18 @@ impl FieldIndex {
             PayloadIndexType::Keyword => IndexData::Keyword(HashMap::new()),
             PayloadIndexType::Integer => IndexData::Integer(BTreeMap::new()),
             PayloadIndexType::Float => IndexData::Float(BTreeMap::new()),
-            PayloadIndexType::Bool => IndexData::Bool { yes: RoaringBitmap::new(), no: RoaringBitmap::new() },
+            PayloadIndexType::Bool => IndexData::Bool {
+                yes: RoaringBitmap::new(),
+                no: RoaringBitmap::new(),
+            },
         };
-        FieldIndex { key, kind, data, indexed_rows: RoaringBitmap::new(), other_numbers: RoaringBitmap::new() }
+        FieldIndex {
+            key,
+            kind,
+            data,
+            indexed_rows: RoaringBitmap::new(),
+            other_numbers: RoaringBitmap::new(),
+        }
     }
 
     /// Indexes every value of `payload` for `row`.
@@ -234,7 +245,9 @@ impl FieldIndex {
                     (None, None) => Bound::Unbounded,
                 };
                 let empty = match (lower, upper) {
-                    (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a > b || (a == b && !(matches!(lower, Bound::Included(_)) && matches!(upper, Bound::Included(_)))),
+                    (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                        a > b || (a == b && !(matches!(lower, Bound::Included(_)) && matches!(upper, Bound::Included(_))))
+                    }
                     _ => false,
                 };
                 if empty {

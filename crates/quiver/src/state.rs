@@ -232,11 +232,7 @@ impl State {
             }
         }
         match candidates {
-            Some(set) => Plan::List(
-                set.iter()
-                    .filter(|&r| self.is_alive(r) && self.row_matches(r, filter))
-                    .collect(),
-            ),
+            Some(set) => Plan::List(set.iter().filter(|&r| self.is_alive(r) && self.row_matches(r, filter)).collect()),
             None => {
                 let mut mask = vec![0u64; self.alive.len()];
                 quiver_kernels::scan::for_each_allowed(Allowed::Mask(&self.alive), self.n_rows(), |r| {
@@ -251,7 +247,9 @@ impl State {
 
     pub fn row_matches(&self, row: u32, filter: &Filter) -> bool {
         static EMPTY: std::sync::OnceLock<Payload> = std::sync::OnceLock::new();
-        let p = self.payloads[row as usize].as_ref().unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
+        let p = self.payloads[row as usize]
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
         filter.matches(self.ids[row as usize], p)
     }
 

@@ -27,11 +27,22 @@ pub enum Op {
     Upsert(Vec<Point>),
     Delete(Vec<PointId>),
     /// Merges the keys into each point's payload.
-    SetPayload { ids: Vec<PointId>, payload: Payload },
+    SetPayload {
+        ids: Vec<PointId>,
+        payload: Payload,
+    },
     /// Replaces each point's payload.
-    OverwritePayload { ids: Vec<PointId>, payload: Payload },
-    DeletePayloadKeys { ids: Vec<PointId>, keys: Vec<String> },
-    ClearPayload { ids: Vec<PointId> },
+    OverwritePayload {
+        ids: Vec<PointId>,
+        payload: Payload,
+    },
+    DeletePayloadKeys {
+        ids: Vec<PointId>,
+        keys: Vec<String>,
+    },
+    ClearPayload {
+        ids: Vec<PointId>,
+    },
 }
 
 const OP_UPSERT: u8 = 1;
@@ -93,7 +104,9 @@ fn get_payload(d: &mut Decoder<'_>) -> Result<Option<Payload>, DecodeError> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    serde_json::from_slice::<Payload>(bytes).map(Some).map_err(|e| d.error(format!("payload is not a JSON object: {e}")))
+    serde_json::from_slice::<Payload>(bytes)
+        .map(Some)
+        .map_err(|e| d.error(format!("payload is not a JSON object: {e}")))
 }
 
 fn put_payload(e: &mut Encoder, p: &Payload) {
@@ -219,7 +232,11 @@ pub struct SegmentData {
 }
 
 /// Encodes a segment image from points given as (id, vector, payload) triples.
-pub fn encode_segment<'a>(dim: usize, points: impl ExactSizeIterator<Item = (&'a PointId, &'a [f32], &'a Option<Payload>)>, tombstones: &[PointId]) -> Vec<u8> {
+pub fn encode_segment<'a>(
+    dim: usize,
+    points: impl ExactSizeIterator<Item = (&'a PointId, &'a [f32], &'a Option<Payload>)>,
+    tombstones: &[PointId],
+) -> Vec<u8> {
     let n = points.len();
     let mut ids = Encoder::with_capacity(n * 9);
     let mut vectors = Encoder::with_capacity(n * dim * 4);
@@ -249,16 +266,28 @@ fn corrupt(path: &Path, e: DecodeError, section: &str) -> StorageError {
 pub fn decode_segment(path: &Path, image: &[u8], dim: usize) -> Result<SegmentData, StorageError> {
     let sections = blob::decode(path, SEGMENT_MAGIC, image)?;
     if sections.len() != 5 {
-        return Err(StorageError::corrupt(path, 0, format!("segment has {} sections, expected 5", sections.len())));
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            format!("segment has {} sections, expected 5", sections.len()),
+        ));
     }
     let mut h = Decoder::new(sections[0]);
     let (seg_dim, n, n_tomb) = (|| Ok::<_, DecodeError>((h.u32()?, h.u64()?, h.u64()?)))().map_err(|e| corrupt(path, e, "header"))?;
     if seg_dim as usize != dim {
-        return Err(StorageError::corrupt(path, 0, format!("segment dimension {seg_dim} differs from the collection's {dim}")));
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            format!("segment dimension {seg_dim} differs from the collection's {dim}"),
+        ));
     }
     let n = n as usize;
     if sections[2].len() != n * dim * 4 {
-        return Err(StorageError::corrupt(path, 0, format!("vector section holds {} bytes, expected {}", sections[2].len(), n * dim * 4)));
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            format!("vector section holds {} bytes, expected {}", sections[2].len(), n * dim * 4),
+        ));
     }
     let mut out = SegmentData::default();
     let mut d = Decoder::new(sections[1]);
@@ -329,7 +358,11 @@ pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
 pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageError> {
     let sections = blob::decode(path, MANIFEST_MAGIC, image)?;
     if sections.len() != 3 {
-        return Err(StorageError::corrupt(path, 0, format!("manifest has {} sections, expected 3", sections.len())));
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            format!("manifest has {} sections, expected 3", sections.len()),
+        ));
     }
     let parse = || -> Result<Manifest, (DecodeError, &'static str)> {
         let mut c = Decoder::new(sections[0]);
@@ -366,10 +399,18 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
             indexes.push((key, kind));
         }
         x.finish().map_err(|e| (e, "indexes"))?;
-        Ok(Manifest { config: CollectionConfig { dim, metric, durability }, flushed_seq, next_segment_no, segments, indexes })
+        Ok(Manifest {
+            config: CollectionConfig { dim, metric, durability },
+            flushed_seq,
+            next_segment_no,
+            segments,
+            indexes,
+        })
     };
     let m = parse().map_err(|(e, section)| corrupt(path, e, section))?;
-    m.config.validate().map_err(|e| StorageError::corrupt(path, 0, format!("invalid configuration: {e}")))?;
+    m.config
+        .validate()
+        .map_err(|e| StorageError::corrupt(path, 0, format!("invalid configuration: {e}")))?;
     Ok(m)
 }
 
@@ -383,12 +424,23 @@ mod tests {
         let payload = json!({"a": 1, "b": [true, "x"]}).as_object().unwrap().clone();
         let u = uuid::Uuid::from_u128(0x1234);
         let ops = vec![
-            Op::Upsert(vec![Point::new(1u64, vec![1.0, 2.0]).with_payload(payload.clone()), Point::new(u, vec![-0.5, 0.0])]),
+            Op::Upsert(vec![
+                Point::new(1u64, vec![1.0, 2.0]).with_payload(payload.clone()),
+                Point::new(u, vec![-0.5, 0.0]),
+            ]),
             Op::Delete(vec![PointId::Num(9), PointId::Uuid(u)]),
-            Op::SetPayload { ids: vec![PointId::Num(1)], payload: payload.clone() },
+            Op::SetPayload {
+                ids: vec![PointId::Num(1)],
+                payload: payload.clone(),
+            },
             Op::OverwritePayload { ids: vec![], payload },
-            Op::DeletePayloadKeys { ids: vec![PointId::Num(3)], keys: vec!["a".into(), "b.c".into()] },
-            Op::ClearPayload { ids: vec![PointId::Num(4)] },
+            Op::DeletePayloadKeys {
+                ids: vec![PointId::Num(3)],
+                keys: vec!["a".into(), "b.c".into()],
+            },
+            Op::ClearPayload {
+                ids: vec![PointId::Num(4)],
+            },
         ];
         for op in ops {
             let records = encode_op(&op, 2);
@@ -420,7 +472,11 @@ mod tests {
     #[test]
     fn manifest_round_trip() {
         let m = Manifest {
-            config: CollectionConfig { dim: 7, metric: Metric::Manhattan, durability: Durability::Periodic { interval_ms: 50 } },
+            config: CollectionConfig {
+                dim: 7,
+                metric: Metric::Manhattan,
+                durability: Durability::Periodic { interval_ms: 50 },
+            },
             flushed_seq: 42,
             next_segment_no: 3,
             segments: vec![1, 2],

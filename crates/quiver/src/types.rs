@@ -58,7 +58,9 @@ impl FromStr for PointId {
         if let Ok(n) = s.parse::<u64>() {
             return Ok(PointId::Num(n));
         }
-        uuid::Uuid::parse_str(s).map(PointId::Uuid).map_err(|_| Error::InvalidId(format!("{s:?}")))
+        uuid::Uuid::parse_str(s)
+            .map(PointId::Uuid)
+            .map_err(|_| Error::InvalidId(format!("{s:?}")))
     }
 }
 
@@ -67,7 +69,9 @@ impl PointId {
     pub fn from_json(v: &Value) -> Result<PointId> {
         match v {
             Value::Number(n) => n.as_u64().map(PointId::Num).ok_or_else(|| Error::InvalidId(n.to_string())),
-            Value::String(s) => uuid::Uuid::parse_str(s).map(PointId::Uuid).map_err(|_| Error::InvalidId(format!("{s:?}"))),
+            Value::String(s) => uuid::Uuid::parse_str(s)
+                .map(PointId::Uuid)
+                .map_err(|_| Error::InvalidId(format!("{s:?}"))),
             other => Err(Error::InvalidId(other.to_string())),
         }
     }
@@ -155,7 +159,9 @@ impl FromStr for Metric {
             "dot" => Ok(Metric::Dot),
             "euclid" | "euclidean" | "l2" => Ok(Metric::Euclid),
             "manhattan" | "l1" => Ok(Metric::Manhattan),
-            _ => Err(Error::InvalidRequest(format!("unknown metric {s:?}; use cosine, dot, euclid or manhattan"))),
+            _ => Err(Error::InvalidRequest(format!(
+                "unknown metric {s:?}; use cosine, dot, euclid or manhattan"
+            ))),
         }
     }
 }
@@ -184,16 +190,25 @@ pub struct CollectionConfig {
 
 impl CollectionConfig {
     pub fn new(dim: usize, metric: Metric) -> CollectionConfig {
-        CollectionConfig { dim, metric, durability: Durability::Immediate }
+        CollectionConfig {
+            dim,
+            metric,
+            durability: Durability::Immediate,
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
         if self.dim == 0 || self.dim > DIMENSION_MAX {
-            return Err(Error::InvalidDimension { dim: self.dim, max: DIMENSION_MAX });
+            return Err(Error::InvalidDimension {
+                dim: self.dim,
+                max: DIMENSION_MAX,
+            });
         }
         if let Durability::Periodic { interval_ms } = self.durability {
             if interval_ms == 0 || interval_ms > PERIODIC_INTERVAL_MS_MAX {
-                return Err(Error::InvalidRequest(format!("group-commit interval must be 1..={PERIODIC_INTERVAL_MS_MAX} ms, got {interval_ms}")));
+                return Err(Error::InvalidRequest(format!(
+                    "group-commit interval must be 1..={PERIODIC_INTERVAL_MS_MAX} ms, got {interval_ms}"
+                )));
             }
         }
         Ok(())
@@ -210,7 +225,11 @@ pub struct Point {
 
 impl Point {
     pub fn new(id: impl Into<PointId>, vector: Vec<f32>) -> Point {
-        Point { id: id.into(), vector, payload: None }
+        Point {
+            id: id.into(),
+            vector,
+            payload: None,
+        }
     }
 
     pub fn with_payload(mut self, payload: Payload) -> Point {
@@ -239,11 +258,19 @@ pub struct ScoredPoint {
 /// Checks a vector's length and values.
 pub(crate) fn validate_vector(v: &[f32], dim: usize, point: Option<&PointId>) -> Result<()> {
     if v.len() != dim {
-        return Err(Error::DimensionMismatch { expected: dim, got: v.len(), point: point.map(|p| p.to_string()) });
+        return Err(Error::DimensionMismatch {
+            expected: dim,
+            got: v.len(),
+            point: point.map(|p| p.to_string()),
+        });
     }
     if let Some(index) = v.iter().position(|x| !x.is_finite()) {
         let what = if v[index].is_nan() { "NaN" } else { "an infinity" };
-        return Err(Error::NonFiniteVector { what, index, point: point.map(|p| p.to_string()) });
+        return Err(Error::NonFiniteVector {
+            what,
+            index,
+            point: point.map(|p| p.to_string()),
+        });
     }
     Ok(())
 }
@@ -252,7 +279,12 @@ pub(crate) fn validate_vector(v: &[f32], dim: usize, point: Option<&PointId>) ->
 /// starting with `.` (so no `..`, no `/`, no control characters, and no clash with the
 /// temporary folders, which start with `.`).
 pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| Err(Error::InvalidName { name: name.to_string(), reason });
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -262,7 +294,10 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.starts_with('.') {
         return bad("it starts with '.'");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
         return bad("only ASCII letters, digits, '_', '-' and '.' are allowed");
     }
     Ok(())

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 const DIM: usize = 4;
 
 fn batch(b: u64) -> Vec<Point> {
-    (0..5).map(|i| Point::new(b * 100 + i, vec![b as f32, i as f32, 1.0, -1.0]).with_payload(json!({"b": b}).as_object().unwrap().clone())).collect()
+    (0..5)
+        .map(|i| Point::new(b * 100 + i, vec![b as f32, i as f32, 1.0, -1.0]).with_payload(json!({"b": b}).as_object().unwrap().clone()))
+        .collect()
 }
 
 fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
@@ -33,7 +35,15 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// The batches present, each checked to be whole.
 fn batches_present(db: &Database) -> Vec<u64> {
     let c = db.collection("c").unwrap();
-    let page = c.scroll(&ScrollRequest { offset: None, limit: 10_000, filter: None, with_payload: true, with_vector: true }).unwrap();
+    let page = c
+        .scroll(&ScrollRequest {
+            offset: None,
+            limit: 10_000,
+            filter: None,
+            with_payload: true,
+            with_vector: true,
+        })
+        .unwrap();
     let mut by_batch = std::collections::BTreeMap::<u64, usize>::new();
     for r in &page.points {
         let b = r.payload.as_ref().unwrap()["b"].as_u64().unwrap();
@@ -84,7 +94,12 @@ fn wal_truncated_at_every_offset_of_its_last_record() {
         let dst = tempfile::tempdir().unwrap();
         copy_dir(src.path(), dst.path());
         let wal_copy = dst.path().join(wal.strip_prefix(src.path()).unwrap());
-        std::fs::OpenOptions::new().write(true).open(&wal_copy).unwrap().set_len(cut).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&wal_copy)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
         let db = Database::open(dst.path()).unwrap();
         assert_eq!(batches_present(&db), vec![0, 1, 2, 3], "cut at {cut}");
         // The recovered log takes new writes on a clean boundary.
@@ -99,7 +114,10 @@ fn wal_truncated_at_every_offset_of_its_last_record() {
 fn flipped_bytes_in_segment_and_manifest_are_reported_with_the_file() {
     let src = tempfile::tempdir().unwrap();
     build(src.path());
-    let targets = [files_with_ext(src.path(), "seg").pop().unwrap(), src.path().join("collections/c/MANIFEST")];
+    let targets = [
+        files_with_ext(src.path(), "seg").pop().unwrap(),
+        src.path().join("collections/c/MANIFEST"),
+    ];
     for target in targets {
         let len = std::fs::metadata(&target).unwrap().len() as usize;
         let name = target.file_name().unwrap().to_string_lossy().into_owned();

@@ -47,7 +47,11 @@ fn child_writer(dir: &Path, round: u64) {
             2 => c.compact().expect("compact"),
             3 => {
                 // Overwrite a point of this batch with the same batch tag: must not break it.
-                c.set_payload(&PointSelector::Ids(vec![PointId::Num(batch * BATCH_ID_STRIDE)]), json!({"touched": true}).as_object().unwrap().clone()).expect("set payload");
+                c.set_payload(
+                    &PointSelector::Ids(vec![PointId::Num(batch * BATCH_ID_STRIDE)]),
+                    json!({"touched": true}).as_object().unwrap().clone(),
+                )
+                .expect("set payload");
             }
             _ => {}
         }
@@ -61,7 +65,15 @@ fn check_folder(dir: &Path, acked: &BTreeMap<u64, usize>, round: u64) {
     let mut seen: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
     let mut offset = None;
     loop {
-        let page = c.scroll(&ScrollRequest { offset, limit: 10_000, filter: None, with_payload: true, with_vector: false }).unwrap();
+        let page = c
+            .scroll(&ScrollRequest {
+                offset,
+                limit: 10_000,
+                filter: None,
+                with_payload: true,
+                with_vector: false,
+            })
+            .unwrap();
         for r in &page.points {
             let p = r.payload.as_ref().unwrap();
             let batch = p["batch"].as_u64().unwrap();
@@ -114,7 +126,7 @@ fn crash_rounds() {
             n_acks += 1;
         }
         child.kill().unwrap(); // SIGKILL on Unix
-        // Acknowledgements already printed before the kill landed count too.
+                               // Acknowledgements already printed before the kill landed count too.
         for line in lines.map_while(Result::ok) {
             let mut parts = line.split_whitespace();
             if parts.next() == Some("ACK") {
@@ -145,7 +157,10 @@ fn second_process_gets_lock_error() {
     };
     let db = Database::open(dir.path()).unwrap();
     let said = run_child();
-    assert!(said.starts_with("LOCKED") && said.contains("in use by another process"), "child said {said:?}");
+    assert!(
+        said.starts_with("LOCKED") && said.contains("in use by another process"),
+        "child said {said:?}"
+    );
     drop(db);
     let said = run_child();
     assert!(said.starts_with("OPENED"), "after release the child said {said:?}");
@@ -159,7 +174,10 @@ fn main() {
         _ => {}
     }
     // Under `cargo test`, libtest-style flags may be passed; we run every test regardless.
-    let tests: [(&str, fn()); 2] = [("second_process_gets_lock_error", second_process_gets_lock_error), ("crash_rounds", crash_rounds)];
+    let tests: [(&str, fn()); 2] = [
+        ("second_process_gets_lock_error", second_process_gets_lock_error),
+        ("crash_rounds", crash_rounds),
+    ];
     let mut failed = 0;
     for (name, f) in tests {
         let ok = std::panic::catch_unwind(f).is_ok();

@@ -121,7 +121,9 @@ fn eval_cond(c: &Cond, d: &Doc) -> bool {
 }
 
 fn eval(f: &F, d: &Doc) -> bool {
-    f.must.iter().all(|c| eval_cond(c, d)) && (f.should.is_empty() || f.should.iter().any(|c| eval_cond(c, d))) && !f.must_not.iter().any(|c| eval_cond(c, d))
+    f.must.iter().all(|c| eval_cond(c, d))
+        && (f.should.is_empty() || f.should.iter().any(|c| eval_cond(c, d)))
+        && !f.must_not.iter().any(|c| eval_cond(c, d))
 }
 
 fn cond_json(c: &Cond) -> Value {
@@ -159,7 +161,10 @@ fn random_cond(rng: &mut ChaCha8Rng, depth: usize) -> Cond {
         4 => Cond::NIs(rng.gen_range(-5..6)),
         5 => Cond::NAny((0..rng.gen_range(1..4)).map(|_| rng.gen_range(-5..6)).collect()),
         6 => Cond::NRange(opt(rng, -6, 6), opt(rng, -6, 7)),
-        7 => Cond::XRange { gt: opt(rng, -40, 40).map(|v| v as f64 / 8.0), lte: opt(rng, -40, 40).map(|v| v as f64 / 8.0 + 0.0625) },
+        7 => Cond::XRange {
+            gt: opt(rng, -40, 40).map(|v| v as f64 / 8.0),
+            lte: opt(rng, -40, 40).map(|v| v as f64 / 8.0 + 0.0625),
+        },
         8 => Cond::KRange(rng.gen_range(0..3), rng.gen_range(0..4)),
         9 => Cond::FlagIs(rng.gen_bool(0.5)),
         10 => Cond::IsEmpty(["color", "tags", "n"][rng.gen_range(0..3)]),
@@ -203,7 +208,10 @@ fn filters_agree_with_the_model_with_and_without_indexes() {
         indexed.create_payload_index(key, kind).unwrap();
     }
     let docs: Vec<Doc> = (0..120).map(|i| Doc::random(i, &mut rng)).collect();
-    let points: Vec<Point> = docs.iter().map(|d| Point::new(d.id, vec![1.0, d.id as f32]).with_payload(d.payload())).collect();
+    let points: Vec<Point> = docs
+        .iter()
+        .map(|d| Point::new(d.id, vec![1.0, d.id as f32]).with_payload(d.payload()))
+        .collect();
     plain.upsert(points.clone()).unwrap();
     indexed.upsert(points).unwrap();
     let mut nontrivial = 0;
@@ -217,7 +225,15 @@ fn filters_agree_with_the_model_with_and_without_indexes() {
         }
         for c in [&plain, &indexed] {
             assert_eq!(c.count(Some(&parsed)), want.len(), "case {case} in {}: {json}", c.name());
-            let page = c.scroll(&ScrollRequest { offset: None, limit: 1000, filter: Some(parsed.clone()), with_payload: false, with_vector: false }).unwrap();
+            let page = c
+                .scroll(&ScrollRequest {
+                    offset: None,
+                    limit: 1000,
+                    filter: Some(parsed.clone()),
+                    with_payload: false,
+                    with_vector: false,
+                })
+                .unwrap();
             let got: BTreeSet<PointId> = page.points.iter().map(|r| r.id).collect();
             assert_eq!(got, want, "case {case} in {}: {json}", c.name());
             let mut req = SearchRequest::new(vec![0.0, 1.0], 200);

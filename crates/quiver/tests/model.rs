@@ -69,7 +69,15 @@ fn assert_agrees(c: &Collection, model: &Model, metric: Metric, rng: &mut ChaCha
     let mut got = Vec::new();
     let mut offset = None;
     loop {
-        let page = c.scroll(&ScrollRequest { offset, limit: 7, filter: None, with_payload: true, with_vector: true }).unwrap();
+        let page = c
+            .scroll(&ScrollRequest {
+                offset,
+                limit: 7,
+                filter: None,
+                with_payload: true,
+                with_vector: true,
+            })
+            .unwrap();
         got.extend(page.points);
         match page.next_offset {
             Some(o) => offset = Some(o),
@@ -87,11 +95,27 @@ fn assert_agrees(c: &Collection, model: &Model, metric: Metric, rng: &mut ChaCha
     let f = random_filter(rng);
     let want: Vec<PointId> = model.iter().filter(|(id, (_, p))| f.matches(**id, p)).map(|(id, _)| *id).collect();
     assert_eq!(c.count(Some(&f)), want.len(), "step {step}: filtered count {f:?}");
-    let page = c.scroll(&ScrollRequest { offset: None, limit: 1000, filter: Some(f.clone()), with_payload: false, with_vector: false }).unwrap();
-    assert_eq!(page.points.iter().map(|r| r.id).collect::<Vec<_>>(), want, "step {step}: filtered scroll");
+    let page = c
+        .scroll(&ScrollRequest {
+            offset: None,
+            limit: 1000,
+            filter: Some(f.clone()),
+            with_payload: false,
+            with_vector: false,
+        })
+        .unwrap();
+    assert_eq!(
+        page.points.iter().map(|r| r.id).collect::<Vec<_>>(),
+        want,
+        "step {step}: filtered scroll"
+    );
     // Exact search with and without the filter.
     let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let qm = if metric == Metric::Cosine { normalized(q.clone()) } else { q.clone() };
+    let qm = if metric == Metric::Cosine {
+        normalized(q.clone())
+    } else {
+        q.clone()
+    };
     for filter in [None, Some(f)] {
         let mut all: Vec<(PointId, f32)> = model
             .iter()
@@ -132,7 +156,11 @@ fn run(seed: u64, metric: Metric, steps: usize) {
                     let id = random_id(&mut rng);
                     let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0..1.0)).collect();
                     let p = random_payload(&mut rng);
-                    points.push(Point { id, vector: v.clone(), payload: Some(p.clone()) });
+                    points.push(Point {
+                        id,
+                        vector: v.clone(),
+                        payload: Some(p.clone()),
+                    });
                 }
                 c.upsert(points.clone()).unwrap();
                 for p in points {
@@ -179,7 +207,8 @@ fn run(seed: u64, metric: Metric, steps: usize) {
             }
             67..=70 => {
                 let ids: Vec<PointId> = (0..4).map(|_| random_id(&mut rng)).collect();
-                c.delete_payload_keys(&PointSelector::Ids(ids.clone()), vec!["n".into(), "o.x".into()]).unwrap();
+                c.delete_payload_keys(&PointSelector::Ids(ids.clone()), vec!["n".into(), "o.x".into()])
+                    .unwrap();
                 for id in &ids {
                     if let Some((_, p)) = model.get_mut(id) {
                         p.remove("n");
@@ -199,7 +228,12 @@ fn run(seed: u64, metric: Metric, steps: usize) {
             73..=78 => c.flush().unwrap(),
             79..=81 => c.compact().unwrap(),
             82..=85 => {
-                let (key, kind) = [("g", PayloadIndexType::Keyword), ("n", PayloadIndexType::Integer), ("o.x", PayloadIndexType::Float), ("n", PayloadIndexType::Float)][rng.gen_range(0..4)];
+                let (key, kind) = [
+                    ("g", PayloadIndexType::Keyword),
+                    ("n", PayloadIndexType::Integer),
+                    ("o.x", PayloadIndexType::Float),
+                    ("n", PayloadIndexType::Float),
+                ][rng.gen_range(0..4)];
                 c.create_payload_index(key, kind).unwrap();
             }
             _ => {

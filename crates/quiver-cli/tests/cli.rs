@@ -1,0 +1,170 @@
+//! The `quiver` binary end to end on a temporary data folder: every command, human and JSON
+//! output, exit statuses, and one-line errors.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn quiver(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = quiver(dir, args);
+    assert!(
+        out.status.success(),
+        "quiver {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[track_caller]
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(ok(dir, &all).trim()).unwrap()
+}
+
+#[track_caller]
+fn fails(dir: &Path, args: &[&str], needle: &str) {
+    let out = quiver(dir, args);
+    assert_eq!(out.status.code(), Some(1), "quiver {args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line error expected, got {err:?}");
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "{err:?} should mention {needle:?}"
+    );
+}
+
+fn npy_f32(rows: usize, cols: usize, data: &[f32]) -> Vec<u8> {
+    quiver::npy::encode_f32(rows, cols, data)
+}
+
+#[test]
+fn every_command_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    assert!(ok(dir, &["list"]).contains("no collections"));
+    ok(dir, &["create", "docs", "--dim", "3", "--metric", "euclid"]);
+    fails(dir, &["create", "docs", "--dim", "3"], "already exists");
+    fails(dir, &["create", "a/b", "--dim", "3"], "invalid collection name");
+    fails(dir, &["create", "x", "--dim", "0"], "dimension");
+    fails(dir, &["create", "x", "--dim", "3", "--metric", "hamming"], "unknown metric");
+
+    let jsonl = tmp.path().join("points.jsonl");
+    std::fs::write(
+        &jsonl,
+        r#"{"id": 1, "vector": [0, 0, 0], "payload": {"color": "red", "n": 1}}
+{"id": 2, "vector": [1, 0, 0], "payload": {"color": "blue", "n": 2}}
+
+{"id": "550e8400-e29b-41d4-a716-446655440000", "vector": [2, 0, 0], "payload": {"color": "red", "n": 3}}
+"#,
+    )
+    .unwrap();
+    assert_eq!(json(dir, &["upsert", "docs", "--file", jsonl.to_str().unwrap()])["upserted"], 3);
+    let npy = tmp.path().join("base.npy");
+    std::fs::write(&npy, npy_f32(2, 3, &[10.0, 0.0, 0.0, 11.0, 0.0, 0.0])).unwrap();
+    assert_eq!(
+        json(dir, &["upsert", "docs", "--file", npy.to_str().unwrap(), "--start-id", "100"])["upserted"],
+        2
+    );
+    assert_eq!(json(dir, &["count", "docs"])["count"], 5);
+
+    let hits = json(dir, &["search", "docs", "--vector", "[1.9, 0, 0]", "-k", "2"]);
+    let ids: Vec<Value> = hits.as_array().unwrap().iter().map(|h| h["id"].clone()).collect();
+    assert_eq!(ids, vec![Value::from("550e8400-e29b-41d4-a716-446655440000"), Value::from(2)]);
+    assert!((hits[0]["score"].as_f64().unwrap() - 0.1).abs() < 1e-5);
+    let filtered = json(
+        dir,
+        &[
+            "search",
+            "docs",
+            "--vector",
+            "[1.9, 0, 0]",
+            "--filter",
+            r#"{"must":[{"key":"color","match":{"value":"red"}}]}"#,
+        ],
+    );
+    assert_eq!(filtered.as_array().unwrap().len(), 2);
+    let human = ok(dir, &["search", "docs", "--vector", "[1.9, 0, 0]", "-k", "1"]);
+    assert!(human.contains("rank") && human.contains("550e8400"), "{human}");
+
+    let queries = tmp.path().join("q.npy");
+    std::fs::write(&queries, npy_f32(2, 3, &[0.1, 0.0, 0.0, 10.4, 0.0, 0.0])).unwrap();
+    let out = ok(dir, &["--json", "search", "docs", "--file", queries.to_str().unwrap(), "-k", "1"]);
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0][0]["id"], 1);
+    assert_eq!(lines[1][0]["id"], 100);
+
+    let got = json(dir, &["get", "docs", "2", "100", "--with-vector"]);
+    assert_eq!(got[0]["payload"]["color"], "blue");
+    assert_eq!(got[1]["vector"], serde_json::json!([10.0, 0.0, 0.0]));
+
+    let page = json(dir, &["scroll", "docs", "--limit", "2"]);
+    assert_eq!(page["points"].as_array().unwrap().len(), 2);
+    let next = page["next_offset"].to_string();
+    let page2 = json(dir, &["scroll", "docs", "--limit", "10", "--offset", next.trim_matches('"')]);
+    assert_eq!(page2["points"].as_array().unwrap().len(), 3);
+    assert!(page2["next_offset"].is_null());
+
+    assert_eq!(
+        json(dir, &["set-payload", "docs", "100", "--payload", r#"{"color":"green"}"#])["updated"],
+        1
+    );
+    assert_eq!(
+        json(
+            dir,
+            &[
+                "count",
+                "docs",
+                "--filter",
+                r#"{"must":[{"key":"color","match":{"value":"green"}}]}"#
+            ]
+        )["count"],
+        1
+    );
+    ok(dir, &["index", "docs", "color", "--type", "keyword"]);
+    let info = json(dir, &["info", "docs"]);
+    assert_eq!(info["points"], 5);
+    assert_eq!(info["payload_indexes"][0]["key"], "color");
+    assert_eq!(
+        json(dir, &["delete", "docs", "--filter", r#"{"must":[{"key":"n","range":{"gte":2}}]}"#])["deleted"],
+        2
+    );
+    assert_eq!(json(dir, &["delete", "docs", "101"])["deleted"], 1);
+    assert_eq!(json(dir, &["count", "docs"])["count"], 2);
+    ok(dir, &["compact", "docs"]);
+    assert_eq!(json(dir, &["count", "docs"])["count"], 2);
+
+    // Bad input: one-line errors, exit status 1, nothing lost.
+    fails(dir, &["search", "docs", "--vector", "[1, 2]"], "expected 3, got 2");
+    fails(dir, &["search", "docs", "--vector", "not json"], "JSON array");
+    fails(dir, &["search", "nope", "--vector", "[1, 2, 3]"], "not found");
+    fails(dir, &["count", "docs", "--filter", "{\"must\": 5}"], "invalid filter");
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": 7, \"vector\": [1, 2, 3]}\n{\"id\": -1, \"vector\": [1, 2, 3]}\n").unwrap();
+    fails(dir, &["upsert", "docs", "--file", bad.to_str().unwrap()], "invalid point id");
+    std::fs::write(&bad, "{\"id\": 7, \"vector\": [1, 2, 3]}\n{\"id\": 8, \"vector\": [1, 2]}\n").unwrap();
+    fails(dir, &["upsert", "docs", "--file", bad.to_str().unwrap()], "point 8");
+    std::fs::write(&bad, "").unwrap();
+    fails(dir, &["upsert", "docs", "--file", bad.to_str().unwrap()], "empty batch");
+    let badnpy = tmp.path().join("bad.npy");
+    std::fs::write(&badnpy, &npy_f32(1, 3, &[1.0, 2.0, 3.0])[..70]).unwrap();
+    fails(dir, &["upsert", "docs", "--file", badnpy.to_str().unwrap()], ".npy");
+    std::fs::write(&badnpy, npy_f32(1, 3, &[1.0, f32::NAN, 3.0])).unwrap();
+    fails(dir, &["upsert", "docs", "--file", badnpy.to_str().unwrap()], "NaN");
+    assert_eq!(json(dir, &["count", "docs"])["count"], 2, "failed upserts stored nothing");
+
+    assert_eq!(json(dir, &["list"]), serde_json::json!(["docs"]));
+    ok(dir, &["drop", "docs"]);
+    assert_eq!(json(dir, &["list"]), serde_json::json!([]));
+    fails(dir, &["drop", "docs"], "not found");
+}
