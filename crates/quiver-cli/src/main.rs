@@ -138,6 +138,17 @@ enum Command {
     List,
     /// Delete a collection and its files.
     Drop { collection: String },
+    /// Benchmarks (see bench/ for the side-by-side comparisons with other engines).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Exact search through the collection API: loads --base into a fresh collection in a
+    /// temporary folder (timed, durable), runs the queries one at a time on one thread, then all
+    /// at once as a batch, and prints one JSON line with the rates.
+    Exact(bench::ExactArgs),
 }
 
 #[derive(Args)]
@@ -162,6 +173,8 @@ struct WithArgs {
     #[arg(long)]
     no_payload: bool,
 }
+
+mod bench;
 
 fn main() {
     let cli = Cli::parse();
@@ -606,6 +619,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Bench(BenchCommand::Exact(args)) => bench::exact(args)?,
         Command::Drop { collection } => {
             db()?.drop_collection(collection)?;
             if json_out {

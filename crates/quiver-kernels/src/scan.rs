@@ -91,38 +91,37 @@ pub fn scan_top_k(kind: ScoreKind, query: &[f32], rows: &[f32], dim: usize, allo
     top.into_sorted()
 }
 
-/// Queries per block of the batched path: each block streams the whole matrix once, so larger
-/// blocks mean less memory traffic; 256 x `ROW_BLOCK` scores stay within L2.
-const QUERY_BLOCK: usize = 256;
-/// Rows per tile of the batched path.
+/// Queries per matrix product in the batched path: the score tile (`QUERY_SUB_BLOCK` x
+/// `ROW_BLOCK` floats, 256 KiB) stays in L2 while top-k reads it back.
+const QUERY_SUB_BLOCK: usize = 64;
+/// Rows per tile of the batched path: 1024 rows of up to a few hundred dimensions stay in L2
+/// while every query of the thread's share is multiplied against them.
 const ROW_BLOCK: usize = 1024;
+/// Scores checked against the threshold at once before any is looked at one by one.
+const THRESHOLD_CHUNK: usize = 32;
 
 /// The `k` best allowed rows for each of many queries (`queries` is row-major, `dim` columns),
 /// computed in parallel on rayon's pool. Dot and L2 go through a matrix product
 /// (`|q - x|^2 = |q|^2 + |x|^2 - 2<q, x>`), tile by tile, so the full score matrix never exists;
 /// L1 and explicit row lists fall back to one scan per query.
+///
+/// Loop order: each thread takes a contiguous share of the queries; for each tile of rows (kept
+/// in cache) it multiplies all of its queries, 64 at a time, and feeds the scores to the per-query
+/// top-k, whose threshold rejects whole chunks of scores with one vectorised comparison.
 pub fn batch_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowed: Allowed<'_>, k: usize) -> Vec<Vec<Scored>> {
     assert!(dim > 0 && queries.len().is_multiple_of(dim) && rows.len().is_multiple_of(dim));
     let n_queries = queries.len() / dim;
     let use_gemm = matches!(allowed, Allowed::Mask(_)) && kind != ScoreKind::NegL1;
     if !use_gemm {
-        return queries
-            .par_chunks(dim)
-            .map(|q| scan_top_k(kind, q, rows, dim, allowed, k))
-            .collect();
+        return queries.par_chunks(dim).map(|q| scan_top_k(kind, q, rows, dim, allowed, k)).collect();
     }
-    let mut out: Vec<Vec<Scored>> = Vec::with_capacity(n_queries);
-    let blocks: Vec<Vec<Vec<Scored>>> = queries
-        .par_chunks(QUERY_BLOCK * dim)
-        .map(|block| gemm_block_top_k(kind, block, rows, dim, allowed, k))
-        .collect();
-    for block in blocks {
-        out.extend(block);
-    }
-    out
+    let threads = rayon::current_num_threads().max(1);
+    let share = n_queries.div_ceil(threads).max(QUERY_SUB_BLOCK);
+    let parts: Vec<Vec<Vec<Scored>>> = queries.par_chunks(share * dim).map(|part| gemm_top_k(kind, part, rows, dim, allowed, k)).collect();
+    parts.into_iter().flatten().collect()
 }
 
-fn gemm_block_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowed: Allowed<'_>, k: usize) -> Vec<Vec<Scored>> {
+fn gemm_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowed: Allowed<'_>, k: usize) -> Vec<Vec<Scored>> {
     let n_queries = queries.len() / dim;
     let n_rows = rows.len() / dim;
     let mask = match allowed {
@@ -130,71 +129,97 @@ fn gemm_block_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, 
         Allowed::List(_) => unreachable!("lists take the per-query path"),
     };
     let l2 = kind == ScoreKind::NegL2Squared;
-    let query_norms: Vec<f32> = if l2 {
-        queries.chunks(dim).map(|q| crate::simd::dot(q, q)).collect()
-    } else {
-        Vec::new()
-    };
+    let query_norms: Vec<f32> = if l2 { queries.chunks(dim).map(|q| crate::simd::dot(q, q)).collect() } else { vec![0.0; n_queries] };
     let mut tops: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
-    let mut tile = vec![0.0f32; n_queries * ROW_BLOCK];
+    let mut tile = vec![0.0f32; QUERY_SUB_BLOCK * ROW_BLOCK];
     let mut row_norms = vec![0.0f32; ROW_BLOCK];
     let mut start = 0;
     while start < n_rows {
         let n = ROW_BLOCK.min(n_rows - start);
-        // Skip tiles with no allowed row at all (a very selective mask).
         let first_word = start / 64;
         let last_word = (start + n).div_ceil(64).min(mask.len());
-        if first_word >= last_word || mask[first_word..last_word].iter().all(|&w| w == 0) {
+        let words = if first_word < last_word { &mask[first_word..last_word] } else { &[][..] };
+        // Skip tiles with no allowed row; note tiles where every row is allowed (the common
+        // case) so the inner loop need not test the mask.
+        if words.iter().all(|&w| w == 0) {
             start += n;
             continue;
         }
+        let full = words.len() * 64 >= n && (0..n).all(|j| {
+            let r = start + j;
+            words[r / 64 - first_word] >> (r % 64) & 1 == 1
+        });
         let block = &rows[start * dim..(start + n) * dim];
         if l2 {
             for (j, r) in block.chunks(dim).enumerate() {
                 row_norms[j] = crate::simd::dot(r, r);
             }
         }
-        // SAFETY: `tile` holds n_queries x ROW_BLOCK floats, and we write an n_queries x n
-        // matrix with row stride ROW_BLOCK (n <= ROW_BLOCK). `queries` is n_queries x dim
-        // row-major (column stride 1, row stride dim). The right-hand side is `block`
-        // transposed: element (i, j) is block[j * dim + i], so row stride 1, column stride dim;
-        // block holds n x dim floats. No pointer is read or written past those bounds.
-        unsafe {
-            gemm::gemm(
-                n_queries,
-                n,
-                dim,
-                tile.as_mut_ptr(),
-                1,
-                ROW_BLOCK as isize,
-                false,
-                queries.as_ptr(),
-                1,
-                dim as isize,
-                block.as_ptr(),
-                dim as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-        for (qi, top) in tops.iter_mut().enumerate() {
-            let scores = &tile[qi * ROW_BLOCK..qi * ROW_BLOCK + n];
-            let qn = if l2 { query_norms[qi] } else { 0.0 };
-            for (j, &dot) in scores.iter().enumerate() {
-                let r = start + j;
-                if mask.get(r / 64).is_none_or(|w| w >> (r % 64) & 1 == 0) {
-                    continue;
-                }
-                let score = if l2 { -(qn + row_norms[j] - 2.0 * dot).max(0.0) } else { dot };
-                if score >= top.threshold() {
-                    top.push(r as u32, score);
+        let mut q0 = 0;
+        while q0 < n_queries {
+            let m = QUERY_SUB_BLOCK.min(n_queries - q0);
+            let sub = &queries[q0 * dim..(q0 + m) * dim];
+            // SAFETY: `tile` holds QUERY_SUB_BLOCK x ROW_BLOCK floats and we write an m x n
+            // matrix (m <= QUERY_SUB_BLOCK, n <= ROW_BLOCK) with row stride ROW_BLOCK. `sub` is
+            // m x dim row-major (column stride 1, row stride dim). The right-hand side is `block`
+            // transposed: element (i, j) is block[j * dim + i], so row stride 1 and column
+            // stride dim over n x dim floats. No pointer is read or written out of bounds.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    dim,
+                    tile.as_mut_ptr(),
+                    1,
+                    ROW_BLOCK as isize,
+                    false,
+                    sub.as_ptr(),
+                    1,
+                    dim as isize,
+                    block.as_ptr(),
+                    dim as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for qi in 0..m {
+                let top = &mut tops[q0 + qi];
+                let qn = query_norms[q0 + qi];
+                let dots = &tile[qi * ROW_BLOCK..qi * ROW_BLOCK + n];
+                let norms = &row_norms[..n];
+                let mut c0 = 0;
+                while c0 < n {
+                    let c1 = (c0 + THRESHOLD_CHUNK).min(n);
+                    // One vectorisable pass: does any score of the chunk reach the threshold?
+                    // For L2, score >= t  <=>  2<q,x> - |x|^2 >= t + |q|^2.
+                    let threshold = top.threshold();
+                    let any = if l2 {
+                        let t = threshold + qn;
+                        dots[c0..c1].iter().zip(&norms[c0..c1]).fold(false, |acc, (&d, &xn)| acc | (2.0 * d - xn >= t))
+                    } else {
+                        dots[c0..c1].iter().fold(false, |acc, &d| acc | (d >= threshold))
+                    };
+                    if any {
+                        for j in c0..c1 {
+                            let r = start + j;
+                            if !full && mask[r / 64] >> (r % 64) & 1 == 0 {
+                                continue;
+                            }
+                            let score = if l2 { -(qn + norms[j] - 2.0 * dots[j]).max(0.0) } else { dots[j] };
+                            if score >= top.threshold() {
+                                top.push(r as u32, score);
+                            }
+                        }
+                    }
+                    c0 = c1;
                 }
             }
+            q0 += m;
         }
         start += n;
     }

@@ -77,7 +77,8 @@ fn scans_match_brute_force() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for &(n_rows, dim) in &[(1usize, 1usize), (7, 3), (300, 17), (2500, 50), (1100, 128)] {
         let rows: Vec<f32> = (0..n_rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let queries: Vec<f32> = (0..37 * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let n_queries = if n_rows == 2500 { 150 } else { 37 };
+        let queries: Vec<f32> = (0..n_queries * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let allowed: Vec<bool> = (0..n_rows).map(|_| rng.gen_bool(0.6)).collect();
         let mut mask = vec![0u64; n_rows.div_ceil(64)];
         let mut list = Vec::new();

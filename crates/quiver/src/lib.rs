@@ -31,3 +31,8 @@ pub use filter::Filter;
 pub use payload_index::PayloadIndexType;
 pub use quiver_storage::StorageError;
 pub use types::*;
+
+/// The instruction set the distance kernels use on this CPU (detected once per process).
+pub fn kernel_isa() -> &'static str {
+    quiver_kernels::isa().name()
+}

