@@ -59,7 +59,12 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
     let result = (|| -> Result<serde_json::Value> {
         let db = Database::open(&tmp)?;
         let c = db.create_collection("bench", CollectionConfig::new(base.cols, metric))?;
-        let points: Vec<Point> = base.data.chunks(base.cols).enumerate().map(|(i, v)| Point::new(i as u64, v.to_vec())).collect();
+        let points: Vec<Point> = base
+            .data
+            .chunks(base.cols)
+            .enumerate()
+            .map(|(i, v)| Point::new(i as u64, v.to_vec()))
+            .collect();
         let t0 = Instant::now();
         c.upsert(points)?;
         let upsert_s = t0.elapsed().as_secs_f64();
@@ -96,7 +101,10 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
         if let Some(dir) = &args.ids_out {
             std::fs::create_dir_all(dir)?;
             npy::write(&dir.join("quiver_single_ids.npy"), &npy::encode_i64(n_single, args.k, &single_ids))?;
-            npy::write(&dir.join("quiver_batch_ids.npy"), &npy::encode_i64(queries.rows, args.k, &batch_ids))?;
+            npy::write(
+                &dir.join("quiver_batch_ids.npy"),
+                &npy::encode_i64(queries.rows, args.k, &batch_ids),
+            )?;
         }
         Ok(json!({
             "engine": "quiver",

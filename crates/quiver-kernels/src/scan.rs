@@ -113,11 +113,17 @@ pub fn batch_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, a
     let n_queries = queries.len() / dim;
     let use_gemm = matches!(allowed, Allowed::Mask(_)) && kind != ScoreKind::NegL1;
     if !use_gemm {
-        return queries.par_chunks(dim).map(|q| scan_top_k(kind, q, rows, dim, allowed, k)).collect();
+        return queries
+            .par_chunks(dim)
+            .map(|q| scan_top_k(kind, q, rows, dim, allowed, k))
+            .collect();
     }
     let threads = rayon::current_num_threads().max(1);
     let share = n_queries.div_ceil(threads).max(QUERY_SUB_BLOCK);
-    let parts: Vec<Vec<Vec<Scored>>> = queries.par_chunks(share * dim).map(|part| gemm_top_k(kind, part, rows, dim, allowed, k)).collect();
+    let parts: Vec<Vec<Vec<Scored>>> = queries
+        .par_chunks(share * dim)
+        .map(|part| gemm_top_k(kind, part, rows, dim, allowed, k))
+        .collect();
     parts.into_iter().flatten().collect()
 }
 
@@ -129,7 +135,11 @@ fn gemm_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowe
         Allowed::List(_) => unreachable!("lists take the per-query path"),
     };
     let l2 = kind == ScoreKind::NegL2Squared;
-    let query_norms: Vec<f32> = if l2 { queries.chunks(dim).map(|q| crate::simd::dot(q, q)).collect() } else { vec![0.0; n_queries] };
+    let query_norms: Vec<f32> = if l2 {
+        queries.chunks(dim).map(|q| crate::simd::dot(q, q)).collect()
+    } else {
+        vec![0.0; n_queries]
+    };
     let mut tops: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
     let mut tile = vec![0.0f32; QUERY_SUB_BLOCK * ROW_BLOCK];
     let mut row_norms = vec![0.0f32; ROW_BLOCK];
@@ -138,17 +148,22 @@ fn gemm_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowe
         let n = ROW_BLOCK.min(n_rows - start);
         let first_word = start / 64;
         let last_word = (start + n).div_ceil(64).min(mask.len());
-        let words = if first_word < last_word { &mask[first_word..last_word] } else { &[][..] };
+        let words = if first_word < last_word {
+            &mask[first_word..last_word]
+        } else {
+            &[][..]
+        };
         // Skip tiles with no allowed row; note tiles where every row is allowed (the common
         // case) so the inner loop need not test the mask.
         if words.iter().all(|&w| w == 0) {
             start += n;
             continue;
         }
-        let full = words.len() * 64 >= n && (0..n).all(|j| {
-            let r = start + j;
-            words[r / 64 - first_word] >> (r % 64) & 1 == 1
-        });
+        let full = words.len() * 64 >= n
+            && (0..n).all(|j| {
+                let r = start + j;
+                words[r / 64 - first_word] >> (r % 64) & 1 == 1
+            });
         let block = &rows[start * dim..(start + n) * dim];
         if l2 {
             for (j, r) in block.chunks(dim).enumerate() {
@@ -200,7 +215,10 @@ fn gemm_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowe
                     let threshold = top.threshold();
                     let any = if l2 {
                         let t = threshold + qn;
-                        dots[c0..c1].iter().zip(&norms[c0..c1]).fold(false, |acc, (&d, &xn)| acc | (2.0 * d - xn >= t))
+                        dots[c0..c1]
+                            .iter()
+                            .zip(&norms[c0..c1])
+                            .fold(false, |acc, (&d, &xn)| acc | (2.0 * d - xn >= t))
                     } else {
                         dots[c0..c1].iter().fold(false, |acc, &d| acc | (d >= threshold))
                     };
