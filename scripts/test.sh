@@ -10,4 +10,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 # Close with one summary line over every test binary.
-awk '/^test result:/ {p += $4; f += $6} /^crash: / {p += $2; f += $4} END {printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0)}' target/test-output.txt
+awk '/^test result:/ {p += $4; f += $6} /^crash: / {p += $2; f += $4} END {printf "tests: %d passed, %d failed\n", p, f; exit (f > 0)}' target/test-output.txt
