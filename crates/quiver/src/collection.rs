@@ -337,10 +337,15 @@ impl Collection {
         m.next_segment_no = no + 1;
         m.flushed_seq = seq;
         write_manifest(&self.inner.dir, &m)?;
+        // The manifest is durable: the batch is committed. Make it visible before anything
+        // else can fail; a failure to start the new WAL file is harmless (older transactions
+        // in the current file are at or below `flushed_seq` and skipped on replay).
         w.manifest = m;
         w.last_seq = seq;
-        w.wal.restart_at(seq + 1)?;
         self.inner.state.write().apply(&Op::Upsert(points), false);
+        if let Err(e) = w.wal.restart_at(seq + 1) {
+            w.flush_error = Some(e.to_string());
+        }
         Ok(WriteAck { seq, affected })
     }
 

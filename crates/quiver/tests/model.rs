@@ -140,11 +140,16 @@ fn assert_agrees(c: &Collection, model: &Model, metric: Metric, rng: &mut ChaCha
 }
 
 fn run(seed: u64, metric: Metric, steps: usize) {
-    eprintln!("model test: seed {seed}, metric {metric:?}");
+    run_with(seed, CollectionConfig::new(DIM, metric), steps)
+}
+
+fn run_with(seed: u64, config: CollectionConfig, steps: usize) {
+    let metric = config.metric;
+    eprintln!("model test: seed {seed}, {config:?}");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(dir.path()).unwrap();
-    let mut c = db.create_collection("m", CollectionConfig::new(DIM, metric)).unwrap();
+    let mut c = db.create_collection("m", config).unwrap();
     let mut model = Model::new();
     let store_vec = |v: Vec<f32>| if metric == Metric::Cosine { normalized(v) } else { v };
     for step in 0..steps {
@@ -265,4 +270,14 @@ fn matches_model_dot() {
 #[test]
 fn matches_model_manhattan() {
     run(4, Metric::Manhattan, 200);
+}
+
+#[test]
+fn matches_model_with_group_commit() {
+    let config = CollectionConfig {
+        dim: DIM,
+        metric: Metric::Euclid,
+        durability: Durability::Periodic { interval_ms: 5 },
+    };
+    run_with(5, config, 200);
 }
