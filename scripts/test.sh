@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy with warnings as errors, and
-# all tests (unit, property, model, crash, corruption, CLI). Needs only the Rust toolchain.
+# all tests (unit, property, model, crash, corruption, CLI, server) and the end-to-end test
+# with the official Qdrant client. Needs the Rust toolchain and python3 (with venv and pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
@@ -9,5 +10,7 @@ echo "== cargo clippy -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+echo "== end to end: quiver serve with the official Qdrant client"
+bash scripts/e2e.sh 2>&1 | tee -a target/test-output.txt
 # Close with one summary line over every test binary.
-awk '/^test result:/ {p += $4; f += $6} /^crash: / {p += $2; f += $4} END {printf "tests: %d passed, %d failed\n", p, f; exit (f > 0)}' target/test-output.txt
+awk '/^test result:/ {p += $4; f += $6} /^(crash|e2e): / {p += $2; f += $4} END {printf "tests: %d passed, %d failed\n", p, f; exit (f > 0)}' target/test-output.txt

@@ -138,6 +138,23 @@ enum Command {
     List,
     /// Delete a collection and its files.
     Drop { collection: String },
+    /// Serve the Qdrant-compatible REST API over the data folder (Ctrl-C or SIGTERM stops it
+    /// cleanly; every acknowledged write is already durable).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 6333)]
+        port: u16,
+        /// Require this key (`api-key` header or `Authorization: Bearer`) for every request.
+        #[arg(long, env = "QUIVER_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// A second key that may only read and search.
+        #[arg(long, env = "QUIVER_READ_ONLY_API_KEY", hide_env_values = true)]
+        read_only_api_key: Option<String>,
+        /// The largest request body, in MiB.
+        #[arg(long, default_value_t = 64)]
+        max_body_mb: usize,
+    },
     /// Benchmarks (see bench/ for the side-by-side comparisons with other engines).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -341,6 +358,44 @@ fn read_points(path: &Path, start_id: u64) -> Result<Vec<Point>> {
     } else {
         read_jsonl(path)
     }
+}
+
+fn serve(
+    data_dir: &Path,
+    host: &str,
+    port: u16,
+    api_key: Option<String>,
+    read_only_api_key: Option<String>,
+    max_body_mb: usize,
+) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let addr: std::net::SocketAddr = format!("{host}:{port}")
+        .parse()
+        .with_context(|| format!("bad --host/--port {host}:{port}"))?;
+    let db = std::sync::Arc::new(Database::open(data_dir).with_context(|| format!("cannot open data folder {}", data_dir.display()))?);
+    let mut config = quiver_server::ServerConfig::new(addr);
+    config.api_key = api_key;
+    config.read_only_api_key = read_only_api_key;
+    config.body_bytes_max = max_body_mb.checked_mul(1 << 20).context("--max-body-mb is too large")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down: finishing in-flight requests");
+        };
+        quiver_server::serve(db, config, shutdown).await
+    })?;
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -620,6 +675,13 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench(BenchCommand::Exact(args)) => bench::exact(args)?,
+        Command::Serve {
+            host,
+            port,
+            api_key,
+            read_only_api_key,
+            max_body_mb,
+        } => serve(&cli.data_dir, host, *port, api_key.clone(), read_only_api_key.clone(), *max_body_mb)?,
         Command::Drop { collection } => {
             db()?.drop_collection(collection)?;
             if json_out {

@@ -1,0 +1,80 @@
+//! Quiver's HTTP server: Qdrant's REST API (the subset in `docs/api.md`) over the library, so
+//! that Qdrant's official clients and the frameworks built on them work with Quiver.
+//!
+//! This is the only crate that knows HTTP and the JSON wire format. Handlers parse the request
+//! into library types, run the library call on the blocking pool (writes fsync; scans are CPU
+//! work), and wrap the answer in Qdrant's envelope `{"result": .., "status": "ok", "time": ..}`.
+//! Errors use Qdrant's shape `{"status": {"error": ".."}, "time": ..}` with a status code chosen
+//! in one place ([`api::ApiError::from`]).
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod metrics;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use quiver::Database;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    /// Full access when set; every request but the health checks must carry a key.
+    pub api_key: Option<String>,
+    /// Search-only access.
+    pub read_only_api_key: Option<String>,
+    /// The largest request body accepted (413 above it).
+    pub body_bytes_max: usize,
+}
+
+impl ServerConfig {
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            addr,
+            api_key: None,
+            read_only_api_key: None,
+            body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// 64 MiB: about 40,000 points of 384 dimensions as JSON in one request.
+pub const BODY_BYTES_MAX_DEFAULT: usize = 64 << 20;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Arc<Database>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub auth: Arc<auth::Auth>,
+}
+
+/// The application: routes, auth, metrics and limits.
+pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
+    let state = AppState {
+        db,
+        metrics: Arc::new(metrics::Metrics::default()),
+        auth: Arc::new(auth::Auth::new(config.api_key.clone(), config.read_only_api_key.clone())),
+    };
+    api::routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
+        .layer(DefaultBodyLimit::max(config.body_bytes_max))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
+/// (every write they acknowledge is already durable: the library fsyncs before returning).
+pub async fn serve(db: Arc<Database>, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "quiver listening");
+    // The line scripts and tests wait for (stdout, flushed).
+    println!("quiver serving on http://{local}");
+    axum::serve(listener, router(db, &config)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,261 @@
+"""End to end: `quiver serve` driven by the official Qdrant Python client (qdrant-client).
+
+Starts the server on a free loopback port with a fresh data folder, then goes through what a
+RAG application does: create a collection, upsert thousands of points with payloads, query with
+and without filters, scroll, count, retrieve, set payloads, delete by filter, create a payload
+index, batch queries, delete the collection. Every search result is compared with an exact
+search computed here with NumPy. A second server runs with API keys: no key and a wrong key are
+refused, the read-only key can search but not write.
+
+Usage: python tests/e2e/test_qdrant_client.py path/to/quiver
+Prints one line per test and a closing 'e2e: N passed, M failed'.
+"""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import traceback
+import uuid
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+QUIVER = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/debug/quiver")
+DIM = 16
+N = 3000
+SEED = 7
+COLORS = ["red", "green", "blue"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="quiver-e2e-")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [QUIVER, "--data-dir", self.dir, "serve", "--port", str(self.port), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        line = self.proc.stdout.readline()  # blocks until the server is listening
+        assert "quiver serving on" in line, f"server did not start: {line!r}"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def point_id(i):
+    # Every tenth point has a UUID id, the rest integers.
+    return str(uuid.UUID(int=i + 1)) if i % 10 == 0 else i
+
+
+def dataset():
+    rng = np.random.default_rng(SEED)
+    vectors = rng.standard_normal((N, DIM)).astype(np.float32)
+    payloads = [{"group": i % 5, "color": COLORS[i % 3], "price": float(i % 100) / 4.0, "tags": ["t%d" % (i % 7)]} for i in range(N)]
+    return vectors, payloads
+
+
+def normalise(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def exact(vectors, q, mask, k):
+    scores = normalise(vectors) @ normalise(q)
+    scores = np.where(mask, scores, -np.inf)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [i for i in order if mask[i]]
+
+
+def ids_of(points):
+    return [p.id for p in points]
+
+
+def check_main(results):
+    srv = Server()
+    try:
+        client = QdrantClient(url=srv.url, prefer_grpc=False, timeout=60, check_compatibility=False)
+        vectors, payloads = dataset()
+
+        def test_create():
+            client.create_collection("docs", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+            assert client.collection_exists("docs")
+            assert not client.collection_exists("nope")
+            names = [c.name for c in client.get_collections().collections]
+            assert names == ["docs"], names
+
+        def test_upsert_thousands():
+            for start in range(0, N, 500):
+                pts = [models.PointStruct(id=point_id(i), vector=vectors[i].tolist(), payload=payloads[i]) for i in range(start, min(N, start + 500))]
+                r = client.upsert("docs", points=pts, wait=True)
+                assert r.status == models.UpdateStatus.COMPLETED
+            info = client.get_collection("docs")
+            assert info.points_count == N, info.points_count
+            assert info.config.params.vectors.size == DIM
+
+        def test_upsert_batch_form():
+            ids = [N + i for i in range(10)]
+            extra = np.ones((10, DIM), dtype=np.float32)
+            client.upsert("docs", points=models.Batch(ids=ids, vectors=extra.tolist(), payloads=[{"extra": True}] * 10), wait=True)
+            assert client.count("docs", exact=True).count == N + 10
+            client.delete("docs", points_selector=models.PointIdsList(points=ids), wait=True)
+            assert client.count("docs", exact=True).count == N
+
+        def test_query_matches_exact():
+            rng = np.random.default_rng(SEED + 1)
+            everything = np.ones(N, dtype=bool)
+            for _ in range(20):
+                q = rng.standard_normal(DIM).astype(np.float32)
+                got = client.query_points("docs", query=q.tolist(), limit=10).points
+                want = [point_id(i) for i in exact(vectors, q, everything, 10)]
+                assert ids_of(got) == want, (ids_of(got), want)
+                assert all(p.payload is not None for p in got)
+
+        def test_filtered_query_matches_exact():
+            rng = np.random.default_rng(SEED + 2)
+            mask = np.array([p["color"] == "red" and p["price"] < 10 for p in payloads])
+            flt = models.Filter(must=[models.FieldCondition(key="color", match=models.MatchValue(value="red")),
+                                      models.FieldCondition(key="price", range=models.Range(lt=10))])
+            for _ in range(10):
+                q = rng.standard_normal(DIM).astype(np.float32)
+                got = client.query_points("docs", query=q.tolist(), query_filter=flt, limit=10, with_payload=True).points
+                want = [point_id(i) for i in exact(vectors, q, mask, 10)]
+                assert ids_of(got) == want, (ids_of(got), want)
+                assert all(p.payload["color"] == "red" and p.payload["price"] < 10 for p in got)
+
+        def test_scroll_everything():
+            seen, offset = [], None
+            while True:
+                pts, offset = client.scroll("docs", limit=256, offset=offset, with_payload=False)
+                seen.extend(ids_of(pts))
+                if offset is None:
+                    break
+            assert len(seen) == N and len(set(map(str, seen))) == N
+
+        def test_count_with_filter():
+            flt = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchAny(any=[1, 2]))],
+                                must_not=[models.FieldCondition(key="tags", match=models.MatchValue(value="t3"))])
+            want = sum(1 for p in payloads if p["group"] in (1, 2) and "t3" not in p["tags"])
+            assert client.count("docs", count_filter=flt, exact=True).count == want
+
+        def test_retrieve():
+            ids = [point_id(i) for i in (0, 5, 17, 2999)]
+            recs = client.retrieve("docs", ids=ids, with_vectors=True)
+            assert sorted(map(str, ids_of(recs))) == sorted(map(str, ids))
+            for r in recs:
+                i = next(j for j in (0, 5, 17, 2999) if str(point_id(j)) == str(r.id))
+                assert np.allclose(r.vector, normalise(vectors[i]), atol=1e-5)
+
+        def test_set_payload_and_delete_by_filter():
+            flt = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=4))])
+            client.set_payload("docs", payload={"archived": True}, points=flt, wait=True)
+            archived = models.Filter(must=[models.FieldCondition(key="archived", match=models.MatchValue(value=True))])
+            n4 = sum(1 for p in payloads if p["group"] == 4)
+            assert client.count("docs", count_filter=archived, exact=True).count == n4
+            client.delete("docs", points_selector=models.FilterSelector(filter=archived), wait=True)
+            assert client.count("docs", exact=True).count == N - n4
+
+        def test_payload_index():
+            client.create_payload_index("docs", field_name="color", field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
+            info = client.get_collection("docs")
+            assert "color" in info.payload_schema
+            flt = models.Filter(must=[models.FieldCondition(key="color", match=models.MatchValue(value="blue"))])
+            want = sum(1 for p in payloads if p["color"] == "blue" and p["group"] != 4)
+            assert client.count("docs", count_filter=flt, exact=True).count == want
+
+        def test_batch_queries():
+            rng = np.random.default_rng(SEED + 3)
+            qs = rng.standard_normal((5, DIM)).astype(np.float32)
+            reqs = [models.QueryRequest(query=q.tolist(), limit=5) for q in qs]
+            got = client.query_batch_points("docs", requests=reqs)
+            alive = np.array([p["group"] != 4 for p in payloads])
+            for q, r in zip(qs, got):
+                assert ids_of(r.points) == [point_id(i) for i in exact(vectors, q, alive, 5)]
+
+        def test_unsupported_is_a_clear_400():
+            try:
+                client.query_points("docs", query=models.FusionQuery(fusion=models.Fusion.RRF), limit=3)
+            except UnexpectedResponse as e:
+                assert e.status_code == 400 and "Unsupported" in str(e), str(e)
+            else:
+                raise AssertionError("fusion without prefetch should be refused")
+
+        def test_delete_collection():
+            assert client.delete_collection("docs")
+            assert not client.collection_exists("docs")
+
+        for t in [test_create, test_upsert_thousands, test_upsert_batch_form, test_query_matches_exact, test_filtered_query_matches_exact,
+                  test_scroll_everything, test_count_with_filter, test_retrieve, test_set_payload_and_delete_by_filter, test_payload_index,
+                  test_batch_queries, test_unsupported_is_a_clear_400, test_delete_collection]:
+            run(t, results)
+    finally:
+        srv.stop()
+
+
+def check_keys(results):
+    srv = Server("--api-key", "full-secret", "--read-only-api-key", "ro-secret")
+    try:
+        full = QdrantClient(url=srv.url, api_key="full-secret", prefer_grpc=False, https=False, check_compatibility=False)
+        ro = QdrantClient(url=srv.url, api_key="ro-secret", prefer_grpc=False, https=False, check_compatibility=False)
+        none = QdrantClient(url=srv.url, prefer_grpc=False, check_compatibility=False)
+        wrong = QdrantClient(url=srv.url, api_key="nope", prefer_grpc=False, https=False, check_compatibility=False)
+
+        def expect_status(fn, status):
+            try:
+                fn()
+            except UnexpectedResponse as e:
+                assert e.status_code == status, (e.status_code, str(e))
+            else:
+                raise AssertionError(f"expected HTTP {status}")
+
+        def test_full_key_writes():
+            full.create_collection("k", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+            full.upsert("k", points=[models.PointStruct(id=1, vector=[1.0, 0.0])], wait=True)
+
+        def test_no_key_and_wrong_key_refused():
+            expect_status(lambda: none.get_collections(), 401)
+            expect_status(lambda: wrong.query_points("k", query=[1.0, 0.0], limit=1), 401)
+
+        def test_read_only_key_reads_but_cannot_write():
+            assert ids_of(ro.query_points("k", query=[1.0, 0.0], limit=1).points) == [1]
+            assert ro.count("k").count == 1
+            expect_status(lambda: ro.upsert("k", points=[models.PointStruct(id=2, vector=[0.0, 1.0])], wait=True), 403)
+            expect_status(lambda: ro.delete_collection("k"), 403)
+            assert full.count("k").count == 1
+
+        for t in [test_full_key_writes, test_no_key_and_wrong_key_refused, test_read_only_key_reads_but_cannot_write]:
+            run(t, results)
+    finally:
+        srv.stop()
+
+
+def run(test, results):
+    try:
+        test()
+        results.append(True)
+        print(f"test {test.__name__} ... ok", flush=True)
+    except Exception:  # noqa: BLE001 - report and keep going
+        results.append(False)
+        print(f"test {test.__name__} ... FAILED", flush=True)
+        traceback.print_exc()
+
+
+def main():
+    results = []
+    check_main(results)
+    check_keys(results)
+    passed = sum(results)
+    print(f"e2e: {passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if passed == len(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
