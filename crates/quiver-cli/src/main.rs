@@ -154,6 +154,12 @@ enum Command {
         /// The largest request body, in MiB.
         #[arg(long, default_value_t = 64)]
         max_body_mb: usize,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Benchmarks (see bench/ for the side-by-side comparisons with other engines).
     #[command(subcommand)]
@@ -360,28 +366,14 @@ fn read_points(path: &Path, start_id: u64) -> Result<Vec<Point>> {
     }
 }
 
-fn serve(
-    data_dir: &Path,
-    host: &str,
-    port: u16,
-    api_key: Option<String>,
-    read_only_api_key: Option<String>,
-    max_body_mb: usize,
-) -> Result<()> {
+fn serve(data_dir: &Path, config: quiver_server::ServerConfig) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let addr: std::net::SocketAddr = format!("{host}:{port}")
-        .parse()
-        .with_context(|| format!("bad --host/--port {host}:{port}"))?;
     let db = std::sync::Arc::new(Database::open(data_dir).with_context(|| format!("cannot open data folder {}", data_dir.display()))?);
-    let mut config = quiver_server::ServerConfig::new(addr);
-    config.api_key = api_key;
-    config.read_only_api_key = read_only_api_key;
-    config.body_bytes_max = max_body_mb.checked_mul(1 << 20).context("--max-body-mb is too large")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let shutdown = async {
@@ -681,7 +673,24 @@ fn run(cli: Cli) -> Result<()> {
             api_key,
             read_only_api_key,
             max_body_mb,
-        } => serve(&cli.data_dir, host, *port, api_key.clone(), read_only_api_key.clone(), *max_body_mb)?,
+            tls_cert,
+            tls_key,
+        } => {
+            let addr: std::net::SocketAddr = format!("{host}:{port}")
+                .parse()
+                .with_context(|| format!("bad --host/--port {host}:{port}"))?;
+            let mut config = quiver_server::ServerConfig::new(addr);
+            config.api_key = api_key.clone();
+            config.read_only_api_key = read_only_api_key.clone();
+            config.body_bytes_max = max_body_mb.checked_mul(1 << 20).context("--max-body-mb is too large")?;
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                config.tls = Some(quiver_server::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                });
+            }
+            serve(&cli.data_dir, config)?
+        }
         Command::Drop { collection } => {
             db()?.drop_collection(collection)?;
             if json_out {

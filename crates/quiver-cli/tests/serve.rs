@@ -274,3 +274,62 @@ fn bad_requests_get_clear_4xx_never_5xx() {
     assert!(text.contains("quiver_collection_points{collection=\"c\"} 1"), "{text}");
     sigterm_and_wait(&mut server.child);
 }
+
+/// HTTPS with a certificate made here (openssl), checked by curl against that certificate;
+/// plain HTTP to the same port is refused.
+#[test]
+fn tls_serves_https() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let data = tmp.path().join("data");
+    let mut server = start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--api-key",
+            "k",
+        ],
+    );
+    let https = server.url.replace("http://", "https://");
+    let out = Command::new("curl")
+        .args(["-s", "-H", "api-key: k", "--cacert"])
+        .arg(&cert)
+        .arg(format!("{https}/collections"))
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(body["status"], "ok", "HTTPS answer: {}", String::from_utf8_lossy(&out.stdout));
+    let plain = Command::new("curl")
+        .args(["-s", "-m", "5"])
+        .arg(format!("{}/collections", server.url))
+        .output()
+        .unwrap();
+    assert!(
+        !plain.status.success() || !String::from_utf8_lossy(&plain.stdout).contains("\"ok\""),
+        "plain HTTP must not be served"
+    );
+    sigterm_and_wait(&mut server.child);
+}

@@ -18,6 +18,7 @@ use axum::Router;
 use quiver::Database;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// How the server runs.
@@ -30,6 +31,15 @@ pub struct ServerConfig {
     pub read_only_api_key: Option<String>,
     /// The largest request body accepted (413 above it).
     pub body_bytes_max: usize,
+    /// Serve HTTPS with this certificate chain and private key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for HTTPS.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl ServerConfig {
@@ -39,6 +49,7 @@ impl ServerConfig {
             api_key: None,
             read_only_api_key: None,
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+            tls: None,
         }
     }
 }
@@ -70,11 +81,50 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// (every write they acknowledge is already durable: the library fsyncs before returning).
+/// Prints `quiver serving on URL` on stdout once listening (scripts and tests wait for it).
 pub async fn serve(db: Arc<Database>, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    let local = listener.local_addr()?;
-    tracing::info!(%local, "quiver listening");
-    // The line scripts and tests wait for (stdout, flushed).
-    println!("quiver serving on http://{local}");
-    axum::serve(listener, router(db, &config)).with_graceful_shutdown(shutdown).await
+    let app = router(db, &config);
+    match &config.tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(config.addr).await?;
+            announce("http", listener.local_addr()?);
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+        Some(tls) => {
+            // rustls with the ring provider: no C toolchain beyond what `ring` builds itself.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()),
+                    )
+                })?;
+            let handle = axum_server::Handle::new();
+            let announcer = handle.clone();
+            tokio::spawn(async move {
+                if let Some(addr) = announcer.listening().await {
+                    announce("https", addr);
+                }
+            });
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(None);
+            });
+            axum_server::bind_rustls(config.addr, rustls)
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+        }
+    }
+}
+
+fn announce(scheme: &str, addr: SocketAddr) {
+    use std::io::Write;
+    tracing::info!(%addr, scheme, "quiver listening");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "quiver serving on {scheme}://{addr}");
+    let _ = out.flush();
 }
