@@ -23,6 +23,13 @@ pub struct ExactArgs {
     /// Run only the first N queries one at a time (the batch always runs all).
     #[arg(long)]
     single_queries: Option<usize>,
+    /// Also run the single queries from this many threads at once and report their combined
+    /// rate (what a server with this many workers could do at most).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Reopen the collection from disk before searching (measures the layout recovery builds).
+    #[arg(long)]
+    reopen: bool,
     /// Write the result ids of the single and batched runs as int64 .npy files here.
     #[arg(long)]
     ids_out: Option<PathBuf>,
@@ -68,6 +75,15 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
         let t0 = Instant::now();
         c.upsert(points)?;
         let upsert_s = t0.elapsed().as_secs_f64();
+        let (_db, c) = if args.reopen {
+            drop(c);
+            drop(db);
+            let db = Database::open(&tmp)?;
+            let c = db.collection("bench")?;
+            (db, c)
+        } else {
+            (db, c)
+        };
 
         let n_single = args.single_queries.unwrap_or(queries.rows).min(queries.rows);
         let mut latencies_us = Vec::with_capacity(n_single);
@@ -84,6 +100,33 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
         }
         let single_s = t0.elapsed().as_secs_f64();
         latencies_us.sort_by(f64::total_cmp);
+
+        let concurrent_qps = if args.concurrency > 1 {
+            let t0 = Instant::now();
+            std::thread::scope(|scope| -> Result<()> {
+                let workers: Vec<_> = (0..args.concurrency)
+                    .map(|t| {
+                        let c = &c;
+                        let queries = &queries;
+                        scope.spawn(move || -> Result<()> {
+                            for q in queries.data.chunks(queries.cols).take(n_single).skip(t).step_by(args.concurrency) {
+                                let mut req = SearchRequest::new(q.to_vec(), args.k);
+                                req.with_payload = false;
+                                c.search(&req)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    w.join().expect("bench worker panicked")?;
+                }
+                Ok(())
+            })?;
+            Some(n_single as f64 / t0.elapsed().as_secs_f64())
+        } else {
+            None
+        };
 
         let reqs: Vec<SearchRequest> = queries
             .data
@@ -113,6 +156,7 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
             "upsert_s": upsert_s, "upsert_points_per_s": base.rows as f64 / upsert_s,
             "single_queries": n_single, "single_qps": n_single as f64 / single_s,
             "single_p50_us": percentile(&latencies_us, 0.5), "single_p99_us": percentile(&latencies_us, 0.99),
+            "concurrency": args.concurrency, "concurrent_qps": concurrent_qps,
             "batch_queries": queries.rows, "batch_s": batch_s, "batch_qps": queries.rows as f64 / batch_s,
             "threads": rayon_threads(),
         }))

@@ -333,3 +333,81 @@ fn tls_serves_https() {
     );
     sigterm_and_wait(&mut server.child);
 }
+
+/// Concurrent searches are batched by the server: each must still get exactly its own answer
+/// (checked against brute force), whatever else shares its batch, including bad requests.
+#[test]
+fn concurrent_searches_get_their_own_exact_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = start(tmp.path(), &[]);
+    let u = |p: &str| format!("{}{p}", server.url);
+    assert_eq!(
+        call(
+            "PUT",
+            &u("/collections/c"),
+            Some(json!({"vectors": {"size": 4, "distance": "Euclid"}}))
+        )
+        .0,
+        200
+    );
+    let vectors: Vec<[f32; 4]> = (0..500)
+        .map(|i| {
+            let x = i as f32;
+            [x.sin(), (x * 0.7).cos(), (x * 0.3).sin(), (i % 7) as f32 * 0.1]
+        })
+        .collect();
+    let points: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"id": i, "vector": v, "payload": {"odd": i % 2 == 1}}))
+        .collect();
+    assert_eq!(
+        call("PUT", &u("/collections/c/points?wait=true"), Some(json!({"points": points}))).0,
+        200
+    );
+    let vectors = std::sync::Arc::new(vectors);
+    let threads: Vec<_> = (0..24)
+        .map(|t| {
+            let url = u("/collections/c/points/query");
+            let vectors = vectors.clone();
+            std::thread::spawn(move || {
+                for round in 0..10 {
+                    let q = [(t as f32 * 0.37 + round as f32).sin(), (t as f32).cos(), 0.2, round as f32 * 0.05];
+                    let limit = 1 + (t + round) % 9;
+                    let odd_only = t % 3 == 0;
+                    if t % 5 == 4 && round == 3 {
+                        // A bad request in the middle of everyone else's batch.
+                        let (s, _) = call("POST", &url, Some(json!({"query": [1.0, 2.0], "limit": 3})));
+                        assert_eq!(s, 400);
+                        continue;
+                    }
+                    let mut body = json!({"query": q, "limit": limit});
+                    if odd_only {
+                        body["filter"] = json!({"must": [{"key": "odd", "match": {"value": true}}]});
+                    }
+                    let (s, resp) = call("POST", &url, Some(body));
+                    assert_eq!(s, 200, "{resp}");
+                    let got: Vec<u64> = resp["result"]["points"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p["id"].as_u64().unwrap())
+                        .collect();
+                    let mut all: Vec<(f32, u64)> = vectors
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !odd_only || i % 2 == 1)
+                        .map(|(i, v)| (v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(), i as u64))
+                        .collect();
+                    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    let want: Vec<u64> = all.iter().take(limit).map(|x| x.1).collect();
+                    assert_eq!(got, want, "thread {t} round {round}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    sigterm_and_wait(&mut server.child);
+}

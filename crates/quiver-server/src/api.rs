@@ -788,30 +788,15 @@ fn parse_batch(body: &Bytes, query_api: bool) -> Result<Vec<(SearchRequest, Payl
 }
 
 async fn run_searches(state: AppState, name: String, reqs: Vec<(SearchRequest, PayloadSelect)>) -> Result<Vec<Vec<Value>>, ApiError> {
-    let out = blocking(move || {
-        let c = collection(&state, &name)?;
-        let (searches, sels): (Vec<SearchRequest>, Vec<PayloadSelect>) = reqs.into_iter().unzip();
-        let results = if searches.len() == 1 {
-            vec![c.search(&searches[0])?]
-        } else {
-            c.search_batch(&searches)?
-        };
-        Ok(Value::Array(
-            results
-                .into_iter()
-                .zip(&sels)
-                .map(|(hits, sel)| Value::Array(hits.into_iter().map(|h| scored_json(h, sel)).collect()))
-                .collect(),
-        ))
-    })
-    .await?;
-    Ok(match out {
-        Value::Array(rows) => rows
-            .into_iter()
-            .map(|r| if let Value::Array(x) = r { x } else { Vec::new() })
-            .collect(),
-        _ => Vec::new(),
-    })
+    // Every search goes through the batcher, so concurrent requests share one pass over the
+    // vectors; a batch request's searches are queued together.
+    let (searches, sels): (Vec<SearchRequest>, Vec<PayloadSelect>) = reqs.into_iter().unzip();
+    let pending: Vec<_> = searches.into_iter().map(|r| state.searches.submit(name.clone(), r)).collect();
+    let mut out = Vec::with_capacity(pending.len());
+    for (p, sel) in pending.into_iter().zip(&sels) {
+        out.push(p.wait().await?.into_iter().map(|h| scored_json(h, sel)).collect());
+    }
+    Ok(out)
 }
 
 async fn query_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod batcher;
 pub mod metrics;
 
 use axum::extract::DefaultBodyLimit;
@@ -63,14 +64,17 @@ pub struct AppState {
     pub db: Arc<Database>,
     pub metrics: Arc<metrics::Metrics>,
     pub auth: Arc<auth::Auth>,
+    /// Searches are queued and answered in batches (see [`batcher`]).
+    pub searches: Arc<batcher::Batcher>,
 }
 
 /// The application: routes, auth, metrics and limits.
 pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
     let state = AppState {
-        db,
+        db: db.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
         auth: Arc::new(auth::Auth::new(config.api_key.clone(), config.read_only_api_key.clone())),
+        searches: Arc::new(batcher::Batcher::start(db.clone())),
     };
     api::routes()
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))

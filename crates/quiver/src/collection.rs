@@ -628,7 +628,10 @@ impl Collection {
         Ok(ScrollPage { points, next_offset })
     }
 
-    fn prepare_query(&self, req: &SearchRequest) -> Result<Vec<f32>> {
+    /// Checks a search request without running it: the errors `search` would return for it.
+    /// (`search_batch` refuses the whole batch if one request is bad; callers that batch
+    /// requests from different sources check each first.)
+    pub fn check_search(&self, req: &SearchRequest) -> Result<()> {
         validate_vector(&req.vector, self.dim(), None)?;
         let want = req.limit.saturating_add(req.offset);
         if req.limit == 0 || want > SEARCH_LIMIT_MAX {
@@ -636,6 +639,11 @@ impl Collection {
                 "limit must be at least 1 and limit + offset at most {SEARCH_LIMIT_MAX}"
             )));
         }
+        Ok(())
+    }
+
+    fn prepare_query(&self, req: &SearchRequest) -> Result<Vec<f32>> {
+        self.check_search(req)?;
         let mut q = req.vector.clone();
         if self.inner.config.metric == Metric::Cosine {
             quiver_kernels::normalize(&mut q);

@@ -23,6 +23,7 @@ pub mod payload_index;
 mod state;
 pub mod store;
 pub mod types;
+mod vectors;
 
 pub use collection::{Collection, CollectionInfo, PointSelector, ScrollPage, ScrollRequest, SearchRequest, WriteAck};
 pub use db::Database;

@@ -11,6 +11,7 @@ use crate::filter::{Condition, Filter};
 use crate::payload_index::{FieldIndex, PayloadIndexes};
 use crate::store::{Op, SegmentData};
 use crate::types::{Payload, Point, PointId};
+use crate::vectors::VectorBuf;
 use quiver_kernels::Allowed;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +39,7 @@ impl Plan {
 #[derive(Debug)]
 pub struct State {
     pub dim: usize,
-    pub vectors: Vec<f32>,
+    pub vectors: VectorBuf,
     pub ids: Vec<PointId>,
     pub payloads: Vec<Option<Payload>>,
     pub alive: Vec<u64>,
@@ -52,7 +53,7 @@ impl State {
     pub fn new(dim: usize) -> State {
         State {
             dim,
-            vectors: Vec::new(),
+            vectors: VectorBuf::new(),
             ids: Vec::new(),
             payloads: Vec::new(),
             alive: Vec::new(),
@@ -181,7 +182,7 @@ impl State {
     /// Drops dead rows, renumbering the live ones in id order, and rebuilds the indexes.
     pub fn compact_rows(&mut self) {
         let dim = self.dim;
-        let mut vectors = Vec::with_capacity(self.n_alive * dim);
+        let mut vectors = VectorBuf::with_capacity(self.n_alive * dim);
         let mut ids = Vec::with_capacity(self.n_alive);
         let mut payloads = Vec::with_capacity(self.n_alive);
         let mut id_to_row = BTreeMap::new();
