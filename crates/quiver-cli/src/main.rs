@@ -161,6 +161,8 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
+    /// The exercise "Vector Database by Hand", step by step, computed by the real engine.
+    Walkthrough,
     /// Benchmarks (see bench/ for the side-by-side comparisons with other engines).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -198,6 +200,7 @@ struct WithArgs {
 }
 
 mod bench;
+mod walkthrough;
 
 fn main() {
     let cli = Cli::parse();
@@ -667,6 +670,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench(BenchCommand::Exact(args)) => bench::exact(args)?,
+        Command::Walkthrough => walkthrough::run(json_out)?,
         Command::Serve {
             host,
             port,

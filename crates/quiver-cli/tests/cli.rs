@@ -168,3 +168,40 @@ fn every_command_end_to_end() {
     assert_eq!(json(dir, &["list"]), serde_json::json!([]));
     fails(dir, &["drop", "docs"], "not found");
 }
+
+/// `quiver walkthrough --json`: every step's numbers against values worked out by hand, and the
+/// answer found by the engine's own search.
+#[test]
+fn walkthrough_numbers_by_hand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = json(tmp.path(), &["walkthrough"]);
+    let close = |got: &Value, want: &[f64]| {
+        let got: Vec<f64> = got.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        got.len() == want.len() && got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5)
+    };
+    assert_eq!(v["vocabulary"].as_array().unwrap().len(), 22);
+    let s3 = &v["sentences"][2];
+    assert_eq!(s3["tokens"], serde_json::json!(["who", "am", "I"]));
+    assert_eq!(
+        s3["H"],
+        serde_json::json!([[1.0, 1.0, 0.0], [1.0, 1.0, 2.0], [1.0, 0.0, 0.0], [0.0, 2.0, 1.0]])
+    );
+    assert!(close(&s3["pooled"], &[2.0 / 3.0, 4.0 / 3.0, 1.0 / 3.0, 1.0]));
+    assert!(close(&s3["index_vector"], &[1.0, 7.0 / 3.0]));
+    assert!(close(&v["sentences"][0]["index_vector"], &[4.0 / 3.0, 5.0 / 3.0]));
+    assert!(close(&v["query_trace"]["index_vector"], &[2.0 / 3.0, 8.0 / 3.0]));
+    // V q: (4/3 * 2/3 + 5/3 * 8/3, same, 1 * 2/3 + 7/3 * 8/3) = (48/9, 48/9, 62/9).
+    assert!(close(&v["dot_products"]["scores"], &[48.0 / 9.0, 48.0 / 9.0, 62.0 / 9.0]));
+    assert_eq!(v["nearest"]["text"], "who am I");
+    assert_eq!(v["nearest"]["point_id"], 3);
+    let human = ok(tmp.path(), &["walkthrough"]);
+    for step in [
+        "[1] dataset",
+        "[2] word embeddings",
+        "[8] query",
+        "[9] dot products",
+        "[10] nearest neighbour",
+    ] {
+        assert!(human.contains(step), "missing {step}");
+    }
+}
