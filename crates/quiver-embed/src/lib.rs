@@ -4,14 +4,16 @@
 //! tokens, a table of 4-d word embeddings, a one-layer perceptron (linear layer + ReLU), mean
 //! pooling, and a projection to a 2-d index vector. It is small enough to check by hand, and
 //! [`ByHandModel::trace`] returns every intermediate matrix so that `quiver walkthrough` can
-//! show its work. The transformer embedder (all-MiniLM-L6-v2) is planned to sit beside it
-//! behind the same [`Embedder`] trait.
+//! show its work. Beside it, behind the same [`Embedder`] trait, [`MiniLm`] runs a real
+//! sentence-transformers model (all-MiniLM-L6-v2) in pure Rust.
 
 #![forbid(unsafe_code)]
 
 mod byhand;
+pub mod minilm;
 
 pub use byhand::{ByHandModel, Trace};
+pub use minilm::{find_model, MiniLm};
 
 /// Why text could not be embedded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,6 +22,10 @@ pub enum EmbedError {
     UnknownWord { word: String, vocabulary: String },
     #[error("empty text: give at least one word")]
     EmptyText,
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("model error: {0}")]
+    Model(String),
 }
 
 /// Turns texts into vectors of a fixed dimension.

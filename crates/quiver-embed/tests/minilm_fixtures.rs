@@ -1,0 +1,96 @@
+//! all-MiniLM-L6-v2 in pure Rust against reference embeddings from an independent
+//! implementation (`../shared/fixtures/minilm`): the same token ids, and cosine >= 0.9999 on
+//! every sentence and edge case (empty text, whitespace, zero-width characters, texts over 256
+//! tokens, CJK, emoji). Needs the model (`scripts/fetch-model.sh`, run by `scripts/test.sh`);
+//! without it the test fails and says how to get it.
+
+use quiver_embed::{find_model, Embedder, MiniLm};
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = here.join("../../../shared/fixtures/minilm");
+    assert!(dir.join("meta.json").exists(), "fixtures not found at {}", dir.display());
+    dir
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn model() -> MiniLm {
+    let dir = find_model(None).unwrap_or_else(|e| panic!("{e}"));
+    MiniLm::load(&dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn matches_reference_embeddings_and_tokens() {
+    let m = model();
+    let dir = fixtures();
+    let texts: Vec<String> = std::fs::read_to_string(dir.join("sentences.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let reference = quiver::npy::read(&dir.join("embeddings.npy")).unwrap();
+    assert_eq!((reference.rows, reference.cols), (texts.len(), 384));
+    let tokens: Vec<Value> = std::fs::read_to_string(dir.join("tokens.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let got = m.embed(&refs).unwrap();
+    let mut worst = 1.0f32;
+    for (i, text) in texts.iter().enumerate() {
+        let want_ids: Vec<u32> = tokens[i]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let (_, ids) = m.tokenize(text).unwrap();
+        assert_eq!(ids, want_ids, "token ids of row {i}: {text:?}");
+        let c = cosine(&got[i], &reference.data[i * 384..(i + 1) * 384]);
+        worst = worst.min(c);
+        assert!(c >= 0.9999, "row {i} {text:?}: cosine {c}");
+        let norm: f32 = got[i].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "row {i} not normalised: {norm}");
+    }
+    eprintln!("{} sentences, worst cosine {worst:.7}", texts.len());
+}
+
+#[test]
+fn matches_reference_on_edge_cases() {
+    let m = model();
+    for line in std::fs::read_to_string(fixtures().join("edge_cases.jsonl")).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let text = v["text"].as_str().unwrap();
+        let want_ids: Vec<u32> = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let want: Vec<f32> = v["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(m.tokenize(text).unwrap().1, want_ids, "{text:?}");
+        let c = cosine(&m.embed_one(text).unwrap(), &want);
+        assert!(c >= 0.9999, "{text:?}: cosine {c}");
+    }
+}
+
+#[test]
+fn batches_keep_input_order_and_long_texts_are_truncated() {
+    let m = model();
+    let long = "vector databases store embeddings ".repeat(200);
+    let texts = ["first", long.as_str(), "third text here"];
+    let batch = m.embed(&texts).unwrap();
+    for (t, b) in texts.iter().zip(&batch) {
+        assert_eq!(&m.embed_one(t).unwrap(), b);
+    }
+    assert_eq!(m.tokenize(&long).unwrap().1.len(), 256);
+}
