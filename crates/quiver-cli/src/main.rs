@@ -163,6 +163,22 @@ enum Command {
     },
     /// The exercise "Vector Database by Hand", step by step, computed by the real engine.
     Walkthrough,
+    /// Embed texts (one per line) with all-MiniLM-L6-v2: one L2-normalised 384-d vector per line.
+    Embed {
+        /// A sentence-transformers model folder (else QUIVER_MODEL_DIR, Quiver's cache, the
+        /// Hugging Face cache; scripts/fetch-model.sh fills Quiver's cache).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Texts, one per line (default: standard input).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Write a float32 .npy matrix here instead of JSON lines on standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// JSON lines on standard output (the default without --out).
+        #[arg(long, conflicts_with = "out")]
+        jsonl: bool,
+    },
     /// Benchmarks (see bench/ for the side-by-side comparisons with other engines).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -390,6 +406,54 @@ fn serve(data_dir: &Path, config: quiver_server::ServerConfig) -> Result<()> {
         };
         quiver_server::serve(db, config, shutdown).await
     })?;
+    Ok(())
+}
+
+/// Texts per call to the embedder: enough to keep every core busy, small enough for a smooth
+/// progress bar.
+const EMBED_BATCH: usize = 64;
+
+fn embed(model: Option<&Path>, file: Option<&Path>, out: Option<&Path>) -> Result<()> {
+    use quiver_embed::Embedder;
+    let dir = quiver_embed::find_model(model)?;
+    let m = quiver_embed::MiniLm::load(&dir)?;
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        None => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;
+            s
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let pb = if lines.len() >= 256 {
+        let pb = ProgressBar::new(lines.len() as u64);
+        pb.set_style(ProgressStyle::with_template("embedding {bar:40} {pos}/{len} texts {per_sec} eta {eta}").expect("valid template"));
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(lines.len());
+    for chunk in lines.chunks(EMBED_BATCH) {
+        vectors.extend(m.embed(chunk)?);
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    match out {
+        Some(path) => {
+            let flat: Vec<f32> = vectors.concat();
+            npy::write(path, &npy::encode_f32(vectors.len(), m.dim(), &flat))?;
+            eprintln!("wrote {} x {} vectors to {}", vectors.len(), m.dim(), path.display());
+        }
+        None => {
+            use std::io::Write;
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            for v in &vectors {
+                writeln!(w, "{}", json!(v))?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -671,6 +735,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Exact(args)) => bench::exact(args)?,
         Command::Walkthrough => walkthrough::run(json_out)?,
+        Command::Embed {
+            model,
+            file,
+            out,
+            jsonl: _,
+        } => embed(model.as_deref(), file.as_deref(), out.as_deref())?,
         Command::Serve {
             host,
             port,

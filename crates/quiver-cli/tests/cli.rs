@@ -205,3 +205,40 @@ fn walkthrough_numbers_by_hand() {
         assert!(human.contains(step), "missing {step}");
     }
 }
+
+/// `quiver embed`: one normalised vector per input line, in order, as JSON lines or .npy, equal
+/// to the reference embeddings; a missing model is a one-line error that says how to get it.
+#[test]
+fn embed_texts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = tmp.path().join("texts.txt");
+    std::fs::write(&texts, "how are you\nwho am I\n").unwrap();
+    let out = ok(tmp.path(), &["embed", "--file", texts.to_str().unwrap()]);
+    let rows: Vec<Vec<f32>> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/minilm/embeddings.npy");
+    let reference = quiver::npy::read(&fixtures).unwrap();
+    for (row, want_row) in [(0usize, 0usize), (1, 2)] {
+        let want = &reference.data[want_row * 384..(want_row + 1) * 384];
+        let cos: f32 = rows[row].iter().zip(want).map(|(a, b)| a * b).sum();
+        assert!(cos >= 0.9999, "row {row}: cosine {cos}");
+    }
+    let npy = tmp.path().join("out.npy");
+    ok(
+        tmp.path(),
+        &["embed", "--file", texts.to_str().unwrap(), "--out", npy.to_str().unwrap()],
+    );
+    let m = quiver::npy::read(&npy).unwrap();
+    assert_eq!((m.rows, m.cols), (2, 384));
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["embed", "--file", texts.to_str().unwrap()])
+        .env("QUIVER_MODEL_DIR", tmp.path())
+        .env("QUIVER_CACHE_DIR", tmp.path())
+        .env("HOME", tmp.path())
+        .env_remove("HF_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("scripts/fetch-model.sh") && err.lines().count() == 1, "{err}");
+}
