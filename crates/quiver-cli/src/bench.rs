@@ -169,3 +169,51 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// Texts, one per line.
+    #[arg(long)]
+    file: PathBuf,
+    /// A sentence-transformers model folder (default: the usual search).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed passes over the texts (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Write the embeddings as a float32 .npy (for agreement checks).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn embed(args: &EmbedArgs) -> Result<()> {
+    use quiver_embed::Embedder;
+    let model = quiver_embed::MiniLm::load(&quiver_embed::find_model(args.model.as_deref())?)?;
+    let text = std::fs::read_to_string(&args.file)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let batch = args.batch.max(1);
+    let n_tokens: usize = lines.iter().map(|l| model.tokenize(l).map(|(_, ids)| ids.len()).unwrap_or(0)).sum();
+    let mut times = Vec::new();
+    let mut vectors = Vec::new();
+    for _ in 0..args.repeats.max(1) {
+        vectors.clear();
+        let t0 = Instant::now();
+        for chunk in lines.chunks(batch) {
+            vectors.extend(model.embed(chunk)?);
+        }
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    if let Some(out) = &args.out {
+        npy::write(out, &npy::encode_f32(vectors.len(), model.dim(), &vectors.concat()))?;
+    }
+    println!(
+        "{}",
+        json!({"engine": "quiver", "texts": lines.len(), "batch": batch, "mean_tokens": n_tokens as f64 / lines.len().max(1) as f64,
+               "median_s": median, "texts_per_s": lines.len() as f64 / median, "threads": rayon_threads()})
+    );
+    Ok(())
+}

@@ -190,6 +190,9 @@ enum BenchCommand {
     /// temporary folder (timed, durable), runs the queries one at a time on one thread, then all
     /// at once as a batch, and prints one JSON line with the rates.
     Exact(bench::ExactArgs),
+    /// Embedding throughput: loads the model (not timed), then embeds the texts of --file (one
+    /// per line) in batches, and prints one JSON line with texts per second.
+    Embed(bench::EmbedArgs),
 }
 
 #[derive(Args)]
@@ -734,6 +737,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench(BenchCommand::Exact(args)) => bench::exact(args)?,
+        Command::Bench(BenchCommand::Embed(args)) => bench::embed(args)?,
         Command::Walkthrough => walkthrough::run(json_out)?,
         Command::Embed {
             model,

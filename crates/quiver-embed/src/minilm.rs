@@ -4,8 +4,9 @@
 //! and L2-normalises. Built for all-MiniLM-L6-v2 (6 layers, 384 dimensions, 12 heads); any BERT
 //! encoder with absolute positions and GELU loads the same way.
 //!
-//! Each text is run on its own (no padding, so the attention mask is all ones and mean pooling
-//! over the mask is the mean over the tokens); a batch is spread over rayon's threads.
+//! A batch is packed without padding: every linear layer is one matrix product over all tokens
+//! of the batch, and attention runs per sequence, so no attention mask is needed and mean pooling
+//! over the mask is the mean over each sequence's tokens.
 
 use crate::{EmbedError, Embedder};
 use quiver_kernels::matmul::{matmul_nn, matmul_nt};
@@ -231,76 +232,103 @@ impl MiniLm {
         Ok((enc.get_tokens().to_vec(), enc.get_ids().to_vec()))
     }
 
-    /// The token embeddings after the last layer, `n x hidden` row-major, for token ids.
-    pub fn encode_ids(&self, ids: &[u32]) -> Result<Vec<f32>, EmbedError> {
-        let (h, n) = (self.hidden, ids.len());
-        if n == 0 || n > self.max_positions {
-            return Err(EmbedError::Model(format!("{n} tokens: must be 1..={}", self.max_positions)));
-        }
+    /// The token embeddings after the last layer for a batch of token-id sequences, packed:
+    /// `sum(len) x hidden` row-major, sequences one after the other.
+    ///
+    /// Packing without padding keeps the attention exact (no mask needed) and lets every linear
+    /// layer run as one large matrix product over all tokens of the batch, split across threads;
+    /// attention runs per (sequence, head) in parallel.
+    pub fn encode_packed(&self, seqs: &[Vec<u32>]) -> Result<Vec<f32>, EmbedError> {
+        let h = self.hidden;
         let vocab = self.word.len() / h;
-        let mut x = vec![0.0f32; n * h];
-        for (t, &id) in ids.iter().enumerate() {
-            let id = id as usize;
-            if id >= vocab {
-                return Err(EmbedError::Model(format!("token id {id} outside the vocabulary of {vocab}")));
+        let mut starts = Vec::with_capacity(seqs.len() + 1);
+        let mut total = 0usize;
+        for ids in seqs {
+            if ids.is_empty() || ids.len() > self.max_positions {
+                return Err(EmbedError::Model(format!(
+                    "{} tokens: must be 1..={}",
+                    ids.len(),
+                    self.max_positions
+                )));
             }
-            let row = &mut x[t * h..(t + 1) * h];
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = self.word[id * h + j] + self.position[t * h + j] + self.token_type[j];
+            starts.push(total);
+            total += ids.len();
+        }
+        starts.push(total);
+        let mut x = vec![0.0f32; total * h];
+        for (s, ids) in seqs.iter().enumerate() {
+            for (t, &id) in ids.iter().enumerate() {
+                let id = id as usize;
+                if id >= vocab {
+                    return Err(EmbedError::Model(format!("token id {id} outside the vocabulary of {vocab}")));
+                }
+                let row = &mut x[(starts[s] + t) * h..(starts[s] + t + 1) * h];
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = self.word[id * h + j] + self.position[t * h + j] + self.token_type[j];
+                }
             }
         }
         layer_norm(&mut x, h, &self.ln_g, &self.ln_b, self.eps);
         let hd = h / self.heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let (mut q, mut k, mut v) = (vec![0.0; n * h], vec![0.0; n * h], vec![0.0; n * h]);
-        let mut ctx = vec![0.0; n * h];
-        let mut attn = vec![0.0; n * h];
-        let mut inter = vec![0.0; n * self.intermediate];
-        let mut ffn = vec![0.0; n * h];
-        let (mut qh, mut kh, mut vh) = (vec![0.0; n * hd], vec![0.0; n * hd], vec![0.0; n * hd]);
-        let mut scores = vec![0.0; n * n];
-        let mut ch = vec![0.0; n * hd];
+        let (mut q, mut k, mut v) = (vec![0.0; total * h], vec![0.0; total * h], vec![0.0; total * h]);
+        let mut ctx = vec![0.0; total * h];
+        let mut attn = vec![0.0; total * h];
+        let mut inter = vec![0.0; total * self.intermediate];
+        let mut ffn = vec![0.0; total * h];
         for l in &self.layers {
-            linear(&x, n, h, &l.q_w, &l.q_b, h, &mut q);
-            linear(&x, n, h, &l.k_w, &l.k_b, h, &mut k);
-            linear(&x, n, h, &l.v_w, &l.v_b, h, &mut v);
-            for head in 0..self.heads {
-                for t in 0..n {
-                    let src = t * h + head * hd;
-                    qh[t * hd..(t + 1) * hd].copy_from_slice(&q[src..src + hd]);
-                    kh[t * hd..(t + 1) * hd].copy_from_slice(&k[src..src + hd]);
-                    vh[t * hd..(t + 1) * hd].copy_from_slice(&v[src..src + hd]);
-                }
-                matmul_nt(&qh, n, hd, &kh, n, &mut scores);
-                for row in scores.chunks_mut(n) {
-                    let mut max = f32::NEG_INFINITY;
-                    for s in row.iter_mut() {
-                        *s *= scale;
-                        max = max.max(*s);
-                    }
-                    let mut sum = 0.0;
-                    for s in row.iter_mut() {
-                        *s = (*s - max).exp();
-                        sum += *s;
-                    }
-                    let inv = 1.0 / sum;
-                    row.iter_mut().for_each(|s| *s *= inv);
-                }
-                matmul_nn(&scores, n, n, &vh, hd, &mut ch);
-                for t in 0..n {
-                    ctx[t * h + head * hd..t * h + (head + 1) * hd].copy_from_slice(&ch[t * hd..(t + 1) * hd]);
-                }
+            linear(&x, total, h, &l.q_w, &l.q_b, h, &mut q);
+            linear(&x, total, h, &l.k_w, &l.k_b, h, &mut k);
+            linear(&x, total, h, &l.v_w, &l.v_b, h, &mut v);
+            // One task per sequence; each writes only its own rows of `ctx`.
+            let mut ctx_parts: Vec<&mut [f32]> = Vec::with_capacity(seqs.len());
+            let mut rest: &mut [f32] = &mut ctx;
+            for s in 0..seqs.len() {
+                let (part, tail) = rest.split_at_mut((starts[s + 1] - starts[s]) * h);
+                ctx_parts.push(part);
+                rest = tail;
             }
-            linear(&ctx, n, h, &l.o_w, &l.o_b, h, &mut attn);
+            ctx_parts.into_par_iter().enumerate().for_each(|(s, out)| {
+                let (lo, n) = (starts[s], starts[s + 1] - starts[s]);
+                let (mut qh, mut kh, mut vh) = (vec![0.0; n * hd], vec![0.0; n * hd], vec![0.0; n * hd]);
+                let mut scores = vec![0.0; n * n];
+                let mut ch = vec![0.0; n * hd];
+                for head in 0..self.heads {
+                    for t in 0..n {
+                        let src = (lo + t) * h + head * hd;
+                        qh[t * hd..(t + 1) * hd].copy_from_slice(&q[src..src + hd]);
+                        kh[t * hd..(t + 1) * hd].copy_from_slice(&k[src..src + hd]);
+                        vh[t * hd..(t + 1) * hd].copy_from_slice(&v[src..src + hd]);
+                    }
+                    matmul_nt(&qh, n, hd, &kh, n, &mut scores);
+                    for row in scores.chunks_mut(n) {
+                        let mut max = f32::NEG_INFINITY;
+                        for s in row.iter_mut() {
+                            *s *= scale;
+                            max = max.max(*s);
+                        }
+                        let mut sum = 0.0;
+                        for s in row.iter_mut() {
+                            *s = (*s - max).exp();
+                            sum += *s;
+                        }
+                        let inv = 1.0 / sum;
+                        row.iter_mut().for_each(|s| *s *= inv);
+                    }
+                    matmul_nn(&scores, n, n, &vh, hd, &mut ch);
+                    for t in 0..n {
+                        out[t * h + head * hd..t * h + (head + 1) * hd].copy_from_slice(&ch[t * hd..(t + 1) * hd]);
+                    }
+                }
+            });
+            linear(&ctx, total, h, &l.o_w, &l.o_b, h, &mut attn);
             for (a, xv) in attn.iter_mut().zip(&x) {
                 *a += xv;
             }
             layer_norm(&mut attn, h, &l.ln1_g, &l.ln1_b, self.eps);
-            linear(&attn, n, h, &l.i_w, &l.i_b, self.intermediate, &mut inter);
-            for u in inter.iter_mut() {
-                *u = gelu(*u);
-            }
-            linear(&inter, n, self.intermediate, &l.out_w, &l.out_b, h, &mut ffn);
+            linear(&attn, total, h, &l.i_w, &l.i_b, self.intermediate, &mut inter);
+            inter.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|u| *u = gelu(*u)));
+            linear(&inter, total, self.intermediate, &l.out_w, &l.out_b, h, &mut ffn);
             for (f, a) in ffn.iter_mut().zip(&attn) {
                 *f += a;
             }
@@ -308,6 +336,11 @@ impl MiniLm {
             std::mem::swap(&mut x, &mut ffn);
         }
         Ok(x)
+    }
+
+    /// The token embeddings after the last layer, `n x hidden` row-major, for one sequence.
+    pub fn encode_ids(&self, ids: &[u32]) -> Result<Vec<f32>, EmbedError> {
+        self.encode_packed(&[ids.to_vec()])
     }
 
     /// One normalised sentence embedding: mean over the tokens, then L2 normalisation.
@@ -332,14 +365,24 @@ pub fn pool(tokens: &[f32], hidden: usize) -> Vec<f32> {
     out
 }
 
-/// `out = x W^T + b` for `n` rows.
+/// Rows per task of a parallel linear layer.
+const LINEAR_ROWS_PER_TASK: usize = 64;
+
+/// `out = x W^T + b` for `n` rows, blocks of rows in parallel.
 fn linear(x: &[f32], n: usize, in_dim: usize, w: &[f32], b: &[f32], out_dim: usize, out: &mut [f32]) {
-    matmul_nt(x, n, in_dim, w, out_dim, &mut out[..n * out_dim]);
-    for row in out[..n * out_dim].chunks_mut(out_dim) {
-        for (o, bias) in row.iter_mut().zip(b) {
-            *o += bias;
-        }
-    }
+    out[..n * out_dim]
+        .par_chunks_mut(LINEAR_ROWS_PER_TASK * out_dim)
+        .enumerate()
+        .for_each(|(i, out_block)| {
+            let rows = out_block.len() / out_dim;
+            let x_block = &x[i * LINEAR_ROWS_PER_TASK * in_dim..(i * LINEAR_ROWS_PER_TASK + rows) * in_dim];
+            matmul_nt(x_block, rows, in_dim, w, out_dim, out_block);
+            for row in out_block.chunks_mut(out_dim) {
+                for (o, bias) in row.iter_mut().zip(b) {
+                    *o += bias;
+                }
+            }
+        });
 }
 
 fn layer_norm(x: &mut [f32], h: usize, g: &[f32], b: &[f32], eps: f32) {
@@ -363,8 +406,19 @@ impl Embedder for MiniLm {
         self.hidden
     }
 
-    /// Embeds texts in parallel (one text per task on rayon's pool), in input order.
+    /// Embeds a batch as one packed forward pass (see [`MiniLm::encode_packed`]), in input order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        texts.par_iter().map(|t| self.embed_one(t)).collect()
+        let seqs: Vec<Vec<u32>> = texts
+            .par_iter()
+            .map(|t| self.tokenize(t).map(|(_, ids)| ids))
+            .collect::<Result<_, _>>()?;
+        let packed = self.encode_packed(&seqs)?;
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut row = 0;
+        for ids in &seqs {
+            out.push(pool(&packed[row * self.hidden..(row + ids.len()) * self.hidden], self.hidden));
+            row += ids.len();
+        }
+        Ok(out)
     }
 }

@@ -90,7 +90,9 @@ fn batches_keep_input_order_and_long_texts_are_truncated() {
     let texts = ["first", long.as_str(), "third text here"];
     let batch = m.embed(&texts).unwrap();
     for (t, b) in texts.iter().zip(&batch) {
-        assert_eq!(&m.embed_one(t).unwrap(), b);
+        // The same text alone or packed with others: the same vector up to float rounding.
+        let c = cosine(&m.embed_one(t).unwrap(), b);
+        assert!(c > 0.99999, "{t:?}: cosine {c}");
     }
     assert_eq!(m.tokenize(&long).unwrap().1.len(), 256);
 }
