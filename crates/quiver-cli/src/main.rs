@@ -36,9 +36,13 @@ enum Command {
     /// Create a collection.
     Create {
         collection: String,
-        /// Vector dimension (1..=65536).
+        /// Vector dimension (1..=65536); with --model it comes from the model.
+        #[arg(long, required_unless_present = "model")]
+        dim: Option<usize>,
+        /// Make a text collection embedded by this model (all-minilm-l6-v2): `quiver add` and
+        /// `search --text` then take text.
         #[arg(long)]
-        dim: usize,
+        model: Option<String>,
         /// cosine | dot | euclid | manhattan
         #[arg(long, default_value = "cosine")]
         metric: String,
@@ -61,8 +65,14 @@ enum Command {
     Search {
         collection: String,
         /// One query vector as JSON, e.g. '[0.1, 0.2]'.
-        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        #[arg(long, conflicts_with_all = ["file", "text"], required_unless_present_any = ["file", "text"])]
         vector: Option<String>,
+        /// A text query (text collections): embedded with the collection's model.
+        #[arg(long, conflicts_with = "file")]
+        text: Option<String>,
+        /// The model folder for --text (default: the usual search).
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
         /// Many queries: a .npy float32 matrix, one query per row.
         #[arg(long)]
         file: Option<PathBuf>,
@@ -78,6 +88,39 @@ enum Command {
         threshold: Option<f32>,
         #[command(flatten)]
         with: WithArgs,
+    },
+    /// Add text to a text collection: embedded with its model, stored with the text (payload
+    /// key `document`), as one atomic batch.
+    Add {
+        collection: String,
+        /// One text.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        text: Option<String>,
+        /// Its id (default: a random UUID).
+        #[arg(long, requires = "text")]
+        id: Option<String>,
+        /// Its payload, a JSON object.
+        #[arg(long, requires = "text")]
+        payload: Option<String>,
+        /// JSON lines: {"id": .., "text": .., "payload": {..}} (id optional).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The model folder (default: the usual search).
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+    },
+    /// Show the work for one text query: tokens, embeddings, pooled vector, search path,
+    /// distances computed, results.
+    Explain {
+        collection: String,
+        #[arg(long)]
+        text: String,
+        #[arg(short = 'k', long, default_value_t = 5)]
+        k: usize,
+        #[command(flatten)]
+        filter: FilterArg,
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
     },
     /// Count points, optionally only those matching a filter.
     Count {
@@ -219,6 +262,7 @@ struct WithArgs {
 }
 
 mod bench;
+mod text;
 mod walkthrough;
 
 fn main() {
@@ -469,9 +513,25 @@ fn run(cli: Cli) -> Result<()> {
             dim,
             metric,
             group_commit_ms,
+            model,
         } => {
             let metric: Metric = metric.parse()?;
-            let mut config = CollectionConfig::new(*dim, metric);
+            let dim = match (model, dim) {
+                (Some(name), d) => {
+                    use quiver_embed::Embedder;
+                    let m = text::load_embedder(name, None)?;
+                    if let Some(d) = d.filter(|d| *d != m.dim()) {
+                        bail!("--dim {d} differs from the model's dimension {}", m.dim());
+                    }
+                    m.dim()
+                }
+                (None, Some(d)) => *d,
+                (None, None) => bail!("give --dim or --model"),
+            };
+            let mut config = CollectionConfig::new(dim, metric);
+            config.embedder = model
+                .as_ref()
+                .map(|m| m.to_ascii_lowercase().trim_start_matches("sentence-transformers/").to_string());
             if let Some(ms) = group_commit_ms {
                 config.durability = Durability::Periodic { interval_ms: *ms };
             }
@@ -519,6 +579,8 @@ fn run(cli: Cli) -> Result<()> {
             collection,
             vector,
             file,
+            text: query_text,
+            model_dir,
             k,
             offset,
             filter,
@@ -537,6 +599,36 @@ fn run(cli: Cli) -> Result<()> {
                 with_payload: !with.no_payload,
                 with_vector: with.with_vector,
             };
+            if let Some(t) = query_text {
+                use quiver_embed::Embedder;
+                let model = text::collection_embedder(&c, model_dir.as_deref())?;
+                let q = model.embed(&[t.as_str()])?.pop().context("the model returned no vector")?;
+                let hits = c.search(&make(q))?;
+                if json_out {
+                    println!(
+                        "{}",
+                        Value::Array(
+                            hits.iter()
+                                .map(|h| record_json(&h.id, Some(h.score), &h.payload, &h.vector))
+                                .collect()
+                        )
+                    );
+                } else if hits.is_empty() {
+                    println!("(no results)");
+                } else {
+                    println!("{:>4}  {:>8}  text", "rank", "score");
+                    for (i, h) in hits.iter().enumerate() {
+                        let doc = h
+                            .payload
+                            .as_ref()
+                            .and_then(|p| p.get(text::DOCUMENT_KEY))
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        println!("{:>4}  {:>8.4}  {doc}    [id {}]", i + 1, h.score, h.id);
+                    }
+                }
+                return Ok(());
+            }
             match (vector, file) {
                 (Some(v), _) => {
                     let hits = c.search(&make(parse_vector(v)?))?;
@@ -580,6 +672,63 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 (None, None) => bail!("give --vector or --file"),
             }
+        }
+        Command::Add {
+            collection,
+            text: one,
+            id,
+            payload,
+            file,
+            model_dir,
+        } => {
+            let db = db()?;
+            let c = db.collection(collection)?;
+            let model = text::collection_embedder(&c, model_dir.as_deref())?;
+            let docs = match (one, file) {
+                (Some(t), _) => {
+                    let payload = match payload {
+                        Some(p) => match serde_json::from_str::<Value>(p).context("--payload must be JSON")? {
+                            Value::Object(o) => o,
+                            _ => bail!("--payload must be a JSON object"),
+                        },
+                        None => Default::default(),
+                    };
+                    let id = match id {
+                        Some(i) => i.parse::<PointId>()?,
+                        None => PointId::Uuid(uuid::Uuid::new_v4()),
+                    };
+                    vec![text::Doc {
+                        id,
+                        text: t.clone(),
+                        payload,
+                    }]
+                }
+                (None, Some(f)) => text::read_docs(f)?,
+                (None, None) => bail!("give --text or --file"),
+            };
+            let t0 = Instant::now();
+            let n = text::add(&c, &model, docs)?;
+            let secs = t0.elapsed().as_secs_f64();
+            if json_out {
+                println!("{}", json!({"added": n, "seconds": secs}));
+            } else {
+                println!(
+                    "added {n} texts to {collection:?} in {secs:.2}s ({:.0} texts/s, durable)",
+                    n as f64 / secs
+                );
+            }
+        }
+        Command::Explain {
+            collection,
+            text: query,
+            k,
+            filter,
+            model_dir,
+        } => {
+            let db = db()?;
+            let c = db.collection(collection)?;
+            let model = text::collection_embedder(&c, model_dir.as_deref())?;
+            text::explain(&c, &model, query, *k, filter.parse()?, json_out)?;
         }
         Command::Count { collection, filter } => {
             let n = db()?.collection(collection)?.count(filter.parse()?.as_ref());
@@ -702,12 +851,15 @@ fn run(cli: Cli) -> Result<()> {
                     json!({"name": info.name, "dim": info.config.dim, "metric": info.config.metric.name(), "durability": durability,
                            "points": info.points, "dead_rows": info.dead_rows, "segments": info.segments, "wal_bytes": info.wal_bytes,
                            "last_seq": info.last_seq, "flushed_seq": info.flushed_seq, "payload_indexes": indexes,
-                           "kernel_isa": info.kernel_isa, "flush_error": info.flush_error})
+                           "kernel_isa": info.kernel_isa, "flush_error": info.flush_error, "embedder": info.config.embedder})
                 );
             } else {
                 println!("collection   {}", info.name);
                 println!("dimension    {}", info.config.dim);
                 println!("metric       {}", info.config.metric.name());
+                if let Some(e) = &info.config.embedder {
+                    println!("embedder     {e} (takes text: quiver add / search --text)");
+                }
                 println!("durability   {durability}");
                 println!("points       {} ({} dead rows awaiting compaction)", info.points, info.dead_rows);
                 println!(

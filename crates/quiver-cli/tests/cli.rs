@@ -242,3 +242,61 @@ fn embed_texts() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("scripts/fetch-model.sh") && err.lines().count() == 1, "{err}");
 }
+
+/// Text collections: create with a model, add texts (file and single), search by text, explain.
+#[test]
+fn text_collections_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    ok(dir, &["create", "docs", "--model", "all-minilm-l6-v2"]);
+    assert_eq!(json(dir, &["info", "docs"])["dim"], 384);
+    let file = tmp.path().join("docs.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id": 1, "text": "The cat sat on the warm windowsill all afternoon.", "payload": {"topic": "pets"}}
+{"id": 2, "text": "Stock markets fell sharply after the interest rate announcement.", "payload": {"topic": "finance"}}
+{"id": 3, "text": "A write-ahead log makes database writes durable across crashes."}
+{"text": "Dogs love long walks in the park.", "payload": {"topic": "pets"}}
+"#,
+    )
+    .unwrap();
+    assert_eq!(json(dir, &["add", "docs", "--file", file.to_str().unwrap()])["added"], 4);
+    assert_eq!(
+        json(dir, &["add", "docs", "--text", "Vector databases store embeddings.", "--id", "9"])["added"],
+        1
+    );
+    assert_eq!(json(dir, &["count", "docs"])["count"], 5);
+    let hits = json(
+        dir,
+        &["search", "docs", "--text", "how do databases survive a power failure?", "-k", "2"],
+    );
+    assert_eq!(hits[0]["id"], 3, "{hits}");
+    assert_eq!(
+        hits[0]["payload"]["document"],
+        "A write-ahead log makes database writes durable across crashes."
+    );
+    let pets = json(
+        dir,
+        &[
+            "search",
+            "docs",
+            "--text",
+            "my kitten sleeps in the sun",
+            "-k",
+            "1",
+            "--filter",
+            r#"{"must":[{"key":"topic","match":{"value":"pets"}}]}"#,
+        ],
+    );
+    assert_eq!(pets[0]["id"], 1, "{pets}");
+    let ex = json(dir, &["explain", "docs", "--text", "my kitten sleeps in the sun", "-k", "2"]);
+    assert_eq!(ex["tokens"][0], "[CLS]");
+    assert_eq!(ex["token_embeddings_shape"], serde_json::json!([8, 384]));
+    assert_eq!(ex["distances_computed"], 5);
+    assert_eq!(ex["results"][0]["id"], 1);
+    assert!(ok(dir, &["explain", "docs", "--text", "kitten"]).contains("search path: exact scan"));
+    // A vector collection refuses text with a clear error.
+    ok(dir, &["create", "vecs", "--dim", "3"]);
+    fails(dir, &["add", "vecs", "--text", "hello"], "has no embedder");
+    fails(dir, &["create", "bad", "--model", "gpt-9"], "unknown model");
+}

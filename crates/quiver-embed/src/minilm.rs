@@ -218,6 +218,11 @@ impl MiniLm {
         })
     }
 
+    /// Encoder layers.
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// The folder the model was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -351,9 +356,9 @@ impl MiniLm {
     }
 }
 
-/// Mean over the rows of an `n x hidden` matrix, L2-normalised.
-pub fn pool(tokens: &[f32], hidden: usize) -> Vec<f32> {
-    let n = tokens.len() / hidden;
+/// Mean over the rows of an `n x hidden` matrix (mean pooling, before normalisation).
+pub fn mean_rows(tokens: &[f32], hidden: usize) -> Vec<f32> {
+    let n = (tokens.len() / hidden).max(1);
     let mut out = vec![0.0f32; hidden];
     for row in tokens.chunks(hidden) {
         for (o, v) in out.iter_mut().zip(row) {
@@ -361,6 +366,12 @@ pub fn pool(tokens: &[f32], hidden: usize) -> Vec<f32> {
         }
     }
     out.iter_mut().for_each(|o| *o /= n as f32);
+    out
+}
+
+/// Mean over the rows of an `n x hidden` matrix, L2-normalised: the sentence embedding.
+pub fn pool(tokens: &[f32], hidden: usize) -> Vec<f32> {
+    let mut out = mean_rows(tokens, hidden);
     quiver_kernels::normalize(&mut out);
     out
 }

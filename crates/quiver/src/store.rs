@@ -352,16 +352,19 @@ pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
         x.u8(kind.code());
         x.bytes(key.as_bytes());
     }
-    blob::encode(MANIFEST_MAGIC, &[&c.buf, &s.buf, &x.buf])
+    let mut e = Encoder::new();
+    e.bytes(m.config.embedder.as_deref().unwrap_or("").as_bytes());
+    blob::encode(MANIFEST_MAGIC, &[&c.buf, &s.buf, &x.buf, &e.buf])
 }
 
 pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageError> {
     let sections = blob::decode(path, MANIFEST_MAGIC, image)?;
-    if sections.len() != 3 {
+    // Three sections before the embedder name existed; four since.
+    if sections.len() != 3 && sections.len() != 4 {
         return Err(StorageError::corrupt(
             path,
             0,
-            format!("manifest has {} sections, expected 3", sections.len()),
+            format!("manifest has {} sections, expected 3 or 4", sections.len()),
         ));
     }
     let parse = || -> Result<Manifest, (DecodeError, &'static str)> {
@@ -399,8 +402,23 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
             indexes.push((key, kind));
         }
         x.finish().map_err(|e| (e, "indexes"))?;
+        let embedder = match sections.get(3) {
+            None => None,
+            Some(section) => {
+                let mut d = Decoder::new(section);
+                let name = d.bytes().map_err(|e| (e, "embedder"))?;
+                d.finish().map_err(|e| (e, "embedder"))?;
+                let name = String::from_utf8(name.to_vec()).map_err(|_| (d.error("embedder name is not UTF-8"), "embedder"))?;
+                (!name.is_empty()).then_some(name)
+            }
+        };
         Ok(Manifest {
-            config: CollectionConfig { dim, metric, durability },
+            config: CollectionConfig {
+                dim,
+                metric,
+                durability,
+                embedder,
+            },
             flushed_seq,
             next_segment_no,
             segments,
@@ -476,6 +494,7 @@ mod tests {
                 dim: 7,
                 metric: Metric::Manhattan,
                 durability: Durability::Periodic { interval_ms: 50 },
+                embedder: Some("all-minilm-l6-v2".into()),
             },
             flushed_seq: 42,
             next_segment_no: 3,

@@ -186,6 +186,10 @@ pub struct CollectionConfig {
     pub dim: usize,
     pub metric: Metric,
     pub durability: Durability,
+    /// The text embedder whose vectors this collection holds (for example
+    /// `"all-minilm-l6-v2"`), when it takes text; the library only records the name, the
+    /// command line and the server run the model.
+    pub embedder: Option<String>,
 }
 
 impl CollectionConfig {
@@ -194,10 +198,16 @@ impl CollectionConfig {
             dim,
             metric,
             durability: Durability::Immediate,
+            embedder: None,
         }
     }
 
     pub fn validate(&self) -> Result<()> {
+        if let Some(e) = &self.embedder {
+            if e.is_empty() || e.len() > NAME_BYTES_MAX || !e.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return Err(Error::InvalidRequest(format!("invalid embedder name {e:?}")));
+            }
+        }
         if self.dim == 0 || self.dim > DIMENSION_MAX {
             return Err(Error::InvalidDimension {
                 dim: self.dim,

@@ -1,0 +1,198 @@
+//! Text collections on the command line: `create --model`, `add`, `search --text` and
+//! `explain`. A collection records its embedder's name; this module runs the model (steps 1-4
+//! of the pipeline) and hands the vectors to the library (steps 5-8). The text itself is kept in
+//! the payload under `document`, as Chroma keeps documents.
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use quiver::{Collection, Filter, Payload, Point, PointId, SearchRequest};
+use quiver_embed::{Embedder, MiniLm};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Instant;
+
+/// The payload key that holds a point's text.
+pub const DOCUMENT_KEY: &str = "document";
+/// The embedders Quiver can run, by the name a collection records.
+pub const EMBEDDERS: [&str; 1] = [quiver_embed::minilm::MODEL_NAME];
+/// Texts embedded per batch while adding.
+const ADD_BATCH: usize = 64;
+
+/// Loads the model an embedder name stands for.
+pub fn load_embedder(name: &str, model_dir: Option<&Path>) -> Result<MiniLm> {
+    let normalized = name.to_ascii_lowercase();
+    if !EMBEDDERS.contains(&normalized.as_str()) && normalized != "sentence-transformers/all-minilm-l6-v2" {
+        bail!("unknown model {name:?}; Quiver runs: {}", EMBEDDERS.join(", "));
+    }
+    Ok(MiniLm::load(&quiver_embed::find_model(model_dir)?)?)
+}
+
+/// The embedder of a text collection, or an error that says the collection takes vectors.
+pub fn collection_embedder(c: &Collection, model_dir: Option<&Path>) -> Result<MiniLm> {
+    match &c.config().embedder {
+        Some(name) => load_embedder(name, model_dir),
+        None => bail!(
+            "collection {:?} has no embedder: create it with --model all-minilm-l6-v2 to give it text",
+            c.name()
+        ),
+    }
+}
+
+/// One text to add.
+pub struct Doc {
+    pub id: PointId,
+    pub text: String,
+    pub payload: Payload,
+}
+
+/// Reads `{"id": .., "text": .., "payload": {..}}` lines; a missing id gets a random UUID.
+pub fn read_docs(path: &Path) -> Result<Vec<Doc>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut docs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), n + 1);
+        let v: Value = serde_json::from_str(line).with_context(|| format!("{}: malformed JSON", at()))?;
+        let o = v.as_object().with_context(|| format!("{}: expected an object with text", at()))?;
+        for k in o.keys() {
+            if !matches!(k.as_str(), "id" | "text" | "payload") {
+                bail!("{}: unknown field {k:?} (expected id, text, payload)", at());
+            }
+        }
+        let text = o
+            .get("text")
+            .and_then(Value::as_str)
+            .with_context(|| format!("{}: text must be a string", at()))?
+            .to_string();
+        let id = match o.get("id") {
+            None | Some(Value::Null) => PointId::Uuid(uuid_v4()),
+            Some(v) => PointId::from_json(v).with_context(at)?,
+        };
+        let payload = match o.get("payload") {
+            None | Some(Value::Null) => Payload::new(),
+            Some(Value::Object(p)) => p.clone(),
+            Some(_) => bail!("{}: payload must be an object", at()),
+        };
+        docs.push(Doc { id, text, payload });
+    }
+    Ok(docs)
+}
+
+fn uuid_v4() -> uuid::Uuid {
+    uuid::Uuid::new_v4()
+}
+
+/// Embeds and stores documents as one atomic batch, with a progress bar and ETA for large inputs.
+pub fn add(c: &Collection, model: &MiniLm, docs: Vec<Doc>) -> Result<usize> {
+    if docs.is_empty() {
+        bail!("nothing to add");
+    }
+    let pb = if docs.len() >= 256 {
+        let pb = ProgressBar::new(docs.len() as u64);
+        pb.set_style(ProgressStyle::with_template("embedding {bar:40} {pos}/{len} texts {per_sec} eta {eta}").expect("valid template"));
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut points = Vec::with_capacity(docs.len());
+    for chunk in docs.chunks(ADD_BATCH) {
+        let texts: Vec<&str> = chunk.iter().map(|d| d.text.as_str()).collect();
+        let vectors = model.embed(&texts)?;
+        for (d, v) in chunk.iter().zip(vectors) {
+            let mut payload = d.payload.clone();
+            payload.insert(DOCUMENT_KEY.into(), Value::String(d.text.clone()));
+            points.push(Point {
+                id: d.id,
+                vector: v,
+                payload: Some(payload),
+            });
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let n = points.len();
+    c.upsert(points)?;
+    Ok(n)
+}
+
+/// `quiver explain`: the steps of the walkthrough with real numbers for one text query.
+pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Option<Filter>, json_out: bool) -> Result<()> {
+    let t0 = Instant::now();
+    let (tokens, ids) = model.tokenize(text)?;
+    let token_embeddings = model.encode_ids(&ids)?;
+    let hidden = model.dim();
+    let pooled = quiver_embed::minilm::mean_rows(&token_embeddings, hidden);
+    let pooled_norm = pooled.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let query = quiver_embed::minilm::pool(&token_embeddings, hidden);
+    let embed_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let scanned = c.count(filter.as_ref());
+    let mut req = SearchRequest::new(query.clone(), k);
+    req.filter = filter.clone();
+    let t1 = Instant::now();
+    let hits = c.search(&req)?;
+    let search_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let info = c.info();
+    let head = |v: &[f32]| v.iter().take(8).map(|x| (x * 10_000.0).round() / 10_000.0).collect::<Vec<f32>>();
+    let path = format!(
+        "exact scan ({} kernels), {} metric{}",
+        info.kernel_isa,
+        info.config.metric.name(),
+        if filter.is_some() {
+            ", filtered (payload index candidates when an index covers the filter)"
+        } else {
+            ""
+        }
+    );
+    let results: Vec<Value> = hits
+        .iter()
+        .map(|h| {
+            let doc = h.payload.as_ref().and_then(|p| p.get(DOCUMENT_KEY)).cloned().unwrap_or(Value::Null);
+            json!({"id": h.id.to_json(), "score": h.score, "document": doc})
+        })
+        .collect();
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "query": text, "model": info.config.embedder,
+                "tokens": tokens, "token_ids": ids,
+                "token_embeddings_shape": [ids.len(), hidden], "encoder_layers": model.layers(),
+                "pooled_first_dims": head(&pooled), "pooled_norm": pooled_norm,
+                "query_vector_first_dims": head(&query), "query_vector_norm": 1.0, "dim": hidden,
+                "search_path": path, "points": info.points, "distances_computed": scanned,
+                "embed_ms": embed_ms, "search_ms": search_ms, "results": results,
+            })
+        );
+        return Ok(());
+    }
+    println!("[1] tokens ({}): {}", tokens.len(), tokens.join(" "));
+    println!("    ids: {ids:?}");
+    println!(
+        "[2]-[3] token embeddings after {} encoder layers: {} x {hidden} matrix",
+        model.layers(),
+        ids.len()
+    );
+    println!("[4] mean pooling -> {hidden}-d sentence embedding, norm {pooled_norm:.4}");
+    println!("    first dims {:?}", head(&pooled));
+    println!("[5] normalised query vector (norm 1), first dims {:?}", head(&query));
+    println!("    embedding took {embed_ms:.1} ms");
+    println!("[6]-[9] search path: {path}");
+    println!(
+        "    {} points in the collection, {scanned} distances computed, {search_ms:.2} ms",
+        info.points
+    );
+    println!("[10] top {}:", hits.len());
+    for (i, r) in results.iter().enumerate() {
+        let doc = r["document"].as_str().unwrap_or("");
+        println!(
+            "    {:>2}. {:>8.4}  {}  {}",
+            i + 1,
+            r["score"].as_f64().unwrap_or(0.0),
+            r["id"],
+            doc
+        );
+    }
+    Ok(())
+}
