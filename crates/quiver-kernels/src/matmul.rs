@@ -1,8 +1,31 @@
 //! Dense matrix products for the transformer embedder, through the `gemm` crate (the only
 //! `unsafe` is the call itself; shapes are asserted first).
 
+/// How many threads one product may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// The calling thread only (for products inside an already parallel loop).
+    One,
+    /// Rayon's pool, all of it.
+    All,
+}
+
+impl Threads {
+    fn gemm(self) -> gemm::Parallelism {
+        match self {
+            Threads::One => gemm::Parallelism::None,
+            Threads::All => gemm::Parallelism::Rayon(rayon::current_num_threads().max(1)),
+        }
+    }
+}
+
 /// `out (m x n) = a (m x k) * b^T` where `b` is `n x k` row-major (a PyTorch `Linear` weight).
 pub fn matmul_nt(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
+    matmul_nt_with(Threads::One, a, m, k, b, n, out)
+}
+
+/// [`matmul_nt`] on a chosen number of threads.
+pub fn matmul_nt_with(threads: Threads, a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
     assert!(a.len() == m * k && b.len() == n * k && out.len() == m * n, "matmul_nt shapes");
     if m == 0 || n == 0 {
         return;
@@ -34,7 +57,7 @@ pub fn matmul_nt(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            threads.gemm(),
         );
     }
 }
