@@ -5,7 +5,9 @@ RAG application does: create a collection, upsert thousands of points with paylo
 and without filters, scroll, count, retrieve, set payloads, delete by filter, create a payload
 index, batch queries, delete the collection. Every search result is compared with an exact
 search computed here with NumPy. A second server runs with API keys: no key and a wrong key are
-refused, the read-only key can search but not write.
+refused, the read-only key can search but not write. A third takes text: documents
+(`models.Document`) are embedded by the server with all-MiniLM-L6-v2 (fetched by
+scripts/fetch-model.sh) and the texts come back in the payload.
 
 Usage: python tests/e2e/test_qdrant_client.py path/to/quiver
 Prints one line per test and a closing 'e2e: N passed, M failed'.
@@ -237,6 +239,42 @@ def check_keys(results):
         srv.stop()
 
 
+def check_documents(results):
+    """Text through the API: Qdrant's Document form, embedded by the server (all-MiniLM-L6-v2)."""
+    import httpx
+
+    srv = Server()
+    try:
+        client = QdrantClient(url=srv.url, prefer_grpc=False, cloud_inference=True, check_compatibility=False)
+        model = "sentence-transformers/all-MiniLM-L6-v2"
+        texts = ["A write-ahead log makes database writes durable across crashes.", "Cats love to sleep in the afternoon sun.",
+                 "Kyoto has more than a thousand temples.", "The stock market fell after the rate announcement."]
+
+        def test_documents_in_and_text_out():
+            r = httpx.put(f"{srv.url}/collections/notes", json={"vectors": {"size": 384, "distance": "Cosine"}, "embedder": "all-minilm-l6-v2"})
+            assert r.status_code == 200, r.text
+            client.upsert("notes", points=[models.PointStruct(id=i, vector=models.Document(text=t, model=model), payload={"n": i})
+                                           for i, t in enumerate(texts)], wait=True)
+            hits = client.query_points("notes", query=models.Document(text="how do databases survive a power failure?", model=model),
+                                       limit=2, with_payload=True).points
+            assert hits[0].id == 0 and hits[0].payload["document"] == texts[0], hits
+            assert client.query_points("notes", query=models.Document(text="old temples in Japan", model=model), limit=1).points[0].id == 2
+
+        def test_documents_need_an_embedder():
+            client.create_collection("plain", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE))
+            try:
+                client.upsert("plain", points=[models.PointStruct(id=1, vector=models.Document(text="hi", model=model))], wait=True)
+            except UnexpectedResponse as e:
+                assert e.status_code == 400 and "embedder" in str(e), str(e)
+            else:
+                raise AssertionError("a collection without an embedder must refuse documents")
+
+        for t in [test_documents_in_and_text_out, test_documents_need_an_embedder]:
+            run(t, results)
+    finally:
+        srv.stop()
+
+
 def run(test, results):
     try:
         test()
@@ -252,6 +290,7 @@ def main():
     results = []
     check_main(results)
     check_keys(results)
+    check_documents(results)
     passed = sum(results)
     print(f"e2e: {passed} passed, {len(results) - passed} failed")
     sys.exit(0 if passed == len(results) else 1)

@@ -181,7 +181,9 @@ fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
                     .ok_or_else(|| ApiError::bad(format!("{what}: vector elements must be numbers, got {x}")))
             })
             .collect(),
-        Value::Object(o) if o.contains_key("text") => Err(ApiError::unsupported(&format!("{what}: documents (text to embed)"))),
+        Value::Object(o) if o.contains_key("text") => Err(ApiError::unsupported(&format!(
+            "{what}: documents here (they are taken in points, batch vectors and queries)"
+        ))),
         Value::Object(o) if o.contains_key("indices") => Err(ApiError::unsupported(&format!("{what}: sparse vectors"))),
         Value::Object(_) => Err(ApiError::unsupported(&format!("{what}: named vectors"))),
         other => Err(ApiError::bad(format!("{what}: expected a list of numbers, got {other}"))),
@@ -397,16 +399,35 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::bad("vectors.distance is required"))?;
         let metric: Metric = distance.parse()?;
-        Ok::<_, ApiError>((dim, metric))
+        let embedder = match body.get("embedder") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(e)) => {
+                let e = e.to_ascii_lowercase().trim_start_matches("sentence-transformers/").to_string();
+                if e != quiver_embed::minilm::MODEL_NAME {
+                    return Err(ApiError::bad(format!(
+                        "unknown embedder {e:?}; Quiver runs {}",
+                        quiver_embed::minilm::MODEL_NAME
+                    )));
+                }
+                if dim != 384 {
+                    return Err(ApiError::bad(format!("embedder {e} makes 384-d vectors; vectors.size is {dim}")));
+                }
+                Some(e)
+            }
+            Some(other) => return Err(ApiError::bad(format!("embedder must be a model name, got {other}"))),
+        };
+        Ok::<_, ApiError>((dim, metric, embedder))
     })();
-    let (dim, metric) = match result {
+    let (dim, metric, embedder) = match result {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     respond(
         start,
         blocking(move || {
-            state.db.create_collection(&name, CollectionConfig::new(dim, metric))?;
+            let mut config = CollectionConfig::new(dim, metric);
+            config.embedder = embedder;
+            state.db.create_collection(&name, config)?;
             Ok(Value::Bool(true))
         })
         .await,
@@ -544,9 +565,24 @@ fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
     Err(ApiError::bad("points or batch is required"))
 }
 
+/// Parses a body and embeds the documents in it (see [`crate::documents`]).
+async fn body_with_vectors(state: &AppState, name: &str, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    let mut map = parse_body(body)?;
+    if !crate::documents::has_documents(&map) {
+        return Ok(map);
+    }
+    let (state, name) = (state.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        crate::documents::resolve(&state, &name, &mut map)?;
+        Ok(map)
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))))
+}
+
 async fn upsert_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let points = match parse_body(&body).and_then(|b| parse_points(&b)) {
+    let points = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_points(&b)) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -763,8 +799,7 @@ fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result<(SearchReq
     Ok((req, sel))
 }
 
-fn parse_batch(body: &Bytes, query_api: bool) -> Result<Vec<(SearchRequest, PayloadSelect)>, ApiError> {
-    let body = parse_body(body)?;
+fn parse_batch(body: &Map<String, Value>, query_api: bool) -> Result<Vec<(SearchRequest, PayloadSelect)>, ApiError> {
     let list = body
         .get("searches")
         .and_then(Value::as_array)
@@ -801,7 +836,7 @@ async fn run_searches(state: AppState, name: String, reqs: Vec<(SearchRequest, P
 
 async fn query_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let req = match parse_body(&body).and_then(|b| parse_search(&b, true)) {
+    let req = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_search(&b, true)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -813,7 +848,7 @@ async fn query_points(State(state): State<AppState>, Path(name): Path<String>, b
 
 async fn query_batch(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let reqs = match parse_batch(&body, true) {
+    let reqs = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_batch(&b, true)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -837,7 +872,7 @@ async fn search_points(State(state): State<AppState>, Path(name): Path<String>, 
 
 async fn search_batch(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let reqs = match parse_batch(&body, false) {
+    let reqs = match parse_body(&body).and_then(|b| parse_batch(&b, false)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod batcher;
+pub mod documents;
 pub mod metrics;
 
 use axum::extract::DefaultBodyLimit;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// Searches are queued and answered in batches (see [`batcher`]).
     pub searches: Arc<batcher::Batcher>,
+    /// The text embedder, loaded on the first document (see [`documents`]).
+    pub embedder: Arc<std::sync::Mutex<Option<Arc<quiver_embed::MiniLm>>>>,
 }
 
 /// The application: routes, auth, metrics and limits.
@@ -75,6 +78,7 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
         metrics: Arc::new(metrics::Metrics::default()),
         auth: Arc::new(auth::Auth::new(config.api_key.clone(), config.read_only_api_key.clone())),
         searches: Arc::new(batcher::Batcher::start(db.clone())),
+        embedder: Arc::new(std::sync::Mutex::new(None)),
     };
     api::routes()
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))

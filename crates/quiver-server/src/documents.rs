@@ -1,0 +1,176 @@
+//! Text through the API: where Qdrant takes a vector, a client may send a document
+//! (`{"text": "...", "model": "..."}`, Qdrant's `Document`) when the collection has an embedder.
+//! Before a request is parsed, every document in it is embedded with the collection's model and
+//! replaced by its vector; an upserted point also keeps its text in the payload (`document`).
+//! This is what makes `quiver serve` a complete RAG back end: text in, text out.
+
+use crate::api::ApiError;
+use crate::AppState;
+use axum::http::StatusCode;
+use quiver_embed::{Embedder, MiniLm};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The payload key that keeps a point's text (the same as the command line's).
+pub const DOCUMENT_KEY: &str = "document";
+
+/// `(text, model)` when `v` is a document.
+fn as_document(v: &Value) -> Option<(&str, Option<&str>)> {
+    let o = v.as_object()?;
+    let text = o.get("text")?.as_str()?;
+    Some((text, o.get("model").and_then(Value::as_str)))
+}
+
+/// Where a document sits in a request body.
+#[derive(Clone, Copy)]
+enum Slot {
+    Point(usize),
+    BatchVector(usize),
+    Query,
+    QueryNearest,
+    Search(usize),
+    SearchNearest(usize),
+}
+
+fn slot_mut(body: &mut Map<String, Value>, slot: Slot) -> Option<&mut Value> {
+    match slot {
+        Slot::Point(i) => body.get_mut("points")?.get_mut(i)?.get_mut("vector"),
+        Slot::BatchVector(i) => body.get_mut("batch")?.get_mut("vectors")?.get_mut(i),
+        Slot::Query => body.get_mut("query"),
+        Slot::QueryNearest => body.get_mut("query")?.get_mut("nearest"),
+        Slot::Search(i) => body.get_mut("searches")?.get_mut(i)?.get_mut("query"),
+        Slot::SearchNearest(i) => body.get_mut("searches")?.get_mut(i)?.get_mut("query")?.get_mut("nearest"),
+    }
+}
+
+fn find_slots(body: &Map<String, Value>) -> Vec<Slot> {
+    let mut out = Vec::new();
+    if let Some(points) = body.get("points").and_then(Value::as_array) {
+        out.extend(
+            points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.get("vector").and_then(as_document).is_some())
+                .map(|(i, _)| Slot::Point(i)),
+        );
+    }
+    if let Some(vectors) = body.get("batch").and_then(|b| b.get("vectors")).and_then(Value::as_array) {
+        out.extend(
+            vectors
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| as_document(v).is_some())
+                .map(|(i, _)| Slot::BatchVector(i)),
+        );
+    }
+    if let Some(q) = body.get("query") {
+        if as_document(q).is_some() {
+            out.push(Slot::Query);
+        } else if q.get("nearest").and_then(as_document).is_some() {
+            out.push(Slot::QueryNearest);
+        }
+    }
+    if let Some(searches) = body.get("searches").and_then(Value::as_array) {
+        for (i, s) in searches.iter().enumerate() {
+            if let Some(q) = s.get("query") {
+                if as_document(q).is_some() {
+                    out.push(Slot::Search(i));
+                } else if q.get("nearest").and_then(as_document).is_some() {
+                    out.push(Slot::SearchNearest(i));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `true` when the body holds at least one document (a cheap check before any model work).
+pub fn has_documents(body: &Map<String, Value>) -> bool {
+    !find_slots(body).is_empty()
+}
+
+fn model(state: &AppState) -> Result<Arc<MiniLm>, ApiError> {
+    let mut slot = state
+        .embedder
+        .lock()
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "embedder lock poisoned"))?;
+    if let Some(m) = slot.as_ref() {
+        return Ok(m.clone());
+    }
+    let dir = quiver_embed::find_model(None).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let m = Arc::new(MiniLm::load(&dir).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?);
+    tracing::info!(dir = %dir.display(), "embedding model loaded");
+    *slot = Some(m.clone());
+    Ok(m)
+}
+
+fn same_model(asked: &str, collection: &str) -> bool {
+    let norm = |s: &str| s.to_ascii_lowercase().trim_start_matches("sentence-transformers/").to_string();
+    norm(asked) == norm(collection)
+}
+
+/// Embeds every document of `body` with the collection's model and puts the vectors in their
+/// place. Runs on the blocking pool (the model is CPU work).
+pub fn resolve(state: &AppState, collection: &str, body: &mut Map<String, Value>) -> Result<(), ApiError> {
+    let slots = find_slots(body);
+    if slots.is_empty() {
+        return Ok(());
+    }
+    let c = state.db.collection(collection)?;
+    let Some(embedder) = c.config().embedder.clone() else {
+        return Err(ApiError::bad(format!(
+            "collection {collection:?} has no embedder, so it takes vectors, not documents; create it with \"embedder\": \"all-minilm-l6-v2\""
+        )));
+    };
+    let mut texts = Vec::with_capacity(slots.len());
+    for &slot in &slots {
+        let v = slot_mut(body, slot).expect("slots point at documents");
+        let (text, asked) = as_document(v).expect("slots point at documents");
+        if let Some(asked) = asked {
+            if !same_model(asked, &embedder) {
+                return Err(ApiError::bad(format!(
+                    "document model {asked:?} differs from the collection's embedder {embedder:?}"
+                )));
+            }
+        }
+        texts.push(text.to_string());
+    }
+    let m = model(state)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = m.embed(&refs).map_err(|e| ApiError::bad(e.to_string()))?;
+    for ((slot, vector), text) in slots.into_iter().zip(vectors).zip(texts) {
+        *slot_mut(body, slot).expect("slots point at documents") = Value::from(vector);
+        match slot {
+            Slot::Point(i) => {
+                if let Some(p) = body.get_mut("points").and_then(|p| p.get_mut(i)).and_then(Value::as_object_mut) {
+                    let payload = p.entry("payload").or_insert_with(|| Value::Object(Map::new()));
+                    if payload.is_null() {
+                        *payload = Value::Object(Map::new());
+                    }
+                    if let Some(obj) = payload.as_object_mut() {
+                        obj.insert(DOCUMENT_KEY.into(), Value::String(text));
+                    }
+                }
+            }
+            Slot::BatchVector(i) => {
+                if let Some(b) = body.get_mut("batch").and_then(Value::as_object_mut) {
+                    let n = b.get("ids").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+                    let payloads = b.entry("payloads").or_insert_with(|| Value::Array(vec![Value::Null; n]));
+                    if payloads.is_null() {
+                        *payloads = Value::Array(vec![Value::Null; n]);
+                    }
+                    if let Some(slot) = payloads.get_mut(i) {
+                        if slot.is_null() {
+                            *slot = Value::Object(Map::new());
+                        }
+                        if let Some(obj) = slot.as_object_mut() {
+                            obj.insert(DOCUMENT_KEY.into(), Value::String(text));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
