@@ -174,38 +174,11 @@ fn gemm_top_k(kind: ScoreKind, queries: &[f32], rows: &[f32], dim: usize, allowe
         while q0 < n_queries {
             let m = QUERY_SUB_BLOCK.min(n_queries - q0);
             let sub = &queries[q0 * dim..(q0 + m) * dim];
-            // SAFETY: `tile` holds QUERY_SUB_BLOCK x ROW_BLOCK floats and we write an m x n
-            // matrix (m <= QUERY_SUB_BLOCK, n <= ROW_BLOCK) with row stride ROW_BLOCK. `sub` is
-            // m x dim row-major (column stride 1, row stride dim). The right-hand side is `block`
-            // transposed: element (i, j) is block[j * dim + i], so row stride 1 and column
-            // stride dim over n x dim floats. No pointer is read or written out of bounds.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    dim,
-                    tile.as_mut_ptr(),
-                    1,
-                    ROW_BLOCK as isize,
-                    false,
-                    sub.as_ptr(),
-                    1,
-                    dim as isize,
-                    block.as_ptr(),
-                    dim as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            crate::matmul::matmul_nt(sub, m, dim, block, n, &mut tile[..m * n]);
             for qi in 0..m {
                 let top = &mut tops[q0 + qi];
                 let qn = query_norms[q0 + qi];
-                let dots = &tile[qi * ROW_BLOCK..qi * ROW_BLOCK + n];
+                let dots = &tile[qi * n..(qi + 1) * n];
                 let norms = &row_norms[..n];
                 let mut c0 = 0;
                 while c0 < n {
