@@ -307,6 +307,15 @@ fn record_json(id: &PointId, score: Option<f32>, payload: &Option<quiver::Payloa
     Value::Object(o)
 }
 
+/// Search hits as the JSON array `--json` prints.
+fn hits_json(hits: &[ScoredPoint]) -> Value {
+    Value::Array(
+        hits.iter()
+            .map(|h| record_json(&h.id, Some(h.score), &h.payload, &h.vector))
+            .collect(),
+    )
+}
+
 fn short(v: &Value, max: usize) -> String {
     let s = v.to_string();
     if s.chars().count() <= max {
@@ -605,14 +614,7 @@ fn run(cli: Cli) -> Result<()> {
                 let q = model.embed(&[t.as_str()])?.pop().context("the model returned no vector")?;
                 let hits = c.search(&make(q))?;
                 if json_out {
-                    println!(
-                        "{}",
-                        Value::Array(
-                            hits.iter()
-                                .map(|h| record_json(&h.id, Some(h.score), &h.payload, &h.vector))
-                                .collect()
-                        )
-                    );
+                    println!("{}", hits_json(&hits));
                 } else if hits.is_empty() {
                     println!("(no results)");
                 } else {
@@ -633,14 +635,7 @@ fn run(cli: Cli) -> Result<()> {
                 (Some(v), _) => {
                     let hits = c.search(&make(parse_vector(v)?))?;
                     if json_out {
-                        println!(
-                            "{}",
-                            Value::Array(
-                                hits.iter()
-                                    .map(|h| record_json(&h.id, Some(h.score), &h.payload, &h.vector))
-                                    .collect()
-                            )
-                        );
+                        println!("{}", hits_json(&hits));
                     } else {
                         print_hits(&hits);
                     }
@@ -653,14 +648,7 @@ fn run(cli: Cli) -> Result<()> {
                     let secs = t0.elapsed().as_secs_f64();
                     if json_out {
                         for hits in &all {
-                            println!(
-                                "{}",
-                                Value::Array(
-                                    hits.iter()
-                                        .map(|h| record_json(&h.id, Some(h.score), &h.payload, &h.vector))
-                                        .collect()
-                                )
-                            );
+                            println!("{}", hits_json(hits));
                         }
                     } else {
                         for (i, hits) in all.iter().enumerate() {

@@ -27,6 +27,21 @@ pub fn matmul_nt(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [
 /// [`matmul_nt`] on a chosen number of threads.
 pub fn matmul_nt_with(threads: Threads, a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
     assert!(a.len() == m * k && b.len() == n * k && out.len() == m * n, "matmul_nt shapes");
+    // b^T: element (i, j) at b[j * k + i], so column stride k and row stride 1.
+    gemm_into(threads, a, m, k, b, k, 1, n, out);
+}
+
+/// `out (m x n) = a (m x k) * b (k x n)`, all row-major.
+pub fn matmul_nn(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
+    assert!(a.len() == m * k && b.len() == k * n && out.len() == m * n, "matmul_nn shapes");
+    gemm_into(Threads::One, a, m, k, b, 1, n, n, out);
+}
+
+/// `out = a * B` where `a` is m x k row-major, `out` m x n row-major, and element (i, j) of the
+/// k x n matrix B is `b[i * b_rs + j * b_cs]`. Callers have checked that `b` holds every such
+/// element (`matmul_nt_with` and `matmul_nn` assert the shapes).
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(threads: Threads, a: &[f32], m: usize, k: usize, b: &[f32], b_cs: usize, b_rs: usize, n: usize, out: &mut [f32]) {
     if m == 0 || n == 0 {
         return;
     }
@@ -34,9 +49,10 @@ pub fn matmul_nt_with(threads: Threads, a: &[f32], m: usize, k: usize, b: &[f32]
         out.fill(0.0);
         return;
     }
-    // SAFETY: the assertions above bound every access: `a` is m x k with row stride k, the
-    // right-hand side is b transposed (element (i, j) at b[j * k + i]: row stride 1, column
-    // stride k) over n x k floats, and `out` is m x n with row stride n.
+    debug_assert!((k - 1) * b_rs + (n - 1) * b_cs < b.len());
+    // SAFETY: `a` is m x k with row stride k and `out` m x n with row stride n (asserted by the
+    // callers); every element of B read, (i, j) with i < k and j < n, lies at
+    // i * b_rs + j * b_cs < b.len() by the callers' shape assertions.
     unsafe {
         gemm::gemm(
             m,
@@ -50,50 +66,14 @@ pub fn matmul_nt_with(threads: Threads, a: &[f32], m: usize, k: usize, b: &[f32]
             1,
             k as isize,
             b.as_ptr(),
-            k as isize,
-            1,
+            b_cs as isize,
+            b_rs as isize,
             0.0,
             1.0,
             false,
             false,
             false,
             threads.gemm(),
-        );
-    }
-}
-
-/// `out (m x n) = a (m x k) * b (k x n)`, all row-major.
-pub fn matmul_nn(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
-    assert!(a.len() == m * k && b.len() == k * n && out.len() == m * n, "matmul_nn shapes");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        out.fill(0.0);
-        return;
-    }
-    // SAFETY: as above, with `b` read as k x n row-major (column stride 1, row stride n).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         );
     }
 }
