@@ -217,3 +217,191 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args)]
+pub struct AnnArgs {
+    /// Base vectors, a float32 .npy matrix (ids are row numbers).
+    #[arg(long)]
+    base: PathBuf,
+    /// Query vectors, a float32 .npy matrix.
+    #[arg(long)]
+    queries: PathBuf,
+    /// True neighbours (int .npy, queries x >= k) for recall.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    #[arg(long, default_value = "cosine")]
+    metric: String,
+    #[arg(short = 'k', long, default_value_t = 10)]
+    k: usize,
+    /// `hnsw` or `flat` (exact scan).
+    #[arg(long, default_value = "hnsw")]
+    index: String,
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    #[arg(long, default_value_t = 200)]
+    ef_construct: usize,
+    /// `none`, `int8` or `binary`.
+    #[arg(long, default_value = "none")]
+    quantization: String,
+    /// Rescore this many times k candidates at full precision (quantized indexes; default: every
+    /// candidate of the ef list).
+    #[arg(long)]
+    oversampling: Option<f32>,
+    /// Comma-separated search list sizes.
+    #[arg(long, default_value = "10,20,40,80,160,320", value_delimiter = ',')]
+    ef: Vec<usize>,
+    /// Build threads (searches always run one query at a time on one thread).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write each setting's result ids as int64 .npy (queries x k) here.
+    #[arg(long)]
+    ids_out: Option<PathBuf>,
+    /// Save the built index to this file, and report the time to load it back.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Print JSON lines (the default output is also JSON lines; kept for symmetry).
+    #[arg(long)]
+    json: bool,
+}
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+pub fn ann(args: &AnnArgs) -> Result<()> {
+    use quiver_index::{Hnsw, HnswParams, Quantization, Scratch};
+    use quiver_kernels::{scan_top_k, Allowed};
+    let metric: Metric = args.metric.parse()?;
+    let kind = metric.score_kind();
+    let Some(quant) = Quantization::parse(&args.quantization) else {
+        bail!("--quantization must be none, int8 or binary")
+    };
+    if !matches!(args.index.as_str(), "hnsw" | "flat") {
+        bail!("--index must be hnsw or flat");
+    }
+    let mut base = npy::read(&args.base)?;
+    let mut queries = npy::read(&args.queries)?;
+    if base.cols != queries.cols {
+        bail!("base has {} columns, queries {}", base.cols, queries.cols);
+    }
+    let dim = base.cols;
+    if metric == Metric::Cosine {
+        base.data.chunks_mut(dim).for_each(|r| {
+            quiver_kernels::normalize(r);
+        });
+        queries.data.chunks_mut(dim).for_each(|r| {
+            quiver_kernels::normalize(r);
+        });
+    }
+    let gt = match &args.gt {
+        Some(p) => Some(npy::read_i64(p)?),
+        None => None,
+    };
+    let k = args.k.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or_else(rayon_threads))
+        .build()?;
+    let rss0 = rss_bytes();
+    let t0 = Instant::now();
+    let index = (args.index == "hnsw").then(|| {
+        let params = HnswParams {
+            m: args.m,
+            ef_construct: args.ef_construct,
+            ..HnswParams::default()
+        };
+        pool.install(|| quiver_index::build(dim, kind, quant, params, &base.data))
+    });
+    let build_s = t0.elapsed().as_secs_f64();
+    let rss1 = rss_bytes();
+    let mut load_s = None;
+    let index = match (&args.save, index) {
+        (Some(path), Some(index)) => {
+            let sections = index.to_sections();
+            let refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
+            std::fs::write(path, refs.concat())?;
+            drop(index);
+            let t = Instant::now();
+            let bytes = std::fs::read(path)?;
+            let mut off = 0;
+            let parts: Vec<&[u8]> = sections
+                .iter()
+                .map(|s| {
+                    let p = &bytes[off..off + s.len()];
+                    off += s.len();
+                    p
+                })
+                .collect();
+            let loaded = Hnsw::from_sections(&parts)?;
+            load_s = Some(t.elapsed().as_secs_f64());
+            Some(loaded)
+        }
+        (_, index) => index,
+    };
+    let efs: Vec<usize> = if index.is_some() { args.ef.clone() } else { vec![0] };
+    let all = vec![u64::MAX; base.rows.div_ceil(64)];
+    let mut scratch = Scratch::new();
+    for ef in efs {
+        let mut lat = Vec::with_capacity(queries.rows);
+        let mut ids: Vec<i64> = Vec::with_capacity(queries.rows * k);
+        let t0 = Instant::now();
+        for q in queries.data.chunks(dim) {
+            let t = Instant::now();
+            let hits = match &index {
+                Some(index) => {
+                    let mut hits = index.search(q, ef.max(k), None, &mut scratch);
+                    if !index.codes().is_exact() {
+                        let keep = args.oversampling.map_or(hits.len(), |o| ((k as f32 * o).ceil() as usize).max(k));
+                        hits.truncate(keep);
+                        for h in &mut hits {
+                            let row = &base.data[h.row as usize * dim..(h.row as usize + 1) * dim];
+                            h.score = kind.score(q, row);
+                        }
+                        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+                    }
+                    hits.truncate(k);
+                    hits
+                }
+                None => scan_top_k(kind, q, &base.data, dim, Allowed::Mask(&all), k),
+            };
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            let start = ids.len();
+            ids.extend(hits.iter().map(|h| h.row as i64));
+            ids.resize(start + k, -1);
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        lat.sort_by(f64::total_cmp);
+        let recall = gt.as_ref().map(|gt| {
+            let mut found = 0usize;
+            for (qi, got) in ids.chunks(k).enumerate() {
+                let truth = &gt.data[qi * gt.cols..qi * gt.cols + k.min(gt.cols)];
+                found += got.iter().filter(|g| truth.contains(g)).count();
+            }
+            found as f64 / (queries.rows * k.min(gt.cols)) as f64
+        });
+        if let Some(dir) = &args.ids_out {
+            std::fs::create_dir_all(dir)?;
+            let name = match &index {
+                Some(_) => format!("quiver_{}_{}_ef{ef}.npy", args.index, quant.name()),
+                None => "quiver_flat.npy".to_string(),
+            };
+            npy::write(&dir.join(name), &npy::encode_i64(queries.rows, k, &ids))?;
+        }
+        println!(
+            "{}",
+            json!({
+                "engine": "quiver", "index": args.index, "quantization": quant.name(),
+                "m": args.m, "ef_construct": args.ef_construct, "ef": ef, "k": k,
+                "n_base": base.rows, "dim": dim, "threads": pool.current_num_threads(),
+                "build_s": build_s, "load_s": load_s,
+                "qps": queries.rows as f64 / secs, "recall": recall,
+                "p50_us": percentile(&lat, 0.5), "p99_us": percentile(&lat, 0.99),
+                "index_bytes": index.as_ref().map(|i| i.memory_bytes()),
+                "rss_build_delta_bytes": rss0.zip(rss1).map(|(a, b)| b.saturating_sub(a)),
+                "isa": quiver::kernel_isa(),
+            })
+        );
+    }
+    Ok(())
+}

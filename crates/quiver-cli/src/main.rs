@@ -236,6 +236,9 @@ enum BenchCommand {
     /// Embedding throughput: loads the model (not timed), then embeds the texts of --file (one
     /// per line) in batches, and prints one JSON line with texts per second.
     Embed(bench::EmbedArgs),
+    /// Builds an approximate index over a .npy matrix and measures recall, QPS and latency
+    /// per `ef`, one query at a time on one thread.
+    Ann(bench::AnnArgs),
 }
 
 #[derive(Args)]
@@ -878,6 +881,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Exact(args)) => bench::exact(args)?,
         Command::Bench(BenchCommand::Embed(args)) => bench::embed(args)?,
+        Command::Bench(BenchCommand::Ann(args)) => bench::ann(args)?,
         Command::Walkthrough => walkthrough::run(json_out)?,
         Command::Embed {
             model,

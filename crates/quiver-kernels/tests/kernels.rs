@@ -122,3 +122,33 @@ fn normalize_gives_unit_length_and_leaves_zero_alone() {
     quiver_kernels::normalize(&mut z);
     assert_eq!(z, vec![0.0; 5]);
 }
+
+fn float_and_bytes() -> impl Strategy<Value = (Vec<f32>, Vec<u8>)> {
+    (0usize..300).prop_flat_map(|n| (prop::collection::vec(-100.0f32..100.0, n), prop::collection::vec(any::<u8>(), n)))
+}
+
+fn word_pairs() -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
+    (0usize..40).prop_flat_map(|n| (prop::collection::vec(any::<u64>(), n), prop::collection::vec(any::<u64>(), n)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn quantized_kernels_match_scalar((q, c) in float_and_bytes(), (a, b) in word_pairs()) {
+        use quiver_kernels::quant::{dot_u8_scalar, hamming_scalar, QuantKernels};
+        let mag: f32 = q.iter().zip(&c).map(|(x, y)| (x * *y as f32).abs()).sum();
+        for k in QuantKernels::available() {
+            prop_assert!(close((k.dot_u8)(&q, &c), dot_u8_scalar(&q, &c), mag), "dot_u8 n={}", q.len());
+            prop_assert_eq!((k.hamming)(&a, &b), hamming_scalar(&a, &b));
+        }
+    }
+}
+
+#[test]
+fn prefetch_is_only_a_hint() {
+    let rows = vec![1.0f32; 1000];
+    quiver_kernels::quant::prefetch(&rows[990..]);
+    quiver_kernels::quant::prefetch::<f32>(&[]);
+    assert_eq!(rows.iter().sum::<f32>(), 1000.0);
+}

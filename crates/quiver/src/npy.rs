@@ -32,6 +32,69 @@ fn header_field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 
 /// Parses a `.npy` image into a matrix. A 1-D array is one row.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Matrix> {
+    let (rows, cols, descr, body) = parse_raw(path, bytes)?;
+    let width = match descr {
+        "<f4" | "=f4" | "f4" => 4,
+        "<f8" | "=f8" | "f8" => 8,
+        other => return Err(bad(path, format!("dtype {other} is not float32 or float64 (little-endian)"))),
+    };
+    check_len(path, rows, cols, width, body)?;
+    let data: Vec<f32> = if width == 4 {
+        body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    } else {
+        body.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect()
+    };
+    Ok(Matrix { rows, cols, data })
+}
+
+/// A row-major integer matrix (result ids, ground truth).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<i64>,
+}
+
+/// Reads an int32 or int64 `.npy` file.
+pub fn read_i64(path: &Path) -> Result<IntMatrix> {
+    let bytes = std::fs::read(path).map_err(|e| Error::InvalidRequest(format!("cannot read {}: {e}", path.display())))?;
+    let (rows, cols, descr, body) = parse_raw(path, &bytes)?;
+    let width = match descr {
+        "<i4" | "=i4" | "i4" => 4,
+        "<i8" | "=i8" | "i8" => 8,
+        other => return Err(bad(path, format!("dtype {other} is not int32 or int64 (little-endian)"))),
+    };
+    check_len(path, rows, cols, width, body)?;
+    let data = if width == 4 {
+        body.chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+            .collect()
+    } else {
+        body.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    };
+    Ok(IntMatrix { rows, cols, data })
+}
+
+fn check_len(path: &Path, rows: usize, cols: usize, width: usize, body: &[u8]) -> Result<()> {
+    let need = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(width))
+        .ok_or_else(|| bad(path, "shape overflows"))?;
+    if body.len() != need {
+        return Err(bad(
+            path,
+            format!("shape ({rows}, {cols}) needs {need} data bytes, file has {}", body.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The header of a `.npy` image: rows, columns, dtype text and the data bytes.
+fn parse_raw<'a>(path: &Path, bytes: &'a [u8]) -> Result<(usize, usize, &'a str, &'a [u8])> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad(path, "missing the \\x93NUMPY magic"));
     }
@@ -72,27 +135,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Matrix> {
         [r, c] => (*r, *c),
         _ => return Err(bad(path, format!("expected a 1-D or 2-D array, got shape ({shape_text})"))),
     };
-    let count = rows.checked_mul(cols).ok_or_else(|| bad(path, "shape overflows"))?;
-    let body = &bytes[header_end..];
-    let width = match descr {
-        "<f4" | "=f4" | "f4" => 4,
-        "<f8" | "=f8" | "f8" => 8,
-        other => return Err(bad(path, format!("dtype {other} is not float32 or float64 (little-endian)"))),
-    };
-    if body.len() != count.checked_mul(width).ok_or_else(|| bad(path, "shape overflows"))? {
-        return Err(bad(
-            path,
-            format!("shape ({shape_text}) needs {} data bytes, file has {}", count * width, body.len()),
-        ));
-    }
-    let data: Vec<f32> = if width == 4 {
-        body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    } else {
-        body.chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-            .collect()
-    };
-    Ok(Matrix { rows, cols, data })
+    rows.checked_mul(cols).ok_or_else(|| bad(path, "shape overflows"))?;
+    Ok((rows, cols, descr, &bytes[header_end..]))
 }
 
 /// Reads a `.npy` file.

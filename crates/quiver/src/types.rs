@@ -108,7 +108,7 @@ impl Metric {
         }
     }
 
-    pub(crate) fn score_kind(self) -> quiver_kernels::ScoreKind {
+    pub fn score_kind(self) -> quiver_kernels::ScoreKind {
         match self {
             Metric::Cosine | Metric::Dot => quiver_kernels::ScoreKind::Dot,
             Metric::Euclid => quiver_kernels::ScoreKind::NegL2Squared,

@@ -1,0 +1,335 @@
+//! The vectors as the index sees them: full precision, int8 or binary codes, and the score of a
+//! prepared query against one stored code. Every score is "higher is better", like
+//! [`quiver_kernels::ScoreKind`].
+//!
+//! * `F32`: the vectors themselves; the score is exact.
+//! * `Int8`: one byte per dimension, `x_i ~ lo_i + step_i * c_i` with `lo`/`step` learned per
+//!   dimension from the data (0.05% and 99.95% quantiles; values outside are clamped). The query
+//!   stays in floats (asymmetric distance): `<q, x> ~ sum (q_i step_i) c_i + sum q_i lo_i`, one
+//!   `dot_u8` kernel call. Euclidean uses `-|q - x|^2 = 2<q, x> - |x|^2 - |q|^2`, where `|x|^2` of
+//!   the dequantized vector is stored per code and `|q|^2` is dropped (constant per query).
+//! * `Binary`: one bit per dimension, set when `x_i` is above the dimension's mean; the score is
+//!   minus the Hamming distance between the query's bits and the code. Coarse: meant for high
+//!   dimensions and always followed by rescoring.
+//!
+//! Manhattan distance is only supported at full precision.
+
+use quiver_kernels::quant::{prefetch, QuantKernels};
+use quiver_kernels::simd::Kernels;
+use quiver_kernels::ScoreKind;
+
+/// How stored vectors are encoded for traversal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quantization {
+    None,
+    Int8,
+    Binary,
+}
+
+impl Quantization {
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantization::None => "none",
+            Quantization::Int8 => "int8",
+            Quantization::Binary => "binary",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Quantization> {
+        match s {
+            "none" => Some(Quantization::None),
+            "int8" => Some(Quantization::Int8),
+            "binary" => Some(Quantization::Binary),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Quantization::None => 0,
+            Quantization::Int8 => 1,
+            Quantization::Binary => 2,
+        }
+    }
+
+    pub(crate) fn from_tag(t: u8) -> Option<Quantization> {
+        [Quantization::None, Quantization::Int8, Quantization::Binary]
+            .into_iter()
+            .find(|q| q.tag() == t)
+    }
+}
+
+/// Per-dimension parameters of int8 codes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Params {
+    pub lo: Vec<f32>,
+    pub step: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Store {
+    F32(Vec<f32>),
+    Int8 {
+        params: Int8Params,
+        codes: Vec<u8>,
+        sq_norms: Vec<f32>,
+    },
+    Binary {
+        mean: Vec<f32>,
+        words: usize,
+        codes: Vec<u64>,
+    },
+}
+
+/// The stored codes of every node, in node order.
+#[derive(Clone, Debug)]
+pub struct Codes {
+    pub(crate) kind: ScoreKind,
+    pub(crate) dim: usize,
+    pub(crate) store: Store,
+    kernels: Kernels,
+    quant: QuantKernels,
+}
+
+/// A query prepared for one [`Codes`]: reusable scratch, filled by [`Codes::prepare`].
+#[derive(Clone, Debug, Default)]
+pub struct Prepared {
+    f: Vec<f32>,
+    bias: f32,
+    bits: Vec<u64>,
+}
+
+impl Codes {
+    /// Empty codes. `sample` (row-major, `dim` columns) trains the int8 ranges and the binary
+    /// means; it may be empty for `Quantization::None`.
+    pub fn new(dim: usize, kind: ScoreKind, quantization: Quantization, sample: &[f32]) -> Codes {
+        assert!(dim > 0 && sample.len().is_multiple_of(dim));
+        let store = match quantization {
+            Quantization::None => Store::F32(Vec::new()),
+            Quantization::Int8 => Store::Int8 {
+                params: train_int8(dim, sample),
+                codes: Vec::new(),
+                sq_norms: Vec::new(),
+            },
+            Quantization::Binary => {
+                let rows = (sample.len() / dim).max(1);
+                let mut mean = vec![0.0f32; dim];
+                for row in sample.chunks_exact(dim) {
+                    for (m, x) in mean.iter_mut().zip(row) {
+                        *m += x / rows as f32;
+                    }
+                }
+                Store::Binary {
+                    mean,
+                    words: dim.div_ceil(64),
+                    codes: Vec::new(),
+                }
+            }
+        };
+        Codes::from_store(dim, kind, store)
+    }
+
+    pub(crate) fn from_store(dim: usize, kind: ScoreKind, store: Store) -> Codes {
+        Codes {
+            kind,
+            dim,
+            store,
+            kernels: *Kernels::best(),
+            quant: *QuantKernels::best(),
+        }
+    }
+
+    pub fn quantization(&self) -> Quantization {
+        match self.store {
+            Store::F32(_) => Quantization::None,
+            Store::Int8 { .. } => Quantization::Int8,
+            Store::Binary { .. } => Quantization::Binary,
+        }
+    }
+
+    /// Whether scores are exact (no rescoring needed).
+    pub fn is_exact(&self) -> bool {
+        matches!(self.store, Store::F32(_))
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.store {
+            Store::F32(v) => v.len() / self.dim,
+            Store::Int8 { sq_norms, .. } => sq_norms.len(),
+            Store::Binary { words, codes, .. } => codes.len() / words,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held by the codes.
+    pub fn memory_bytes(&self) -> usize {
+        match &self.store {
+            Store::F32(v) => v.len() * 4,
+            Store::Int8 { codes, sq_norms, params } => codes.len() + sq_norms.len() * 4 + params.lo.len() * 8,
+            Store::Binary { codes, mean, .. } => codes.len() * 8 + mean.len() * 4,
+        }
+    }
+
+    /// Appends the codes of `rows` (row-major, `dim` columns).
+    pub fn push(&mut self, rows: &[f32]) {
+        assert_eq!(rows.len() % self.dim, 0);
+        let dim = self.dim;
+        match &mut self.store {
+            Store::F32(v) => v.extend_from_slice(rows),
+            Store::Int8 { params, codes, sq_norms } => {
+                codes.reserve(rows.len());
+                for row in rows.chunks_exact(dim) {
+                    let mut sq = 0.0f32;
+                    for ((&x, &lo), &step) in row.iter().zip(&params.lo).zip(&params.step) {
+                        let c = ((x - lo) / step).round().clamp(0.0, 255.0);
+                        let back = lo + step * c;
+                        sq += back * back;
+                        codes.push(c as u8);
+                    }
+                    sq_norms.push(sq);
+                }
+            }
+            Store::Binary { mean, words, codes } => {
+                for row in rows.chunks_exact(dim) {
+                    let start = codes.len();
+                    codes.resize(start + *words, 0);
+                    for (i, (&x, &m)) in row.iter().zip(mean.iter()).enumerate() {
+                        if x > m {
+                            codes[start + i / 64] |= 1 << (i % 64);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The vector a code stands for (exact for `F32`, dequantized for int8, the ±1-around-mean
+    /// vector for binary), written into `out`.
+    pub fn decode(&self, node: u32, out: &mut Vec<f32>) {
+        out.clear();
+        let n = node as usize;
+        let dim = self.dim;
+        match &self.store {
+            Store::F32(v) => out.extend_from_slice(&v[n * dim..(n + 1) * dim]),
+            Store::Int8 { params, codes, .. } => {
+                let c = &codes[n * dim..(n + 1) * dim];
+                out.extend(
+                    c.iter()
+                        .zip(&params.lo)
+                        .zip(&params.step)
+                        .map(|((&c, &lo), &step)| lo + step * c as f32),
+                );
+            }
+            Store::Binary { mean, words, codes } => {
+                let c = &codes[n * words..(n + 1) * words];
+                out.extend((0..dim).map(|i| {
+                    if c[i / 64] >> (i % 64) & 1 == 1 {
+                        mean[i] + 1.0
+                    } else {
+                        mean[i] - 1.0
+                    }
+                }));
+            }
+        }
+    }
+
+    /// Prepares `query` (already normalised for cosine) for scoring against the codes.
+    pub fn prepare(&self, query: &[f32], p: &mut Prepared) {
+        debug_assert_eq!(query.len(), self.dim);
+        p.f.clear();
+        p.bits.clear();
+        p.bias = 0.0;
+        match &self.store {
+            Store::F32(_) => p.f.extend_from_slice(query),
+            Store::Int8 { params, .. } => {
+                let scale = if self.kind == ScoreKind::NegL2Squared { 2.0 } else { 1.0 };
+                p.f.extend(query.iter().zip(&params.step).map(|(q, s)| scale * q * s));
+                p.bias = scale * query.iter().zip(&params.lo).map(|(q, lo)| q * lo).sum::<f32>();
+            }
+            Store::Binary { mean, words, .. } => {
+                p.bits.resize(*words, 0);
+                for (i, (&x, &m)) in query.iter().zip(mean).enumerate() {
+                    if x > m {
+                        p.bits[i / 64] |= 1 << (i % 64);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The score of a prepared query against node `node`'s code.
+    #[inline]
+    pub fn score(&self, p: &Prepared, node: u32) -> f32 {
+        let n = node as usize;
+        let dim = self.dim;
+        match &self.store {
+            Store::F32(v) => {
+                let row = &v[n * dim..(n + 1) * dim];
+                match self.kind {
+                    ScoreKind::Dot => (self.kernels.dot)(&p.f, row),
+                    ScoreKind::NegL2Squared => -(self.kernels.l2_squared)(&p.f, row),
+                    ScoreKind::NegL1 => -(self.kernels.l1)(&p.f, row),
+                }
+            }
+            Store::Int8 { codes, sq_norms, .. } => {
+                let s = (self.quant.dot_u8)(&p.f, &codes[n * dim..(n + 1) * dim]) + p.bias;
+                match self.kind {
+                    ScoreKind::NegL2Squared => s - sq_norms[n],
+                    _ => s,
+                }
+            }
+            Store::Binary { words, codes, .. } => -((self.quant.hamming)(&p.bits, &codes[n * words..(n + 1) * words]) as f32),
+        }
+    }
+
+    /// Hints the CPU to fetch node `node`'s code.
+    #[inline(always)]
+    pub fn prefetch(&self, node: u32) {
+        let n = node as usize;
+        let dim = self.dim;
+        match &self.store {
+            Store::F32(v) => {
+                if let Some(row) = v.get(n * dim..(n + 1) * dim) {
+                    prefetch(row)
+                }
+            }
+            Store::Int8 { codes, .. } => {
+                if let Some(row) = codes.get(n * dim..(n + 1) * dim) {
+                    prefetch(row)
+                }
+            }
+            Store::Binary { words, codes, .. } => {
+                if let Some(row) = codes.get(n * words..(n + 1) * words) {
+                    prefetch(row)
+                }
+            }
+        }
+    }
+}
+
+/// Learns per-dimension ranges from a sample: the 0.05% and 99.95% quantiles of each dimension
+/// (so one outlier does not waste the 256 levels), at most 20,000 rows.
+fn train_int8(dim: usize, sample: &[f32]) -> Int8Params {
+    let rows = sample.len() / dim;
+    let take = rows.min(20_000);
+    let stride = rows.checked_div(take).unwrap_or(1);
+    let mut lo = vec![0.0f32; dim];
+    let mut step = vec![1.0f32; dim];
+    let mut col = Vec::with_capacity(take);
+    for d in 0..dim {
+        col.clear();
+        col.extend((0..take).map(|r| sample[r * stride * dim + d]).filter(|x| x.is_finite()));
+        if col.is_empty() {
+            continue;
+        }
+        col.sort_by(f32::total_cmp);
+        let q = |f: f64| col[((col.len() - 1) as f64 * f).round() as usize];
+        let (a, b) = (q(0.0005), q(0.9995));
+        lo[d] = a;
+        step[d] = if b > a { (b - a) / 255.0 } else { 1.0 };
+    }
+    Int8Params { lo, step }
+}

@@ -1,0 +1,457 @@
+//! Hierarchical navigable small world graphs (Malkov & Yashunin, 2016), over [`Codes`].
+//!
+//! Layout: node `i`'s level-0 list lives at `links0[i * (m0 + 1)..]` as `count, ids...` with
+//! capacity `m0 = 2 m`; upper levels (about one node in `m`) have `m`-capacity lists of the same
+//! shape in `upper[i]`. Lists are atomics: writers hold the node's lock and write ids before the
+//! count; readers never lock and may see a list mid-rewrite, which can only cost a little
+//! accuracy during a concurrent insert, never safety (every id in a list is a node that exists).
+//!
+//! Growth happens in two steps so that one builder can insert while others search:
+//! [`Hnsw::add`] (needs `&mut self`: appends codes, draws levels, allocates lists) and
+//! [`Hnsw::link`] (needs `&self`: connects one node; many run in parallel).
+//!
+//! Node levels come from a hash of (seed, node) so a graph's shape does not depend on thread
+//! timing; the neighbour lists do (as in hnswlib), so two parallel builds are equally good but not
+//! identical.
+
+use crate::codes::{Codes, Prepared};
+use parking_lot::Mutex;
+use quiver_kernels::Scored;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// Build parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Neighbours kept per node on upper levels (twice that on level 0).
+    pub m: usize,
+    /// Candidate list size while inserting.
+    pub ef_construct: usize,
+    /// Seed of the level draws.
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construct: 200,
+            seed: 0x5157_4956_4552,
+        }
+    }
+}
+
+pub const M_MAX: usize = 128;
+pub const LEVEL_MAX: u8 = 24;
+const NO_ENTRY: u64 = u64::MAX;
+
+/// An HNSW graph and the codes of its nodes.
+pub struct Hnsw {
+    pub(crate) params: HnswParams,
+    pub(crate) codes: Codes,
+    pub(crate) levels: Vec<u8>,
+    pub(crate) links0: Vec<AtomicU32>,
+    pub(crate) upper: Vec<Box<[AtomicU32]>>,
+    locks: Vec<Mutex<()>>,
+    /// `(level << 32) | node` of the entry point, or `NO_ENTRY`.
+    pub(crate) entry: AtomicU64,
+    entry_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Hnsw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hnsw")
+            .field("params", &self.params)
+            .field("nodes", &self.len())
+            .finish()
+    }
+}
+
+/// Per-search scratch space, reused across searches (one per thread).
+#[derive(Default)]
+pub struct Scratch {
+    visited: Vec<u64>,
+    touched: Vec<u32>,
+    candidates: BinaryHeap<u64>,
+    /// Results, worst on top (keys are bit-inverted).
+    results: BinaryHeap<u64>,
+    fresh: Vec<u32>,
+    query: Prepared,
+    other: Prepared,
+    decoded: Vec<f32>,
+    sorted: Vec<(f32, u32)>,
+    selected: Vec<u32>,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch::default()
+    }
+
+    fn reset_visited(&mut self, n: usize) {
+        for &t in &self.touched {
+            self.visited[t as usize / 64] = 0;
+        }
+        self.touched.clear();
+        let words = n.div_ceil(64);
+        if self.visited.len() < words {
+            self.visited.resize(words, 0);
+        }
+    }
+
+    /// Marks `node` visited; true when it was not visited before.
+    #[inline(always)]
+    fn visit(&mut self, node: u32) -> bool {
+        let (w, b) = (node as usize / 64, node % 64);
+        let word = self.visited[w];
+        if word >> b & 1 == 1 {
+            return false;
+        }
+        if word == 0 {
+            self.touched.push(w as u32 * 64);
+        }
+        self.visited[w] = word | 1 << b;
+        true
+    }
+}
+
+/// A heap key ordering by score, then by node: `f32` bits mapped to an order-preserving `u32`.
+#[inline(always)]
+fn key(score: f32, node: u32) -> u64 {
+    let b = score.to_bits();
+    let ordered = if b >> 31 == 1 { !b } else { b | 1 << 31 };
+    (ordered as u64) << 32 | node as u64
+}
+
+#[inline(always)]
+fn unkey(k: u64) -> (f32, u32) {
+    let ordered = (k >> 32) as u32;
+    let b = if ordered >> 31 == 1 { ordered & !(1 << 31) } else { !ordered };
+    (f32::from_bits(b), k as u32)
+}
+
+/// splitmix64: the level draw's hash.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Hnsw {
+    /// An empty graph over `codes` (which must be empty too).
+    pub fn new(params: HnswParams, codes: Codes) -> Hnsw {
+        assert!((2..=M_MAX).contains(&params.m), "m must be in 2..={M_MAX}");
+        assert!(codes.is_empty());
+        Hnsw {
+            params: HnswParams {
+                ef_construct: params.ef_construct.max(params.m),
+                ..params
+            },
+            codes,
+            levels: Vec::new(),
+            links0: Vec::new(),
+            upper: Vec::new(),
+            locks: Vec::new(),
+            entry: AtomicU64::new(NO_ENTRY),
+            entry_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    pub fn codes(&self) -> &Codes {
+        &self.codes
+    }
+
+    pub fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.levels.is_empty()
+    }
+
+    pub(crate) fn reset_locks(&mut self) {
+        self.locks = (0..self.len()).map(|_| Mutex::new(())).collect();
+    }
+
+    fn m0(&self) -> usize {
+        2 * self.params.m
+    }
+
+    /// Bytes held by the graph and the codes.
+    pub fn memory_bytes(&self) -> usize {
+        let upper: usize = self
+            .upper
+            .iter()
+            .map(|u| u.len() * 4 + std::mem::size_of::<Box<[AtomicU32]>>())
+            .sum();
+        self.codes.memory_bytes() + self.links0.len() * 4 + upper + self.levels.len() * 2
+    }
+
+    fn draw_level(&self, node: u32) -> u8 {
+        let u = (mix(self.params.seed ^ (node as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)) >> 11) as f64 / (1u64 << 53) as f64;
+        let ml = 1.0 / (self.params.m as f64).ln();
+        let level = (-(1.0 - u).ln() * ml).floor();
+        (level as u64).min(LEVEL_MAX as u64) as u8
+    }
+
+    /// Appends `rows` (row-major) as new, not yet linked nodes; returns the first new node.
+    pub fn add(&mut self, rows: &[f32]) -> u32 {
+        let first = self.len() as u32;
+        let n = rows.len() / self.codes.dim;
+        self.codes.push(rows);
+        let stride = self.m0() + 1;
+        self.links0.reserve(n * stride);
+        self.links0.extend((0..n * stride).map(|_| AtomicU32::new(0)));
+        for i in 0..n as u32 {
+            let level = self.draw_level(first + i);
+            self.levels.push(level);
+            let cells = level as usize * (self.params.m + 1);
+            self.upper.push((0..cells).map(|_| AtomicU32::new(0)).collect());
+            self.locks.push(Mutex::new(()));
+        }
+        first
+    }
+
+    #[inline(always)]
+    fn list(&self, node: u32, level: u8) -> &[AtomicU32] {
+        if level == 0 {
+            let s = self.m0() + 1;
+            &self.links0[node as usize * s..(node as usize + 1) * s]
+        } else {
+            let s = self.params.m + 1;
+            let l = level as usize - 1;
+            &self.upper[node as usize][l * s..(l + 1) * s]
+        }
+    }
+
+    /// The current neighbours of `node` on `level` (for tests and tools).
+    pub fn neighbours(&self, node: u32, level: u8) -> Vec<u32> {
+        let list = self.list(node, level);
+        let n = (list[0].load(Relaxed) as usize).min(list.len() - 1);
+        list[1..=n].iter().map(|a| a.load(Relaxed)).collect()
+    }
+
+    fn set_list(&self, node: u32, level: u8, ids: &[u32]) {
+        let list = self.list(node, level);
+        debug_assert!(ids.len() < list.len());
+        for (cell, &id) in list[1..].iter().zip(ids) {
+            cell.store(id, Relaxed);
+        }
+        list[0].store(ids.len() as u32, Relaxed);
+    }
+
+    fn entry(&self) -> Option<(u32, u8)> {
+        let e = self.entry.load(Relaxed);
+        (e != NO_ENTRY).then_some((e as u32, (e >> 32) as u8))
+    }
+
+    pub fn level(&self, node: u32) -> u8 {
+        self.levels[node as usize]
+    }
+
+    /// Greedy descent on one upper level from `cur`.
+    fn greedy(&self, q: &Prepared, mut cur: u32, mut cur_s: f32, level: u8) -> (u32, f32) {
+        loop {
+            let mut changed = false;
+            let list = self.list(cur, level);
+            let n = (list[0].load(Relaxed) as usize).min(list.len() - 1);
+            for cell in &list[1..=n] {
+                let nb = cell.load(Relaxed);
+                let s = self.codes.score(q, nb);
+                if s > cur_s {
+                    cur_s = s;
+                    cur = nb;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return (cur, cur_s);
+            }
+        }
+    }
+
+    /// The best-first search of one level from `entry` keeping `ef` results in
+    /// `scratch.results`; only nodes `allowed` accepts enter the results (all are traversed).
+    fn search_level(&self, entry: (u32, f32), ef: usize, level: u8, scratch: &mut Scratch, allowed: Option<&dyn Fn(u32) -> bool>) {
+        let n = self.len();
+        scratch.reset_visited(n);
+        scratch.candidates.clear();
+        scratch.results.clear();
+        let (ep, ep_s) = entry;
+        scratch.visit(ep);
+        scratch.candidates.push(key(ep_s, ep));
+        if allowed.is_none_or(|f| f(ep)) {
+            scratch.results.push(!key(ep_s, ep));
+        }
+        let mut worst = if scratch.results.len() >= ef { ep_s } else { f32::NEG_INFINITY };
+        while let Some(k) = scratch.candidates.pop() {
+            let (c_s, c) = unkey(k);
+            if c_s < worst && scratch.results.len() >= ef {
+                break;
+            }
+            let list = self.list(c, level);
+            let cnt = (list[0].load(Relaxed) as usize).min(list.len() - 1);
+            scratch.fresh.clear();
+            for cell in &list[1..=cnt] {
+                let nb = cell.load(Relaxed);
+                if scratch.visit(nb) {
+                    self.codes.prefetch(nb);
+                    scratch.fresh.push(nb);
+                }
+            }
+            for i in 0..scratch.fresh.len() {
+                let nb = scratch.fresh[i];
+                let s = self.codes.score(&scratch.query, nb);
+                if scratch.results.len() < ef || s > worst {
+                    scratch.candidates.push(key(s, nb));
+                    if allowed.is_none_or(|f| f(nb)) {
+                        scratch.results.push(!key(s, nb));
+                        if scratch.results.len() > ef {
+                            scratch.results.pop();
+                        }
+                        if scratch.results.len() >= ef {
+                            worst = unkey(!*scratch.results.peek().expect("non-empty")).0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the results heap into `scratch.sorted`, best first.
+    fn take_sorted(scratch: &mut Scratch) {
+        scratch.sorted.clear();
+        scratch.sorted.extend(scratch.results.drain().map(|k| unkey(!k)));
+        scratch.sorted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    }
+
+    /// Descends the upper levels to the best entry for level `to` (exclusive lower bound).
+    fn descend(&self, q: &Prepared, to: u8) -> Option<(u32, f32)> {
+        let (ep, top) = self.entry()?;
+        let mut cur = (ep, self.codes.score(q, ep));
+        let mut l = top;
+        while l > to {
+            cur = self.greedy(q, cur.0, cur.1, l);
+            l -= 1;
+        }
+        Some(cur)
+    }
+
+    /// Searches for the `ef` best nodes for `query` (at least `k` are asked for), among nodes
+    /// `allowed` accepts. Scores are those of the codes (approximate when quantized); best
+    /// first.
+    pub fn search(&self, query: &[f32], ef: usize, allowed: Option<&dyn Fn(u32) -> bool>, scratch: &mut Scratch) -> Vec<Scored> {
+        let mut q = std::mem::take(&mut scratch.query);
+        self.codes.prepare(query, &mut q);
+        scratch.query = q;
+        let Some(entry) = self.descend(&scratch.query, 0) else {
+            return Vec::new();
+        };
+        self.search_level(entry, ef.max(1), 0, scratch, allowed);
+        Self::take_sorted(scratch);
+        scratch.sorted.iter().map(|&(score, row)| Scored { row, score }).collect()
+    }
+
+    /// The neighbour-selection heuristic (the paper's algorithm 4): walk candidates best first
+    /// and keep one only if it is closer to the base than to every neighbour kept so far.
+    /// `cands` is sorted best first; the kept ids go to `scratch.selected`.
+    fn select(&self, cands: &[(f32, u32)], m: usize, scratch: &mut Scratch) {
+        scratch.selected.clear();
+        for &(s_base, c) in cands {
+            if scratch.selected.len() >= m {
+                break;
+            }
+            self.codes.decode(c, &mut scratch.decoded);
+            let mut p = std::mem::take(&mut scratch.other);
+            self.codes.prepare(&scratch.decoded, &mut p);
+            let good = scratch.selected.iter().all(|&s| self.codes.score(&p, s) < s_base);
+            scratch.other = p;
+            if good {
+                scratch.selected.push(c);
+            }
+        }
+    }
+
+    /// Links node `node` (added by [`Hnsw::add`]) into the graph; `vector` is its full-precision
+    /// vector. Safe to run for many nodes in parallel, and while others search.
+    pub fn link(&self, node: u32, vector: &[f32], scratch: &mut Scratch) {
+        let level = self.levels[node as usize];
+        let mut q = std::mem::take(&mut scratch.query);
+        self.codes.prepare(vector, &mut q);
+        scratch.query = q;
+        let Some((_, top)) = self.entry() else {
+            let _g = self.entry_lock.lock();
+            if self.entry().is_none() {
+                self.entry.store((level as u64) << 32 | node as u64, Relaxed);
+                return;
+            }
+            drop(_g);
+            return self.link(node, vector, scratch);
+        };
+        let mut cur = self.descend(&scratch.query, level).expect("entry exists");
+        let mut l = level.min(top);
+        loop {
+            self.search_level(cur, self.params.ef_construct, l, scratch, None);
+            Self::take_sorted(scratch);
+            // The node may meet itself when it is reachable already (never on a first insert).
+            let cands: Vec<(f32, u32)> = scratch.sorted.iter().copied().filter(|&(_, c)| c != node).collect();
+            if let Some(&(s, c)) = cands.first() {
+                cur = (c, s);
+            }
+            let cap = if l == 0 { self.m0() } else { self.params.m };
+            self.select(&cands, self.params.m, scratch);
+            let chosen = scratch.selected.clone();
+            {
+                let _g = self.locks[node as usize].lock();
+                self.set_list(node, l, &chosen);
+            }
+            for &nb in &chosen {
+                self.add_link(nb, node, l, cap, scratch);
+            }
+            if l == 0 {
+                break;
+            }
+            l -= 1;
+        }
+        if level > top {
+            let _g = self.entry_lock.lock();
+            if self.entry().is_none_or(|(_, t)| level > t) {
+                self.entry.store((level as u64) << 32 | node as u64, Relaxed);
+            }
+        }
+    }
+
+    /// Adds `new` to `node`'s list on `level`; a full list is pruned with the heuristic.
+    fn add_link(&self, node: u32, new: u32, level: u8, cap: usize, scratch: &mut Scratch) {
+        let _g = self.locks[node as usize].lock();
+        let current = self.neighbours(node, level);
+        if current.contains(&new) {
+            return;
+        }
+        if current.len() < cap {
+            let list = self.list(node, level);
+            list[current.len() + 1].store(new, Relaxed);
+            list[0].store(current.len() as u32 + 1, Relaxed);
+            return;
+        }
+        self.codes.decode(node, &mut scratch.decoded);
+        let mut p = std::mem::take(&mut scratch.other);
+        self.codes.prepare(&scratch.decoded, &mut p);
+        let mut cands: Vec<(f32, u32)> = current
+            .iter()
+            .chain(std::iter::once(&new))
+            .map(|&c| (self.codes.score(&p, c), c))
+            .collect();
+        scratch.other = p;
+        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.select(&cands, cap, scratch);
+        let chosen = std::mem::take(&mut scratch.selected);
+        self.set_list(node, level, &chosen);
+        scratch.selected = chosen;
+    }
+}

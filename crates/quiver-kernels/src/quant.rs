@@ -1,0 +1,226 @@
+//! Kernels over quantized codes, used by the approximate index:
+//!
+//! * [`dot_u8`]: `sum q_i * c_i` for a float query and a byte code (scalar int8 quantization:
+//!   the caller folds the per-dimension scale into `q` and adds the offset term itself, so the
+//!   score equals the dot product with the dequantized vector);
+//! * [`hamming`]: the number of differing bits of two binary codes;
+//! * [`prefetch`]: a hint to pull a row into cache before it is scored.
+//!
+//! As in [`crate::simd`], each kernel has a scalar twin that the tests use as the oracle, and the
+//! SIMD path is chosen once per process.
+
+use std::sync::OnceLock;
+
+/// The scalar reference of [`dot_u8`].
+pub fn dot_u8_scalar(q: &[f32], c: &[u8]) -> f32 {
+    debug_assert_eq!(q.len(), c.len());
+    let mut sum = 0.0f32;
+    for i in 0..q.len() {
+        sum += q[i] * c[i] as f32;
+    }
+    sum
+}
+
+/// The scalar reference of [`hamming`]: counts bits one by one, without `count_ones`.
+pub fn hamming_scalar(a: &[u64], b: &[u64]) -> u32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut n = 0;
+    for (x, y) in a.iter().zip(b) {
+        let mut d = x ^ y;
+        while d != 0 {
+            n += (d & 1) as u32;
+            d >>= 1;
+        }
+    }
+    n
+}
+
+type DotU8 = fn(&[f32], &[u8]) -> f32;
+type Hamming = fn(&[u64], &[u64]) -> u32;
+
+/// The quantized kernels chosen for this CPU.
+#[derive(Clone, Copy, Debug)]
+pub struct QuantKernels {
+    pub dot_u8: DotU8,
+    pub hamming: Hamming,
+}
+
+impl QuantKernels {
+    /// The scalar references.
+    pub fn scalar() -> QuantKernels {
+        QuantKernels {
+            dot_u8: dot_u8_scalar,
+            hamming: hamming_word,
+        }
+    }
+
+    /// Every variant this CPU can run, the scalar references first and the fastest last: the
+    /// tests check each against the references.
+    pub fn available() -> Vec<QuantKernels> {
+        let mut out = vec![QuantKernels::scalar()];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut k = QuantKernels::scalar();
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                k.hamming = x86::hamming_popcnt;
+                out.push(k);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                k.dot_u8 = x86::dot_u8_avx2;
+                out.push(k);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                k.dot_u8 = x86::dot_u8_avx512;
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    /// The fastest kernels this CPU runs, detected once.
+    pub fn best() -> &'static QuantKernels {
+        static BEST: OnceLock<QuantKernels> = OnceLock::new();
+        BEST.get_or_init(|| *QuantKernels::available().last().expect("the scalar kernels are always available"))
+    }
+}
+
+/// `count_ones` per word: what the compiler makes of it without the POPCNT feature.
+fn hamming_word(a: &[u64], b: &[u64]) -> u32 {
+    assert_eq!(a.len(), b.len(), "kernel inputs must have equal length");
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
+/// `sum q_i * c_i` with the best kernel.
+#[inline]
+pub fn dot_u8(q: &[f32], c: &[u8]) -> f32 {
+    (QuantKernels::best().dot_u8)(q, c)
+}
+
+/// Differing bits of `a` and `b` with the best kernel.
+#[inline]
+pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
+    (QuantKernels::best().hamming)(a, b)
+}
+
+/// Asks the CPU to bring the first bytes of `row` (up to four cache lines) into cache. A hint
+/// only: it never faults and never changes a result.
+#[inline(always)]
+pub fn prefetch<T>(row: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let bytes = std::mem::size_of_val(row).min(256);
+        let p = row.as_ptr() as *const i8;
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: PREFETCHT0 is part of SSE (baseline on x86-64), never faults, and the
+            // address stays inside `row`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    pub fn hamming_popcnt(a: &[u64], b: &[u64]) -> u32 {
+        assert_eq!(a.len(), b.len(), "kernel inputs must have equal length");
+        debug_assert!(is_x86_feature_detected!("popcnt"));
+        // SAFETY: only handed out by `QuantKernels::best` after POPCNT was detected.
+        unsafe { hamming_popcnt_impl(a, b) }
+    }
+
+    #[target_feature(enable = "popcnt")]
+    fn hamming_popcnt_impl(a: &[u64], b: &[u64]) -> u32 {
+        a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+    }
+
+    pub fn dot_u8_avx2(q: &[f32], c: &[u8]) -> f32 {
+        assert_eq!(q.len(), c.len(), "kernel inputs must have equal length");
+        debug_assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+        // SAFETY: only handed out by `QuantKernels::best` after AVX2 and FMA were detected;
+        // lengths are equal (asserted above).
+        unsafe { dot_u8_avx2_impl(q, c) }
+    }
+
+    pub fn dot_u8_avx512(q: &[f32], c: &[u8]) -> f32 {
+        assert_eq!(q.len(), c.len(), "kernel inputs must have equal length");
+        debug_assert!(is_x86_feature_detected!("avx512f"));
+        // SAFETY: only handed out by `QuantKernels::best` after AVX-512F was detected; lengths
+        // are equal (asserted above).
+        unsafe { dot_u8_avx512_impl(q, c) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and `q.len() == c.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_u8_avx2_impl(q: &[f32], c: &[u8]) -> f32 {
+        let n = q.len();
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 16 <= n {
+            let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(pc.add(i) as *const __m128i)));
+            let c1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(pc.add(i + 8) as *const __m128i)));
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i)), c0, acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i + 8)), c1, acc1);
+            i += 16;
+        }
+        while i + 8 <= n {
+            let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(pc.add(i) as *const __m128i)));
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i)), c0, acc0);
+            i += 8;
+        }
+        let v = _mm256_add_ps(acc0, acc1);
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps::<1>(v);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        let mut sum = _mm_cvtss_f32(s);
+        while i < n {
+            sum += *pq.add(i) * *pc.add(i) as f32;
+            i += 1;
+        }
+        sum
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F, and `q.len() == c.len()`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_u8_avx512_impl(q: &[f32], c: &[u8]) -> f32 {
+        let n = q.len();
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 32 <= n {
+            let c0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(pc.add(i) as *const __m128i)));
+            let c1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(pc.add(i + 16) as *const __m128i)));
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), c0, acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i + 16)), c1, acc1);
+            i += 32;
+        }
+        while i + 16 <= n {
+            let c0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(pc.add(i) as *const __m128i)));
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), c0, acc0);
+            i += 16;
+        }
+        if i < n {
+            // The tail: bytes are copied to a zeroed buffer (no read past the end of `c`), floats
+            // are loaded under a mask.
+            let rest = n - i;
+            let mut tail = [0u8; 16];
+            std::ptr::copy_nonoverlapping(pc.add(i), tail.as_mut_ptr(), rest);
+            let m = ((1u32 << rest) - 1) as __mmask16;
+            let c0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(tail.as_ptr() as *const __m128i)));
+            acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pq.add(i)), c0, acc1);
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+}
