@@ -127,24 +127,27 @@ pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Opt
     let pooled_norm = pooled.iter().map(|x| x * x).sum::<f32>().sqrt();
     let query = quiver_embed::minilm::pool(&token_embeddings, hidden);
     let embed_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let scanned = c.count(filter.as_ref());
     let mut req = SearchRequest::new(query.clone(), k);
     req.filter = filter.clone();
     let t1 = Instant::now();
-    let hits = c.search(&req)?;
+    let (hits, route) = c.search_explained(&req)?;
     let search_ms = t1.elapsed().as_secs_f64() * 1e3;
     let info = c.info();
     let head = |v: &[f32]| v.iter().take(8).map(|x| (x * 10_000.0).round() / 10_000.0).collect::<Vec<f32>>();
-    let path = format!(
-        "exact scan ({} kernels), {} metric{}",
-        info.kernel_isa,
-        info.config.metric.name(),
-        if filter.is_some() {
-            ", filtered (payload index candidates when an index covers the filter)"
-        } else {
-            ""
-        }
-    );
+    let filtered = if filter.is_some() { ", filtered" } else { "" };
+    let (path, scanned) = match &route {
+        quiver::SearchPath::Exact { scored, reason } => (
+            format!("exact scan ({} kernels), {} metric{filtered}: {reason}", info.kernel_isa, info.config.metric.name()),
+            *scored,
+        ),
+        quiver::SearchPath::Graph { ef, m, quantization, distances, rescored, tail } => (
+            format!(
+                "HNSW graph (m={m}, ef={ef}, codes {}){filtered}, {rescored} candidates rescored at full precision, {tail} points not yet in the graph scanned exactly",
+                quantization.name()
+            ),
+            distances + rescored + tail,
+        ),
+    };
     let results: Vec<Value> = hits
         .iter()
         .map(|h| {

@@ -8,9 +8,11 @@
 //!   stays in floats (asymmetric distance): `<q, x> ~ sum (q_i step_i) c_i + sum q_i lo_i`, one
 //!   `dot_u8` kernel call. Euclidean uses `-|q - x|^2 = 2<q, x> - |x|^2 - |q|^2`, where `|x|^2` of
 //!   the dequantized vector is stored per code and `|q|^2` is dropped (constant per query).
-//! * `Binary`: one bit per dimension, set when `x_i` is above the dimension's mean; the score is
-//!   minus the Hamming distance between the query's bits and the code. Coarse: meant for high
-//!   dimensions and always followed by rescoring.
+//! * `Binary`: one bit per dimension, set when `x_i` is above the dimension's mean `m_i`; the
+//!   code stands for `m + s` with `s_i = ±1`. The query stays in floats (asymmetric, much better
+//!   than Hamming between two bit strings): `<q, m + s> = <q, m> - sum q_i + 2 sum_{bit i} q_i`,
+//!   one `dot_bits` call. Euclidean ranks by `2<q, x> - |x|^2` with `|x|^2` stored per code.
+//!   Coarse: meant for high dimensions and always followed by rescoring.
 //!
 //! Manhattan distance is only supported at full precision.
 
@@ -78,6 +80,7 @@ pub(crate) enum Store {
         mean: Vec<f32>,
         words: usize,
         codes: Vec<u64>,
+        sq_norms: Vec<f32>,
     },
 }
 
@@ -123,6 +126,7 @@ impl Codes {
                     mean,
                     words: dim.div_ceil(64),
                     codes: Vec::new(),
+                    sq_norms: Vec::new(),
                 }
             }
         };
@@ -137,6 +141,14 @@ impl Codes {
             kernels: *Kernels::best(),
             quant: *QuantKernels::best(),
         }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn kind(&self) -> ScoreKind {
+        self.kind
     }
 
     pub fn quantization(&self) -> Quantization {
@@ -156,7 +168,7 @@ impl Codes {
         match &self.store {
             Store::F32(v) => v.len() / self.dim,
             Store::Int8 { sq_norms, .. } => sq_norms.len(),
-            Store::Binary { words, codes, .. } => codes.len() / words,
+            Store::Binary { sq_norms, .. } => sq_norms.len(),
         }
     }
 
@@ -169,7 +181,7 @@ impl Codes {
         match &self.store {
             Store::F32(v) => v.len() * 4,
             Store::Int8 { codes, sq_norms, params } => codes.len() + sq_norms.len() * 4 + params.lo.len() * 8,
-            Store::Binary { codes, mean, .. } => codes.len() * 8 + mean.len() * 4,
+            Store::Binary { codes, mean, sq_norms, .. } => codes.len() * 8 + mean.len() * 4 + sq_norms.len() * 4,
         }
     }
 
@@ -192,17 +204,69 @@ impl Codes {
                     sq_norms.push(sq);
                 }
             }
-            Store::Binary { mean, words, codes } => {
+            Store::Binary {
+                mean,
+                words,
+                codes,
+                sq_norms,
+            } => {
                 for row in rows.chunks_exact(dim) {
                     let start = codes.len();
                     codes.resize(start + *words, 0);
+                    let mut sq = 0.0f32;
                     for (i, (&x, &m)) in row.iter().zip(mean.iter()).enumerate() {
+                        let back = if x > m { m + 1.0 } else { m - 1.0 };
+                        sq += back * back;
                         if x > m {
                             codes[start + i / 64] |= 1 << (i % 64);
                         }
                     }
+                    sq_norms.push(sq);
                 }
             }
+        }
+    }
+
+    /// Whether node `node`'s code is the code `vector` would get (exact equality at full
+    /// precision): how a reopened index checks that a node still stands for a point's vector.
+    pub fn matches(&self, node: u32, vector: &[f32]) -> bool {
+        let n = node as usize;
+        let dim = self.dim;
+        if n >= self.len() || vector.len() != dim {
+            return false;
+        }
+        match &self.store {
+            Store::F32(v) => v[n * dim..(n + 1) * dim]
+                .iter()
+                .zip(vector)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            _ => {
+                let mut one = Codes::from_store(dim, self.kind, self.empty_like());
+                one.push(vector);
+                match (&self.store, &one.store) {
+                    (Store::Int8 { codes: a, .. }, Store::Int8 { codes: b, .. }) => a[n * dim..(n + 1) * dim] == b[..],
+                    (Store::Binary { codes: a, words, .. }, Store::Binary { codes: b, .. }) => a[n * words..(n + 1) * words] == b[..],
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    /// The same encoding with no codes.
+    fn empty_like(&self) -> Store {
+        match &self.store {
+            Store::F32(_) => Store::F32(Vec::new()),
+            Store::Int8 { params, .. } => Store::Int8 {
+                params: params.clone(),
+                codes: Vec::new(),
+                sq_norms: Vec::new(),
+            },
+            Store::Binary { mean, words, .. } => Store::Binary {
+                mean: mean.clone(),
+                words: *words,
+                codes: Vec::new(),
+                sq_norms: Vec::new(),
+            },
         }
     }
 
@@ -223,7 +287,7 @@ impl Codes {
                         .map(|((&c, &lo), &step)| lo + step * c as f32),
                 );
             }
-            Store::Binary { mean, words, codes } => {
+            Store::Binary { mean, words, codes, .. } => {
                 let c = &codes[n * words..(n + 1) * words];
                 out.extend((0..dim).map(|i| {
                     if c[i / 64] >> (i % 64) & 1 == 1 {
@@ -242,20 +306,23 @@ impl Codes {
         p.f.clear();
         p.bits.clear();
         p.bias = 0.0;
+        if self.kind == ScoreKind::NegL2Squared {
+            // Keeps quantized Euclidean scores true distances (not shifted by |q|^2), so the
+            // neighbour heuristic can compare scores measured from different bases.
+            p.bias -= query.iter().map(|q| q * q).sum::<f32>();
+        }
         match &self.store {
             Store::F32(_) => p.f.extend_from_slice(query),
             Store::Int8 { params, .. } => {
                 let scale = if self.kind == ScoreKind::NegL2Squared { 2.0 } else { 1.0 };
                 p.f.extend(query.iter().zip(&params.step).map(|(q, s)| scale * q * s));
-                p.bias = scale * query.iter().zip(&params.lo).map(|(q, lo)| q * lo).sum::<f32>();
+                p.bias += scale * query.iter().zip(&params.lo).map(|(q, lo)| q * lo).sum::<f32>();
             }
-            Store::Binary { mean, words, .. } => {
-                p.bits.resize(*words, 0);
-                for (i, (&x, &m)) in query.iter().zip(mean).enumerate() {
-                    if x > m {
-                        p.bits[i / 64] |= 1 << (i % 64);
-                    }
-                }
+            Store::Binary { mean, .. } => {
+                // <q, m + s> = <q, m> - sum q + 2 sum_{bit} q: the set bits select 2q.
+                let scale = if self.kind == ScoreKind::NegL2Squared { 2.0 } else { 1.0 };
+                p.f.extend(query.iter().map(|q| 2.0 * scale * q));
+                p.bias += scale * query.iter().zip(mean).map(|(q, m)| q * m - q).sum::<f32>();
             }
         }
     }
@@ -281,7 +348,15 @@ impl Codes {
                     _ => s,
                 }
             }
-            Store::Binary { words, codes, .. } => -((self.quant.hamming)(&p.bits, &codes[n * words..(n + 1) * words]) as f32),
+            Store::Binary {
+                words, codes, sq_norms, ..
+            } => {
+                let s = (self.quant.dot_bits)(&p.f, &codes[n * words..(n + 1) * words]) + p.bias;
+                match self.kind {
+                    ScoreKind::NegL2Squared => s - sq_norms[n],
+                    _ => s,
+                }
+            }
         }
     }
 

@@ -49,6 +49,9 @@ const NO_ENTRY: u64 = u64::MAX;
 pub struct Hnsw {
     pub(crate) params: HnswParams,
     pub(crate) codes: Codes,
+    /// Full-precision codes kept while a quantized index is built, so that the graph is as good
+    /// as a full-precision one; dropped by [`Hnsw::finish_build`].
+    build: Option<Codes>,
     pub(crate) levels: Vec<u8>,
     pub(crate) links0: Vec<AtomicU32>,
     pub(crate) upper: Vec<Box<[AtomicU32]>>,
@@ -81,6 +84,8 @@ pub struct Scratch {
     decoded: Vec<f32>,
     sorted: Vec<(f32, u32)>,
     selected: Vec<u32>,
+    /// Distances computed by the last search (for `quiver explain`).
+    pub distances: usize,
 }
 
 impl Scratch {
@@ -148,6 +153,7 @@ impl Hnsw {
                 ef_construct: params.ef_construct.max(params.m),
                 ..params
             },
+            build: (!codes.is_exact()).then(|| Codes::new(codes.dim(), codes.kind(), crate::Quantization::None, &[])),
             codes,
             levels: Vec::new(),
             links0: Vec::new(),
@@ -174,6 +180,17 @@ impl Hnsw {
         self.levels.is_empty()
     }
 
+    /// The codes distances are measured with while linking.
+    fn graph_codes(&self) -> &Codes {
+        self.build.as_ref().unwrap_or(&self.codes)
+    }
+
+    /// Drops the full-precision copy kept for building a quantized index; later inserts link
+    /// with the quantized codes.
+    pub fn finish_build(&mut self) {
+        self.build = None;
+    }
+
     pub(crate) fn reset_locks(&mut self) {
         self.locks = (0..self.len()).map(|_| Mutex::new(())).collect();
     }
@@ -189,7 +206,11 @@ impl Hnsw {
             .iter()
             .map(|u| u.len() * 4 + std::mem::size_of::<Box<[AtomicU32]>>())
             .sum();
-        self.codes.memory_bytes() + self.links0.len() * 4 + upper + self.levels.len() * 2
+        self.codes.memory_bytes()
+            + self.build.as_ref().map_or(0, |b| b.memory_bytes())
+            + self.links0.len() * 4
+            + upper
+            + self.levels.len() * 2
     }
 
     fn draw_level(&self, node: u32) -> u8 {
@@ -204,6 +225,9 @@ impl Hnsw {
         let first = self.len() as u32;
         let n = rows.len() / self.codes.dim;
         self.codes.push(rows);
+        if let Some(b) = &mut self.build {
+            b.push(rows);
+        }
         let stride = self.m0() + 1;
         self.links0.reserve(n * stride);
         self.links0.extend((0..n * stride).map(|_| AtomicU32::new(0)));
@@ -255,14 +279,15 @@ impl Hnsw {
     }
 
     /// Greedy descent on one upper level from `cur`.
-    fn greedy(&self, q: &Prepared, mut cur: u32, mut cur_s: f32, level: u8) -> (u32, f32) {
+    fn greedy(&self, codes: &Codes, q: &Prepared, mut cur: u32, mut cur_s: f32, level: u8, count: &mut usize) -> (u32, f32) {
         loop {
             let mut changed = false;
             let list = self.list(cur, level);
             let n = (list[0].load(Relaxed) as usize).min(list.len() - 1);
+            *count += n;
             for cell in &list[1..=n] {
                 let nb = cell.load(Relaxed);
-                let s = self.codes.score(q, nb);
+                let s = codes.score(q, nb);
                 if s > cur_s {
                     cur_s = s;
                     cur = nb;
@@ -277,7 +302,16 @@ impl Hnsw {
 
     /// The best-first search of one level from `entry` keeping `ef` results in
     /// `scratch.results`; only nodes `allowed` accepts enter the results (all are traversed).
-    fn search_level(&self, entry: (u32, f32), ef: usize, level: u8, scratch: &mut Scratch, allowed: Option<&dyn Fn(u32) -> bool>) {
+    #[allow(clippy::too_many_arguments)]
+    fn search_level(
+        &self,
+        codes: &Codes,
+        entry: (u32, f32),
+        ef: usize,
+        level: u8,
+        scratch: &mut Scratch,
+        allowed: Option<&dyn Fn(u32) -> bool>,
+    ) {
         let n = self.len();
         scratch.reset_visited(n);
         scratch.candidates.clear();
@@ -300,13 +334,14 @@ impl Hnsw {
             for cell in &list[1..=cnt] {
                 let nb = cell.load(Relaxed);
                 if scratch.visit(nb) {
-                    self.codes.prefetch(nb);
+                    codes.prefetch(nb);
                     scratch.fresh.push(nb);
                 }
             }
+            scratch.distances += scratch.fresh.len();
             for i in 0..scratch.fresh.len() {
                 let nb = scratch.fresh[i];
-                let s = self.codes.score(&scratch.query, nb);
+                let s = codes.score(&scratch.query, nb);
                 if scratch.results.len() < ef || s > worst {
                     scratch.candidates.push(key(s, nb));
                     if allowed.is_none_or(|f| f(nb)) {
@@ -331,12 +366,13 @@ impl Hnsw {
     }
 
     /// Descends the upper levels to the best entry for level `to` (exclusive lower bound).
-    fn descend(&self, q: &Prepared, to: u8) -> Option<(u32, f32)> {
+    fn descend(&self, codes: &Codes, q: &Prepared, to: u8, count: &mut usize) -> Option<(u32, f32)> {
         let (ep, top) = self.entry()?;
-        let mut cur = (ep, self.codes.score(q, ep));
+        let mut cur = (ep, codes.score(q, ep));
+        *count += 1;
         let mut l = top;
         while l > to {
-            cur = self.greedy(q, cur.0, cur.1, l);
+            cur = self.greedy(codes, q, cur.0, cur.1, l, count);
             l -= 1;
         }
         Some(cur)
@@ -349,10 +385,11 @@ impl Hnsw {
         let mut q = std::mem::take(&mut scratch.query);
         self.codes.prepare(query, &mut q);
         scratch.query = q;
-        let Some(entry) = self.descend(&scratch.query, 0) else {
+        scratch.distances = 0;
+        let Some(entry) = self.descend(&self.codes, &scratch.query, 0, &mut scratch.distances) else {
             return Vec::new();
         };
-        self.search_level(entry, ef.max(1), 0, scratch, allowed);
+        self.search_level(&self.codes, entry, ef.max(1), 0, scratch, allowed);
         Self::take_sorted(scratch);
         scratch.sorted.iter().map(|&(score, row)| Scored { row, score }).collect()
     }
@@ -366,10 +403,10 @@ impl Hnsw {
             if scratch.selected.len() >= m {
                 break;
             }
-            self.codes.decode(c, &mut scratch.decoded);
+            self.graph_codes().decode(c, &mut scratch.decoded);
             let mut p = std::mem::take(&mut scratch.other);
-            self.codes.prepare(&scratch.decoded, &mut p);
-            let good = scratch.selected.iter().all(|&s| self.codes.score(&p, s) < s_base);
+            self.graph_codes().prepare(&scratch.decoded, &mut p);
+            let good = scratch.selected.iter().all(|&s| self.graph_codes().score(&p, s) < s_base);
             scratch.other = p;
             if good {
                 scratch.selected.push(c);
@@ -382,7 +419,7 @@ impl Hnsw {
     pub fn link(&self, node: u32, vector: &[f32], scratch: &mut Scratch) {
         let level = self.levels[node as usize];
         let mut q = std::mem::take(&mut scratch.query);
-        self.codes.prepare(vector, &mut q);
+        self.graph_codes().prepare(vector, &mut q);
         scratch.query = q;
         let Some((_, top)) = self.entry() else {
             let _g = self.entry_lock.lock();
@@ -393,10 +430,12 @@ impl Hnsw {
             drop(_g);
             return self.link(node, vector, scratch);
         };
-        let mut cur = self.descend(&scratch.query, level).expect("entry exists");
+        let mut cur = self
+            .descend(self.graph_codes(), &scratch.query, level, &mut scratch.distances)
+            .expect("entry exists");
         let mut l = level.min(top);
         loop {
-            self.search_level(cur, self.params.ef_construct, l, scratch, None);
+            self.search_level(self.graph_codes(), cur, self.params.ef_construct, l, scratch, None);
             Self::take_sorted(scratch);
             // The node may meet itself when it is reachable already (never on a first insert).
             let cands: Vec<(f32, u32)> = scratch.sorted.iter().copied().filter(|&(_, c)| c != node).collect();
@@ -439,13 +478,13 @@ impl Hnsw {
             list[0].store(current.len() as u32 + 1, Relaxed);
             return;
         }
-        self.codes.decode(node, &mut scratch.decoded);
+        self.graph_codes().decode(node, &mut scratch.decoded);
         let mut p = std::mem::take(&mut scratch.other);
-        self.codes.prepare(&scratch.decoded, &mut p);
+        self.graph_codes().prepare(&scratch.decoded, &mut p);
         let mut cands: Vec<(f32, u32)> = current
             .iter()
             .chain(std::iter::once(&new))
-            .map(|&c| (self.codes.score(&p, c), c))
+            .map(|&c| (self.graph_codes().score(&p, c), c))
             .collect();
         scratch.other = p;
         cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));

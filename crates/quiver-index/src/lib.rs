@@ -24,6 +24,7 @@ pub fn build(dim: usize, kind: ScoreKind, quantization: Quantization, params: Hn
     let mut index = Hnsw::new(params, codes);
     let first = index.add(rows);
     index.link_range(first, rows);
+    index.finish_build();
     index
 }
 

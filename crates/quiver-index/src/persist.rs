@@ -9,7 +9,7 @@
 //! 2. level-0 lists: `nodes * (2m + 1)` u32;
 //! 3. upper lists: for each node in order, `level * (m + 1)` u32;
 //! 4. codes: f32 rows, or int8 `lo, step` (f32), codes (u8) and squared norms (f32), or binary
-//!    means (f32) and codes (u64).
+//!    means (f32), codes (u64) and squared norms (f32).
 
 use crate::codes::{Codes, Int8Params, Quantization, Store};
 use crate::hnsw::{Hnsw, HnswParams, LEVEL_MAX, M_MAX};
@@ -104,11 +104,14 @@ impl Hnsw {
                 codes.extend_from_slice(b);
                 put_f32s(&mut codes, sq_norms);
             }
-            Store::Binary { mean, codes: b, .. } => {
+            Store::Binary {
+                mean, codes: b, sq_norms, ..
+            } => {
                 put_f32s(&mut codes, mean);
                 for w in b {
                     codes.extend_from_slice(&w.to_le_bytes());
                 }
+                put_f32s(&mut codes, sq_norms);
             }
         }
         vec![header, self.levels.clone(), links0, upper, codes]
@@ -174,7 +177,13 @@ impl Hnsw {
                     .chunks_exact(8)
                     .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
                     .collect();
-                Store::Binary { mean, words, codes }
+                let sq_norms = f32s(split(&mut rest, n, 4)?)?;
+                Store::Binary {
+                    mean,
+                    words,
+                    codes,
+                    sq_norms,
+                }
             }
         };
         if !rest.is_empty() {
@@ -182,6 +191,7 @@ impl Hnsw {
         }
         let mut index = Hnsw::new(params, Codes::from_store(dim, kind, Store::F32(Vec::new())));
         index.codes = Codes::from_store(dim, kind, store);
+        index.finish_build();
         let stride0 = 2 * m + 1;
         let l0 = u32s(links0)?;
         if l0.len() != n * stride0 {

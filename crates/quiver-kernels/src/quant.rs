@@ -21,6 +21,19 @@ pub fn dot_u8_scalar(q: &[f32], c: &[u8]) -> f32 {
     sum
 }
 
+/// The scalar reference of [`dot_bits`]: the sum of `q_i` over the set bits `i` of `bits`
+/// (bit `i % 64` of word `i / 64`).
+pub fn dot_bits_scalar(q: &[f32], bits: &[u64]) -> f32 {
+    debug_assert!(bits.len() * 64 >= q.len());
+    let mut sum = 0.0f32;
+    for (i, x) in q.iter().enumerate() {
+        if bits[i / 64] >> (i % 64) & 1 == 1 {
+            sum += x;
+        }
+    }
+    sum
+}
+
 /// The scalar reference of [`hamming`]: counts bits one by one, without `count_ones`.
 pub fn hamming_scalar(a: &[u64], b: &[u64]) -> u32 {
     debug_assert_eq!(a.len(), b.len());
@@ -37,12 +50,14 @@ pub fn hamming_scalar(a: &[u64], b: &[u64]) -> u32 {
 
 type DotU8 = fn(&[f32], &[u8]) -> f32;
 type Hamming = fn(&[u64], &[u64]) -> u32;
+type DotBits = fn(&[f32], &[u64]) -> f32;
 
 /// The quantized kernels chosen for this CPU.
 #[derive(Clone, Copy, Debug)]
 pub struct QuantKernels {
     pub dot_u8: DotU8,
     pub hamming: Hamming,
+    pub dot_bits: DotBits,
 }
 
 impl QuantKernels {
@@ -51,6 +66,7 @@ impl QuantKernels {
         QuantKernels {
             dot_u8: dot_u8_scalar,
             hamming: hamming_word,
+            dot_bits: dot_bits_scalar,
         }
     }
 
@@ -71,6 +87,7 @@ impl QuantKernels {
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 k.dot_u8 = x86::dot_u8_avx512;
+                k.dot_bits = x86::dot_bits_avx512;
                 out.push(k);
             }
         }
@@ -94,6 +111,12 @@ fn hamming_word(a: &[u64], b: &[u64]) -> u32 {
 #[inline]
 pub fn dot_u8(q: &[f32], c: &[u8]) -> f32 {
     (QuantKernels::best().dot_u8)(q, c)
+}
+
+/// `sum q_i` over the set bits of `bits` with the best kernel.
+#[inline]
+pub fn dot_bits(q: &[f32], bits: &[u64]) -> f32 {
+    (QuantKernels::best().dot_bits)(q, bits)
 }
 
 /// Differing bits of `a` and `b` with the best kernel.
@@ -153,6 +176,35 @@ mod x86 {
         // SAFETY: only handed out by `QuantKernels::best` after AVX-512F was detected; lengths
         // are equal (asserted above).
         unsafe { dot_u8_avx512_impl(q, c) }
+    }
+
+    pub fn dot_bits_avx512(q: &[f32], bits: &[u64]) -> f32 {
+        assert!(bits.len() * 64 >= q.len(), "one bit per value");
+        debug_assert!(is_x86_feature_detected!("avx512f"));
+        // SAFETY: only handed out by `QuantKernels::best` after AVX-512F was detected; `bits`
+        // covers `q` (asserted above).
+        unsafe { dot_bits_avx512_impl(q, bits) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F, and `bits.len() * 64 >= q.len()`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_bits_avx512_impl(q: &[f32], bits: &[u64]) -> f32 {
+        let n = q.len();
+        let pq = q.as_ptr();
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < n {
+            let word = bits[i / 64] >> (i % 64);
+            let rest = (n - i).min(16);
+            let valid = ((1u32 << rest) - 1) as __mmask16;
+            // Sixteen bits select which of the sixteen floats are added; loads are masked to
+            // the valid lanes, so nothing past the end of `q` is read.
+            let m = (word as u16 as __mmask16) & valid;
+            acc = _mm512_mask_add_ps(acc, m, acc, _mm512_maskz_loadu_ps(valid, pq.add(i)));
+            i += 16;
+        }
+        _mm512_reduce_add_ps(acc)
     }
 
     /// # Safety

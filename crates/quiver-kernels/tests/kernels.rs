@@ -136,11 +136,14 @@ proptest! {
 
     #[test]
     fn quantized_kernels_match_scalar((q, c) in float_and_bytes(), (a, b) in word_pairs()) {
-        use quiver_kernels::quant::{dot_u8_scalar, hamming_scalar, QuantKernels};
+        use quiver_kernels::quant::{dot_bits_scalar, dot_u8_scalar, hamming_scalar, QuantKernels};
         let mag: f32 = q.iter().zip(&c).map(|(x, y)| (x * *y as f32).abs()).sum();
         for k in QuantKernels::available() {
             prop_assert!(close((k.dot_u8)(&q, &c), dot_u8_scalar(&q, &c), mag), "dot_u8 n={}", q.len());
             prop_assert_eq!((k.hamming)(&a, &b), hamming_scalar(&a, &b));
+            let n = q.len().min(a.len() * 64);
+            let qmag: f32 = q[..n].iter().map(|x| x.abs()).sum();
+            prop_assert!(close((k.dot_bits)(&q[..n], &a), dot_bits_scalar(&q[..n], &a), qmag), "dot_bits n={}", n);
         }
     }
 }

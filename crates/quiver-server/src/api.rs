@@ -336,15 +336,24 @@ async fn collection_exists(State(state): State<AppState>, Path(name): Path<Strin
 
 fn collection_info_json(c: &Collection) -> Value {
     let info = c.info();
+    let index = c.index_status();
+    let ix = &info.config.index;
+    // Qdrant gives the full-scan threshold in kilobytes of vectors; Quiver keeps points.
+    let threshold_kb = ix.full_scan_threshold * info.config.dim * 4 / 1024;
+    let quantization = match ix.quantization {
+        quiver::Quantization::None => Value::Null,
+        quiver::Quantization::Int8 => json!({"scalar": {"type": "int8", "always_ram": true}}),
+        quiver::Quantization::Binary => json!({"binary": {"always_ram": true}}),
+    };
     let schema: Map<String, Value> = info
         .payload_indexes
         .iter()
         .map(|(k, t, n, _)| (k.clone(), json!({"data_type": t.name(), "params": null, "points": n})))
         .collect();
     json!({
-        "status": "green",
+        "status": if index.building { "yellow" } else { "green" },
         "optimizer_status": "ok",
-        "indexed_vectors_count": 0,
+        "indexed_vectors_count": index.nodes,
         "points_count": info.points,
         "segments_count": info.segments.max(1),
         "config": {
@@ -352,12 +361,12 @@ fn collection_info_json(c: &Collection) -> Value {
                 "vectors": {"size": info.config.dim, "distance": metric_name(info.config.metric)},
                 "shard_number": 1, "replication_factor": 1, "write_consistency_factor": 1, "on_disk_payload": false
             },
-            "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0, "on_disk": false},
+            "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": 0, "on_disk": false},
             "optimizer_config": {"deleted_threshold": 0.5, "vacuum_min_vector_number": 1000, "default_segment_number": 1,
                                  "max_segment_size": null, "memmap_threshold": null, "indexing_threshold": null,
                                  "flush_interval_sec": 5, "max_optimization_threads": null},
             "wal_config": {"wal_capacity_mb": 64, "wal_segments_ahead": 0},
-            "quantization_config": null
+            "quantization_config": quantization
         },
         "payload_schema": schema
     })
@@ -372,16 +381,7 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
     let start = Instant::now();
     let result = (|| {
         let body = parse_body(&body)?;
-        reject_present(
-            &body,
-            &[
-                "sparse_vectors",
-                "quantization_config",
-                "init_from",
-                "sharding_method",
-                "strict_mode_config",
-            ],
-        )?;
+        reject_present(&body, &["sparse_vectors", "init_from", "sharding_method", "strict_mode_config"])?;
         let vectors = body
             .get("vectors")
             .and_then(Value::as_object)
@@ -389,7 +389,7 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
         if !vectors.contains_key("size") {
             return Err(ApiError::unsupported("named vectors (vectors must be {size, distance})"));
         }
-        reject_present(vectors, &["quantization_config", "multivector_config"])?;
+        reject_present(vectors, &["quantization_config", "multivector_config", "hnsw_config"])?;
         if vectors.get("datatype").and_then(Value::as_str).is_some_and(|d| d != "float32") {
             return Err(ApiError::unsupported("vector datatypes other than float32"));
         }
@@ -416,9 +416,10 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
             }
             Some(other) => return Err(ApiError::bad(format!("embedder must be a model name, got {other}"))),
         };
-        Ok::<_, ApiError>((dim, metric, embedder))
+        let index = parse_index_config(&body, dim)?;
+        Ok::<_, ApiError>((dim, metric, embedder, index))
     })();
-    let (dim, metric, embedder) = match result {
+    let (dim, metric, embedder, index) = match result {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -427,11 +428,58 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
         blocking(move || {
             let mut config = CollectionConfig::new(dim, metric);
             config.embedder = embedder;
+            config.index = index;
             state.db.create_collection(&name, config)?;
             Ok(Value::Bool(true))
         })
         .await,
     )
+}
+
+/// `hnsw_config` and `quantization_config` of a create request, in Qdrant's form. `m: 0`
+/// disables the index, as in Qdrant; `full_scan_threshold` is in kilobytes of vectors.
+fn parse_index_config(body: &Map<String, Value>, dim: usize) -> Result<quiver::IndexConfig, ApiError> {
+    let mut ix = quiver::IndexConfig::default();
+    if let Some(h) = body.get("hnsw_config").filter(|v| !v.is_null()) {
+        let h = h.as_object().ok_or_else(|| ApiError::bad("hnsw_config must be an object"))?;
+        for (k, v) in h {
+            match k.as_str() {
+                "m" | "ef_construct" | "full_scan_threshold" | "max_indexing_threads" | "payload_m" => {}
+                "on_disk" if v.is_null() || v == &Value::Bool(false) => {}
+                other => return Err(ApiError::unsupported(&format!("hnsw_config.{other} = {v}"))),
+            }
+        }
+        let m = field_usize(h, "m", ix.m)?;
+        if m == 0 {
+            ix.enabled = false;
+        } else {
+            ix.m = m;
+        }
+        ix.ef_construct = field_usize(h, "ef_construct", ix.ef_construct)?;
+        ix.ef = ix.ef.max(ix.ef_construct.min(4096));
+        if h.get("full_scan_threshold").is_some_and(|v| !v.is_null()) {
+            let kb = field_usize(h, "full_scan_threshold", 0)?;
+            ix.full_scan_threshold = kb.saturating_mul(1024) / (dim.max(1) * 4);
+        }
+    }
+    if let Some(q) = body.get("quantization_config").filter(|v| !v.is_null()) {
+        let q = q
+            .as_object()
+            .ok_or_else(|| ApiError::bad("quantization_config must be an object"))?;
+        ix.quantization = match (q.get("scalar"), q.get("binary")) {
+            (Some(sc), None) => {
+                let t = sc.get("type").and_then(Value::as_str).unwrap_or("int8");
+                if t != "int8" {
+                    return Err(ApiError::unsupported(&format!("scalar quantization type {t:?}")));
+                }
+                quiver::Quantization::Int8
+            }
+            (None, Some(_)) => quiver::Quantization::Binary,
+            _ => return Err(ApiError::unsupported("quantization other than scalar int8 or binary")),
+        };
+    }
+    ix.validate()?;
+    Ok(ix)
 }
 
 async fn update_collection(Path(_name): Path<String>) -> Response {
@@ -745,24 +793,39 @@ async fn count_points(State(state): State<AppState>, Path(name): Path<String>, b
     )
 }
 
-/// Search parameters Quiver accepts: `hnsw_ef` and `exact` (every search is exact today).
-fn check_params(body: &Map<String, Value>) -> Result<(), ApiError> {
-    if let Some(Value::Object(p)) = body.get("params") {
-        for (k, v) in p {
-            match k.as_str() {
-                "hnsw_ef" | "exact" | "indexed_only" => {}
-                "quantization" if v.is_null() => {}
-                other => return Err(ApiError::unsupported(&format!("search parameter {other:?}"))),
+/// Search parameters: `hnsw_ef` (the list size), `exact` (score every point), and
+/// `quantization` (accepted; quantized candidates are always rescored at full precision).
+/// Returns `(exact, ef)`.
+fn check_params(body: &Map<String, Value>) -> Result<(bool, Option<usize>), ApiError> {
+    let (mut exact, mut ef) = (false, None);
+    match body.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(p)) => {
+            for (k, v) in p {
+                match k.as_str() {
+                    "hnsw_ef" if v.is_null() => {}
+                    "hnsw_ef" => {
+                        let n = v.as_u64().filter(|n| (1..=4096).contains(n));
+                        ef = Some(
+                            n.ok_or_else(|| ApiError::bad(format!("params.hnsw_ef must be an integer in 1..=4096, got {v}")))? as usize,
+                        );
+                    }
+                    "exact" => exact = v.as_bool().unwrap_or(false),
+                    "indexed_only" => {}
+                    "quantization" if v.is_null() || v.is_object() => {}
+                    other => return Err(ApiError::unsupported(&format!("search parameter {other:?}"))),
+                }
             }
         }
+        Some(other) => return Err(ApiError::bad(format!("params must be an object, got {other}"))),
     }
-    Ok(())
+    Ok((exact, ef))
 }
 
 /// A search request from the Query API (`query`) or the old search API (`vector`).
 fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result<(SearchRequest, PayloadSelect), ApiError> {
     reject_present(body, &["prefetch", "using", "lookup_from", "shard_key"])?;
-    check_params(body)?;
+    let (exact, ef) = check_params(body)?;
     let vector = if query_api {
         match body.get("query") {
             None | Some(Value::Null) => return Err(ApiError::unsupported("a query without a vector (use scroll)")),
@@ -795,6 +858,8 @@ fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result<(SearchReq
         score_threshold: threshold,
         with_payload: !matches!(sel, PayloadSelect::None),
         with_vector: parse_with_vector(body)?,
+        exact,
+        ef,
     };
     Ok((req, sel))
 }

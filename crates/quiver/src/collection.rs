@@ -11,6 +11,7 @@
 //! A crash between any two steps leaves either the old or the new manifest, each naming
 //! complete segments, and a WAL whose committed transactions after `flushed_seq` are replayed.
 
+use crate::ann::{Ann, IndexStatus, SearchPath, Work};
 use crate::error::{Error, Result};
 use crate::filter::{Filter, KeyPath};
 use crate::payload_index::{FieldIndex, PayloadIndexType};
@@ -53,6 +54,10 @@ pub struct SearchRequest {
     pub score_threshold: Option<f32>,
     pub with_payload: bool,
     pub with_vector: bool,
+    /// Score every allowed point, even when an index exists (the oracle).
+    pub exact: bool,
+    /// The index's search list size for this request (default: the collection's `ef`).
+    pub ef: Option<usize>,
 }
 
 impl SearchRequest {
@@ -65,6 +70,8 @@ impl SearchRequest {
             score_threshold: None,
             with_payload: true,
             with_vector: false,
+            exact: false,
+            ef: None,
         }
     }
 }
@@ -128,6 +135,7 @@ struct Inner {
     config: CollectionConfig,
     writer: Mutex<Writer>,
     state: RwLock<State>,
+    ann: Ann,
     /// Dropping this stops the group-commit thread.
     _stop_syncer: Option<mpsc::Sender<()>>,
 }
@@ -209,6 +217,8 @@ impl Collection {
             }
             last_seq = txn.seq;
         }
+        let ann = Ann::new(config.index.clone(), config.metric.score_kind(), config.dim, dir);
+        ann.load(&state);
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let periodic = match config.durability {
             Durability::Periodic { interval_ms } => Some(interval_ms),
@@ -225,6 +235,7 @@ impl Collection {
                 flush_error: None,
             }),
             state: RwLock::new(state),
+            ann,
             _stop_syncer: periodic.map(|_| stop_tx),
         });
         if let Some(interval_ms) = periodic {
@@ -248,7 +259,9 @@ impl Collection {
                     source: e,
                 })?;
         }
-        Ok(Collection { inner })
+        let c = Collection { inner };
+        c.kick_index();
+        Ok(c)
     }
 
     pub fn name(&self) -> &str {
@@ -319,6 +332,8 @@ impl Collection {
             return self.bulk_upsert(&mut w, points, affected);
         }
         let seq = self.commit(&mut w, Op::Upsert(points))?;
+        drop(w);
+        self.kick_index();
         Ok(WriteAck { seq, affected })
     }
 
@@ -346,6 +361,7 @@ impl Collection {
         if let Err(e) = w.wal.restart_at(seq + 1) {
             w.flush_error = Some(e.to_string());
         }
+        self.kick_index();
         Ok(WriteAck { seq, affected })
     }
 
@@ -362,7 +378,7 @@ impl Collection {
             let mut st = self.inner.state.write();
             st.apply(&op, true);
             if st.dead_rows() > st.n_alive.max(4096) {
-                st.compact_rows();
+                self.compact_state(&mut st);
             }
         }
         if w.wal.file_bytes() >= WAL_FLUSH_BYTES {
@@ -437,7 +453,7 @@ impl Collection {
         let no = w.manifest.next_segment_no;
         {
             let mut st = self.inner.state.write();
-            st.compact_rows();
+            self.compact_state(&mut st);
             let image = store::encode_segment(
                 st.dim,
                 (0..st.n_rows()).map(|r| (&st.ids[r], st.vector(r as u32), &st.payloads[r])),
@@ -674,16 +690,46 @@ impl Collection {
     }
 
     fn search_in(&self, st: &State, req: &SearchRequest, query: &[f32]) -> Vec<ScoredPoint> {
+        self.search_traced(st, req, query).0
+    }
+
+    fn search_traced(&self, st: &State, req: &SearchRequest, query: &[f32]) -> (Vec<ScoredPoint>, SearchPath) {
         let plan = st.plan(req.filter.as_ref());
+        let k = req.limit + req.offset;
+        let mut path = None;
+        if req.exact {
+            path = Some(SearchPath::Exact {
+                scored: 0,
+                reason: "the request asked for exact search",
+            });
+        } else if let Some(hits) = self.inner.ann.search(st, &plan, query, k, req.ef, &mut path) {
+            return (self.finish_hits(st, req, hits), path.expect("the index names its path"));
+        }
         let hits = quiver_kernels::scan_top_k(
             self.inner.config.metric.score_kind(),
             query,
             &st.vectors,
             st.dim,
             plan.allowed(st),
-            req.limit + req.offset,
+            k,
         );
-        self.finish_hits(st, req, hits)
+        let scored = match &plan {
+            crate::state::Plan::AllLive => st.n_alive,
+            crate::state::Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
+            crate::state::Plan::List(l) => l.len(),
+        };
+        let reason = match path {
+            Some(SearchPath::Exact { reason, .. }) => reason,
+            _ => "exact",
+        };
+        (self.finish_hits(st, req, hits), SearchPath::Exact { scored, reason })
+    }
+
+    /// Searches like [`Collection::search`] and also says how the answer was found.
+    pub fn search_explained(&self, req: &SearchRequest) -> Result<(Vec<ScoredPoint>, SearchPath)> {
+        let query = self.prepare_query(req)?;
+        let st = self.inner.state.read();
+        Ok(self.search_traced(&st, req, &query))
     }
 
     /// Exact nearest neighbours of one query: every allowed point is scored.
@@ -699,7 +745,8 @@ impl Collection {
         let queries: Vec<Vec<f32>> = reqs.iter().map(|r| self.prepare_query(r)).collect::<Result<_>>()?;
         let st = self.inner.state.read();
         let shared_k = reqs.first().map(|r| r.limit + r.offset);
-        let gemm_ok = reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
+        let indexed = st.n_alive >= self.inner.config.index.full_scan_threshold && self.inner.ann.status(&st).nodes > 0;
+        let gemm_ok = !indexed && reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
         if gemm_ok && !reqs.is_empty() {
             let flat: Vec<f32> = queries.concat();
             let hits = quiver_kernels::batch_top_k(
@@ -740,6 +787,107 @@ impl Collection {
             kernel_isa: quiver_kernels::isa().name(),
             flush_error: w.flush_error.clone(),
         }
+    }
+
+    /// The approximate index: nodes, points not covered yet, whether a build runs.
+    pub fn index_status(&self) -> IndexStatus {
+        let st = self.inner.state.read();
+        self.inner.ann.status(&st)
+    }
+
+    /// Builds or extends the index now, on this thread (and the rayon pool), until it covers
+    /// every point, even below the full-scan threshold. Waits for a background build first.
+    pub fn build_index(&self) -> Result<()> {
+        if !self.inner.config.index.enabled {
+            return Err(Error::InvalidRequest("the index of this collection is disabled".into()));
+        }
+        loop {
+            self.inner.ann.wait_idle();
+            if self.inner.ann.try_start() {
+                break;
+            }
+        }
+        let result = (|| {
+            while self.index_step(true)? {}
+            Ok(())
+        })();
+        self.inner.ann.finish();
+        result
+    }
+
+    /// Blocks until no background index build runs (for tests and tools; searches never need
+    /// to wait, they are exact for points the index does not cover yet).
+    pub fn wait_for_index(&self) {
+        self.inner.ann.wait_idle();
+    }
+
+    /// Starts a background build step when the index needs one and none runs.
+    fn kick_index(&self) {
+        let work = {
+            let st = self.inner.state.read();
+            self.inner.ann.work(&st, false)
+        };
+        if work == Work::None || !self.inner.ann.try_start() {
+            return;
+        }
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("quiver-index-{}", self.inner.name))
+            .spawn(move || {
+                let c = Collection { inner };
+                loop {
+                    match c.index_step(false) {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            *c.inner.ann.last_error.lock() = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                c.inner.ann.finish();
+            });
+        if spawned.is_err() {
+            self.inner.ann.finish();
+        }
+    }
+
+    /// One build step: a full build or an extension by the uncovered points. False when there
+    /// was nothing to do.
+    fn index_step(&self, eager: bool) -> Result<bool> {
+        let ann = &self.inner.ann;
+        let (work, snap) = {
+            let st = self.inner.state.read();
+            match ann.work(&st, eager) {
+                Work::None => return Ok(false),
+                Work::Full => (Work::Full, Ann::snapshot_full(&st)),
+                Work::Extend => match ann.snapshot_tail(&st) {
+                    Some(s) => (Work::Extend, s),
+                    None => (Work::Full, Ann::snapshot_full(&st)),
+                },
+            }
+        };
+        let added = snap.len();
+        if work == Work::Full {
+            let hnsw = ann.build(&snap);
+            let st = self.inner.state.read();
+            if !ann.install_full(&st, hnsw, snap) {
+                return Ok(true);
+            }
+        } else {
+            ann.extend(snap, |f| f(&self.inner.state.read()));
+        }
+        if ann.note_added(added, work == Work::Full || eager) {
+            ann.save()?;
+        }
+        Ok(true)
+    }
+
+    /// Compacts the in-memory rows, remapping the index's nodes in the same step.
+    fn compact_state(&self, st: &mut State) {
+        let before = self.inner.ann.before_compact(st);
+        st.compact_rows();
+        self.inner.ann.after_compact(before, st);
     }
 
     /// Points currently stored.

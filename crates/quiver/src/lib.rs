@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+mod ann;
 pub mod collection;
 pub mod db;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod store;
 pub mod types;
 mod vectors;
 
+pub use ann::{IndexStatus, SearchPath};
 pub use collection::{Collection, CollectionInfo, PointSelector, ScrollPage, ScrollRequest, SearchRequest, WriteAck};
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};

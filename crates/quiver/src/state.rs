@@ -47,6 +47,9 @@ pub struct State {
     pub id_to_row: BTreeMap<PointId, u32>,
     pub indexes: PayloadIndexes,
     pub dirty: BTreeSet<PointId>,
+    /// Bumped whenever rows are renumbered (compaction): row numbers from an older generation
+    /// mean nothing now.
+    pub generation: u64,
 }
 
 impl State {
@@ -61,6 +64,7 @@ impl State {
             id_to_row: BTreeMap::new(),
             indexes: PayloadIndexes::default(),
             dirty: BTreeSet::new(),
+            generation: 0,
         }
     }
 
@@ -211,6 +215,7 @@ impl State {
         self.alive = alive;
         self.n_alive = n;
         self.id_to_row = id_to_row;
+        self.generation += 1;
     }
 
     /// Rows that hold no live point.

@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::payload_index::PayloadIndexType;
-use crate::types::{CollectionConfig, Durability, Metric, Payload, Point, PointId};
+use crate::types::{CollectionConfig, Durability, IndexConfig, Metric, Payload, Point, PointId, Quantization};
 use quiver_storage::codec::{DecodeError, Decoder, Encoder};
 use quiver_storage::{blob, StorageError};
 use std::path::Path;
@@ -354,17 +354,25 @@ pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
     }
     let mut e = Encoder::new();
     e.bytes(m.config.embedder.as_deref().unwrap_or("").as_bytes());
-    blob::encode(MANIFEST_MAGIC, &[&c.buf, &s.buf, &x.buf, &e.buf])
+    let ix = &m.config.index;
+    let mut i = Encoder::new();
+    i.u8(ix.enabled as u8);
+    i.u32(ix.m as u32);
+    i.u32(ix.ef_construct as u32);
+    i.u32(ix.ef as u32);
+    i.u64(ix.full_scan_threshold as u64);
+    i.bytes(ix.quantization.name().as_bytes());
+    blob::encode(MANIFEST_MAGIC, &[&c.buf, &s.buf, &x.buf, &e.buf, &i.buf])
 }
 
 pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageError> {
     let sections = blob::decode(path, MANIFEST_MAGIC, image)?;
-    // Three sections before the embedder name existed; four since.
-    if sections.len() != 3 && sections.len() != 4 {
+    // Three sections before the embedder name existed, four before the index config, five since.
+    if !(3..=5).contains(&sections.len()) {
         return Err(StorageError::corrupt(
             path,
             0,
-            format!("manifest has {} sections, expected 3 or 4", sections.len()),
+            format!("manifest has {} sections, expected 3 to 5", sections.len()),
         ));
     }
     let parse = || -> Result<Manifest, (DecodeError, &'static str)> {
@@ -412,12 +420,41 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
                 (!name.is_empty()).then_some(name)
             }
         };
+        let index = match sections.get(4) {
+            None => IndexConfig::default(),
+            Some(section) => {
+                let mut d = Decoder::new(section);
+                let err = |e| (e, "index config");
+                let enabled = d.u8().map_err(err)? != 0;
+                let m = d.u32().map_err(err)? as usize;
+                let ef_construct = d.u32().map_err(err)? as usize;
+                let ef = d.u32().map_err(err)? as usize;
+                let full_scan_threshold = d.u64().map_err(err)? as usize;
+                let q = d.bytes().map_err(err)?;
+                let quantization = std::str::from_utf8(q)
+                    .ok()
+                    .and_then(Quantization::parse)
+                    .ok_or_else(|| (d.error("unknown quantization"), "index config"))?;
+                d.finish().map_err(err)?;
+                let config = IndexConfig {
+                    enabled,
+                    m,
+                    ef_construct,
+                    ef,
+                    full_scan_threshold,
+                    quantization,
+                };
+                config.validate().map_err(|e| (d.error(e.to_string()), "index config"))?;
+                config
+            }
+        };
         Ok(Manifest {
             config: CollectionConfig {
                 dim,
                 metric,
                 durability,
                 embedder,
+                index,
             },
             flushed_seq,
             next_segment_no,
@@ -492,9 +529,16 @@ mod tests {
         let m = Manifest {
             config: CollectionConfig {
                 dim: 7,
-                metric: Metric::Manhattan,
+                metric: Metric::Euclid,
                 durability: Durability::Periodic { interval_ms: 50 },
                 embedder: Some("all-minilm-l6-v2".into()),
+                index: IndexConfig {
+                    m: 8,
+                    ef: 40,
+                    full_scan_threshold: 99,
+                    quantization: Quantization::Int8,
+                    ..IndexConfig::default()
+                },
             },
             flushed_seq: 42,
             next_segment_no: 3,

@@ -190,6 +190,51 @@ pub struct CollectionConfig {
     /// `"all-minilm-l6-v2"`), when it takes text; the library only records the name, the
     /// command line and the server run the model.
     pub embedder: Option<String>,
+    /// The approximate index (HNSW) built once the collection is large enough.
+    pub index: IndexConfig,
+}
+
+/// How a quantized index encodes vectors for traversal (rescoring always uses the full vectors).
+pub use quiver_index::Quantization;
+
+/// The approximate index of a collection. Searches stay exact below `full_scan_threshold` live
+/// points; above it an HNSW graph is built in the background, and until it is ready (and for
+/// points added since) searches scan exactly, so results are always correct.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexConfig {
+    /// Build an index at all.
+    pub enabled: bool,
+    pub m: usize,
+    pub ef_construct: usize,
+    /// Search list size when a request does not give one.
+    pub ef: usize,
+    pub full_scan_threshold: usize,
+    pub quantization: Quantization,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            enabled: true,
+            m: 16,
+            ef_construct: 100,
+            ef: 128,
+            full_scan_threshold: 10_000,
+            quantization: Quantization::None,
+        }
+    }
+}
+
+impl IndexConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(4..=64).contains(&self.m) || !(4..=4096).contains(&self.ef_construct) || !(1..=4096).contains(&self.ef) {
+            return Err(Error::InvalidRequest(format!(
+                "index parameters out of range: m {} (4..=64), ef_construct {} (4..=4096), ef {} (1..=4096)",
+                self.m, self.ef_construct, self.ef
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl CollectionConfig {
@@ -199,10 +244,17 @@ impl CollectionConfig {
             metric,
             durability: Durability::Immediate,
             embedder: None,
+            index: IndexConfig::default(),
         }
     }
 
     pub fn validate(&self) -> Result<()> {
+        self.index.validate()?;
+        if self.index.quantization != Quantization::None && self.metric == Metric::Manhattan {
+            return Err(Error::InvalidRequest(
+                "quantization supports cosine, dot and euclid, not manhattan".into(),
+            ));
+        }
         if let Some(e) = &self.embedder {
             if e.is_empty() || e.len() > NAME_BYTES_MAX || !e.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
                 return Err(Error::InvalidRequest(format!("invalid embedder name {e:?}")));

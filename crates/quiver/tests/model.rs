@@ -278,7 +278,7 @@ fn matches_model_with_group_commit() {
         dim: DIM,
         metric: Metric::Euclid,
         durability: Durability::Periodic { interval_ms: 5 },
-        embedder: None,
+        ..CollectionConfig::new(DIM, Metric::Euclid)
     };
     run_with(5, config, 200);
 }

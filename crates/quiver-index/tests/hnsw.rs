@@ -1,0 +1,261 @@
+//! The index against exact search: recall on random and clustered data for every metric and
+//! encoding, filters, persistence, inserts during searches, and corrupted files. Seeds are
+//! fixed and printed.
+
+use quiver_index::{Codes, Hnsw, HnswParams, Quantization, Scratch};
+use quiver_kernels::{normalize, scan_top_k, Allowed, ScoreKind};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// `n` points around `clusters` random centres (clusters = 0: uniform in [-1, 1]).
+fn data(seed: u64, n: usize, dim: usize, clusters: usize, unit: bool) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let centres: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect())
+        .collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let mut v: Vec<f32> = if clusters == 0 {
+            (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect()
+        } else {
+            let c = &centres[rng.gen_range(0..clusters)];
+            c.iter().map(|x| x + rng.gen_range(-0.25..0.25)).collect()
+        };
+        if unit {
+            normalize(&mut v);
+        }
+        out.extend(v);
+    }
+    out
+}
+
+/// Base rows and queries from the same distribution (the same centres).
+fn split(seed: u64, n: usize, nq: usize, dim: usize, clusters: usize, unit: bool) -> (Vec<f32>, Vec<f32>) {
+    let mut all = data(seed, n + nq, dim, clusters, unit);
+    let queries = all.split_off(n * dim);
+    (all, queries)
+}
+
+/// Builds on one thread, so that the graph (and every recall below) is deterministic.
+fn build(dim: usize, kind: ScoreKind, quant: Quantization, params: HnswParams, rows: &[f32]) -> Hnsw {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| quiver_index::build(dim, kind, quant, params, rows))
+}
+
+fn exact(kind: ScoreKind, rows: &[f32], dim: usize, q: &[f32], k: usize, allowed: &[u64]) -> Vec<u32> {
+    scan_top_k(kind, q, rows, dim, Allowed::Mask(allowed), k)
+        .into_iter()
+        .map(|s| s.row)
+        .collect()
+}
+
+/// Mean recall@k of the index (with rescoring for quantized codes) over `queries`.
+#[allow(clippy::too_many_arguments)]
+fn recall(index: &Hnsw, kind: ScoreKind, rows: &[f32], dim: usize, queries: &[f32], k: usize, ef: usize, allowed: Option<&[u64]>) -> f64 {
+    let all = vec![u64::MAX; (rows.len() / dim).div_ceil(64)];
+    let mask = allowed.unwrap_or(&all);
+    let ok = |n: u32| mask[n as usize / 64] >> (n % 64) & 1 == 1;
+    let mut scratch = Scratch::new();
+    let mut found = 0;
+    let mut total = 0;
+    for q in queries.chunks(dim) {
+        let truth = exact(kind, rows, dim, q, k, mask);
+        let mut got = index.search(q, ef, allowed.map(|_| &ok as &dyn Fn(u32) -> bool), &mut scratch);
+        for g in &got {
+            assert!(ok(g.row), "a node the filter rejects was returned");
+        }
+        if !index.codes().is_exact() {
+            for g in &mut got {
+                g.score = kind.score(q, &rows[g.row as usize * dim..(g.row as usize + 1) * dim]);
+            }
+            got.sort_by(|a, b| b.score.total_cmp(&a.score));
+        }
+        let got: Vec<u32> = got.iter().take(k).map(|s| s.row).collect();
+        found += truth.iter().filter(|t| got.contains(t)).count();
+        total += truth.len();
+    }
+    found as f64 / total as f64
+}
+
+const PARAMS: HnswParams = HnswParams {
+    m: 12,
+    ef_construct: 100,
+    seed: 7,
+};
+
+#[test]
+fn recall_against_exact_for_every_metric_and_encoding() {
+    for (seed, clusters) in [(11u64, 0usize), (12, 40)] {
+        for (kind, quant, dim, unit, want) in [
+            (ScoreKind::Dot, Quantization::None, 24, true, 0.95),
+            (ScoreKind::NegL2Squared, Quantization::None, 24, false, 0.95),
+            (ScoreKind::NegL1, Quantization::None, 16, false, 0.95),
+            (ScoreKind::Dot, Quantization::Int8, 24, true, 0.95),
+            (ScoreKind::NegL2Squared, Quantization::Int8, 24, false, 0.95),
+        ] {
+            eprintln!("seed {seed} clusters {clusters} {kind:?} {quant:?}");
+            let (rows, queries) = split(seed, 4000, 100, dim, clusters, unit);
+            let index = build(dim, kind, quant, PARAMS, &rows);
+            assert_eq!(index.len(), 4000);
+            let r = recall(&index, kind, &rows, dim, &queries, 10, 64, None);
+            eprintln!("  recall@10 {r:.4}");
+            assert!(r >= want, "seed {seed} {kind:?} {quant:?}: recall {r} < {want}");
+        }
+    }
+}
+
+#[test]
+fn binary_codes_with_rescoring_keep_recall_in_high_dimensions() {
+    let (seed, dim) = (21u64, 256);
+    eprintln!("seed {seed}");
+    let (rows, queries) = split(seed, 3000, 50, dim, 30, true);
+    let index = build(dim, ScoreKind::Dot, Quantization::Binary, PARAMS, &rows);
+    let r = recall(&index, ScoreKind::Dot, &rows, dim, &queries, 10, 200, None);
+    eprintln!("binary recall@10 {r:.4}");
+    assert!(r >= 0.9, "binary recall {r}");
+    // The codes are 32x smaller than the vectors.
+    assert_eq!(index.codes().memory_bytes() - dim * 4 - 3000 * 4, 3000 * dim / 8);
+}
+
+#[test]
+fn filtered_search_returns_only_allowed_nodes_and_keeps_recall() {
+    let (seed, dim, n) = (31u64, 16, 5000);
+    eprintln!("seed {seed}");
+    let (rows, queries) = split(seed, n, 50, dim, 20, true);
+    let index = build(dim, ScoreKind::Dot, Quantization::None, PARAMS, &rows);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 2);
+    for share in [0.5, 0.1] {
+        let mut mask = vec![0u64; n.div_ceil(64)];
+        for r in 0..n {
+            if rng.gen_bool(share) {
+                mask[r / 64] |= 1 << (r % 64);
+            }
+        }
+        // The graph alone, with a list large enough for the selectivity.
+        let r = recall(
+            &index,
+            ScoreKind::Dot,
+            &rows,
+            dim,
+            &queries,
+            10,
+            (64.0 / share) as usize,
+            Some(&mask),
+        );
+        eprintln!("share {share}: recall@10 {r:.4}");
+        assert!(r >= 0.95, "share {share}: recall {r}");
+    }
+}
+
+#[test]
+fn persistence_round_trip_gives_identical_results() {
+    let (seed, dim) = (41u64, 20);
+    for quant in [Quantization::None, Quantization::Int8, Quantization::Binary] {
+        let rows = data(seed, 2000, dim, 10, true);
+        let index = build(dim, ScoreKind::Dot, quant, PARAMS, &rows);
+        let sections = index.to_sections();
+        let refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
+        let loaded = Hnsw::from_sections(&refs).unwrap();
+        assert_eq!(loaded.len(), index.len());
+        let mut s1 = Scratch::new();
+        let mut s2 = Scratch::new();
+        for q in data(seed + 1, 30, dim, 10, true).chunks(dim) {
+            assert_eq!(index.search(q, 40, None, &mut s1), loaded.search(q, 40, None, &mut s2), "{quant:?}");
+        }
+        for node in 0..2000u32 {
+            assert!(loaded.codes().matches(node, &rows[node as usize * dim..(node as usize + 1) * dim]));
+        }
+    }
+}
+
+#[test]
+fn corrupted_sections_are_errors_not_panics() {
+    let dim = 8;
+    let rows = data(51, 500, dim, 5, true);
+    let index = build(dim, ScoreKind::Dot, Quantization::None, PARAMS, &rows);
+    let sections = index.to_sections();
+    let mut rng = ChaCha8Rng::seed_from_u64(52);
+    for trial in 0..300 {
+        let mut broken = sections.clone();
+        let s = trial % broken.len();
+        match trial % 3 {
+            0 if !broken[s].is_empty() => {
+                let at = rng.gen_range(0..broken[s].len());
+                broken[s][at] ^= 1 << rng.gen_range(0..8);
+            }
+            1 => {
+                let keep = rng.gen_range(0..=broken[s].len());
+                broken[s].truncate(keep);
+            }
+            _ => broken[s].extend_from_slice(&[0xff; 4]),
+        }
+        let refs: Vec<&[u8]> = broken.iter().map(|s| s.as_slice()).collect();
+        // Either an error, or a structurally valid index that can be searched.
+        if let Ok(loaded) = Hnsw::from_sections(&refs) {
+            let mut scratch = Scratch::new();
+            let got = loaded.search(&rows[..dim], 20, None, &mut scratch);
+            assert!(got.iter().all(|g| (g.row as usize) < loaded.len()));
+        }
+    }
+    let refs: Vec<&[u8]> = sections[..4].iter().map(|s| s.as_slice()).collect();
+    assert!(Hnsw::from_sections(&refs).is_err());
+}
+
+#[test]
+fn inserts_during_searches_stay_consistent() {
+    let (seed, dim) = (61u64, 16);
+    eprintln!("seed {seed}");
+    let (rows, queries) = split(seed, 6000, 40, dim, 30, true);
+    let first_half = &rows[..3000 * dim];
+    let mut index = build(dim, ScoreKind::Dot, Quantization::None, PARAMS, first_half);
+    let start = index.add(&rows[3000 * dim..]);
+    assert_eq!(start, 3000);
+    let index = index;
+    std::thread::scope(|s| {
+        s.spawn(|| index.link_range(start, &rows[3000 * dim..]));
+        s.spawn(|| {
+            let mut scratch = Scratch::new();
+            for _ in 0..20 {
+                for q in queries.chunks(dim) {
+                    let got = index.search(q, 32, None, &mut scratch);
+                    assert!(!got.is_empty());
+                    assert!(got.iter().all(|g| (g.row as usize) < 6000));
+                    assert!(got.windows(2).all(|w| w[0].score >= w[1].score));
+                }
+            }
+        });
+    });
+    let r = recall(&index, ScoreKind::Dot, &rows, dim, &queries, 10, 64, None);
+    eprintln!("recall after concurrent inserts {r:.4}");
+    assert!(r >= 0.95, "recall {r}");
+}
+
+#[test]
+fn every_list_respects_its_capacity_and_names_real_nodes() {
+    let dim = 12;
+    let rows = data(71, 3000, dim, 0, true);
+    let index = build(
+        dim,
+        ScoreKind::Dot,
+        Quantization::None,
+        HnswParams {
+            m: 6,
+            ef_construct: 40,
+            seed: 3,
+        },
+        &rows,
+    );
+    for node in 0..3000u32 {
+        for level in 0..=index.level(node) {
+            let nb = index.neighbours(node, level);
+            let cap = if level == 0 { 12 } else { 6 };
+            assert!(nb.len() <= cap);
+            assert!(nb.iter().all(|&x| x < 3000 && x != node));
+            assert!(
+                nb.iter().all(|&x| index.level(x) >= level),
+                "a link to a node absent from the level"
+            );
+        }
+    }
+    let _ = Codes::new(dim, ScoreKind::Dot, Quantization::None, &[]);
+}

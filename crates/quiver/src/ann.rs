@@ -1,0 +1,562 @@
+//! A collection's approximate index: an HNSW graph (`quiver-index`) over the collection's
+//! points, the map from graph nodes to the state's rows, and the search plan that decides
+//! between the graph and an exact scan.
+//!
+//! Invariants:
+//! * The graph is a cache. Every answer it gives is checked against the state: a node is
+//!   returned only if its row is live and allowed by the filter, and quantized candidates are
+//!   rescored against the state's full-precision vectors. Losing or corrupting the index file
+//!   can cost a rebuild, never a wrong answer.
+//! * Rows not covered by a node (the *tail*: rows added since the last build step, and rows the
+//!   graph missed) are scanned exactly on every search, so a point is searchable the moment its
+//!   write is acknowledged, index or not.
+//! * Nodes are named by point id on disk and mapped to rows on load, after checking that the
+//!   node's code is still the code of the point's vector; compaction renumbers rows and remaps
+//!   nodes in the same step (under the state's write lock).
+//! * Lock order: state, then `built`, then the map, then the graph. Builders never hold the
+//!   state lock while they link nodes.
+
+use crate::state::{Plan, State};
+use crate::store::{get_id, put_id};
+use crate::types::{IndexConfig, PointId};
+use parking_lot::{Condvar, Mutex, RwLock};
+use quiver_index::{Hnsw, HnswParams, Quantization, Scratch};
+use quiver_kernels::{ScoreKind, Scored, TopK};
+use quiver_storage::codec::{Decoder, Encoder};
+use quiver_storage::{blob, StorageError};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const NO_ROW: u32 = u32::MAX;
+const INDEX_MAGIC: &[u8; 8] = b"QVRHNSW1";
+pub(crate) const INDEX_FILE: &str = "index.hnsw";
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+}
+
+/// Which row each node stands for, in the state's current numbering.
+struct NodeMap {
+    node_row: Vec<u32>,
+    node_ids: Vec<PointId>,
+    /// Rows below `rows_seen` that no node covers (scanned exactly).
+    tail: Vec<u32>,
+    /// Every row at or above this is in the tail too.
+    rows_seen: usize,
+    /// The state generation this map's rows belong to.
+    generation: u64,
+}
+
+struct Built {
+    hnsw: RwLock<Hnsw>,
+    map: RwLock<NodeMap>,
+}
+
+/// What the next build step should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    None,
+    Full,
+    Extend,
+}
+
+/// How a search was answered (for `quiver explain` and the tests).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SearchPath {
+    /// Every allowed point was scored.
+    Exact { scored: usize, reason: &'static str },
+    /// The graph was searched with list size `ef`, then `tail` uncovered points were scanned.
+    Graph {
+        ef: usize,
+        m: usize,
+        quantization: Quantization,
+        distances: usize,
+        rescored: usize,
+        tail: usize,
+    },
+}
+
+pub(crate) struct Ann {
+    pub config: IndexConfig,
+    kind: ScoreKind,
+    dim: usize,
+    path: PathBuf,
+    built: RwLock<Option<Arc<Built>>>,
+    running: Mutex<bool>,
+    idle: Condvar,
+    /// Nodes added since the index file was last written.
+    unsaved: Mutex<usize>,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// The state of the index for `quiver info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexStatus {
+    pub nodes: usize,
+    pub tail: usize,
+    pub building: bool,
+    pub memory_bytes: usize,
+    pub error: Option<String>,
+}
+
+fn mask_has(mask: &[u64], row: u32) -> bool {
+    mask.get(row as usize / 64).is_some_and(|w| w >> (row % 64) & 1 == 1)
+}
+
+impl Ann {
+    pub fn new(config: IndexConfig, kind: ScoreKind, dim: usize, dir: &Path) -> Ann {
+        Ann {
+            config,
+            kind,
+            dim,
+            path: dir.join(INDEX_FILE),
+            built: RwLock::new(None),
+            running: Mutex::new(false),
+            idle: Condvar::new(),
+            unsaved: Mutex::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    fn params(&self) -> HnswParams {
+        HnswParams {
+            m: self.config.m,
+            ef_construct: self.config.ef_construct,
+            ..HnswParams::default()
+        }
+    }
+
+    pub fn status(&self, st: &State) -> IndexStatus {
+        let built = self.built.read().clone();
+        let (nodes, tail, memory_bytes) = match &built {
+            Some(b) => {
+                let map = b.map.read();
+                let h = b.hnsw.read();
+                (
+                    h.len(),
+                    map.tail.len() + st.n_rows().saturating_sub(map.rows_seen),
+                    h.memory_bytes() + map.node_row.len() * 4,
+                )
+            }
+            None => (0, st.n_rows(), 0),
+        };
+        IndexStatus {
+            nodes,
+            tail,
+            building: *self.running.lock(),
+            memory_bytes,
+            error: self.last_error.lock().clone(),
+        }
+    }
+
+    /// What a build step would do now. `eager` absorbs any tail (used by explicit requests).
+    pub fn work(&self, st: &State, eager: bool) -> Work {
+        if !self.config.enabled || (st.n_alive < self.config.full_scan_threshold && !eager) || st.n_alive == 0 {
+            return Work::None;
+        }
+        let Some(b) = self.built.read().clone() else { return Work::Full };
+        let map = b.map.read();
+        if map.generation != st.generation {
+            return Work::Full;
+        }
+        let nodes = map.node_row.len();
+        let tail = map.tail.len() + st.n_rows().saturating_sub(map.rows_seen);
+        let live_nodes = st.n_alive.saturating_sub(tail);
+        if nodes > 1000 && nodes.saturating_sub(live_nodes) > nodes / 4 {
+            return Work::Full;
+        }
+        let want = if eager { 1 } else { 1024.max(nodes / 16) };
+        if tail >= want {
+            Work::Extend
+        } else {
+            Work::None
+        }
+    }
+
+    /// Counts `added` new nodes; true when the index file should be written now (after a full
+    /// build, when forced, or once a tenth of the graph is unsaved).
+    pub fn note_added(&self, added: usize, force: bool) -> bool {
+        let nodes = self.built.read().as_ref().map_or(0, |b| b.hnsw.read().len());
+        let mut u = self.unsaved.lock();
+        *u += added;
+        if force || *u * 10 >= nodes {
+            *u = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Marks a build job as running; false if one already is.
+    pub fn try_start(&self) -> bool {
+        let mut r = self.running.lock();
+        if *r {
+            return false;
+        }
+        *r = true;
+        true
+    }
+
+    pub fn finish(&self) {
+        *self.running.lock() = false;
+        self.idle.notify_all();
+    }
+
+    /// Blocks until no build job runs.
+    pub fn wait_idle(&self) {
+        let mut r = self.running.lock();
+        while *r {
+            self.idle.wait(&mut r);
+        }
+    }
+
+    /// Builds a new graph over the live points of `st` (read under the caller's lock) — step one
+    /// of a full build: the snapshot. Returns what `build_full` needs.
+    pub fn snapshot_full(st: &State) -> Snapshot {
+        let mut rows = Vec::with_capacity(st.n_alive);
+        let mut vectors = Vec::with_capacity(st.n_alive * st.dim);
+        let mut ids = Vec::with_capacity(st.n_alive);
+        for row in 0..st.n_rows() as u32 {
+            if st.is_alive(row) {
+                rows.push(row);
+                ids.push(st.ids[row as usize]);
+                vectors.extend_from_slice(st.vector(row));
+            }
+        }
+        Snapshot {
+            rows,
+            ids,
+            vectors,
+            generation: st.generation,
+            rows_seen: st.n_rows(),
+            old_seen: 0,
+        }
+    }
+
+    /// The rows the current graph does not cover yet (step one of an extension).
+    pub fn snapshot_tail(&self, st: &State) -> Option<Snapshot> {
+        let b = self.built.read().clone()?;
+        let map = b.map.read();
+        let mut rows = Vec::new();
+        let mut vectors = Vec::new();
+        let mut ids = Vec::new();
+        for row in map.tail.iter().copied().chain(map.rows_seen as u32..st.n_rows() as u32) {
+            if st.is_alive(row) {
+                rows.push(row);
+                ids.push(st.ids[row as usize]);
+                vectors.extend_from_slice(st.vector(row));
+            }
+        }
+        Some(Snapshot {
+            rows,
+            ids,
+            vectors,
+            generation: st.generation,
+            rows_seen: st.n_rows(),
+            old_seen: map.rows_seen,
+        })
+    }
+
+    /// Builds a graph from a full snapshot (no lock held; runs on the rayon pool).
+    pub fn build(&self, snap: &Snapshot) -> Hnsw {
+        let sample_rows = snap.rows.len().min(20_000);
+        let codes = quiver_index::Codes::new(
+            self.dim,
+            self.kind,
+            self.config.quantization,
+            &snap.vectors[..sample_rows * self.dim],
+        );
+        let mut hnsw = Hnsw::new(self.params(), codes);
+        let first = hnsw.add(&snap.vectors);
+        hnsw.link_range(first, &snap.vectors);
+        hnsw.finish_build();
+        hnsw
+    }
+
+    /// Installs a freshly built graph (caller holds the state's read lock). A snapshot taken
+    /// before a compaction is discarded: its rows are numbered in the old way.
+    pub fn install_full(&self, st: &State, hnsw: Hnsw, snap: Snapshot) -> bool {
+        if snap.generation != st.generation {
+            return false;
+        }
+        let map = NodeMap {
+            node_row: snap.rows,
+            node_ids: snap.ids,
+            tail: Vec::new(),
+            rows_seen: snap.rows_seen,
+            generation: snap.generation,
+        };
+        *self.built.write() = Some(Arc::new(Built {
+            hnsw: RwLock::new(hnsw),
+            map: RwLock::new(map),
+        }));
+        true
+    }
+
+    /// Adds and links the snapshot's rows to the current graph (no state lock held), then maps
+    /// them (under the state's read lock, taken by `relock`).
+    pub fn extend(&self, snap: Snapshot, relock: impl FnOnce(&dyn Fn(&State))) {
+        let Some(b) = self.built.read().clone() else { return };
+        let first = b.hnsw.write().add(&snap.vectors);
+        b.hnsw.read().link_range(first, &snap.vectors);
+        relock(&|st: &State| {
+            let mut map = b.map.write();
+            let valid = map.generation == snap.generation && st.generation == snap.generation && map.rows_seen == snap.old_seen;
+            debug_assert_eq!(map.node_row.len(), first as usize);
+            if valid {
+                map.node_row.extend_from_slice(&snap.rows);
+                map.tail.clear();
+                map.rows_seen = snap.rows_seen;
+            } else {
+                // Rows were renumbered meanwhile: the new nodes stay in the graph (traversable)
+                // but are never returned; their points are still in the tail.
+                map.node_row.extend(std::iter::repeat_n(NO_ROW, snap.rows.len()));
+            }
+            map.node_ids.extend_from_slice(&snap.ids);
+        });
+    }
+
+    /// Remaps nodes after `State::compact_rows` renumbered rows; `before` is what
+    /// [`Ann::before_compact`] captured from the old numbering.
+    pub fn after_compact(&self, before: Option<BeforeCompact>, st: &State) {
+        let (Some(before), Some(b)) = (before, self.built.read().clone()) else {
+            return;
+        };
+        let mut map = b.map.write();
+        map.node_row = before
+            .node_ids
+            .iter()
+            .map(|id| id.and_then(|id| st.id_to_row.get(&id).copied()).unwrap_or(NO_ROW))
+            .collect();
+        map.tail = before.tail_ids.iter().filter_map(|id| st.id_to_row.get(id).copied()).collect();
+        map.rows_seen = st.n_rows();
+        map.generation = st.generation;
+    }
+
+    pub fn before_compact(&self, st: &State) -> Option<BeforeCompact> {
+        let b = self.built.read().clone()?;
+        let map = b.map.read();
+        let node_ids = map
+            .node_row
+            .iter()
+            .map(|&r| (r != NO_ROW && st.is_alive(r)).then(|| st.ids[r as usize]))
+            .collect();
+        let tail_ids = map
+            .tail
+            .iter()
+            .copied()
+            .chain(map.rows_seen as u32..st.n_rows() as u32)
+            .filter(|&r| st.is_alive(r))
+            .map(|r| st.ids[r as usize])
+            .collect();
+        Some(BeforeCompact { node_ids, tail_ids })
+    }
+
+    /// Searches with the graph when the plan makes that cheaper than an exact scan; `None`
+    /// means "scan exactly" (with the reason in `path`).
+    pub fn search(
+        &self,
+        st: &State,
+        plan: &Plan,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        path: &mut Option<SearchPath>,
+    ) -> Option<Vec<Scored>> {
+        let exact = |path: &mut Option<SearchPath>, scored: usize, reason: &'static str| {
+            *path = Some(SearchPath::Exact { scored, reason });
+            None
+        };
+        let matches = match plan {
+            Plan::AllLive => st.n_alive,
+            Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
+            Plan::List(l) => l.len(),
+        };
+        if !self.config.enabled {
+            return exact(path, matches, "the index is disabled");
+        }
+        if st.n_alive < self.config.full_scan_threshold {
+            return exact(path, matches, "the collection is below the full-scan threshold");
+        }
+        let Some(b) = self.built.read().clone() else {
+            return exact(path, matches, "the index is not built yet");
+        };
+        let map = b.map.read();
+        if map.generation != st.generation {
+            return exact(path, matches, "the index is being rebuilt");
+        }
+        let ef = ef.unwrap_or(self.config.ef).max(k);
+        let tail_len = map.tail.len() + st.n_rows().saturating_sub(map.rows_seen);
+        // Cost in "sequential distance" units: an exact scan scores every match; the graph
+        // visits about ef * 2m nodes at random (about 4x the cost each) divided by the share of
+        // points the filter lets through, plus the tail.
+        let selectivity = matches as f64 / st.n_alive.max(1) as f64;
+        let graph_cost = (ef * 2 * self.config.m) as f64 * 6.0 / selectivity.max(1e-9) + tail_len as f64;
+        if matches as f64 <= graph_cost {
+            return exact(path, matches, "an exact scan of the matching points is cheaper");
+        }
+        let list_mask;
+        let allowed: &[u64] = match plan {
+            Plan::AllLive => &st.alive,
+            Plan::Mask(m) => m,
+            Plan::List(l) => {
+                let mut m = vec![0u64; st.n_rows().div_ceil(64)];
+                for &r in l {
+                    m[r as usize / 64] |= 1 << (r % 64);
+                }
+                list_mask = m;
+                &list_mask
+            }
+        };
+        let node_ok = |node: u32| {
+            let r = map.node_row.get(node as usize).copied().unwrap_or(NO_ROW);
+            r != NO_ROW && mask_has(allowed, r)
+        };
+        let hnsw = b.hnsw.read();
+        let (cands, distances) = SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let c = hnsw.search(query, ef, Some(&node_ok), &mut s);
+            (c, s.distances)
+        });
+        let exact_codes = hnsw.codes().is_exact();
+        let mut top = TopK::new(k);
+        for c in &cands {
+            let row = map.node_row[c.row as usize];
+            let score = if exact_codes {
+                c.score
+            } else {
+                self.kind.score(query, st.vector(row))
+            };
+            top.push(row, score);
+        }
+        let mut tail = 0;
+        for row in map.tail.iter().copied().chain(map.rows_seen as u32..st.n_rows() as u32) {
+            if mask_has(allowed, row) {
+                tail += 1;
+                top.push(row, self.kind.score(query, st.vector(row)));
+            }
+        }
+        if top.len() < k.min(matches) {
+            return exact(path, matches, "the graph found fewer than k matching points");
+        }
+        *path = Some(SearchPath::Graph {
+            ef,
+            m: self.config.m,
+            distances,
+            quantization: hnsw.codes().quantization(),
+            rescored: if exact_codes { 0 } else { cands.len() },
+            tail,
+        });
+        Some(top.into_sorted())
+    }
+
+    /// Writes the index file (atomically replaced). Nodes are named by point id.
+    pub fn save(&self) -> Result<(), StorageError> {
+        let Some(b) = self.built.read().clone() else { return Ok(()) };
+        let (sections, ids) = {
+            let h = b.hnsw.read();
+            let map = b.map.read();
+            let mut e = Encoder::new();
+            // Only nodes that are mapped are written out with an id; the rest get none.
+            e.u64(h.len() as u64);
+            for node in 0..h.len() {
+                match (map.node_row.get(node), map.node_ids.get(node)) {
+                    (Some(&r), Some(id)) if r != NO_ROW => {
+                        e.u8(1);
+                        put_id(&mut e, id);
+                    }
+                    _ => e.u8(0),
+                }
+            }
+            (h.to_sections(), e.buf)
+        };
+        let mut refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
+        refs.push(&ids);
+        blob::replace_atomic(&self.path, INDEX_MAGIC, &refs)
+    }
+
+    /// Loads the index file, if any, and maps its nodes onto `st`'s rows. A missing file is not
+    /// an error; an unreadable one is reported and ignored (the index is rebuilt).
+    pub fn load(&self, st: &State) {
+        if !self.config.enabled || !self.path.exists() {
+            return;
+        }
+        match self.try_load(st) {
+            Ok(built) => *self.built.write() = Some(Arc::new(built)),
+            Err(e) => *self.last_error.lock() = Some(format!("index file ignored, it will be rebuilt: {e}")),
+        }
+    }
+
+    fn try_load(&self, st: &State) -> Result<Built, String> {
+        let image = blob::read(&self.path).map_err(|e| e.to_string())?;
+        let sections = blob::decode(&self.path, INDEX_MAGIC, &image).map_err(|e| e.to_string())?;
+        if sections.len() != 6 {
+            return Err(format!("expected 6 sections, found {}", sections.len()));
+        }
+        let hnsw = Hnsw::from_sections(&sections[..5]).map_err(|e| e.to_string())?;
+        let (p, c) = (hnsw.params(), hnsw.codes());
+        if p.m != self.config.m || c.quantization() != self.config.quantization || c.dim() != self.dim || c.kind() != self.kind {
+            return Err("the index was built with other parameters".into());
+        }
+        let mut d = Decoder::new(sections[5]);
+        let n = d.u64().map_err(|e| e.reason)? as usize;
+        if n != hnsw.len() {
+            return Err("node ids do not match the graph".into());
+        }
+        let mut node_row = Vec::with_capacity(n);
+        let mut node_ids = Vec::with_capacity(n);
+        let mut covered = vec![0u64; st.n_rows().div_ceil(64)];
+        for node in 0..n as u32 {
+            let id = if d.u8().map_err(|e| e.reason)? == 1 {
+                Some(get_id(&mut d).map_err(|e| e.reason)?)
+            } else {
+                None
+            };
+            let row = id
+                .and_then(|id| st.id_to_row.get(&id).copied())
+                .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)));
+            if let Some(r) = row {
+                covered[r as usize / 64] |= 1 << (r % 64);
+            }
+            node_row.push(row.unwrap_or(NO_ROW));
+            node_ids.push(id.unwrap_or(PointId::Num(u64::MAX)));
+        }
+        d.finish().map_err(|e| e.reason)?;
+        let tail = (0..st.n_rows() as u32)
+            .filter(|&r| st.is_alive(r) && !mask_has(&covered, r))
+            .collect();
+        let map = NodeMap {
+            node_row,
+            node_ids,
+            tail,
+            rows_seen: st.n_rows(),
+            generation: st.generation,
+        };
+        Ok(Built {
+            hnsw: RwLock::new(hnsw),
+            map: RwLock::new(map),
+        })
+    }
+}
+
+/// Rows, ids and vectors copied out of the state for a build step.
+pub(crate) struct Snapshot {
+    rows: Vec<u32>,
+    ids: Vec<PointId>,
+    vectors: Vec<f32>,
+    generation: u64,
+    rows_seen: usize,
+    old_seen: usize,
+}
+
+impl Snapshot {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+/// The ids of live nodes and tail rows, captured before rows are renumbered.
+pub(crate) struct BeforeCompact {
+    node_ids: Vec<Option<PointId>>,
+    tail_ids: Vec<PointId>,
+}
