@@ -131,7 +131,7 @@ def run_quiver(gt, efs, m, efc, quantization, label):
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [QUIVER, "bench", "ann", "--base", os.path.join(DATA, "base.npy"), "--queries", os.path.join(DATA, "queries.npy"),
                "--gt", os.path.join(DATA, "gt.npy"), "--metric", "cosine", "-k", str(K), "--index", "hnsw", "--m", str(m), "--ef-construct", str(efc),
-               "--quantization", quantization, "--ef", ",".join(map(str, efs)), "--threads", str(THREADS), "--ids-out", tmp, "--json"]
+               "--quantization", quantization, "--reorder", "--ef", ",".join(map(str, efs)), "--threads", str(THREADS), "--ids-out", tmp, "--json"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows = []
         for line in out.splitlines():
@@ -160,7 +160,7 @@ def main():
     queries = np.load(os.path.join(DATA, "queries.npy"))[: args.queries]
     gt = np.load(os.path.join(DATA, "gt.npy"))[: args.queries]
     skip = set(filter(None, args.skip.split(",")))
-    efs = [10, 20, 40, 60, 80, 120, 160, 240, 320, 480]
+    efs = [10, 20, 40, 60, 80, 100, 120, 160, 200, 240, 320, 400, 480]
     rows = []
     steps = [
         ("quiver", lambda: run_quiver(gt, efs, args.quiver_m, args.quiver_efc, "none", "quiver")),

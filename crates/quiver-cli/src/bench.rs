@@ -259,9 +259,36 @@ pub struct AnnArgs {
     /// Save the built index to this file, and report the time to load it back.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Renumber the graph's nodes in breadth-first order after building (cache locality).
+    #[arg(long)]
+    reorder: bool,
+    /// Load a saved index (from --save) instead of building one.
+    #[arg(long, conflicts_with = "save")]
+    load: Option<PathBuf>,
     /// Print JSON lines (the default output is also JSON lines; kept for symmetry).
     #[arg(long)]
     json: bool,
+}
+
+/// Reads an index written by `--save`: sections, each prefixed by its length.
+fn load_index(path: &std::path::Path) -> Result<quiver_index::Hnsw> {
+    let bytes = std::fs::read(path)?;
+    let mut parts = Vec::new();
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        if rest.len() < 8 {
+            bail!("{} is truncated", path.display());
+        }
+        let (len, tail) = rest.split_at(8);
+        let len = u64::from_le_bytes(len.try_into()?) as usize;
+        if tail.len() < len {
+            bail!("{} is truncated", path.display());
+        }
+        let (part, tail) = tail.split_at(len);
+        parts.push(part);
+        rest = tail;
+    }
+    Ok(quiver_index::Hnsw::from_sections(&parts)?)
 }
 
 fn rss_bytes() -> Option<u64> {
@@ -271,7 +298,7 @@ fn rss_bytes() -> Option<u64> {
 }
 
 pub fn ann(args: &AnnArgs) -> Result<()> {
-    use quiver_index::{Hnsw, HnswParams, Quantization, Scratch};
+    use quiver_index::{HnswParams, Quantization, Scratch};
     use quiver_kernels::{scan_top_k, Allowed};
     let metric: Metric = args.metric.parse()?;
     let kind = metric.score_kind();
@@ -305,7 +332,7 @@ pub fn ann(args: &AnnArgs) -> Result<()> {
         .build()?;
     let rss0 = rss_bytes();
     let t0 = Instant::now();
-    let index = (args.index == "hnsw").then(|| {
+    let index = (args.index == "hnsw" && args.load.is_none()).then(|| {
         let params = HnswParams {
             m: args.m,
             ef_construct: args.ef_construct,
@@ -313,32 +340,45 @@ pub fn ann(args: &AnnArgs) -> Result<()> {
         };
         pool.install(|| quiver_index::build(dim, kind, quant, params, &base.data))
     });
+
     let build_s = t0.elapsed().as_secs_f64();
     let rss1 = rss_bytes();
     let mut load_s = None;
     let index = match (&args.save, index) {
         (Some(path), Some(index)) => {
             let sections = index.to_sections();
-            let refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
-            std::fs::write(path, refs.concat())?;
+            let mut out = Vec::new();
+            for s in &sections {
+                out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                out.extend_from_slice(s);
+            }
+            std::fs::write(path, out)?;
             drop(index);
             let t = Instant::now();
-            let bytes = std::fs::read(path)?;
-            let mut off = 0;
-            let parts: Vec<&[u8]> = sections
-                .iter()
-                .map(|s| {
-                    let p = &bytes[off..off + s.len()];
-                    off += s.len();
-                    p
-                })
-                .collect();
-            let loaded = Hnsw::from_sections(&parts)?;
+            let loaded = load_index(path)?;
             load_s = Some(t.elapsed().as_secs_f64());
             Some(loaded)
         }
-        (_, index) => index,
+        (_, index) => match &args.load {
+            Some(path) => {
+                let t = Instant::now();
+                let loaded = load_index(path)?;
+                load_s = Some(t.elapsed().as_secs_f64());
+                Some(loaded)
+            }
+            None => index,
+        },
     };
+    let mut index = index;
+    let t_reorder = Instant::now();
+    let mut order: Option<Vec<u32>> = None;
+    if args.reorder {
+        if let Some(ix) = &mut index {
+            order = Some(ix.reorder());
+        }
+    }
+    let reorder_s = order.as_ref().map(|_| t_reorder.elapsed().as_secs_f64());
+    let to_row = |node: u32| order.as_ref().map_or(node, |o| o[node as usize]);
     let efs: Vec<usize> = if index.is_some() { args.ef.clone() } else { vec![0] };
     let all = vec![u64::MAX; base.rows.div_ceil(64)];
     let mut scratch = Scratch::new();
@@ -355,7 +395,8 @@ pub fn ann(args: &AnnArgs) -> Result<()> {
                         let keep = args.oversampling.map_or(hits.len(), |o| ((k as f32 * o).ceil() as usize).max(k));
                         hits.truncate(keep);
                         for h in &mut hits {
-                            let row = &base.data[h.row as usize * dim..(h.row as usize + 1) * dim];
+                            let r = to_row(h.row) as usize;
+                            let row = &base.data[r * dim..(r + 1) * dim];
                             h.score = kind.score(q, row);
                         }
                         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
@@ -367,7 +408,7 @@ pub fn ann(args: &AnnArgs) -> Result<()> {
             };
             lat.push(t.elapsed().as_secs_f64() * 1e6);
             let start = ids.len();
-            ids.extend(hits.iter().map(|h| h.row as i64));
+            ids.extend(hits.iter().map(|h| to_row(h.row) as i64));
             ids.resize(start + k, -1);
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -394,7 +435,7 @@ pub fn ann(args: &AnnArgs) -> Result<()> {
                 "engine": "quiver", "index": args.index, "quantization": quant.name(),
                 "m": args.m, "ef_construct": args.ef_construct, "ef": ef, "k": k,
                 "n_base": base.rows, "dim": dim, "threads": pool.current_num_threads(),
-                "build_s": build_s, "load_s": load_s,
+                "build_s": build_s, "load_s": load_s, "reorder_s": reorder_s,
                 "qps": queries.rows as f64 / secs, "recall": recall,
                 "p50_us": percentile(&lat, 0.5), "p99_us": percentile(&lat, 0.99),
                 "index_bytes": index.as_ref().map(|i| i.memory_bytes()),

@@ -16,7 +16,7 @@
 //!
 //! Manhattan distance is only supported at full precision.
 
-use quiver_kernels::quant::{prefetch, QuantKernels};
+use quiver_kernels::quant::{advise_huge_spare, prefetch, QuantKernels};
 use quiver_kernels::simd::Kernels;
 use quiver_kernels::ScoreKind;
 
@@ -190,9 +190,14 @@ impl Codes {
         assert_eq!(rows.len() % self.dim, 0);
         let dim = self.dim;
         match &mut self.store {
-            Store::F32(v) => v.extend_from_slice(rows),
+            Store::F32(v) => {
+                v.reserve(rows.len());
+                advise_huge_spare(v);
+                v.extend_from_slice(rows)
+            }
             Store::Int8 { params, codes, sq_norms } => {
                 codes.reserve(rows.len());
+                advise_huge_spare(codes);
                 for row in rows.chunks_exact(dim) {
                     let mut sq = 0.0f32;
                     for ((&x, &lo), &step) in row.iter().zip(&params.lo).zip(&params.step) {
@@ -267,6 +272,32 @@ impl Codes {
                 codes: Vec::new(),
                 sq_norms: Vec::new(),
             },
+        }
+    }
+
+    /// Reorders the codes: new node `i` gets old node `order[i]`'s code.
+    pub fn permute(&mut self, order: &[u32]) {
+        fn gather<T: Copy>(v: &[T], width: usize, order: &[u32]) -> Vec<T> {
+            let mut out = Vec::with_capacity(v.len());
+            advise_huge_spare(&out);
+            for &o in order {
+                out.extend_from_slice(&v[o as usize * width..(o as usize + 1) * width]);
+            }
+            out
+        }
+        let dim = self.dim;
+        match &mut self.store {
+            Store::F32(v) => *v = gather(v, dim, order),
+            Store::Int8 { codes, sq_norms, .. } => {
+                *codes = gather(codes, dim, order);
+                *sq_norms = gather(sq_norms, 1, order);
+            }
+            Store::Binary {
+                codes, sq_norms, words, ..
+            } => {
+                *codes = gather(codes, *words, order);
+                *sq_norms = gather(sq_norms, 1, order);
+            }
         }
     }
 

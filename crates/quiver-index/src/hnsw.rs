@@ -185,6 +185,80 @@ impl Hnsw {
         self.build.as_ref().unwrap_or(&self.codes)
     }
 
+    /// Renumbers nodes in breadth-first order of the bottom level from the entry point, so that
+    /// neighbours sit near each other in memory and a search touches fewer cache lines and
+    /// pages. Returns `order`: new node `i` is old node `order[i]`. Needs exclusive access.
+    pub fn reorder(&mut self) -> Vec<u32> {
+        let n = self.len();
+        let Some((entry, top)) = self.entry() else { return Vec::new() };
+        let mut order = Vec::with_capacity(n);
+        let mut seen = vec![false; n];
+        seen[entry as usize] = true;
+        order.push(entry);
+        let mut head = 0;
+        let mut start = 0usize;
+        while order.len() < n {
+            if head == order.len() {
+                // A node no search reaches from the entry (possible after deletes): start anew.
+                while seen[start] {
+                    start += 1;
+                }
+                seen[start] = true;
+                order.push(start as u32);
+            }
+            let x = order[head];
+            head += 1;
+            for nb in self.neighbours(x, 0) {
+                if !std::mem::replace(&mut seen[nb as usize], true) {
+                    order.push(nb);
+                }
+            }
+        }
+        let mut new_of = vec![0u32; n];
+        for (new, &old) in order.iter().enumerate() {
+            new_of[old as usize] = new as u32;
+        }
+        let stride0 = self.m0() + 1;
+        let mut links0 = Vec::with_capacity(self.links0.len());
+        quiver_kernels::quant::advise_huge_spare(&links0);
+        for &old in &order {
+            let list = &self.links0[old as usize * stride0..(old as usize + 1) * stride0];
+            let cnt = list[0].load(Relaxed);
+            links0.push(AtomicU32::new(cnt));
+            links0.extend(
+                list[1..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| AtomicU32::new(if (i as u32) < cnt { new_of[a.load(Relaxed) as usize] } else { 0 })),
+            );
+        }
+        self.links0 = links0;
+        let stride = self.params.m + 1;
+        let mut upper = Vec::with_capacity(n);
+        let mut levels = Vec::with_capacity(n);
+        for &old in &order {
+            let mut remapped = Vec::with_capacity(self.upper[old as usize].len());
+            for list in self.upper[old as usize].chunks(stride) {
+                let cnt = list[0].load(Relaxed);
+                remapped.push(AtomicU32::new(cnt));
+                for (i, a) in list[1..].iter().enumerate() {
+                    let v = if (i as u32) < cnt { new_of[a.load(Relaxed) as usize] } else { 0 };
+                    remapped.push(AtomicU32::new(v));
+                }
+            }
+            upper.push(remapped.into_boxed_slice());
+            levels.push(self.levels[old as usize]);
+        }
+        self.upper = upper;
+        self.levels = levels;
+        self.codes.permute(&order);
+        if let Some(b) = &mut self.build {
+            b.permute(&order);
+        }
+        self.entry.store((top as u64) << 32 | new_of[entry as usize] as u64, Relaxed);
+        order
+    }
+
     /// Drops the full-precision copy kept for building a quantized index; later inserts link
     /// with the quantized codes.
     pub fn finish_build(&mut self) {
@@ -230,6 +304,7 @@ impl Hnsw {
         }
         let stride = self.m0() + 1;
         self.links0.reserve(n * stride);
+        quiver_kernels::quant::advise_huge_spare(&self.links0);
         self.links0.extend((0..n * stride).map(|_| AtomicU32::new(0)));
         for i in 0..n as u32 {
             let level = self.draw_level(first + i);
@@ -327,6 +402,11 @@ impl Hnsw {
             let (c_s, c) = unkey(k);
             if c_s < worst && scratch.results.len() >= ef {
                 break;
+            }
+            // The next candidate's list is needed soon: start fetching it now.
+            if let Some(&next) = scratch.candidates.peek() {
+                let list = self.list(next as u32, level);
+                quiver_kernels::quant::prefetch(list);
             }
             let list = self.list(c, level);
             let cnt = (list[0].load(Relaxed) as usize).min(list.len() - 1);

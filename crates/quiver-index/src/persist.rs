@@ -216,7 +216,10 @@ impl Hnsw {
             check(list)?;
         }
         index.levels = levels.to_vec();
-        index.links0 = l0.into_iter().map(AtomicU32::new).collect();
+        let mut links0 = Vec::with_capacity(l0.len());
+        quiver_kernels::quant::advise_huge_spare(&links0);
+        links0.extend(l0.into_iter().map(AtomicU32::new));
+        index.links0 = links0;
         let mut off = 0;
         index.upper = levels
             .iter()

@@ -259,3 +259,34 @@ fn every_list_respects_its_capacity_and_names_real_nodes() {
     }
     let _ = Codes::new(dim, ScoreKind::Dot, Quantization::None, &[]);
 }
+
+#[test]
+fn reordering_renumbers_nodes_without_changing_any_answer() {
+    let dim = 16;
+    let (rows, queries) = split(81, 3000, 30, dim, 20, true);
+    for quant in [Quantization::None, Quantization::Int8] {
+        let mut index = build(dim, ScoreKind::Dot, quant, PARAMS, &rows);
+        let mut scratch = Scratch::new();
+        let before: Vec<Vec<(u32, f32)>> = queries
+            .chunks(dim)
+            .map(|q| index.search(q, 50, None, &mut scratch).iter().map(|s| (s.row, s.score)).collect())
+            .collect();
+        let order = index.reorder();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..3000).collect::<Vec<u32>>(), "order is a permutation");
+        for (q, want) in queries.chunks(dim).zip(&before) {
+            let got: Vec<(u32, f32)> = index
+                .search(q, 50, None, &mut scratch)
+                .iter()
+                .map(|s| (order[s.row as usize], s.score))
+                .collect();
+            assert_eq!(&got, want, "{quant:?}");
+        }
+        for (new, &old) in order.iter().enumerate() {
+            assert!(index
+                .codes()
+                .matches(new as u32, &rows[old as usize * dim..(old as usize + 1) * dim]));
+        }
+    }
+}

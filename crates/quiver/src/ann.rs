@@ -257,8 +257,10 @@ impl Ann {
         })
     }
 
-    /// Builds a graph from a full snapshot (no lock held; runs on the rayon pool).
-    pub fn build(&self, snap: &Snapshot) -> Hnsw {
+    /// Builds a graph from a full snapshot (no lock held; runs on the rayon pool), renumbered
+    /// in breadth-first order for cache locality; returns it with the order (new node `i` is
+    /// snapshot entry `order[i]`).
+    pub fn build(&self, snap: &Snapshot) -> (Hnsw, Vec<u32>) {
         let sample_rows = snap.rows.len().min(20_000);
         let codes = quiver_index::Codes::new(
             self.dim,
@@ -270,18 +272,20 @@ impl Ann {
         let first = hnsw.add(&snap.vectors);
         hnsw.link_range(first, &snap.vectors);
         hnsw.finish_build();
-        hnsw
+        let order = hnsw.reorder();
+        (hnsw, order)
     }
 
     /// Installs a freshly built graph (caller holds the state's read lock). A snapshot taken
     /// before a compaction is discarded: its rows are numbered in the old way.
-    pub fn install_full(&self, st: &State, hnsw: Hnsw, snap: Snapshot) -> bool {
+    pub fn install_full(&self, st: &State, (hnsw, order): (Hnsw, Vec<u32>), snap: Snapshot) -> bool {
         if snap.generation != st.generation {
             return false;
         }
+        // The graph was renumbered for locality: node `i` is snapshot entry `order[i]`.
         let map = NodeMap {
-            node_row: snap.rows,
-            node_ids: snap.ids,
+            node_row: order.iter().map(|&o| snap.rows[o as usize]).collect(),
+            node_ids: order.iter().map(|&o| snap.ids[o as usize]).collect(),
             tail: Vec::new(),
             rows_seen: snap.rows_seen,
             generation: snap.generation,
