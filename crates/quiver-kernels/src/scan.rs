@@ -61,6 +61,10 @@ pub fn for_each_allowed(allowed: Allowed<'_>, n_rows: usize, mut f: impl FnMut(u
     }
 }
 
+/// How many rows ahead a list scan prefetches: rows of a list are scattered, so each one is a
+/// cache miss unless it is asked for early.
+const LIST_PREFETCH: usize = 8;
+
 /// Scores `query` against every allowed row and pushes each into `top`. `rows` is row-major with
 /// `dim` columns. Uses the best kernels of this CPU.
 pub fn scan_rows(kind: ScoreKind, query: &[f32], rows: &[f32], dim: usize, allowed: Allowed<'_>, top: &mut TopK) {
@@ -74,6 +78,24 @@ pub fn scan_rows_with(kernels: &Kernels, kind: ScoreKind, query: &[f32], rows: &
     let n_rows = rows.len() / dim;
     let kernel = kernel_of(kind, kernels);
     let negate = kind != ScoreKind::Dot;
+    if let Allowed::List(list) = allowed {
+        for (i, &r) in list.iter().enumerate() {
+            if let Some(&ahead) = list.get(i + LIST_PREFETCH) {
+                if let Some(row) = rows.get(ahead as usize * dim..(ahead as usize + 1) * dim) {
+                    crate::quant::prefetch(row);
+                }
+            }
+            let Some(row) = rows.get(r as usize * dim..(r as usize + 1) * dim) else {
+                continue;
+            };
+            let raw = kernel(query, row);
+            let score = if negate { -raw } else { raw };
+            if score >= top.threshold() {
+                top.push(r, score);
+            }
+        }
+        return;
+    }
     for_each_allowed(allowed, n_rows, |r| {
         let start = r as usize * dim;
         let raw = kernel(query, &rows[start..start + dim]);

@@ -16,7 +16,8 @@
 //! * Lock order: state, then `built`, then the map, then the graph. Builders never hold the
 //!   state lock while they link nodes.
 
-use crate::state::{Plan, State};
+use crate::filter::Filter;
+use crate::state::State;
 use crate::store::{get_id, put_id};
 use crate::types::{IndexConfig, PointId};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -361,60 +362,47 @@ impl Ann {
     pub fn search(
         &self,
         st: &State,
-        plan: &Plan,
+        filter: Option<&Filter>,
         query: &[f32],
         k: usize,
         ef: Option<usize>,
         path: &mut Option<SearchPath>,
     ) -> Option<Vec<Scored>> {
-        let exact = |path: &mut Option<SearchPath>, scored: usize, reason: &'static str| {
-            *path = Some(SearchPath::Exact { scored, reason });
+        let exact = |path: &mut Option<SearchPath>, reason: &'static str| {
+            *path = Some(SearchPath::Exact { scored: 0, reason });
             None
         };
-        let matches = match plan {
-            Plan::AllLive => st.n_alive,
-            Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
-            Plan::List(l) => l.len(),
-        };
         if !self.config.enabled {
-            return exact(path, matches, "the index is disabled");
+            return exact(path, "the index is disabled");
         }
         if st.n_alive < self.config.full_scan_threshold {
-            return exact(path, matches, "the collection is below the full-scan threshold");
+            return exact(path, "the collection is below the full-scan threshold");
         }
         let Some(b) = self.built.read().clone() else {
-            return exact(path, matches, "the index is not built yet");
+            return exact(path, "the index is not built yet");
         };
         let map = b.map.read();
         if map.generation != st.generation {
-            return exact(path, matches, "the index is being rebuilt");
+            return exact(path, "the index is being rebuilt");
         }
+        // How many points the filter lets through, estimated from a sample without evaluating
+        // it on every point (see `State::estimate`).
+        let matches = filter.map_or(st.n_alive, |f| st.estimate(f));
         let ef = ef.unwrap_or(self.config.ef).max(k);
         let tail_len = map.tail.len() + st.n_rows().saturating_sub(map.rows_seen);
         // Cost in "sequential distance" units: an exact scan scores every match; the graph
-        // visits about ef * 2m nodes at random (about 4x the cost each) divided by the share of
+        // visits about ef * 2m nodes at random (about 6x the cost each) divided by the share of
         // points the filter lets through, plus the tail.
         let selectivity = matches as f64 / st.n_alive.max(1) as f64;
         let graph_cost = (ef * 2 * self.config.m) as f64 * 6.0 / selectivity.max(1e-9) + tail_len as f64;
         if matches as f64 <= graph_cost {
-            return exact(path, matches, "an exact scan of the matching points is cheaper");
+            return exact(path, "an exact scan of the matching points is cheaper");
         }
-        let list_mask;
-        let allowed: &[u64] = match plan {
-            Plan::AllLive => &st.alive,
-            Plan::Mask(m) => m,
-            Plan::List(l) => {
-                let mut m = vec![0u64; st.n_rows().div_ceil(64)];
-                for &r in l {
-                    m[r as usize / 64] |= 1 << (r % 64);
-                }
-                list_mask = m;
-                &list_mask
-            }
-        };
+        // The filter is evaluated lazily, only on rows the walk would return.
+        let row_ok = |r: u32| st.is_alive(r) && filter.is_none_or(|f| st.row_matches(r, f));
         let node_ok = |node: u32| {
             let r = map.node_row.get(node as usize).copied().unwrap_or(NO_ROW);
-            r != NO_ROW && mask_has(allowed, r)
+            r != NO_ROW && row_ok(r)
         };
         let hnsw = b.hnsw.read();
         let (cands, distances) = SCRATCH.with(|s| {
@@ -435,13 +423,15 @@ impl Ann {
         }
         let mut tail = 0;
         for row in map.tail.iter().copied().chain(map.rows_seen as u32..st.n_rows() as u32) {
-            if mask_has(allowed, row) {
+            if row_ok(row) {
                 tail += 1;
                 top.push(row, self.kind.score(query, st.vector(row)));
             }
         }
-        if top.len() < k.min(matches) {
-            return exact(path, matches, "the graph found fewer than k matching points");
+        if top.len() < k {
+            // Fewer than k found: perhaps fewer match at all, perhaps the walk missed them. The
+            // exact scan tells, so a filtered search never comes back short.
+            return exact(path, "the graph found fewer than k matching points");
         }
         *path = Some(SearchPath::Graph {
             ef,

@@ -694,7 +694,6 @@ impl Collection {
     }
 
     fn search_traced(&self, st: &State, req: &SearchRequest, query: &[f32]) -> (Vec<ScoredPoint>, SearchPath) {
-        let plan = st.plan(req.filter.as_ref());
         let k = req.limit + req.offset;
         let mut path = None;
         if req.exact {
@@ -702,9 +701,10 @@ impl Collection {
                 scored: 0,
                 reason: "the request asked for exact search",
             });
-        } else if let Some(hits) = self.inner.ann.search(st, &plan, query, k, req.ef, &mut path) {
+        } else if let Some(hits) = self.inner.ann.search(st, req.filter.as_ref(), query, k, req.ef, &mut path) {
             return (self.finish_hits(st, req, hits), path.expect("the index names its path"));
         }
+        let plan = st.plan(req.filter.as_ref());
         let hits = quiver_kernels::scan_top_k(
             self.inner.config.metric.score_kind(),
             query,
@@ -713,11 +713,7 @@ impl Collection {
             plan.allowed(st),
             k,
         );
-        let scored = match &plan {
-            crate::state::Plan::AllLive => st.n_alive,
-            crate::state::Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
-            crate::state::Plan::List(l) => l.len(),
-        };
+        let scored = st.plan_len(&plan);
         let reason = match path {
             Some(SearchPath::Exact { reason, .. }) => reason,
             _ => "exact",

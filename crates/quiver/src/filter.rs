@@ -221,6 +221,17 @@ impl FieldCondition {
     }
 
     pub fn matches(&self, payload: &Payload) -> bool {
+        // The common case, a top-level key holding a scalar, without allocating: the same
+        // values `leaf_values` would give (the value itself, or an array's elements).
+        if let [part] = self.key.parts.as_slice() {
+            if !part.array {
+                match payload.get(&part.name) {
+                    None => return self.checks.iter().all(|c| FieldCondition::check_one(c, &[])),
+                    Some(Value::Array(_)) => {}
+                    Some(v) => return self.checks.iter().all(|c| FieldCondition::check_one(c, &[v])),
+                }
+            }
+        }
         let values = self.key.leaf_values(payload);
         self.checks.iter().all(|c| FieldCondition::check_one(c, &values))
     }
