@@ -76,6 +76,25 @@ impl SearchRequest {
     }
 }
 
+/// How `Collection::hybrid` fuses its rankings: reciprocal rank fusion, each ranking weighted
+/// (`weight / (k + rank)`); weights of 1 are plain RRF.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fusion {
+    pub k: f32,
+    pub dense_weight: f32,
+    pub text_weight: f32,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion {
+            k: 60.0,
+            dense_weight: 1.0,
+            text_weight: 1.0,
+        }
+    }
+}
+
 /// A page of points in id order.
 #[derive(Clone, Debug)]
 pub struct ScrollRequest {
@@ -196,7 +215,11 @@ impl Collection {
         let mut state = State::new(config.dim);
         for (key, kind) in &manifest.indexes {
             let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
-            state.indexes.fields.push(FieldIndex::new(path, *kind));
+            if *kind == PayloadIndexType::Text {
+                state.text.push((path, crate::text_index::TextIndex::new()));
+            } else {
+                state.indexes.fields.push(FieldIndex::new(path, *kind));
+            }
         }
         for &no in &manifest.segments {
             let path = segment_path(dir, no);
@@ -562,6 +585,10 @@ impl Collection {
         write_manifest(&self.inner.dir, &m)?;
         w.manifest = m;
         let mut st = self.inner.state.write();
+        if kind == PayloadIndexType::Text {
+            st.add_text_index(path);
+            return Ok(());
+        }
         st.indexes.fields.retain(|f| !(f.key.text == key && f.kind == kind));
         let mut index = FieldIndex::new(path, kind);
         for (row, p) in st.payloads.iter().enumerate() {
@@ -583,8 +610,97 @@ impl Collection {
         m.indexes.retain(|(k, _)| k != key);
         write_manifest(&self.inner.dir, &m)?;
         w.manifest = m;
-        self.inner.state.write().indexes.fields.retain(|f| f.key.text != key);
+        let mut st = self.inner.state.write();
+        st.indexes.fields.retain(|f| f.key.text != key);
+        st.text.retain(|(k, _)| k.text != key);
         Ok(())
+    }
+
+    /// The `limit` best points for `query` by BM25 over the full-text index on `key` (the first
+    /// text index when `None`), among points matching `filter`; scores are BM25 scores.
+    pub fn search_text(
+        &self,
+        query: &str,
+        key: Option<&str>,
+        limit: usize,
+        filter: Option<&Filter>,
+        with_payload: bool,
+    ) -> Result<Vec<ScoredPoint>> {
+        if limit == 0 || limit > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!("limit must be 1..={SEARCH_LIMIT_MAX}")));
+        }
+        let st = self.inner.state.read();
+        let Some((_, t)) = st.text.iter().find(|(k, _)| key.is_none_or(|key| k.text == key)) else {
+            return Err(Error::InvalidRequest(match key {
+                Some(k) => format!("no full-text index on {k:?}; create one (payload index type text)"),
+                None => "this collection has no full-text index; create one (payload index type text)".into(),
+            }));
+        };
+        // Over-fetch when filtering, doubling until enough points pass or none are left.
+        let mut fetch = if filter.is_some() { limit * 4 } else { limit };
+        loop {
+            let found = t.bm25(query, fetch);
+            let exhausted = found.len() < fetch;
+            let hits: Vec<ScoredPoint> = found
+                .into_iter()
+                .filter_map(|(id, score)| {
+                    let row = *st.id_to_row.get(&id)?;
+                    if filter.is_some_and(|f| !st.row_matches(row, f)) {
+                        return None;
+                    }
+                    let r = Self::record(&st, row, with_payload, false);
+                    Some(ScoredPoint {
+                        id,
+                        score,
+                        payload: r.payload,
+                        vector: None,
+                    })
+                })
+                .take(limit)
+                .collect();
+            if hits.len() >= limit || exhausted {
+                return Ok(hits);
+            }
+            fetch *= 2;
+        }
+    }
+
+    /// Hybrid search: the dense ranking of `req` and the BM25 ranking of `text` (each `prefetch`
+    /// deep, both under `req.filter`) fused by reciprocal rank fusion; scores are fused scores.
+    pub fn hybrid(&self, req: &SearchRequest, text: &str, fusion: &Fusion, prefetch: usize) -> Result<Vec<ScoredPoint>> {
+        let depth = prefetch.max(req.limit + req.offset);
+        let mut dense_req = req.clone();
+        dense_req.limit = depth;
+        dense_req.offset = 0;
+        dense_req.with_payload = false;
+        dense_req.with_vector = false;
+        dense_req.score_threshold = None;
+        let dense: Vec<PointId> = self.search(&dense_req)?.into_iter().map(|h| h.id).collect();
+        let sparse: Vec<PointId> = self
+            .search_text(text, None, depth, req.filter.as_ref(), false)?
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        let fused = crate::text_index::rrf(
+            &[(fusion.dense_weight, dense), (fusion.text_weight, sparse)],
+            fusion.k,
+            req.limit + req.offset,
+        );
+        let st = self.inner.state.read();
+        Ok(fused
+            .into_iter()
+            .skip(req.offset)
+            .filter_map(|(id, score)| {
+                let row = *st.id_to_row.get(&id)?;
+                let r = Self::record(&st, row, req.with_payload, req.with_vector);
+                Some(ScoredPoint {
+                    id,
+                    score,
+                    payload: r.payload,
+                    vector: r.vector,
+                })
+            })
+            .collect())
     }
 
     fn record(st: &State, row: u32, with_payload: bool, with_vector: bool) -> Record {

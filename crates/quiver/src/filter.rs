@@ -200,6 +200,10 @@ pub enum FieldCheck {
     Range(Range),
     /// The number of (non-null) values lies in the range.
     ValuesCount(Range),
+    /// Some string value contains every token of this text (Qdrant's `match: {text}`).
+    Text(String),
+    /// Some string value contains the tokens of this text in a row (`match: {phrase}`).
+    Phrase(String),
 }
 
 /// A condition on one key; every check must hold.
@@ -217,6 +221,12 @@ impl FieldCondition {
             FieldCheck::Except(list) => values.iter().any(|v| !v.is_null() && !list.iter().any(|m| m.equals(v))),
             FieldCheck::Range(r) => values.iter().any(|v| v.as_f64().is_some_and(|x| r.contains(x))),
             FieldCheck::ValuesCount(r) => r.contains(values.iter().filter(|v| !v.is_null()).count() as f64),
+            FieldCheck::Text(q) => values
+                .iter()
+                .any(|v| v.as_str().is_some_and(|t| crate::text_index::contains_all(t, q))),
+            FieldCheck::Phrase(q) => values
+                .iter()
+                .any(|v| v.as_str().is_some_and(|t| crate::text_index::contains_phrase(t, q))),
         }
     }
 
@@ -448,11 +458,17 @@ fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCond
                     "value" => FieldCheck::Match(MatchValue::parse(mv, &here)?),
                     "any" => FieldCheck::Any(parse_match_list(mv, &here)?),
                     "except" => FieldCheck::Except(parse_match_list(mv, &here)?),
-                    "text" | "phrase" | "text_any" => {
-                        return Err(Error::Unsupported(format!(
-                            "{here}: full-text match ({mk}) needs a full-text index, which Quiver does not have yet"
-                        )))
+                    "text" | "phrase" => {
+                        let q = mv
+                            .as_str()
+                            .ok_or_else(|| Error::InvalidFilter(format!("{here}.{mk} must be a string")))?;
+                        if mk == "text" {
+                            FieldCheck::Text(q.to_string())
+                        } else {
+                            FieldCheck::Phrase(q.to_string())
+                        }
                     }
+                    "text_any" => return Err(Error::Unsupported(format!("{here}: match text_any"))),
                     other => return Err(Error::InvalidFilter(format!("{here}: unknown match kind {other:?}"))),
                 });
             }

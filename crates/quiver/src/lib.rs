@@ -23,11 +23,12 @@ pub mod npy;
 pub mod payload_index;
 mod state;
 pub mod store;
+pub mod text_index;
 pub mod types;
 mod vectors;
 
 pub use ann::{IndexStatus, SearchPath};
-pub use collection::{Collection, CollectionInfo, PointSelector, ScrollPage, ScrollRequest, SearchRequest, WriteAck};
+pub use collection::{Collection, CollectionInfo, Fusion, PointSelector, ScrollPage, ScrollRequest, SearchRequest, WriteAck};
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;

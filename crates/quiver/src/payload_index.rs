@@ -25,6 +25,9 @@ pub enum PayloadIndexType {
     Float,
     /// Booleans, for `match` value.
     Bool,
+    /// Full text (BM25, `match: {text}` / `{phrase}`): a tantivy index, kept by the state
+    /// apart from the other kinds (see `text_index`).
+    Text,
 }
 
 impl PayloadIndexType {
@@ -34,6 +37,7 @@ impl PayloadIndexType {
             PayloadIndexType::Integer => "integer",
             PayloadIndexType::Float => "float",
             PayloadIndexType::Bool => "bool",
+            PayloadIndexType::Text => "text",
         }
     }
 
@@ -43,6 +47,7 @@ impl PayloadIndexType {
             PayloadIndexType::Integer => 2,
             PayloadIndexType::Float => 3,
             PayloadIndexType::Bool => 4,
+            PayloadIndexType::Text => 5,
         }
     }
 
@@ -52,6 +57,7 @@ impl PayloadIndexType {
             2 => PayloadIndexType::Integer,
             3 => PayloadIndexType::Float,
             4 => PayloadIndexType::Bool,
+            5 => PayloadIndexType::Text,
             _ => return None,
         })
     }
@@ -65,8 +71,9 @@ impl std::str::FromStr for PayloadIndexType {
             "integer" => Ok(PayloadIndexType::Integer),
             "float" => Ok(PayloadIndexType::Float),
             "bool" => Ok(PayloadIndexType::Bool),
+            "text" => Ok(PayloadIndexType::Text),
             other => Err(Error::Unsupported(format!(
-                "payload index type {other:?}; Quiver has keyword, integer, float and bool"
+                "payload index type {other:?}; Quiver has keyword, integer, float, bool and text"
             ))),
         }
     }
@@ -89,7 +96,12 @@ enum IndexData {
     Keyword(HashMap<String, RoaringBitmap>),
     Integer(BTreeMap<i64, RoaringBitmap>),
     Float(BTreeMap<OrdF64, RoaringBitmap>),
-    Bool { yes: RoaringBitmap, no: RoaringBitmap },
+    Bool {
+        yes: RoaringBitmap,
+        no: RoaringBitmap,
+    },
+    /// A text index's entry: holds nothing here, gives no candidates.
+    Inert,
 }
 
 /// The index of one field.
@@ -145,6 +157,8 @@ impl FieldIndex {
                 yes: RoaringBitmap::new(),
                 no: RoaringBitmap::new(),
             },
+            // Text indexes live in the state (`State::text`).
+            PayloadIndexType::Text => IndexData::Inert,
         };
         FieldIndex {
             key,
@@ -205,7 +219,7 @@ impl FieldIndex {
             IndexData::Keyword(m) => m.retain(|_, s| !s.is_empty()),
             IndexData::Integer(m) => m.retain(|_, s| !s.is_empty()),
             IndexData::Float(m) => m.retain(|_, s| !s.is_empty()),
-            IndexData::Bool { .. } => {}
+            IndexData::Bool { .. } | IndexData::Inert => {}
         }
     }
 
@@ -267,6 +281,7 @@ impl FieldIndex {
             IndexData::Integer(m) => m.len(),
             IndexData::Float(m) => m.len(),
             IndexData::Bool { yes, no } => (!yes.is_empty()) as usize + (!no.is_empty()) as usize,
+            IndexData::Inert => 0,
         }
     }
 

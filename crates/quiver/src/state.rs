@@ -7,9 +7,10 @@
 //! its bit is set in `alive`, and then `id_to_row[ids[row]] == row`; dead rows have no payload
 //! and are in no index. `dirty` holds the ids changed since the last flush.
 
-use crate::filter::{Condition, Filter};
+use crate::filter::{Condition, FieldCheck, Filter, KeyPath};
 use crate::payload_index::{FieldIndex, PayloadIndexes};
 use crate::store::{Op, SegmentData};
+use crate::text_index::TextIndex;
 use crate::types::{Payload, Point, PointId};
 use crate::vectors::VectorBuf;
 use quiver_kernels::Allowed;
@@ -50,6 +51,14 @@ pub struct State {
     /// Bumped whenever rows are renumbered (compaction): row numbers from an older generation
     /// mean nothing now.
     pub generation: u64,
+    /// Full-text indexes (BM25) on payload keys, keyed by point id (rows change, ids do not).
+    pub text: Vec<(KeyPath, TextIndex)>,
+}
+
+/// The text at `key` in a payload: its string values joined by newlines (`None` if none).
+pub fn text_at(key: &KeyPath, p: &Payload) -> Option<String> {
+    let parts: Vec<&str> = key.leaf_values(p).into_iter().filter_map(|v| v.as_str()).collect();
+    (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
 impl State {
@@ -65,6 +74,7 @@ impl State {
             indexes: PayloadIndexes::default(),
             dirty: BTreeSet::new(),
             generation: 0,
+            text: Vec::new(),
         }
     }
 
@@ -83,6 +93,10 @@ impl State {
 
     fn kill_row(&mut self, row: u32) {
         debug_assert!(self.is_alive(row));
+        let id = self.ids[row as usize];
+        for (_, t) in &mut self.text {
+            t.set(&id, None);
+        }
         if let Some(p) = self.payloads[row as usize].take() {
             self.indexes.remove(row, &p);
         }
@@ -100,6 +114,11 @@ impl State {
         self.ids.push(id);
         if let Some(p) = &payload {
             self.indexes.insert(row, p);
+            for (key, t) in &mut self.text {
+                if let Some(text) = text_at(key, p) {
+                    t.set(&id, Some(&text));
+                }
+            }
         }
         self.payloads.push(payload);
         if self.alive.len() * 64 <= row as usize {
@@ -123,6 +142,9 @@ impl State {
         self.indexes.remove(row, &p);
         f(&mut p);
         self.indexes.insert(row, &p);
+        for (key, t) in &mut self.text {
+            t.set(id, text_at(key, &p).as_deref());
+        }
         self.payloads[row as usize] = if p.is_empty() { None } else { Some(p) };
         true
     }
@@ -161,6 +183,29 @@ impl State {
             }),
             Op::ClearPayload { ids } => self.edit_each(ids, track, |p| p.clear()),
         }
+        self.commit_text();
+    }
+
+    /// Makes text-index changes searchable (one tantivy commit per index with changes).
+    pub fn commit_text(&mut self) {
+        for (_, t) in &mut self.text {
+            t.commit();
+        }
+    }
+
+    /// Builds a full-text index on `key` over the current points.
+    pub fn add_text_index(&mut self, key: KeyPath) {
+        self.text.retain(|(k, _)| k.text != key.text);
+        let mut t = TextIndex::new();
+        for (row, p) in self.payloads.iter().enumerate() {
+            if let (true, Some(p)) = (self.is_alive(row as u32), p) {
+                if let Some(text) = text_at(&key, p) {
+                    t.set(&self.ids[row], Some(&text));
+                }
+            }
+        }
+        t.commit();
+        self.text.push((key, t));
     }
 
     fn edit_each(&mut self, ids: &[PointId], track: bool, f: impl Fn(&mut Payload)) {
@@ -181,6 +226,7 @@ impl State {
         for id in &seg.tombstones {
             self.delete_one(id);
         }
+        self.commit_text();
     }
 
     /// Drops dead rows, renumbering the live ones in id order, and rebuilds the indexes.
@@ -229,8 +275,22 @@ impl State {
         let Some(filter) = filter else { return Plan::AllLive };
         let mut candidates: Option<RoaringBitmap> = self.indexes.candidates(filter);
         for c in &filter.must {
-            if let Condition::HasId(ids) = c {
-                let rows: RoaringBitmap = ids.iter().filter_map(|id| self.id_to_row.get(id).copied()).collect();
+            let rows: Option<RoaringBitmap> = match c {
+                Condition::HasId(ids) => Some(ids.iter().filter_map(|id| self.id_to_row.get(id).copied()).collect()),
+                // Text conditions on a key with a full-text index: the index's matches.
+                Condition::Field(f) => f.checks.iter().find_map(|check| {
+                    let (q, phrase) = match check {
+                        FieldCheck::Text(q) => (q, false),
+                        FieldCheck::Phrase(q) => (q, true),
+                        _ => return None,
+                    };
+                    let (_, t) = self.text.iter().find(|(k, _)| k.text == f.key.text)?;
+                    let ids = t.matching(q, phrase)?;
+                    Some(ids.iter().filter_map(|id| self.id_to_row.get(id).copied()).collect())
+                }),
+                _ => None,
+            };
+            if let Some(rows) = rows {
                 candidates = Some(match candidates {
                     Some(set) => set & rows,
                     None => rows,
