@@ -133,6 +133,16 @@ enum Command {
         /// Score every point (the exact oracle), even when an index exists.
         #[arg(long)]
         exact: bool,
+        /// With --text: fuse the dense ranking with the BM25 ranking of the same words
+        /// (reciprocal rank fusion), so exact terms (names, codes, errors) count too.
+        #[arg(long, requires = "text", conflicts_with = "keyword")]
+        hybrid: bool,
+        /// With --text: BM25 keyword search only (no embedding).
+        #[arg(long, requires = "text")]
+        keyword: bool,
+        /// With --hybrid: the weight of the BM25 ranking against the dense one (1: plain RRF).
+        #[arg(long, default_value_t = 1.0)]
+        text_weight: f32,
         #[command(flatten)]
         with: WithArgs,
     },
@@ -650,6 +660,9 @@ fn run(cli: Cli) -> Result<()> {
             threshold,
             ef,
             exact,
+            hybrid,
+            keyword,
+            text_weight,
             with,
         } => {
             let db = db()?;
@@ -668,9 +681,24 @@ fn run(cli: Cli) -> Result<()> {
             };
             if let Some(t) = query_text {
                 use quiver_embed::Embedder;
-                let model = text::collection_embedder(&c, model_dir.as_deref())?;
-                let q = model.embed(&[t.as_str()])?.pop().context("the model returned no vector")?;
-                let hits = c.search(&make(q))?;
+                let hits = if *keyword {
+                    c.search_text(t, None, *k + *offset, filter.as_ref(), !with.no_payload)?
+                        .into_iter()
+                        .skip(*offset)
+                        .collect()
+                } else {
+                    let model = text::collection_embedder(&c, model_dir.as_deref())?;
+                    let q = model.embed(&[t.as_str()])?.pop().context("the model returned no vector")?;
+                    if *hybrid {
+                        let fusion = quiver::Fusion {
+                            text_weight: *text_weight,
+                            ..quiver::Fusion::default()
+                        };
+                        c.hybrid(&make(q), t, &fusion, (*k * 4).max(20))?
+                    } else {
+                        c.search(&make(q))?
+                    }
+                };
                 if json_out {
                     println!("{}", hits_json(&hits));
                 } else if hits.is_empty() {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The payload key that holds a point's text.
-pub const DOCUMENT_KEY: &str = "document";
+pub use quiver::collection::DOCUMENT_KEY;
 /// The embedders Quiver can run, by the name a collection records.
 pub const EMBEDDERS: [&str; 1] = [quiver_embed::minilm::MODEL_NAME];
 /// Texts embedded per batch while adding.

@@ -295,6 +295,27 @@ fn text_collections_end_to_end() {
     assert_eq!(ex["distances_computed"], 5);
     assert_eq!(ex["results"][0]["id"], 1);
     assert!(ok(dir, &["explain", "docs", "--text", "kitten"]).contains("search path: exact scan"));
+    // Exact terms: an error code the embedding does not capture. Keyword search (BM25) and
+    // hybrid search find it; the text index came with the text collection.
+    ok(
+        dir,
+        &[
+            "add",
+            "docs",
+            "--text",
+            "Runbook ERR_QUOTA_7731: raise the storage quota.",
+            "--id",
+            "20",
+        ],
+    );
+    let kw = json(dir, &["search", "docs", "--text", "err_quota_7731", "--keyword", "-k", "1"]);
+    assert_eq!(kw[0]["id"], 20, "{kw}");
+    let hy = json(
+        dir,
+        &["search", "docs", "--text", "what does ERR_QUOTA_7731 mean?", "--hybrid", "-k", "2"],
+    );
+    assert!(hy.as_array().unwrap().iter().any(|h| h["id"] == 20), "{hy}");
+    assert_eq!(json(dir, &["info", "docs"])["payload_indexes"][0]["type"], "text");
     // A vector collection refuses text with a clear error.
     ok(dir, &["create", "vecs", "--dim", "3"]);
     fails(dir, &["add", "vecs", "--text", "hello"], "has no embedder");

@@ -26,6 +26,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where text collections keep a point's text (as Chroma keeps documents).
+pub const DOCUMENT_KEY: &str = "document";
+
 /// The WAL is flushed into a segment once it holds this many bytes.
 pub const WAL_FLUSH_BYTES: u64 = 64 << 20;
 /// An upsert whose encoding is at least this large skips the WAL and becomes a segment of its
@@ -201,7 +204,12 @@ pub(crate) fn create_files(dir: &Path, config: &CollectionConfig) -> Result<()> 
         flushed_seq: 0,
         next_segment_no: 1,
         segments: Vec::new(),
-        indexes: Vec::new(),
+        // A text collection keeps its texts under `document`: they get a full-text index.
+        indexes: if config.embedder.is_some() {
+            vec![(DOCUMENT_KEY.to_string(), PayloadIndexType::Text)]
+        } else {
+            Vec::new()
+        },
     };
     write_manifest(dir, &m)
 }
@@ -895,6 +903,11 @@ impl Collection {
                 .fields
                 .iter()
                 .map(|f| (f.key.text.clone(), f.kind, f.points(), f.distinct_values()))
+                .chain(
+                    st.text
+                        .iter()
+                        .map(|(k, t)| (k.text.clone(), PayloadIndexType::Text, t.len() as u64, 0)),
+                )
                 .collect(),
             kernel_isa: quiver_kernels::isa().name(),
             flush_error: w.flush_error.clone(),
