@@ -411,3 +411,72 @@ fn concurrent_searches_get_their_own_exact_answers() {
     }
     sigterm_and_wait(&mut server.child);
 }
+
+/// Hybrid search through Qdrant's Query API: a dense and a keyword (BM25) prefetch fused by
+/// reciprocal rank fusion finds the point only its exact term matches.
+#[test]
+fn hybrid_query_api_fuses_dense_and_keyword_rankings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = start(tmp.path(), &[]);
+    let u = |p: &str| format!("{}{p}", server.url);
+    let ok = |(s, b): (u16, Value)| {
+        assert_eq!(s, 200, "{b}");
+        b
+    };
+    ok(call(
+        "PUT",
+        &u("/collections/h"),
+        Some(json!({"vectors": {"size": 3, "distance": "Cosine"}})),
+    ));
+    ok(call(
+        "PUT",
+        &u("/collections/h/index"),
+        Some(json!({"field_name": "document", "field_schema": "text"})),
+    ));
+    let mut points: Vec<Value> = (0..10)
+        .map(|i| json!({"id": i, "vector": [1.0, 0.1 * i as f32, 0.0], "payload": {"document": "the service fails when the disk is full"}}))
+        .collect();
+    points.push(json!({"id": 99, "vector": [0.0, 0.0, 1.0], "payload": {"document": "runbook for ERR_QUOTA_7731: raise the quota"}}));
+    ok(call(
+        "PUT",
+        &u("/collections/h/points?wait=true"),
+        Some(json!({ "points": points })),
+    ));
+    let query = |fusion: Value| {
+        json!({
+            "prefetch": [
+                {"query": [1.0, 0.0, 0.0], "limit": 20},
+                {"query": {"text": "ERR_QUOTA_7731 runbook", "model": "Qdrant/bm25"}, "using": "bm25", "limit": 20}
+            ],
+            "query": fusion,
+            "limit": 5,
+            "with_payload": true
+        })
+    };
+    let dense = ok(call(
+        "POST",
+        &u("/collections/h/points/query"),
+        Some(json!({"query": [1.0, 0.0, 0.0], "limit": 5})),
+    ));
+    assert!(!dense["result"]["points"].as_array().unwrap().iter().any(|p| p["id"] == 99));
+    for fusion in [json!({"fusion": "rrf"}), json!({"rrf": {"k": 60, "weights": [1.0, 2.0]}})] {
+        let r = ok(call("POST", &u("/collections/h/points/query"), Some(query(fusion))));
+        let pts = r["result"]["points"].as_array().unwrap();
+        assert_eq!(pts.len(), 5);
+        assert!(
+            pts.iter()
+                .any(|p| p["id"] == 99 && p["payload"]["document"].as_str().unwrap().contains("7731")),
+            "{r}"
+        );
+    }
+    // Unsupported shapes are a 400 that says so, never a 5xx.
+    let (s, b) = call("POST", &u("/collections/h/points/query"), Some(query(json!({"fusion": "dbsf"}))));
+    assert_eq!(s, 400, "{b}");
+    let (s, _) = call(
+        "POST",
+        &u("/collections/h/points/query"),
+        Some(json!({"prefetch": [{"query": [1.0, 0.0, 0.0]}], "query": {"fusion": "rrf"}})),
+    );
+    assert_eq!(s, 400);
+    sigterm_and_wait(&mut server.child);
+}

@@ -899,9 +899,131 @@ async fn run_searches(state: AppState, name: String, reqs: Vec<(SearchRequest, P
     Ok(out)
 }
 
+/// A hybrid query of the Query API: one dense and one keyword (BM25) prefetch fused by RRF.
+struct HybridQuery {
+    dense: SearchRequest,
+    text: String,
+    fusion: quiver::Fusion,
+    depth: usize,
+    sel: PayloadSelect,
+}
+
+/// `prefetch: [dense, keyword]` with `query: {"fusion": "rrf"}` (or `{"rrf": {"k", "weights"}}`,
+/// weights in prefetch order). The top-level `filter` applies to both rankings.
+fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, ApiError> {
+    reject_present(body, &["using", "lookup_from", "shard_key", "score_threshold"])?;
+    let list = crate::documents::prefetches(body);
+    let only = || ApiError::unsupported("prefetch other than one dense and one keyword (bm25) query fused by rrf");
+    if list.len() != 2 {
+        return Err(only());
+    }
+    let (mut dense, mut text, mut depth) = (None, None, 0usize);
+    let mut order = Vec::new();
+    for p in &list {
+        let o = p.as_object().ok_or_else(|| ApiError::bad("a prefetch must be an object"))?;
+        reject_present(o, &["prefetch", "filter", "lookup_from", "score_threshold"])?;
+        depth = depth.max(field_usize(o, "limit", 20)?);
+        let q = o.get("query").ok_or_else(|| ApiError::bad("a prefetch needs a query"))?;
+        if crate::documents::is_keyword_prefetch(p) {
+            let t = match q {
+                Value::String(t) => t.clone(),
+                Value::Object(d) => d
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad("a keyword prefetch needs text"))?
+                    .to_string(),
+                _ => {
+                    return Err(ApiError::bad(
+                        "a keyword prefetch query must be a document {text, model} or a string",
+                    ))
+                }
+            };
+            text = Some(t);
+            order.push(false);
+        } else {
+            let v = match q {
+                Value::Array(_) => parse_vector(q, "prefetch.query")?,
+                Value::Object(n) if n.contains_key("nearest") => parse_vector(&n["nearest"], "prefetch.query.nearest")?,
+                _ => return Err(only()),
+            };
+            dense = Some(v);
+            order.push(true);
+        }
+    }
+    let (Some(vector), Some(text)) = (dense, text) else {
+        return Err(only());
+    };
+    let mut fusion = quiver::Fusion::default();
+    match body.get("query") {
+        Some(Value::Object(q)) if q.get("fusion").and_then(Value::as_str) == Some("rrf") => {}
+        Some(Value::Object(q)) if q.get("rrf").is_some_and(Value::is_object) => {
+            let r = q["rrf"].as_object().expect("checked");
+            if let Some(k) = r.get("k").filter(|v| !v.is_null()) {
+                fusion.k = k
+                    .as_f64()
+                    .filter(|k| *k >= 0.0)
+                    .ok_or_else(|| ApiError::bad("rrf.k must be a non-negative number"))? as f32;
+            }
+            if let Some(w) = r.get("weights").filter(|v| !v.is_null()) {
+                let w: Vec<f32> = w
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .and_then(|a| a.iter().map(|x| x.as_f64().filter(|x| *x >= 0.0).map(|x| x as f32)).collect())
+                    .ok_or_else(|| ApiError::bad("rrf.weights must be two non-negative numbers, one per prefetch"))?;
+                for (is_dense, w) in order.iter().zip(w) {
+                    if *is_dense {
+                        fusion.dense_weight = w;
+                    } else {
+                        fusion.text_weight = w;
+                    }
+                }
+            }
+        }
+        Some(Value::Object(q)) if q.contains_key("fusion") => return Err(ApiError::unsupported(&format!("fusion {}", q["fusion"]))),
+        _ => return Err(only()),
+    }
+    let (exact, ef) = check_params(body)?;
+    let sel = parse_with_payload(body, true)?;
+    let dense = SearchRequest {
+        vector,
+        limit: field_usize(body, "limit", 10)?,
+        offset: field_usize(body, "offset", 0)?,
+        filter: field_filter(body)?,
+        score_threshold: None,
+        with_payload: !matches!(sel, PayloadSelect::None),
+        with_vector: parse_with_vector(body)?,
+        exact,
+        ef,
+    };
+    Ok(HybridQuery {
+        dense,
+        text,
+        fusion,
+        depth,
+        sel,
+    })
+}
+
 async fn query_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let req = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_search(&b, true)) {
+    let parsed = body_with_vectors(&state, &name, &body).await;
+    if let Ok(b) = &parsed {
+        if b.contains_key("prefetch") {
+            let h = match parse_hybrid(b) {
+                Ok(h) => h,
+                Err(e) => return e.into_response(),
+            };
+            let result = blocking(move || {
+                let c = collection(&state, &name)?;
+                c.check_search(&h.dense)?;
+                let hits = c.hybrid(&h.dense, &h.text, &h.fusion, h.depth)?;
+                Ok(json!({"points": hits.into_iter().map(|p| scored_json(p, &h.sel)).collect::<Vec<_>>()}))
+            })
+            .await;
+            return respond(start, result);
+        }
+    }
+    let req = match parsed.and_then(|b| parse_search(&b, true)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

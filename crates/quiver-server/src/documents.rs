@@ -30,6 +30,30 @@ enum Slot {
     QueryNearest,
     Search(usize),
     SearchNearest(usize),
+    Prefetch(usize),
+    PrefetchNearest(usize),
+}
+
+/// A prefetch of a hybrid query that is a keyword (BM25) query, not a dense one: `using` names
+/// a sparse/keyword index, or the query is a document for a BM25 "model" (Qdrant's
+/// `Qdrant/bm25`). Its text is not embedded.
+pub fn is_keyword_prefetch(p: &Value) -> bool {
+    let using = p.get("using").and_then(Value::as_str).map(str::to_ascii_lowercase);
+    let model = p
+        .get("query")
+        .and_then(|q| q.get("model"))
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    matches!(using.as_deref(), Some("bm25" | "text" | "keyword")) || model.is_some_and(|m| m.contains("bm25"))
+}
+
+/// The prefetch entries of a body, whether `prefetch` is one object or a list.
+pub fn prefetches(body: &Map<String, Value>) -> Vec<&Value> {
+    match body.get("prefetch") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => Vec::new(),
+    }
 }
 
 fn slot_mut(body: &mut Map<String, Value>, slot: Slot) -> Option<&mut Value> {
@@ -40,6 +64,18 @@ fn slot_mut(body: &mut Map<String, Value>, slot: Slot) -> Option<&mut Value> {
         Slot::QueryNearest => body.get_mut("query")?.get_mut("nearest"),
         Slot::Search(i) => body.get_mut("searches")?.get_mut(i)?.get_mut("query"),
         Slot::SearchNearest(i) => body.get_mut("searches")?.get_mut(i)?.get_mut("query")?.get_mut("nearest"),
+        Slot::Prefetch(i) | Slot::PrefetchNearest(i) => {
+            let p = match body.get_mut("prefetch")? {
+                Value::Array(list) => list.get_mut(i)?,
+                o => o,
+            };
+            let q = p.get_mut("query")?;
+            if matches!(slot, Slot::Prefetch(_)) {
+                Some(q)
+            } else {
+                q.get_mut("nearest")
+            }
+        }
     }
 }
 
@@ -68,6 +104,18 @@ fn find_slots(body: &Map<String, Value>) -> Vec<Slot> {
             out.push(Slot::Query);
         } else if q.get("nearest").and_then(as_document).is_some() {
             out.push(Slot::QueryNearest);
+        }
+    }
+    for (i, p) in prefetches(body).into_iter().enumerate() {
+        if is_keyword_prefetch(p) {
+            continue;
+        }
+        if let Some(q) = p.get("query") {
+            if as_document(q).is_some() {
+                out.push(Slot::Prefetch(i));
+            } else if q.get("nearest").and_then(as_document).is_some() {
+                out.push(Slot::PrefetchNearest(i));
+            }
         }
     }
     if let Some(searches) = body.get("searches").and_then(Value::as_array) {
