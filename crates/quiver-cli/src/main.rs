@@ -230,6 +230,41 @@ enum Command {
         #[arg(long = "type")]
         kind: String,
     },
+    /// Ingest documents (.txt, .md, .html files and folders) into a text collection: split into
+    /// chunks of about --max-tokens, embed, store with source, chunk number and offsets.
+    /// Re-running skips unchanged files and replaces the chunks of changed ones.
+    Ingest {
+        collection: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Chunk size in model tokens.
+        #[arg(long, default_value_t = 200)]
+        max_tokens: usize,
+        /// Tokens repeated between neighbouring chunks.
+        #[arg(long, default_value_t = 40)]
+        overlap: usize,
+        /// Delete the chunks of files that no longer exist.
+        #[arg(long)]
+        prune: bool,
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+    },
+    /// The best passages for a question, adjacent chunks merged, with their sources: ready to
+    /// paste into a language model's prompt.
+    Context {
+        collection: String,
+        question: String,
+        /// Chunks to retrieve.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Stop adding passages before this many tokens.
+        #[arg(long, default_value_t = 1000)]
+        max_tokens: usize,
+        #[command(flatten)]
+        filter: FilterArg,
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+    },
     /// Rewrite a collection's files without deleted points.
     Compact { collection: String },
     /// Build (or bring up to date) the approximate index now, instead of in the background.
@@ -324,6 +359,7 @@ struct WithArgs {
 }
 
 mod bench;
+mod ingest;
 mod text;
 mod walkthrough;
 
@@ -888,6 +924,100 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", json!({"indexed": key, "type": kind.name()}));
             } else {
                 println!("created {} index on {key:?}", kind.name());
+            }
+        }
+        Command::Ingest {
+            collection,
+            paths,
+            max_tokens,
+            overlap,
+            prune,
+            model_dir,
+        } => {
+            let db = db()?;
+            let c = db.collection(collection)?;
+            let model = text::collection_embedder(&c, model_dir.as_deref())?;
+            let opts = ingest::IngestOptions {
+                max_tokens: *max_tokens,
+                overlap: *overlap,
+                prune: *prune,
+            };
+            let r = ingest::ingest(&c, &model, paths, &opts, json_out)?;
+            let rate = r.chunks_written as f64 / r.seconds.max(1e-9);
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"files": r.files, "unchanged": r.unchanged, "updated": r.updated, "chunks_written": r.chunks_written,
+                           "chunks_deleted": r.chunks_deleted, "pruned_files": r.pruned_files, "seconds": r.seconds, "chunks_per_s": rate})
+                );
+            } else {
+                println!(
+                    "{} files: {} updated, {} unchanged; {} chunks written ({rate:.1}/s), {} deleted{}; {:.1} s",
+                    r.files,
+                    r.updated,
+                    r.unchanged,
+                    r.chunks_written,
+                    r.chunks_deleted,
+                    if r.pruned_files > 0 {
+                        format!(", {} missing files pruned", r.pruned_files)
+                    } else {
+                        String::new()
+                    },
+                    r.seconds
+                );
+            }
+        }
+        Command::Context {
+            collection,
+            question,
+            limit,
+            max_tokens,
+            filter,
+            model_dir,
+        } => {
+            use quiver_embed::Embedder;
+            let db = db()?;
+            let c = db.collection(collection)?;
+            let model = text::collection_embedder(&c, model_dir.as_deref())?;
+            let q = model.embed(&[question.as_str()])?.pop().context("the model returned no vector")?;
+            let mut req = SearchRequest::new(q, *limit);
+            req.filter = filter.parse()?;
+            let has_text = c
+                .info()
+                .payload_indexes
+                .iter()
+                .any(|(_, t, _, _)| *t == quiver::PayloadIndexType::Text);
+            let hits = if has_text {
+                c.hybrid(&req, question, &quiver::Fusion::default(), (*limit * 4).max(20))?
+            } else {
+                c.search(&req)?
+            };
+            let count = |s: &str| model.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
+            let passages = ingest::passages(&hits, *max_tokens, &count);
+            if json_out {
+                let list: Vec<Value> = passages
+                    .iter()
+                    .map(|p| json!({"source": p.source, "chunks": [p.first_chunk, p.last_chunk], "start": p.start, "end": p.end, "score": p.score, "text": p.text}))
+                    .collect();
+                println!("{}", json!({"question": question, "passages": list}));
+            } else if passages.is_empty() {
+                println!("(no context found)");
+            } else {
+                for (i, p) in passages.iter().enumerate() {
+                    let chunks = if p.first_chunk == p.last_chunk {
+                        format!("chunk {}", p.first_chunk)
+                    } else {
+                        format!("chunks {}-{}", p.first_chunk, p.last_chunk)
+                    };
+                    println!(
+                        "[{}] {} ({chunks}, characters {}-{})\n{}\n",
+                        i + 1,
+                        p.source,
+                        p.start,
+                        p.end,
+                        p.text.trim()
+                    );
+                }
             }
         }
         Command::BuildIndex { collection } => {

@@ -321,3 +321,127 @@ fn text_collections_end_to_end() {
     fails(dir, &["add", "vecs", "--text", "hello"], "has no embedder");
     fails(dir, &["create", "bad", "--model", "gpt-9"], "unknown model");
 }
+
+/// All points of a collection as (id, payload), by scrolling.
+fn all_points(dir: &Path, collection: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut offset: Option<String> = None;
+    loop {
+        let mut args = vec!["scroll", collection, "--limit", "500"];
+        let off;
+        if let Some(o) = &offset {
+            off = o.clone();
+            args.extend(["--offset", off.as_str()]);
+        }
+        let page = json(dir, &args);
+        for p in page["points"].as_array().unwrap() {
+            out.push((p["id"].to_string(), p["payload"].clone()));
+        }
+        match page["next_offset"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| page["next_offset"].as_u64().map(|n| n.to_string()))
+        {
+            Some(n) => offset = Some(n),
+            None => return out,
+        }
+    }
+}
+
+/// Ingestion of a folder, re-ingestion after an edit (only that file's chunks change), pruning
+/// of a removed file, and context assembled from the chunks.
+#[test]
+fn ingest_is_idempotent_and_context_cites_its_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(docs.join("sub")).unwrap();
+    let para = |topic: &str, n: usize| -> String {
+        (0..n)
+            .map(|i| format!("Fact {i} about {topic}: the {topic} handbook explains step {i} in plain words."))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    std::fs::write(
+        docs.join("a.md"),
+        format!("# Volcanoes\n\n{}\n\n{}\n", para("volcano", 12), para("lava", 12)),
+    )
+    .unwrap();
+    std::fs::write(docs.join("sub/b.txt"), format!("{}\n\n{}", para("glacier", 10), para("ice", 10))).unwrap();
+    std::fs::write(
+        docs.join("sub/c.html"),
+        format!(
+            "<html><body><h1>Tides</h1><p>{}</p><script>skip()</script></body></html>",
+            para("tide", 8)
+        ),
+    )
+    .unwrap();
+    std::fs::write(docs.join("ignored.bin"), "binary").unwrap();
+    ok(dir, &["create", "kb", "--model", "all-minilm-l6-v2"]);
+    let docs_s = docs.to_str().unwrap();
+    let r = json(dir, &["ingest", "kb", docs_s, "--max-tokens", "80", "--overlap", "20"]);
+    assert_eq!((r["files"].as_u64(), r["updated"].as_u64()), (Some(3), Some(3)), "{r}");
+    let before = all_points(dir, "kb");
+    assert_eq!(before.len() as u64, r["chunks_written"].as_u64().unwrap());
+    assert!(before
+        .iter()
+        .all(|(_, p)| p["source"].is_string() && p["chunk"].is_u64() && p["end"].as_u64() > p["start"].as_u64()));
+    assert!(
+        !before.iter().any(|(_, p)| p["document"].as_str().unwrap().contains("skip()")),
+        "script text is not content"
+    );
+
+    // Nothing changed: nothing written.
+    let again = json(dir, &["ingest", "kb", docs_s, "--max-tokens", "80", "--overlap", "20"]);
+    assert_eq!(
+        (again["unchanged"].as_u64(), again["chunks_written"].as_u64()),
+        (Some(3), Some(0)),
+        "{again}"
+    );
+
+    // Edit one file (shorter): only its chunks change, its surplus chunks go.
+    std::fs::write(docs.join("sub/b.txt"), para("glacier", 4)).unwrap();
+    let edit = json(dir, &["ingest", "kb", docs_s, "--max-tokens", "80", "--overlap", "20"]);
+    assert_eq!((edit["updated"].as_u64(), edit["unchanged"].as_u64()), (Some(1), Some(2)), "{edit}");
+    assert!(edit["chunks_deleted"].as_u64().unwrap() > 0);
+    let after = all_points(dir, "kb");
+    let of = |pts: &[(String, Value)], needle: &str| -> Vec<(String, Value)> {
+        pts.iter()
+            .filter(|(_, p)| p["source"].as_str().unwrap().ends_with(needle))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        of(&before, "a.md"),
+        of(&after, "a.md"),
+        "an unchanged file keeps its chunks exactly"
+    );
+    assert_eq!(of(&before, "c.html"), of(&after, "c.html"));
+    assert!(of(&after, "b.txt")
+        .iter()
+        .all(|(_, p)| !p["document"].as_str().unwrap().contains("ice")));
+
+    // Context: the best passages with their sources, adjacent chunks merged.
+    let ctx = json(
+        dir,
+        &[
+            "context",
+            "kb",
+            "what does the lava handbook say about step 5?",
+            "--limit",
+            "4",
+            "--max-tokens",
+            "400",
+        ],
+    );
+    let passages = ctx["passages"].as_array().unwrap();
+    assert!(!passages.is_empty());
+    assert!(passages[0]["source"].as_str().unwrap().ends_with("a.md"), "{ctx}");
+    assert!(passages.iter().any(|p| p["text"].as_str().unwrap().contains("lava")));
+
+    // A removed file is pruned on request.
+    std::fs::remove_file(docs.join("sub/c.html")).unwrap();
+    let pruned = json(dir, &["ingest", "kb", docs_s, "--prune", "--max-tokens", "80", "--overlap", "20"]);
+    assert_eq!(pruned["pruned_files"].as_u64(), Some(1), "{pruned}");
+    assert!(of(&all_points(dir, "kb"), "c.html").is_empty());
+}

@@ -1,0 +1,580 @@
+//! `quiver ingest` and `quiver context`: documents in, chunks stored, context out.
+//!
+//! Ingestion: files (.txt, .md, .html) and folders are read, HTML is reduced to its text, the
+//! text is split into chunks of about `max_tokens` model tokens that end at sentence ends and
+//! prefer paragraph ends, with about `overlap` tokens repeated between neighbours. Each chunk is
+//! embedded and stored with its source path, chunk number, character offsets and the file's
+//! content hash. Chunk ids are derived from (path, chunk number), so re-ingesting replaces them:
+//! an unchanged file is skipped, a changed file's chunks are upserted (one atomic batch) and its
+//! surplus old chunks deleted, and `--prune` deletes the chunks of files that no longer exist.
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use quiver::{Collection, Filter, Payload, Point, PointId, PointSelector, ScrollRequest};
+use quiver_embed::{Embedder, MiniLm};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Payload keys of a chunk.
+pub const SOURCE_KEY: &str = "source";
+const CHUNK_KEY: &str = "chunk";
+const HASH_KEY: &str = "file_hash";
+
+/// A piece of a text: byte range `start..end` of the text it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Sentence spans (byte ranges) of a text, each tagged with whether a paragraph ends after it.
+fn sentences(text: &str) -> Vec<(usize, usize, bool)> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut start = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if start.is_none() {
+            if !c.is_ascii_whitespace() {
+                start = Some(i);
+            }
+            i += 1;
+            continue;
+        }
+        let s = start.expect("inside a sentence");
+        let at_end = i + 1 >= bytes.len();
+        // A sentence ends after . ! ? followed by whitespace, or at a line break that ends a
+        // paragraph (blank line) or a line of a list or heading.
+        let terminal = matches!(c, b'.' | b'!' | b'?') && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace());
+        let newline = c == b'\n';
+        if terminal || newline || at_end {
+            let end = if newline { i } else { i + 1 };
+            let rest = &text[end..];
+            let blank = rest.trim_start_matches([' ', '\t', '\r']).starts_with('\n') && (newline || rest.starts_with('\n'));
+            let paragraph = blank || at_end || rest.trim().is_empty();
+            let line_break_ends =
+                newline && (blank || text[s..end].trim_start().starts_with(['#', '-', '*', '|', '>']) || next_line_is_item(rest));
+            if terminal || at_end || line_break_ends {
+                let trimmed_end = s + text[s..end].trim_end().len();
+                if trimmed_end > s {
+                    out.push((s, trimmed_end, paragraph || (newline && blank)));
+                }
+                start = None;
+            }
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        let e = s + text[s..].trim_end().len();
+        if e > s {
+            out.push((s, e, true));
+        }
+    }
+    out
+}
+
+fn next_line_is_item(rest: &str) -> bool {
+    let t = rest.trim_start_matches([' ', '\t']);
+    t.starts_with(['#', '-', '*', '|', '>']) || t.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
+/// Splits `text` into chunks of at most `max_tokens` (as `count` measures them; a single longer
+/// sentence is cut at word boundaries), ending at sentence ends, closing early at a paragraph
+/// end once a chunk is half full, and starting each chunk with the last sentences of the
+/// previous one up to `overlap` tokens.
+pub fn chunk(text: &str, max_tokens: usize, overlap: usize, count: &dyn Fn(&str) -> usize) -> Vec<Chunk> {
+    let max_tokens = max_tokens.max(8);
+    // Units: sentences, with over-long ones cut into word runs.
+    let mut units: Vec<(usize, usize, usize, bool)> = Vec::new();
+    for (s, e, para) in sentences(text) {
+        let n = count(&text[s..e]);
+        if n <= max_tokens {
+            units.push((s, e, n, para));
+            continue;
+        }
+        let mut piece_start = s;
+        let mut last_end = s;
+        for (off, w) in text[s..e].split_inclusive(char::is_whitespace).scan(s, |pos, w| {
+            let at = *pos;
+            *pos += w.len();
+            Some((at, w))
+        }) {
+            let candidate_end = off + w.trim_end().len();
+            if count(&text[piece_start..candidate_end]) > max_tokens && last_end > piece_start {
+                units.push((piece_start, last_end, count(&text[piece_start..last_end]), false));
+                piece_start = off;
+            }
+            last_end = candidate_end;
+        }
+        if last_end > piece_start {
+            units.push((piece_start, last_end, count(&text[piece_start..last_end]), para));
+        }
+    }
+    let mut chunks = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        let first = i;
+        let mut tokens = 0;
+        let mut j = i;
+        while j < units.len() && (j == first || tokens + units[j].2 <= max_tokens) {
+            tokens += units[j].2;
+            j += 1;
+            if units[j - 1].3 && tokens * 2 >= max_tokens {
+                break;
+            }
+        }
+        chunks.push(Chunk {
+            start: units[first].0,
+            end: units[j - 1].1,
+        });
+        if j >= units.len() {
+            break;
+        }
+        // Overlap: step back over the last sentences of this chunk, up to `overlap` tokens,
+        // but always move forward.
+        let mut back = j;
+        let mut carried = 0;
+        while back > first + 1 && carried + units[back - 1].2 <= overlap {
+            carried += units[back - 1].2;
+            back -= 1;
+        }
+        i = back.max(first + 1);
+    }
+    chunks
+}
+
+/// The readable text of an HTML page: tags dropped, `script`/`style` removed, block elements
+/// turned into line breaks, the common entities decoded.
+pub fn html_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    while i < html.len() {
+        if html.as_bytes()[i] == b'<' {
+            let close = lower[i..].find('>').map(|p| i + p + 1).unwrap_or(html.len());
+            let tag = lower[i + 1..close.saturating_sub(1).max(i + 1)].trim_start_matches('/');
+            let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            if (name == "script" || name == "style") && !lower[i + 1..].starts_with('/') {
+                let end_tag = format!("</{name}");
+                i = lower[close..].find(&end_tag).map(|p| close + p).unwrap_or(html.len());
+                i = lower[i..].find('>').map(|p| i + p + 1).unwrap_or(html.len());
+                continue;
+            }
+            if matches!(
+                name.as_str(),
+                "p" | "br"
+                    | "div"
+                    | "li"
+                    | "tr"
+                    | "h1"
+                    | "h2"
+                    | "h3"
+                    | "h4"
+                    | "h5"
+                    | "h6"
+                    | "section"
+                    | "article"
+                    | "pre"
+                    | "blockquote"
+                    | "title"
+            ) {
+                out.push_str("\n\n");
+            }
+            i = close;
+            continue;
+        }
+        let next = html[i..].find('<').map(|p| i + p).unwrap_or(html.len());
+        out.push_str(&decode_entities(&html[i..next]));
+        i = next;
+    }
+    // Collapse runs of blank lines and spaces.
+    let mut clean = String::with_capacity(out.len());
+    let mut blank = 0;
+    for line in out.lines() {
+        let l = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if l.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !clean.is_empty() {
+            clean.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        clean.push_str(&l);
+    }
+    clean
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The files under `paths` that ingestion reads, sorted; hidden files and folders are skipped.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|e| !e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out)?;
+            }
+        } else if kind_of(p).is_some() {
+            out.push(p.to_path_buf());
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if std::fs::metadata(p).is_ok_and(|m| m.is_file()) && kind_of(p).is_none() {
+            bail!("{}: not a .txt, .md or .html file", p.display());
+        }
+        walk(p, &mut out)?;
+    }
+    out.dedup();
+    Ok(out)
+}
+
+fn kind_of(p: &Path) -> Option<&'static str> {
+    match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "txt" | "text" => Some("text"),
+        "md" | "markdown" => Some("markdown"),
+        "html" | "htm" => Some("html"),
+        _ => None,
+    }
+}
+
+/// The text ingestion reads from a file.
+pub fn read_text(p: &Path) -> Result<String> {
+    let raw = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let text = String::from_utf8(raw).with_context(|| format!("{} is not UTF-8 text", p.display()))?;
+    Ok(if kind_of(p) == Some("html") { html_text(&text) } else { text })
+}
+
+fn chunk_id(source: &str, n: usize) -> PointId {
+    PointId::Uuid(uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("quiver-chunk:{source}#{n}").as_bytes(),
+    ))
+}
+
+fn content_hash(text: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, text.as_bytes()).simple().to_string()
+}
+
+/// Every stored chunk: source -> (chunk number -> file hash).
+fn stored_chunks(c: &Collection) -> Result<BTreeMap<String, BTreeMap<u64, String>>> {
+    let mut out: BTreeMap<String, BTreeMap<u64, String>> = BTreeMap::new();
+    let filter = Filter::from_json(&json!({"must": [{"key": SOURCE_KEY, "values_count": {"gte": 1}}]}))?;
+    let mut offset = None;
+    loop {
+        let page = c.scroll(&ScrollRequest {
+            offset,
+            limit: 1000,
+            filter: Some(filter.clone()),
+            with_payload: true,
+            with_vector: false,
+        })?;
+        for r in &page.points {
+            let p = r.payload.as_ref();
+            let get = |k: &str| p.and_then(|p| p.get(k));
+            if let (Some(src), Some(n)) = (get(SOURCE_KEY).and_then(Value::as_str), get(CHUNK_KEY).and_then(Value::as_u64)) {
+                let hash = get(HASH_KEY).and_then(Value::as_str).unwrap_or("").to_string();
+                out.entry(src.to_string()).or_default().insert(n, hash);
+            }
+        }
+        match page.next_offset {
+            Some(n) => offset = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub struct IngestOptions {
+    pub max_tokens: usize,
+    pub overlap: usize,
+    pub prune: bool,
+}
+
+/// What an ingestion did.
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    pub files: usize,
+    pub unchanged: usize,
+    pub updated: usize,
+    pub chunks_written: usize,
+    pub chunks_deleted: usize,
+    pub pruned_files: usize,
+    pub seconds: f64,
+}
+
+/// Ingests `paths` into the text collection `c` (see the module documentation).
+pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOptions, quiet: bool) -> Result<IngestReport> {
+    let t0 = std::time::Instant::now();
+    if c.config().embedder.is_none() {
+        bail!(
+            "collection {:?} has no embedder: create it with --model all-minilm-l6-v2 to ingest documents",
+            c.name()
+        );
+    }
+    // Chunks are found by source: keep that cheap.
+    if !c.info().payload_indexes.iter().any(|(k, _, _, _)| k == SOURCE_KEY) {
+        c.create_payload_index(SOURCE_KEY, quiver::PayloadIndexType::Keyword)?;
+    }
+    let files = collect_files(paths)?;
+    let stored = stored_chunks(c)?;
+    let mut report = IngestReport {
+        files: files.len(),
+        ..IngestReport::default()
+    };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(files.len() as u64)
+    };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} [{elapsed} < {eta}]").expect("a valid template"));
+    let count = |s: &str| {
+        model
+            .tokenize(s)
+            .map(|(_, ids)| ids.len().saturating_sub(2))
+            .unwrap_or(s.split_whitespace().count())
+    };
+    for path in &files {
+        let source = path.to_string_lossy().to_string();
+        let text = read_text(path)?;
+        let hash = content_hash(&text);
+        let chunks = chunk(&text, opts.max_tokens, opts.overlap, &count);
+        let old = stored.get(&source);
+        if old.is_some_and(|o| o.len() == chunks.len() && o.values().all(|h| *h == hash)) {
+            report.unchanged += 1;
+            bar.inc(1);
+            continue;
+        }
+        // Byte offsets to character offsets.
+        let char_at = |b: usize| text[..b].chars().count();
+        let texts: Vec<&str> = chunks.iter().map(|ch| &text[ch.start..ch.end]).collect();
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(32) {
+            vectors.extend(model.embed(batch)?);
+        }
+        let points: Vec<Point> = chunks
+            .iter()
+            .zip(vectors)
+            .enumerate()
+            .map(|(n, (ch, v))| {
+                let mut p = Payload::new();
+                p.insert(
+                    quiver::collection::DOCUMENT_KEY.into(),
+                    Value::String(text[ch.start..ch.end].to_string()),
+                );
+                p.insert(SOURCE_KEY.into(), Value::String(source.clone()));
+                p.insert(CHUNK_KEY.into(), json!(n));
+                p.insert("chunks".into(), json!(chunks.len()));
+                p.insert("start".into(), json!(char_at(ch.start)));
+                p.insert("end".into(), json!(char_at(ch.end)));
+                p.insert(HASH_KEY.into(), Value::String(hash.clone()));
+                Point::new(chunk_id(&source, n), v).with_payload(p)
+            })
+            .collect();
+        report.chunks_written += points.len();
+        if !points.is_empty() {
+            c.upsert(points)?;
+        }
+        // Old chunks past the new count go after the new ones are stored.
+        let surplus: Vec<PointId> = old.map_or(Vec::new(), |o| {
+            o.keys()
+                .filter(|&&n| n as usize >= chunks.len())
+                .map(|&n| chunk_id(&source, n as usize))
+                .collect()
+        });
+        if !surplus.is_empty() {
+            report.chunks_deleted += surplus.len();
+            c.delete(&PointSelector::Ids(surplus))?;
+        }
+        report.updated += 1;
+        bar.inc(1);
+        bar.set_message(format!("{} chunks written", report.chunks_written));
+    }
+    if opts.prune {
+        for (source, chunks) in &stored {
+            if !Path::new(source).exists() {
+                report.pruned_files += 1;
+                report.chunks_deleted += chunks.len();
+                c.delete(&PointSelector::Ids(chunks.keys().map(|&n| chunk_id(source, n as usize)).collect()))?;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// One passage of context: adjacent chunks of one source merged.
+#[derive(Debug)]
+pub struct Passage {
+    pub source: String,
+    pub first_chunk: u64,
+    pub last_chunk: u64,
+    pub start: u64,
+    pub end: u64,
+    pub score: f32,
+    pub text: String,
+}
+
+/// Turns ranked chunk hits into passages: chunks of one source whose numbers are adjacent are
+/// merged (their overlap counted once), passages keep the best score of their chunks, come out
+/// best first, and stop before `max_tokens` (as `count` measures) would be exceeded.
+pub fn passages(hits: &[quiver::ScoredPoint], max_tokens: usize, count: &dyn Fn(&str) -> usize) -> Vec<Passage> {
+    struct Piece {
+        n: u64,
+        start: u64,
+        end: u64,
+        score: f32,
+        text: String,
+    }
+    let mut by_source: BTreeMap<String, Vec<Piece>> = BTreeMap::new();
+    for h in hits {
+        let Some(p) = &h.payload else { continue };
+        let (Some(src), Some(n), Some(start), Some(end), Some(text)) = (
+            p.get(SOURCE_KEY).and_then(Value::as_str),
+            p.get(CHUNK_KEY).and_then(Value::as_u64),
+            p.get("start").and_then(Value::as_u64),
+            p.get("end").and_then(Value::as_u64),
+            p.get(quiver::collection::DOCUMENT_KEY).and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        by_source.entry(src.to_string()).or_default().push(Piece {
+            n,
+            start,
+            end,
+            score: h.score,
+            text: text.to_string(),
+        });
+    }
+    let mut out: Vec<Passage> = Vec::new();
+    for (source, mut pieces) in by_source {
+        pieces.sort_by_key(|p| p.n);
+        let mut cur: Option<Passage> = None;
+        for p in pieces {
+            match &mut cur {
+                Some(c) if p.n == c.last_chunk + 1 && p.start <= c.end => {
+                    // Overlapping neighbours: append only the part after the current end.
+                    let skip = (c.end - p.start) as usize;
+                    c.text.extend(p.text.chars().skip(skip));
+                    c.last_chunk = p.n;
+                    c.end = c.end.max(p.end);
+                    c.score = c.score.max(p.score);
+                }
+                _ => {
+                    if let Some(done) = cur.take() {
+                        out.push(done);
+                    }
+                    cur = Some(Passage {
+                        source: source.clone(),
+                        first_chunk: p.n,
+                        last_chunk: p.n,
+                        start: p.start,
+                        end: p.end,
+                        score: p.score,
+                        text: p.text,
+                    });
+                }
+            }
+        }
+        out.extend(cur);
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut total = 0;
+    let mut kept = Vec::new();
+    for p in out {
+        let n = count(&p.text);
+        if total + n > max_tokens && !kept.is_empty() {
+            break;
+        }
+        total += n;
+        kept.push(p);
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    #[test]
+    fn sentences_end_at_terminators_and_lines_of_lists() {
+        let t = "First one. Second one!\n\nNew paragraph? Yes.\n- item a\n- item b\n# Heading\nBody text";
+        let got: Vec<&str> = sentences(t).iter().map(|&(s, e, _)| &t[s..e]).collect();
+        assert_eq!(
+            got,
+            [
+                "First one.",
+                "Second one!",
+                "New paragraph?",
+                "Yes.",
+                "- item a",
+                "- item b",
+                "# Heading",
+                "Body text"
+            ]
+        );
+        let paras: Vec<bool> = sentences(t).iter().map(|s| s.2).collect();
+        assert!(paras[1] && !paras[0], "{paras:?}");
+    }
+
+    #[test]
+    fn chunks_respect_the_budget_cover_the_text_and_overlap() {
+        let sentence = |i: usize| format!("Sentence number {i} has exactly seven words.");
+        let text: String = (0..40).map(|i| sentence(i) + if i % 5 == 4 { "\n\n" } else { " " }).collect();
+        let chunks = chunk(&text, 30, 8, &words);
+        assert!(chunks.len() > 5);
+        for c in &chunks {
+            assert!(words(&text[c.start..c.end]) <= 30, "{:?}", &text[c.start..c.end]);
+            assert!(text[c.start..c.end].ends_with('.'), "chunks end at sentence ends");
+        }
+        // Every sentence is in some chunk, and neighbours share their boundary sentence.
+        for i in 0..40 {
+            assert!(
+                chunks.iter().any(|c| text[c.start..c.end].contains(&sentence(i))),
+                "sentence {i} lost"
+            );
+        }
+        for w in chunks.windows(2) {
+            assert!(w[1].start < w[0].end, "neighbours overlap");
+            assert!(w[1].start > w[0].start, "chunks move forward");
+        }
+    }
+
+    #[test]
+    fn a_sentence_longer_than_the_budget_is_cut_at_words() {
+        let text = (0..100).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        let chunks = chunk(&text, 20, 0, &words);
+        assert_eq!(chunks.len(), 5);
+        assert!(chunks.iter().all(|c| words(&text[c.start..c.end]) == 20));
+        assert!(chunk("", 20, 5, &words).is_empty());
+    }
+
+    #[test]
+    fn html_becomes_its_text() {
+        let html = "<html><head><title>T</title><style>p{color:red}</style><script>var x = '<p>';</script></head>\
+                    <body><h1>Hello &amp; welcome</h1><p>First   para.</p><p>Second<br>line &lt;3</p></body></html>";
+        assert_eq!(html_text(html), "T\n\nHello & welcome\n\nFirst para.\n\nSecond\n\nline <3");
+    }
+}
