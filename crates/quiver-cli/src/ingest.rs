@@ -16,9 +16,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Payload keys of a chunk.
-pub const SOURCE_KEY: &str = "source";
-const CHUNK_KEY: &str = "chunk";
+use quiver::context::{CHUNK_KEY, SOURCE_KEY};
 const HASH_KEY: &str = "file_hash";
 
 /// A piece of a text: byte range `start..end` of the text it came from.
@@ -419,95 +417,6 @@ pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOp
     bar.finish_and_clear();
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// One passage of context: adjacent chunks of one source merged.
-#[derive(Debug)]
-pub struct Passage {
-    pub source: String,
-    pub first_chunk: u64,
-    pub last_chunk: u64,
-    pub start: u64,
-    pub end: u64,
-    pub score: f32,
-    pub text: String,
-}
-
-/// Turns ranked chunk hits into passages: chunks of one source whose numbers are adjacent are
-/// merged (their overlap counted once), passages keep the best score of their chunks, come out
-/// best first, and stop before `max_tokens` (as `count` measures) would be exceeded.
-pub fn passages(hits: &[quiver::ScoredPoint], max_tokens: usize, count: &dyn Fn(&str) -> usize) -> Vec<Passage> {
-    struct Piece {
-        n: u64,
-        start: u64,
-        end: u64,
-        score: f32,
-        text: String,
-    }
-    let mut by_source: BTreeMap<String, Vec<Piece>> = BTreeMap::new();
-    for h in hits {
-        let Some(p) = &h.payload else { continue };
-        let (Some(src), Some(n), Some(start), Some(end), Some(text)) = (
-            p.get(SOURCE_KEY).and_then(Value::as_str),
-            p.get(CHUNK_KEY).and_then(Value::as_u64),
-            p.get("start").and_then(Value::as_u64),
-            p.get("end").and_then(Value::as_u64),
-            p.get(quiver::collection::DOCUMENT_KEY).and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        by_source.entry(src.to_string()).or_default().push(Piece {
-            n,
-            start,
-            end,
-            score: h.score,
-            text: text.to_string(),
-        });
-    }
-    let mut out: Vec<Passage> = Vec::new();
-    for (source, mut pieces) in by_source {
-        pieces.sort_by_key(|p| p.n);
-        let mut cur: Option<Passage> = None;
-        for p in pieces {
-            match &mut cur {
-                Some(c) if p.n == c.last_chunk + 1 && p.start <= c.end => {
-                    // Overlapping neighbours: append only the part after the current end.
-                    let skip = (c.end - p.start) as usize;
-                    c.text.extend(p.text.chars().skip(skip));
-                    c.last_chunk = p.n;
-                    c.end = c.end.max(p.end);
-                    c.score = c.score.max(p.score);
-                }
-                _ => {
-                    if let Some(done) = cur.take() {
-                        out.push(done);
-                    }
-                    cur = Some(Passage {
-                        source: source.clone(),
-                        first_chunk: p.n,
-                        last_chunk: p.n,
-                        start: p.start,
-                        end: p.end,
-                        score: p.score,
-                        text: p.text,
-                    });
-                }
-            }
-        }
-        out.extend(cur);
-    }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut total = 0;
-    let mut kept = Vec::new();
-    for p in out {
-        let n = count(&p.text);
-        if total + n > max_tokens && !kept.is_empty() {
-            break;
-        }
-        total += n;
-        kept.push(p);
-    }
-    kept
 }
 
 #[cfg(test)]

@@ -993,7 +993,7 @@ fn run(cli: Cli) -> Result<()> {
                 c.search(&req)?
             };
             let count = |s: &str| model.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
-            let passages = ingest::passages(&hits, *max_tokens, &count);
+            let passages = quiver::context::passages(&hits, *max_tokens, &count);
             if json_out {
                 let list: Vec<Value> = passages
                     .iter()

@@ -480,3 +480,44 @@ fn hybrid_query_api_fuses_dense_and_keyword_rankings() {
     assert_eq!(s, 400);
     sigterm_and_wait(&mut server.child);
 }
+
+/// `POST /collections/{name}/context` answers from chunks `quiver ingest` stored.
+#[test]
+fn context_endpoint_returns_passages_with_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let doc = tmp.path().join("notes.md");
+    std::fs::write(
+        &doc,
+        "# Backups\n\nNightly backups run at 02:00 and keep 14 days.\n\nRestores need the ops-restore key.\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["create", "kb", "--model", "all-minilm-l6-v2"]);
+    run(&["ingest", "kb", doc.to_str().unwrap()]);
+    let mut server = start(&data, &[]);
+    let (s, b) = call(
+        "POST",
+        &format!("{}/collections/kb/context", server.url),
+        Some(json!({"question": "when do backups run?", "limit": 3})),
+    );
+    assert_eq!(s, 200, "{b}");
+    let p = &b["result"]["passages"][0];
+    assert!(p["source"].as_str().unwrap().ends_with("notes.md"), "{b}");
+    assert!(p["text"].as_str().unwrap().contains("02:00"), "{b}");
+    let (s, _) = call(
+        "POST",
+        &format!("{}/collections/kb/context", server.url),
+        Some(json!({"question": ""})),
+    );
+    assert_eq!(s, 400);
+    sigterm_and_wait(&mut server.child);
+}

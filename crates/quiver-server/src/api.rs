@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/scroll", post(scroll_points))
         .route("/collections/{name}/points/count", post(count_points))
         .route("/collections/{name}/points/query", post(query_points))
+        .route("/collections/{name}/context", post(context))
         .route("/collections/{name}/points/query/batch", post(query_batch))
         .route("/collections/{name}/points/search", post(search_points))
         .route("/collections/{name}/points/search/batch", post(search_batch))
@@ -1002,6 +1003,62 @@ fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, ApiError> {
         depth,
         sel,
     })
+}
+
+/// Quiver's extension for RAG: `{"question", "limit", "max_tokens", "filter"}` on a text
+/// collection gives the best passages (adjacent ingested chunks merged) with their sources,
+/// from hybrid retrieval when the collection has a full-text index, dense otherwise.
+async fn context(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    use quiver_embed::Embedder;
+    let start = Instant::now();
+    let parsed = (|| {
+        let b = parse_body(&body)?;
+        for k in b.keys() {
+            if !matches!(k.as_str(), "question" | "limit" | "max_tokens" | "filter") {
+                return Err(ApiError::bad(format!(
+                    "unknown field {k:?}; context takes question, limit, max_tokens, filter"
+                )));
+            }
+        }
+        let question = b
+            .get("question")
+            .and_then(Value::as_str)
+            .filter(|q| !q.trim().is_empty())
+            .ok_or_else(|| ApiError::bad("question must be a non-empty string"))?;
+        if question.len() > 10_000 {
+            return Err(ApiError::bad("question is longer than 10,000 bytes"));
+        }
+        let limit = field_usize(&b, "limit", 5)?;
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::bad("limit must be 1..=100"));
+        }
+        let max_tokens = field_usize(&b, "max_tokens", 1000)?;
+        Ok((question.to_string(), limit, max_tokens, field_filter(&b)?))
+    })();
+    let (question, limit, max_tokens, filter) = match parsed {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let result = blocking(move || {
+        let c = collection(&state, &name)?;
+        if c.config().embedder.is_none() {
+            return Err(ApiError::bad(format!("collection {name:?} has no embedder; context needs a text collection")));
+        }
+        let m = crate::documents::model(&state)?;
+        let q = m.embed(&[question.as_str()]).map_err(|e| ApiError::bad(e.to_string()))?.pop().unwrap_or_default();
+        let mut req = SearchRequest::new(q, limit);
+        req.filter = filter;
+        let has_text = c.info().payload_indexes.iter().any(|(_, t, _, _)| *t == quiver::PayloadIndexType::Text);
+        let hits = if has_text { c.hybrid(&req, &question, &quiver::Fusion::default(), (limit * 4).max(20))? } else { c.search(&req)? };
+        let count = |s: &str| m.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
+        let passages: Vec<Value> = quiver::context::passages(&hits, max_tokens, &count)
+            .into_iter()
+            .map(|p| json!({"source": p.source, "chunks": [p.first_chunk, p.last_chunk], "start": p.start, "end": p.end, "score": p.score, "text": p.text}))
+            .collect();
+        Ok(json!({"question": question, "passages": passages}))
+    })
+    .await;
+    respond(start, result)
 }
 
 async fn query_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {

@@ -137,7 +137,7 @@ pub fn has_documents(body: &Map<String, Value>) -> bool {
     !find_slots(body).is_empty()
 }
 
-fn model(state: &AppState) -> Result<Arc<MiniLm>, ApiError> {
+pub(crate) fn model(state: &AppState) -> Result<Arc<MiniLm>, ApiError> {
     let mut slot = state
         .embedder
         .lock()

@@ -16,6 +16,7 @@
 
 mod ann;
 pub mod collection;
+pub mod context;
 pub mod db;
 pub mod error;
 pub mod filter;
