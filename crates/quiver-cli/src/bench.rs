@@ -555,3 +555,65 @@ fn filtered_runs(
     let _ = std::fs::remove_dir_all(&tmp);
     result
 }
+
+#[derive(Args)]
+pub struct RetrievalArgs {
+    /// A text collection filled by `quiver ingest`.
+    collection: String,
+    /// JSON lines: {"question", "source" (a suffix of the chunk's source path), "answer" (text the
+    /// relevant chunk contains)}.
+    #[arg(long)]
+    questions: PathBuf,
+    #[arg(short = 'k', long, default_value_t = 5)]
+    k: usize,
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+}
+
+/// Recall@k and MRR@k of dense, BM25 and hybrid retrieval on a question set: a retrieved chunk
+/// is relevant when it comes from the question's source and contains its answer text.
+pub fn retrieval(db: &Database, args: &RetrievalArgs) -> Result<()> {
+    use quiver_embed::Embedder;
+    let c = db.collection(&args.collection)?;
+    let model = crate::text::collection_embedder(&c, args.model_dir.as_deref())?;
+    let text = std::fs::read_to_string(&args.questions)?;
+    let qs: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let k = args.k.max(1);
+    let mut totals = [(0.0f64, 0.0f64); 3];
+    for q in &qs {
+        let (Some(question), Some(source), Some(answer)) = (q["question"].as_str(), q["source"].as_str(), q["answer"].as_str()) else {
+            bail!("each question needs question, source and answer: {q}");
+        };
+        let v = model.embed(&[question])?.pop().unwrap_or_default();
+        let req = SearchRequest::new(v, k);
+        let rankings = [
+            c.search(&req)?,
+            c.search_text(question, None, k, None, true)?,
+            c.hybrid(&req, question, &quiver::Fusion::default(), (k * 4).max(20))?,
+        ];
+        for (t, hits) in totals.iter_mut().zip(&rankings) {
+            let rank = hits.iter().position(|h| {
+                let p = h.payload.as_ref();
+                let src = p.and_then(|p| p.get("source")).and_then(|s| s.as_str()).unwrap_or("");
+                let doc = p.and_then(|p| p.get("document")).and_then(|s| s.as_str()).unwrap_or("");
+                src.ends_with(source) && doc.contains(answer)
+            });
+            if let Some(r) = rank {
+                t.0 += 1.0;
+                t.1 += 1.0 / (r + 1) as f64;
+            }
+        }
+    }
+    let n = qs.len().max(1) as f64;
+    for (name, (hits, rr)) in ["dense", "bm25", "hybrid"].iter().zip(totals) {
+        println!(
+            "{}",
+            json!({"method": name, "questions": qs.len(), "k": k, "recall_at_k": hits / n, "mrr_at_k": rr / n})
+        );
+    }
+    Ok(())
+}

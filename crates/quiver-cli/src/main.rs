@@ -333,6 +333,8 @@ enum BenchCommand {
     /// Builds an approximate index over a .npy matrix and measures recall, QPS and latency
     /// per `ef`, one query at a time on one thread.
     Ann(bench::AnnArgs),
+    /// Recall@k and MRR of dense, BM25 and hybrid retrieval on a question set.
+    Retrieval(bench::RetrievalArgs),
 }
 
 #[derive(Args)]
@@ -1141,6 +1143,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Exact(args)) => bench::exact(args)?,
         Command::Bench(BenchCommand::Embed(args)) => bench::embed(args)?,
         Command::Bench(BenchCommand::Ann(args)) => bench::ann(args)?,
+        Command::Bench(BenchCommand::Retrieval(args)) => bench::retrieval(&db()?, args)?,
         Command::Walkthrough => walkthrough::run(json_out)?,
         Command::Embed {
             model,
