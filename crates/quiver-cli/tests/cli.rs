@@ -456,7 +456,9 @@ fn a_killed_ingestion_is_repaired_by_the_next_run() {
     let docs = tmp.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     for f in 0..24 {
-        let body: String = (0..30).map(|i| format!("File {f} sentence {i} talks about topic{f} in detail. ")).collect();
+        let body: String = (0..30)
+            .map(|i| format!("File {f} sentence {i} talks about topic{f} in detail. "))
+            .collect();
         std::fs::write(docs.join(format!("f{f:02}.txt")), body).unwrap();
     }
     ok(dir, &["create", "kb", "--model", "all-minilm-l6-v2"]);
@@ -496,7 +498,18 @@ fn a_killed_ingestion_is_repaired_by_the_next_run() {
         }
         let again = json(dir, &["ingest", "kb", docs.to_str().unwrap(), "--max-tokens", "60"]);
         assert_eq!(again["unchanged"], 24, "{again}");
-        let hits = json(dir, &["search", "kb", "--text", &format!("rewritten after crash {delay_ms}"), "--keyword", "-k", "1"]);
+        let hits = json(
+            dir,
+            &[
+                "search",
+                "kb",
+                "--text",
+                &format!("rewritten after crash {delay_ms}"),
+                "--keyword",
+                "-k",
+                "1",
+            ],
+        );
         assert!(hits[0]["payload"]["source"].as_str().unwrap().ends_with("f03.txt"), "{hits}");
     }
 }
