@@ -982,20 +982,8 @@ fn run(cli: Cli) -> Result<()> {
             let c = db.collection(collection)?;
             let model = text::collection_embedder(&c, model_dir.as_deref())?;
             let q = model.embed(&[question.as_str()])?.pop().context("the model returned no vector")?;
-            let mut req = SearchRequest::new(q, *limit);
-            req.filter = filter.parse()?;
-            let has_text = c
-                .info()
-                .payload_indexes
-                .iter()
-                .any(|(_, t, _, _)| *t == quiver::PayloadIndexType::Text);
-            let hits = if has_text {
-                c.hybrid(&req, question, &quiver::Fusion::default(), (*limit * 4).max(20))?
-            } else {
-                c.search(&req)?
-            };
             let count = |s: &str| model.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
-            let passages = quiver::context::passages(&hits, *max_tokens, &count);
+            let passages = quiver::context::retrieve(&c, question, q, *limit, filter.parse()?, *max_tokens, &count)?;
             if json_out {
                 let list: Vec<Value> = passages
                     .iter()

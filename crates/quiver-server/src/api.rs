@@ -1046,12 +1046,8 @@ async fn context(State(state): State<AppState>, Path(name): Path<String>, body: 
         }
         let m = crate::documents::model(&state)?;
         let q = m.embed(&[question.as_str()]).map_err(|e| ApiError::bad(e.to_string()))?.pop().unwrap_or_default();
-        let mut req = SearchRequest::new(q, limit);
-        req.filter = filter;
-        let has_text = c.info().payload_indexes.iter().any(|(_, t, _, _)| *t == quiver::PayloadIndexType::Text);
-        let hits = if has_text { c.hybrid(&req, &question, &quiver::Fusion::default(), (limit * 4).max(20))? } else { c.search(&req)? };
         let count = |s: &str| m.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
-        let passages: Vec<Value> = quiver::context::passages(&hits, max_tokens, &count)
+        let passages: Vec<Value> = quiver::context::retrieve(&c, &question, q, limit, filter, max_tokens, &count)?
             .into_iter()
             .map(|p| json!({"source": p.source, "chunks": [p.first_chunk, p.last_chunk], "start": p.start, "end": p.end, "score": p.score, "text": p.text}))
             .collect();

@@ -2,6 +2,10 @@
 //! passages, adjacent chunks of one source merged, best first, within a token budget. Used by
 //! `quiver context` and `POST /collections/{name}/context`.
 
+use crate::collection::{Collection, Fusion, SearchRequest};
+use crate::error::Result;
+use crate::filter::Filter;
+use crate::payload_index::PayloadIndexType;
 use crate::types::ScoredPoint;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -98,4 +102,27 @@ pub fn passages(hits: &[ScoredPoint], max_tokens: usize, count: &dyn Fn(&str) ->
         kept.push(p);
     }
     kept
+}
+
+/// Retrieves context for `question` (embedded as `vector` by the caller): hybrid retrieval
+/// (dense + BM25, fused by RRF) when the collection has a full-text index, dense otherwise;
+/// then [`passages`] within `max_tokens`.
+pub fn retrieve(
+    c: &Collection,
+    question: &str,
+    vector: Vec<f32>,
+    limit: usize,
+    filter: Option<Filter>,
+    max_tokens: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Result<Vec<Passage>> {
+    let mut req = SearchRequest::new(vector, limit);
+    req.filter = filter;
+    let has_text = c.info().payload_indexes.iter().any(|(_, t, _, _)| *t == PayloadIndexType::Text);
+    let hits = if has_text {
+        c.hybrid(&req, question, &Fusion::default(), (limit * 4).max(20))?
+    } else {
+        c.search(&req)?
+    };
+    Ok(passages(&hits, max_tokens, count))
 }
