@@ -608,7 +608,8 @@ mod tests {
             (json!({"must": [{"key": "a"}]}), false),
             (json!({"mast": []}), false),
             (json!({"must": [{"key": "", "match": {"value": 1}}]}), false),
-            (json!({"must": [{"key": "a", "match": {"text": "hello"}}]}), true),
+            (json!({"must": [{"key": "a", "match": {"text_any": "hello"}}]}), true),
+            (json!({"must": [{"key": "a", "match": {"text": 3}}]}), false),
             (
                 json!({"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}]}),
                 true,
