@@ -9,7 +9,8 @@
 //! over the mask is the mean over each sequence's tokens.
 
 use crate::{EmbedError, Embedder};
-use quiver_kernels::matmul::{matmul_nn, matmul_nt, matmul_nt_with, Threads};
+use quiver_kernels::matmul::{gemm, MatMut, MatRef, Threads};
+use quiver_kernels::nn::NnKernels;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -21,12 +22,9 @@ pub const MAX_TOKENS: usize = 256;
 pub const MODEL_NAME: &str = "all-minilm-l6-v2";
 
 struct Layer {
-    q_w: Vec<f32>,
-    q_b: Vec<f32>,
-    k_w: Vec<f32>,
-    k_b: Vec<f32>,
-    v_w: Vec<f32>,
-    v_b: Vec<f32>,
+    /// The query, key and value weights stacked (`3h x h`), so that one product makes all three.
+    qkv_w: Vec<f32>,
+    qkv_b: Vec<f32>,
     o_w: Vec<f32>,
     o_b: Vec<f32>,
     ln1_g: Vec<f32>,
@@ -182,13 +180,15 @@ impl MiniLm {
         let mut layers = Vec::with_capacity(n_layers);
         for i in 0..n_layers {
             let p = |s: &str| format!("encoder.layer.{i}.{s}");
+            let mut qkv_w = tensor(&st, dir, &p("attention.self.query.weight"), &[h, h])?;
+            qkv_w.extend(tensor(&st, dir, &p("attention.self.key.weight"), &[h, h])?);
+            qkv_w.extend(tensor(&st, dir, &p("attention.self.value.weight"), &[h, h])?);
+            let mut qkv_b = tensor(&st, dir, &p("attention.self.query.bias"), &[h])?;
+            qkv_b.extend(tensor(&st, dir, &p("attention.self.key.bias"), &[h])?);
+            qkv_b.extend(tensor(&st, dir, &p("attention.self.value.bias"), &[h])?);
             layers.push(Layer {
-                q_w: tensor(&st, dir, &p("attention.self.query.weight"), &[h, h])?,
-                q_b: tensor(&st, dir, &p("attention.self.query.bias"), &[h])?,
-                k_w: tensor(&st, dir, &p("attention.self.key.weight"), &[h, h])?,
-                k_b: tensor(&st, dir, &p("attention.self.key.bias"), &[h])?,
-                v_w: tensor(&st, dir, &p("attention.self.value.weight"), &[h, h])?,
-                v_b: tensor(&st, dir, &p("attention.self.value.bias"), &[h])?,
+                qkv_w,
+                qkv_b,
                 o_w: tensor(&st, dir, &p("attention.output.dense.weight"), &[h, h])?,
                 o_b: tensor(&st, dir, &p("attention.output.dense.bias"), &[h])?,
                 ln1_g: tensor(&st, dir, &p("attention.output.LayerNorm.weight"), &[h])?,
@@ -273,19 +273,20 @@ impl MiniLm {
                 }
             }
         }
-        layer_norm(&mut x, h, &self.ln_g, &self.ln_b, self.eps);
+        let nn = NnKernels::best();
+        layer_norm(nn, &mut x, h, &self.ln_g, &self.ln_b, self.eps);
         let hd = h / self.heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let (mut q, mut k, mut v) = (vec![0.0; total * h], vec![0.0; total * h], vec![0.0; total * h]);
+        let mut qkv = vec![0.0; total * 3 * h];
         let mut ctx = vec![0.0; total * h];
         let mut attn = vec![0.0; total * h];
         let mut inter = vec![0.0; total * self.intermediate];
         let mut ffn = vec![0.0; total * h];
         for l in &self.layers {
-            linear(&x, total, h, &l.q_w, &l.q_b, h, &mut q);
-            linear(&x, total, h, &l.k_w, &l.k_b, h, &mut k);
-            linear(&x, total, h, &l.v_w, &l.v_b, h, &mut v);
-            // One task per sequence; each writes only its own rows of `ctx`.
+            // Q, K and V of every token in one product: row t is [q_t | k_t | v_t].
+            linear(&x, None, total, h, &l.qkv_w, &l.qkv_b, 3 * h, &mut qkv);
+            // One task per sequence; each writes only its own rows of `ctx`. Heads are strided
+            // views into `qkv` and `ctx`, so nothing is copied.
             let mut ctx_parts: Vec<&mut [f32]> = Vec::with_capacity(seqs.len());
             let mut rest: &mut [f32] = &mut ctx;
             for s in 0..seqs.len() {
@@ -293,51 +294,31 @@ impl MiniLm {
                 ctx_parts.push(part);
                 rest = tail;
             }
+            let qkv = &qkv;
             ctx_parts.into_par_iter().enumerate().for_each(|(s, out)| {
                 let (lo, n) = (starts[s], starts[s + 1] - starts[s]);
-                let (mut qh, mut kh, mut vh) = (vec![0.0; n * hd], vec![0.0; n * hd], vec![0.0; n * hd]);
+                let rows = &qkv[lo * 3 * h..(lo + n) * 3 * h];
                 let mut scores = vec![0.0; n * n];
-                let mut ch = vec![0.0; n * hd];
                 for head in 0..self.heads {
-                    for t in 0..n {
-                        let src = (lo + t) * h + head * hd;
-                        qh[t * hd..(t + 1) * hd].copy_from_slice(&q[src..src + hd]);
-                        kh[t * hd..(t + 1) * hd].copy_from_slice(&k[src..src + hd]);
-                        vh[t * hd..(t + 1) * hd].copy_from_slice(&v[src..src + hd]);
+                    let q = MatRef::strided(&rows[head * hd..], n, hd, 3 * h, 1);
+                    let k = MatRef::strided(&rows[h + head * hd..], n, hd, 3 * h, 1);
+                    let v = MatRef::strided(&rows[2 * h + head * hd..], n, hd, 3 * h, 1);
+                    gemm(Threads::One, MatMut::row_major(&mut scores, n, n), false, q, k.t());
+                    for row in scores.chunks_exact_mut(n) {
+                        nn.softmax(row, scale);
                     }
-                    matmul_nt(&qh, n, hd, &kh, n, &mut scores);
-                    for row in scores.chunks_mut(n) {
-                        let mut max = f32::NEG_INFINITY;
-                        for s in row.iter_mut() {
-                            *s *= scale;
-                            max = max.max(*s);
-                        }
-                        let mut sum = 0.0;
-                        for s in row.iter_mut() {
-                            *s = (*s - max).exp();
-                            sum += *s;
-                        }
-                        let inv = 1.0 / sum;
-                        row.iter_mut().for_each(|s| *s *= inv);
-                    }
-                    matmul_nn(&scores, n, n, &vh, hd, &mut ch);
-                    for t in 0..n {
-                        out[t * h + head * hd..t * h + (head + 1) * hd].copy_from_slice(&ch[t * hd..(t + 1) * hd]);
-                    }
+                    let dst = MatMut::strided(&mut out[head * hd..], n, hd, h);
+                    gemm(Threads::One, dst, false, MatRef::row_major(&scores, n, n), v);
                 }
             });
-            linear(&ctx, total, h, &l.o_w, &l.o_b, h, &mut attn);
-            for (a, xv) in attn.iter_mut().zip(&x) {
-                *a += xv;
-            }
-            layer_norm(&mut attn, h, &l.ln1_g, &l.ln1_b, self.eps);
-            linear(&attn, total, h, &l.i_w, &l.i_b, self.intermediate, &mut inter);
-            inter.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|u| *u = gelu(*u)));
-            linear(&inter, total, self.intermediate, &l.out_w, &l.out_b, h, &mut ffn);
-            for (f, a) in ffn.iter_mut().zip(&attn) {
-                *f += a;
-            }
-            layer_norm(&mut ffn, h, &l.ln2_g, &l.ln2_b, self.eps);
+            // attn = LayerNorm(x + ctx Wo^T + bo)
+            linear(&ctx, Some(&x), total, h, &l.o_w, &l.o_b, h, &mut attn);
+            layer_norm(nn, &mut attn, h, &l.ln1_g, &l.ln1_b, self.eps);
+            linear(&attn, None, total, h, &l.i_w, &l.i_b, self.intermediate, &mut inter);
+            inter.par_chunks_mut(16 * 1024).for_each(|c| nn.gelu(c));
+            // x = LayerNorm(attn + GELU(...) Wout^T + bout)
+            linear(&inter, Some(&attn), total, self.intermediate, &l.out_w, &l.out_b, h, &mut ffn);
+            layer_norm(nn, &mut ffn, h, &l.ln2_g, &l.ln2_b, self.eps);
             std::mem::swap(&mut x, &mut ffn);
         }
         Ok(x)
@@ -376,54 +357,42 @@ pub fn pool(tokens: &[f32], hidden: usize) -> Vec<f32> {
     out
 }
 
-/// `out = x W^T + b` for `n` rows, as one product on every core (the weights are packed once).
-fn linear(x: &[f32], n: usize, in_dim: usize, w: &[f32], b: &[f32], out_dim: usize, out: &mut [f32]) {
-    matmul_nt_with(Threads::All, x, n, in_dim, w, out_dim, &mut out[..n * out_dim]);
-    out[..n * out_dim].par_chunks_mut(out_dim * 64).for_each(|block| {
-        for row in block.chunks_mut(out_dim) {
-            for (o, bias) in row.iter_mut().zip(b) {
-                *o += bias;
+/// `out = x W^T + b (+ residual)` for `n` rows, as one product on every core. The bias and the
+/// residual are written into `out` first and the product accumulates onto them.
+#[allow(clippy::too_many_arguments)]
+fn linear(x: &[f32], residual: Option<&[f32]>, n: usize, in_dim: usize, w: &[f32], b: &[f32], out_dim: usize, out: &mut [f32]) {
+    let out = &mut out[..n * out_dim];
+    const BLOCK: usize = 64;
+    match residual {
+        Some(r) => out
+            .par_chunks_mut(out_dim * BLOCK)
+            .zip(r[..n * out_dim].par_chunks(out_dim * BLOCK))
+            .for_each(|(block, rblock)| {
+                for (row, rrow) in block.chunks_exact_mut(out_dim).zip(rblock.chunks_exact(out_dim)) {
+                    for ((o, &bias), &rv) in row.iter_mut().zip(b).zip(rrow) {
+                        *o = bias + rv;
+                    }
+                }
+            }),
+        None => out.par_chunks_mut(out_dim * BLOCK).for_each(|block| {
+            for row in block.chunks_exact_mut(out_dim) {
+                row.copy_from_slice(b);
             }
-        }
-    });
-}
-
-fn layer_norm(x: &mut [f32], h: usize, g: &[f32], b: &[f32], eps: f32) {
-    for row in x.chunks_mut(h) {
-        let mean = row.iter().sum::<f32>() / h as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = (*v - mean) * inv * g[j] + b[j];
-        }
+        }),
     }
+    let w = MatRef::row_major(w, out_dim, in_dim);
+    gemm(
+        Threads::All,
+        MatMut::row_major(out, n, out_dim),
+        true,
+        MatRef::row_major(x, n, in_dim),
+        w.t(),
+    );
 }
 
-/// The exact GELU of BERT: `x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))`.
-#[inline]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// `erf` for f32 as a rational function of x (odd degree-13 numerator over even degree-8
-/// denominator, x clamped to [-4, 4] where erf is within f32 rounding of +-1). The coefficients
-/// are the published minimax fit used by Eigen's fast erf; accurate to a few ulp, and unlike a
-/// libm call the loop over a row vectorises. Checked against `libm::erff` in the tests.
-#[inline]
-fn erf(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
-    p = x2 * p - 2.101_024e-6;
-    p = x2 * p - 5.692_506_4e-5;
-    p = x2 * p - 7.349_906_3e-4;
-    p = x2 * p - 2.954_600_2e-3;
-    p = x2 * p - 1.609_603_3e-2;
-    let mut q = x2 * -1.456_607_2e-5 - 2.133_740_6e-4;
-    q = x2 * q - 1.682_827e-3;
-    q = x2 * q - 7.373_329e-3;
-    q = x2 * q - 1.426_473_9e-2;
-    x * p / q
+/// Layer normalisation of each `h`-wide row, blocks of rows on every core.
+fn layer_norm(nn: NnKernels, x: &mut [f32], h: usize, g: &[f32], b: &[f32], eps: f32) {
+    x.par_chunks_mut(h * 64).for_each(|block| nn.layer_norm(block, h, g, b, eps));
 }
 
 impl Embedder for MiniLm {
@@ -445,20 +414,5 @@ impl Embedder for MiniLm {
             row += ids.len();
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_erf_matches_libm() {
-        let mut worst = 0.0f32;
-        for i in -60_000..=60_000 {
-            let x = i as f32 / 10_000.0;
-            worst = worst.max((erf(x) - libm::erff(x)).abs());
-        }
-        assert!(worst < 2e-6, "max |erf - erff| = {worst}");
     }
 }

@@ -10,6 +10,7 @@
 //! per process from the CPU's features ([`isa`]) and are tested against the scalar twin.
 
 pub mod matmul;
+pub mod nn;
 pub mod quant;
 pub mod scalar;
 pub mod scan;

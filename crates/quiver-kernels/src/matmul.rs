@@ -1,5 +1,6 @@
-//! Dense matrix products for the transformer embedder, through the `gemm` crate (the only
-//! `unsafe` is the call itself; shapes are asserted first).
+//! Dense matrix products for the transformer embedder and the batched scans, through the `gemm`
+//! crate. Matrices are strided views ([`MatRef`], [`MatMut`]) whose bounds are checked when they
+//! are made, so the one `unsafe` call needs no further argument than the views themselves.
 
 /// How many threads one product may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,56 +20,142 @@ impl Threads {
     }
 }
 
-/// `out (m x n) = a (m x k) * b^T` where `b` is `n x k` row-major (a PyTorch `Linear` weight).
+/// `out (m x n) = a (m x k) * b^T` where `b` is `n x k` row-major (a PyTorch `Linear` weight,
+/// or a block of stored vectors), on the calling thread.
 pub fn matmul_nt(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
-    matmul_nt_with(Threads::One, a, m, k, b, n, out)
+    gemm(
+        Threads::One,
+        MatMut::row_major(out, m, n),
+        false,
+        MatRef::row_major(a, m, k),
+        MatRef::row_major(b, n, k).t(),
+    );
 }
 
-/// [`matmul_nt`] on a chosen number of threads.
-pub fn matmul_nt_with(threads: Threads, a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
-    assert!(a.len() == m * k && b.len() == n * k && out.len() == m * n, "matmul_nt shapes");
-    // b^T: element (i, j) at b[j * k + i], so column stride k and row stride 1.
-    gemm_into(threads, a, m, k, b, k, 1, n, out);
+/// A read-only strided view of a matrix inside a slice: element (i, j) is
+/// `data[i * row_stride + j * col_stride]`. Construction checks that every element is in bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
 }
 
-/// `out (m x n) = a (m x k) * b (k x n)`, all row-major.
-pub fn matmul_nn(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [f32]) {
-    assert!(a.len() == m * k && b.len() == k * n && out.len() == m * n, "matmul_nn shapes");
-    gemm_into(Threads::One, a, m, k, b, 1, n, n, out);
+impl<'a> MatRef<'a> {
+    /// A view with explicit strides. Panics if an element would fall outside `data`.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> MatRef<'a> {
+        assert!(
+            rows == 0 || cols == 0 || (rows - 1) * row_stride + (cols - 1) * col_stride < data.len(),
+            "MatRef out of bounds"
+        );
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+            cs: col_stride,
+        }
+    }
+
+    /// A contiguous row-major `rows x cols` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> MatRef<'a> {
+        assert_eq!(data.len(), rows * cols, "MatRef shape");
+        MatRef::strided(data, rows, cols, cols, 1)
+    }
+
+    /// The transpose, as a view of the same data.
+    pub fn t(self) -> MatRef<'a> {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
 }
 
-/// `out = a * B` where `a` is m x k row-major, `out` m x n row-major, and element (i, j) of the
-/// k x n matrix B is `b[i * b_rs + j * b_cs]`. Callers have checked that `b` holds every such
-/// element (`matmul_nt_with` and `matmul_nn` assert the shapes).
-#[allow(clippy::too_many_arguments)]
-fn gemm_into(threads: Threads, a: &[f32], m: usize, k: usize, b: &[f32], b_cs: usize, b_rs: usize, n: usize, out: &mut [f32]) {
+/// A writable view of a matrix whose rows are contiguous: element (i, j) is
+/// `data[i * row_stride + j]`, with `row_stride >= cols` so that no two elements share a place.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+}
+
+impl<'a> MatMut<'a> {
+    /// Rows of `cols` elements, `row_stride` apart. Panics if an element would fall outside
+    /// `data` or rows would overlap.
+    pub fn strided(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> MatMut<'a> {
+        assert!(rows <= 1 || row_stride >= cols, "MatMut rows overlap");
+        assert!(
+            rows == 0 || cols == 0 || (rows - 1) * row_stride + cols <= data.len(),
+            "MatMut out of bounds"
+        );
+        MatMut {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+        }
+    }
+
+    /// A contiguous row-major `rows x cols` matrix.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> MatMut<'a> {
+        assert_eq!(data.len(), rows * cols, "MatMut shape");
+        MatMut::strided(data, rows, cols, cols)
+    }
+}
+
+/// `dst := a * b`, or `dst := dst + a * b` when `accumulate` (which is how a bias or a residual,
+/// written into `dst` beforehand, costs nothing extra). Panics on mismatched shapes.
+pub fn gemm(threads: Threads, dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
+    assert!(
+        a.rows == dst.rows && b.cols == dst.cols && a.cols == b.rows,
+        "gemm shapes: {}x{} * {}x{} into {}x{}",
+        a.rows,
+        a.cols,
+        b.rows,
+        b.cols,
+        dst.rows,
+        dst.cols
+    );
+    let (m, n, k) = (dst.rows, dst.cols, a.cols);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        out.fill(0.0);
+        if !accumulate {
+            for i in 0..m {
+                dst.data[i * dst.rs..i * dst.rs + n].fill(0.0);
+            }
+        }
         return;
     }
-    debug_assert!((k - 1) * b_rs + (n - 1) * b_cs < b.len());
-    // SAFETY: `a` is m x k with row stride k and `out` m x n with row stride n (asserted by the
-    // callers); every element of B read, (i, j) with i < k and j < n, lies at
-    // i * b_rs + j * b_cs < b.len() by the callers' shape assertions.
+    // SAFETY: the constructors checked that every element (i, j) of each view, at
+    // i * rs + j * cs, lies inside its slice, and that the rows of `dst` do not overlap; `dst`
+    // is borrowed mutably, so it aliases neither input. The strides fit in isize because they
+    // index existing slices.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            dst.data.as_mut_ptr(),
             1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            0.0,
+            dst.rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -91,7 +178,13 @@ mod tests {
         let mut nt = vec![0.0; m * n];
         let mut nn = vec![0.0; m * n];
         matmul_nt(&a, m, k, &b_nk, n, &mut nt);
-        matmul_nn(&a, m, k, &b_kn, n, &mut nn);
+        gemm(
+            Threads::All,
+            MatMut::row_major(&mut nn, m, n),
+            false,
+            MatRef::row_major(&a, m, k),
+            MatRef::row_major(&b_kn, k, n),
+        );
         for i in 0..m {
             for j in 0..n {
                 let want: f32 = (0..k).map(|t| a[i * k + t] * b_nk[j * k + t]).sum();
@@ -99,5 +192,37 @@ mod tests {
                 assert!((nn[i * n + j] - want).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn strided_views_and_accumulation_match_the_schoolbook_loop() {
+        // a: 4 x 3 taken as every other column of a 4 x 6 buffer; b: 3 x 5 as the transpose of
+        // a 5 x 3 matrix; dst: 4 x 5 inside rows of 7 with an offset, accumulating onto 1.0.
+        let (m, k, n) = (4, 3, 5);
+        let abuf: Vec<f32> = (0..m * 6).map(|i| (i as f32 * 0.37).sin()).collect();
+        let bbuf: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.23).cos()).collect();
+        let mut dbuf = vec![1.0f32; 2 + m * 7];
+        let a = MatRef::strided(&abuf, m, k, 6, 2);
+        let b = MatRef::row_major(&bbuf, n, k).t();
+        gemm(Threads::One, MatMut::strided(&mut dbuf[2..], m, n, 7), true, a, b);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = 1.0 + (0..k).map(|t| abuf[i * 6 + 2 * t] * bbuf[j * k + t]).sum::<f32>();
+                assert!((dbuf[2 + i * 7 + j] - want).abs() < 1e-5);
+            }
+            // The gap between rows is untouched.
+            assert!(dbuf[2 + i * 7 + n..2 + i * 7 + 7].iter().all(|&v| v == 1.0));
+        }
+        assert_eq!(&dbuf[..2], &[1.0, 1.0]);
+        gemm(Threads::All, MatMut::strided(&mut dbuf[2..], m, n, 7), false, a, b);
+        let want: f32 = (0..k).map(|t| abuf[2 * t] * bbuf[t]).sum();
+        assert!((dbuf[2] - want).abs() < 1e-5);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn a_view_past_its_slice_is_refused() {
+        let buf = vec![0.0f32; 10];
+        let _ = MatRef::strided(&buf, 3, 3, 4, 1);
     }
 }

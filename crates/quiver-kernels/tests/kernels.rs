@@ -155,3 +155,56 @@ fn prefetch_is_only_a_hint() {
     quiver_kernels::quant::prefetch::<f32>(&[]);
     assert_eq!(rows.iter().sum::<f32>(), 1000.0);
 }
+
+fn nn_rows() -> impl Strategy<Value = (Vec<f32>, usize)> {
+    (1usize..8, 1usize..70).prop_flat_map(|(rows, h)| (prop::collection::vec(-30.0f32..30.0, rows * h), Just(h)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Every SIMD path of the embedder's element-wise kernels against the scalar twin, and the
+    /// twin against the textbook formulas (softmax in f64, GELU with libm's `erff`).
+    #[test]
+    fn nn_kernels_match_scalar((x, h) in nn_rows(), scale in 0.01f32..2.0) {
+        use quiver_kernels::nn::NnKernels;
+        let twin = NnKernels::for_isa(Isa::Scalar).unwrap();
+        let g: Vec<f32> = (0..h).map(|j| 0.5 + j as f32 * 0.01).collect();
+        let b: Vec<f32> = (0..h).map(|j| j as f32 * -0.02).collect();
+        // The twin's softmax against a plain f64 softmax.
+        for row in x.chunks(h) {
+            let mut got = row.to_vec();
+            twin.softmax(&mut got, scale);
+            let max = row.iter().cloned().fold(f64::NEG_INFINITY, |m, v| m.max(v as f64 * scale as f64));
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 * scale as f64 - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (gv, ev) in got.iter().zip(&e) {
+                prop_assert!((*gv as f64 - ev / sum).abs() < 1e-6, "softmax {} vs {}", gv, ev / sum);
+            }
+        }
+        let mut gelu = x.clone();
+        twin.gelu(&mut gelu);
+        for (gv, &v) in gelu.iter().zip(&x) {
+            let want = 0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2));
+            prop_assert!((gv - want).abs() <= 2e-6 * (1.0 + want.abs()), "gelu({}) = {} vs {}", v, gv, want);
+        }
+        for k in NnKernels::available() {
+            let (mut s_ref, mut s_got) = (x.clone(), x.clone());
+            for (r, gr) in s_ref.chunks_mut(h).zip(s_got.chunks_mut(h)) {
+                twin.softmax(r, scale);
+                k.softmax(gr, scale);
+            }
+            let (mut g_ref, mut g_got) = (x.clone(), x.clone());
+            twin.gelu(&mut g_ref);
+            k.gelu(&mut g_got);
+            let (mut l_ref, mut l_got) = (x.clone(), x.clone());
+            twin.layer_norm(&mut l_ref, h, &g, &b, 1e-12);
+            k.layer_norm(&mut l_got, h, &g, &b, 1e-12);
+            for i in 0..x.len() {
+                prop_assert!((s_ref[i] - s_got[i]).abs() <= 1e-6, "{:?} softmax {} vs {}", k.isa, s_got[i], s_ref[i]);
+                prop_assert!((g_ref[i] - g_got[i]).abs() <= 1e-5 * (1.0 + g_ref[i].abs()), "{:?} gelu", k.isa);
+                prop_assert!((l_ref[i] - l_got[i]).abs() <= 1e-4 * (1.0 + l_ref[i].abs()), "{:?} layer_norm", k.isa);
+            }
+        }
+    }
+}
