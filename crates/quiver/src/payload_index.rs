@@ -85,6 +85,8 @@ struct OrdF64(i64);
 
 impl OrdF64 {
     fn new(x: f64) -> OrdF64 {
+        // -0.0 and 0.0 compare equal as floats, so they share a key (filters compare floats).
+        let x = if x == 0.0 { 0.0 } else { x };
         let bits = x.to_bits() as i64;
         // Flip the magnitude bits of negatives so that integer order is numeric order.
         OrdF64(bits ^ (((bits >> 63) as u64) >> 1) as i64)
@@ -112,8 +114,10 @@ pub struct FieldIndex {
     data: IndexData,
     /// Rows with at least one indexed value.
     indexed_rows: RoaringBitmap,
-    /// Integer indexes only: rows holding a number that is not a 64-bit integer (such as 2.5).
-    /// A range must still consider them, so they join every range answer.
+    /// Integer indexes only: rows holding a number that is not a 64-bit integer (such as 2.5),
+    /// or an integer too large for an `f64` to hold exactly (beyond 2^53), which a range filter
+    /// compares after rounding. A range must still consider them, so they join every range
+    /// answer, and a range answer is exact only while there are none.
     other_numbers: RoaringBitmap,
 }
 
@@ -180,7 +184,7 @@ impl FieldIndex {
         let mut any = false;
         for v in values {
             if let (IndexData::Integer(_), Value::Number(n)) = (&self.data, v) {
-                if n.as_i64().is_none() {
+                if n.as_i64().is_none_or(|i| i.unsigned_abs() > 1 << 53) {
                     if insert {
                         self.other_numbers.insert(row);
                     } else {
@@ -223,8 +227,22 @@ impl FieldIndex {
         }
     }
 
-    /// The rows whose value satisfies `check`, when this index can answer it.
-    fn lookup(&self, check: &FieldCheck) -> Option<RoaringBitmap> {
+    /// The rows whose value satisfies `check`, when this index can answer it, and whether that
+    /// answer is exact (every row in it satisfies the check; the filter need not be evaluated).
+    /// Equality on keywords, integers and booleans is exact: the index holds the same leaf
+    /// values the filter compares, by the same equality. Ranges are exact on a float index, and
+    /// on an integer index while it holds no number outside the integers an `f64` represents.
+    fn lookup(&self, check: &FieldCheck) -> Option<(RoaringBitmap, bool)> {
+        let set = self.lookup_set(check)?;
+        let exact = match (&self.data, check) {
+            (IndexData::Integer(_), FieldCheck::Range(_)) => self.other_numbers.is_empty(),
+            (IndexData::Inert, _) => false,
+            _ => true,
+        };
+        Some((set, exact))
+    }
+
+    fn lookup_set(&self, check: &FieldCheck) -> Option<RoaringBitmap> {
         match (&self.data, check) {
             (IndexData::Keyword(m), FieldCheck::Match(MatchValue::Keyword(s))) => Some(m.get(s).cloned().unwrap_or_default()),
             (IndexData::Keyword(m), FieldCheck::Any(list)) if list.iter().all(|v| matches!(v, MatchValue::Keyword(_))) => {
@@ -314,46 +332,66 @@ impl PayloadIndexes {
         self.fields.iter().find(|f| f.key.text == key)
     }
 
-    fn lookup(&self, key: &KeyPath, check: &FieldCheck) -> Option<RoaringBitmap> {
+    fn lookup(&self, key: &KeyPath, check: &FieldCheck) -> Option<(RoaringBitmap, bool)> {
         // Prefer a float index for ranges: it sees every number, integers included.
         let mut fields: Vec<&FieldIndex> = self.fields.iter().filter(|f| f.key == *key).collect();
         fields.sort_by_key(|f| f.kind != PayloadIndexType::Float);
         fields.iter().find_map(|f| f.lookup(check))
     }
 
-    fn condition_candidates(&self, c: &Condition) -> Option<RoaringBitmap> {
+    /// Candidates for one condition, and whether they are exact.
+    fn condition_candidates(&self, c: &Condition) -> Option<(RoaringBitmap, bool)> {
         match c {
             Condition::Field(fc) => {
                 let mut acc: Option<RoaringBitmap> = None;
+                let mut all_exact = true;
                 for check in &fc.checks {
-                    if let Some(set) = self.lookup(&fc.key, check) {
-                        acc = Some(match acc {
-                            Some(a) => a & set,
-                            None => set,
-                        });
+                    match self.lookup(&fc.key, check) {
+                        Some((set, exact)) => {
+                            all_exact &= exact;
+                            acc = Some(match acc {
+                                Some(a) => a & set,
+                                None => set,
+                            });
+                        }
+                        None => all_exact = false,
                     }
                 }
-                acc
+                acc.map(|set| (set, all_exact))
             }
-            Condition::Filter(f) => self.candidates(f),
+            Condition::Filter(f) => self.candidates_at(f, false),
             _ => None,
         }
     }
 
-    /// A superset of the rows `filter` can match, from the indexes; `None` when no index helps
-    /// (then the caller scans). `has_id` is resolved by the caller, which owns the id map.
-    pub fn candidates(&self, filter: &Filter) -> Option<RoaringBitmap> {
+    /// A superset of the rows `filter` can match, from the indexes, and whether it is exact:
+    /// every row in it (if live) matches, so the caller need not evaluate the filter. Exact
+    /// only when the filter is a conjunction (`must` alone) whose every condition the indexes
+    /// answer exactly. `None` when no index helps (then the caller scans). `has_id` is resolved
+    /// by the caller, which owns the id map.
+    pub fn candidates(&self, filter: &Filter) -> Option<(RoaringBitmap, bool)> {
+        self.candidates_at(filter, true)
+    }
+
+    fn candidates_at(&self, filter: &Filter, top_level: bool) -> Option<(RoaringBitmap, bool)> {
         let mut acc: Option<RoaringBitmap> = None;
+        let mut exact = filter.should.is_empty() && filter.must_not.is_empty() && filter.min_should.is_none();
         for c in &filter.must {
-            if let Some(set) = self.condition_candidates(c) {
-                acc = Some(match acc {
-                    Some(a) => a & set,
-                    None => set,
-                });
+            match self.condition_candidates(c) {
+                Some((set, e)) => {
+                    exact &= e;
+                    acc = Some(match acc {
+                        Some(a) => a & set,
+                        None => set,
+                    });
+                }
+                // A top-level `has_id` is exact and the caller intersects it; anything else
+                // needs the filter evaluated.
+                None => exact &= top_level && matches!(c, Condition::HasId(_)),
             }
         }
         if !filter.should.is_empty() {
-            let sets: Option<Vec<RoaringBitmap>> = filter.should.iter().map(|c| self.condition_candidates(c)).collect();
+            let sets: Option<Vec<RoaringBitmap>> = filter.should.iter().map(|c| self.condition_candidates(c).map(|(s, _)| s)).collect();
             if let Some(sets) = sets {
                 let union = union_all(sets.iter());
                 acc = Some(match acc {
@@ -362,7 +400,7 @@ impl PayloadIndexes {
                 });
             }
         }
-        acc
+        acc.map(|set| (set, exact))
     }
 }
 

@@ -273,7 +273,10 @@ impl State {
     /// narrows the field, else by evaluating the filter on every live row.
     pub fn plan(&self, filter: Option<&Filter>) -> Plan {
         let Some(filter) = filter else { return Plan::AllLive };
-        let mut candidates: Option<RoaringBitmap> = self.indexes.candidates(filter);
+        let (mut candidates, mut exact) = match self.indexes.candidates(filter) {
+            Some((set, exact)) => (Some(set), exact),
+            None => (None, false),
+        };
         for c in &filter.must {
             let rows: Option<RoaringBitmap> = match c {
                 Condition::HasId(ids) => Some(ids.iter().filter_map(|id| self.id_to_row.get(id).copied()).collect()),
@@ -291,6 +294,8 @@ impl State {
                 _ => None,
             };
             if let Some(rows) = rows {
+                // Text matches are re-checked by the filter's own tokeniser.
+                exact &= matches!(c, Condition::HasId(_));
                 candidates = Some(match candidates {
                     Some(set) => set & rows,
                     None => rows,
@@ -298,6 +303,9 @@ impl State {
             }
         }
         match candidates {
+            // An exact candidate set is the answer (for live rows); otherwise each candidate is
+            // checked against the whole filter.
+            Some(set) if exact => Plan::List(set.iter().filter(|&r| self.is_alive(r)).collect()),
             Some(set) => Plan::List(set.iter().filter(|&r| self.is_alive(r) && self.row_matches(r, filter)).collect()),
             None => {
                 let mut mask = vec![0u64; self.alive.len()];
