@@ -269,7 +269,25 @@ def check_documents(results):
             else:
                 raise AssertionError("a collection without an embedder must refuse documents")
 
-        for t in [test_documents_in_and_text_out, test_documents_need_an_embedder]:
+        def test_hybrid_prefetch_and_rrf_with_client_objects():
+            # A note only its exact term finds: dense similarity alone ranks it low for this
+            # query, BM25 ranks it first, and the fused answer must hold it.
+            code_note = "Runbook for ERR_QUOTA_7731: raise the tenant limit, then retry the import."
+            client.upsert("notes", points=[models.PointStruct(id=10, vector=models.Document(text=code_note, model=model))], wait=True)
+            question = "what to do about ERR_QUOTA_7731"
+            prefetch = [models.Prefetch(query=models.Document(text=question, model=model), limit=10),
+                        models.Prefetch(query=models.Document(text=question, model="Qdrant/bm25"), using="bm25", limit=10)]
+            fused = client.query_points("notes", prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF), limit=3,
+                                        with_payload=True).points
+            assert 10 in [p.id for p in fused], fused
+            keyword_only = client.query_points("notes", query=models.Document(text=question, model="Qdrant/bm25"), using="bm25",
+                                               limit=1).points
+            assert [p.id for p in keyword_only] == [10], keyword_only
+            # Fused scores are reciprocal-rank sums: positive, descending.
+            scores = [p.score for p in fused]
+            assert all(s > 0 for s in scores) and scores == sorted(scores, reverse=True), scores
+
+        for t in [test_documents_in_and_text_out, test_hybrid_prefetch_and_rrf_with_client_objects, test_documents_need_an_embedder]:
             run(t, results)
     finally:
         srv.stop()

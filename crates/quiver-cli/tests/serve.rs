@@ -469,6 +469,37 @@ fn hybrid_query_api_fuses_dense_and_keyword_rankings() {
             "{r}"
         );
     }
+    // A keyword-only query (BM25 alone), as a document, wrapped in `nearest` (as qdrant-client
+    // sends it), or as a string; `offset` skips the best.
+    for q in [
+        json!({"query": {"text": "ERR_QUOTA_7731", "model": "Qdrant/bm25"}, "using": "bm25", "limit": 3}),
+        json!({"query": {"nearest": {"text": "ERR_QUOTA_7731", "model": "Qdrant/bm25"}}, "using": "bm25", "limit": 3}),
+        json!({"query": "ERR_QUOTA_7731", "using": "bm25", "limit": 3}),
+    ] {
+        let r = ok(call("POST", &u("/collections/h/points/query"), Some(q.clone())));
+        let ids: Vec<&Value> = r["result"]["points"].as_array().unwrap().iter().map(|p| &p["id"]).collect();
+        assert_eq!(ids, [&json!(99)], "{q}: {r}");
+    }
+    let all = ok(call(
+        "POST",
+        &u("/collections/h/points/query"),
+        Some(json!({"query": "disk full", "using": "bm25", "limit": 4})),
+    ));
+    let skipped = ok(call(
+        "POST",
+        &u("/collections/h/points/query"),
+        Some(json!({"query": "disk full", "using": "bm25", "limit": 2, "offset": 2})),
+    ));
+    assert_eq!(
+        all["result"]["points"].as_array().unwrap()[2..],
+        skipped["result"]["points"].as_array().unwrap()[..]
+    );
+    let (s, b) = call(
+        "POST",
+        &u("/collections/h/points/query"),
+        Some(json!({"query": {"model": "Qdrant/bm25"}, "using": "bm25"})),
+    );
+    assert_eq!((s, b["status"]["error"].as_str()), (400, Some("a keyword query needs text")));
     // Unsupported shapes are a 400 that says so, never a 5xx.
     let (s, b) = call("POST", &u("/collections/h/points/query"), Some(query(json!({"fusion": "dbsf"}))));
     assert_eq!(s, 400, "{b}");

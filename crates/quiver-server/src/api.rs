@@ -926,7 +926,7 @@ fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, ApiError> {
         depth = depth.max(field_usize(o, "limit", 20)?);
         let q = o.get("query").ok_or_else(|| ApiError::bad("a prefetch needs a query"))?;
         if crate::documents::is_keyword_prefetch(p) {
-            let t = match q {
+            let t = match q.get("nearest").unwrap_or(q) {
                 Value::String(t) => t.clone(),
                 Value::Object(d) => d
                     .get("text")
@@ -1057,8 +1057,58 @@ async fn context(State(state): State<AppState>, Path(name): Path<String>, body: 
     respond(start, result)
 }
 
+/// A keyword-only query of the Query API: `query` is a BM25 document (`{"text", "model":
+/// "Qdrant/bm25"}`) or a string, with `using: "bm25"` (or `text` / `keyword`), and no prefetch.
+struct KeywordQuery {
+    text: String,
+    limit: usize,
+    offset: usize,
+    filter: Option<Filter>,
+    sel: PayloadSelect,
+}
+
+fn parse_keyword_query(body: &Map<String, Value>) -> Result<Option<KeywordQuery>, ApiError> {
+    if body.contains_key("prefetch") || !crate::documents::is_keyword_prefetch(&Value::Object(body.clone())) {
+        return Ok(None);
+    }
+    reject_present(body, &["lookup_from", "shard_key", "score_threshold"])?;
+    // Clients send a document either as the query or wrapped as `{"nearest": document}`.
+    let query = body.get("query").map(|q| q.get("nearest").unwrap_or(q));
+    let text = match query {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Object(d)) => d
+            .get("text")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad("a keyword query needs text"))?
+            .to_string(),
+        _ => return Err(ApiError::bad("a keyword query must be a document {text, model} or a string")),
+    };
+    Ok(Some(KeywordQuery {
+        text,
+        limit: field_usize(body, "limit", 10)?,
+        offset: field_usize(body, "offset", 0)?,
+        filter: field_filter(body)?,
+        sel: parse_with_payload(body, false)?,
+    }))
+}
+
 async fn query_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
+    let keyword = match parse_body(&body).and_then(|b| parse_keyword_query(&b)) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(kq) = keyword {
+        let result = blocking(move || {
+            let c = collection(&state, &name)?;
+            let with_payload = !matches!(kq.sel, PayloadSelect::None);
+            let hits = c.search_text(&kq.text, None, kq.limit.saturating_add(kq.offset), kq.filter.as_ref(), with_payload)?;
+            let points: Vec<Value> = hits.into_iter().skip(kq.offset).map(|p| scored_json(p, &kq.sel)).collect();
+            Ok(json!({ "points": points }))
+        })
+        .await;
+        return respond(start, result);
+    }
     let parsed = body_with_vectors(&state, &name, &body).await;
     if let Ok(b) = &parsed {
         if b.contains_key("prefetch") {

@@ -41,6 +41,7 @@ pub fn is_keyword_prefetch(p: &Value) -> bool {
     let using = p.get("using").and_then(Value::as_str).map(str::to_ascii_lowercase);
     let model = p
         .get("query")
+        .map(|q| q.get("nearest").unwrap_or(q))
         .and_then(|q| q.get("model"))
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase);
