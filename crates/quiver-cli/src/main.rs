@@ -46,19 +46,23 @@ struct IndexArgs {
     /// Below this many points every search is an exact scan and no index is built.
     #[arg(long, default_value_t = 10_000)]
     index_threshold: usize,
-    /// Codes the graph is searched with: none | int8 (4x smaller) | binary (32x, high
-    /// dimensions). Candidates are always rescored with the full vectors.
-    #[arg(long, default_value = "none")]
-    quantization: String,
+    /// Codes the graph is searched with: int8 (a quarter of the vectors' size) | none (a
+    /// second full-precision copy) | binary (1/32, high dimensions). Candidates are always
+    /// rescored with the full vectors.
+    /// [default: int8, none for manhattan]
+    #[arg(long)]
+    quantization: Option<String>,
     /// Never build an approximate index (every search is exact).
     #[arg(long)]
     no_index: bool,
 }
 
 impl IndexArgs {
-    fn config(&self) -> Result<quiver::IndexConfig> {
-        let quantization = quiver::Quantization::parse(&self.quantization)
-            .with_context(|| format!("--quantization must be none, int8 or binary, got {:?}", self.quantization))?;
+    fn config(&self, metric: Metric) -> Result<quiver::IndexConfig> {
+        let quantization = match &self.quantization {
+            None => quiver::IndexConfig::default_for(metric).quantization,
+            Some(q) => quiver::Quantization::parse(q).with_context(|| format!("--quantization must be none, int8 or binary, got {q:?}"))?,
+        };
         Ok(quiver::IndexConfig {
             enabled: !self.no_index,
             m: self.m,
@@ -645,7 +649,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(ms) = group_commit_ms {
                 config.durability = Durability::Periodic { interval_ms: *ms };
             }
-            config.index = index.config()?;
+            config.index = index.config(metric)?;
             db()?.create_collection(collection, config)?;
             if json_out {
                 println!("{}", json!({"created": collection, "dim": dim, "metric": metric.name()}));

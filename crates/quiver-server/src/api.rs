@@ -417,7 +417,7 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
             }
             Some(other) => return Err(ApiError::bad(format!("embedder must be a model name, got {other}"))),
         };
-        let index = parse_index_config(&body, dim)?;
+        let index = parse_index_config(&body, dim, metric)?;
         Ok::<_, ApiError>((dim, metric, embedder, index))
     })();
     let (dim, metric, embedder, index) = match result {
@@ -439,8 +439,8 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
 
 /// `hnsw_config` and `quantization_config` of a create request, in Qdrant's form. `m: 0`
 /// disables the index, as in Qdrant; `full_scan_threshold` is in kilobytes of vectors.
-fn parse_index_config(body: &Map<String, Value>, dim: usize) -> Result<quiver::IndexConfig, ApiError> {
-    let mut ix = quiver::IndexConfig::default();
+fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: quiver::Metric) -> Result<quiver::IndexConfig, ApiError> {
+    let mut ix = quiver::IndexConfig::default_for(metric);
     if let Some(h) = body.get("hnsw_config").filter(|v| !v.is_null()) {
         let h = h.as_object().ok_or_else(|| ApiError::bad("hnsw_config must be an object"))?;
         for (k, v) in h {

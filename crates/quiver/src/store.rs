@@ -421,7 +421,11 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
             }
         };
         let index = match sections.get(4) {
-            None => IndexConfig::default(),
+            // Manifests from before index configs: the defaults of that time (float codes).
+            None => IndexConfig {
+                quantization: Quantization::None,
+                ..IndexConfig::default()
+            },
             Some(section) => {
                 let mut d = Decoder::new(section);
                 let err = |e| (e, "index config");
