@@ -89,6 +89,10 @@ pub(crate) struct Ann {
     /// Nodes added since the index file was last written.
     unsaved: Mutex<usize>,
     pub last_error: Mutex<Option<String>>,
+    /// Set when the collection is dropped. `save` holds this lock while it writes, so once
+    /// `retire` returns no index file is written into the collection's folder again (a new
+    /// collection of the same name may own that folder by then).
+    retired: Mutex<bool>,
 }
 
 /// The state of the index for `quiver info`.
@@ -117,7 +121,17 @@ impl Ann {
             idle: Condvar::new(),
             unsaved: Mutex::new(0),
             last_error: Mutex::new(None),
+            retired: Mutex::new(false),
         }
+    }
+
+    /// Stops this index for good: no more build steps, no more index files.
+    pub fn retire(&self) {
+        *self.retired.lock() = true;
+    }
+
+    pub fn is_retired(&self) -> bool {
+        *self.retired.lock()
     }
 
     fn params(&self) -> HnswParams {
@@ -446,6 +460,10 @@ impl Ann {
 
     /// Writes the index file (atomically replaced). Nodes are named by point id.
     pub fn save(&self) -> Result<(), StorageError> {
+        let retired = self.retired.lock();
+        if *retired {
+            return Ok(());
+        }
         let Some(b) = self.built.read().clone() else { return Ok(()) };
         let (sections, ids) = {
             let h = b.hnsw.read();

@@ -149,6 +149,9 @@ struct Writer {
     manifest: Manifest,
     last_seq: u64,
     flush_error: Option<String>,
+    /// The collection was dropped: handles that outlive the drop get `CollectionNotFound`
+    /// instead of writing into files that are gone.
+    dropped: bool,
 }
 
 struct Inner {
@@ -264,6 +267,7 @@ impl Collection {
                 manifest,
                 last_seq,
                 flush_error: None,
+                dropped: false,
             }),
             state: RwLock::new(state),
             ann,
@@ -347,7 +351,7 @@ impl Collection {
     /// none. Returns once the batch is durable (per the collection's durability).
     pub fn upsert(&self, points: Vec<Point>) -> Result<WriteAck> {
         let points = self.prepare_points(points)?;
-        let mut w = self.inner.writer.lock();
+        let mut w = self.writer()?;
         {
             let st = self.inner.state.read();
             if st.n_rows() + points.len() > ROWS_MAX {
@@ -424,7 +428,7 @@ impl Collection {
 
     /// Writes every change since the last flush into a new segment and empties the WAL.
     pub fn flush(&self) -> Result<()> {
-        let mut w = self.inner.writer.lock();
+        let mut w = self.writer()?;
         self.flush_locked(&mut w)
     }
 
@@ -475,7 +479,7 @@ impl Collection {
     /// Rewrites the collection as one segment of its live points, reclaiming the space of
     /// deleted and overwritten points on disk and in memory.
     pub fn compact(&self) -> Result<()> {
-        let mut w = self.inner.writer.lock();
+        let mut w = self.writer()?;
         self.compact_locked(&mut w)
     }
 
@@ -539,7 +543,7 @@ impl Collection {
     /// Runs a selector-based write: resolves the selector under the writer lock (so no write can
     /// slip between resolving and logging), then commits.
     fn write_selected(&self, selector: &PointSelector, make: impl FnOnce(Vec<PointId>) -> Op) -> Result<WriteAck> {
-        let mut w = self.inner.writer.lock();
+        let mut w = self.writer()?;
         let ids = self.resolve(selector);
         Self::check_ids(&ids)?;
         let affected = {
@@ -586,7 +590,7 @@ impl Collection {
     /// Creates (or replaces) a payload index on `key`; the schema change is durable on return.
     pub fn create_payload_index(&self, key: &str, kind: PayloadIndexType) -> Result<()> {
         let path = KeyPath::parse(key).map_err(|e| Error::InvalidRequest(format!("index key: {e}")))?;
-        let mut w = self.inner.writer.lock();
+        let mut w = self.writer()?;
         let mut m = w.manifest.clone();
         m.indexes.retain(|(k, t)| !(k == key && *t == kind));
         m.indexes.push((key.to_string(), kind));
@@ -610,7 +614,7 @@ impl Collection {
 
     /// Drops every payload index on `key`.
     pub fn drop_payload_index(&self, key: &str) -> Result<()> {
-        let mut w = self.inner.writer.lock();
+        let mut w = self.writer()?;
         if !w.manifest.indexes.iter().any(|(k, _)| k == key) {
             return Err(Error::IndexNotFound(key.to_string()));
         }
@@ -946,6 +950,23 @@ impl Collection {
         self.inner.ann.wait_idle();
     }
 
+    /// The writer, unless the collection was dropped.
+    fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        let w = self.inner.writer.lock();
+        if w.dropped {
+            return Err(Error::CollectionNotFound(self.inner.name.clone()));
+        }
+        Ok(w)
+    }
+
+    /// Called by `Database::drop_collection` before the folder goes: later writes through
+    /// handles still held fail with `CollectionNotFound`, the background index job stops, and
+    /// no index file is written again.
+    pub(crate) fn retire(&self) {
+        self.inner.writer.lock().dropped = true;
+        self.inner.ann.retire();
+    }
+
     /// Starts a background build step when the index needs one and none runs.
     fn kick_index(&self) {
         let work = {
@@ -981,6 +1002,9 @@ impl Collection {
     /// was nothing to do.
     fn index_step(&self, eager: bool) -> Result<bool> {
         let ann = &self.inner.ann;
+        if ann.is_retired() {
+            return Ok(false);
+        }
         let (work, snap) = {
             let st = self.inner.state.read();
             match ann.work(&st, eager) {

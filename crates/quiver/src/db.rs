@@ -123,7 +123,9 @@ impl Database {
         if !dir.exists() {
             return Err(Error::CollectionNotFound(name.to_string()));
         }
-        open.remove(name);
+        if let Some(c) = open.remove(name) {
+            c.retire();
+        }
         let doomed = self.collections_dir().join(format!(".drop-{name}"));
         if doomed.exists() {
             std::fs::remove_dir_all(&doomed).map_err(StorageError::io(&doomed))?;

@@ -72,3 +72,36 @@ fn searches_during_writes_see_every_acknowledged_write() {
     assert_eq!(c.count(None), 50);
     eprintln!("{checks} concurrent checks");
 }
+
+/// Dropping a collection while a handle is still held and its index builds in the background:
+/// the old handle's writes fail with `CollectionNotFound`, and nothing of the old collection (no
+/// point, no index file) turns up in a new collection of the same name.
+#[test]
+fn a_dropped_collection_cannot_write_into_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let mut config = CollectionConfig::new(16, Metric::Dot);
+    config.index.full_scan_threshold = 1000;
+    let old = db.create_collection("c", config.clone()).unwrap();
+    let points: Vec<Point> = (0..20_000u64)
+        .map(|i| Point::new(i, (0..16).map(|j| ((i * 31 + j * 7) % 97) as f32 / 97.0).collect()))
+        .collect();
+    // This upsert starts a background build; the drop lands during it or after it.
+    old.upsert(points).unwrap();
+    db.drop_collection("c").unwrap();
+    let new = db.create_collection("c", config).unwrap();
+    let err = old.upsert(vec![Point::new(1u64, vec![0.5; 16])]).unwrap_err();
+    assert!(matches!(err, Error::CollectionNotFound(_)), "{err:?}");
+    assert!(old.flush().is_err() && old.compact().is_err());
+    old.wait_for_index();
+    assert_eq!(new.len(), 0);
+    assert!(
+        !dir.path().join("collections/c/index.hnsw").exists(),
+        "the old build wrote into the new folder"
+    );
+    drop(old);
+    drop(new);
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), 0);
+}
