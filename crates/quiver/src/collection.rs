@@ -642,7 +642,7 @@ impl Collection {
             return Err(Error::InvalidRequest(format!("limit must be 1..={SEARCH_LIMIT_MAX}")));
         }
         let st = self.inner.state.read();
-        let Some((_, t)) = st.text.iter().find(|(k, _)| key.is_none_or(|key| k.text == key)) else {
+        let Some((index_key, t)) = st.text.iter().find(|(k, _)| key.is_none_or(|key| k.text == key)) else {
             return Err(Error::InvalidRequest(match key {
                 Some(k) => format!("no full-text index on {k:?}; create one (payload index type text)"),
                 None => "this collection has no full-text index; create one (payload index type text)".into(),
@@ -651,7 +651,10 @@ impl Collection {
         // Over-fetch when filtering, doubling until enough points pass or none are left.
         let mut fetch = if filter.is_some() { limit * 4 } else { limit };
         loop {
-            let found = t.bm25(query, fetch);
+            let found = t.bm25(query, fetch).map_err(|reason| Error::TextIndexUnavailable {
+                key: index_key.text.clone(),
+                reason,
+            })?;
             let exhausted = found.len() < fetch;
             let hits: Vec<ScoredPoint> = found
                 .into_iter()

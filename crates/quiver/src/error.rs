@@ -58,6 +58,8 @@ pub enum Error {
     CollectionExists(String),
     #[error("payload index on {0:?} not found")]
     IndexNotFound(String),
+    #[error("the full-text index on {key:?} is unavailable ({reason}); it is rebuilt at the next write or open")]
+    TextIndexUnavailable { key: String, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -86,7 +88,7 @@ impl Error {
             Error::CollectionNotFound(_) | Error::IndexNotFound(_) => ErrorKind::NotFound,
             Error::CollectionExists(_) => ErrorKind::Conflict,
             Error::Storage(StorageError::Locked { .. }) => ErrorKind::Locked,
-            Error::Storage(_) => ErrorKind::Storage,
+            Error::Storage(_) | Error::TextIndexUnavailable { .. } => ErrorKind::Storage,
         }
     }
 }

@@ -187,25 +187,43 @@ impl State {
     }
 
     /// Makes text-index changes searchable (one tantivy commit per index with changes).
+    /// A broken index (tantivy failed) is rebuilt from the payloads; if that fails too, it stays
+    /// broken and is tried again at the next commit.
     pub fn commit_text(&mut self) {
         for (_, t) in &mut self.text {
             t.commit();
+        }
+        let broken: Vec<KeyPath> = self
+            .text
+            .iter()
+            .filter(|(_, t)| t.error().is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in broken {
+            let i = self.text.iter().position(|(k, _)| k.text == key.text).expect("listed above");
+            let rebuilt = self.build_text_index(&key);
+            self.text[i].1 = rebuilt;
         }
     }
 
     /// Builds a full-text index on `key` over the current points.
     pub fn add_text_index(&mut self, key: KeyPath) {
         self.text.retain(|(k, _)| k.text != key.text);
+        let t = self.build_text_index(&key);
+        self.text.push((key, t));
+    }
+
+    fn build_text_index(&self, key: &KeyPath) -> TextIndex {
         let mut t = TextIndex::new();
         for (row, p) in self.payloads.iter().enumerate() {
             if let (true, Some(p)) = (self.is_alive(row as u32), p) {
-                if let Some(text) = text_at(&key, p) {
+                if let Some(text) = text_at(key, p) {
                     t.set(&self.ids[row], Some(&text));
                 }
             }
         }
         t.commit();
-        self.text.push((key, t));
+        t
     }
 
     fn edit_each(&mut self, ids: &[PointId], track: bool, f: impl Fn(&mut Payload)) {
@@ -374,5 +392,53 @@ fn remove_key_path(p: &mut Payload, key: &str) {
             Some(serde_json::Value::Object(next)) => cur = next,
             _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Op;
+    use crate::types::Point;
+
+    fn doc(id: u64, text: &str) -> Point {
+        let mut p = Payload::new();
+        p.insert("document".into(), serde_json::json!(text));
+        Point::new(id, vec![1.0, 0.0]).with_payload(p)
+    }
+
+    /// A broken text index (tantivy failed) never panics: text filters fall back to evaluating
+    /// each point with the same answer, and the next commit rebuilds the index from payloads.
+    #[test]
+    fn a_broken_text_index_falls_back_and_is_rebuilt() {
+        let mut st = State::new(2);
+        st.add_text_index(KeyPath::parse("document").unwrap());
+        st.apply(
+            &Op::Upsert(vec![doc(1, "red apples"), doc(2, "green apples"), doc(3, "red cars")]),
+            false,
+        );
+        let filter = Filter::parse(r#"{"must": [{"key": "document", "match": {"text": "red"}}]}"#).unwrap();
+        let rows = |st: &State| -> Vec<u32> {
+            match st.plan(Some(&filter)) {
+                Plan::List(l) => l,
+                Plan::Mask(m) => (0..st.n_rows() as u32)
+                    .filter(|&r| m[r as usize / 64] >> (r % 64) & 1 == 1)
+                    .collect(),
+                Plan::AllLive => unreachable!("a filter was given"),
+            }
+        };
+        let want = rows(&st);
+        assert_eq!(want, vec![0, 2]);
+        assert!(matches!(st.plan(Some(&filter)), Plan::List(_)), "the index gives candidates");
+        st.text[0].1.break_for_test();
+        assert!(st.text[0].1.bm25("red", 10).is_err());
+        assert!(matches!(st.plan(Some(&filter)), Plan::Mask(_)), "a broken index gives none");
+        assert_eq!(rows(&st), want);
+        // Writes while broken are absorbed; the commit at the end of the op rebuilds.
+        st.apply(&Op::Upsert(vec![doc(4, "red wine")]), false);
+        assert!(st.text[0].1.error().is_none());
+        let hits: Vec<PointId> = st.text[0].1.bm25("red", 10).unwrap().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(hits.len(), 3);
+        assert!(hits.contains(&PointId::Num(4)));
     }
 }

@@ -3,7 +3,8 @@
 //! A text index is derived state, like the payload indexes: it lives in memory (tantivy's RAM
 //! directory), is rebuilt from the payloads when a collection opens, and is changed only by
 //! `State::apply` (one tantivy commit per applied operation), so text and vectors cannot drift
-//! apart, also not after a crash: recovery rebuilds both from the same log and segments.
+//! apart, also not after a crash: recovery rebuilds both from the same log and segments. A
+//! tantivy failure marks the index broken (see [`TextIndex`]); it never panics.
 //!
 //! Tokenisation is tantivy's default analyser (split on characters that are not alphanumeric,
 //! drop tokens over 40 bytes, lowercase). [`tokens`] is the same rule written out, used to
@@ -44,7 +45,15 @@ pub fn contains_phrase(text: &str, phrase: &str) -> bool {
     tokens(text).windows(p.len()).any(|w| w == p.as_slice())
 }
 
+/// A full-text index. If tantivy ever fails (its RAM directory can only fail by running out of
+/// memory), the index is marked broken instead of panicking half-way through `State::apply`:
+/// text filters then fall back to evaluating every candidate, BM25 searches return an error,
+/// and `State::commit_text` rebuilds it from the payloads.
 pub struct TextIndex {
+    live: Result<Live, String>,
+}
+
+struct Live {
     writer: IndexWriter,
     reader: IndexReader,
     text: Field,
@@ -54,7 +63,7 @@ pub struct TextIndex {
 
 impl std::fmt::Debug for TextIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextIndex").finish_non_exhaustive()
+        f.debug_struct("TextIndex").field("error", &self.error()).finish_non_exhaustive()
     }
 }
 
@@ -62,8 +71,8 @@ fn pid_text(id: &PointId) -> String {
     id.to_string()
 }
 
-impl TextIndex {
-    pub fn new() -> TextIndex {
+impl Live {
+    fn new() -> Result<Live, String> {
         let mut sb = Schema::builder();
         let text = sb.add_text_field("text", TEXT);
         let pid = sb.add_text_field("pid", STRING | STORED);
@@ -71,67 +80,95 @@ impl TextIndex {
         // One indexing thread: writes are serialised by the collection's writer anyway.
         let writer = index
             .writer_with_num_threads(1, 32 << 20)
-            .expect("a RAM index always gets a writer");
+            .map_err(|e| format!("tantivy writer: {e}"))?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .expect("a RAM index always gets a reader");
-        TextIndex {
+            .map_err(|e| format!("tantivy reader: {e}"))?;
+        Ok(Live {
             writer,
             reader,
             text,
             pid,
             pending: false,
-        }
+        })
+    }
+}
+
+impl TextIndex {
+    pub fn new() -> TextIndex {
+        TextIndex { live: Live::new() }
+    }
+
+    /// Why the index is unusable, if it is.
+    pub fn error(&self) -> Option<&str> {
+        self.live.as_ref().err().map(String::as_str)
     }
 
     /// Replaces the text of point `id` (`None`: the point has no text or is gone).
     pub fn set(&mut self, id: &PointId, text: Option<&str>) {
+        let Ok(live) = &mut self.live else { return };
         let p = pid_text(id);
-        self.writer.delete_term(Term::from_field_text(self.pid, &p));
+        live.writer.delete_term(Term::from_field_text(live.pid, &p));
         if let Some(t) = text {
             let mut doc = TantivyDocument::default();
-            doc.add_text(self.text, t);
-            doc.add_text(self.pid, &p);
-            // A RAM index with a live writer cannot refuse a document.
-            self.writer.add_document(doc).expect("adding to a RAM index");
+            doc.add_text(live.text, t);
+            doc.add_text(live.pid, &p);
+            if let Err(e) = live.writer.add_document(doc) {
+                self.live = Err(format!("tantivy add: {e}"));
+                return;
+            }
         }
-        self.pending = true;
+        live.pending = true;
     }
 
     /// Makes the changes since the last commit searchable.
     pub fn commit(&mut self) {
-        if !self.pending {
+        let Ok(live) = &mut self.live else { return };
+        if !live.pending {
             return;
         }
-        self.writer.commit().expect("committing a RAM index");
-        self.reader.reload().expect("reloading a RAM index");
-        self.pending = false;
+        let done = live
+            .writer
+            .commit()
+            .map_err(|e| format!("tantivy commit: {e}"))
+            .and_then(|_| live.reader.reload().map_err(|e| format!("tantivy reload: {e}")));
+        match done {
+            Ok(()) => live.pending = false,
+            Err(e) => self.live = Err(e),
+        }
     }
 
-    fn terms(&self, query: &str) -> Vec<Term> {
-        tokens(query).iter().map(|t| Term::from_field_text(self.text, t)).collect()
+    /// Marks the index broken (for tests of the fallback paths).
+    #[doc(hidden)]
+    pub fn break_for_test(&mut self) {
+        self.live = Err("broken by a test".into());
     }
 
-    fn run(&self, query: &dyn Query, limit: usize) -> Vec<(PointId, f32)> {
-        let searcher = self.reader.searcher();
+    fn terms(live: &Live, query: &str) -> Vec<Term> {
+        tokens(query).iter().map(|t| Term::from_field_text(live.text, t)).collect()
+    }
+
+    fn run(live: &Live, query: &dyn Query, limit: usize) -> Vec<(PointId, f32)> {
+        let searcher = live.reader.searcher();
         let Ok(top) = searcher.search(query, &TopDocs::with_limit(limit.max(1))) else {
             return Vec::new();
         };
         top.into_iter()
             .filter_map(|(score, addr)| {
                 let doc: TantivyDocument = searcher.doc(addr).ok()?;
-                let p = doc.get_first(self.pid)?.as_str()?.to_string();
+                let p = doc.get_first(live.pid)?.as_str()?.to_string();
                 Some((p.parse::<PointId>().ok()?, score))
             })
             .collect()
     }
 
-    /// The `limit` best points for `query` by BM25 (any query token may match), best first.
-    pub fn bm25(&self, query: &str, limit: usize) -> Vec<(PointId, f32)> {
-        let clauses: Vec<(Occur, Box<dyn Query>)> = self
-            .terms(query)
+    /// The `limit` best points for `query` by BM25 (any query token may match), best first; an
+    /// error when the index is broken.
+    pub fn bm25(&self, query: &str, limit: usize) -> Result<Vec<(PointId, f32)>, String> {
+        let live = self.live.as_ref().map_err(Clone::clone)?;
+        let clauses: Vec<(Occur, Box<dyn Query>)> = Self::terms(live, query)
             .into_iter()
             .map(|t| {
                 (
@@ -141,16 +178,18 @@ impl TextIndex {
             })
             .collect();
         if clauses.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        self.run(&BooleanQuery::new(clauses), limit)
+        Ok(Self::run(live, &BooleanQuery::new(clauses), limit))
     }
 
     /// Every point whose text has all tokens of `query` (or, with `phrase`, the tokens in a
-    /// row): the candidates of a text condition.
+    /// row): the candidates of a text condition. `None` when the index cannot help (no token,
+    /// or the index is broken): the caller then evaluates the condition on every point.
     pub fn matching(&self, query: &str, phrase: bool) -> Option<Vec<PointId>> {
-        let terms = self.terms(query);
-        let n = self.reader.searcher().num_docs() as usize;
+        let live = self.live.as_ref().ok()?;
+        let terms = Self::terms(live, query);
+        let n = live.reader.searcher().num_docs() as usize;
         let q: Box<dyn Query> = match terms.len() {
             0 => return None,
             1 => Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic)),
@@ -162,12 +201,12 @@ impl TextIndex {
                     .collect(),
             )),
         };
-        Some(self.run(q.as_ref(), n).into_iter().map(|(id, _)| id).collect())
+        Some(Self::run(live, q.as_ref(), n).into_iter().map(|(id, _)| id).collect())
     }
 
-    /// Documents in the index.
+    /// Documents in the index (0 when broken).
     pub fn len(&self) -> usize {
-        self.reader.searcher().num_docs() as usize
+        self.live.as_ref().map_or(0, |l| l.reader.searcher().num_docs() as usize)
     }
 
     pub fn is_empty(&self) -> bool {
