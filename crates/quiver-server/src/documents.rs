@@ -7,7 +7,7 @@
 use crate::api::ApiError;
 use crate::AppState;
 use axum::http::StatusCode;
-use quiver_embed::{Embedder, MiniLm};
+use quiver_embed::MiniLm;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -185,8 +185,7 @@ pub fn resolve(state: &AppState, collection: &str, body: &mut Map<String, Value>
         texts.push(text.to_string());
     }
     let m = model(state)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = m.embed(&refs).map_err(|e| ApiError::bad(e.to_string()))?;
+    let vectors = state.embeds.embed(m, texts.clone())?;
     for ((slot, vector), text) in slots.into_iter().zip(vectors).zip(texts) {
         *slot_mut(body, slot).expect("slots point at documents") = Value::from(vector);
         match slot {

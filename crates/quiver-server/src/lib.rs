@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod batcher;
 pub mod documents;
+pub mod embed_queue;
 pub mod metrics;
 
 use axum::extract::DefaultBodyLimit;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub searches: Arc<batcher::Batcher>,
     /// The text embedder, loaded on the first document (see [`documents`]).
     pub embedder: Arc<std::sync::Mutex<Option<Arc<quiver_embed::MiniLm>>>>,
+    /// Documents are queued and embedded in batches (see [`embed_queue`]).
+    pub embeds: Arc<embed_queue::EmbedQueue>,
 }
 
 /// The application: routes, auth, metrics and limits.
@@ -79,6 +82,7 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
         auth: Arc::new(auth::Auth::new(config.api_key.clone(), config.read_only_api_key.clone())),
         searches: Arc::new(batcher::Batcher::start(db.clone())),
         embedder: Arc::new(std::sync::Mutex::new(None)),
+        embeds: Arc::new(embed_queue::EmbedQueue::start()),
     };
     api::routes()
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
