@@ -62,11 +62,21 @@ fn matches_reference_embeddings_and_tokens() {
         assert!((norm - 1.0).abs() < 1e-5, "row {i} not normalised: {norm}");
     }
     eprintln!("{} sentences, worst cosine {worst:.7}", texts.len());
+    // One at a time: short texts take the small-batch path (bfloat16 weights where the CPU has
+    // AVX-512), which must meet the same bar.
+    let mut worst_alone = 1.0f32;
+    for (i, text) in texts.iter().enumerate() {
+        let c = cosine(&m.embed_one(text).unwrap(), &reference.data[i * 384..(i + 1) * 384]);
+        worst_alone = worst_alone.min(c);
+        assert!(c >= 0.9999, "row {i} {text:?} alone: cosine {c}");
+    }
+    eprintln!("one at a time, worst cosine {worst_alone:.7}");
 }
 
 #[test]
 fn matches_reference_on_edge_cases() {
     let m = model();
+    let mut worst = 1.0f32;
     for line in std::fs::read_to_string(fixtures().join("edge_cases.jsonl")).unwrap().lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         let text = v["text"].as_str().unwrap();
@@ -79,8 +89,10 @@ fn matches_reference_on_edge_cases() {
             .collect();
         assert_eq!(m.tokenize(text).unwrap().1, want_ids, "{text:?}");
         let c = cosine(&m.embed_one(text).unwrap(), &want);
+        worst = worst.min(c);
         assert!(c >= 0.9999, "{text:?}: cosine {c}");
     }
+    eprintln!("edge cases, worst cosine {worst:.7}");
 }
 
 #[test]
@@ -90,9 +102,10 @@ fn batches_keep_input_order_and_long_texts_are_truncated() {
     let texts = ["first", long.as_str(), "third text here"];
     let batch = m.embed(&texts).unwrap();
     for (t, b) in texts.iter().zip(&batch) {
-        // The same text alone or packed with others: the same vector up to float rounding.
+        // The same text alone or packed with others: the same vector up to rounding (alone, a
+        // short text may take the bfloat16 small-batch path: about 1e-5 apart, measured).
         let c = cosine(&m.embed_one(t).unwrap(), b);
-        assert!(c > 0.99999, "{t:?}: cosine {c}");
+        assert!(c > 0.9999, "{t:?}: cosine {c}");
     }
     assert_eq!(m.tokenize(&long).unwrap().1.len(), 256);
 }

@@ -303,3 +303,199 @@ mod tests {
         k.softmax(&mut empty, 1.0);
     }
 }
+
+/// Weights of a linear layer rounded to bfloat16 and packed for products with a few rows (a
+/// search query's tokens). Such products are bound by reading the weights, so halving their
+/// bytes nearly halves the time; activations and sums stay f32, and only the weights' rounding
+/// (relative 2^-9) enters. Layout: `W^T` in panels of 16 output columns, each panel `k x 16`.
+#[derive(Clone, Debug)]
+pub struct Bf16Panels {
+    k: usize,
+    n: usize,
+    data: Vec<u16>,
+}
+
+const PANEL: usize = 16;
+
+/// Round to nearest even bfloat16 (the top 16 bits of an f32).
+fn to_bf16(v: f32) -> u16 {
+    let b = v.to_bits();
+    if v.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+#[inline(always)]
+fn from_bf16(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// `acc[r][j] = sum_kk x[r][kk] * panel[kk][j]` for `R` rows of `x` (row stride `k`).
+#[inline(always)]
+fn panel_body<const R: usize>(panel: &[u16], x: &[f32], k: usize) -> [[f32; PANEL]; R] {
+    let mut acc = [[0.0f32; PANEL]; R];
+    for (kk, w16) in panel.chunks_exact(PANEL).enumerate().take(k) {
+        let mut w = [0.0f32; PANEL];
+        for j in 0..PANEL {
+            w[j] = from_bf16(w16[j]);
+        }
+        for (r, a) in acc.iter_mut().enumerate() {
+            let xv = x[r * k + kk];
+            for j in 0..PANEL {
+                a[j] += xv * w[j];
+            }
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+fn panel_rows_body(panel: &[u16], x: &[f32], rows: usize, k: usize, out: &mut [f32]) {
+    // Rows in groups of 8, then 4, 2, 1, so each group keeps its sums in registers.
+    let mut r0 = 0;
+    macro_rules! group {
+        ($r:literal) => {
+            while rows - r0 >= $r {
+                let acc = panel_body::<$r>(panel, &x[r0 * k..(r0 + $r) * k], k);
+                for (r, a) in acc.iter().enumerate() {
+                    out[(r0 + r) * PANEL..(r0 + r + 1) * PANEL].copy_from_slice(a);
+                }
+                r0 += $r;
+            }
+        };
+    }
+    group!(8);
+    group!(4);
+    group!(2);
+    group!(1);
+}
+
+type PanelKernel = fn(&[u16], &[f32], usize, usize, &mut [f32]);
+
+fn panel_rows_scalar(panel: &[u16], x: &[f32], rows: usize, k: usize, out: &mut [f32]) {
+    panel_rows_body(panel, x, rows, k, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn panel_rows_avx512(panel: &[u16], x: &[f32], rows: usize, k: usize, out: &mut [f32]) {
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn inner(panel: &[u16], x: &[f32], rows: usize, k: usize, out: &mut [f32]) {
+        panel_rows_body(panel, x, rows, k, out)
+    }
+    // SAFETY: only chosen by `Bf16Panels::kernel` after checking the CPU has AVX-512F; the body
+    // is safe code.
+    unsafe { inner(panel, x, rows, k, out) }
+}
+
+impl Bf16Panels {
+    /// Packs `w`, `n x k` row-major (PyTorch's `Linear` weight, output by input). `None` unless
+    /// `n` is a multiple of 16.
+    pub fn pack(w: &[f32], n: usize, k: usize) -> Option<Bf16Panels> {
+        if n == 0 || k == 0 || !n.is_multiple_of(PANEL) || w.len() != n * k {
+            return None;
+        }
+        let mut data = vec![0u16; n * k];
+        for p in 0..n / PANEL {
+            for kk in 0..k {
+                for j in 0..PANEL {
+                    data[(p * k + kk) * PANEL + j] = to_bf16(w[(p * PANEL + j) * k + kk]);
+                }
+            }
+        }
+        Some(Bf16Panels { k, n, data })
+    }
+
+    /// Whether this CPU has a fast path for these panels (AVX-512F); elsewhere the f32 GEMM is
+    /// the better choice and callers should use it.
+    pub fn fast() -> bool {
+        NnKernels::best().isa == Isa::Avx512
+    }
+
+    fn kernel(isa: Isa) -> PanelKernel {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if Isa::available().contains(&Isa::Avx512) => panel_rows_avx512,
+            _ => panel_rows_scalar,
+        }
+    }
+
+    /// `out (m x n) := [out +] x (m x k) * W^T`, with the panels split across rayon's pool.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
+        self.matmul_isa(NnKernels::best().isa, x, m, out, accumulate)
+    }
+
+    /// [`Bf16Panels::matmul`] on a chosen path (the tests compare the paths).
+    pub fn matmul_isa(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
+        use rayon::prelude::*;
+        let (k, n) = (self.k, self.n);
+        assert!(x.len() == m * k && out.len() == m * n, "Bf16Panels::matmul shapes");
+        let kernel = Bf16Panels::kernel(isa);
+        let blocks: Vec<Vec<f32>> = self
+            .data
+            .par_chunks_exact(k * PANEL)
+            .map(|panel| {
+                let mut block = vec![0.0f32; m * PANEL];
+                kernel(panel, x, m, k, &mut block);
+                block
+            })
+            .collect();
+        for (p, block) in blocks.iter().enumerate() {
+            for (r, b) in block.chunks_exact(PANEL).enumerate() {
+                let o = &mut out[r * n + p * PANEL..r * n + (p + 1) * PANEL];
+                if accumulate {
+                    o.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+                } else {
+                    o.copy_from_slice(b);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod bf16_tests {
+    use super::*;
+
+    #[test]
+    fn bf16_rounding_is_to_nearest_even() {
+        assert_eq!(from_bf16(to_bf16(1.0)), 1.0);
+        assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0).
+        assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0);
+        assert_eq!(from_bf16(to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+        for i in 0..10_000 {
+            let v = (i as f32 * 0.731).sin() * 10f32.powi(i % 7 - 3);
+            assert!((from_bf16(to_bf16(v)) - v).abs() <= v.abs() / 256.0, "{v}");
+        }
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+    }
+
+    /// Every path against the schoolbook product with the same bf16-rounded weights, for row
+    /// counts that use every group size, with and without accumulation.
+    #[test]
+    fn bf16_panels_match_the_schoolbook_product() {
+        let (n, k) = (48, 37);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let panels = Bf16Panels::pack(&w, n, k).unwrap();
+        assert!(Bf16Panels::pack(&w[..40 * k], 40, k).is_none(), "n must be a multiple of 16");
+        for m in [1, 2, 3, 7, 8, 15, 17] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.6).collect();
+            let mut want = vec![0.0f32; m * n];
+            for r in 0..m {
+                for c in 0..n {
+                    want[r * n + c] = 0.5 + (0..k).map(|t| x[r * k + t] * from_bf16(to_bf16(w[c * k + t]))).sum::<f32>();
+                }
+            }
+            for isa in Isa::available() {
+                let mut got = vec![0.5f32; m * n];
+                panels.matmul_isa(isa, &x, m, &mut got, true);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{isa:?} m={m}: {g} vs {w}");
+                }
+                panels.matmul_isa(isa, &x, m, &mut got, false);
+                assert!((got[0] - (want[0] - 0.5)).abs() <= 1e-4 * (1.0 + want[0].abs()));
+            }
+        }
+    }
+}

@@ -154,8 +154,10 @@ mod tests {
             let got = answer.recv().unwrap().unwrap();
             assert_eq!(got.len(), texts.len());
             for (t, v) in texts.iter().zip(&got) {
+                // Alone, a short text may take the bfloat16 small-batch path: about 1e-5 apart.
+                // A mix-up of jobs or order would be far below this.
                 let alone = model.embed(&[t.as_str()]).unwrap().remove(0);
-                assert!(cosine(v, &alone) > 0.99999, "{t:?}");
+                assert!(cosine(v, &alone) > 0.9999, "{t:?}");
             }
         }
     }
