@@ -1068,7 +1068,7 @@ struct KeywordQuery {
 }
 
 fn parse_keyword_query(body: &Map<String, Value>) -> Result<Option<KeywordQuery>, ApiError> {
-    if body.contains_key("prefetch") || !crate::documents::is_keyword_prefetch(&Value::Object(body.clone())) {
+    if body.contains_key("prefetch") || !crate::documents::is_keyword_query(body) {
         return Ok(None);
     }
     reject_present(body, &["lookup_from", "shard_key", "score_threshold"])?;

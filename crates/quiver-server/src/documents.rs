@@ -38,6 +38,11 @@ enum Slot {
 /// a sparse/keyword index, or the query is a document for a BM25 "model" (Qdrant's
 /// `Qdrant/bm25`). Its text is not embedded.
 pub fn is_keyword_prefetch(p: &Value) -> bool {
+    p.as_object().is_some_and(is_keyword_query)
+}
+
+/// Whether a query object (a prefetch, or a whole Query API body) asks for a keyword query.
+pub fn is_keyword_query(p: &Map<String, Value>) -> bool {
     let using = p.get("using").and_then(Value::as_str).map(str::to_ascii_lowercase);
     let model = p
         .get("query")
