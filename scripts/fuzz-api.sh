@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_MAX="${1:-90}"
-SPEC="${QUIVER_QDRANT_SPEC:-../shared/spec/qdrant-openapi-1.19.json}"
+SPEC="${QUIVER_QDRANT_SPEC:-tests/fixtures/qdrant/qdrant-openapi-1.19.json}"
 VENV=target/e2e-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
@@ -17,8 +17,8 @@ target/debug/quiver --data-dir "$DATA" serve --port "$PORT" > "$DATA.out" 2> "$D
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true; rm -rf "$DATA" "$DATA.out" "$DATA.err"' EXIT
 for _ in $(seq 1 100); do grep -q "quiver serving on" "$DATA.out" && break; sleep 0.1; done
-curl -s -X PUT "http://127.0.0.1:$PORT/collections/c" -d '{"vectors":{"size":4,"distance":"Dot"}}' > /dev/null
-curl -s -X PUT "http://127.0.0.1:$PORT/collections/c/points" -d '{"points":[{"id":1,"vector":[1,0,0,0],"payload":{"a":1}},{"id":2,"vector":[0,1,0,0]}]}' > /dev/null
+curl -s -H 'Content-Type: application/json' -X PUT "http://127.0.0.1:$PORT/collections/c" -d '{"vectors":{"size":4,"distance":"Dot"}}' > /dev/null
+curl -s -H 'Content-Type: application/json' -X PUT "http://127.0.0.1:$PORT/collections/c/points" -d '{"points":[{"id":1,"vector":[1,0,0,0],"payload":{"a":1}},{"id":2,"vector":[0,1,0,0]}]}' > /dev/null
 PATHS='^/(collections(/\{collection_name\}(/exists|/index(/\{field_name\})?|/points(/\{id\}|/delete|/payload(/delete|/clear)?|/scroll|/count|/query(/batch)?)?)?)?|healthz|livez|readyz|metrics)?$'
 "$VENV/bin/schemathesis" run "$SPEC" --url "http://127.0.0.1:$PORT" --checks not_a_server_error \
   --include-path-regex "$PATHS" --max-examples 25 --generation-deterministic \

@@ -52,6 +52,10 @@ struct IndexArgs {
     /// [default: int8, none for manhattan]
     #[arg(long)]
     quantization: Option<String>,
+    /// The recall@k a search without --ef aims for: the collection measures its index on
+    /// sampled searches and uses the smallest ef that reached it (0 = always --ef).
+    #[arg(long, default_value_t = quiver::TARGET_RECALL_DEFAULT)]
+    target_recall: f32,
     /// Never build an approximate index (every search is exact).
     #[arg(long)]
     no_index: bool,
@@ -70,6 +74,7 @@ impl IndexArgs {
             ef: self.ef,
             full_scan_threshold: self.index_threshold,
             quantization,
+            target_recall: self.target_recall,
         })
     }
 }
@@ -131,8 +136,8 @@ enum Command {
         /// Keep only results at least this similar (cosine, dot) or at most this far (euclid, manhattan).
         #[arg(long)]
         threshold: Option<f32>,
-        /// The index's search list size (larger: better recall, slower).
-        #[arg(long)]
+        /// The index's search list size, 1 to 4096 (larger: better recall, slower).
+        #[arg(long, value_parser = parse_ef)]
         ef: Option<usize>,
         /// Score every point (the exact oracle), even when an index exists.
         #[arg(long)]
@@ -301,6 +306,16 @@ enum Command {
         /// The PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Let pages of this origin (`https://app.example.com`) call the API from a browser;
+        /// repeat for several. None by default: no web page can use the API.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
+        /// Open connections at once; more are closed as soon as they arrive.
+        #[arg(long, default_value_t = quiver_server::CONNECTIONS_MAX_DEFAULT)]
+        max_connections: usize,
+        /// Seconds a client may take to send a request's headers before it is cut off.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
     },
     /// The exercise "Vector Database by Hand", step by step, computed by the real engine.
     Walkthrough,
@@ -388,6 +403,14 @@ fn selector(ids: &[String], filter: &FilterArg) -> Result<PointSelector> {
         (true, Some(f)) => Ok(PointSelector::Filter(f)),
         (false, Some(_)) => bail!("give ids or --filter, not both"),
         (true, None) => bail!("give point ids or --filter"),
+    }
+}
+
+/// `--ef`: a list size the library accepts, refused in the flag's words otherwise.
+fn parse_ef(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(ef) if (1..=quiver::EF_MAX).contains(&ef) => Ok(ef),
+        _ => Err(format!("--ef must be a whole number from 1 to {}", quiver::EF_MAX)),
     }
 }
 
@@ -1091,7 +1114,10 @@ fn run(cli: Cli) -> Result<()> {
                            "vector_index": {"enabled": ix.enabled, "m": ix.m, "ef_construct": ix.ef_construct, "ef": ix.ef,
                                             "quantization": ix.quantization.name(), "full_scan_threshold": ix.full_scan_threshold,
                                             "nodes": status.nodes, "tail": status.tail, "building": status.building,
-                                            "memory_bytes": status.memory_bytes, "error": status.error}})
+                                            "memory_bytes": status.memory_bytes, "error": status.error,
+                                            "target_recall": ix.target_recall, "ef_in_use": status.ef,
+                                            "estimated_recall": status.recall.map(|r| r.recall),
+                                            "recall_samples": status.recall.map_or(0, |r| r.samples)}})
                 );
             } else {
                 println!("collection   {}", info.name);
@@ -1107,6 +1133,16 @@ fn run(cli: Cli) -> Result<()> {
                     info.segments, info.wal_bytes, info.last_seq, info.flushed_seq
                 );
                 println!("vector index {index_text}");
+                if ix.enabled {
+                    let measured = match status.recall {
+                        Some(r) => format!(
+                            "estimated recall@10 {:.3} at ef {} ({} sampled searches)",
+                            r.recall, r.ef, r.samples
+                        ),
+                        None => "recall not measured yet (a server measures the searches it serves)".to_string(),
+                    };
+                    println!("recall       target {}: ef {} in use, {measured}", ix.target_recall, status.ef);
+                }
                 if let Some(e) = &status.error {
                     println!("index note   {e}");
                 }
@@ -1151,6 +1187,9 @@ fn run(cli: Cli) -> Result<()> {
             max_body_mb,
             tls_cert,
             tls_key,
+            cors_origins,
+            max_connections,
+            header_timeout,
         } => {
             let addr: std::net::SocketAddr = format!("{host}:{port}")
                 .parse()
@@ -1165,6 +1204,10 @@ fn run(cli: Cli) -> Result<()> {
                     key: key.clone(),
                 });
             }
+            config.cors_origins = cors_origins.clone();
+            config.connections_max = *max_connections;
+            config.header_timeout = std::time::Duration::from_secs(*header_timeout);
+            config.validate().map_err(|e| anyhow::anyhow!(e))?;
             serve(&cli.data_dir, config)?
         }
         Command::Drop { collection } => {

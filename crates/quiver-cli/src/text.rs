@@ -133,6 +133,20 @@ pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Opt
     let (hits, route) = c.search_explained(&req)?;
     let search_ms = t1.elapsed().as_secs_f64() * 1e3;
     let info = c.info();
+    // A graph answer is checked against an exact scan, so the user sees its quality.
+    let checked = match &route {
+        quiver::SearchPath::Graph { .. } => Some(c.recall_of(&req, &hits)?),
+        quiver::SearchPath::Exact { .. } => None,
+    };
+    let target = info.config.index.target_recall;
+    let recall_note = checked.map(|r| {
+        let low = if r < target as f64 {
+            format!(" - below the target {target}: the graph missed neighbours here; a larger --ef finds them")
+        } else {
+            String::new()
+        };
+        format!("checked against an exact scan: recall@{} {r:.2}{low}", hits.len())
+    });
     let head = |v: &[f32]| v.iter().take(8).map(|x| (x * 10_000.0).round() / 10_000.0).collect::<Vec<f32>>();
     let filtered = if filter.is_some() { ", filtered" } else { "" };
     let (path, scanned) = match &route {
@@ -166,6 +180,7 @@ pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Opt
                 "query_vector_first_dims": head(&query), "query_vector_norm": 1.0, "dim": hidden,
                 "search_path": path, "points": info.points, "distances_computed": scanned,
                 "embed_ms": embed_ms, "search_ms": search_ms, "results": results,
+                "recall_vs_exact": checked, "target_recall": target,
             })
         );
         return Ok(());
@@ -186,6 +201,9 @@ pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Opt
         "    {} points in the collection, {scanned} distances computed, {search_ms:.2} ms",
         info.points
     );
+    if let Some(note) = &recall_note {
+        println!("    {note}");
+    }
     println!("[10] top {}:", hits.len());
     for (i, r) in results.iter().enumerate() {
         let doc = r["document"].as_str().unwrap_or("");

@@ -216,7 +216,7 @@ fn embed_texts() {
     let out = ok(tmp.path(), &["embed", "--file", texts.to_str().unwrap()]);
     let rows: Vec<Vec<f32>> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/minilm/embeddings.npy");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/minilm/embeddings.npy");
     let reference = quiver::npy::read(&fixtures).unwrap();
     for (row, want_row) in [(0usize, 0usize), (1, 2)] {
         let want = &reference.data[want_row * 384..(want_row + 1) * 384];
@@ -512,4 +512,125 @@ fn a_killed_ingestion_is_repaired_by_the_next_run() {
         );
         assert!(hits[0]["payload"]["source"].as_str().unwrap().ends_with("f03.txt"), "{hits}");
     }
+}
+
+/// Questions that name an identifier: over 100 files, 40 of them holding one made-up error code
+/// each, "how do I fix CODE?" must return the file with that code first, in hybrid search and in
+/// context, although the generic files match "how do I fix" better by meaning.
+#[test]
+fn hybrid_and_context_put_the_rare_identifier_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let parts = [
+        "sync agent",
+        "print spooler",
+        "backup job",
+        "mail relay",
+        "license server",
+        "VPN client",
+        "disk monitor",
+        "search crawler",
+    ];
+    let things = [
+        "the token store",
+        "the upstream mirror",
+        "the quota table",
+        "the audit log",
+        "the key vault",
+    ];
+    let code = |i: usize| {
+        format!(
+            "ERR_{}{}{:04}{}",
+            (b'A' + (i % 26) as u8) as char,
+            i % 9 + 1,
+            1000 + i * 37,
+            (b'B' + (i % 7) as u8) as char
+        )
+    };
+    for i in 0..100 {
+        let text = if i < 40 {
+            format!(
+                "Error {} is reported when the {} cannot reach {}. Resolution: restart the {}, then check the permissions of {}.",
+                code(i),
+                parts[i % parts.len()],
+                things[i % things.len()],
+                parts[i % parts.len()],
+                things[i % things.len()]
+            )
+        } else {
+            format!(
+                "How do I fix problems with the {}? To fix most problems, first read the logs, then restart the {} and try again. \
+                 If the problem comes back, fix the configuration and ask support how to fix it for good.",
+                parts[i % parts.len()],
+                parts[i % parts.len()]
+            )
+        };
+        std::fs::write(docs.join(format!("note-{i:03}.txt")), text).unwrap();
+    }
+    ok(dir, &["create", "kb", "--model", "all-minilm-l6-v2"]);
+    ok(dir, &["ingest", "kb", docs.to_str().unwrap()]);
+    for i in (0..40).step_by(4) {
+        let question = format!("how do I fix {}?", code(i));
+        let want = format!("note-{i:03}.txt");
+        let hits = json(dir, &["search", "kb", "--text", &question, "--hybrid", "-k", "5"]);
+        let first = hits[0]["payload"]["source"].as_str().unwrap();
+        assert!(first.ends_with(&want), "{question}: hybrid ranks {first} first, not {want}");
+        let ctx = json(dir, &["context", "kb", &question]);
+        let first = ctx["passages"][0]["source"].as_str().unwrap();
+        assert!(first.ends_with(&want), "{question}: context starts with {first}, not {want}");
+    }
+}
+
+/// The data folder and numbers, as a hostile tester found them: a bare relative --data-dir
+/// works, Quiver leaves alone what it did not make in collections/ (a user's dot-folder, a
+/// .DS_Store), vectors whose distances would overflow are refused, --ef out of range is refused
+/// in the flag's words, and an IO error says the OS's reason once.
+#[test]
+fn data_folder_hygiene_and_number_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let in_tmp = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .current_dir(tmp.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = in_tmp(&["--data-dir", "mydata", "create", "c", "--dim", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = &tmp.path().join("mydata");
+    let cdir = dir.join("collections");
+    std::fs::create_dir_all(cdir.join(".backup-c")).unwrap();
+    std::fs::write(cdir.join(".backup-c/keep.txt"), "mine").unwrap();
+    std::fs::write(cdir.join(".DS_Store"), "finder").unwrap();
+    std::fs::create_dir_all(cdir.join("not-a-collection")).unwrap();
+    let names = json(dir, &["list"]);
+    assert_eq!(names, serde_json::json!(["c"]));
+    ok(dir, &["info", "c"]);
+    assert!(
+        cdir.join(".backup-c/keep.txt").exists(),
+        "a folder Quiver did not make is left alone"
+    );
+    assert!(cdir.join(".DS_Store").exists());
+    // Distances of these would overflow f32: refused, nothing stored.
+    let huge = tmp.path().join("huge.jsonl");
+    std::fs::write(&huge, "{\"id\": 1, \"vector\": [3e38, 3e38]}\n").unwrap();
+    fails(dir, &["upsert", "c", "--file", huge.to_str().unwrap()], "too large");
+    let fine = tmp.path().join("fine.jsonl");
+    std::fs::write(&fine, "{\"id\": 2, \"vector\": [1, 2]}\n").unwrap();
+    ok(dir, &["upsert", "c", "--file", fine.to_str().unwrap()]);
+    fails(dir, &["search", "c", "--vector", "[3e38, 3e38]"], "too large");
+    assert_eq!(json(dir, &["count", "c"])["count"], 1);
+    for bad in ["0", "5000", "x"] {
+        let out = quiver(dir, &["search", "c", "--vector", "[1, 2]", "--ef", bad]);
+        assert_eq!(out.status.code(), Some(2), "--ef {bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--ef must be a whole number from 1 to 4096"));
+    }
+    // An IO error: the OS's reason once, not twice.
+    std::fs::write(tmp.path().join("plain-file"), "").unwrap();
+    let out = quiver(&tmp.path().join("plain-file/sub"), &["list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
 }

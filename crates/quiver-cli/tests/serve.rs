@@ -39,7 +39,7 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
 
 /// Sends a request; returns (status, body) for any status.
 fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let req = ureq::request(method, url);
+    let req = ureq::request(method, url).set("content-type", "application/json");
     let resp = match body {
         Some(b) => req.send_string(&b.to_string()),
         None => req.call(),
@@ -76,7 +76,10 @@ fn sigkill_during_acknowledged_upserts_loses_nothing() {
                     json!({"id": b * 100 + i, "vector": v, "payload": {"b": b}})
                 })
                 .collect();
-            match ureq::put(&url).send_string(&json!({"points": points}).to_string()) {
+            match ureq::put(&url)
+                .set("content-type", "application/json")
+                .send_string(&json!({"points": points}).to_string())
+            {
                 Ok(r) if r.status() == 200 => {
                     if tx.send((0..50).map(|i| b * 100 + i).collect()).is_err() {
                         return;
@@ -255,7 +258,9 @@ fn bad_requests_get_clear_4xx_never_5xx() {
     let mut body = json!({ "points": big }).to_string();
     assert!(body.len() <= 1 << 20);
     body.push_str(&" ".repeat((1 << 20) + 1 - body.len()));
-    let resp = ureq::request("PUT", &u("/collections/c/points")).send_string(&body);
+    let resp = ureq::request("PUT", &u("/collections/c/points"))
+        .set("content-type", "application/json")
+        .send_string(&body);
     let s = match resp {
         Ok(r) => r.status(),
         Err(ureq::Error::Status(code, _)) => code,
@@ -561,4 +566,143 @@ fn context_endpoint_returns_passages_with_sources() {
     );
     assert_eq!(s, 400);
     sigterm_and_wait(&mut server.child);
+}
+
+/// Sends raw bytes on a new connection and returns what the server answered before closing
+/// (or before `wait` passed).
+fn raw(url: &str, request: &str, wait: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    // A connection the server refused may be reset before or while we write.
+    if s.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") && request.starts_with("OPTIONS") {
+                    break;
+                }
+            }
+            Err(e) => panic!("no answer within {wait:?}: {e} (got {:?})", String::from_utf8_lossy(&out)),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A local server that no web page can drive: bodies that are not declared JSON get 415 (a
+/// browser sends text/plain and form posts cross-site without asking), CORS preflights grant
+/// nothing unless --cors-origin names the origin, an empty API key is refused, headers that
+/// never finish are cut off, and open connections are bounded.
+#[test]
+fn a_local_server_no_web_page_can_drive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = start(
+        tmp.path(),
+        &[
+            "--cors-origin",
+            "https://app.example.com",
+            "--header-timeout",
+            "1",
+            "--max-connections",
+            "3",
+        ],
+    );
+    let u = |p: &str| format!("{}{p}", server.url);
+    let (s, _) = call(
+        "PUT",
+        &u("/collections/c"),
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+    );
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        "PUT",
+        &u("/collections/c/points?wait=true"),
+        Some(json!({"points": [{"id": 1, "vector": [1.0, 0.0]}]})),
+    );
+    assert_eq!(s, 200);
+    // What a hostile page can send without a preflight: refused, nothing deleted.
+    for ct in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let r = ureq::post(&u("/collections/c/points/delete"))
+            .set("content-type", ct)
+            .send_string(r#"{"points": [1]}"#);
+        match r {
+            Err(ureq::Error::Status(415, _)) => {}
+            other => panic!("{ct}: expected 415, got {other:?}"),
+        }
+    }
+    let (s, b) = call("POST", &u("/collections/c/points/count"), Some(json!({})));
+    assert_eq!((s, b["result"]["count"].as_u64()), (200, Some(1)), "{b}");
+    // Preflights: another origin gets no permission, the allowed one does.
+    let preflight = |origin: &str| {
+        raw(
+            &server.url,
+            &format!(
+                "OPTIONS /collections/c/points/delete HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\
+                 Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n"
+            ),
+            std::time::Duration::from_secs(10),
+        )
+        .to_ascii_lowercase()
+    };
+    let evil = preflight("https://evil.example");
+    assert!(!evil.contains("access-control-allow-origin"), "{evil}");
+    let good = preflight("https://app.example.com");
+    assert!(good.contains("access-control-allow-origin: https://app.example.com"), "{good}");
+    // Headers that never finish are cut off after the header timeout (1 s here).
+    let started = std::time::Instant::now();
+    let partial = raw(
+        &server.url,
+        "GET /collections HTTP/1.1\r\nHost: x\r\n",
+        std::time::Duration::from_secs(30),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the server waited {:?}: {partial:?}",
+        started.elapsed()
+    );
+    // Three connections at most: a fourth is closed at once; one closing frees a slot.
+    let idle: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap())
+        .collect();
+    let refused = raw(
+        &server.url,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(10),
+    );
+    assert!(!refused.contains("200"), "a fourth connection was served: {refused:?}");
+    drop(idle);
+    let mut served = String::new();
+    for _ in 0..50 {
+        // The server notices the closed connections when it next reads them.
+        served = raw(
+            &server.url,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            std::time::Duration::from_secs(10),
+        );
+        if served.contains("200") {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert!(served.contains("200"), "{served:?}");
+    sigterm_and_wait(&mut server.child);
+
+    // An empty API key would turn authentication off: refused at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .args(["serve", "--port", &free_port().to_string(), "--api-key", ""])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--api-key is empty"), "{err}");
 }

@@ -90,8 +90,78 @@ pub struct Codes {
     pub(crate) kind: ScoreKind,
     pub(crate) dim: usize,
     pub(crate) store: Store,
+    drift: Drift,
     kernels: Kernels,
     quant: QuantKernels,
+}
+
+/// What the encoding has seen of the data since it was trained, so the owner can tell when the
+/// data moved away from what it learned (sorted or drifting data, a new cluster): counted by
+/// [`Codes::push`] and [`Codes::observe`], not persisted.
+#[derive(Clone, Debug, Default)]
+struct Drift {
+    /// Vectors counted.
+    rows: u64,
+    /// Int8: per dimension, values outside the trained range (clamped to code 0 or 255).
+    clamped: Vec<u64>,
+    /// Binary: per dimension, the sum and the sum of squares of the values.
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+}
+
+/// Int8 codes are retrained when more than this share of the values of one dimension were
+/// clamped (the trained quantiles clamp 0.1% of the training sample).
+pub const CLAMPED_SHARE_MAX: f64 = 0.01;
+/// Binary codes are retrained when the mean of one dimension moved by more than this many
+/// standard deviations from the trained mean.
+pub const MEAN_SHIFT_MAX: f64 = 0.5;
+/// Drift is judged only over at least this many vectors.
+const DRIFT_ROWS_MIN: u64 = 1000;
+/// Int8 ranges and binary means are learned from at most this many rows.
+const TRAIN_ROWS_MAX: usize = 20_000;
+
+impl Drift {
+    fn observe(&mut self, store: &Store, dim: usize, rows: &[f32]) {
+        match store {
+            Store::F32(_) => {}
+            Store::Int8 { params, .. } => {
+                self.clamped.resize(dim, 0);
+                for row in rows.chunks_exact(dim) {
+                    for (((&x, &lo), &step), n) in row.iter().zip(&params.lo).zip(&params.step).zip(self.clamped.iter_mut()) {
+                        let c = (x - lo) / step;
+                        *n += u64::from(!(-0.5..=255.5).contains(&c));
+                    }
+                }
+            }
+            Store::Binary { .. } => {
+                self.sum.resize(dim, 0.0);
+                self.sum_sq.resize(dim, 0.0);
+                for row in rows.chunks_exact(dim) {
+                    for ((&x, s), q) in row.iter().zip(self.sum.iter_mut()).zip(self.sum_sq.iter_mut()) {
+                        *s += x as f64;
+                        *q += x as f64 * x as f64;
+                    }
+                }
+            }
+        }
+        self.rows += (rows.len() / dim) as u64;
+    }
+
+    fn drifted(&self, store: &Store) -> bool {
+        if self.rows < DRIFT_ROWS_MIN {
+            return false;
+        }
+        let rows = self.rows as f64;
+        match store {
+            Store::F32(_) => false,
+            Store::Int8 { .. } => self.clamped.iter().any(|&n| n as f64 > CLAMPED_SHARE_MAX * rows),
+            Store::Binary { mean, .. } => self.sum.iter().zip(&self.sum_sq).zip(mean).any(|((&s, &q), &m)| {
+                let mu = s / rows;
+                let sd = (q / rows - mu * mu).max(0.0).sqrt();
+                sd > 0.0 && (mu - m as f64).abs() > MEAN_SHIFT_MAX * sd
+            }),
+        }
+    }
 }
 
 /// A query prepared for one [`Codes`]: reusable scratch, filled by [`Codes::prepare`].
@@ -115,13 +185,16 @@ impl Codes {
                 sq_norms: Vec::new(),
             },
             Quantization::Binary => {
-                let rows = (sample.len() / dim).max(1);
-                let mut mean = vec![0.0f32; dim];
-                for row in sample.chunks_exact(dim) {
-                    for (m, x) in mean.iter_mut().zip(row) {
-                        *m += x / rows as f32;
+                let rows = sample.len() / dim;
+                let take = rows.clamp(1, TRAIN_ROWS_MAX);
+                let mut sum = vec![0.0f64; dim];
+                for i in 0..rows.min(take) {
+                    let r = i * rows / take;
+                    for (m, x) in sum.iter_mut().zip(&sample[r * dim..(r + 1) * dim]) {
+                        *m += *x as f64;
                     }
                 }
+                let mean: Vec<f32> = sum.iter().map(|s| (s / take as f64) as f32).collect();
                 Store::Binary {
                     mean,
                     words: dim.div_ceil(64),
@@ -138,6 +211,7 @@ impl Codes {
             kind,
             dim,
             store,
+            drift: Drift::default(),
             kernels: *Kernels::best(),
             quant: *QuantKernels::best(),
         }
@@ -185,9 +259,56 @@ impl Codes {
         }
     }
 
+    /// Counts `rows` (row-major, `dim` columns) in the drift statistics without storing them:
+    /// for codes loaded from a file, whose vectors were counted in another process.
+    pub fn observe(&mut self, rows: &[f32]) {
+        assert_eq!(rows.len() % self.dim, 0);
+        self.drift.observe(&self.store, self.dim, rows);
+    }
+
+    /// Whether the data counted so far (see [`Codes::observe`]) moved away from what the
+    /// encoding was trained on: for int8, more than [`CLAMPED_SHARE_MAX`] of one dimension's
+    /// values fell outside its range; for binary, one dimension's mean moved by more than
+    /// [`MEAN_SHIFT_MAX`] standard deviations. Full precision never drifts.
+    pub fn drifted(&self) -> bool {
+        self.drift.drifted(&self.store)
+    }
+
+    /// Whether adding `rows` would leave the codes drifted: asked before new nodes are linked,
+    /// so that they are linked with codes that fit them.
+    pub fn drifted_with(&self, rows: &[f32]) -> bool {
+        let mut d = self.drift.clone();
+        d.observe(&self.store, self.dim, rows);
+        d.drifted(&self.store)
+    }
+
+    /// The same encoding trained anew on a sample spread over `rows` and `extra` (row-major,
+    /// `dim` columns), with the codes of `rows` (every node's vector, in node order): the codes
+    /// that replace drifted ones. `extra` are vectors about to be added.
+    pub fn retrained(&self, rows: &[f32], extra: &[f32]) -> Codes {
+        let dim = self.dim;
+        let (a, b) = (rows.len() / dim, extra.len() / dim);
+        let total = a + b;
+        let take = total.min(TRAIN_ROWS_MAX);
+        let mut sample = Vec::with_capacity(take * dim);
+        for i in 0..take {
+            let r = i * total / take.max(1);
+            let row = if r < a {
+                &rows[r * dim..(r + 1) * dim]
+            } else {
+                &extra[(r - a) * dim..(r - a + 1) * dim]
+            };
+            sample.extend_from_slice(row);
+        }
+        let mut c = Codes::new(dim, self.kind, self.quantization(), &sample);
+        c.push(rows);
+        c
+    }
+
     /// Appends the codes of `rows` (row-major, `dim` columns).
     pub fn push(&mut self, rows: &[f32]) {
         assert_eq!(rows.len() % self.dim, 0);
+        self.observe(rows);
         let dim = self.dim;
         match &mut self.store {
             Store::F32(v) => {
@@ -420,14 +541,15 @@ impl Codes {
 /// (so one outlier does not waste the 256 levels), at most 20,000 rows.
 fn train_int8(dim: usize, sample: &[f32]) -> Int8Params {
     let rows = sample.len() / dim;
-    let take = rows.min(20_000);
-    let stride = rows.checked_div(take).unwrap_or(1);
+    let take = rows.min(TRAIN_ROWS_MAX);
     let mut lo = vec![0.0f32; dim];
     let mut step = vec![1.0f32; dim];
     let mut col = Vec::with_capacity(take);
     for d in 0..dim {
         col.clear();
-        col.extend((0..take).map(|r| sample[r * stride * dim + d]).filter(|x| x.is_finite()));
+        // Rows spread evenly over the sample (not a stride rounded down, which would leave its
+        // end out: data often arrives sorted).
+        col.extend((0..take).map(|i| sample[(i * rows / take) * dim + d]).filter(|x| x.is_finite()));
         if col.is_empty() {
             continue;
         }

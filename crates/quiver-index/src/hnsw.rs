@@ -176,6 +176,26 @@ impl Hnsw {
         self.levels.len()
     }
 
+    /// Counts vectors in the codes' drift statistics (see [`Codes::observe`]): a loaded index
+    /// counts the vectors its nodes stand for.
+    pub fn observe(&mut self, rows: &[f32]) {
+        self.codes.observe(rows);
+    }
+
+    /// Replaces the codes with `codes` of the same encoding, dimension and node count (retrained
+    /// ones, see [`Codes::retrained`]); the links stay. False, and nothing changes, if they do
+    /// not fit.
+    pub fn replace_codes(&mut self, codes: Codes) -> bool {
+        let fits = codes.len() == self.len()
+            && codes.dim() == self.codes.dim()
+            && codes.kind() == self.codes.kind()
+            && codes.quantization() == self.codes.quantization();
+        if fits {
+            self.codes = codes;
+        }
+        fits
+    }
+
     pub fn is_empty(&self) -> bool {
         self.levels.is_empty()
     }
@@ -475,8 +495,11 @@ impl Hnsw {
     }
 
     /// The neighbour-selection heuristic (the paper's algorithm 4): walk candidates best first
-    /// and keep one only if it is closer to the base than to every neighbour kept so far.
-    /// `cands` is sorted best first; the kept ids go to `scratch.selected`.
+    /// and keep one unless it is strictly closer to a neighbour kept so far than to the base.
+    /// (A tie keeps it: with the paper's "closer to the base than to every kept neighbour", a
+    /// node with exact duplicates links to one copy only, since a copy ties with the base for
+    /// every candidate, and duplicate-heavy data loses recall.) `cands` is sorted best first;
+    /// the kept ids go to `scratch.selected`.
     fn select(&self, cands: &[(f32, u32)], m: usize, scratch: &mut Scratch) {
         scratch.selected.clear();
         for &(s_base, c) in cands {
@@ -486,7 +509,7 @@ impl Hnsw {
             self.graph_codes().decode(c, &mut scratch.decoded);
             let mut p = std::mem::take(&mut scratch.other);
             self.graph_codes().prepare(&scratch.decoded, &mut p);
-            let good = scratch.selected.iter().all(|&s| self.graph_codes().score(&p, s) < s_base);
+            let good = scratch.selected.iter().all(|&s| self.graph_codes().score(&p, s) <= s_base);
             scratch.other = p;
             if good {
                 scratch.selected.push(c);

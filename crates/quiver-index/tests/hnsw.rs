@@ -290,3 +290,65 @@ fn reordering_renumbers_nodes_without_changing_any_answer() {
         }
     }
 }
+
+/// Codes notice when data leaves what they were trained on (sorted or drifting data), and codes
+/// retrained on every row fit again: int8 values clamp no more, binary means are centred again.
+/// Stationary data never counts as drift.
+#[test]
+fn codes_detect_drift_and_retraining_fits_the_data_again() {
+    let dim = 8;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let rows = |rng: &mut ChaCha8Rng, n: usize, shift: f32| -> Vec<f32> {
+        (0..n * dim)
+            .map(|i| rng.gen_range(-1.0f32..1.0) + if i % dim == 0 { shift } else { 0.0 })
+            .collect()
+    };
+    for quant in [Quantization::Int8, Quantization::Binary] {
+        let early = rows(&mut rng, 2000, 0.0);
+        let mut codes = Codes::new(dim, ScoreKind::Dot, quant, &early);
+        codes.push(&early);
+        assert!(!codes.drifted(), "{quant:?}: the training data itself is no drift");
+        // More of the same: still no drift.
+        let same = rows(&mut rng, 4000, 0.0);
+        assert!(!codes.drifted_with(&same), "{quant:?}: stationary data");
+        codes.push(&same);
+        assert!(!codes.drifted(), "{quant:?}");
+        // Column 0 moves far out (sorted data): drift, before and after the rows are added.
+        let late = rows(&mut rng, 4000, 5.0);
+        assert!(codes.drifted_with(&late), "{quant:?}: a shifted column");
+        assert!(!codes.drifted(), "drifted_with changes nothing");
+        codes.push(&late);
+        assert!(codes.drifted(), "{quant:?}");
+        // Retrained on every row: fits again, and codes still rank late rows correctly.
+        let all: Vec<f32> = [early, same, late].concat();
+        let fresh = codes.retrained(&all, &[]);
+        assert_eq!(fresh.len(), all.len() / dim);
+        assert!(!fresh.drifted(), "{quant:?}: retrained codes fit");
+        if quant == Quantization::Int8 {
+            // Among the late rows, the best match of a query by code is the exact best far more
+            // often with retrained codes than with the clamped ones.
+            let n = all.len() / dim;
+            let best_of = |c: &Codes, q: &[f32]| {
+                let mut p = quiver_index::Prepared::default();
+                c.prepare(q, &mut p);
+                (n - 4000..n)
+                    .max_by(|&a, &b| c.score(&p, a as u32).total_cmp(&c.score(&p, b as u32)))
+                    .unwrap()
+            };
+            let (mut hits, mut stale_hits) = (0, 0);
+            for r in n - 50..n {
+                let q = &all[r * dim..(r + 1) * dim];
+                let exact = (n - 4000..n)
+                    .max_by(|&a, &b| {
+                        let s = |o: usize| all[o * dim..(o + 1) * dim].iter().zip(q).map(|(x, y)| x * y).sum::<f32>();
+                        s(a).total_cmp(&s(b))
+                    })
+                    .unwrap();
+                hits += usize::from(best_of(&fresh, q) == exact);
+                stale_hits += usize::from(best_of(&codes, q) == exact);
+            }
+            assert!(hits > stale_hits, "retrained {hits}, clamped {stale_hits} of 50");
+            assert!(hits >= 40, "retrained int8 codes find the exact best late row {hits} of 50 times");
+        }
+    }
+}

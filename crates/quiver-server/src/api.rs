@@ -369,7 +369,16 @@ fn collection_info_json(c: &Collection) -> Value {
             "wal_config": {"wal_capacity_mb": 64, "wal_segments_ahead": 0},
             "quantization_config": quantization
         },
-        "payload_schema": schema
+        "payload_schema": schema,
+        // Quiver's own: what the recall monitor measured (see docs/api.md).
+        "quiver_index": {
+            "nodes": index.nodes,
+            "unindexed_points": index.tail,
+            "ef": index.ef,
+            "target_recall": ix.target_recall,
+            "estimated_recall": index.recall.map(|r| r.recall),
+            "recall_samples": index.recall.map_or(0, |r| r.samples),
+        }
     })
 }
 
@@ -445,7 +454,7 @@ fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: quiver::Met
         let h = h.as_object().ok_or_else(|| ApiError::bad("hnsw_config must be an object"))?;
         for (k, v) in h {
             match k.as_str() {
-                "m" | "ef_construct" | "full_scan_threshold" | "max_indexing_threads" | "payload_m" => {}
+                "m" | "ef_construct" | "full_scan_threshold" | "max_indexing_threads" | "payload_m" | "target_recall" => {}
                 "on_disk" if v.is_null() || v == &Value::Bool(false) => {}
                 other => return Err(ApiError::unsupported(&format!("hnsw_config.{other} = {v}"))),
             }
@@ -458,6 +467,13 @@ fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: quiver::Met
         }
         ix.ef_construct = field_usize(h, "ef_construct", ix.ef_construct)?;
         ix.ef = ix.ef.max(ix.ef_construct.min(4096));
+        if let Some(t) = h.get("target_recall").filter(|v| !v.is_null()) {
+            ix.target_recall = t
+                .as_f64()
+                .filter(|t| (0.0..=1.0).contains(t))
+                .ok_or_else(|| ApiError::bad(format!("hnsw_config.target_recall must be a number between 0 (off) and 1, got {t}")))?
+                as f32;
+        }
         if h.get("full_scan_threshold").is_some_and(|v| !v.is_null()) {
             let kb = field_usize(h, "full_scan_threshold", 0)?;
             ix.full_scan_threshold = kb.saturating_mul(1024) / (dim.max(1) * 4);

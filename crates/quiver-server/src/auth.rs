@@ -66,6 +66,7 @@ pub fn is_read(method: &Method, path: &str) -> bool {
             "/points/query/batch",
             "/points/search",
             "/points/search/batch",
+            "/context",
         ]
         .iter()
         .any(|suffix| path.ends_with(suffix))
@@ -109,6 +110,7 @@ mod tests {
         assert!(is_read(&Method::POST, "/collections/c/points/query"));
         assert!(!is_read(&Method::POST, "/collections/c/points/delete"));
         assert!(!is_read(&Method::PUT, "/collections/c/points"));
+        assert!(is_read(&Method::POST, "/collections/c/context"));
         assert!(!Auth::new(Some(String::new()), None).enabled());
     }
 }

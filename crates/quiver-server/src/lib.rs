@@ -14,6 +14,8 @@ pub mod auth;
 pub mod batcher;
 pub mod documents;
 pub mod embed_queue;
+pub mod guard;
+pub mod listen;
 pub mod metrics;
 
 use axum::extract::DefaultBodyLimit;
@@ -36,6 +38,13 @@ pub struct ServerConfig {
     pub body_bytes_max: usize,
     /// Serve HTTPS with this certificate chain and private key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// Origins (`https://app.example.com`) whose pages may call the API from a browser; none
+    /// by default.
+    pub cors_origins: Vec<String>,
+    /// Open connections beyond this are closed as soon as they are accepted.
+    pub connections_max: usize,
+    /// A request whose headers have not all arrived after this long is cut off.
+    pub header_timeout: std::time::Duration,
 }
 
 /// PEM files for HTTPS.
@@ -53,9 +62,41 @@ impl ServerConfig {
             read_only_api_key: None,
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
             tls: None,
+            cors_origins: Vec::new(),
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            header_timeout: std::time::Duration::from_secs(10),
         }
     }
+
+    /// Refuses settings that would silently weaken the server: an empty API key (which would
+    /// turn authentication off) or a malformed CORS origin.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.api_key.as_deref() == Some("") {
+            return Err("--api-key is empty: give a key, or leave the option out to serve without authentication".into());
+        }
+        if self.read_only_api_key.as_deref() == Some("") {
+            return Err("--read-only-api-key is empty: give a key, or leave the option out".into());
+        }
+        if self.connections_max == 0 {
+            return Err("the connection limit must be at least 1".into());
+        }
+        guard::cors(&self.cors_origins).map(|_| ())
+    }
+
+    /// A warning for a server that anyone on the network can reach and change, if this is one.
+    pub fn exposure_warning(&self) -> Option<String> {
+        (!self.addr.ip().is_loopback() && self.api_key.is_none()).then(|| {
+            format!(
+                "warning: serving on {} without an API key: anyone who can reach this address can read, change and delete \
+                 every collection (set --api-key, or bind to 127.0.0.1)",
+                self.addr
+            )
+        })
+    }
 }
+
+/// Open connections at once, by default.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
 
 /// 64 MiB: about 40,000 points of 384 dimensions as JSON in one request.
 pub const BODY_BYTES_MAX_DEFAULT: usize = 64 << 20;
@@ -74,7 +115,8 @@ pub struct AppState {
     pub embeds: Arc<embed_queue::EmbedQueue>,
 }
 
-/// The application: routes, auth, metrics and limits.
+/// The application: routes, auth, metrics and limits. Panics on a configuration that
+/// [`ServerConfig::validate`] refuses.
 pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
     let state = AppState {
         db: db.clone(),
@@ -87,7 +129,9 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
     api::routes()
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
+        .layer(axum::middleware::from_fn(guard::json_bodies))
         .layer(DefaultBodyLimit::max(config.body_bytes_max))
+        .layer(guard::cors(&config.cors_origins).expect("a validated configuration"))
         .with_state(state)
 }
 
@@ -95,12 +139,32 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
 /// (every write they acknowledge is already durable: the library fsyncs before returning).
 /// Prints `quiver serving on URL` on stdout once listening (scripts and tests wait for it).
 pub async fn serve(db: Arc<Database>, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    config.validate().map_err(std::io::Error::other)?;
+    if let Some(w) = config.exposure_warning() {
+        tracing::warn!("{w}");
+        eprintln!("{w}");
+    }
     let app = router(db, &config);
+    let handle = axum_server::Handle::new();
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let announcer = handle.clone();
+    tokio::spawn(async move {
+        if let Some(addr) = announcer.listening().await {
+            announce(scheme, addr);
+        }
+    });
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(None);
+    });
+    let service = app.into_make_service();
+    let plain = listen::Limited::new(config.connections_max, axum_server::accept::DefaultAcceptor);
     match &config.tls {
         None => {
-            let listener = tokio::net::TcpListener::bind(config.addr).await?;
-            announce("http", listener.local_addr()?);
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            let mut server = axum_server::bind(config.addr).acceptor(plain).handle(handle);
+            server.http_builder().http1().header_read_timeout(config.header_timeout);
+            server.serve(service).await
         }
         Some(tls) => {
             // rustls with the ring provider: no C toolchain beyond what `ring` builds itself.
@@ -113,22 +177,10 @@ pub async fn serve(db: Arc<Database>, config: ServerConfig, shutdown: impl Futur
                         format!("TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()),
                     )
                 })?;
-            let handle = axum_server::Handle::new();
-            let announcer = handle.clone();
-            tokio::spawn(async move {
-                if let Some(addr) = announcer.listening().await {
-                    announce("https", addr);
-                }
-            });
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(None);
-            });
-            axum_server::bind_rustls(config.addr, rustls)
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
+            let acceptor = listen::Limited::new(config.connections_max, axum_server::tls_rustls::RustlsAcceptor::new(rustls));
+            let mut server = axum_server::bind(config.addr).acceptor(acceptor).handle(handle);
+            server.http_builder().http1().header_read_timeout(config.header_timeout);
+            server.serve(service).await
         }
     }
 }

@@ -88,9 +88,20 @@ impl Metrics {
         out.push_str("# HELP quiver_collection_points Points stored.\n# TYPE quiver_collection_points gauge\n");
         let mut segments = String::new();
         let mut indexes = String::new();
+        let mut recall = String::new();
+        let mut ef = String::new();
         for name in &names {
             if let Ok(c) = state.db.collection(name) {
                 let info = c.info();
+                let status = c.index_status();
+                let _ = writeln!(ef, "quiver_collection_search_ef{{collection=\"{name}\"}} {}", status.ef);
+                if let Some(r) = status.recall {
+                    let _ = writeln!(
+                        recall,
+                        "quiver_collection_estimated_recall{{collection=\"{name}\",ef=\"{}\"}} {:.4}",
+                        r.ef, r.recall
+                    );
+                }
                 let _ = writeln!(out, "quiver_collection_points{{collection=\"{name}\"}} {}", info.points);
                 let _ = writeln!(segments, "quiver_collection_segments{{collection=\"{name}\"}} {}", info.segments);
                 let _ = writeln!(
@@ -104,6 +115,10 @@ impl Metrics {
         out.push_str(&segments);
         out.push_str("# HELP quiver_collection_payload_indexes Payload indexes (built in memory, always ready).\n# TYPE quiver_collection_payload_indexes gauge\n");
         out.push_str(&indexes);
+        out.push_str("# HELP quiver_collection_search_ef The list size a top-10 search that names no ef uses now.\n# TYPE quiver_collection_search_ef gauge\n");
+        out.push_str(&ef);
+        out.push_str("# HELP quiver_collection_estimated_recall Recall@k of the index at that ef, measured on sampled searches against exact search.\n# TYPE quiver_collection_estimated_recall gauge\n");
+        out.push_str(&recall);
         out
     }
 }

@@ -6,12 +6,10 @@ pub type StorageResult<T> = Result<T, StorageError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("I/O error on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The OS error is part of the message, and so deliberately not also the error's `source`:
+    /// printers of error chains (anyhow's `{:#}`) would repeat it.
+    #[error("I/O error on {path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("data folder {path} is in use by another process (its LOCK file is held); stop that process or use another --data-dir")]
     Locked { path: PathBuf },
     #[error("corrupt file {path} at byte {offset}: {reason}")]
@@ -26,7 +24,7 @@ impl StorageError {
     /// Wraps an IO error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StorageError {
         let path = path.into();
-        move |source| StorageError::Io { path, source }
+        move |cause| StorageError::Io { path, cause }
     }
 
     pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> StorageError {

@@ -5,28 +5,40 @@
 //! the old or the new file under `NAME` (POSIX rename is atomic); a stray `.tmp` is garbage that
 //! the next open removes.
 
+use crate::fault::{check, Step};
 use crate::{StorageError, StorageResult};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-/// fsyncs a folder, making renames, creations and removals inside it durable.
+/// The folder holding `path`: its parent, or `.` for a bare relative name (whose parent is
+/// the empty path, which cannot be opened).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// fsyncs a folder, making renames, creations and removals inside it durable. The empty path
+/// means the current folder.
 pub fn fsync_dir(dir: &Path) -> StorageResult<()> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    check(Step::Sync, dir).map_err(StorageError::io(dir))?;
     let f = File::open(dir).map_err(StorageError::io(dir))?;
     f.sync_all().map_err(StorageError::io(dir))
 }
 
 /// Creates `path` (and parents), then fsyncs its parent so the new folder survives power loss.
 pub fn create_dir_durable(path: &Path) -> StorageResult<()> {
+    check(Step::Write, path).map_err(StorageError::io(path))?;
     fs::create_dir_all(path).map_err(StorageError::io(path))?;
-    if let Some(parent) = path.parent() {
-        fsync_dir(parent)?;
-    }
-    Ok(())
+    fsync_dir(parent_dir(path))
 }
 
 /// Writes `bytes` as a new file at `path` (which must not be visible to readers yet), fsynced.
 pub fn write_new_file(path: &Path, bytes: &[u8]) -> StorageResult<()> {
+    check(Step::Write, path).map_err(StorageError::io(path))?;
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)
@@ -34,6 +46,7 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> StorageResult<()> {
         .open(path)
         .map_err(StorageError::io(path))?;
     f.write_all(bytes).map_err(StorageError::io(path))?;
+    check(Step::Sync, path).map_err(StorageError::io(path))?;
     f.sync_all().map_err(StorageError::io(path))
 }
 
@@ -41,9 +54,9 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> StorageResult<()> {
 pub fn replace_file_atomic(path: &Path, bytes: &[u8]) -> StorageResult<()> {
     let tmp = path.with_extension("tmp");
     write_new_file(&tmp, bytes)?;
+    check(Step::Rename, path).map_err(StorageError::io(path))?;
     fs::rename(&tmp, path).map_err(StorageError::io(path))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fsync_dir(dir)
+    fsync_dir(parent_dir(path))
 }
 
 /// Reads a whole file.
@@ -53,12 +66,13 @@ pub fn read_file(path: &Path) -> StorageResult<Vec<u8>> {
 
 /// Removes a file if it exists.
 pub fn remove_file_if_exists(path: &Path) -> StorageResult<()> {
+    check(Step::Remove, path).map_err(StorageError::io(path))?;
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StorageError::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         }),
     }
 }

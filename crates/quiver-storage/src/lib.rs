@@ -10,6 +10,7 @@
 pub mod blob;
 pub mod codec;
 pub mod error;
+pub mod fault;
 pub mod fsio;
 pub mod lock;
 pub mod wal;

@@ -27,7 +27,7 @@ impl DirLock {
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file, path }),
             Err(TryLockError::WouldBlock) => Err(StorageError::Locked { path: dir.to_path_buf() }),
-            Err(TryLockError::Error(e)) => Err(StorageError::Io { path, source: e }),
+            Err(TryLockError::Error(e)) => Err(StorageError::Io { path, cause: e }),
         }
     }
 

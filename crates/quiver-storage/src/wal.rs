@@ -286,7 +286,7 @@ impl Wal {
                 }
                 Err(StorageError::Io {
                     path: self.path.clone(),
-                    source,
+                    cause: source,
                 })
             }
         }
@@ -317,6 +317,7 @@ impl Wal {
     pub fn restart_at(&mut self, next_seq: u64) -> StorageResult<()> {
         self.sync()?;
         let path = self.dir.join(file_name(next_seq));
+        crate::fault::check(crate::fault::Step::Write, &path).map_err(StorageError::io(&path))?;
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)

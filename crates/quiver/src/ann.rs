@@ -17,6 +17,7 @@
 //!   state lock while they link nodes.
 
 use crate::filter::Filter;
+use crate::monitor::{self, RecallEstimate, RecallMonitor};
 use crate::state::State;
 use crate::store::{get_id, put_id};
 use crate::types::{IndexConfig, PointId};
@@ -30,6 +31,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const NO_ROW: u32 = u32::MAX;
+/// Rows the recall monitor scans per hold of the state's read lock (a multiple of 64, so each
+/// step's share of the `alive` bitset starts at a word).
+const CHECK_ROWS: usize = 1 << 15;
 const INDEX_MAGIC: &[u8; 8] = b"QVRHNSW1";
 pub(crate) const INDEX_FILE: &str = "index.hnsw";
 
@@ -60,6 +64,9 @@ pub(crate) enum Work {
     None,
     Full,
     Extend,
+    /// The data drifted away from what the quantized codes were trained on: retrain them on
+    /// every node's vector and re-encode (the links stay).
+    Recode,
 }
 
 /// How a search was answered (for `quiver explain` and the tests).
@@ -88,6 +95,11 @@ pub(crate) struct Ann {
     idle: Condvar,
     /// Nodes added since the index file was last written.
     unsaved: Mutex<usize>,
+    /// The node count at the last recode: codes are retrained at most once per graph size, so
+    /// a distribution the encoding cannot fit never loops.
+    recoded_at: Mutex<usize>,
+    /// Measures the graph's recall on sampled searches and picks `ef` for the target.
+    pub monitor: RecallMonitor,
     pub last_error: Mutex<Option<String>>,
     /// Set when the collection is dropped. `save` holds this lock while it writes, so once
     /// `retire` returns no index file is written into the collection's folder again (a new
@@ -96,13 +108,19 @@ pub(crate) struct Ann {
 }
 
 /// The state of the index for `quiver info`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct IndexStatus {
     pub nodes: usize,
     pub tail: usize,
     pub building: bool,
     pub memory_bytes: usize,
     pub error: Option<String>,
+    /// The list size a search for the top 10 that names no `ef` uses now.
+    pub ef: usize,
+    /// The recall@10 the monitor measured at that `ef`, once it has enough checks.
+    pub recall: Option<RecallEstimate>,
+    /// Everything the monitor measured, smallest `ef` first.
+    pub recall_by_ef: Vec<RecallEstimate>,
 }
 
 fn mask_has(mask: &[u64], row: u32) -> bool {
@@ -120,6 +138,8 @@ impl Ann {
             running: Mutex::new(false),
             idle: Condvar::new(),
             unsaved: Mutex::new(0),
+            recoded_at: Mutex::new(0),
+            monitor: RecallMonitor::new(),
             last_error: Mutex::new(None),
             retired: Mutex::new(false),
         }
@@ -156,12 +176,19 @@ impl Ann {
             }
             None => (0, st.n_rows(), 0),
         };
+        let target = self.config.target_recall;
         IndexStatus {
             nodes,
             tail,
             building: *self.running.lock(),
             memory_bytes,
             error: self.last_error.lock().clone(),
+            ef: self.monitor.choose_ef(target, self.config.ef, 10),
+            recall: self
+                .monitor
+                .current(target, self.config.ef, 10)
+                .filter(|e| e.samples >= monitor::SAMPLES_MIN),
+            recall_by_ef: self.monitor.estimates(),
         }
     }
 
@@ -184,6 +211,8 @@ impl Ann {
         let want = if eager { 1 } else { 1024.max(nodes / 16) };
         if tail >= want {
             Work::Extend
+        } else if nodes > *self.recoded_at.lock() && b.hnsw.read().codes().drifted() {
+            Work::Recode
         } else {
             Work::None
         }
@@ -272,17 +301,57 @@ impl Ann {
         })
     }
 
+    /// Every node's vector, in node order, for retraining drifted codes (step one of a
+    /// recode, under the state's read lock). A node whose row is gone keeps what its code
+    /// stands for.
+    pub fn snapshot_nodes(&self, st: &State) -> Option<NodeVectors> {
+        let b = self.built.read().clone()?;
+        let map = b.map.read();
+        let h = b.hnsw.read();
+        let mut vectors = Vec::with_capacity(h.len() * self.dim);
+        let mut decoded = Vec::new();
+        for node in 0..h.len() {
+            match map.node_row.get(node).copied() {
+                Some(r) if r != NO_ROW && (r as usize) < st.n_rows() => vectors.extend_from_slice(st.vector(r)),
+                _ => {
+                    h.codes().decode(node as u32, &mut decoded);
+                    vectors.extend_from_slice(&decoded);
+                }
+            }
+        }
+        Some(NodeVectors { nodes: h.len(), vectors })
+    }
+
+    /// Whether linking the tail `snap` with the current codes would leave them drifted (see
+    /// `Codes::drifted_with`): then the codes are retrained first, with the tail in the sample,
+    /// so the new nodes are linked with codes that tell them apart.
+    pub fn tail_drifts(&self, snap: &Snapshot) -> bool {
+        let Some(b) = self.built.read().clone() else { return false };
+        let h = b.hnsw.read();
+        h.len() > *self.recoded_at.lock() && h.codes().drifted_with(&snap.vectors)
+    }
+
+    /// Retrains the codes on `snap` and `extra` (vectors about to be added; no lock held) and
+    /// installs them, unless the graph changed meanwhile. Searches go on during the work and
+    /// see old or new codes, never a mix.
+    pub fn recode(&self, snap: NodeVectors, extra: &[f32]) -> bool {
+        let Some(b) = self.built.read().clone() else { return false };
+        let codes = b.hnsw.read().codes().retrained(&snap.vectors, extra);
+        let mut h = b.hnsw.write();
+        *self.recoded_at.lock() = snap.nodes;
+        let done = h.len() == snap.nodes && h.replace_codes(codes);
+        if done {
+            self.monitor.reset();
+        }
+        done
+    }
+
     /// Builds a graph from a full snapshot (no lock held; runs on the rayon pool), renumbered
     /// in breadth-first order for cache locality; returns it with the order (new node `i` is
-    /// snapshot entry `order[i]`).
+    /// snapshot entry `order[i]`). The codes are trained on a sample spread over every point
+    /// (not the first ones: data often arrives sorted).
     pub fn build(&self, snap: &Snapshot) -> (Hnsw, Vec<u32>) {
-        let sample_rows = snap.rows.len().min(20_000);
-        let codes = quiver_index::Codes::new(
-            self.dim,
-            self.kind,
-            self.config.quantization,
-            &snap.vectors[..sample_rows * self.dim],
-        );
+        let codes = quiver_index::Codes::new(self.dim, self.kind, self.config.quantization, &snap.vectors);
         let mut hnsw = Hnsw::new(self.params(), codes);
         let first = hnsw.add(&snap.vectors);
         hnsw.link_range(first, &snap.vectors);
@@ -309,6 +378,7 @@ impl Ann {
             hnsw: RwLock::new(hnsw),
             map: RwLock::new(map),
         }));
+        self.monitor.reset();
         true
     }
 
@@ -372,7 +442,9 @@ impl Ann {
     }
 
     /// Searches with the graph when the plan makes that cheaper than an exact scan; `None`
-    /// means "scan exactly" (with the reason in `path`).
+    /// means "scan exactly" (with the reason in `path`). With no `ef`, the recall monitor picks
+    /// the smallest one that reaches the collection's target; unfiltered graph searches offer
+    /// their query to the monitor (true in the second value when one waits for a check).
     pub fn search(
         &self,
         st: &State,
@@ -380,6 +452,67 @@ impl Ann {
         query: &[f32],
         k: usize,
         ef: Option<usize>,
+        path: &mut Option<SearchPath>,
+    ) -> (Option<Vec<Scored>>, bool) {
+        let ef = ef.unwrap_or_else(|| self.monitor.choose_ef(self.config.target_recall, self.config.ef, k));
+        let hits = self.search_at(st, filter, query, k, ef, path);
+        let sampled = hits.is_some() && filter.is_none() && self.monitor.offer(query, k);
+        (hits, sampled)
+    }
+
+    /// One check of the recall monitor: `query`'s exact top `k` against the answer at every
+    /// ladder `ef` (what users get there: the graph, or the exact scan the plan prefers). The
+    /// exact scan takes the state's read lock for `CHECK_ROWS` rows at a time and each ladder
+    /// search takes it once, so a writer never waits for more than one such step (a waiting
+    /// writer holds up new readers too). Empty when rows were renumbered meanwhile.
+    pub fn check_recall(&self, state: &RwLock<State>, sample: &monitor::Sample) -> Vec<f64> {
+        let mut top = TopK::new(sample.k);
+        let mut start = 0usize;
+        let generation = state.read().generation;
+        loop {
+            let st = state.read();
+            if st.generation != generation {
+                return Vec::new();
+            }
+            let end = (start + CHECK_ROWS).min(st.n_rows());
+            if start >= end {
+                break;
+            }
+            let rows = &st.vectors[start * st.dim..end * st.dim];
+            let alive = &st.alive[start / 64..st.alive.len().min(end.div_ceil(64))];
+            for h in quiver_kernels::scan_top_k(
+                self.kind,
+                &sample.query,
+                rows,
+                st.dim,
+                quiver_kernels::Allowed::Mask(alive),
+                sample.k,
+            ) {
+                top.push(h.row, h.score);
+            }
+            start = end;
+        }
+        let want: Vec<f32> = top.into_sorted().iter().map(|h| h.score).collect();
+        monitor::LADDER
+            .iter()
+            .map(|&ef| {
+                let st = state.read();
+                let mut path = None;
+                match self.search_at(&st, None, &sample.query, sample.k, ef, &mut path) {
+                    Some(hits) => monitor::recall(&want, &hits.iter().map(|h| h.score).collect::<Vec<_>>()),
+                    None => 1.0,
+                }
+            })
+            .collect()
+    }
+
+    fn search_at(
+        &self,
+        st: &State,
+        filter: Option<&Filter>,
+        query: &[f32],
+        k: usize,
+        ef: usize,
         path: &mut Option<SearchPath>,
     ) -> Option<Vec<Scored>> {
         let exact = |path: &mut Option<SearchPath>, reason: &'static str| {
@@ -402,7 +535,7 @@ impl Ann {
         // How many points the filter lets through, estimated from a sample without evaluating
         // it on every point (see `State::estimate`).
         let matches = filter.map_or(st.n_alive, |f| st.estimate(f));
-        let ef = ef.unwrap_or(self.config.ef).max(k);
+        let ef = ef.max(k);
         let tail_len = map.tail.len() + st.n_rows().saturating_sub(map.rows_seen);
         // Cost in "sequential distance" units: an exact scan scores every match; the graph
         // visits about ef * 2m nodes at random (about 6x the cost each) divided by the share of
@@ -505,7 +638,7 @@ impl Ann {
         if sections.len() != 6 {
             return Err(format!("expected 6 sections, found {}", sections.len()));
         }
-        let hnsw = Hnsw::from_sections(&sections[..5]).map_err(|e| e.to_string())?;
+        let mut hnsw = Hnsw::from_sections(&sections[..5]).map_err(|e| e.to_string())?;
         let (p, c) = (hnsw.params(), hnsw.codes());
         if p.m != self.config.m || c.quantization() != self.config.quantization || c.dim() != self.dim || c.kind() != self.kind {
             return Err("the index was built with other parameters".into());
@@ -529,6 +662,8 @@ impl Ann {
                 .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)));
             if let Some(r) = row {
                 covered[r as usize / 64] |= 1 << (r % 64);
+                // The drift statistics were not saved: count the vectors again.
+                hnsw.observe(st.vector(r));
             }
             node_row.push(row.unwrap_or(NO_ROW));
             node_ids.push(id.unwrap_or(PointId::Num(u64::MAX)));
@@ -565,6 +700,16 @@ impl Snapshot {
     pub fn len(&self) -> usize {
         self.rows.len()
     }
+
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
+    }
+}
+
+/// Every node's vector, in node order (see [`Ann::snapshot_nodes`]).
+pub(crate) struct NodeVectors {
+    nodes: usize,
+    vectors: Vec<f32>,
 }
 
 /// The ids of live nodes and tail rows, captured before rows are renumbered.

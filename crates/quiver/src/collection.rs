@@ -31,6 +31,11 @@ pub const DOCUMENT_KEY: &str = "document";
 
 /// The WAL is flushed into a segment once it holds this many bytes.
 pub const WAL_FLUSH_BYTES: u64 = 64 << 20;
+/// A WAL this large means flushes keep failing (a full disk): writes are refused with
+/// [`Error::WalFull`] until a flush succeeds, so the log cannot grow without bound.
+pub const WAL_BYTES_MAX: u64 = 4 * WAL_FLUSH_BYTES;
+/// Holds the last flush failure's message while it stands, so a new process reports it too.
+const FLUSH_ERROR_FILE: &str = "FLUSH_ERROR";
 /// An upsert whose encoding is at least this large skips the WAL and becomes a segment of its
 /// own, committed by the manifest: one write of the data instead of two.
 pub const BULK_SEGMENT_BYTES: usize = 16 << 20;
@@ -161,6 +166,8 @@ struct Inner {
     writer: Mutex<Writer>,
     state: RwLock<State>,
     ann: Ann,
+    /// The recall monitor's thread runs.
+    monitor_running: std::sync::atomic::AtomicBool,
     /// Dropping this stops the group-commit thread.
     _stop_syncer: Option<mpsc::Sender<()>>,
 }
@@ -195,6 +202,34 @@ pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
 fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
     fsio::replace_file_atomic(&manifest_path(dir), &store::encode_manifest(m))?;
     Ok(())
+}
+
+/// Writes segment `no`; a failed write removes what it left (nothing names it yet).
+fn write_segment(dir: &Path, no: u64, image: &[u8]) -> Result<()> {
+    let path = segment_path(dir, no);
+    if let Err(e) = fsio::write_new_file(&path, image) {
+        let _ = fsio::remove_file_if_exists(&path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Writes the manifest `m` that names the new segment `no`. If that fails, the segment is
+/// removed unless the manifest on disk names it after all (the rename happened but the folder's
+/// fsync failed): then the collection goes on with that manifest's view on the next open.
+fn commit_manifest(dir: &Path, m: &Manifest, no: Option<u64>) -> Result<()> {
+    let Err(e) = write_manifest(dir, m) else { return Ok(()) };
+    if let Some(no) = no {
+        let mpath = manifest_path(dir);
+        let named = fsio::read_file(&mpath)
+            .ok()
+            .and_then(|bytes| store::decode_manifest(&mpath, &bytes).ok())
+            .is_some_and(|on_disk| on_disk.segments.contains(&no));
+        if !named {
+            let _ = fsio::remove_file_if_exists(&segment_path(dir, no));
+        }
+    }
+    Err(e)
 }
 
 /// Creates the files of a new, empty collection in `dir` (which must not exist yet).
@@ -266,11 +301,12 @@ impl Collection {
                 wal,
                 manifest,
                 last_seq,
-                flush_error: None,
+                flush_error: std::fs::read_to_string(dir.join(FLUSH_ERROR_FILE)).ok(),
                 dropped: false,
             }),
             state: RwLock::new(state),
             ann,
+            monitor_running: std::sync::atomic::AtomicBool::new(false),
             _stop_syncer: periodic.map(|_| stop_tx),
         });
         if let Some(interval_ms) = periodic {
@@ -291,7 +327,7 @@ impl Collection {
                 })
                 .map_err(|e| StorageError::Io {
                     path: dir.to_path_buf(),
-                    source: e,
+                    cause: e,
                 })?;
         }
         let c = Collection { inner };
@@ -380,13 +416,13 @@ impl Collection {
         let seq = w.last_seq + 1;
         let no = w.manifest.next_segment_no;
         let image = store::encode_segment(self.dim(), points.iter().map(|p| (&p.id, p.vector.as_slice(), &p.payload)), &[]);
-        fsio::write_new_file(&segment_path(&self.inner.dir, no), &image)?;
+        write_segment(&self.inner.dir, no, &image)?;
         drop(image);
         let mut m = w.manifest.clone();
         m.segments.push(no);
         m.next_segment_no = no + 1;
         m.flushed_seq = seq;
-        write_manifest(&self.inner.dir, &m)?;
+        commit_manifest(&self.inner.dir, &m, Some(no))?;
         // The manifest is durable: the batch is committed. Make it visible before anything
         // else can fail; a failure to start the new WAL file is harmless (older transactions
         // in the current file are at or below `flushed_seq` and skipped on replay).
@@ -394,7 +430,7 @@ impl Collection {
         w.last_seq = seq;
         self.inner.state.write().apply(&Op::Upsert(points), false);
         if let Err(e) = w.wal.restart_at(seq + 1) {
-            w.flush_error = Some(e.to_string());
+            self.note_flush_error(w, &e.into());
         }
         self.kick_index();
         Ok(WriteAck { seq, affected })
@@ -402,6 +438,16 @@ impl Collection {
 
     /// Logs `op`, applies it, and flushes when the WAL is large. Holds the writer lock.
     fn commit(&self, w: &mut Writer, op: Op) -> Result<u64> {
+        if w.wal.file_bytes() >= WAL_BYTES_MAX {
+            // Flushes have been failing: one more try, then refuse rather than grow the log.
+            if let Err(e) = self.flush_locked(w) {
+                self.note_flush_error(w, &e);
+                return Err(Error::WalFull {
+                    bytes: w.wal.file_bytes(),
+                    cause: e.to_string(),
+                });
+            }
+        }
         let seq = w.last_seq + 1;
         let records = store::encode_op(&op, self.dim());
         let refs: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
@@ -420,7 +466,7 @@ impl Collection {
             // The write is durable in the WAL already; a failed flush is retried next time and
             // reported by `info`, it does not fail the acknowledged write.
             if let Err(e) = self.flush_locked(w) {
-                w.flush_error = Some(e.to_string());
+                self.note_flush_error(w, &e);
             }
         }
         Ok(seq)
@@ -429,7 +475,7 @@ impl Collection {
     /// Writes every change since the last flush into a new segment and empties the WAL.
     pub fn flush(&self) -> Result<()> {
         let mut w = self.writer()?;
-        self.flush_locked(&mut w)
+        self.flush_locked(&mut w).inspect_err(|e| self.note_flush_error(&mut w, e))
     }
 
     fn flush_locked(&self, w: &mut Writer) -> Result<()> {
@@ -461,26 +507,44 @@ impl Collection {
             }
         };
         let mut m = w.manifest.clone();
+        let mut new_segment = None;
         if let Some(image) = image {
             let no = m.next_segment_no;
-            fsio::write_new_file(&segment_path(dir, no), &image)?;
+            write_segment(dir, no, &image)?;
             m.segments.push(no);
             m.next_segment_no = no + 1;
+            new_segment = Some(no);
         }
         m.flushed_seq = w.last_seq;
-        write_manifest(dir, &m)?;
+        commit_manifest(dir, &m, new_segment)?;
         w.manifest = m;
-        w.wal.restart_at(w.last_seq + 1)?;
+        // The segment is durable and named: the dirty points are safe even if the new WAL
+        // file cannot be started (replay skips what the manifest covers).
         self.inner.state.write().dirty.clear();
-        w.flush_error = None;
+        w.wal.restart_at(w.last_seq + 1)?;
+        self.clear_flush_error(w);
         Ok(())
+    }
+
+    /// Records a flush failure: in memory for `info`, and in `FLUSH_ERROR` (best effort: the
+    /// disk may be full) so that a new process reports it too until a flush succeeds.
+    fn note_flush_error(&self, w: &mut Writer, e: &Error) {
+        let msg = e.to_string();
+        let _ = fsio::replace_file_atomic(&self.inner.dir.join(FLUSH_ERROR_FILE), msg.as_bytes());
+        w.flush_error = Some(msg);
+    }
+
+    fn clear_flush_error(&self, w: &mut Writer) {
+        if w.flush_error.take().is_some() {
+            let _ = fsio::remove_file_if_exists(&self.inner.dir.join(FLUSH_ERROR_FILE));
+        }
     }
 
     /// Rewrites the collection as one segment of its live points, reclaiming the space of
     /// deleted and overwritten points on disk and in memory.
     pub fn compact(&self) -> Result<()> {
         let mut w = self.writer()?;
-        self.compact_locked(&mut w)
+        self.compact_locked(&mut w).inspect_err(|e| self.note_flush_error(&mut w, e))
     }
 
     fn compact_locked(&self, w: &mut Writer) -> Result<()> {
@@ -494,25 +558,32 @@ impl Collection {
                 (0..st.n_rows()).map(|r| (&st.ids[r], st.vector(r as u32), &st.payloads[r])),
                 &[],
             );
-            fsio::write_new_file(&segment_path(dir, no), &image)?;
+            write_segment(dir, no, &image)?;
         }
         let old = std::mem::take(&mut w.manifest.segments);
         let mut m = w.manifest.clone();
         m.segments = vec![no];
         m.next_segment_no = no + 1;
         m.flushed_seq = w.last_seq;
-        if let Err(e) = write_manifest(dir, &m) {
+        if let Err(e) = commit_manifest(dir, &m, Some(no)) {
             w.manifest.segments = old;
             return Err(e);
         }
         w.manifest = m;
-        w.wal.restart_at(w.last_seq + 1)?;
+        // Everything is in the new segment now, and the old ones are garbage: clear the dirty
+        // set and remove them before anything else can fail (one that cannot be removed now
+        // is removed by the next open, which drops segments no manifest names).
         self.inner.state.write().dirty.clear();
+        let mut removed: Result<()> = Ok(());
         for o in old {
-            fsio::remove_file_if_exists(&segment_path(dir, o))?;
+            if let Err(e) = fsio::remove_file_if_exists(&segment_path(dir, o)) {
+                removed = removed.and(Err(e.into()));
+            }
         }
+        removed?;
         fsio::fsync_dir(&dir.join("segments"))?;
-        w.flush_error = None;
+        w.wal.restart_at(w.last_seq + 1)?;
+        self.clear_flush_error(w);
         Ok(())
     }
 
@@ -682,6 +753,10 @@ impl Collection {
 
     /// Hybrid search: the dense ranking of `req` and the BM25 ranking of `text` (each `prefetch`
     /// deep, both under `req.filter`) fused by reciprocal rank fusion; scores are fused scores.
+    /// When `text` names a rare identifier (an error code, a part number: see
+    /// [`crate::text_index::TextIndex::rare_identifiers`]), the fused points that contain it
+    /// come first (their fused score raised by the best one), in fused order: rank fusion alone lets the dense side's generic matches ("how
+    /// do I fix") outrank the only passage with the identifier.
     pub fn hybrid(&self, req: &SearchRequest, text: &str, fusion: &Fusion, prefetch: usize) -> Result<Vec<ScoredPoint>> {
         let depth = prefetch.max(req.limit + req.offset);
         let mut dense_req = req.clone();
@@ -696,12 +771,25 @@ impl Collection {
             .into_iter()
             .map(|h| h.id)
             .collect();
-        let fused = crate::text_index::rrf(
-            &[(fusion.dense_weight, dense), (fusion.text_weight, sparse)],
-            fusion.k,
-            req.limit + req.offset,
-        );
+        let mut fused = crate::text_index::rrf(&[(fusion.dense_weight, dense), (fusion.text_weight, sparse)], fusion.k, usize::MAX);
         let st = self.inner.state.read();
+        if let Some((_, t)) = st.text.first() {
+            let rare = t.rare_identifiers(text);
+            if !rare.is_empty() {
+                let holders: std::collections::HashSet<PointId> =
+                    rare.iter().filter_map(|term| t.matching(term, false)).flatten().collect();
+                // Holders get the best fused score on top of their own, so they come first, in
+                // fused order, and scores still fall down the list.
+                let top = fused.first().map_or(0.0, |f| f.1);
+                for (id, score) in fused.iter_mut() {
+                    if holders.contains(id) {
+                        *score += top;
+                    }
+                }
+                fused.sort_by(|a, b| b.1.total_cmp(&a.1));
+            }
+        }
+        fused.truncate(req.limit + req.offset);
         Ok(fused
             .into_iter()
             .skip(req.offset)
@@ -786,6 +874,12 @@ impl Collection {
                 "limit must be at least 1 and limit + offset at most {SEARCH_LIMIT_MAX}"
             )));
         }
+        if let Some(ef) = req.ef.filter(|ef| !(1..=crate::types::EF_MAX).contains(ef)) {
+            return Err(Error::InvalidRequest(format!(
+                "ef must be between 1 and {}, got {ef}",
+                crate::types::EF_MAX
+            )));
+        }
         Ok(())
     }
 
@@ -832,8 +926,14 @@ impl Collection {
                 scored: 0,
                 reason: "the request asked for exact search",
             });
-        } else if let Some(hits) = self.inner.ann.search(st, req.filter.as_ref(), query, k, req.ef, &mut path) {
-            return (self.finish_hits(st, req, hits), path.expect("the index names its path"));
+        } else {
+            let (hits, sampled) = self.inner.ann.search(st, req.filter.as_ref(), query, k, req.ef, &mut path);
+            if sampled {
+                self.kick_monitor();
+            }
+            if let Some(hits) = hits {
+                return (self.finish_hits(st, req, hits), path.expect("the index names its path"));
+            }
         }
         let plan = st.plan(req.filter.as_ref());
         let hits = quiver_kernels::scan_top_k(
@@ -857,6 +957,34 @@ impl Collection {
         let query = self.prepare_query(req)?;
         let st = self.inner.state.read();
         Ok(self.search_traced(&st, req, &query))
+    }
+
+    /// Measures the index's recall@`k` on `queries` now, on this thread, as the recall monitor
+    /// does in the background on sampled searches (each query answered exactly and at every
+    /// `ef` of the monitor's ladder), and records the measurements: searches that name no `ef`
+    /// use them at once. For operators who know their typical queries, and for tests.
+    pub fn calibrate_recall(&self, queries: &[Vec<f32>], k: usize) -> Result<Vec<crate::RecallEstimate>> {
+        for q in queries {
+            let query = self.prepare_query(&SearchRequest::new(q.clone(), k))?;
+            let recalls = self.inner.ann.check_recall(&self.inner.state, &crate::monitor::Sample { query, k });
+            self.inner.ann.monitor.record(&recalls, Duration::ZERO);
+        }
+        Ok(self.inner.ann.monitor.estimates())
+    }
+
+    /// How good an approximate answer to `req` is: recall@k of `hits` against an exact scan
+    /// (by score, so ties between equal vectors count as found). What `quiver explain` reports
+    /// for a search that ran on the graph.
+    pub fn recall_of(&self, req: &SearchRequest, hits: &[ScoredPoint]) -> Result<f64> {
+        let mut exact = req.clone();
+        exact.exact = true;
+        let want = self.search(&exact)?;
+        let higher = self.inner.config.metric.higher_is_better();
+        // Scores as "higher is better" for the shared recall rule.
+        let key = |s: f32| if higher { s } else { -s };
+        let want: Vec<f32> = want.iter().map(|h| key(h.score)).collect();
+        let got: Vec<f32> = hits.iter().map(|h| key(h.score)).collect();
+        Ok(crate::monitor::recall(&want, &got))
     }
 
     /// Exact nearest neighbours of one query: every allowed point is scored.
@@ -970,6 +1098,37 @@ impl Collection {
         self.inner.ann.retire();
     }
 
+    /// Starts the recall monitor's thread when sampled queries wait and it does not run. The
+    /// thread checks them one at a time (see `monitor.rs`) and ends when none is left.
+    fn kick_monitor(&self) {
+        if self.inner.monitor_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("quiver-recall-{}", self.inner.name))
+            .spawn(move || loop {
+                let ann = &inner.ann;
+                while let Some(sample) = ann.monitor.take() {
+                    if ann.is_retired() {
+                        break;
+                    }
+                    let start = std::time::Instant::now();
+                    let recalls = ann.check_recall(&inner.state, &sample);
+                    ann.monitor.record(&recalls, start.elapsed());
+                }
+                inner.monitor_running.store(false, std::sync::atomic::Ordering::Release);
+                // A sample offered after the last `take` but before the flag dropped would
+                // wait for the next offer; look once more.
+                if !ann.monitor.has_pending() || inner.monitor_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    return;
+                }
+            });
+        if spawned.is_err() {
+            self.inner.monitor_running.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
     /// Starts a background build step when the index needs one and none runs.
     fn kick_index(&self) {
         let work = {
@@ -1008,17 +1167,33 @@ impl Collection {
         if ann.is_retired() {
             return Ok(false);
         }
-        let (work, snap) = {
+        let (work, snap, recode_first) = {
             let st = self.inner.state.read();
             match ann.work(&st, eager) {
                 Work::None => return Ok(false),
-                Work::Full => (Work::Full, Ann::snapshot_full(&st)),
+                Work::Recode => {
+                    let Some(nodes) = ann.snapshot_nodes(&st) else { return Ok(false) };
+                    drop(st);
+                    let done = ann.recode(nodes, &[]);
+                    if done && ann.note_added(0, true) {
+                        ann.save()?;
+                    }
+                    return Ok(done);
+                }
+                Work::Full => (Work::Full, Ann::snapshot_full(&st), None),
                 Work::Extend => match ann.snapshot_tail(&st) {
-                    Some(s) => (Work::Extend, s),
-                    None => (Work::Full, Ann::snapshot_full(&st)),
+                    Some(s) => {
+                        // New points the codes cannot tell apart: retrain the codes first.
+                        let nodes = if ann.tail_drifts(&s) { ann.snapshot_nodes(&st) } else { None };
+                        (Work::Extend, s, nodes)
+                    }
+                    None => (Work::Full, Ann::snapshot_full(&st), None),
                 },
             }
         };
+        if let Some(nodes) = recode_first {
+            ann.recode(nodes, snap.vectors());
+        }
         let added = snap.len();
         if work == Work::Full {
             let hnsw = ann.build(&snap);

@@ -3,7 +3,9 @@
 //! Layout: `<root>/LOCK` (held while open), `<root>/collections/<name>/` per collection.
 //! Creating a collection builds it under `.create-<name>` and renames it into place; dropping
 //! renames it to `.drop-<name>` before deleting, so a crash never leaves half a collection under
-//! a real name. Folders starting with `.` are leftovers of such steps and are removed on open.
+//! a real name. Folders named `.create-*` or `.drop-*` are leftovers of such steps and are
+//! removed on open; anything else Quiver did not make (a `.DS_Store`, a user's `.backup`
+//! folder, a stray file) is left alone and ignored.
 
 use crate::collection::{self, Collection};
 use crate::error::{Error, Result};
@@ -37,7 +39,11 @@ impl Database {
         fsio::create_dir_durable(&cdir)?;
         for entry in std::fs::read_dir(&cdir).map_err(StorageError::io(&cdir))? {
             let entry = entry.map_err(StorageError::io(&cdir))?;
-            if entry.file_name().to_string_lossy().starts_with('.') {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = [".create-", ".drop-"]
+                .iter()
+                .any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| validate_name(rest).is_ok()));
+            if ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
                 let p = entry.path();
                 std::fs::remove_dir_all(&p).map_err(StorageError::io(&p))?;
             }
@@ -106,7 +112,7 @@ impl Database {
         for entry in std::fs::read_dir(&cdir).map_err(StorageError::io(&cdir))? {
             let entry = entry.map_err(StorageError::io(&cdir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && validate_name(&name).is_ok() {
+            if validate_name(&name).is_ok() && collection::manifest_path(&entry.path()).exists() {
                 names.push(name);
             }
         }

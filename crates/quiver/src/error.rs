@@ -38,6 +38,10 @@ pub enum Error {
         index: usize,
         point: Option<String>,
     },
+    #[error("vector{} is too large: its length is {norm:.3e}, the largest allowed is {max:.0e} (so that every distance stays a finite float)", point_suffix(.point))]
+    VectorTooLarge { norm: f64, max: f64, point: Option<String> },
+    #[error("write refused: the write-ahead log holds {} MiB because flushing it into a segment keeps failing ({cause}); free disk space, then retry", bytes >> 20)]
+    WalFull { bytes: u64, cause: String },
     #[error("empty batch: give at least one point")]
     EmptyBatch,
     #[error("batch of {got} points exceeds the limit of {max} per request; split it")]
@@ -78,6 +82,7 @@ impl Error {
             | Error::InvalidDimension { .. }
             | Error::DimensionMismatch { .. }
             | Error::NonFiniteVector { .. }
+            | Error::VectorTooLarge { .. }
             | Error::EmptyBatch
             | Error::BatchTooLarge { .. }
             | Error::InvalidId(_)
@@ -88,7 +93,7 @@ impl Error {
             Error::CollectionNotFound(_) | Error::IndexNotFound(_) => ErrorKind::NotFound,
             Error::CollectionExists(_) => ErrorKind::Conflict,
             Error::Storage(StorageError::Locked { .. }) => ErrorKind::Locked,
-            Error::Storage(_) | Error::TextIndexUnavailable { .. } => ErrorKind::Storage,
+            Error::Storage(_) | Error::TextIndexUnavailable { .. } | Error::WalFull { .. } => ErrorKind::Storage,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod filter;
+mod monitor;
 pub mod npy;
 pub mod payload_index;
 mod state;
@@ -33,6 +34,7 @@ pub use collection::{Collection, CollectionInfo, Fusion, PointSelector, ScrollPa
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
+pub use monitor::RecallEstimate;
 pub use payload_index::PayloadIndexType;
 pub use quiver_storage::StorageError;
 pub use types::*;

@@ -362,6 +362,7 @@ pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
     i.u32(ix.ef as u32);
     i.u64(ix.full_scan_threshold as u64);
     i.bytes(ix.quantization.name().as_bytes());
+    i.u32(ix.target_recall.to_bits());
     blob::encode(MANIFEST_MAGIC, &[&c.buf, &s.buf, &x.buf, &e.buf, &i.buf])
 }
 
@@ -439,6 +440,12 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
                     .ok()
                     .and_then(Quantization::parse)
                     .ok_or_else(|| (d.error("unknown quantization"), "index config"))?;
+                // Manifests from before the recall monitor end here.
+                let target_recall = if d.remaining() > 0 {
+                    f32::from_bits(d.u32().map_err(err)?)
+                } else {
+                    crate::types::TARGET_RECALL_DEFAULT
+                };
                 d.finish().map_err(err)?;
                 let config = IndexConfig {
                     enabled,
@@ -447,6 +454,7 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
                     ef,
                     full_scan_threshold,
                     quantization,
+                    target_recall,
                 };
                 config.validate().map_err(|e| (d.error(e.to_string()), "index config"))?;
                 config

@@ -17,6 +17,9 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, Value, STORED, STRING, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+/// An identifier in at most this many documents is rare (see [`TextIndex::rare_identifiers`]).
+pub const RARE_DOCS_MAX: u64 = 5;
+
 /// Tokens longer than this many bytes are dropped (tantivy's default `RemoveLongFilter`).
 const TOKEN_BYTES_MAX: usize = 40;
 
@@ -181,6 +184,26 @@ impl TextIndex {
             return Ok(Vec::new());
         }
         Ok(Self::run(live, &BooleanQuery::new(clauses), limit))
+    }
+
+    /// The tokens of `query` that name something specific: identifiers (a token with both a
+    /// digit and a letter, such as `z3411b` of `ERR_Z3411B`) that occur in at least one and at
+    /// most [`RARE_DOCS_MAX`] documents (or 1% of them, if more). Hybrid search puts the points
+    /// holding them first: a question naming an error code is about the passages with that code.
+    pub fn rare_identifiers(&self, query: &str) -> Vec<String> {
+        let Ok(live) = self.live.as_ref() else { return Vec::new() };
+        let searcher = live.reader.searcher();
+        let max_df = RARE_DOCS_MAX.max(searcher.num_docs() / 100);
+        let mut out: Vec<String> = tokens(query)
+            .into_iter()
+            .filter(|t| t.chars().any(|c| c.is_numeric()) && t.chars().any(char::is_alphabetic))
+            .filter(|t| {
+                let df = searcher.doc_freq(&Term::from_field_text(live.text, t)).unwrap_or(0);
+                (1..=max_df).contains(&df)
+            })
+            .collect();
+        out.dedup();
+        out
     }
 
     /// Every point whose text has all tokens of `query` (or, with `phrase`, the tokens in a

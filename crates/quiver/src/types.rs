@@ -16,6 +16,13 @@ pub const SEARCH_LIMIT_MAX: usize = 100_000;
 pub const PAYLOAD_BYTES_MAX: usize = 1 << 20;
 /// The longest collection name, in bytes.
 pub const NAME_BYTES_MAX: usize = 128;
+/// The largest search list size (`ef`) of a search or an index.
+pub const EF_MAX: usize = 4096;
+/// The largest Euclidean length of a stored or query vector: two such vectors have a dot
+/// product, a squared distance (at most `4 * 1e36`) and a Manhattan distance (at most
+/// `2 * sqrt(DIMENSION_MAX) * 1e18`) that are finite in f32, so every score is a number.
+pub const VECTOR_NORM_MAX: f64 = 1e18;
+const _: () = assert!(4.0 * VECTOR_NORM_MAX * VECTOR_NORM_MAX < f32::MAX as f64);
 /// The deepest nesting of filters.
 pub const FILTER_DEPTH_MAX: usize = 32;
 
@@ -210,6 +217,10 @@ pub struct IndexConfig {
     pub ef: usize,
     pub full_scan_threshold: usize,
     pub quantization: Quantization,
+    /// The recall@k a search that names no `ef` should reach: the recall monitor measures the
+    /// graph on sampled searches and such searches get the smallest `ef` that reached it (`ef`
+    /// above until there are measurements). 0 turns the choice off (always `ef`).
+    pub target_recall: f32,
 }
 
 impl Default for IndexConfig {
@@ -225,9 +236,13 @@ impl Default for IndexConfig {
             // second copy of every vector (on glove-50, 83 vs 137 MiB, and as fast). Manhattan
             // has no quantized kernel: see `default_for`.
             quantization: Quantization::Int8,
+            target_recall: TARGET_RECALL_DEFAULT,
         }
     }
 }
+
+/// The recall a search with no `ef` aims for, by default.
+pub const TARGET_RECALL_DEFAULT: f32 = 0.95;
 
 impl IndexConfig {
     /// The defaults for a collection of this metric: int8 codes where quantization applies
@@ -248,6 +263,12 @@ impl IndexConfig {
             return Err(Error::InvalidRequest(format!(
                 "index parameters out of range: m {} (4..=64), ef_construct {} (4..=4096), ef {} (1..=4096)",
                 self.m, self.ef_construct, self.ef
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.target_recall) {
+            return Err(Error::InvalidRequest(format!(
+                "target recall must be between 0 (off) and 1, got {}",
+                self.target_recall
             )));
         }
         Ok(())
@@ -348,6 +369,14 @@ pub(crate) fn validate_vector(v: &[f32], dim: usize, point: Option<&PointId>) ->
         return Err(Error::NonFiniteVector {
             what,
             index,
+            point: point.map(|p| p.to_string()),
+        });
+    }
+    let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    if norm > VECTOR_NORM_MAX {
+        return Err(Error::VectorTooLarge {
+            norm,
+            max: VECTOR_NORM_MAX,
             point: point.map(|p| p.to_string()),
         });
     }
