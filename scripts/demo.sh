@@ -7,6 +7,8 @@
 # Usage: scripts/demo.sh [DATA_DIR]   (default: a fresh temporary folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/require.sh
+require cargo python3 pip
 cargo build --release --locked -p quiver-cli
 bash scripts/fetch-model.sh
 Q="$PWD/target/release/quiver"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy with warnings as errors, and
 # all tests (unit, property, model, crash, corruption, CLI, server) and the end-to-end test
-# with the official Qdrant client. Needs the Rust toolchain and python3 (with venv and pip);
-# fetches the embedding model into Quiver's cache on first use.
+# with the official Qdrant client. Needs the Rust toolchain, python3 (with venv and pip), curl
+# and openssl (README: On a fresh machine); fetches the embedding model into Quiver's cache and
+# the Python packages into target/ on first use. Runs Qdrant's own REST suite when
+# ../shared/conformance/qdrant is there (informational), and says it skipped it otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/require.sh
+require cargo python3 python3-venv pip curl openssl
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy -- -D warnings"
@@ -17,5 +21,7 @@ echo "== end to end: quiver serve with the official Qdrant client"
 bash scripts/e2e.sh 2>&1 | tee -a target/test-output.txt
 echo "== API fuzzing against the OpenAPI description (schemathesis)"
 bash scripts/fuzz-api.sh 90 2>&1 | tee -a target/test-output.txt
+echo "== Qdrant's own REST test suite (informational)"
+bash scripts/conformance.sh
 # Close with one summary line over every test binary.
 awk '/^test result:/ {p += $4; f += $6} /^(crash|e2e|api-fuzz): / {p += $2; f += $4} END {printf "tests: %d passed, %d failed\n", p, f; exit (f > 0)}' target/test-output.txt
