@@ -1,5 +1,5 @@
 //! all-MiniLM-L6-v2 in pure Rust against reference embeddings from an independent
-//! implementation (`../shared/fixtures/minilm`): the same token ids, and cosine >= 0.9999 on
+//! implementation (`tests/fixtures/minilm` of the repository): the same token ids, and cosine >= 0.9999 on
 //! every sentence and edge case (empty text, whitespace, zero-width characters, texts over 256
 //! tokens, CJK, emoji). Needs the model (`scripts/fetch-model.sh`, run by `scripts/test.sh`);
 //! without it the test fails and says how to get it.
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = here.join("../../../shared/fixtures/minilm");
+    let dir = here.join("../../tests/fixtures/minilm");
     assert!(dir.join("meta.json").exists(), "fixtures not found at {}", dir.display());
     dir
 }
