@@ -171,6 +171,18 @@ pub fn advise_huge_spare<T>(v: &Vec<T>) {
     let _ = v;
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10) so that background work (index
+/// builds, the recall monitor) yields the cores to searches and writes when they compete, and
+/// still uses them when they are idle. A hint only: failures are ignored.
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux, `who`
+    // 0 with PRIO_PROCESS names the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;

@@ -33,12 +33,22 @@ mod plan {
         pub static SEEN: Cell<u64> = const { Cell::new(0) };
         /// The step that failed, if one did.
         pub static FAILED: Cell<Option<super::Step>> = const { Cell::new(None) };
+        /// Every step fails until disarmed (a disk that stays full).
+        pub static STICKY: Cell<bool> = const { Cell::new(false) };
     }
+}
+
+/// Arms the plan on this thread so that every step fails until [`disarm`].
+#[cfg(feature = "fault-injection")]
+pub fn fail_always() {
+    fail_after(0);
+    plan::STICKY.with(|s| s.set(true));
 }
 
 /// Arms the plan on this thread: `n` steps succeed, the next one fails (once).
 #[cfg(feature = "fault-injection")]
 pub fn fail_after(n: u64) {
+    plan::STICKY.with(|s| s.set(false));
     plan::LEFT.with(|l| l.set(Some(n)));
     plan::SEEN.with(|s| s.set(0));
     plan::FAILED.with(|f| f.set(None));
@@ -48,6 +58,7 @@ pub fn fail_after(n: u64) {
 #[cfg(feature = "fault-injection")]
 pub fn disarm() -> (u64, Option<Step>) {
     plan::LEFT.with(|l| l.set(None));
+    plan::STICKY.with(|s| s.set(false));
     (plan::SEEN.with(|s| s.get()), plan::FAILED.with(|f| f.take()))
 }
 
@@ -57,7 +68,9 @@ pub fn check(step: Step, path: &Path) -> std::io::Result<()> {
     let Some(left) = plan::LEFT.with(|l| l.get()) else { return Ok(()) };
     plan::SEEN.with(|s| s.set(s.get() + 1));
     if left == 0 {
-        plan::LEFT.with(|l| l.set(None));
+        if !plan::STICKY.with(|s| s.get()) {
+            plan::LEFT.with(|l| l.set(None));
+        }
         plan::FAILED.with(|f| f.set(Some(step)));
         return Err(std::io::Error::other(format!("injected {step:?} failure on {}", path.display())));
     }

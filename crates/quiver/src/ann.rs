@@ -41,6 +41,23 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
 }
 
+/// The threads index builds run on: a pool of their own, at low priority. On rayon's global
+/// pool, a search batch's tasks queued behind a build's linking tasks and waited for all of them
+/// (seconds under steady writes); here the build and the searches share the cores through the
+/// OS scheduler, which favours the searches.
+pub(crate) fn build_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("quiver-build-{i}"))
+            .start_handler(|_| quiver_kernels::quant::lower_thread_priority())
+            .build()
+            .expect("starting the index build threads")
+    })
+}
+
 /// Which row each node stands for, in the state's current numbering.
 struct NodeMap {
     node_row: Vec<u32>,

@@ -1002,7 +1002,21 @@ impl Collection {
         let shared_k = reqs.first().map(|r| r.limit + r.offset);
         let indexed = st.n_alive >= self.inner.config.index.full_scan_threshold && self.inner.ann.status(&st).nodes > 0;
         let gemm_ok = !indexed && reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
-        if gemm_ok && !reqs.is_empty() {
+        if !gemm_ok {
+            // One search per query, each under its own hold of the state's read lock: a writer
+            // waits for one search, not for the whole batch (and readers queued behind it wait
+            // no longer either).
+            drop(st);
+            return Ok(reqs
+                .par_iter()
+                .zip(queries.par_iter())
+                .map(|(r, q)| {
+                    let st = self.inner.state.read();
+                    self.search_in(&st, r, q)
+                })
+                .collect());
+        }
+        if !reqs.is_empty() {
             let flat: Vec<f32> = queries.concat();
             let hits = quiver_kernels::batch_top_k(
                 self.inner.config.metric.score_kind(),
@@ -1014,11 +1028,7 @@ impl Collection {
             );
             return Ok(hits.into_iter().zip(reqs).map(|(h, r)| self.finish_hits(&st, r, h)).collect());
         }
-        Ok(reqs
-            .par_iter()
-            .zip(queries.par_iter())
-            .map(|(r, q)| self.search_in(&st, r, q))
-            .collect())
+        Ok(Vec::new())
     }
 
     pub fn info(&self) -> CollectionInfo {
@@ -1108,6 +1118,7 @@ impl Collection {
         let spawned = std::thread::Builder::new()
             .name(format!("quiver-recall-{}", self.inner.name))
             .spawn(move || loop {
+                quiver_kernels::quant::lower_thread_priority();
                 let ann = &inner.ann;
                 while let Some(sample) = ann.monitor.take() {
                     if ann.is_retired() {
@@ -1142,9 +1153,10 @@ impl Collection {
         let spawned = std::thread::Builder::new()
             .name(format!("quiver-index-{}", self.inner.name))
             .spawn(move || {
+                quiver_kernels::quant::lower_thread_priority();
                 let c = Collection { inner };
                 loop {
-                    match c.index_step(false) {
+                    match crate::ann::build_pool().install(|| c.index_step(false)) {
                         Ok(true) => continue,
                         Ok(false) => break,
                         Err(e) => {

@@ -164,3 +164,48 @@ fn disk_errors_at_every_step_of_a_compaction() {
 fn disk_errors_at_every_step_of_an_index_save() {
     every_step("index save", false, |c| c.build_index());
 }
+
+/// A disk that stays full: flushes keep failing, the log grows to `WAL_BYTES_MAX`, then writes
+/// are refused with a clear error instead of growing it further; once the disk has room again
+/// the next write flushes and succeeds, and nothing acknowledged is lost.
+#[test]
+fn a_wal_that_cannot_flush_is_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dim = 256;
+    let mut config = CollectionConfig::new(dim, Metric::Dot);
+    config.index.enabled = false;
+    config.durability = quiver::Durability::Periodic { interval_ms: 1000 };
+    let db = Database::open(tmp.path()).unwrap();
+    let c = db.create_collection("f", config).unwrap();
+    // Batches under the direct-to-segment size, so they go through the log.
+    let batch = |b: u64| -> Vec<Point> { (0..10_000u64).map(|i| Point::new(b * 10_000 + i, vec![b as f32; dim])).collect() };
+    fault::fail_always();
+    let mut acked = 0u64;
+    let refused = loop {
+        match c.upsert(batch(acked)) {
+            Ok(_) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 40, "the log was never bounded");
+    };
+    fault::disarm();
+    assert!(matches!(refused, quiver::Error::WalFull { .. }), "{refused}");
+    assert!(refused.to_string().contains("free disk space"), "{refused}");
+    let info = c.info();
+    assert!(info.wal_bytes >= quiver::collection::WAL_BYTES_MAX, "{}", info.wal_bytes);
+    assert!(
+        info.wal_bytes < quiver::collection::WAL_BYTES_MAX + (16 << 20),
+        "{}",
+        info.wal_bytes
+    );
+    assert!(info.flush_error.is_some());
+    // Room again: the next write flushes first, then succeeds.
+    c.upsert(batch(acked)).unwrap();
+    acked += 1;
+    assert_eq!(c.info().flush_error, None);
+    assert!(c.info().wal_bytes < quiver::collection::WAL_FLUSH_BYTES);
+    drop(c);
+    drop(db);
+    let c = Database::open(tmp.path()).unwrap().collection("f").unwrap();
+    assert_eq!(c.len() as u64, acked * 10_000);
+}
