@@ -1,0 +1,375 @@
+//! One collection: the handle, open and recovery here; the write path (`write`), flush,
+//! compaction and the manifest (`storage`), the read path (`read`), text and hybrid search
+//! (`text`), and the index jobs and recall monitor (`index_job`) in the rooms beside it.
+//!
+//! Write path, under the writer mutex (one writer at a time, readers never wait on fsync):
+//! 1. validate the input (dimension, finite values, payload size, batch size);
+//! 2. append the operation to the WAL as one transaction, fsynced (or group-committed);
+//! 3. apply it to the in-memory state under a short write lock: visible to the next search;
+//! 4. when the WAL passes `WAL_FLUSH_BYTES`, flush: write the changed points as a new immutable
+//!    segment, replace the manifest atomically, and start a new WAL file.
+//!
+//! A crash between any two steps leaves either the old or the new manifest, each naming
+//! complete segments, and a WAL whose committed transactions after `flushed_seq` are replayed.
+
+mod index_job;
+mod read;
+mod storage;
+mod text;
+mod write;
+
+use storage::{commit_manifest, remove_strays, segment_path, write_manifest, write_segment};
+
+use crate::ann::{Ann, IndexStatus, SearchPath, Work};
+use crate::error::{Error, Result};
+use crate::filter::{Filter, KeyPath};
+use crate::payload_index::{FieldIndex, PayloadIndexType};
+use crate::state::State;
+use crate::store::{self, Manifest, Op};
+use crate::types::*;
+use parking_lot::{Mutex, RwLock};
+use quiver_storage::{blob, fsio, wal::Wal, StorageError};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where text collections keep a point's text (as Chroma keeps documents).
+pub const DOCUMENT_KEY: &str = "document";
+
+/// The WAL is flushed into a segment once it holds this many bytes.
+pub const WAL_FLUSH_BYTES: u64 = 64 << 20;
+/// A WAL this large means flushes keep failing (a full disk): writes are refused with
+/// [`Error::WalFull`] until a flush succeeds, so the log cannot grow without bound.
+pub const WAL_BYTES_MAX: u64 = 4 * WAL_FLUSH_BYTES;
+/// Holds the last flush failure's message while it stands, so a new process reports it too.
+const FLUSH_ERROR_FILE: &str = "FLUSH_ERROR";
+/// An upsert whose encoding is at least this large skips the WAL and becomes a segment of its
+/// own, committed by the manifest: one write of the data instead of two.
+pub const BULK_SEGMENT_BYTES: usize = 16 << 20;
+/// More segments than this are merged into one at the next flush.
+pub const SEGMENTS_MAX: usize = 16;
+/// The most rows (live and dead) a collection holds in memory; compaction frees dead rows.
+pub const ROWS_MAX: usize = u32::MAX as usize - 1;
+
+/// Which points an update applies to.
+#[derive(Clone, Debug)]
+pub enum PointSelector {
+    Ids(Vec<PointId>),
+    Filter(Filter),
+}
+
+/// A search request. `limit` results after skipping `offset`.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    pub vector: Vec<f32>,
+    pub limit: usize,
+    pub offset: usize,
+    pub filter: Option<Filter>,
+    /// Cosine / dot: keep scores >= threshold. Euclid / manhattan: keep distances <= threshold.
+    pub score_threshold: Option<f32>,
+    pub with_payload: bool,
+    pub with_vector: bool,
+    /// Score every allowed point, even when an index exists (the oracle).
+    pub exact: bool,
+    /// The index's search list size for this request (default: the collection's `ef`).
+    pub ef: Option<usize>,
+}
+
+impl SearchRequest {
+    pub fn new(vector: Vec<f32>, limit: usize) -> SearchRequest {
+        SearchRequest {
+            vector,
+            limit,
+            offset: 0,
+            filter: None,
+            score_threshold: None,
+            with_payload: true,
+            with_vector: false,
+            exact: false,
+            ef: None,
+        }
+    }
+}
+
+/// How `Collection::hybrid` fuses its rankings: reciprocal rank fusion, each ranking weighted
+/// (`weight / (k + rank)`); weights of 1 are plain RRF.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fusion {
+    pub k: f32,
+    pub dense_weight: f32,
+    pub text_weight: f32,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion {
+            k: 60.0,
+            dense_weight: 1.0,
+            text_weight: 1.0,
+        }
+    }
+}
+
+/// A page of points in id order.
+#[derive(Clone, Debug)]
+pub struct ScrollRequest {
+    /// Start at this id (inclusive); `None` starts at the smallest.
+    pub offset: Option<PointId>,
+    pub limit: usize,
+    pub filter: Option<Filter>,
+    pub with_payload: bool,
+    pub with_vector: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScrollPage {
+    pub points: Vec<Record>,
+    /// The id to pass as `offset` for the next page; `None` at the end.
+    pub next_offset: Option<PointId>,
+}
+
+/// What `info` reports.
+#[derive(Clone, Debug)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub config: CollectionConfig,
+    pub points: usize,
+    pub dead_rows: usize,
+    pub segments: usize,
+    pub wal_bytes: u64,
+    pub last_seq: u64,
+    pub flushed_seq: u64,
+    /// (key, type, points indexed, distinct values)
+    pub payload_indexes: Vec<(String, PayloadIndexType, u64, usize)>,
+    pub kernel_isa: &'static str,
+    /// The last background flush failure, if the last flush failed (writes stay durable in
+    /// the WAL; the flush is retried).
+    pub flush_error: Option<String>,
+}
+
+/// The result of an accepted write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteAck {
+    /// The WAL sequence number the write committed as.
+    pub seq: u64,
+    /// Points the write touched.
+    pub affected: usize,
+}
+
+struct Writer {
+    wal: Wal,
+    manifest: Manifest,
+    last_seq: u64,
+    flush_error: Option<String>,
+    /// The collection was dropped: handles that outlive the drop get `CollectionNotFound`
+    /// instead of writing into files that are gone.
+    dropped: bool,
+}
+
+struct Inner {
+    name: String,
+    dir: PathBuf,
+    config: CollectionConfig,
+    writer: Mutex<Writer>,
+    state: RwLock<State>,
+    ann: Ann,
+    /// The recall monitor's thread runs.
+    monitor_running: std::sync::atomic::AtomicBool,
+    /// Dropping this stops the group-commit thread.
+    _stop_syncer: Option<mpsc::Sender<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Group commit: make every acknowledged write durable before the handle goes away.
+        let _ = self.writer.get_mut().wal.sync();
+    }
+}
+
+/// A handle to one open collection; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Collection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection").field("name", &self.inner.name).finish()
+    }
+}
+
+pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join("MANIFEST")
+}
+
+/// Creates the files of a new, empty collection in `dir` (which must not exist yet).
+pub(crate) fn create_files(dir: &Path, config: &CollectionConfig) -> Result<()> {
+    fsio::create_dir_durable(dir)?;
+    fsio::create_dir_durable(&dir.join("segments"))?;
+    fsio::create_dir_durable(&dir.join("wal"))?;
+    let m = Manifest {
+        config: config.clone(),
+        flushed_seq: 0,
+        next_segment_no: 1,
+        segments: Vec::new(),
+        // A text collection keeps its texts under `document`: they get a full-text index.
+        indexes: if config.embedder.is_some() {
+            vec![(DOCUMENT_KEY.to_string(), PayloadIndexType::Text)]
+        } else {
+            Vec::new()
+        },
+    };
+    write_manifest(dir, &m)
+}
+
+impl Collection {
+    /// Opens and recovers the collection stored in `dir`.
+    pub(crate) fn open(name: &str, dir: &Path) -> Result<Collection> {
+        let mpath = manifest_path(dir);
+        let manifest = store::decode_manifest(&mpath, &fsio::read_file(&mpath)?)?;
+        let config = manifest.config.clone();
+        let mut state = State::new(config.dim);
+        for (key, kind) in &manifest.indexes {
+            let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
+            if *kind == PayloadIndexType::Text {
+                state.text.push((path, crate::text_index::TextIndex::new()));
+            } else {
+                state.indexes.fields.push(FieldIndex::new(path, *kind));
+            }
+        }
+        for &no in &manifest.segments {
+            let path = segment_path(dir, no);
+            let image = blob::read(&path)?;
+            let seg = store::decode_segment(&path, &image, config.dim)?;
+            drop(image);
+            state.apply_segment(seg);
+        }
+        remove_strays(dir, &manifest)?;
+        let wal_dir = dir.join("wal");
+        let (wal, txns) = Wal::open(&wal_dir, manifest.flushed_seq)?;
+        let mut last_seq = manifest.flushed_seq;
+        for txn in txns {
+            for record in &txn.records {
+                let op = store::decode_op(record, config.dim)
+                    .map_err(|e| StorageError::corrupt(&wal_dir, e.offset as u64, format!("transaction {}: {}", txn.seq, e.reason)))?;
+                state.apply(&op, true);
+            }
+            last_seq = txn.seq;
+        }
+        let ann = Ann::new(config.index.clone(), config.metric.score_kind(), config.dim, dir);
+        ann.load(&state);
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let periodic = match config.durability {
+            Durability::Periodic { interval_ms } => Some(interval_ms),
+            Durability::Immediate => None,
+        };
+        let inner = Arc::new(Inner {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            config,
+            writer: Mutex::new(Writer {
+                wal,
+                manifest,
+                last_seq,
+                flush_error: std::fs::read_to_string(dir.join(FLUSH_ERROR_FILE)).ok(),
+                dropped: false,
+            }),
+            state: RwLock::new(state),
+            ann,
+            monitor_running: std::sync::atomic::AtomicBool::new(false),
+            _stop_syncer: periodic.map(|_| stop_tx),
+        });
+        if let Some(interval_ms) = periodic {
+            let weak = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name(format!("quiver-sync-{name}"))
+                .spawn(move || loop {
+                    // Wakes every interval; ends when the collection (the sender) is dropped.
+                    match stop_rx.recv_timeout(Duration::from_millis(interval_ms as u64)) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let Some(inner) = weak.upgrade() else { return };
+                    let mut w = inner.writer.lock();
+                    if let Err(e) = w.wal.sync() {
+                        w.flush_error = Some(e.to_string());
+                    }
+                })
+                .map_err(|e| StorageError::Io {
+                    path: dir.to_path_buf(),
+                    cause: e,
+                })?;
+        }
+        let c = Collection { inner };
+        c.kick_index();
+        Ok(c)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn config(&self) -> &CollectionConfig {
+        &self.inner.config
+    }
+
+    pub fn dim(&self) -> usize {
+        self.inner.config.dim
+    }
+
+    pub fn info(&self) -> CollectionInfo {
+        let w = self.inner.writer.lock();
+        let st = self.inner.state.read();
+        CollectionInfo {
+            name: self.inner.name.clone(),
+            config: self.inner.config.clone(),
+            points: st.n_alive,
+            dead_rows: st.dead_rows(),
+            segments: w.manifest.segments.len(),
+            wal_bytes: w.wal.file_bytes(),
+            last_seq: w.last_seq,
+            flushed_seq: w.manifest.flushed_seq,
+            payload_indexes: st
+                .indexes
+                .fields
+                .iter()
+                .map(|f| (f.key.text.clone(), f.kind, f.points(), f.distinct_values()))
+                .chain(
+                    st.text
+                        .iter()
+                        .map(|(k, t)| (k.text.clone(), PayloadIndexType::Text, t.len() as u64, 0)),
+                )
+                .collect(),
+            kernel_isa: quiver_kernels::isa().name(),
+            flush_error: w.flush_error.clone(),
+        }
+    }
+
+    /// The writer, unless the collection was dropped.
+    fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        let w = self.inner.writer.lock();
+        if w.dropped {
+            return Err(Error::CollectionNotFound(self.inner.name.clone()));
+        }
+        Ok(w)
+    }
+
+    /// Called by `Database::drop_collection` before the folder goes: later writes through
+    /// handles still held fail with `CollectionNotFound`, the background index job stops, and
+    /// no index file is written again.
+    pub(crate) fn retire(&self) {
+        self.inner.writer.lock().dropped = true;
+        self.inner.ann.retire();
+    }
+
+    /// Points currently stored.
+    pub fn len(&self) -> usize {
+        self.inner.state.read().n_alive
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,218 @@
+//! The read path: get, count, scroll, and vector search (exact or through the approximate index,
+//! one query or a batch), with the recall check that `quiver explain` prints.
+
+use super::*;
+
+impl Collection {
+    pub(super) fn record(st: &State, row: u32, with_payload: bool, with_vector: bool) -> Record {
+        Record {
+            id: st.ids[row as usize],
+            payload: if with_payload {
+                Some(st.payloads[row as usize].clone().unwrap_or_default())
+            } else {
+                None
+            },
+            vector: if with_vector { Some(st.vector(row).to_vec()) } else { None },
+        }
+    }
+
+    /// The points with these ids, in the order asked, skipping ids that do not exist.
+    pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Result<Vec<Record>> {
+        Self::check_ids(ids)?;
+        let st = self.inner.state.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| st.id_to_row.get(id).map(|&r| Self::record(&st, r, with_payload, with_vector)))
+            .collect())
+    }
+
+    /// Counts points, optionally only those matching `filter`.
+    pub fn count(&self, filter: Option<&Filter>) -> usize {
+        let st = self.inner.state.read();
+        let plan = st.plan(filter);
+        st.plan_len(&plan)
+    }
+
+    /// One page of points in id order. Pages are stable: a point that exists throughout is
+    /// returned exactly once across the pages.
+    pub fn scroll(&self, req: &ScrollRequest) -> Result<ScrollPage> {
+        if req.limit == 0 || req.limit > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!("scroll limit must be 1..={SEARCH_LIMIT_MAX}")));
+        }
+        let st = self.inner.state.read();
+        let mut points = Vec::with_capacity(req.limit.min(1024));
+        let mut next_offset = None;
+        let range = match req.offset {
+            Some(start) => st.id_to_row.range(start..),
+            None => st.id_to_row.range(..),
+        };
+        for (&id, &row) in range {
+            if let Some(f) = &req.filter {
+                if !st.row_matches(row, f) {
+                    continue;
+                }
+            }
+            if points.len() == req.limit {
+                next_offset = Some(id);
+                break;
+            }
+            points.push(Self::record(&st, row, req.with_payload, req.with_vector));
+        }
+        Ok(ScrollPage { points, next_offset })
+    }
+
+    /// Checks a search request without running it: the errors `search` would return for it.
+    /// (`search_batch` refuses the whole batch if one request is bad; callers that batch
+    /// requests from different sources check each first.)
+    pub fn check_search(&self, req: &SearchRequest) -> Result<()> {
+        validate_vector(&req.vector, self.dim(), None)?;
+        let want = req.limit.saturating_add(req.offset);
+        if req.limit == 0 || want > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!(
+                "limit must be at least 1 and limit + offset at most {SEARCH_LIMIT_MAX}"
+            )));
+        }
+        if let Some(ef) = req.ef.filter(|ef| !(1..=crate::types::EF_MAX).contains(ef)) {
+            return Err(Error::InvalidRequest(format!(
+                "ef must be between 1 and {}, got {ef}",
+                crate::types::EF_MAX
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn prepare_query(&self, req: &SearchRequest) -> Result<Vec<f32>> {
+        self.check_search(req)?;
+        let mut q = req.vector.clone();
+        if self.inner.config.metric == Metric::Cosine {
+            quiver_kernels::normalize(&mut q);
+        }
+        Ok(q)
+    }
+
+    pub(super) fn finish_hits(&self, st: &State, req: &SearchRequest, hits: Vec<quiver_kernels::Scored>) -> Vec<ScoredPoint> {
+        let metric = self.inner.config.metric;
+        hits.into_iter()
+            .skip(req.offset)
+            .map(|h| (h.row, metric.user_score(h.score)))
+            .filter(|&(_, score)| match req.score_threshold {
+                None => true,
+                Some(t) if metric.higher_is_better() => score >= t,
+                Some(t) => score <= t,
+            })
+            .map(|(row, score)| {
+                let r = Self::record(st, row, req.with_payload, req.with_vector);
+                ScoredPoint {
+                    id: r.id,
+                    score,
+                    payload: r.payload,
+                    vector: r.vector,
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn search_in(&self, st: &State, req: &SearchRequest, query: &[f32]) -> Vec<ScoredPoint> {
+        self.search_traced(st, req, query).0
+    }
+
+    pub(super) fn search_traced(&self, st: &State, req: &SearchRequest, query: &[f32]) -> (Vec<ScoredPoint>, SearchPath) {
+        let k = req.limit + req.offset;
+        let mut path = None;
+        if req.exact {
+            path = Some(SearchPath::Exact {
+                scored: 0,
+                reason: "the request asked for exact search",
+            });
+        } else {
+            let (hits, sampled) = self.inner.ann.search(st, req.filter.as_ref(), query, k, req.ef, &mut path);
+            if sampled {
+                self.kick_monitor();
+            }
+            if let Some(hits) = hits {
+                return (self.finish_hits(st, req, hits), path.expect("the index names its path"));
+            }
+        }
+        let plan = st.plan(req.filter.as_ref());
+        let hits = quiver_kernels::scan_top_k(
+            self.inner.config.metric.score_kind(),
+            query,
+            &st.vectors,
+            st.dim,
+            plan.allowed(st),
+            k,
+        );
+        let scored = st.plan_len(&plan);
+        let reason = match path {
+            Some(SearchPath::Exact { reason, .. }) => reason,
+            _ => "exact",
+        };
+        (self.finish_hits(st, req, hits), SearchPath::Exact { scored, reason })
+    }
+
+    /// Searches like [`Collection::search`] and also says how the answer was found.
+    pub fn search_explained(&self, req: &SearchRequest) -> Result<(Vec<ScoredPoint>, SearchPath)> {
+        let query = self.prepare_query(req)?;
+        let st = self.inner.state.read();
+        Ok(self.search_traced(&st, req, &query))
+    }
+
+    /// How good an approximate answer to `req` is: recall@k of `hits` against an exact scan
+    /// (by score, so ties between equal vectors count as found). What `quiver explain` reports
+    /// for a search that ran on the graph.
+    pub fn recall_of(&self, req: &SearchRequest, hits: &[ScoredPoint]) -> Result<f64> {
+        let mut exact = req.clone();
+        exact.exact = true;
+        let want = self.search(&exact)?;
+        let higher = self.inner.config.metric.higher_is_better();
+        // Scores as "higher is better" for the shared recall rule.
+        let key = |s: f32| if higher { s } else { -s };
+        let want: Vec<f32> = want.iter().map(|h| key(h.score)).collect();
+        let got: Vec<f32> = hits.iter().map(|h| key(h.score)).collect();
+        Ok(crate::monitor::recall(&want, &got))
+    }
+
+    /// Exact nearest neighbours of one query: every allowed point is scored.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        let query = self.prepare_query(req)?;
+        let st = self.inner.state.read();
+        Ok(self.search_in(&st, req, &query))
+    }
+
+    /// Exact search for many queries at once. Unfiltered queries with one `limit` share a
+    /// matrix product; the others run in parallel, one scan each.
+    pub fn search_batch(&self, reqs: &[SearchRequest]) -> Result<Vec<Vec<ScoredPoint>>> {
+        let queries: Vec<Vec<f32>> = reqs.iter().map(|r| self.prepare_query(r)).collect::<Result<_>>()?;
+        let st = self.inner.state.read();
+        let shared_k = reqs.first().map(|r| r.limit + r.offset);
+        let indexed = st.n_alive >= self.inner.config.index.full_scan_threshold && self.inner.ann.status(&st).nodes > 0;
+        let gemm_ok = !indexed && reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
+        if !gemm_ok {
+            // One search per query, each under its own hold of the state's read lock: a writer
+            // waits for one search, not for the whole batch (and readers queued behind it wait
+            // no longer either).
+            drop(st);
+            return Ok(reqs
+                .par_iter()
+                .zip(queries.par_iter())
+                .map(|(r, q)| {
+                    let st = self.inner.state.read();
+                    self.search_in(&st, r, q)
+                })
+                .collect());
+        }
+        if !reqs.is_empty() {
+            let flat: Vec<f32> = queries.concat();
+            let hits = quiver_kernels::batch_top_k(
+                self.inner.config.metric.score_kind(),
+                &flat,
+                &st.vectors,
+                st.dim,
+                quiver_kernels::Allowed::Mask(&st.alive),
+                shared_k.unwrap_or(0),
+            );
+            return Ok(hits.into_iter().zip(reqs).map(|(h, r)| self.finish_hits(&st, r, h)).collect());
+        }
+        Ok(Vec::new())
+    }
+}

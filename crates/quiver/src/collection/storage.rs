@@ -1,0 +1,190 @@
+//! Files: flush (dirty points to a new segment), compaction, the manifest, and the cleanup of
+//! what a failed step leaves (a segment no durable manifest names, the `FLUSH_ERROR` report).
+
+use super::*;
+
+impl Collection {
+    /// Writes every change since the last flush into a new segment and empties the WAL.
+    pub fn flush(&self) -> Result<()> {
+        let mut w = self.writer()?;
+        self.flush_locked(&mut w).inspect_err(|e| self.note_flush_error(&mut w, e))
+    }
+
+    pub(super) fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+        let dir = &self.inner.dir;
+        if w.manifest.segments.len() >= SEGMENTS_MAX {
+            return self.compact_locked(w);
+        }
+        let image = {
+            let st = self.inner.state.read();
+            if st.dirty.is_empty() {
+                if w.manifest.flushed_seq == w.last_seq {
+                    return Ok(());
+                }
+                None
+            } else {
+                let mut live = Vec::new();
+                let mut tombstones = Vec::new();
+                for id in &st.dirty {
+                    match st.id_to_row.get(id) {
+                        Some(&row) => live.push(row),
+                        None => tombstones.push(*id),
+                    }
+                }
+                Some(store::encode_segment(
+                    st.dim,
+                    live.iter().map(|&r| (&st.ids[r as usize], st.vector(r), &st.payloads[r as usize])),
+                    &tombstones,
+                ))
+            }
+        };
+        let mut m = w.manifest.clone();
+        let mut new_segment = None;
+        if let Some(image) = image {
+            let no = m.next_segment_no;
+            write_segment(dir, no, &image)?;
+            m.segments.push(no);
+            m.next_segment_no = no + 1;
+            new_segment = Some(no);
+        }
+        m.flushed_seq = w.last_seq;
+        commit_manifest(dir, &m, new_segment)?;
+        w.manifest = m;
+        // The segment is durable and named: the dirty points are safe even if the new WAL
+        // file cannot be started (replay skips what the manifest covers).
+        self.inner.state.write().dirty.clear();
+        w.wal.restart_at(w.last_seq + 1)?;
+        self.clear_flush_error(w);
+        Ok(())
+    }
+
+    /// Records a flush failure: in memory for `info`, and in `FLUSH_ERROR` (best effort: the
+    /// disk may be full) so that a new process reports it too until a flush succeeds.
+    pub(super) fn note_flush_error(&self, w: &mut Writer, e: &Error) {
+        let msg = e.to_string();
+        let _ = fsio::replace_file_atomic(&self.inner.dir.join(FLUSH_ERROR_FILE), msg.as_bytes());
+        w.flush_error = Some(msg);
+    }
+
+    pub(super) fn clear_flush_error(&self, w: &mut Writer) {
+        if w.flush_error.take().is_some() {
+            let _ = fsio::remove_file_if_exists(&self.inner.dir.join(FLUSH_ERROR_FILE));
+        }
+    }
+
+    /// Rewrites the collection as one segment of its live points, reclaiming the space of
+    /// deleted and overwritten points on disk and in memory.
+    pub fn compact(&self) -> Result<()> {
+        let mut w = self.writer()?;
+        self.compact_locked(&mut w).inspect_err(|e| self.note_flush_error(&mut w, e))
+    }
+
+    pub(super) fn compact_locked(&self, w: &mut Writer) -> Result<()> {
+        let dir = &self.inner.dir;
+        let no = w.manifest.next_segment_no;
+        {
+            let mut st = self.inner.state.write();
+            self.compact_state(&mut st);
+            let image = store::encode_segment(
+                st.dim,
+                (0..st.n_rows()).map(|r| (&st.ids[r], st.vector(r as u32), &st.payloads[r])),
+                &[],
+            );
+            write_segment(dir, no, &image)?;
+        }
+        let old = std::mem::take(&mut w.manifest.segments);
+        let mut m = w.manifest.clone();
+        m.segments = vec![no];
+        m.next_segment_no = no + 1;
+        m.flushed_seq = w.last_seq;
+        if let Err(e) = commit_manifest(dir, &m, Some(no)) {
+            w.manifest.segments = old;
+            return Err(e);
+        }
+        w.manifest = m;
+        // Everything is in the new segment now, and the old ones are garbage: clear the dirty
+        // set and remove them before anything else can fail (one that cannot be removed now
+        // is removed by the next open, which drops segments no manifest names).
+        self.inner.state.write().dirty.clear();
+        let mut removed: Result<()> = Ok(());
+        for o in old {
+            if let Err(e) = fsio::remove_file_if_exists(&segment_path(dir, o)) {
+                removed = removed.and(Err(e.into()));
+            }
+        }
+        removed?;
+        fsio::fsync_dir(&dir.join("segments"))?;
+        w.wal.restart_at(w.last_seq + 1)?;
+        self.clear_flush_error(w);
+        Ok(())
+    }
+
+    /// Compacts the in-memory rows, remapping the index's nodes in the same step.
+    pub(super) fn compact_state(&self, st: &mut State) {
+        let before = self.inner.ann.before_compact(st);
+        st.compact_rows();
+        self.inner.ann.after_compact(before, st);
+    }
+}
+
+pub(super) fn segment_path(dir: &Path, no: u64) -> PathBuf {
+    dir.join("segments").join(format!("{no:020}.seg"))
+}
+
+pub(super) fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
+    fsio::replace_file_atomic(&manifest_path(dir), &store::encode_manifest(m))?;
+    Ok(())
+}
+
+/// Writes segment `no`; a failed write removes what it left (nothing names it yet).
+pub(super) fn write_segment(dir: &Path, no: u64, image: &[u8]) -> Result<()> {
+    let path = segment_path(dir, no);
+    if let Err(e) = fsio::write_new_file(&path, image) {
+        let _ = fsio::remove_file_if_exists(&path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Writes the manifest `m` that names the new segment `no`. If that fails, the segment is
+/// removed unless the manifest on disk names it after all (the rename happened but the folder's
+/// fsync failed): then the collection goes on with that manifest's view on the next open.
+pub(super) fn commit_manifest(dir: &Path, m: &Manifest, no: Option<u64>) -> Result<()> {
+    let Err(e) = write_manifest(dir, m) else { return Ok(()) };
+    if let Some(no) = no {
+        let mpath = manifest_path(dir);
+        let named = fsio::read_file(&mpath)
+            .ok()
+            .and_then(|bytes| store::decode_manifest(&mpath, &bytes).ok())
+            .is_some_and(|on_disk| on_disk.segments.contains(&no));
+        if !named {
+            let _ = fsio::remove_file_if_exists(&segment_path(dir, no));
+        }
+    }
+    Err(e)
+}
+
+/// Removes files a crash left behind: segments the manifest does not name (written before the
+/// manifest that would have named them) and temporary files.
+pub(super) fn remove_strays(dir: &Path, m: &Manifest) -> Result<()> {
+    let segdir = dir.join("segments");
+    let mut removed = false;
+    for entry in std::fs::read_dir(&segdir).map_err(StorageError::io(&segdir))? {
+        let entry = entry.map_err(StorageError::io(&segdir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let known = name
+            .strip_suffix(".seg")
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|no| m.segments.contains(&no));
+        if !known {
+            fsio::remove_file_if_exists(&entry.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        fsio::fsync_dir(&segdir)?;
+    }
+    fsio::remove_file_if_exists(&dir.join("MANIFEST.tmp"))?;
+    Ok(())
+}

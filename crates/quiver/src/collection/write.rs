@@ -1,0 +1,254 @@
+//! The write path: validate and prepare points, log and apply operations (`commit`), large
+//! batches straight to a segment (`bulk_upsert`), selectors, payload updates and payload indexes.
+
+use super::*;
+
+impl Collection {
+    /// Validates and prepares points: dimension, finite values, payload size; normalises for
+    /// cosine. Returns the points as they will be stored.
+    pub(super) fn prepare_points(&self, mut points: Vec<Point>) -> Result<Vec<Point>> {
+        if points.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        if points.len() > BATCH_POINTS_MAX {
+            return Err(Error::BatchTooLarge {
+                got: points.len(),
+                max: BATCH_POINTS_MAX,
+            });
+        }
+        let dim = self.dim();
+        let cosine = self.inner.config.metric == Metric::Cosine;
+        points.par_iter_mut().try_for_each(|p| -> Result<()> {
+            validate_vector(&p.vector, dim, Some(&p.id))?;
+            if let Some(payload) = &p.payload {
+                let bytes = serde_json::to_vec(payload).expect("a JSON map always serialises").len();
+                if bytes > PAYLOAD_BYTES_MAX {
+                    return Err(Error::InvalidPayload {
+                        reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"),
+                        point: Some(p.id.to_string()),
+                    });
+                }
+                if payload.is_empty() {
+                    p.payload = None;
+                }
+            }
+            if cosine {
+                quiver_kernels::normalize(&mut p.vector);
+            }
+            Ok(())
+        })?;
+        Ok(points)
+    }
+
+    /// Inserts or replaces points, atomically: after a crash either all of them are there or
+    /// none. Returns once the batch is durable (per the collection's durability).
+    pub fn upsert(&self, points: Vec<Point>) -> Result<WriteAck> {
+        let points = self.prepare_points(points)?;
+        let mut w = self.writer()?;
+        {
+            let st = self.inner.state.read();
+            if st.n_rows() + points.len() > ROWS_MAX {
+                return Err(Error::BatchTooLarge {
+                    got: points.len(),
+                    max: ROWS_MAX - st.n_rows(),
+                });
+            }
+        }
+        let affected = points.len();
+        let approx_bytes = points.len() * (self.dim() * 4 + 16);
+        if approx_bytes >= BULK_SEGMENT_BYTES {
+            return self.bulk_upsert(&mut w, points, affected);
+        }
+        let seq = self.commit(&mut w, Op::Upsert(points))?;
+        drop(w);
+        self.kick_index();
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// A large batch becomes a segment directly: earlier changes are flushed first so that
+    /// segment order is write order, then the batch's segment and the manifest naming it are
+    /// made durable, and only then is the batch applied in memory and acknowledged.
+    pub(super) fn bulk_upsert(&self, w: &mut Writer, points: Vec<Point>, affected: usize) -> Result<WriteAck> {
+        self.flush_locked(w)?;
+        let seq = w.last_seq + 1;
+        let no = w.manifest.next_segment_no;
+        let image = store::encode_segment(self.dim(), points.iter().map(|p| (&p.id, p.vector.as_slice(), &p.payload)), &[]);
+        write_segment(&self.inner.dir, no, &image)?;
+        drop(image);
+        let mut m = w.manifest.clone();
+        m.segments.push(no);
+        m.next_segment_no = no + 1;
+        m.flushed_seq = seq;
+        commit_manifest(&self.inner.dir, &m, Some(no))?;
+        // The manifest is durable: the batch is committed. Make it visible before anything
+        // else can fail; a failure to start the new WAL file is harmless (older transactions
+        // in the current file are at or below `flushed_seq` and skipped on replay).
+        w.manifest = m;
+        w.last_seq = seq;
+        self.inner.state.write().apply(&Op::Upsert(points), false);
+        if let Err(e) = w.wal.restart_at(seq + 1) {
+            self.note_flush_error(w, &e.into());
+        }
+        self.kick_index();
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// Logs `op`, applies it, and flushes when the WAL is large. Holds the writer lock.
+    pub(super) fn commit(&self, w: &mut Writer, op: Op) -> Result<u64> {
+        if w.wal.file_bytes() >= WAL_BYTES_MAX {
+            // Flushes have been failing: one more try, then refuse rather than grow the log.
+            if let Err(e) = self.flush_locked(w) {
+                self.note_flush_error(w, &e);
+                return Err(Error::WalFull {
+                    bytes: w.wal.file_bytes(),
+                    cause: e.to_string(),
+                });
+            }
+        }
+        let seq = w.last_seq + 1;
+        let records = store::encode_op(&op, self.dim());
+        let refs: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
+        let sync = self.inner.config.durability == Durability::Immediate;
+        w.wal.append(seq, &refs, sync)?;
+        w.last_seq = seq;
+        drop(records);
+        {
+            let mut st = self.inner.state.write();
+            st.apply(&op, true);
+            if st.dead_rows() > st.n_alive.max(4096) {
+                self.compact_state(&mut st);
+            }
+        }
+        if w.wal.file_bytes() >= WAL_FLUSH_BYTES {
+            // The write is durable in the WAL already; a failed flush is retried next time and
+            // reported by `info`, it does not fail the acknowledged write.
+            if let Err(e) = self.flush_locked(w) {
+                self.note_flush_error(w, &e);
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Resolves a selector to the ids of live points (in id order for filters).
+    pub(super) fn resolve(&self, selector: &PointSelector) -> Vec<PointId> {
+        match selector {
+            PointSelector::Ids(ids) => ids.clone(),
+            PointSelector::Filter(f) => {
+                let st = self.inner.state.read();
+                let plan = st.plan(Some(f));
+                let mut ids = Vec::with_capacity(st.plan_len(&plan));
+                quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| ids.push(st.ids[r as usize]));
+                ids
+            }
+        }
+    }
+
+    pub(super) fn check_ids(ids: &[PointId]) -> Result<()> {
+        if ids.len() > BATCH_POINTS_MAX {
+            return Err(Error::BatchTooLarge {
+                got: ids.len(),
+                max: BATCH_POINTS_MAX,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a selector-based write: resolves the selector under the writer lock (so no write can
+    /// slip between resolving and logging), then commits.
+    pub(super) fn write_selected(&self, selector: &PointSelector, make: impl FnOnce(Vec<PointId>) -> Op) -> Result<WriteAck> {
+        let mut w = self.writer()?;
+        let ids = self.resolve(selector);
+        Self::check_ids(&ids)?;
+        let affected = {
+            let st = self.inner.state.read();
+            ids.iter().filter(|id| st.id_to_row.contains_key(id)).count()
+        };
+        if ids.is_empty() {
+            return Ok(WriteAck {
+                seq: w.last_seq,
+                affected: 0,
+            });
+        }
+        let seq = self.commit(&mut w, make(ids))?;
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// Deletes points by id or by filter. `affected` counts points that existed.
+    pub fn delete(&self, selector: &PointSelector) -> Result<WriteAck> {
+        self.write_selected(selector, Op::Delete)
+    }
+
+    /// Merges `payload`'s keys into the selected points' payloads.
+    pub fn set_payload(&self, selector: &PointSelector, payload: Payload) -> Result<WriteAck> {
+        check_payload(&payload)?;
+        self.write_selected(selector, |ids| Op::SetPayload { ids, payload })
+    }
+
+    /// Replaces the selected points' payloads with `payload`.
+    pub fn overwrite_payload(&self, selector: &PointSelector, payload: Payload) -> Result<WriteAck> {
+        check_payload(&payload)?;
+        self.write_selected(selector, |ids| Op::OverwritePayload { ids, payload })
+    }
+
+    /// Removes keys (dotted paths reach into objects) from the selected points' payloads.
+    pub fn delete_payload_keys(&self, selector: &PointSelector, keys: Vec<String>) -> Result<WriteAck> {
+        self.write_selected(selector, |ids| Op::DeletePayloadKeys { ids, keys })
+    }
+
+    /// Removes every payload key of the selected points.
+    pub fn clear_payload(&self, selector: &PointSelector) -> Result<WriteAck> {
+        self.write_selected(selector, |ids| Op::ClearPayload { ids })
+    }
+
+    /// Creates (or replaces) a payload index on `key`; the schema change is durable on return.
+    pub fn create_payload_index(&self, key: &str, kind: PayloadIndexType) -> Result<()> {
+        let path = KeyPath::parse(key).map_err(|e| Error::InvalidRequest(format!("index key: {e}")))?;
+        let mut w = self.writer()?;
+        let mut m = w.manifest.clone();
+        m.indexes.retain(|(k, t)| !(k == key && *t == kind));
+        m.indexes.push((key.to_string(), kind));
+        write_manifest(&self.inner.dir, &m)?;
+        w.manifest = m;
+        let mut st = self.inner.state.write();
+        if kind == PayloadIndexType::Text {
+            st.add_text_index(path);
+            return Ok(());
+        }
+        st.indexes.fields.retain(|f| !(f.key.text == key && f.kind == kind));
+        let mut index = FieldIndex::new(path, kind);
+        for (row, p) in st.payloads.iter().enumerate() {
+            if let Some(p) = p {
+                index.insert(row as u32, p);
+            }
+        }
+        st.indexes.fields.push(index);
+        Ok(())
+    }
+
+    /// Drops every payload index on `key`.
+    pub fn drop_payload_index(&self, key: &str) -> Result<()> {
+        let mut w = self.writer()?;
+        if !w.manifest.indexes.iter().any(|(k, _)| k == key) {
+            return Err(Error::IndexNotFound(key.to_string()));
+        }
+        let mut m = w.manifest.clone();
+        m.indexes.retain(|(k, _)| k != key);
+        write_manifest(&self.inner.dir, &m)?;
+        w.manifest = m;
+        let mut st = self.inner.state.write();
+        st.indexes.fields.retain(|f| f.key.text != key);
+        st.text.retain(|(k, _)| k.text != key);
+        Ok(())
+    }
+}
+
+pub(super) fn check_payload(p: &Payload) -> Result<()> {
+    let bytes = serde_json::to_vec(p).expect("a JSON map always serialises").len();
+    if bytes > PAYLOAD_BYTES_MAX {
+        return Err(Error::InvalidPayload {
+            reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"),
+            point: None,
+        });
+    }
+    Ok(())
+}
