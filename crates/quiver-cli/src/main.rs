@@ -569,10 +569,15 @@ fn read_points(path: &Path, start_id: u64) -> Result<Vec<Point>> {
 }
 
 fn serve(data_dir: &Path, config: quiver_server::ServerConfig) -> Result<()> {
+    use std::io::IsTerminal;
+    // Quiver's own lines at info (one per request), libraries' only when they warn (tantivy
+    // logs every segment merge at info); RUST_LOG overrides. Colour only on a terminal.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,quiver=info,quiver_server=info,quiver_cli=info")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let db = std::sync::Arc::new(Database::open(data_dir).with_context(|| format!("cannot open data folder {}", data_dir.display()))?);
@@ -640,9 +645,52 @@ fn embed(model: Option<&Path>, file: Option<&Path>, out: Option<&Path>) -> Resul
     Ok(())
 }
 
+/// Opens the data folder. Only `create` makes a new one: every other command works on
+/// collections that must exist, so a mistyped `--data-dir` is an error that says so instead of
+/// a new empty folder.
+fn open_db(data_dir: &Path, may_create: bool) -> Result<Database> {
+    if !may_create && !data_dir.join("collections").is_dir() {
+        bail!(
+            "no Quiver data folder at {} (set --data-dir or QUIVER_DATA_DIR; `quiver create` makes one)",
+            data_dir.display()
+        );
+    }
+    Database::open(data_dir).with_context(|| format!("cannot open data folder {}", data_dir.display()))
+}
+
+/// A "collection not found" error with the folder it looked in and the collections there.
+fn explain_not_found(e: anyhow::Error, data_dir: &Path) -> anyhow::Error {
+    let Some(quiver::Error::CollectionNotFound(name)) = e.downcast_ref::<quiver::Error>() else {
+        return e;
+    };
+    let dir = data_dir.join("collections");
+    let mut there: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("MANIFEST").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    there.sort();
+    let listing = if there.is_empty() {
+        "there are no collections there".to_string()
+    } else {
+        format!("collections there: {}", there.join(", "))
+    };
+    anyhow::anyhow!("collection {name:?} not found in {} ({listing})", dir.display())
+}
+
 fn run(cli: Cli) -> Result<()> {
+    let data_dir = cli.data_dir.clone();
+    run_command(cli).map_err(|e| explain_not_found(e, &data_dir))
+}
+
+fn run_command(cli: Cli) -> Result<()> {
     let json_out = cli.json;
-    let db = || Database::open(&cli.data_dir).with_context(|| format!("cannot open data folder {}", cli.data_dir.display()));
+    let may_create = matches!(cli.command, Command::Create { .. });
+    let db = || open_db(&cli.data_dir, may_create);
     match &cli.command {
         Command::Create {
             collection,
@@ -1156,8 +1204,12 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::List => {
-            let db = db()?;
-            let names = db.list_collections()?;
+            // No data folder yet: nothing to list (and nothing is created).
+            let names = if cli.data_dir.join("collections").is_dir() {
+                db()?.list_collections()?
+            } else {
+                Vec::new()
+            };
             if json_out {
                 println!("{}", json!(names));
             } else if names.is_empty() {

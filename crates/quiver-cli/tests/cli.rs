@@ -629,8 +629,24 @@ fn data_folder_hygiene_and_number_limits() {
     }
     // An IO error: the OS's reason once, not twice.
     std::fs::write(tmp.path().join("plain-file"), "").unwrap();
-    let out = quiver(&tmp.path().join("plain-file/sub"), &["list"]);
+    let out = quiver(&tmp.path().join("plain-file/sub"), &["create", "c", "--dim", "2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
+/// Reads never create a data folder, and "collection not found" says where it looked and what
+/// is there.
+#[test]
+fn reads_create_nothing_and_not_found_says_where_it_looked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("typo-data");
+    assert_eq!(json(dir, &["list"]), serde_json::json!([]));
+    fails(dir, &["info", "c"], "no Quiver data folder at");
+    fails(dir, &["search", "c", "--vector", "[1, 2]"], "no Quiver data folder at");
+    assert!(!dir.exists(), "a read created {}", dir.display());
+    ok(dir, &["create", "alpha", "--dim", "2"]);
+    ok(dir, &["create", "beta", "--dim", "2"]);
+    fails(dir, &["info", "gamma"], "collection \"gamma\" not found in");
+    fails(dir, &["info", "gamma"], "collections there: alpha, beta");
 }

@@ -668,31 +668,50 @@ fn a_local_server_no_web_page_can_drive() {
         "the server waited {:?}: {partial:?}",
         started.elapsed()
     );
-    // Three connections at most: a fourth is closed at once; one closing frees a slot.
-    let idle: Vec<std::net::TcpStream> = (0..3)
-        .map(|_| std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap())
-        .collect();
+    sigterm_and_wait(&mut server.child);
+
+    // Three connections at most: with three open (each has been answered, so each holds its
+    // slot), a fourth is closed at once; one closing frees a slot.
+    let mut server = start(tmp.path(), &["--max-connections", "3"]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let open_one = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.write_all(health.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).contains("passed") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before answering: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        s
+    };
+    let mut idle: Vec<std::net::TcpStream> = (0..3).map(|_| open_one()).collect();
     let refused = raw(
         &server.url,
         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         std::time::Duration::from_secs(10),
     );
     assert!(!refused.contains("200"), "a fourth connection was served: {refused:?}");
-    drop(idle);
-    let mut served = String::new();
-    for _ in 0..50 {
-        // The server notices the closed connections when it next reads them.
-        served = raw(
+    drop(idle.pop());
+    // The server frees the slot when it reads the end of that connection: poll, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let served = loop {
+        let r = raw(
             &server.url,
             "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             std::time::Duration::from_secs(10),
         );
-        if served.contains("200") {
-            break;
+        if r.contains("200") || std::time::Instant::now() > deadline {
+            break r;
         }
-        std::thread::yield_now();
-    }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(served.contains("200"), "{served:?}");
+    drop(idle);
     sigterm_and_wait(&mut server.child);
 
     // An empty API key would turn authentication off: refused at start.

@@ -141,7 +141,7 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
 pub async fn serve(db: Arc<Database>, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     config.validate().map_err(std::io::Error::other)?;
     if let Some(w) = config.exposure_warning() {
-        tracing::warn!("{w}");
+        // On stderr whether or not the embedding program set up logging.
         eprintln!("{w}");
     }
     let app = router(db, &config);

@@ -132,9 +132,11 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let path = req.uri().path().to_string();
     let resp = next.run(req).await;
-    state
-        .metrics
-        .observe(&method, &route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    let (status, seconds) = (resp.status().as_u16(), start.elapsed().as_secs_f64());
+    state.metrics.observe(&method, &route, status, seconds);
+    // One line per request: the access log.
+    tracing::info!(target: "quiver::access", "{method} {path} {status} {:.1} ms", seconds * 1e3);
     resp
 }

@@ -143,25 +143,28 @@ impl RecallMonitor {
     /// or above `k` whose recall reaches `target`, the largest measured one if none does, and
     /// `default` while there are too few measurements or the target is 0 (off).
     pub fn choose_ef(&self, target: f32, default: usize, k: usize) -> usize {
-        if target <= 0.0 {
-            return default;
-        }
-        let trusted: Vec<RecallEstimate> = self.estimates().into_iter().filter(|e| e.samples >= SAMPLES_MIN).collect();
-        if trusted.is_empty() {
-            return default;
-        }
-        trusted
-            .iter()
-            .find(|e| e.ef >= k && e.recall >= target as f64)
-            .or(trusted.last())
-            .map_or(default, |e| e.ef)
+        choose(&self.estimates(), target, default, k)
     }
 
-    /// The recall measured at the list size a search with no `ef` uses now.
+    /// The recall measured at the list size a search with no `ef` uses now (one snapshot of
+    /// the measurements for both, so the two agree).
     pub fn current(&self, target: f32, default: usize, k: usize) -> Option<RecallEstimate> {
-        let ef = self.choose_ef(target, default, k);
-        self.estimates().into_iter().find(|e| e.ef == ef)
+        let estimates = self.estimates();
+        let ef = choose(&estimates, target, default, k);
+        estimates.into_iter().find(|e| e.ef == ef)
     }
+}
+
+fn choose(estimates: &[RecallEstimate], target: f32, default: usize, k: usize) -> usize {
+    if target <= 0.0 {
+        return default;
+    }
+    let trusted: Vec<&RecallEstimate> = estimates.iter().filter(|e| e.samples >= SAMPLES_MIN).collect();
+    trusted
+        .iter()
+        .find(|e| e.ef >= k && e.recall >= target as f64)
+        .or(trusted.last())
+        .map_or(default, |e| e.ef)
 }
 
 /// Recall of `got` against the exact answer `want`: the share of `want`'s scores that `got`
