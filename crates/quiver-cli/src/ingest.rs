@@ -230,7 +230,9 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 walk(&e, out)?;
             }
         } else if kind_of(p).is_some() {
-            out.push(p.to_path_buf());
+            // One canonical path per file: `docs`, `./docs`, `../x/docs` and `/abs/x/docs` are
+            // the same source, so re-ingesting from elsewhere never duplicates chunks.
+            out.push(std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))?);
         }
         Ok(())
     }
@@ -241,6 +243,7 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
         walk(p, &mut out)?;
     }
+    out.sort();
     out.dedup();
     Ok(out)
 }
@@ -404,6 +407,17 @@ pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOp
         report.updated += 1;
         bar.inc(1);
         bar.set_message(format!("{} chunks written", report.chunks_written));
+    }
+    // Chunks stored under another spelling of a file ingested now (a relative path, from
+    // before sources were canonical) are duplicates of its chunks: remove them.
+    let current: std::collections::HashSet<&Path> = files.iter().map(PathBuf::as_path).collect();
+    for (source, chunks) in &stored {
+        let alias = !current.contains(Path::new(source))
+            && std::fs::canonicalize(source).is_ok_and(|canonical| current.contains(canonical.as_path()));
+        if alias {
+            report.chunks_deleted += chunks.len();
+            c.delete(&PointSelector::Ids(chunks.keys().map(|&n| chunk_id(source, n as usize)).collect()))?;
+        }
     }
     if opts.prune {
         for (source, chunks) in &stored {

@@ -126,7 +126,8 @@ enum Command {
         /// Many queries: a .npy float32 matrix, one query per row.
         #[arg(long)]
         file: Option<PathBuf>,
-        #[arg(short = 'k', long, default_value_t = 10)]
+        /// Results to return.
+        #[arg(short = 'k', long = "limit", visible_alias = "k", default_value_t = 10, value_parser = parse_limit)]
         k: usize,
         /// Skip this many best results first.
         #[arg(long, default_value_t = 0)]
@@ -181,7 +182,8 @@ enum Command {
         collection: String,
         #[arg(long)]
         text: String,
-        #[arg(short = 'k', long, default_value_t = 5)]
+        /// Results to return.
+        #[arg(short = 'k', long = "limit", visible_alias = "k", default_value_t = 10, value_parser = parse_limit)]
         k: usize,
         #[command(flatten)]
         filter: FilterArg,
@@ -264,7 +266,7 @@ enum Command {
         collection: String,
         question: String,
         /// Chunks to retrieve.
-        #[arg(long, default_value_t = 5)]
+        #[arg(short = 'k', long, default_value_t = 5, value_parser = parse_limit)]
         limit: usize,
         /// Stop adding passages before this many tokens.
         #[arg(long, default_value_t = 1000)]
@@ -403,6 +405,14 @@ fn selector(ids: &[String], filter: &FilterArg) -> Result<PointSelector> {
         (true, Some(f)) => Ok(PointSelector::Filter(f)),
         (false, Some(_)) => bail!("give ids or --filter, not both"),
         (true, None) => bail!("give point ids or --filter"),
+    }
+}
+
+/// `-k/--limit`: at least one result, refused in the flag's words otherwise.
+fn parse_limit(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(k) if (1..=quiver::SEARCH_LIMIT_MAX).contains(&k) => Ok(k),
+        _ => Err(format!("-k/--limit must be a whole number from 1 to {}", quiver::SEARCH_LIMIT_MAX)),
     }
 }
 
@@ -701,22 +711,19 @@ fn run_command(cli: Cli) -> Result<()> {
             index,
         } => {
             let metric: Metric = metric.parse()?;
-            let dim = match (model, dim) {
-                (Some(name), d) => {
-                    use quiver_embed::Embedder;
-                    let m = text::load_embedder(name, None)?;
-                    if let Some(d) = d.filter(|d| *d != m.dim()) {
-                        bail!("--dim {d} differs from the model's dimension {}", m.dim());
+            let info = model.as_deref().map(text::model_info).transpose()?;
+            let dim = match (info, dim) {
+                (Some(m), d) => {
+                    if let Some(d) = d.filter(|d| *d != m.dim) {
+                        bail!("--dim {d} differs from the dimension of {} ({})", m.name, m.dim);
                     }
-                    m.dim()
+                    m.dim
                 }
                 (None, Some(d)) => *d,
                 (None, None) => bail!("give --dim or --model"),
             };
             let mut config = CollectionConfig::new(dim, metric);
-            config.embedder = model
-                .as_ref()
-                .map(|m| m.to_ascii_lowercase().trim_start_matches("sentence-transformers/").to_string());
+            config.embedder = info.map(|m| m.name.to_string());
             if let Some(ms) = group_commit_ms {
                 config.durability = Durability::Periodic { interval_ms: *ms };
             }
@@ -794,6 +801,7 @@ fn run_command(cli: Cli) -> Result<()> {
             };
             if let Some(t) = query_text {
                 use quiver_embed::Embedder;
+                quiver::text_index::check_query_text(t)?;
                 let hits = if *keyword {
                     c.search_text(t, None, *k + *offset, filter.as_ref(), !with.no_payload)?
                         .into_iter()

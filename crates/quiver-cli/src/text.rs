@@ -13,18 +13,19 @@ use std::time::Instant;
 
 /// The payload key that holds a point's text.
 pub use quiver::collection::DOCUMENT_KEY;
-/// The embedders Quiver can run, by the name a collection records.
-pub const EMBEDDERS: [&str; 1] = [quiver_embed::minilm::MODEL_NAME];
 /// Texts embedded per batch while adding.
 const ADD_BATCH: usize = 64;
 
 /// Loads the model an embedder name stands for.
 pub fn load_embedder(name: &str, model_dir: Option<&Path>) -> Result<MiniLm> {
-    let normalized = name.to_ascii_lowercase();
-    if !EMBEDDERS.contains(&normalized.as_str()) && normalized != "sentence-transformers/all-minilm-l6-v2" {
-        bail!("unknown model {name:?}; Quiver runs: {}", EMBEDDERS.join(", "));
-    }
+    model_info(name)?;
     Ok(MiniLm::load(&quiver_embed::find_model(model_dir)?)?)
+}
+
+/// The registry's entry for a model name, or an error that lists the models Quiver runs.
+pub fn model_info(name: &str) -> Result<&'static quiver_embed::registry::ModelInfo> {
+    quiver_embed::registry::lookup(name)
+        .with_context(|| format!("unknown model {name:?}; Quiver runs: {}", quiver_embed::registry::names()))
 }
 
 /// The embedder of a text collection, or an error that says the collection takes vectors.
@@ -119,6 +120,7 @@ pub fn add(c: &Collection, model: &MiniLm, docs: Vec<Doc>) -> Result<usize> {
 
 /// `quiver explain`: the steps of the walkthrough with real numbers for one text query.
 pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Option<Filter>, json_out: bool) -> Result<()> {
+    quiver::text_index::check_query_text(text)?;
     let t0 = Instant::now();
     let (tokens, ids) = model.tokenize(text)?;
     let token_embeddings = model.encode_ids(&ids)?;

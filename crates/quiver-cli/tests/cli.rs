@@ -622,6 +622,8 @@ fn data_folder_hygiene_and_number_limits() {
     ok(dir, &["upsert", "c", "--file", fine.to_str().unwrap()]);
     fails(dir, &["search", "c", "--vector", "[3e38, 3e38]"], "too large");
     assert_eq!(json(dir, &["count", "c"])["count"], 1);
+    // An empty text query is an error in the query's words, before anything is embedded.
+    fails(dir, &["search", "c", "--text", "  "], "the text query is empty");
     for bad in ["0", "5000", "x"] {
         let out = quiver(dir, &["search", "c", "--vector", "[1, 2]", "--ef", bad]);
         assert_eq!(out.status.code(), Some(2), "--ef {bad}");
@@ -649,4 +651,49 @@ fn reads_create_nothing_and_not_found_says_where_it_looked() {
     ok(dir, &["create", "beta", "--dim", "2"]);
     fails(dir, &["info", "gamma"], "collection \"gamma\" not found in");
     fails(dir, &["info", "gamma"], "collections there: alpha, beta");
+}
+
+/// `quiver ingest` keeps one canonical source per file: the same folder given as `docs`,
+/// `./docs`, an absolute path or `.` from inside it never duplicates chunks.
+#[test]
+fn ingest_stores_one_source_per_file_whatever_the_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("a.md"),
+        "# Tides\n\nTides rise and fall twice a day because of the moon.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("b.txt"), "Glaciers move slowly downhill under their own weight.\n").unwrap();
+    ok(&data, &["create", "kb", "--model", "all-minilm-l6-v2"]);
+    let ingest_from = |cwd: &Path, path: &str| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .current_dir(cwd)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--json", "ingest", "kb", path])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = ingest_from(tmp.path(), "docs");
+    assert_eq!(first["updated"], 2, "{first}");
+    let count = json(&data, &["count", "kb"])["count"].as_u64().unwrap();
+    for (cwd, path) in [
+        (tmp.path().to_path_buf(), "./docs".to_string()),
+        (tmp.path().join("data"), docs.to_str().unwrap().to_string()),
+        (docs.clone(), ".".to_string()),
+    ] {
+        let again = ingest_from(&cwd, &path);
+        assert_eq!(
+            (again["unchanged"].as_u64(), again["chunks_written"].as_u64()),
+            (Some(2), Some(0)),
+            "{path} from {}: {again}",
+            cwd.display()
+        );
+        assert_eq!(json(&data, &["count", "kb"])["count"].as_u64().unwrap(), count, "{path}");
+    }
 }

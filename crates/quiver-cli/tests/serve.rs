@@ -640,6 +640,10 @@ fn a_local_server_no_web_page_can_drive() {
     }
     let (s, b) = call("POST", &u("/collections/c/points/count"), Some(json!({})));
     assert_eq!((s, b["result"]["count"].as_u64()), (200, Some(1)), "{b}");
+    // A bare string where a query goes: a 400 that says how to send text.
+    let (s, b) = call("POST", &u("/collections/c/points/query"), Some(json!({"query": "how are you"})));
+    assert_eq!(s, 400, "{b}");
+    assert!(b["status"]["error"].as_str().unwrap().contains("send a document"), "{b}");
     // Preflights: another origin gets no permission, the allowed one does.
     let preflight = |origin: &str| {
         raw(

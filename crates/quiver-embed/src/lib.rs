@@ -11,6 +11,7 @@
 
 mod byhand;
 pub mod minilm;
+pub mod registry;
 
 pub use byhand::{ByHandModel, Trace};
 pub use minilm::{find_model, MiniLm};

@@ -412,17 +412,19 @@ async fn create_collection(State(state): State<AppState>, Path(name): Path<Strin
         let embedder = match body.get("embedder") {
             None | Some(Value::Null) => None,
             Some(Value::String(e)) => {
-                let e = e.to_ascii_lowercase().trim_start_matches("sentence-transformers/").to_string();
-                if e != quiver_embed::minilm::MODEL_NAME {
+                let Some(m) = quiver_embed::registry::lookup(e) else {
                     return Err(ApiError::bad(format!(
                         "unknown embedder {e:?}; Quiver runs {}",
-                        quiver_embed::minilm::MODEL_NAME
+                        quiver_embed::registry::names()
+                    )));
+                };
+                if dim != m.dim {
+                    return Err(ApiError::bad(format!(
+                        "embedder {} makes {}-d vectors; vectors.size is {dim}",
+                        m.name, m.dim
                     )));
                 }
-                if dim != 384 {
-                    return Err(ApiError::bad(format!("embedder {e} makes 384-d vectors; vectors.size is {dim}")));
-                }
-                Some(e)
+                Some(m.name.to_string())
             }
             Some(other) => return Err(ApiError::bad(format!("embedder must be a model name, got {other}"))),
         };
@@ -854,6 +856,13 @@ fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result<(SearchReq
             Some(Value::Object(o)) => {
                 let kind = o.keys().next().cloned().unwrap_or_default();
                 return Err(ApiError::unsupported(&format!("query type {kind:?}")));
+            }
+            Some(Value::String(s)) if s.parse::<uuid::Uuid>().is_err() => {
+                return Err(ApiError::bad(format!(
+                    "query is a bare string ({s:?}); to search by text send a document, \
+                     {{\"query\": {{\"text\": \"...\", \"model\": \"sentence-transformers/all-MiniLM-L6-v2\"}}}} \
+                     (the collection needs an embedder), or {{\"query\": \"...\", \"using\": \"bm25\"}} for keyword search"
+                )))
             }
             Some(Value::Number(_)) | Some(Value::String(_)) => return Err(ApiError::unsupported("query by point id")),
             Some(other) => return Err(ApiError::bad(format!("query must be a vector, got {other}"))),

@@ -159,8 +159,8 @@ pub(crate) fn model(state: &AppState) -> Result<Arc<MiniLm>, ApiError> {
 }
 
 fn same_model(asked: &str, collection: &str) -> bool {
-    let norm = |s: &str| s.to_ascii_lowercase().trim_start_matches("sentence-transformers/").to_string();
-    norm(asked) == norm(collection)
+    let (a, c) = (quiver_embed::registry::lookup(asked), quiver_embed::registry::lookup(collection));
+    a.is_some() && a == c
 }
 
 /// Embeds every document of `body` with the collection's model and puts the vectors in their
@@ -186,6 +186,10 @@ pub fn resolve(state: &AppState, collection: &str, body: &mut Map<String, Value>
                     "document model {asked:?} differs from the collection's embedder {embedder:?}"
                 )));
             }
+        }
+        let is_query = !matches!(slot, Slot::Point(_) | Slot::BatchVector(_));
+        if is_query && text.trim().is_empty() {
+            return Err(ApiError::bad("the text of a query document is empty: give the words to search for"));
         }
         texts.push(text.to_string());
     }

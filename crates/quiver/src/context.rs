@@ -116,6 +116,7 @@ pub fn retrieve(
     max_tokens: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Result<Vec<Passage>> {
+    crate::text_index::check_query_text(question)?;
     let mut req = SearchRequest::new(vector, limit);
     req.filter = filter;
     let has_text = c.info().payload_indexes.iter().any(|(_, t, _, _)| *t == PayloadIndexType::Text);

@@ -33,6 +33,17 @@ pub fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Refuses a text query with no words, on every interface (the CLI, the server, the library's
+/// keyword, hybrid and context searches): an empty query has no answer worth ranking.
+pub fn check_query_text(text: &str) -> crate::error::Result<()> {
+    if text.trim().is_empty() {
+        return Err(crate::error::Error::InvalidRequest(
+            "the text query is empty: give the words to search for".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `text` contains every token of `query` (Qdrant's `match: {text}`).
 pub fn contains_all(text: &str, query: &str) -> bool {
     let have: std::collections::HashSet<String> = tokens(text).into_iter().collect();

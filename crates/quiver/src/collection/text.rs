@@ -13,6 +13,7 @@ impl Collection {
         filter: Option<&Filter>,
         with_payload: bool,
     ) -> Result<Vec<ScoredPoint>> {
+        crate::text_index::check_query_text(query)?;
         if limit == 0 || limit > SEARCH_LIMIT_MAX {
             return Err(Error::InvalidRequest(format!("limit must be 1..={SEARCH_LIMIT_MAX}")));
         }
