@@ -21,16 +21,22 @@ fn is_json(value: &HeaderValue) -> bool {
     media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
-/// Whether the request carries a body (a non-zero length, or a chunked one).
+/// Whether the request carries a body: a non-zero length, a chunked one, or (HTTP/2, in
+/// process) a body stream that is not known to be empty.
 fn has_body(req: &Request) -> bool {
+    use axum::body::HttpBody;
     let h = req.headers();
     if h.contains_key(header::TRANSFER_ENCODING) {
         return true;
     }
-    h.get(header::CONTENT_LENGTH)
+    match h
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 0)
+    {
+        Some(n) => n > 0,
+        None => !req.body().is_end_stream() && req.body().size_hint().exact() != Some(0),
+    }
 }
 
 /// Refuses a request body that is not declared JSON with 415.

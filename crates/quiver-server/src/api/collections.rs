@@ -1,0 +1,252 @@
+//! Routes on collections: list, info, exists, create (with index and quantization settings),
+//! drop, and payload indexes.
+
+use super::*;
+
+pub(super) async fn list_collections(State(state): State<AppState>) -> Response {
+    let start = Instant::now();
+    respond(
+        start,
+        blocking(move || {
+            let names = state.db.list_collections()?;
+            Ok(json!({"collections": names.into_iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}))
+        })
+        .await,
+    )
+}
+
+pub(super) async fn collection_exists(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let start = Instant::now();
+    respond(start, Ok(json!({"exists": state.db.has_collection(&name)})))
+}
+
+pub(super) fn collection_info_json(c: &Collection) -> Value {
+    let info = c.info();
+    let index = c.index_status();
+    let ix = &info.config.index;
+    // Qdrant gives the full-scan threshold in kilobytes of vectors; Quiver keeps points.
+    let threshold_kb = ix.full_scan_threshold * info.config.dim * 4 / 1024;
+    let quantization = match ix.quantization {
+        quiver::Quantization::None => Value::Null,
+        quiver::Quantization::Int8 => json!({"scalar": {"type": "int8", "always_ram": true}}),
+        quiver::Quantization::Binary => json!({"binary": {"always_ram": true}}),
+    };
+    let schema: Map<String, Value> = info
+        .payload_indexes
+        .iter()
+        .map(|(k, t, n, _)| (k.clone(), json!({"data_type": t.name(), "params": null, "points": n})))
+        .collect();
+    json!({
+        "status": if index.building { "yellow" } else { "green" },
+        "optimizer_status": "ok",
+        "indexed_vectors_count": index.nodes,
+        "points_count": info.points,
+        "segments_count": info.segments.max(1),
+        "config": {
+            "params": {
+                "vectors": {"size": info.config.dim, "distance": metric_name(info.config.metric)},
+                "shard_number": 1, "replication_factor": 1, "write_consistency_factor": 1, "on_disk_payload": false
+            },
+            "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": 0, "on_disk": false},
+            "optimizer_config": {"deleted_threshold": 0.5, "vacuum_min_vector_number": 1000, "default_segment_number": 1,
+                                 "max_segment_size": null, "memmap_threshold": null, "indexing_threshold": null,
+                                 "flush_interval_sec": 5, "max_optimization_threads": null},
+            "wal_config": {"wal_capacity_mb": 64, "wal_segments_ahead": 0},
+            "quantization_config": quantization
+        },
+        "payload_schema": schema,
+        // Quiver's own: what the recall monitor measured (see docs/api.md).
+        "quiver_index": {
+            "nodes": index.nodes,
+            "unindexed_points": index.tail,
+            "ef": index.ef,
+            "target_recall": ix.target_recall,
+            "estimated_recall": index.recall.map(|r| r.recall),
+            "recall_samples": index.recall.map_or(0, |r| r.samples),
+        }
+    })
+}
+
+pub(super) async fn get_collection(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let start = Instant::now();
+    respond(start, blocking(move || Ok(collection_info_json(&collection(&state, &name)?))).await)
+}
+
+pub(super) async fn create_collection(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let result = (|| {
+        let body = parse_body(&body)?;
+        reject_present(&body, &["sparse_vectors", "init_from", "sharding_method", "strict_mode_config"])?;
+        let vectors = body
+            .get("vectors")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ApiError::bad("vectors: {size, distance} is required"))?;
+        if !vectors.contains_key("size") {
+            return Err(ApiError::unsupported("named vectors (vectors must be {size, distance})"));
+        }
+        reject_present(vectors, &["quantization_config", "multivector_config", "hnsw_config"])?;
+        if vectors.get("datatype").and_then(Value::as_str).is_some_and(|d| d != "float32") {
+            return Err(ApiError::unsupported("vector datatypes other than float32"));
+        }
+        let dim = field_usize(vectors, "size", 0)?;
+        let distance = vectors
+            .get("distance")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad("vectors.distance is required"))?;
+        let metric: Metric = distance.parse()?;
+        let embedder = match body.get("embedder") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(e)) => {
+                let Some(m) = quiver_embed::registry::lookup(e) else {
+                    return Err(ApiError::bad(format!(
+                        "unknown embedder {e:?}; Quiver runs {}",
+                        quiver_embed::registry::names()
+                    )));
+                };
+                if dim != m.dim {
+                    return Err(ApiError::bad(format!(
+                        "embedder {} makes {}-d vectors; vectors.size is {dim}",
+                        m.name, m.dim
+                    )));
+                }
+                Some(m.name.to_string())
+            }
+            Some(other) => return Err(ApiError::bad(format!("embedder must be a model name, got {other}"))),
+        };
+        let index = parse_index_config(&body, dim, metric)?;
+        Ok::<_, ApiError>((dim, metric, embedder, index))
+    })();
+    let (dim, metric, embedder, index) = match result {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || {
+            let mut config = CollectionConfig::new(dim, metric);
+            config.embedder = embedder;
+            config.index = index;
+            state.db.create_collection(&name, config)?;
+            Ok(Value::Bool(true))
+        })
+        .await,
+    )
+}
+
+/// `hnsw_config` and `quantization_config` of a create request, in Qdrant's form. `m: 0`
+/// disables the index, as in Qdrant; `full_scan_threshold` is in kilobytes of vectors.
+pub(super) fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: quiver::Metric) -> Result<quiver::IndexConfig, ApiError> {
+    let mut ix = quiver::IndexConfig::default_for(metric);
+    if let Some(h) = body.get("hnsw_config").filter(|v| !v.is_null()) {
+        let h = h.as_object().ok_or_else(|| ApiError::bad("hnsw_config must be an object"))?;
+        for (k, v) in h {
+            match k.as_str() {
+                "m" | "ef_construct" | "full_scan_threshold" | "max_indexing_threads" | "payload_m" | "target_recall" => {}
+                "on_disk" if v.is_null() || v == &Value::Bool(false) => {}
+                other => return Err(ApiError::unsupported(&format!("hnsw_config.{other} = {v}"))),
+            }
+        }
+        let m = field_usize(h, "m", ix.m)?;
+        if m == 0 {
+            ix.enabled = false;
+        } else {
+            ix.m = m;
+        }
+        ix.ef_construct = field_usize(h, "ef_construct", ix.ef_construct)?;
+        ix.ef = ix.ef.max(ix.ef_construct.min(4096));
+        if let Some(t) = h.get("target_recall").filter(|v| !v.is_null()) {
+            ix.target_recall = t
+                .as_f64()
+                .filter(|t| (0.0..=1.0).contains(t))
+                .ok_or_else(|| ApiError::bad(format!("hnsw_config.target_recall must be a number between 0 (off) and 1, got {t}")))?
+                as f32;
+        }
+        if h.get("full_scan_threshold").is_some_and(|v| !v.is_null()) {
+            let kb = field_usize(h, "full_scan_threshold", 0)?;
+            ix.full_scan_threshold = kb.saturating_mul(1024) / (dim.max(1) * 4);
+        }
+    }
+    if let Some(q) = body.get("quantization_config").filter(|v| !v.is_null()) {
+        let q = q
+            .as_object()
+            .ok_or_else(|| ApiError::bad("quantization_config must be an object"))?;
+        ix.quantization = match (q.get("scalar"), q.get("binary")) {
+            (Some(sc), None) => {
+                let t = sc.get("type").and_then(Value::as_str).unwrap_or("int8");
+                if t != "int8" {
+                    return Err(ApiError::unsupported(&format!("scalar quantization type {t:?}")));
+                }
+                quiver::Quantization::Int8
+            }
+            (None, Some(_)) => quiver::Quantization::Binary,
+            _ => return Err(ApiError::unsupported("quantization other than scalar int8 or binary")),
+        };
+    }
+    ix.validate()?;
+    Ok(ix)
+}
+
+pub(super) async fn update_collection(Path(_name): Path<String>) -> Response {
+    ApiError::unsupported("updating collection parameters").into_response()
+}
+
+pub(super) async fn delete_collection(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let start = Instant::now();
+    respond(
+        start,
+        blocking(move || match state.db.drop_collection(&name) {
+            Ok(()) => Ok(Value::Bool(true)),
+            // Qdrant answers `false` for a collection that does not exist.
+            Err(Error::CollectionNotFound(_)) => Ok(Value::Bool(false)),
+            Err(e) => Err(e.into()),
+        })
+        .await,
+    )
+}
+
+pub(super) async fn create_index(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = (|| {
+        let body = parse_body(&body)?;
+        let field = body
+            .get("field_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad("field_name is required"))?
+            .to_string();
+        let schema = match body.get("field_schema") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Object(o)) => o
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad("field_schema.type is required"))?
+                .to_string(),
+            _ => return Err(ApiError::bad("field_schema is required")),
+        };
+        let kind: PayloadIndexType = schema.parse()?;
+        Ok::<_, ApiError>((field, kind))
+    })();
+    let (field, kind) = match parsed {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || {
+            collection(&state, &name)?.create_payload_index(&field, kind)?;
+            Ok(json!({"operation_id": 0, "status": "completed"}))
+        })
+        .await,
+    )
+}
+
+pub(super) async fn delete_index(State(state): State<AppState>, Path((name, field)): Path<(String, String)>) -> Response {
+    let start = Instant::now();
+    respond(
+        start,
+        blocking(move || {
+            collection(&state, &name)?.drop_payload_index(&field)?;
+            Ok(json!({"operation_id": 0, "status": "completed"}))
+        })
+        .await,
+    )
+}

@@ -1,0 +1,62 @@
+//! Errors in Qdrant's shape (`{"status": {"error": ..}}`), and the one place where a library
+//! error becomes an HTTP status.
+
+use super::*;
+
+/// An error in Qdrant's shape.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub(crate) fn unsupported(what: &str) -> ApiError {
+        ApiError::bad(format!("Unsupported: {what} is not supported by Quiver yet"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"status": {"error": self.message}, "time": 0.0, "result": null})),
+        )
+            .into_response()
+    }
+}
+
+pub(super) type ApiResult = Result<Value, ApiError>;
+
+/// The one place where library errors become HTTP statuses.
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let status = match e.kind() {
+            ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Locked => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let prefix = match e.kind() {
+            ErrorKind::BadInput => "Wrong input: ",
+            ErrorKind::NotFound => "Not found: ",
+            _ => "",
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "storage error");
+        }
+        ApiError::new(status, format!("{prefix}{e}"))
+    }
+}

@@ -1,0 +1,113 @@
+//! The Qdrant-compatible API: the routes (here, with the service endpoints), one room per
+//! resource (`collections`, `points`, `search`), the wire format (`wire`: Qdrant's JSON to
+//! library types and back) and the error type with its status mapping (`error`). A request
+//! field that names a Qdrant feature Quiver lacks gets a 400 that names it, never a silently
+//! different answer.
+
+mod collections;
+mod error;
+mod points;
+mod search;
+mod wire;
+
+use collections::*;
+pub use error::ApiError;
+use error::ApiResult;
+use points::*;
+use search::*;
+use wire::*;
+
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use quiver::{
+    Collection, CollectionConfig, Error, ErrorKind, Filter, Metric, Payload, PayloadIndexType, Point, PointId, PointSelector, Record,
+    ScoredPoint, ScrollRequest, SearchRequest, WriteAck,
+};
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+/// The Qdrant REST API version whose subset Quiver implements (reported by `GET /`).
+pub const QDRANT_API_VERSION: &str = "1.19.0";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(health))
+        .route("/metrics", get(metrics))
+        .route("/collections", get(list_collections))
+        .route(
+            "/collections/{name}",
+            get(get_collection)
+                .put(create_collection)
+                .delete(delete_collection)
+                .patch(update_collection),
+        )
+        .route("/collections/{name}/exists", get(collection_exists))
+        .route("/collections/{name}/index", put(create_index))
+        .route("/collections/{name}/index/{field}", delete(delete_index))
+        .route("/collections/{name}/points", put(upsert_points).post(retrieve_points))
+        .route("/collections/{name}/points/{id}", get(get_point))
+        .route("/collections/{name}/points/delete", post(delete_points))
+        .route("/collections/{name}/points/payload", post(set_payload).put(overwrite_payload))
+        .route("/collections/{name}/points/payload/delete", post(delete_payload))
+        .route("/collections/{name}/points/payload/clear", post(clear_payload))
+        .route("/collections/{name}/points/scroll", post(scroll_points))
+        .route("/collections/{name}/points/count", post(count_points))
+        .route("/collections/{name}/points/query", post(query_points))
+        .route("/collections/{name}/context", post(context))
+        .route("/collections/{name}/points/query/batch", post(query_batch))
+        .route("/collections/{name}/points/search", post(search_points))
+        .route("/collections/{name}/points/search/batch", post(search_batch))
+        .fallback(not_found)
+}
+
+/// Wraps a result in Qdrant's envelope.
+pub(super) fn respond(start: Instant, result: ApiResult) -> Response {
+    match result {
+        Ok(v) => axum::Json(json!({"result": v, "status": "ok", "time": start.elapsed().as_secs_f64()})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs library work on the blocking pool (fsync and scans must not stall the async workers).
+pub(super) async fn blocking<F>(f: F) -> ApiResult
+where
+    F: FnOnce() -> ApiResult + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))))
+}
+
+pub(super) fn collection(state: &AppState, name: &str) -> Result<Collection, ApiError> {
+    state.db.collection(name).map_err(ApiError::from)
+}
+
+async fn root() -> Response {
+    axum::Json(
+        json!({"title": "quiver - vector search engine", "version": QDRANT_API_VERSION, "quiver_version": env!("CARGO_PKG_VERSION")}),
+    )
+    .into_response()
+}
+
+async fn health() -> &'static str {
+    "healthz check passed"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = tokio::task::spawn_blocking(move || state.metrics.render(&state))
+        .await
+        .unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "Not found: no such endpoint in Quiver's API").into_response()
+}

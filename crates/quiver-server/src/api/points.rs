@@ -1,0 +1,175 @@
+//! Routes on points: upsert, retrieve, delete, payload updates, scroll and count.
+
+use super::*;
+
+/// Parses a body and embeds the documents in it (see [`crate::documents`]).
+pub(super) async fn body_with_vectors(state: &AppState, name: &str, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    let mut map = parse_body(body)?;
+    if !crate::documents::has_documents(&map) {
+        return Ok(map);
+    }
+    let (state, name) = (state.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        crate::documents::resolve(&state, &name, &mut map)?;
+        Ok(map)
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))))
+}
+
+pub(super) async fn upsert_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let points = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_points(&b)) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    // wait=false is answered after the write is durable too: Quiver has no update queue.
+    respond(
+        start,
+        blocking(move || Ok(update_json(collection(&state, &name)?.upsert(points)?))).await,
+    )
+}
+
+pub(super) async fn retrieve_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = (|| {
+        let body = parse_body(&body)?;
+        reject_present(&body, &["shard_key"])?;
+        let ids = parse_ids(body.get("ids").ok_or_else(|| ApiError::bad("ids is required"))?)?;
+        Ok::<_, ApiError>((ids, parse_with_payload(&body, true)?, parse_with_vector(&body)?))
+    })();
+    let (ids, sel, with_vector) = match parsed {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || {
+            let records = collection(&state, &name)?.get(&ids, !matches!(sel, PayloadSelect::None), with_vector)?;
+            Ok(Value::Array(records.into_iter().map(|r| record_json(r, &sel)).collect()))
+        })
+        .await,
+    )
+}
+
+pub(super) async fn get_point(State(state): State<AppState>, Path((name, id)): Path<(String, String)>) -> Response {
+    let start = Instant::now();
+    respond(
+        start,
+        blocking(move || {
+            let id: PointId = id.parse()?;
+            let mut records = collection(&state, &name)?.get(&[id], true, true)?;
+            match records.pop() {
+                Some(r) => Ok(record_json(r, &PayloadSelect::All)),
+                None => Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Not found: Point with id {id} does not exist"),
+                )),
+            }
+        })
+        .await,
+    )
+}
+
+/// Runs a selector-based update.
+pub(super) async fn selected_update(
+    state: AppState,
+    name: String,
+    body: Bytes,
+    f: impl FnOnce(&Collection, PointSelector, &Map<String, Value>) -> Result<WriteAck, ApiError> + Send + 'static,
+) -> Response {
+    let start = Instant::now();
+    let parsed = parse_body(&body).and_then(|b| {
+        reject_present(&b, &["shard_key"])?;
+        Ok((parse_selector(&b)?, b))
+    });
+    let (selector, body) = match parsed {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || Ok(update_json(f(&collection(&state, &name)?, selector, &body)?))).await,
+    )
+}
+
+pub(super) async fn delete_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    selected_update(state, name, body, |c, sel, _| Ok(c.delete(&sel)?)).await
+}
+
+pub(super) async fn set_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    selected_update(state, name, body, |c, sel, b| Ok(c.set_payload(&sel, payload_field(b)?)?)).await
+}
+
+pub(super) async fn overwrite_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    selected_update(state, name, body, |c, sel, b| Ok(c.overwrite_payload(&sel, payload_field(b)?)?)).await
+}
+
+pub(super) async fn delete_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    selected_update(state, name, body, |c, sel, b| {
+        let keys = b
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad("keys must be a list"))?
+            .iter()
+            .map(|k| k.as_str().map(str::to_string).ok_or_else(|| ApiError::bad("keys must be strings")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(c.delete_payload_keys(&sel, keys)?)
+    })
+    .await
+}
+
+pub(super) async fn clear_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    selected_update(state, name, body, |c, sel, _| Ok(c.clear_payload(&sel)?)).await
+}
+
+pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = (|| {
+        let body = parse_body(&body)?;
+        reject_present(&body, &["order_by", "shard_key"])?;
+        let offset = match body.get("offset") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(PointId::from_json(v)?),
+        };
+        let req = ScrollRequest {
+            offset,
+            limit: field_usize(&body, "limit", 10)?,
+            filter: field_filter(&body)?,
+            with_payload: true,
+            with_vector: parse_with_vector(&body)?,
+        };
+        Ok::<_, ApiError>((req, parse_with_payload(&body, true)?))
+    })();
+    let (mut req, sel) = match parsed {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    req.with_payload = !matches!(sel, PayloadSelect::None);
+    respond(
+        start,
+        blocking(move || {
+            let page = collection(&state, &name)?.scroll(&req)?;
+            Ok(
+                json!({"points": page.points.into_iter().map(|r| record_json(r, &sel)).collect::<Vec<_>>(),
+                      "next_page_offset": page.next_offset.map(|o| o.to_json())}),
+            )
+        })
+        .await,
+    )
+}
+
+pub(super) async fn count_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let filter = match parse_body(&body).and_then(|b| {
+        reject_present(&b, &["shard_key"])?;
+        field_filter(&b)
+    }) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || Ok(json!({"count": collection(&state, &name)?.count(filter.as_ref())}))).await,
+    )
+}

@@ -1,0 +1,334 @@
+//! The wire format: Qdrant's JSON parsed into library types (bodies, vectors, ids, selectors,
+//! filters, search requests, `with_payload` / `with_vector`) and library answers serialised back.
+
+use super::*;
+
+pub(super) fn parse_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad("Format error in JSON body: expected an object")),
+        Err(e) => Err(ApiError::bad(format!("Format error in JSON body: {e}"))),
+    }
+}
+
+pub(super) fn field_usize(body: &Map<String, Value>, key: &str, default: usize) -> Result<usize, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| ApiError::bad(format!("{key} must be a non-negative integer, got {v}"))),
+    }
+}
+
+pub(super) fn field_filter(body: &Map<String, Value>) -> Result<Option<Filter>, ApiError> {
+    match body.get("filter") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => Ok(Some(Filter::from_json(v)?)),
+    }
+}
+
+pub(super) fn reject_present(body: &Map<String, Value>, keys: &[&str]) -> Result<(), ApiError> {
+    for k in keys {
+        if body.get(*k).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::unsupported(&format!("the {k:?} field")));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .map(|f| f as f32)
+                    .ok_or_else(|| ApiError::bad(format!("{what}: vector elements must be numbers, got {x}")))
+            })
+            .collect(),
+        Value::Object(o) if o.contains_key("text") => Err(ApiError::unsupported(&format!(
+            "{what}: documents here (they are taken in points, batch vectors and queries)"
+        ))),
+        Value::Object(o) if o.contains_key("indices") => Err(ApiError::unsupported(&format!("{what}: sparse vectors"))),
+        Value::Object(_) => Err(ApiError::unsupported(&format!("{what}: named vectors"))),
+        other => Err(ApiError::bad(format!("{what}: expected a list of numbers, got {other}"))),
+    }
+}
+
+pub(super) fn parse_ids(v: &Value) -> Result<Vec<PointId>, ApiError> {
+    let list = v.as_array().ok_or_else(|| ApiError::bad("ids must be a list"))?;
+    list.iter().map(|x| PointId::from_json(x).map_err(ApiError::from)).collect()
+}
+
+/// `{"points": [ids]}` or `{"filter": {...}}` (Qdrant's PointsSelector).
+pub(super) fn parse_selector(body: &Map<String, Value>) -> Result<PointSelector, ApiError> {
+    match (
+        body.get("points").filter(|v| !v.is_null()),
+        body.get("filter").filter(|v| !v.is_null()),
+    ) {
+        (Some(ids), None) => Ok(PointSelector::Ids(parse_ids(ids)?)),
+        (None, Some(f)) => Ok(PointSelector::Filter(Filter::from_json(f)?)),
+        (Some(_), Some(_)) => Err(ApiError::bad("give either points or filter, not both")),
+        (None, None) => Err(ApiError::bad("a points list or a filter is required")),
+    }
+}
+
+/// What `with_payload` asks for: everything, nothing, or some keys.
+#[derive(Clone)]
+pub(super) enum PayloadSelect {
+    All,
+    None,
+    Include(Vec<String>),
+    Exclude(Vec<String>),
+}
+
+pub(super) fn parse_with_payload(body: &Map<String, Value>, default: bool) -> Result<PayloadSelect, ApiError> {
+    let strings = |v: &Value| -> Result<Vec<String>, ApiError> {
+        v.as_array()
+            .ok_or_else(|| ApiError::bad("with_payload keys must be a list"))?
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad("with_payload keys must be strings"))
+            })
+            .collect()
+    };
+    Ok(match body.get("with_payload") {
+        None | Some(Value::Null) => {
+            if default {
+                PayloadSelect::All
+            } else {
+                PayloadSelect::None
+            }
+        }
+        Some(Value::Bool(true)) => PayloadSelect::All,
+        Some(Value::Bool(false)) => PayloadSelect::None,
+        Some(v @ Value::Array(_)) => PayloadSelect::Include(strings(v)?),
+        Some(Value::Object(o)) if o.contains_key("include") => PayloadSelect::Include(strings(&o["include"])?),
+        Some(Value::Object(o)) if o.contains_key("exclude") => PayloadSelect::Exclude(strings(&o["exclude"])?),
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "with_payload must be a bool, a list of keys, or include/exclude, got {other}"
+            )))
+        }
+    })
+}
+
+pub(super) fn parse_with_vector(body: &Map<String, Value>) -> Result<bool, ApiError> {
+    match body.get("with_vector").or_else(|| body.get("with_vectors")) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Array(a)) if a.is_empty() => Ok(false),
+        Some(Value::Array(_)) => Err(ApiError::unsupported("with_vector: named vectors")),
+        Some(other) => Err(ApiError::bad(format!("with_vector must be a boolean, got {other}"))),
+    }
+}
+
+pub(super) fn select_payload(p: Option<Payload>, sel: &PayloadSelect) -> Option<Value> {
+    let p = p?;
+    match sel {
+        PayloadSelect::All => Some(Value::Object(p)),
+        PayloadSelect::None => None,
+        PayloadSelect::Include(keys) => Some(Value::Object(p.into_iter().filter(|(k, _)| keys.contains(k)).collect())),
+        PayloadSelect::Exclude(keys) => Some(Value::Object(p.into_iter().filter(|(k, _)| !keys.contains(k)).collect())),
+    }
+}
+
+pub(super) fn record_json(r: Record, sel: &PayloadSelect) -> Value {
+    json!({"id": r.id.to_json(), "payload": select_payload(r.payload, sel), "vector": r.vector})
+}
+
+pub(super) fn scored_json(h: ScoredPoint, sel: &PayloadSelect) -> Value {
+    json!({"id": h.id.to_json(), "version": 0, "score": h.score, "payload": select_payload(h.payload, sel), "vector": h.vector})
+}
+
+pub(super) fn update_json(ack: WriteAck) -> Value {
+    json!({"operation_id": ack.seq, "status": "completed"})
+}
+
+pub(super) fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Cosine => "Cosine",
+        Metric::Dot => "Dot",
+        Metric::Euclid => "Euclid",
+        Metric::Manhattan => "Manhattan",
+    }
+}
+
+pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
+    reject_present(body, &["shard_key", "update_filter"])?;
+    let payload_of = |v: Option<&Value>| -> Result<Option<Payload>, ApiError> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(p)) => Ok(Some(p.clone())),
+            Some(other) => Err(ApiError::bad(format!("payload must be an object, got {other}"))),
+        }
+    };
+    if let Some(points) = body.get("points") {
+        let list = points.as_array().ok_or_else(|| ApiError::bad("points must be a list"))?;
+        return list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let o = p
+                    .as_object()
+                    .ok_or_else(|| ApiError::bad(format!("points[{i}] must be an object")))?;
+                let id = PointId::from_json(o.get("id").ok_or_else(|| ApiError::bad(format!("points[{i}].id is required")))?)?;
+                let vector = parse_vector(
+                    o.get("vector")
+                        .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?,
+                    &format!("points[{i}]"),
+                )?;
+                Ok(Point {
+                    id,
+                    vector,
+                    payload: payload_of(o.get("payload"))?,
+                })
+            })
+            .collect();
+    }
+    if let Some(batch) = body.get("batch") {
+        let b = batch.as_object().ok_or_else(|| ApiError::bad("batch must be an object"))?;
+        let ids = parse_ids(b.get("ids").ok_or_else(|| ApiError::bad("batch.ids is required"))?)?;
+        let vectors = b
+            .get("vectors")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad("batch.vectors must be a list of vectors"))?;
+        if vectors.len() != ids.len() {
+            return Err(ApiError::bad(format!("batch has {} ids but {} vectors", ids.len(), vectors.len())));
+        }
+        let payloads: Vec<Option<&Value>> = match b.get("payloads") {
+            None | Some(Value::Null) => vec![None; ids.len()],
+            Some(Value::Array(p)) if p.len() == ids.len() => p.iter().map(Some).collect(),
+            Some(_) => return Err(ApiError::bad("batch.payloads must be a list as long as ids")),
+        };
+        return ids
+            .into_iter()
+            .zip(vectors)
+            .zip(payloads)
+            .enumerate()
+            .map(|(i, ((id, v), p))| {
+                Ok(Point {
+                    id,
+                    vector: parse_vector(v, &format!("batch.vectors[{i}]"))?,
+                    payload: payload_of(p)?,
+                })
+            })
+            .collect();
+    }
+    Err(ApiError::bad("points or batch is required"))
+}
+
+pub(super) fn payload_field(body: &Map<String, Value>) -> Result<Payload, ApiError> {
+    reject_present(body, &["key"])?;
+    match body.get("payload") {
+        Some(Value::Object(p)) => Ok(p.clone()),
+        _ => Err(ApiError::bad("payload must be an object")),
+    }
+}
+
+/// Search parameters: `hnsw_ef` (the list size), `exact` (score every point), and
+/// `quantization` (accepted; quantized candidates are always rescored at full precision).
+/// Returns `(exact, ef)`.
+pub(super) fn check_params(body: &Map<String, Value>) -> Result<(bool, Option<usize>), ApiError> {
+    let (mut exact, mut ef) = (false, None);
+    match body.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(p)) => {
+            for (k, v) in p {
+                match k.as_str() {
+                    "hnsw_ef" if v.is_null() => {}
+                    "hnsw_ef" => {
+                        let n = v.as_u64().filter(|n| (1..=4096).contains(n));
+                        ef = Some(
+                            n.ok_or_else(|| ApiError::bad(format!("params.hnsw_ef must be an integer in 1..=4096, got {v}")))? as usize,
+                        );
+                    }
+                    "exact" => exact = v.as_bool().unwrap_or(false),
+                    "indexed_only" => {}
+                    "quantization" if v.is_null() || v.is_object() => {}
+                    other => return Err(ApiError::unsupported(&format!("search parameter {other:?}"))),
+                }
+            }
+        }
+        Some(other) => return Err(ApiError::bad(format!("params must be an object, got {other}"))),
+    }
+    Ok((exact, ef))
+}
+
+/// A search request from the Query API (`query`) or the old search API (`vector`).
+pub(super) fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result<(SearchRequest, PayloadSelect), ApiError> {
+    reject_present(body, &["prefetch", "using", "lookup_from", "shard_key"])?;
+    let (exact, ef) = check_params(body)?;
+    let vector = if query_api {
+        match body.get("query") {
+            None | Some(Value::Null) => return Err(ApiError::unsupported("a query without a vector (use scroll)")),
+            Some(v @ Value::Array(_)) => parse_vector(v, "query")?,
+            Some(Value::Object(o)) if o.contains_key("nearest") => {
+                reject_present(o, &["mmr"])?;
+                parse_vector(&o["nearest"], "query.nearest")?
+            }
+            Some(Value::Object(o)) => {
+                let kind = o.keys().next().cloned().unwrap_or_default();
+                return Err(ApiError::unsupported(&format!("query type {kind:?}")));
+            }
+            Some(Value::String(s)) if s.parse::<uuid::Uuid>().is_err() => {
+                return Err(ApiError::bad(format!(
+                    "query is a bare string ({s:?}); to search by text send a document, \
+                     {{\"query\": {{\"text\": \"...\", \"model\": \"sentence-transformers/all-MiniLM-L6-v2\"}}}} \
+                     (the collection needs an embedder), or {{\"query\": \"...\", \"using\": \"bm25\"}} for keyword search"
+                )))
+            }
+            Some(Value::Number(_)) | Some(Value::String(_)) => return Err(ApiError::unsupported("query by point id")),
+            Some(other) => return Err(ApiError::bad(format!("query must be a vector, got {other}"))),
+        }
+    } else {
+        reject_present(body, &["query"])?;
+        parse_vector(body.get("vector").ok_or_else(|| ApiError::bad("vector is required"))?, "vector")?
+    };
+    let sel = parse_with_payload(body, !query_api)?;
+    let threshold = match body.get("score_threshold") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_f64().ok_or_else(|| ApiError::bad("score_threshold must be a number"))? as f32),
+    };
+    let req = SearchRequest {
+        vector,
+        limit: field_usize(body, "limit", 10)?,
+        offset: field_usize(body, "offset", 0)?,
+        filter: field_filter(body)?,
+        score_threshold: threshold,
+        with_payload: !matches!(sel, PayloadSelect::None),
+        with_vector: parse_with_vector(body)?,
+        exact,
+        ef,
+    };
+    Ok((req, sel))
+}
+
+pub(super) fn parse_batch(body: &Map<String, Value>, query_api: bool) -> Result<Vec<(SearchRequest, PayloadSelect)>, ApiError> {
+    let list = body
+        .get("searches")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad("searches must be a list"))?;
+    if list.len() > 1024 {
+        return Err(ApiError::bad(format!(
+            "{} searches in one batch exceeds the limit of 1024",
+            list.len()
+        )));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            parse_search(
+                s.as_object()
+                    .ok_or_else(|| ApiError::bad(format!("searches[{i}] must be an object")))?,
+                query_api,
+            )
+        })
+        .collect()
+}
