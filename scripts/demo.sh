@@ -14,7 +14,17 @@ bash scripts/fetch-model.sh
 Q="$PWD/target/release/quiver"
 DATA="${1:-$(mktemp -d)/quiver-data}"
 export QUIVER_DATA_DIR="$DATA"
-step() { printf '\n\033[1m$ quiver %s\033[0m\n' "$*"; "$Q" "$@"; }
+# Each command is printed as it could be pasted into a shell: arguments with spaces or shell
+# characters in single quotes.
+quote() {
+  if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
+step() {
+  printf '\n\033[1m$ quiver'
+  for a in "$@"; do printf ' '; quote "$a"; done
+  printf '\033[0m\n'
+  "$Q" "$@"
+}
 
 echo "data folder: $DATA"
 step walkthrough
