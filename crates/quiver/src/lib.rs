@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod ann;
+pub mod batcher;
 pub mod collection;
 pub mod context;
 pub mod db;
@@ -30,6 +31,7 @@ pub mod types;
 mod vectors;
 
 pub use ann::{IndexStatus, SearchPath};
+pub use batcher::SearchBatcher;
 pub use collection::{Collection, CollectionInfo, Fusion, PointSelector, ScrollPage, ScrollRequest, SearchRequest, WriteAck};
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
