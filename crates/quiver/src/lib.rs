@@ -16,6 +16,7 @@
 
 mod ann;
 pub mod batcher;
+pub mod chunking;
 pub mod collection;
 pub mod context;
 pub mod db;

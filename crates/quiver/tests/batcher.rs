@@ -10,8 +10,12 @@ fn concurrent_searches_get_their_own_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let db = Arc::new(Database::open(tmp.path()).unwrap());
     let c = db.create_collection("c", CollectionConfig::new(4, Metric::Euclid)).unwrap();
-    c.upsert((0..500u64).map(|i| Point::new(i, vec![i as f32, (i % 7) as f32, 0.0, 1.0])).collect())
-        .unwrap();
+    c.upsert(
+        (0..500u64)
+            .map(|i| Point::new(i, vec![i as f32, (i % 7) as f32, 0.0, 1.0]))
+            .collect(),
+    )
+    .unwrap();
     let batcher = Arc::new(SearchBatcher::start(db.clone()));
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
