@@ -137,7 +137,20 @@ pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOp
             .map(|(_, ids)| ids.len().saturating_sub(2))
             .unwrap_or(s.split_whitespace().count())
     };
-    for path in &files {
+    // Without a terminal (a log, CI), a plain line about every tenth of the files instead of a bar.
+    let plain = !quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let step = files.len().div_ceil(10).max(1);
+    let plain_line = |done: usize, report: &IngestReport| {
+        if plain && (done.is_multiple_of(step) || done == files.len()) {
+            eprintln!(
+                "ingest: {done}/{} files, {} chunks written, {} unchanged",
+                files.len(),
+                report.chunks_written,
+                report.unchanged
+            );
+        }
+    };
+    for (done, path) in files.iter().enumerate().map(|(i, p)| (i + 1, p)) {
         let source = path.to_string_lossy().to_string();
         let text = read_text(path)?;
         let hash = content_hash(&text);
@@ -146,6 +159,7 @@ pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOp
         if old.is_some_and(|o| o.len() == chunks.len() && o.values().all(|h| *h == hash)) {
             report.unchanged += 1;
             bar.inc(1);
+            plain_line(done, &report);
             continue;
         }
         // Byte offsets to character offsets.
@@ -192,6 +206,7 @@ pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOp
         report.updated += 1;
         bar.inc(1);
         bar.set_message(format!("{} chunks written", report.chunks_written));
+        plain_line(done, &report);
     }
     // Chunks stored under another spelling of a file ingested now (a relative path, from
     // before sources were canonical) are duplicates of its chunks: remove them.
