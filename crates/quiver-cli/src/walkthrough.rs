@@ -162,7 +162,10 @@ pub fn run(json_out: bool) -> Result<()> {
         let steps = if i == 0 { "[2]-[5]" } else { "[6]-[7] the same for" };
         println!("\n{steps} sentence {}: {:?}", i + 1, t.text);
         print_trace(&p, t, &model, Stage::Embedding, Stage::Encoding, Stage::Indexing);
-        println!("  stored as point {} in collection \"walkthrough\" (dot product)", i + 1);
+        println!(
+            "  stored as point {} in a throwaway collection (dot product; removed at the end)",
+            i + 1
+        );
     }
     println!("\n[8] query {QUERY:?} goes through the same steps [2]-[5]");
     print_trace(&p, &query, &model, Stage::Query, Stage::Query, Stage::Query);
@@ -173,5 +176,37 @@ pub fn run(json_out: bool) -> Result<()> {
     p.matrix(Stage::Query, "V q =", None, &column(&scores_by_point));
     println!("  (computed by Quiver's exact search over the collection, kernels {isa})");
     println!("\n[10] nearest neighbour by linear scan: point {best_id}, {best_text:?} (score {best_score:.2})");
+    for note in tie_notes(&traces) {
+        println!("     {note}");
+    }
     Ok(())
+}
+
+/// Why two stored sentences get the same score: their 2-d index vectors are equal. Either they
+/// were already equal after pooling, or the projection mapped different sentence embeddings to
+/// the same point (the 2-d index keeps only part of what tells sentences apart).
+fn tie_notes(traces: &[Trace]) -> Vec<String> {
+    let fmt = |v: &[f32]| format!("[{}]", v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", "));
+    let mut notes = Vec::new();
+    for i in 0..traces.len() {
+        for j in i + 1..traces.len() {
+            let (a, b) = (&traces[i], &traces[j]);
+            if a.index_vector != b.index_vector {
+                continue;
+            }
+            notes.push(format!("points {} and {} tie ({:?} and {:?}):", i + 1, j + 1, a.text, b.text));
+            if a.pooled == b.pooled {
+                notes.push(format!("  their sentence embeddings are equal already, {}.", fmt(&a.pooled)));
+            } else {
+                notes.push(format!("  their sentence embeddings differ, {} and", fmt(&a.pooled)));
+                notes.push(format!(
+                    "  {}, but the projection P maps both to {}:",
+                    fmt(&b.pooled),
+                    fmt(&a.index_vector)
+                ));
+                notes.push("  a 2-d index keeps only part of what tells sentences apart.".to_string());
+            }
+        }
+    }
+    notes
 }

@@ -201,9 +201,15 @@ fn walkthrough_numbers_by_hand() {
         "[8] query",
         "[9] dot products",
         "[10] nearest neighbour",
+        // The tie the sheet shows between two sentences is explained, and the throwaway
+        // collection is not named as if `quiver list` would show it.
+        "points 1 and 2 tie (\"how are you\" and \"who are you\")",
+        "but the projection P maps both to [1.33, 1.67]",
     ] {
         assert!(human.contains(step), "missing {step}");
     }
+    assert!(!human.contains("collection \"walkthrough\""));
+    assert!(!tmp.path().join("quiver-data").exists(), "the walkthrough leaves no data folder");
 }
 
 /// `quiver embed`: one normalised vector per input line, in order, as JSON lines or .npy, equal
