@@ -175,9 +175,9 @@ pub struct EmbedArgs {
     /// Texts, one per line.
     #[arg(long)]
     file: PathBuf,
-    /// A sentence-transformers model folder (default: the usual search).
+    /// The model's folder (default: the usual search, as on every command).
     #[arg(long)]
-    model: Option<PathBuf>,
+    model_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Timed passes over the texts (the median is reported).
@@ -190,7 +190,7 @@ pub struct EmbedArgs {
 
 pub fn embed(args: &EmbedArgs) -> Result<()> {
     use quiver_embed::Embedder;
-    let model = quiver_embed::MiniLm::load(&quiver_embed::find_model(args.model.as_deref())?)?;
+    let model = quiver_embed::MiniLm::load(&quiver_embed::find_model(args.model_dir.as_deref())?)?;
     let text = std::fs::read_to_string(&args.file)?;
     let lines: Vec<&str> = text.lines().collect();
     let batch = args.batch.max(1);

@@ -83,6 +83,7 @@ impl IndexArgs {
 enum Command {
     /// Create a collection.
     Create {
+        /// The collection's name.
         collection: String,
         /// Vector dimension (1..=65536); with --model it comes from the model.
         #[arg(long, required_unless_present = "model")]
@@ -103,6 +104,7 @@ enum Command {
     },
     /// Insert or replace points from a JSON-lines file or a .npy float32 matrix, as one atomic batch.
     Upsert {
+        /// The collection's name.
         collection: String,
         /// `.npy` (ids start at --start-id) or JSON lines: {"id":1,"vector":[..],"payload":{..}}; `-` reads JSON lines from stdin.
         #[arg(long)]
@@ -111,11 +113,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         start_id: u64,
     },
-    /// Exact nearest-neighbour search.
+    /// Nearest-neighbour search: through the HNSW index when the collection has one (with the
+    /// ef that reaches its target recall), else an exact scan; `--exact` always scans. Give the
+    /// query as --vector, --text (text collections) or --file (many queries).
     Search {
+        /// The collection's name.
         collection: String,
         /// One query vector as JSON, e.g. '[0.1, 0.2]'.
-        #[arg(long, conflicts_with_all = ["file", "text"], required_unless_present_any = ["file", "text"])]
+        #[arg(long, conflicts_with_all = ["file", "text"])]
         vector: Option<String>,
         /// A text query (text collections): embedded with the collection's model.
         #[arg(long, conflicts_with = "file")]
@@ -159,6 +164,7 @@ enum Command {
     /// Add text to a text collection: embedded with its model, stored with the text (payload
     /// key `document`), as one atomic batch.
     Add {
+        /// The collection's name.
         collection: String,
         /// One text.
         #[arg(long, conflicts_with = "file", required_unless_present = "file")]
@@ -179,6 +185,7 @@ enum Command {
     /// Show the work for one text query: tokens, embeddings, pooled vector, search path,
     /// distances computed, results.
     Explain {
+        /// The collection's name.
         collection: String,
         #[arg(long)]
         text: String,
@@ -192,12 +199,14 @@ enum Command {
     },
     /// Count points, optionally only those matching a filter.
     Count {
+        /// The collection's name.
         collection: String,
         #[command(flatten)]
         filter: FilterArg,
     },
     /// Show points by id.
     Get {
+        /// The collection's name.
         collection: String,
         ids: Vec<String>,
         #[command(flatten)]
@@ -205,6 +214,7 @@ enum Command {
     },
     /// Delete points by id or by filter.
     Delete {
+        /// The collection's name.
         collection: String,
         ids: Vec<String>,
         #[command(flatten)]
@@ -212,6 +222,7 @@ enum Command {
     },
     /// Page through points in id order.
     Scroll {
+        /// The collection's name.
         collection: String,
         #[arg(long, default_value_t = 10)]
         limit: usize,
@@ -225,6 +236,7 @@ enum Command {
     },
     /// Merge keys into the payloads of points (by id or filter).
     SetPayload {
+        /// The collection's name.
         collection: String,
         ids: Vec<String>,
         /// A JSON object.
@@ -235,9 +247,11 @@ enum Command {
     },
     /// Create a payload index that makes filters on KEY cheap.
     Index {
+        /// The collection's name.
         collection: String,
         key: String,
-        /// keyword | integer | float | bool
+        /// keyword | integer | float | bool | text (text: a BM25 full-text index, for keyword
+        /// and hybrid search and `match: {text}` filters)
         #[arg(long = "type")]
         kind: String,
     },
@@ -245,6 +259,7 @@ enum Command {
     /// chunks of about --max-tokens, embed, store with source, chunk number and offsets.
     /// Re-running skips unchanged files and replaces the chunks of changed ones.
     Ingest {
+        /// The collection's name.
         collection: String,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -263,6 +278,7 @@ enum Command {
     /// The best passages for a question, adjacent chunks merged, with their sources: ready to
     /// paste into a language model's prompt.
     Context {
+        /// The collection's name.
         collection: String,
         question: String,
         /// Chunks to retrieve.
@@ -323,10 +339,13 @@ enum Command {
     Walkthrough,
     /// Embed texts (one per line) with all-MiniLM-L6-v2: one L2-normalised 384-d vector per line.
     Embed {
-        /// A sentence-transformers model folder (else QUIVER_MODEL_DIR, Quiver's cache, the
-        /// Hugging Face cache; scripts/fetch-model.sh fills Quiver's cache).
+        /// The model, by name (as on `create --model`).
+        #[arg(long, default_value = quiver_embed::minilm::MODEL_NAME)]
+        model: String,
+        /// The model's folder (else QUIVER_MODEL_DIR, Quiver's cache, the Hugging Face cache;
+        /// scripts/fetch-model.sh fills Quiver's cache).
         #[arg(long)]
-        model: Option<PathBuf>,
+        model_dir: Option<PathBuf>,
         /// Texts, one per line (default: standard input).
         #[arg(long)]
         file: Option<PathBuf>,
@@ -865,7 +884,7 @@ fn run_command(cli: Cli) -> Result<()> {
                         eprintln!("{} queries in {:.3}s ({:.0} queries/s)", reqs.len(), secs, reqs.len() as f64 / secs);
                     }
                 }
-                (None, None) => bail!("give --vector or --file"),
+                (None, None) => bail!("search needs a query: --vector JSON, --text TEXT (text collections) or --file QUERIES.npy"),
             }
         }
         Command::Add {
@@ -1235,10 +1254,14 @@ fn run_command(cli: Cli) -> Result<()> {
         Command::Walkthrough => walkthrough::run(json_out)?,
         Command::Embed {
             model,
+            model_dir,
             file,
             out,
             jsonl: _,
-        } => embed(model.as_deref(), file.as_deref(), out.as_deref())?,
+        } => {
+            text::model_info(model)?;
+            embed(model_dir.as_deref(), file.as_deref(), out.as_deref())?
+        }
         Command::Serve {
             host,
             port,

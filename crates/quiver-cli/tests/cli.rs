@@ -630,6 +630,10 @@ fn data_folder_hygiene_and_number_limits() {
     assert_eq!(json(dir, &["count", "c"])["count"], 1);
     // An empty text query is an error in the query's words, before anything is embedded.
     fails(dir, &["search", "c", "--text", "  "], "the text query is empty");
+    // A search with no query names the three ways to give one.
+    fails(dir, &["search", "c"], "--vector JSON, --text TEXT (text collections) or --file");
+    // --model is a name everywhere, --model-dir a folder.
+    fails(dir, &["embed", "--model", "gpt-9"], "unknown model \"gpt-9\"; Quiver runs: all-minilm-l6-v2");
     for bad in ["0", "5000", "x"] {
         let out = quiver(dir, &["search", "c", "--vector", "[1, 2]", "--ef", bad]);
         assert_eq!(out.status.code(), Some(2), "--ef {bad}");
