@@ -11,8 +11,8 @@ use quiver_embed::MiniLm;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// The payload key that keeps a point's text (the same as the command line's).
-pub const DOCUMENT_KEY: &str = "document";
+/// The payload key that keeps a point's text: the library's, as everywhere.
+pub use quiver::collection::DOCUMENT_KEY;
 
 /// `(text, model)` when `v` is a document.
 fn as_document(v: &Value) -> Option<(&str, Option<&str>)> {
