@@ -633,7 +633,11 @@ fn data_folder_hygiene_and_number_limits() {
     // A search with no query names the three ways to give one.
     fails(dir, &["search", "c"], "--vector JSON, --text TEXT (text collections) or --file");
     // --model is a name everywhere, --model-dir a folder.
-    fails(dir, &["embed", "--model", "gpt-9"], "unknown model \"gpt-9\"; Quiver runs: all-minilm-l6-v2");
+    fails(
+        dir,
+        &["embed", "--model", "gpt-9"],
+        "unknown model \"gpt-9\"; Quiver runs: all-minilm-l6-v2",
+    );
     for bad in ["0", "5000", "x"] {
         let out = quiver(dir, &["search", "c", "--vector", "[1, 2]", "--ef", bad]);
         assert_eq!(out.status.code(), Some(2), "--ef {bad}");
