@@ -20,7 +20,9 @@ VENV=target/conformance-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=3.39,<4" "pytest>=8.4,<9" pytest-timeout \
   pytest-cases retry requests jsons more-itertools qdrant-client "pytest-subtests>=0.14.1,<0.15" pytest-xdist
-cargo build --locked -p quiver-cli
+# The debug binary as the workspace's tests build it (the same features), so after
+# `cargo test --workspace` nothing is compiled again.
+cargo test --workspace --locked --no-run --quiet 2> /dev/null || cargo test --workspace --locked --no-run
 DATA=$(mktemp -d)
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 target/debug/quiver --data-dir "$DATA" serve --port "$PORT" > "$DATA.out" 2> "$DATA.err" &

@@ -10,7 +10,9 @@ SPEC="${QUIVER_QDRANT_SPEC:-tests/fixtures/qdrant/qdrant-openapi-1.19.json}"
 VENV=target/e2e-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
-cargo build --locked -p quiver-cli
+# The debug binary as the workspace's tests build it (the same features), so after
+# `cargo test --workspace` nothing is compiled again.
+cargo test --workspace --locked --no-run --quiet 2> /dev/null || cargo test --workspace --locked --no-run
 DATA=$(mktemp -d)
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 target/debug/quiver --data-dir "$DATA" serve --port "$PORT" > "$DATA.out" 2> "$DATA.err" &
