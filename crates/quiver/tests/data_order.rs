@@ -161,7 +161,11 @@ fn check(order: Order, quantization: Quantization) {
             "{order:?} {quantization:?} {metric:?}: recall@{K} {chosen:.3} with the monitor's ef {} (seed {seed})",
             status.ef
         );
-        assert!(status.recall.is_some_and(|r| r.recall >= 0.95 || r.ef == 1024), "{status:?}");
+        // The chosen ef reached the target (0.95 as the f32 it is stored as), or no ef did.
+        assert!(
+            status.recall.is_some_and(|r| r.recall >= 0.95f32 as f64 - 1e-6 || r.ef == 1024),
+            "{status:?}"
+        );
     }
 }
 
