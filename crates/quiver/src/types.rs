@@ -336,6 +336,67 @@ impl Point {
         self.payload = Some(payload);
         self
     }
+
+    /// A point from its JSON form, `{"id": 1, "vector": [..], "payload": {..}}` (the form of the
+    /// CLI's JSON lines and of Qdrant's `points` list). Unknown fields are refused, so a typo
+    /// is an error rather than lost data.
+    pub fn from_json(v: &Value) -> Result<Point> {
+        let o = v
+            .as_object()
+            .ok_or_else(|| Error::InvalidRequest("a point must be an object with id and vector".into()))?;
+        if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "id" | "vector" | "payload")) {
+            return Err(Error::InvalidRequest(format!(
+                "unknown field {k:?} in a point (expected id, vector, payload)"
+            )));
+        }
+        let id = PointId::from_json(o.get("id").ok_or_else(|| Error::InvalidRequest("a point needs an id".into()))?)?;
+        let vector = vector_from_json(
+            o.get("vector")
+                .ok_or_else(|| Error::InvalidRequest(format!("point {id} has no vector")))?,
+        )?;
+        let payload = payload_from_json(o.get("payload"))?;
+        Ok(Point { id, vector, payload })
+    }
+}
+
+/// A vector from JSON: an array of numbers (each read as f32).
+pub fn vector_from_json(v: &Value) -> Result<Vec<f32>> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .map(|f| f as f32)
+                    .ok_or_else(|| Error::InvalidRequest(format!("vector elements must be numbers, got {x}")))
+            })
+            .collect(),
+        other => Err(Error::InvalidRequest(format!(
+            "a vector must be a list of numbers, got {}",
+            short_json(other)
+        ))),
+    }
+}
+
+/// A payload from JSON: an object, or nothing (`null` or absent).
+pub fn payload_from_json(v: Option<&Value>) -> Result<Option<Payload>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(p)) => Ok(Some(p.clone())),
+        Some(other) => Err(Error::InvalidPayload {
+            reason: format!("a payload must be a JSON object, got {}", short_json(other)),
+            point: None,
+        }),
+    }
+}
+
+/// A JSON value for an error message: cut at 40 characters.
+fn short_json(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() <= 40 {
+        s
+    } else {
+        format!("{}…", s.chars().take(39).collect::<String>())
+    }
 }
 
 /// A stored point as returned by get and scroll.

@@ -42,20 +42,12 @@ pub(super) fn reject_present(body: &Map<String, Value>, keys: &[&str]) -> Result
 
 pub(super) fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
     match v {
-        Value::Array(items) => items
-            .iter()
-            .map(|x| {
-                x.as_f64()
-                    .map(|f| f as f32)
-                    .ok_or_else(|| ApiError::bad(format!("{what}: vector elements must be numbers, got {x}")))
-            })
-            .collect(),
         Value::Object(o) if o.contains_key("text") => Err(ApiError::unsupported(&format!(
             "{what}: documents here (they are taken in points, batch vectors and queries)"
         ))),
         Value::Object(o) if o.contains_key("indices") => Err(ApiError::unsupported(&format!("{what}: sparse vectors"))),
         Value::Object(_) => Err(ApiError::unsupported(&format!("{what}: named vectors"))),
-        other => Err(ApiError::bad(format!("{what}: expected a list of numbers, got {other}"))),
+        other => quiver::vector_from_json(other).map_err(|e| ApiError::bad(format!("{what}: {e}"))),
     }
 }
 
@@ -162,13 +154,7 @@ pub(super) fn metric_name(m: Metric) -> &'static str {
 
 pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
     reject_present(body, &["shard_key", "update_filter"])?;
-    let payload_of = |v: Option<&Value>| -> Result<Option<Payload>, ApiError> {
-        match v {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(p)) => Ok(Some(p.clone())),
-            Some(other) => Err(ApiError::bad(format!("payload must be an object, got {other}"))),
-        }
-    };
+    let payload_of = |v: Option<&Value>| quiver::payload_from_json(v).map_err(ApiError::from);
     if let Some(points) = body.get("points") {
         let list = points.as_array().ok_or_else(|| ApiError::bad("points must be a list"))?;
         return list

@@ -16,6 +16,7 @@ mod index_job;
 mod read;
 mod storage;
 mod text;
+pub use text::hybrid_depth;
 mod write;
 
 use storage::{commit_manifest, remove_strays, segment_path, write_manifest, write_segment};

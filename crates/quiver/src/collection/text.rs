@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// How deep each ranking of a hybrid search goes when the caller does not say: four times the
+/// results wanted, at least 20 (a passage ranked 15th by one side and 2nd by the other must
+/// still be fused). The CLI, the context retriever and the benchmarks all use this.
+pub fn hybrid_depth(limit: usize) -> usize {
+    limit.saturating_mul(4).max(20)
+}
+
 impl Collection {
     /// The `limit` best points for `query` by BM25 over the full-text index on `key` (the first
     /// text index when `None`), among points matching `filter`; scores are BM25 scores.

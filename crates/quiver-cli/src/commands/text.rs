@@ -3,18 +3,99 @@
 //! of the pipeline) and hands the vectors to the library (steps 5-8). The text itself is kept in
 //! the payload under `document`, as Chroma keeps documents.
 
+use super::{parse_limit, parse_payload, Ctx, FilterArg, ModelDirArg};
+use crate::render::{count, Message, Output};
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver::{Collection, Filter, Payload, Point, PointId, SearchRequest};
 use quiver_embed::{Embedder, MiniLm};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The payload key that holds a point's text.
 pub use quiver::collection::DOCUMENT_KEY;
 /// Texts embedded per batch while adding.
 const ADD_BATCH: usize = 64;
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// The collection's name.
+    collection: String,
+    /// One text.
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    text: Option<String>,
+    /// Its id (default: a random UUID).
+    #[arg(long, requires = "text")]
+    id: Option<String>,
+    /// Its payload, a JSON object.
+    #[arg(long, requires = "text")]
+    payload: Option<String>,
+    /// JSON lines: {"id": .., "text": .., "payload": {..}} (id optional).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelDirArg,
+}
+
+pub fn add_command(ctx: &Ctx, a: &AddArgs) -> Result<Box<dyn Output>> {
+    let db = ctx.db()?;
+    let c = db.collection(&a.collection)?;
+    let model = collection_embedder(&c, a.model.get())?;
+    let docs = match (&a.text, &a.file) {
+        (Some(t), _) => {
+            let payload = a.payload.as_deref().map(parse_payload).transpose()?.unwrap_or_default();
+            let id = match &a.id {
+                Some(i) => i.parse::<PointId>()?,
+                None => PointId::Uuid(uuid::Uuid::new_v4()),
+            };
+            vec![Doc {
+                id,
+                text: t.clone(),
+                payload,
+            }]
+        }
+        (None, Some(f)) => read_docs(f)?,
+        (None, None) => bail!("give --text or --file"),
+    };
+    let t0 = Instant::now();
+    let n = add(&c, &model, docs)?;
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(Box::new(Message::new(
+        json!({"added": n, "seconds": secs}),
+        format!(
+            "added {} to {:?} in {secs:.2}s ({:.0} texts/s, durable)",
+            count(n, "text"),
+            a.collection,
+            n as f64 / secs
+        ),
+    )))
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// The collection's name.
+    collection: String,
+    /// The text query whose steps are shown.
+    #[arg(long)]
+    text: String,
+    /// Results to return.
+    #[arg(short = 'k', long = "limit", visible_alias = "k", default_value_t = 10, value_parser = parse_limit)]
+    k: usize,
+    #[command(flatten)]
+    filter: FilterArg,
+    #[command(flatten)]
+    model: ModelDirArg,
+}
+
+/// `quiver explain`: the steps of the walkthrough with real numbers for one text query.
+pub fn explain(ctx: &Ctx, a: &ExplainArgs) -> Result<Box<dyn Output>> {
+    let db = ctx.db()?;
+    let c = db.collection(&a.collection)?;
+    let model = collection_embedder(&c, a.model.get())?;
+    Ok(Box::new(explain_query(&c, &model, &a.text, a.k, a.filter.parse()?)?))
+}
 
 /// Loads the model an embedder name stands for.
 pub fn load_embedder(name: &str, model_dir: Option<&Path>) -> Result<MiniLm> {
@@ -118,8 +199,8 @@ pub fn add(c: &Collection, model: &MiniLm, docs: Vec<Doc>) -> Result<usize> {
     Ok(n)
 }
 
-/// `quiver explain`: the steps of the walkthrough with real numbers for one text query.
-pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Option<Filter>, json_out: bool) -> Result<()> {
+/// The steps of one text query: tokens, embeddings, pooling, search path, results.
+fn explain_query(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Option<Filter>) -> Result<Message> {
     quiver::text_index::check_query_text(text)?;
     let t0 = Instant::now();
     let (tokens, ids) = model.tokenize(text)?;
@@ -171,10 +252,7 @@ pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Opt
             json!({"id": h.id.to_json(), "score": h.score, "document": doc})
         })
         .collect();
-    if json_out {
-        println!(
-            "{}",
-            json!({
+    let json = json!({
                 "query": text, "model": info.config.embedder,
                 "tokens": tokens, "token_ids": ids,
                 "token_embeddings_shape": [ids.len(), hidden], "encoder_layers": model.layers(),
@@ -183,39 +261,37 @@ pub fn explain(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Opt
                 "search_path": path, "points": info.points, "distances_computed": scanned,
                 "embed_ms": embed_ms, "search_ms": search_ms, "results": results,
                 "recall_vs_exact": checked, "target_recall": target,
-            })
-        );
-        return Ok(());
-    }
-    println!("[1] tokens ({}): {}", tokens.len(), tokens.join(" "));
-    println!("    ids: {ids:?}");
-    println!(
+    });
+    let mut out: Vec<String> = Vec::new();
+    out.push(format!("[1] tokens ({}): {}", tokens.len(), tokens.join(" ")));
+    out.push(format!("    ids: {ids:?}"));
+    out.push(format!(
         "[2]-[3] token embeddings after {} encoder layers: {} x {hidden} matrix",
         model.layers(),
         ids.len()
-    );
-    println!("[4] mean pooling -> {hidden}-d sentence embedding, norm {pooled_norm:.4}");
-    println!("    first dims {:?}", head(&pooled));
-    println!("[5] normalised query vector (norm 1), first dims {:?}", head(&query));
-    println!("    embedding took {embed_ms:.1} ms");
-    println!("[6]-[9] search path: {path}");
-    println!(
-        "    {} points in the collection, {scanned} distances computed, {search_ms:.2} ms",
-        info.points
-    );
+    ));
+    out.push(format!("[4] mean pooling -> {hidden}-d sentence embedding, norm {pooled_norm:.4}"));
+    out.push(format!("    first dims {:?}", head(&pooled)));
+    out.push(format!("[5] normalised query vector (norm 1), first dims {:?}", head(&query)));
+    out.push(format!("    embedding took {embed_ms:.1} ms"));
+    out.push(format!("[6]-[9] search path: {path}"));
+    out.push(format!(
+        "    {} in the collection, {scanned} distances computed, {search_ms:.2} ms",
+        crate::render::count(info.points, "point")
+    ));
     if let Some(note) = &recall_note {
-        println!("    {note}");
+        out.push(format!("    {note}"));
     }
-    println!("[10] top {}:", hits.len());
-    for (i, r) in results.iter().enumerate() {
-        let doc = r["document"].as_str().unwrap_or("");
-        println!(
-            "    {:>2}. {:>8.4}  {}  {}",
-            i + 1,
-            r["score"].as_f64().unwrap_or(0.0),
-            r["id"],
-            doc
-        );
+    out.push(format!("[10] top {}:", hits.len()));
+    let ids: Vec<String> = hits.iter().map(|h| h.id.to_string()).collect();
+    let id_w = ids.iter().map(|s| s.len()).max().unwrap_or(2);
+    let rank_w = hits.len().to_string().len();
+    let width = crate::render::width();
+    for (i, (h, id)) in hits.iter().zip(&ids).enumerate() {
+        let head = format!("    {:>rank_w$}. {:>9.4}  {id:<id_w$}  ", i + 1, h.score);
+        let doc = h.payload.as_ref().map(crate::render::payload_line).unwrap_or_default();
+        let room = width.saturating_sub(head.chars().count());
+        out.push(format!("{head}{}", crate::render::cut(&doc, room)));
     }
-    Ok(())
+    Ok(Message::new(json, out.join("\n")))
 }

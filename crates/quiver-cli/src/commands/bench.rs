@@ -575,7 +575,7 @@ pub struct RetrievalArgs {
 pub fn retrieval(db: &Database, args: &RetrievalArgs) -> Result<()> {
     use quiver_embed::Embedder;
     let c = db.collection(&args.collection)?;
-    let model = crate::text::collection_embedder(&c, args.model_dir.as_deref())?;
+    let model = super::text::collection_embedder(&c, args.model_dir.as_deref())?;
     let text = std::fs::read_to_string(&args.questions)?;
     let qs: Vec<serde_json::Value> = text
         .lines()
@@ -593,7 +593,7 @@ pub fn retrieval(db: &Database, args: &RetrievalArgs) -> Result<()> {
         let rankings = [
             c.search(&req)?,
             c.search_text(question, None, k, None, true)?,
-            c.hybrid(&req, question, &quiver::Fusion::default(), (k * 4).max(20))?,
+            c.hybrid(&req, question, &quiver::Fusion::default(), quiver::collection::hybrid_depth(k))?,
         ];
         for (t, hits) in totals.iter_mut().zip(&rankings) {
             let rank = hits.iter().position(|h| {

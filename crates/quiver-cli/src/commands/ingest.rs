@@ -8,7 +8,10 @@
 //! an unchanged file is skipped, a changed file's chunks are upserted (one atomic batch) and its
 //! surplus old chunks deleted, and `--prune` deletes the chunks of files that no longer exist.
 
+use super::{text, Ctx, ModelDirArg};
+use crate::render::{count, Message, Output};
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver::{Collection, Filter, Payload, Point, PointId, PointSelector, ScrollRequest};
 use quiver_embed::{Embedder, MiniLm};
@@ -19,6 +22,57 @@ use std::path::{Path, PathBuf};
 use quiver::chunking::{chunk, chunk_id, content_hash, html_text, kind_of};
 use quiver::context::{CHUNK_KEY, SOURCE_KEY};
 const HASH_KEY: &str = "file_hash";
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// The collection's name.
+    collection: String,
+    /// Files (.txt, .md, .html) and folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Chunk size in model tokens.
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Tokens repeated between neighbouring chunks.
+    #[arg(long, default_value_t = 40)]
+    overlap: usize,
+    /// Delete the chunks of files that no longer exist.
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    model: ModelDirArg,
+}
+
+pub fn command(ctx: &Ctx, a: &IngestArgs) -> Result<Box<dyn Output>> {
+    let db = ctx.db()?;
+    let c = db.collection(&a.collection)?;
+    let model = text::collection_embedder(&c, a.model.get())?;
+    let opts = IngestOptions {
+        max_tokens: a.max_tokens,
+        overlap: a.overlap,
+        prune: a.prune,
+    };
+    let r = ingest(&c, &model, &a.paths, &opts, ctx.json)?;
+    let rate = r.chunks_written as f64 / r.seconds.max(1e-9);
+    let pruned = if r.pruned_files > 0 {
+        format!(", {} pruned", count(r.pruned_files, "missing file"))
+    } else {
+        String::new()
+    };
+    Ok(Box::new(Message::new(
+        json!({"files": r.files, "unchanged": r.unchanged, "updated": r.updated, "chunks_written": r.chunks_written,
+               "chunks_deleted": r.chunks_deleted, "pruned_files": r.pruned_files, "seconds": r.seconds, "chunks_per_s": rate}),
+        format!(
+            "{}: {} updated, {} unchanged; {} written ({rate:.1}/s), {} deleted{pruned}; {:.1} s",
+            count(r.files, "file"),
+            r.updated,
+            r.unchanged,
+            count(r.chunks_written, "chunk"),
+            r.chunks_deleted,
+            r.seconds
+        ),
+    )))
+}
 
 /// The files under `paths` that ingestion reads, sorted; hidden files and folders are skipped.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -125,49 +179,64 @@ pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOp
         files: files.len(),
         ..IngestReport::default()
     };
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(files.len() as u64)
-    };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} [{elapsed} < {eta}]").expect("a valid template"));
     let count = |s: &str| {
         model
             .tokenize(s)
             .map(|(_, ids)| ids.len().saturating_sub(2))
             .unwrap_or(s.split_whitespace().count())
     };
-    // Without a terminal (a log, CI), a plain line about every tenth of the files instead of a bar.
-    let plain = !quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let step = files.len().div_ceil(10).max(1);
-    let plain_line = |done: usize, report: &IngestReport| {
-        if plain && (done.is_multiple_of(step) || done == files.len()) {
-            eprintln!(
-                "ingest: {done}/{} files, {} chunks written, {} unchanged",
-                files.len(),
-                report.chunks_written,
-                report.unchanged
-            );
+    // First pass: which files changed, and how many chunks they make (the progress bar counts
+    // chunks, the unit of the work: a file of 400 chunks is not one step like a file of 1).
+    let mut todo: Vec<(&PathBuf, usize)> = Vec::new();
+    for path in &files {
+        let source = path.to_string_lossy();
+        let text = read_text(path)?;
+        let hash = content_hash(&text);
+        let n = chunk(&text, opts.max_tokens, opts.overlap, &count).len();
+        let old = stored.get(source.as_ref());
+        if old.is_some_and(|o| o.len() == n && o.values().all(|h| *h == hash)) {
+            report.unchanged += 1;
+        } else {
+            todo.push((path, n));
         }
+    }
+    let total: usize = todo.iter().map(|(_, n)| n).sum();
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total as u64)
     };
-    for (done, path) in files.iter().enumerate().map(|(i, p)| (i + 1, p)) {
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} chunks {per_sec}, {msg} [{elapsed} < {eta}]").expect("a valid template"),
+    );
+    // Without a terminal (a log, CI), a plain line about every tenth of the chunks instead of a bar.
+    let plain = !quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let step = total.div_ceil(10).max(1);
+    let mut next_line = step;
+    for (i, &(path, _)) in todo.iter().enumerate() {
         let source = path.to_string_lossy().to_string();
         let text = read_text(path)?;
         let hash = content_hash(&text);
         let chunks = chunk(&text, opts.max_tokens, opts.overlap, &count);
         let old = stored.get(&source);
-        if old.is_some_and(|o| o.len() == chunks.len() && o.values().all(|h| *h == hash)) {
-            report.unchanged += 1;
-            bar.inc(1);
-            plain_line(done, &report);
-            continue;
-        }
+        bar.set_message(format!("file {}/{}", i + 1, todo.len()));
         // Byte offsets to character offsets.
         let char_at = |b: usize| text[..b].chars().count();
         let texts: Vec<&str> = chunks.iter().map(|ch| &text[ch.start..ch.end]).collect();
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(32) {
             vectors.extend(model.embed(batch)?);
+            bar.inc(batch.len() as u64);
+            let done = report.chunks_written + vectors.len();
+            if plain && (done >= next_line || done == total) {
+                next_line = done + step;
+                eprintln!(
+                    "ingest: {done}/{total} chunks embedded, file {}/{} ({} unchanged)",
+                    i + 1,
+                    todo.len(),
+                    report.unchanged
+                );
+            }
         }
         let points: Vec<Point> = chunks
             .iter()
@@ -204,9 +273,6 @@ pub fn ingest(c: &Collection, model: &MiniLm, paths: &[PathBuf], opts: &IngestOp
             c.delete(&PointSelector::Ids(surplus))?;
         }
         report.updated += 1;
-        bar.inc(1);
-        bar.set_message(format!("{} chunks written", report.chunks_written));
-        plain_line(done, &report);
     }
     // Chunks stored under another spelling of a file ingested now (a relative path, from
     // before sources were canonical) are duplicates of its chunks: remove them.

@@ -1,0 +1,286 @@
+//! Collections: create, list, info, drop, payload indexes, build-index, compact.
+
+use super::{text, Ctx};
+use crate::render::{count, Message, Output};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use quiver::{CollectionConfig, Durability, Metric, PayloadIndexType};
+use serde_json::{json, Value};
+
+/// The approximate index of a new collection.
+#[derive(Args)]
+pub struct IndexArgs {
+    /// HNSW neighbours per node (twice that on the bottom level).
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, default_value_t = 100)]
+    ef_construct: usize,
+    /// Default search list size (a search can override it with --ef).
+    #[arg(long, default_value_t = 128)]
+    ef: usize,
+    /// Below this many points every search is an exact scan and no index is built.
+    #[arg(long, default_value_t = 10_000)]
+    index_threshold: usize,
+    /// Codes the graph is searched with: int8 (a quarter of the vectors' size) | none (a
+    /// second full-precision copy) | binary (1/32, high dimensions). Candidates are always
+    /// rescored with the full vectors.
+    /// [default: int8, none for manhattan]
+    #[arg(long)]
+    quantization: Option<String>,
+    /// The recall@k a search without --ef aims for: the collection measures its index on
+    /// sampled searches and uses the smallest ef that reached it (0 = always --ef).
+    #[arg(long, default_value_t = quiver::TARGET_RECALL_DEFAULT)]
+    target_recall: f32,
+    /// Never build an approximate index (every search is exact).
+    #[arg(long)]
+    no_index: bool,
+}
+
+impl IndexArgs {
+    fn config(&self, metric: Metric) -> Result<quiver::IndexConfig> {
+        let quantization = match &self.quantization {
+            None => quiver::IndexConfig::default_for(metric).quantization,
+            Some(q) => quiver::Quantization::parse(q).with_context(|| format!("--quantization must be none, int8 or binary, got {q:?}"))?,
+        };
+        Ok(quiver::IndexConfig {
+            enabled: !self.no_index,
+            m: self.m,
+            ef_construct: self.ef_construct,
+            ef: self.ef,
+            full_scan_threshold: self.index_threshold,
+            quantization,
+            target_recall: self.target_recall,
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// The collection's name.
+    collection: String,
+    /// Vector dimension (1..=65536); with --model it comes from the model.
+    #[arg(long, required_unless_present = "model")]
+    dim: Option<usize>,
+    /// Make a text collection embedded by this model (all-minilm-l6-v2): `quiver add` and
+    /// `search --text` then take text.
+    #[arg(long)]
+    model: Option<String>,
+    /// cosine | dot | euclid | manhattan
+    #[arg(long, default_value = "cosine")]
+    metric: String,
+    /// Group commit: fsync at most every N milliseconds instead of on every write (writes
+    /// still survive a process crash; a power loss may lose the last N ms).
+    #[arg(long)]
+    group_commit_ms: Option<u32>,
+    #[command(flatten)]
+    index: IndexArgs,
+}
+
+pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<Box<dyn Output>> {
+    let metric: Metric = a.metric.parse()?;
+    let info = a.model.as_deref().map(text::model_info).transpose()?;
+    let dim = match (info, a.dim) {
+        (Some(m), d) => {
+            if let Some(d) = d.filter(|d| *d != m.dim) {
+                bail!("--dim {d} differs from the dimension of {} ({})", m.name, m.dim);
+            }
+            m.dim
+        }
+        (None, Some(d)) => d,
+        (None, None) => bail!("give --dim or --model"),
+    };
+    let mut config = CollectionConfig::new(dim, metric);
+    config.embedder = info.map(|m| m.name.to_string());
+    if let Some(ms) = a.group_commit_ms {
+        config.durability = Durability::Periodic { interval_ms: ms };
+    }
+    config.index = a.index.config(metric)?;
+    ctx.db_or_create()?.create_collection(&a.collection, config)?;
+    Ok(Box::new(Message::new(
+        json!({"created": a.collection, "dim": dim, "metric": metric.name()}),
+        format!("created collection {:?} (dim {dim}, {})", a.collection, metric.name()),
+    )))
+}
+
+/// A collection's name, for the commands that take nothing else.
+#[derive(Args)]
+pub struct NameArg {
+    /// The collection's name.
+    collection: String,
+}
+
+pub fn drop(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
+    ctx.db()?.drop_collection(&a.collection)?;
+    Ok(Box::new(Message::new(
+        json!({"dropped": a.collection}),
+        format!("dropped collection {:?}", a.collection),
+    )))
+}
+
+pub fn list(ctx: &Ctx) -> Result<Box<dyn Output>> {
+    // No data folder yet: nothing to list (and nothing is created).
+    let names = if ctx.has_data() {
+        ctx.db()?.list_collections()?
+    } else {
+        Vec::new()
+    };
+    let text = if names.is_empty() {
+        format!("(no collections in {})", ctx.data_dir.display())
+    } else {
+        names.join("\n")
+    };
+    Ok(Box::new(Message::new(json!(names), text)))
+}
+
+#[derive(Args)]
+pub struct IndexKeyArgs {
+    /// The collection's name.
+    collection: String,
+    /// The payload key (a dotted path reaches into objects: `meta.lang`).
+    key: String,
+    /// keyword | integer | float | bool | text (text: a BM25 full-text index, for keyword
+    /// and hybrid search and `match: {text}` filters)
+    #[arg(long = "type")]
+    kind: String,
+}
+
+pub fn payload_index(ctx: &Ctx, a: &IndexKeyArgs) -> Result<Box<dyn Output>> {
+    let kind: PayloadIndexType = a.kind.parse()?;
+    ctx.db()?.collection(&a.collection)?.create_payload_index(&a.key, kind)?;
+    Ok(Box::new(Message::new(
+        json!({"indexed": a.key, "type": kind.name()}),
+        format!("created {} index on {:?}", kind.name(), a.key),
+    )))
+}
+
+pub fn build_index(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
+    let db = ctx.db()?;
+    let c = db.collection(&a.collection)?;
+    let t0 = std::time::Instant::now();
+    c.build_index()?;
+    let s = c.index_status();
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(Box::new(Message::new(
+        json!({"collection": a.collection, "nodes": s.nodes, "seconds": secs, "memory_bytes": s.memory_bytes}),
+        format!(
+            "index of {}: {} in the graph, built in {secs:.1} s, {:.1} MiB",
+            a.collection,
+            count(s.nodes, "point"),
+            s.memory_bytes as f64 / 1048576.0
+        ),
+    )))
+}
+
+pub fn compact(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
+    let db = ctx.db()?;
+    let c = db.collection(&a.collection)?;
+    let before = c.info();
+    c.compact()?;
+    let after = c.info();
+    Ok(Box::new(Message::new(
+        json!({"segments_before": before.segments, "segments_after": after.segments, "dead_rows_freed": before.dead_rows}),
+        format!(
+            "compacted {:?}: {} -> {}, {} freed",
+            a.collection,
+            count(before.segments, "segment"),
+            count(after.segments, "segment"),
+            count(before.dead_rows, "dead row")
+        ),
+    )))
+}
+
+pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
+    let c = ctx.db()?.collection(&a.collection)?;
+    let info = c.info();
+    let ix = &info.config.index;
+    let status = c.index_status();
+    let durability = match info.config.durability {
+        Durability::Immediate => "fsync on every write".to_string(),
+        Durability::Periodic { interval_ms } => format!("group commit, fsync every {interval_ms} ms"),
+    };
+    let indexes: Vec<Value> = info
+        .payload_indexes
+        .iter()
+        .map(|(k, t, n, d)| json!({"key": k, "type": t.name(), "points": n, "distinct_values": d}))
+        .collect();
+    let json = json!({"name": info.name, "dim": info.config.dim, "metric": info.config.metric.name(), "durability": durability,
+           "points": info.points, "dead_rows": info.dead_rows, "segments": info.segments, "wal_bytes": info.wal_bytes,
+           "last_seq": info.last_seq, "flushed_seq": info.flushed_seq, "payload_indexes": indexes,
+           "kernel_isa": info.kernel_isa, "flush_error": info.flush_error, "embedder": info.config.embedder,
+           "vector_index": {"enabled": ix.enabled, "m": ix.m, "ef_construct": ix.ef_construct, "ef": ix.ef,
+                            "quantization": ix.quantization.name(), "full_scan_threshold": ix.full_scan_threshold,
+                            "nodes": status.nodes, "tail": status.tail, "building": status.building,
+                            "memory_bytes": status.memory_bytes, "error": status.error,
+                            "target_recall": ix.target_recall, "ef_in_use": status.ef,
+                            "estimated_recall": status.recall.map(|r| r.recall),
+                            "recall_samples": status.recall.map_or(0, |r| r.samples)}});
+
+    let mut rows: Vec<(&str, String)> = vec![
+        ("collection", info.name.clone()),
+        ("dimension", info.config.dim.to_string()),
+        ("metric", info.config.metric.name().to_string()),
+    ];
+    if let Some(e) = &info.config.embedder {
+        rows.push(("embedder", format!("{e} (takes text: quiver add / search --text)")));
+    }
+    rows.push(("durability", durability));
+    rows.push((
+        "points",
+        format!("{} ({} awaiting compaction)", info.points, count(info.dead_rows, "dead row")),
+    ));
+    rows.push((
+        "storage",
+        format!(
+            "{}, WAL {} bytes (seq {} written, {} in segments)",
+            count(info.segments, "segment"),
+            info.wal_bytes,
+            info.last_seq,
+            info.flushed_seq
+        ),
+    ));
+    let index_text = if !ix.enabled {
+        "none (every search is an exact scan)".to_string()
+    } else {
+        format!(
+            "hnsw m={} ef_construct={} ef={} quantization={}, built above {} points: {} in the graph, {} scanned exactly{}",
+            ix.m,
+            ix.ef_construct,
+            ix.ef,
+            ix.quantization.name(),
+            ix.full_scan_threshold,
+            status.nodes,
+            status.tail,
+            if status.building { ", building" } else { "" }
+        )
+    };
+    rows.push(("vector index", index_text));
+    if ix.enabled {
+        let measured = match status.recall {
+            Some(r) => format!(
+                "estimated recall@10 {:.3} at ef {} ({} sampled searches)",
+                r.recall, r.ef, r.samples
+            ),
+            None => "recall not measured yet (a server measures the searches it serves)".to_string(),
+        };
+        rows.push((
+            "recall",
+            format!("target {}: ef {} in use, {measured}", ix.target_recall, status.ef),
+        ));
+    }
+    if let Some(e) = &status.error {
+        rows.push(("index note", e.clone()));
+    }
+    rows.push(("kernels", info.kernel_isa.to_string()));
+    for (k, t, n, d) in &info.payload_indexes {
+        rows.push((
+            "index",
+            format!("{k} ({}): {}, {} distinct values", t.name(), count(*n as usize, "point"), d),
+        ));
+    }
+    if let Some(e) = &info.flush_error {
+        rows.push(("flush error", e.clone()));
+    }
+    let text = rows.iter().map(|(k, v)| format!("{k:<12} {v}")).collect::<Vec<_>>().join("\n");
+    Ok(Box::new(Message::new(json, text)))
+}

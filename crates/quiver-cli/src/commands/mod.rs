@@ -1,0 +1,166 @@
+//! One module per command group. Each command is an argument struct (clap) and a function that
+//! does the work through the library and returns a value for `render::emit`; none prints its
+//! result itself (progress bars and the walkthrough's colours go to the terminal directly).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use quiver::{Database, Filter, PointId, PointSelector};
+use std::path::{Path, PathBuf};
+
+pub mod bench;
+pub mod collections;
+pub mod embed;
+pub mod ingest;
+pub mod model;
+pub mod points;
+pub mod search;
+pub mod serve;
+pub mod text;
+pub mod walkthrough;
+
+/// What every command gets besides its own arguments.
+pub struct Ctx {
+    /// The data folder (`--data-dir`).
+    pub data_dir: PathBuf,
+    /// `--json`: the result is printed as JSON; progress bars stay quiet.
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Opens the data folder. Only `create` makes a new one: every other command works on
+    /// collections that must exist, so a mistyped `--data-dir` is an error that says so instead
+    /// of a new empty folder.
+    pub fn db(&self) -> Result<Database> {
+        if !self.has_data() {
+            bail!(
+                "no Quiver data folder at {} (set --data-dir or QUIVER_DATA_DIR; `quiver create` makes one)",
+                self.data_dir.display()
+            );
+        }
+        self.open_db()
+    }
+
+    /// Opens the data folder, creating it when missing (`create` only).
+    pub fn db_or_create(&self) -> Result<Database> {
+        self.open_db()
+    }
+
+    /// True when the data folder exists and holds Quiver's layout.
+    pub fn has_data(&self) -> bool {
+        self.data_dir.join("collections").is_dir()
+    }
+
+    fn open_db(&self) -> Result<Database> {
+        Database::open(&self.data_dir).with_context(|| format!("cannot open data folder {}", self.data_dir.display()))
+    }
+
+    /// A "collection not found" error with the folder it looked in and the collections there.
+    pub fn explain_not_found(&self, e: anyhow::Error) -> anyhow::Error {
+        let Some(quiver::Error::CollectionNotFound(name)) = e.downcast_ref::<quiver::Error>() else {
+            return e;
+        };
+        let dir = self.data_dir.join("collections");
+        let mut there: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("MANIFEST").is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        there.sort();
+        let listing = if there.is_empty() {
+            "there are no collections there".to_string()
+        } else {
+            format!("collections there: {}", there.join(", "))
+        };
+        anyhow::anyhow!("collection {name:?} not found in {} ({listing})", dir.display())
+    }
+}
+
+/// `--filter`, on every command that selects points.
+#[derive(Args)]
+pub struct FilterArg {
+    /// A filter in Qdrant's JSON form, e.g. '{"must":[{"key":"color","match":{"value":"red"}}]}'.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+impl FilterArg {
+    pub fn parse(&self) -> Result<Option<Filter>> {
+        self.filter.as_deref().map(Filter::parse).transpose().map_err(Into::into)
+    }
+}
+
+/// What a listing of points shows.
+#[derive(Args)]
+pub struct WithArgs {
+    /// Include vectors in the output.
+    #[arg(long)]
+    pub with_vector: bool,
+    /// Leave payloads out of the output.
+    #[arg(long)]
+    pub no_payload: bool,
+}
+
+/// `--model-dir`: the same on every command that runs a model.
+#[derive(Args)]
+pub struct ModelDirArg {
+    /// The model's folder (else QUIVER_MODEL_DIR, Quiver's model cache, the Hugging Face
+    /// cache; `quiver model pull` fills Quiver's cache).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+}
+
+impl ModelDirArg {
+    pub fn get(&self) -> Option<&Path> {
+        self.model_dir.as_deref()
+    }
+}
+
+pub fn parse_ids(ids: &[String]) -> Result<Vec<PointId>> {
+    ids.iter().map(|s| s.parse::<PointId>().map_err(Into::into)).collect()
+}
+
+/// Points by ids or by `--filter`, exactly one of the two.
+pub fn selector(ids: &[String], filter: &FilterArg) -> Result<PointSelector> {
+    match (ids.is_empty(), filter.parse()?) {
+        (false, None) => Ok(PointSelector::Ids(parse_ids(ids)?)),
+        (true, Some(f)) => Ok(PointSelector::Filter(f)),
+        (false, Some(_)) => bail!("give ids or --filter, not both"),
+        (true, None) => bail!("give point ids or --filter"),
+    }
+}
+
+/// `-k/--limit`: at least one result, refused in the flag's words otherwise.
+pub fn parse_limit(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(k) if (1..=quiver::SEARCH_LIMIT_MAX).contains(&k) => Ok(k),
+        _ => Err(format!("-k/--limit must be a whole number from 1 to {}", quiver::SEARCH_LIMIT_MAX)),
+    }
+}
+
+/// `--ef`: a list size the library accepts, refused in the flag's words otherwise.
+pub fn parse_ef(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(ef) if (1..=quiver::EF_MAX).contains(&ef) => Ok(ef),
+        _ => Err(format!("--ef must be a whole number from 1 to {}", quiver::EF_MAX)),
+    }
+}
+
+/// A `--payload` argument: a JSON object.
+pub fn parse_payload(text: &str) -> Result<quiver::Payload> {
+    match serde_json::from_str::<serde_json::Value>(text).context("--payload must be JSON")? {
+        serde_json::Value::Object(o) => Ok(o),
+        _ => bail!("--payload must be a JSON object"),
+    }
+}
+
+/// A spinner for a long step that has no count to show (hidden unless stderr is a terminal).
+pub fn spinner(msg: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
