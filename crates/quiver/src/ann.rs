@@ -86,18 +86,50 @@ pub(crate) enum Work {
     Recode,
 }
 
+/// Why an index file was not used (it is then rebuilt from the vectors, never trusted).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IndexFileError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("damaged graph: {0}")]
+    Graph(#[from] quiver_index::persist::PersistError),
+    #[error("expected 6 sections, found {0}")]
+    Sections(usize),
+    #[error("the index was built with other parameters")]
+    OtherParameters,
+    #[error("damaged node ids: {0}")]
+    NodeIds(String),
+}
+
+impl From<quiver_storage::codec::DecodeError> for IndexFileError {
+    fn from(e: quiver_storage::codec::DecodeError) -> Self {
+        IndexFileError::NodeIds(e.reason)
+    }
+}
+
 /// How a search was answered (for `quiver explain` and the tests).
 #[derive(Clone, Debug, PartialEq)]
 pub enum SearchPath {
     /// Every allowed point was scored.
-    Exact { scored: usize, reason: &'static str },
+    Exact {
+        /// Points scored.
+        scored: usize,
+        /// Why no graph was used.
+        reason: &'static str,
+    },
     /// The graph was searched with list size `ef`, then `tail` uncovered points were scanned.
     Graph {
+        /// The search list size used.
         ef: usize,
+        /// Neighbours per node the graph was built with.
         m: usize,
+        /// The codes the graph was searched with.
         quantization: Quantization,
+        /// Distances computed on the codes.
         distances: usize,
+        /// Candidates rescored with the full vectors.
         rescored: usize,
+        /// Points not yet in the graph, scanned exactly.
         tail: usize,
     },
 }
@@ -127,10 +159,15 @@ pub(crate) struct Ann {
 /// The state of the index for `quiver info`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexStatus {
+    /// Points in the graph.
     pub nodes: usize,
+    /// Points not yet in the graph (scanned exactly by every search).
     pub tail: usize,
+    /// True while a build or an extension runs.
     pub building: bool,
+    /// Memory the graph and its codes use.
     pub memory_bytes: usize,
+    /// Why the last build or load failed, if it did.
     pub error: Option<String>,
     /// The list size a search for the top 10 that names no `ef` uses now.
     pub ef: usize,
@@ -649,31 +686,27 @@ impl Ann {
         }
     }
 
-    fn try_load(&self, st: &State) -> Result<Built, String> {
-        let image = blob::read(&self.path).map_err(|e| e.to_string())?;
-        let sections = blob::decode(&self.path, INDEX_MAGIC, &image).map_err(|e| e.to_string())?;
+    fn try_load(&self, st: &State) -> Result<Built, IndexFileError> {
+        let image = blob::read(&self.path)?;
+        let sections = blob::decode(&self.path, INDEX_MAGIC, &image)?;
         if sections.len() != 6 {
-            return Err(format!("expected 6 sections, found {}", sections.len()));
+            return Err(IndexFileError::Sections(sections.len()));
         }
-        let mut hnsw = Hnsw::from_sections(&sections[..5]).map_err(|e| e.to_string())?;
+        let mut hnsw = Hnsw::from_sections(&sections[..5])?;
         let (p, c) = (hnsw.params(), hnsw.codes());
         if p.m != self.config.m || c.quantization() != self.config.quantization || c.dim() != self.dim || c.kind() != self.kind {
-            return Err("the index was built with other parameters".into());
+            return Err(IndexFileError::OtherParameters);
         }
         let mut d = Decoder::new(sections[5]);
-        let n = d.u64().map_err(|e| e.reason)? as usize;
+        let n = d.u64()? as usize;
         if n != hnsw.len() {
-            return Err("node ids do not match the graph".into());
+            return Err(IndexFileError::NodeIds(format!("{n} ids for {} nodes", hnsw.len())));
         }
         let mut node_row = Vec::with_capacity(n);
         let mut node_ids = Vec::with_capacity(n);
         let mut covered = vec![0u64; st.n_rows().div_ceil(64)];
         for node in 0..n as u32 {
-            let id = if d.u8().map_err(|e| e.reason)? == 1 {
-                Some(get_id(&mut d).map_err(|e| e.reason)?)
-            } else {
-                None
-            };
+            let id = if d.u8()? == 1 { Some(get_id(&mut d)?) } else { None };
             let row = id
                 .and_then(|id| st.id_to_row.get(&id).copied())
                 .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)));
@@ -685,7 +718,7 @@ impl Ann {
             node_row.push(row.unwrap_or(NO_ROW));
             node_ids.push(id.unwrap_or(PointId::Num(u64::MAX)));
         }
-        d.finish().map_err(|e| e.reason)?;
+        d.finish()?;
         let tail = (0..st.n_rows() as u32)
             .filter(|&r| st.is_alive(r) && !mask_has(&covered, r))
             .collect();

@@ -10,7 +10,9 @@ use std::path::Path;
 /// A piece of a text: byte range `start..end` of the text it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
+    /// Byte offset of the chunk's first character.
     pub start: usize,
+    /// Byte offset just past the chunk's end.
     pub end: usize,
 }
 

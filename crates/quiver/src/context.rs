@@ -13,17 +13,25 @@ use std::collections::BTreeMap;
 /// Payload keys of an ingested chunk: its file and its number within the file (character
 /// offsets are under `start` and `end`, the text under `document`).
 pub const SOURCE_KEY: &str = "source";
+/// The payload key of a chunk's number within its source.
 pub const CHUNK_KEY: &str = "chunk";
 
 /// One passage of context: adjacent chunks of one source merged.
 #[derive(Debug)]
 pub struct Passage {
+    /// The file the passage comes from.
     pub source: String,
+    /// Its first chunk number.
     pub first_chunk: u64,
+    /// Its last chunk number.
     pub last_chunk: u64,
+    /// Character offset of its start in the source.
     pub start: u64,
+    /// Character offset of its end.
     pub end: u64,
+    /// The best score among its chunks.
     pub score: f32,
+    /// The passage's text.
     pub text: String,
 }
 

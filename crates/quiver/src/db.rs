@@ -55,6 +55,7 @@ impl Database {
         })
     }
 
+    /// The data folder.
     pub fn root(&self) -> &Path {
         &self.root
     }

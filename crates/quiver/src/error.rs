@@ -3,6 +3,7 @@
 
 use quiver_storage::StorageError;
 
+/// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Who must act on an error; the server maps this to an HTTP status in one place.
@@ -20,50 +21,113 @@ pub enum ErrorKind {
     Storage,
 }
 
+/// Everything that can go wrong in the library. The message says what happened and, where it
+/// helps, what to do; [`Error::kind`] says who must act.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A collection name that cannot be a folder name.
     #[error("invalid collection name {name:?}: {reason}")]
-    InvalidName { name: String, reason: &'static str },
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A vector dimension outside `1..=max`.
     #[error("invalid dimension {dim}: must be between 1 and {max}")]
-    InvalidDimension { dim: usize, max: usize },
+    InvalidDimension {
+        /// The dimension given.
+        dim: usize,
+        /// The largest allowed ([`crate::DIMENSION_MAX`]).
+        max: usize,
+    },
+    /// A vector of another length than the collection's.
     #[error("vector dimension error: expected {expected}, got {got}{}", point_suffix(.point))]
     DimensionMismatch {
+        /// The collection's dimension.
         expected: usize,
+        /// The vector's length.
         got: usize,
+        /// The point it belongs to, when a write carried it.
         point: Option<String>,
     },
+    /// A vector holding NaN or an infinity.
     #[error("vector{} contains {what} at position {index}; only finite numbers are allowed", point_suffix(.point))]
     NonFiniteVector {
+        /// `NaN` or `infinity`.
         what: &'static str,
+        /// Its position in the vector.
         index: usize,
+        /// The point it belongs to, when a write carried it.
         point: Option<String>,
     },
+    /// A vector so long that distances would overflow a float.
     #[error("vector{} is too large: its length is {norm:.3e}, the largest allowed is {max:.0e} (so that every distance stays a finite float)", point_suffix(.point))]
-    VectorTooLarge { norm: f64, max: f64, point: Option<String> },
+    VectorTooLarge {
+        /// Its Euclidean length.
+        norm: f64,
+        /// The largest allowed ([`crate::VECTOR_NORM_MAX`]).
+        max: f64,
+        /// The point it belongs to, when a write carried it.
+        point: Option<String>,
+    },
+    /// Writes are refused: the WAL reached its cap because flushes keep failing.
     #[error("write refused: the write-ahead log holds {} MiB because flushing it into a segment keeps failing ({cause}); free disk space, then retry", bytes >> 20)]
-    WalFull { bytes: u64, cause: String },
+    WalFull {
+        /// The WAL's size.
+        bytes: u64,
+        /// Why the last flush failed.
+        cause: String,
+    },
+    /// A write with no points.
     #[error("empty batch: give at least one point")]
     EmptyBatch,
+    /// A write with more points than one batch may hold.
     #[error("batch of {got} points exceeds the limit of {max} per request; split it")]
-    BatchTooLarge { got: usize, max: usize },
+    BatchTooLarge {
+        /// Points in the batch.
+        got: usize,
+        /// The most allowed ([`crate::BATCH_POINTS_MAX`]).
+        max: usize,
+    },
+    /// Neither an unsigned integer nor a UUID.
     #[error("invalid point id {0}: an id is an unsigned 64-bit integer or a UUID")]
     InvalidId(String),
+    /// A payload that is not an object, or too large.
     #[error("invalid payload{}: {reason}", point_suffix(.point))]
-    InvalidPayload { reason: String, point: Option<String> },
+    InvalidPayload {
+        /// What is wrong with it.
+        reason: String,
+        /// The point it belongs to, when known.
+        point: Option<String>,
+    },
+    /// A filter that does not parse or cannot be evaluated.
     #[error("invalid filter: {0}")]
     InvalidFilter(String),
+    /// A feature Quiver does not have; the message names it.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// Any other wrong request; the message says what is wrong.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// No collection of that name.
     #[error("collection {0:?} not found")]
     CollectionNotFound(String),
+    /// A collection of that name exists already.
     #[error("collection {0:?} already exists")]
     CollectionExists(String),
+    /// No payload index on that key.
     #[error("payload index on {0:?} not found")]
     IndexNotFound(String),
+    /// The full-text index could not answer (it is rebuilt, never trusted half-written).
     #[error("the full-text index on {key:?} is unavailable ({reason}); it is rebuilt at the next write or open")]
-    TextIndexUnavailable { key: String, reason: String },
+    TextIndexUnavailable {
+        /// The indexed payload key.
+        key: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The disk or the files failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -76,6 +140,7 @@ fn point_suffix(point: &Option<String>) -> String {
 }
 
 impl Error {
+    /// Who must act on this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidName { .. }

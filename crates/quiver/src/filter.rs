@@ -272,9 +272,13 @@ pub struct MinShould {
 /// A parsed filter. The empty filter matches every point.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filter {
+    /// Conditions that must all hold.
     pub must: Vec<Condition>,
+    /// Conditions of which at least one must hold (when any are given).
     pub should: Vec<Condition>,
+    /// Conditions that must all fail.
     pub must_not: Vec<Condition>,
+    /// At least `min_count` of these conditions must hold.
     pub min_should: Option<MinShould>,
 }
 

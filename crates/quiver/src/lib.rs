@@ -13,34 +13,53 @@
 //! search. See `ARCHITECTURE.md` for the map and `docs/format.md` for the files.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod ann;
-pub mod batcher;
+mod batcher;
 pub mod chunking;
 pub mod collection;
 pub mod context;
-pub mod db;
-pub mod error;
-pub mod filter;
+mod db;
+mod error;
+mod filter;
 mod monitor;
 pub mod npy;
-pub mod payload_index;
+mod payload_index;
 mod state;
-pub mod store;
-pub mod text_index;
-pub mod types;
+mod store;
+mod text_index;
+mod types;
 mod vectors;
 
 pub use ann::{IndexStatus, SearchPath};
 pub use batcher::SearchBatcher;
-pub use collection::{Collection, CollectionInfo, Fusion, PointSelector, ScrollPage, ScrollRequest, SearchRequest, WriteAck};
+pub use collection::{Collection, CollectionInfo, Fusion, PointSelector, ScrollPage, ScrollRequest, SearchRequest, With, WriteAck};
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
 pub use monitor::RecallEstimate;
 pub use payload_index::PayloadIndexType;
 pub use quiver_storage::StorageError;
-pub use types::*;
+pub use text_index::{check_query_text, rrf, tokens};
+pub use types::{
+    payload_from_json, validate_name, vector_from_json, CollectionConfig, Durability, IndexConfig, Metric, Payload, Point, PointId,
+    Quantization, Record, ScoredPoint, BATCH_POINTS_MAX, DIMENSION_MAX, EF_MAX, FILTER_DEPTH_MAX, NAME_BYTES_MAX, PAYLOAD_BYTES_MAX,
+    PERIODIC_INTERVAL_MS_MAX, SEARCH_LIMIT_MAX, TARGET_RECALL_DEFAULT, VECTOR_NORM_MAX,
+};
+
+/// Reading a collection's files without opening it: for diagnostics and the storage tests.
+pub mod inspect {
+    use std::path::Path;
+
+    /// The numbers of the segment files the manifest in `collection_dir` names, as they are on
+    /// disk now (an open collection may hold a newer manifest in memory while a commit runs).
+    pub fn manifest_segments(collection_dir: &Path) -> crate::Result<Vec<u64>> {
+        let path = collection_dir.join("MANIFEST");
+        let image = std::fs::read(&path).map_err(|cause| crate::StorageError::Io { path: path.clone(), cause })?;
+        Ok(crate::store::decode_manifest(&path, &image)?.segments)
+    }
+}
 
 /// The instruction set the distance kernels use on this CPU (detected once per process).
 pub fn kernel_isa() -> &'static str {

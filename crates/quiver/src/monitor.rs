@@ -41,6 +41,7 @@ pub(crate) struct Sample {
 /// What the monitor measured at one list size.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RecallEstimate {
+    /// The list size the estimate was measured at.
     pub ef: usize,
     /// Mean recall@k over the window.
     pub recall: f64,

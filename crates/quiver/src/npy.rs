@@ -9,8 +9,11 @@ use std::path::Path;
 /// A row-major matrix read from a `.npy` file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix {
+    /// Rows.
     pub rows: usize,
+    /// Columns.
     pub cols: usize,
+    /// The values, row by row.
     pub data: Vec<f32>,
 }
 
@@ -52,8 +55,11 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Matrix> {
 /// A row-major integer matrix (result ids, ground truth).
 #[derive(Clone, Debug, PartialEq)]
 pub struct IntMatrix {
+    /// Rows.
     pub rows: usize,
+    /// Columns.
     pub cols: usize,
+    /// The values, row by row.
     pub data: Vec<i64>,
 }
 

@@ -31,6 +31,7 @@ pub enum PayloadIndexType {
 }
 
 impl PayloadIndexType {
+    /// The type's name as the CLI and the REST API spell it.
     pub fn name(self) -> &'static str {
         match self {
             PayloadIndexType::Keyword => "keyword",
@@ -326,10 +327,6 @@ impl PayloadIndexes {
         for f in &mut self.fields {
             f.update(row, payload, false);
         }
-    }
-
-    pub fn get(&self, key: &str) -> Option<&FieldIndex> {
-        self.fields.iter().find(|f| f.key.text == key)
     }
 
     fn lookup(&self, key: &KeyPath, check: &FieldCheck) -> Option<(RoaringBitmap, bool)> {

@@ -155,8 +155,8 @@ impl TextIndex {
     }
 
     /// Marks the index broken (for tests of the fallback paths).
-    #[doc(hidden)]
-    pub fn break_for_test(&mut self) {
+    #[cfg(test)]
+    pub(crate) fn break_for_test(&mut self) {
         self.live = Err("broken by a test".into());
     }
 
@@ -241,10 +241,6 @@ impl TextIndex {
     /// Documents in the index (0 when broken).
     pub fn len(&self) -> usize {
         self.live.as_ref().map_or(0, |l| l.reader.searcher().num_docs() as usize)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -34,7 +34,9 @@ pub type Payload = Map<String, Value>;
 /// A point id: an unsigned 64-bit integer or a UUID. Integers sort before UUIDs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PointId {
+    /// An unsigned 64-bit integer.
     Num(u64),
+    /// A UUID.
     Uuid(uuid::Uuid),
 }
 
@@ -83,6 +85,7 @@ impl PointId {
         }
     }
 
+    /// The id as JSON: a number or a UUID string.
     pub fn to_json(&self) -> Value {
         match self {
             PointId::Num(n) => Value::from(*n),
@@ -106,6 +109,7 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The metric's lowercase name.
     pub fn name(self) -> &'static str {
         match self {
             Metric::Cosine => "cosine",
@@ -115,6 +119,7 @@ impl Metric {
         }
     }
 
+    /// Whether the kernels' score is a similarity or a distance.
     pub fn score_kind(self) -> quiver_kernels::ScoreKind {
         match self {
             Metric::Cosine | Metric::Dot => quiver_kernels::ScoreKind::Dot,
@@ -181,7 +186,10 @@ pub enum Durability {
     /// Group commit: writes reach the operating system before they return (so they survive
     /// kill -9) and are fsynced together at most `interval_ms` later (so a power loss loses at
     /// most the last `interval_ms` of acknowledged writes).
-    Periodic { interval_ms: u32 },
+    Periodic {
+        /// The longest time between fsyncs, in milliseconds.
+        interval_ms: u32,
+    },
 }
 
 /// The longest group-commit interval allowed.
@@ -190,8 +198,11 @@ pub const PERIODIC_INTERVAL_MS_MAX: u32 = 10_000;
 /// What a collection is, fixed at creation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionConfig {
+    /// The vector dimension.
     pub dim: usize,
+    /// How vectors are compared.
     pub metric: Metric,
+    /// When writes are fsynced.
     pub durability: Durability,
     /// The text embedder whose vectors this collection holds (for example
     /// `"all-minilm-l6-v2"`), when it takes text; the library only records the name, the
@@ -211,11 +222,15 @@ pub use quiver_index::Quantization;
 pub struct IndexConfig {
     /// Build an index at all.
     pub enabled: bool,
+    /// HNSW neighbours per node (twice that on the bottom level).
     pub m: usize,
+    /// The candidate list while building.
     pub ef_construct: usize,
     /// Search list size when a request does not give one.
     pub ef: usize,
+    /// Below this many points no index is built: every search scans.
     pub full_scan_threshold: usize,
+    /// The codes the graph is searched with (candidates are rescored with the full vectors).
     pub quantization: Quantization,
     /// The recall@k a search that names no `ef` should reach: the recall monitor measures the
     /// graph on sampled searches and such searches get the smallest `ef` that reached it (`ef`
@@ -258,6 +273,7 @@ impl IndexConfig {
         }
     }
 
+    /// Checks the settings' ranges.
     pub fn validate(&self) -> Result<()> {
         if !(4..=64).contains(&self.m) || !(4..=4096).contains(&self.ef_construct) || !(1..=4096).contains(&self.ef) {
             return Err(Error::InvalidRequest(format!(
@@ -276,6 +292,7 @@ impl IndexConfig {
 }
 
 impl CollectionConfig {
+    /// A configuration with default durability and index for `metric`.
     pub fn new(dim: usize, metric: Metric) -> CollectionConfig {
         CollectionConfig {
             dim,
@@ -286,6 +303,7 @@ impl CollectionConfig {
         }
     }
 
+    /// Checks the dimension, the durability and the index settings.
     pub fn validate(&self) -> Result<()> {
         self.index.validate()?;
         if self.index.quantization != Quantization::None && self.metric == Metric::Manhattan {
@@ -318,12 +336,16 @@ impl CollectionConfig {
 /// A point to store.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
+    /// Its id.
     pub id: PointId,
+    /// Its vector.
     pub vector: Vec<f32>,
+    /// Its payload, if any.
     pub payload: Option<Payload>,
 }
 
 impl Point {
+    /// A point without a payload.
     pub fn new(id: impl Into<PointId>, vector: Vec<f32>) -> Point {
         Point {
             id: id.into(),
@@ -332,6 +354,7 @@ impl Point {
         }
     }
 
+    /// The point with this payload.
     pub fn with_payload(mut self, payload: Payload) -> Point {
         self.payload = Some(payload);
         self
@@ -402,17 +425,24 @@ fn short_json(v: &Value) -> String {
 /// A stored point as returned by get and scroll.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// Its id.
     pub id: PointId,
+    /// Its payload, when asked for.
     pub payload: Option<Payload>,
+    /// Its vector, when asked for.
     pub vector: Option<Vec<f32>>,
 }
 
 /// A search hit. `score` is in the collection's metric (a distance for euclid and manhattan).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoredPoint {
+    /// Its id.
     pub id: PointId,
+    /// Its score in the collection's metric.
     pub score: f32,
+    /// Its payload, when asked for.
     pub payload: Option<Payload>,
+    /// Its vector, when asked for.
     pub vector: Option<Vec<f32>>,
 }
 

@@ -45,7 +45,7 @@ fn searches_during_writes_see_every_acknowledged_write() {
         // batches up to b-5 were deleted. Later writes may add or remove more, but only
         // batches after b-5 can be deleted next, and those hold ids above (b-4)*10.
         let ids: Vec<PointId> = ((b - 4) * 10..(b + 1) * 10).map(PointId::Num).collect();
-        let got = c.get(&ids, false, false).unwrap();
+        let got = c.get(&ids, quiver::With::NOTHING).unwrap();
         let present: std::collections::BTreeSet<PointId> = got.iter().map(|r| r.id).collect();
         let hits = c.search(&SearchRequest::new(vec![0.0, -1.0, 0.0, 0.0], 10)).unwrap();
         for h in &hits {

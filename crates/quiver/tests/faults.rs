@@ -52,7 +52,7 @@ fn write(c: &quiver::Collection, model: &mut Model, ids: impl Iterator<Item = u6
 fn check_against_model(c: &quiver::Collection, model: &Model, what: &str) {
     assert_eq!(c.len(), model.len(), "{what}: point count");
     let ids: Vec<PointId> = model.keys().map(|&id| PointId::Num(id)).collect();
-    let got = c.get(&ids, true, true).unwrap();
+    let got = c.get(&ids, quiver::With::ALL).unwrap();
     assert_eq!(got.len(), model.len(), "{what}");
     for r in got {
         let PointId::Num(id) = r.id else { unreachable!() };
@@ -71,16 +71,15 @@ fn check_against_model(c: &quiver::Collection, model: &Model, what: &str) {
 /// rename is not durable yet they are still needed; the next open removes them.
 fn no_stray_segments(dir: &Path, what: &str) {
     let mdir = dir.join("collections/f");
-    let mpath = mdir.join("MANIFEST");
-    let m = quiver::store::decode_manifest(&mpath, &std::fs::read(&mpath).unwrap()).unwrap();
+    let segments = quiver::inspect::manifest_segments(&mdir).unwrap();
     for e in std::fs::read_dir(mdir.join("segments")).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         let no: u64 = name.trim_end_matches(".seg").parse().unwrap_or(u64::MAX);
-        let newest = m.segments.iter().copied().max().unwrap_or(0);
+        let newest = segments.iter().copied().max().unwrap_or(0);
         assert!(
-            m.segments.contains(&no) || no < newest,
+            segments.contains(&no) || no < newest,
             "{what}: segment file {name} is not in the manifest {:?}",
-            m.segments
+            segments
         );
     }
 }
@@ -136,11 +135,10 @@ fn every_step(name: &str, reports_flush_error: bool, op: impl Fn(&quiver::Collec
         let c = Database::open(tmp.path()).unwrap().collection("f").unwrap();
         check_against_model(&c, &model, &what);
         // After a good flush and an open, every segment file is named.
-        let mpath = tmp.path().join("collections/f/MANIFEST");
-        let m = quiver::store::decode_manifest(&mpath, &std::fs::read(&mpath).unwrap()).unwrap();
+        let segments = quiver::inspect::manifest_segments(&tmp.path().join("collections/f")).unwrap();
         assert_eq!(
             std::fs::read_dir(tmp.path().join("collections/f/segments")).unwrap().count(),
-            m.segments.len(),
+            segments.len(),
             "{what}"
         );
         if failed.is_none() {

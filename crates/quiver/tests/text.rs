@@ -3,7 +3,7 @@
 //! upserts, deletes and reopen, reciprocal rank fusion against hand-made rankings, and a query
 //! whose answer only the exact term finds.
 
-use quiver::text_index::{rrf, tokens};
+use quiver::{rrf, tokens};
 use quiver::{CollectionConfig, Database, Filter, Fusion, Metric, PayloadIndexType, Point, PointId, PointSelector, SearchRequest};
 use serde_json::json;
 
@@ -62,18 +62,18 @@ fn bm25_scores_equal_the_hand_worked_values() {
     // N = 3 documents, average length (3 + 2 + 4) / 3 = 3, k1 = 1.2, b = 0.75,
     // idf = ln(1 + (N - n + 0.5) / (n + 0.5)), tf part = tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)).
     // "apple": n = 1, idf = ln(1 + 2.5 / 1.5) = 0.980829; doc 1: tf 2, dl 3 -> 4.4 / 3.2 = 1.375.
-    let hits = c.search_text("apple", None, 10, None, false).unwrap();
+    let hits = c.search_text("apple", None, 10, None, quiver::With::NOTHING).unwrap();
     assert_eq!(ids(&hits), vec![1]);
     assert!((hits[0].score - 0.980_829 * 1.375).abs() < 1e-4, "{}", hits[0].score);
     // "banana": n = 2, idf = ln(1.6) = 0.470004; doc 2: tf 1, dl 2 -> 2.2 / 1.9; doc 1: tf 1, dl 3 -> 1.
-    let hits = c.search_text("Banana!", None, 10, None, false).unwrap();
+    let hits = c.search_text("Banana!", None, 10, None, quiver::With::NOTHING).unwrap();
     assert_eq!(ids(&hits), vec![2, 1]);
     assert!((hits[0].score - 0.470_004 * 2.2 / 1.9).abs() < 1e-4, "{}", hits[0].score);
     assert!((hits[1].score - 0.470_004).abs() < 1e-4, "{}", hits[1].score);
     // Two terms add up: "apple cherry" scores doc 1 by apple alone, docs 2 and 3 by cherry.
-    let hits = c.search_text("apple cherry", None, 10, None, false).unwrap();
+    let hits = c.search_text("apple cherry", None, 10, None, quiver::With::NOTHING).unwrap();
     assert_eq!(hits.len(), 3);
-    assert!(c.search_text("zebra", None, 10, None, false).unwrap().is_empty());
+    assert!(c.search_text("zebra", None, 10, None, quiver::With::NOTHING).unwrap().is_empty());
 }
 
 #[test]
@@ -82,25 +82,34 @@ fn the_text_index_follows_upserts_deletes_payload_edits_and_reopen() {
     {
         let (_db, c) = corpus(dir.path());
         c.upsert(vec![doc(2, vec![0.0, 1.0], "grape")]).unwrap();
-        assert!(ids(&c.search_text("cherry", None, 10, None, false).unwrap()) == vec![3]);
+        assert!(ids(&c.search_text("cherry", None, 10, None, quiver::With::NOTHING).unwrap()) == vec![3]);
         c.delete(&PointSelector::Ids(vec![PointId::Num(3)])).unwrap();
-        assert!(c.search_text("cherry", None, 10, None, false).unwrap().is_empty());
+        assert!(c.search_text("cherry", None, 10, None, quiver::With::NOTHING).unwrap().is_empty());
         c.set_payload(
             &PointSelector::Ids(vec![PointId::Num(1)]),
             json!({"document": "kiwi"}).as_object().unwrap().clone(),
         )
         .unwrap();
-        assert!(c.search_text("apple", None, 10, None, false).unwrap().is_empty());
-        assert_eq!(ids(&c.search_text("kiwi grape", None, 10, None, false).unwrap()).len(), 2);
+        assert!(c.search_text("apple", None, 10, None, quiver::With::NOTHING).unwrap().is_empty());
+        assert_eq!(
+            ids(&c.search_text("kiwi grape", None, 10, None, quiver::With::NOTHING).unwrap()).len(),
+            2
+        );
         c.compact().unwrap();
-        assert_eq!(ids(&c.search_text("kiwi", None, 10, None, false).unwrap()), vec![1]);
+        assert_eq!(ids(&c.search_text("kiwi", None, 10, None, quiver::With::NOTHING).unwrap()), vec![1]);
     }
     // Recovery rebuilds the index from the same log and segments as the points.
     let db = Database::open(dir.path()).unwrap();
     let c = db.collection("t").unwrap();
-    assert_eq!(ids(&c.search_text("kiwi", None, 10, None, false).unwrap()), vec![1]);
-    assert_eq!(ids(&c.search_text("grape", None, 10, None, false).unwrap()), vec![2]);
-    assert!(c.search_text("cherry apple", None, 10, None, false).unwrap().is_empty());
+    assert_eq!(ids(&c.search_text("kiwi", None, 10, None, quiver::With::NOTHING).unwrap()), vec![1]);
+    assert_eq!(
+        ids(&c.search_text("grape", None, 10, None, quiver::With::NOTHING).unwrap()),
+        vec![2]
+    );
+    assert!(c
+        .search_text("cherry apple", None, 10, None, quiver::With::NOTHING)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

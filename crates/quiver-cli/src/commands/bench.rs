@@ -592,7 +592,7 @@ pub fn retrieval(db: &Database, args: &RetrievalArgs) -> Result<()> {
         let req = SearchRequest::new(v, k);
         let rankings = [
             c.search(&req)?,
-            c.search_text(question, None, k, None, true)?,
+            c.search_text(question, None, k, None, quiver::With::PAYLOAD)?,
             c.hybrid(&req, question, &quiver::Fusion::default(), quiver::collection::hybrid_depth(k))?,
         ];
         for (t, hits) in totals.iter_mut().zip(&rankings) {

@@ -104,6 +104,15 @@ pub struct WithArgs {
     pub no_payload: bool,
 }
 
+impl WithArgs {
+    pub fn get(&self) -> quiver::With {
+        quiver::With {
+            payload: !self.no_payload,
+            vector: self.with_vector,
+        }
+    }
+}
+
 /// `--model-dir`: the same on every command that runs a model.
 #[derive(Args)]
 pub struct ModelDirArg {

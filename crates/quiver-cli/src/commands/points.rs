@@ -126,10 +126,7 @@ pub struct GetArgs {
 }
 
 pub fn get(ctx: &Ctx, a: &GetArgs) -> Result<Box<dyn Output>> {
-    let records = ctx
-        .db()?
-        .collection(&a.collection)?
-        .get(&parse_ids(&a.ids)?, !a.with.no_payload, a.with.with_vector)?;
+    let records = ctx.db()?.collection(&a.collection)?.get(&parse_ids(&a.ids)?, a.with.get())?;
     Ok(Box::new(Records { records, next: None }))
 }
 

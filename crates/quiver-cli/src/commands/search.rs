@@ -77,10 +77,10 @@ pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Box<dyn Output>> {
     let db = ctx.db()?;
     let c = db.collection(&a.collection)?;
     if let Some(t) = &a.text {
-        quiver::text_index::check_query_text(t)?;
+        quiver::check_query_text(t)?;
         let hits = if a.keyword {
             let filter = a.filter.parse()?;
-            c.search_text(t, None, a.k + a.offset, filter.as_ref(), !a.with.no_payload)?
+            c.search_text(t, None, a.k + a.offset, filter.as_ref(), a.with.get())?
                 .into_iter()
                 .skip(a.offset)
                 .collect()

@@ -201,7 +201,7 @@ pub fn add(c: &Collection, model: &MiniLm, docs: Vec<Doc>) -> Result<usize> {
 
 /// The steps of one text query: tokens, embeddings, pooling, search path, results.
 fn explain_query(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Option<Filter>) -> Result<Message> {
-    quiver::text_index::check_query_text(text)?;
+    quiver::check_query_text(text)?;
     let t0 = Instant::now();
     let (tokens, ids) = model.tokenize(text)?;
     let token_embeddings = model.encode_ids(&ids)?;

@@ -45,7 +45,13 @@ pub(super) async fn retrieve_points(State(state): State<AppState>, Path(name): P
     respond(
         start,
         blocking(move || {
-            let records = collection(&state, &name)?.get(&ids, !matches!(sel, PayloadSelect::None), with_vector)?;
+            let records = collection(&state, &name)?.get(
+                &ids,
+                quiver::With {
+                    payload: !matches!(sel, PayloadSelect::None),
+                    vector: with_vector,
+                },
+            )?;
             Ok(Value::Array(records.into_iter().map(|r| record_json(r, &sel)).collect()))
         })
         .await,
@@ -58,7 +64,7 @@ pub(super) async fn get_point(State(state): State<AppState>, Path((name, id)): P
         start,
         blocking(move || {
             let id: PointId = id.parse()?;
-            let mut records = collection(&state, &name)?.get(&[id], true, true)?;
+            let mut records = collection(&state, &name)?.get(&[id], quiver::With::ALL)?;
             match records.pop() {
                 Some(r) => Ok(record_json(r, &PayloadSelect::All)),
                 None => Err(ApiError::new(

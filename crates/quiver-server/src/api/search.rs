@@ -221,7 +221,16 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
         let result = blocking(move || {
             let c = collection(&state, &name)?;
             let with_payload = !matches!(kq.sel, PayloadSelect::None);
-            let hits = c.search_text(&kq.text, None, kq.limit.saturating_add(kq.offset), kq.filter.as_ref(), with_payload)?;
+            let hits = c.search_text(
+                &kq.text,
+                None,
+                kq.limit.saturating_add(kq.offset),
+                kq.filter.as_ref(),
+                quiver::With {
+                    payload: with_payload,
+                    vector: false,
+                },
+            )?;
             let points: Vec<Value> = hits.into_iter().skip(kq.offset).map(|p| scored_json(p, &kq.sel)).collect();
             Ok(json!({ "points": points }))
         })

@@ -57,20 +57,28 @@ pub const ROWS_MAX: usize = u32::MAX as usize - 1;
 /// Which points an update applies to.
 #[derive(Clone, Debug)]
 pub enum PointSelector {
+    /// These points (missing ids are skipped).
     Ids(Vec<PointId>),
+    /// Every point the filter matches.
     Filter(Filter),
 }
 
 /// A search request. `limit` results after skipping `offset`.
 #[derive(Clone, Debug)]
 pub struct SearchRequest {
+    /// The query vector.
     pub vector: Vec<f32>,
+    /// Results to return (1 to `SEARCH_LIMIT_MAX`).
     pub limit: usize,
+    /// Best results to skip first (paging).
     pub offset: usize,
+    /// Only points matching this filter.
     pub filter: Option<Filter>,
     /// Cosine / dot: keep scores >= threshold. Euclid / manhattan: keep distances <= threshold.
     pub score_threshold: Option<f32>,
+    /// Return each hit's payload.
     pub with_payload: bool,
+    /// Return each hit's vector.
     pub with_vector: bool,
     /// Score every allowed point, even when an index exists (the oracle).
     pub exact: bool,
@@ -79,6 +87,7 @@ pub struct SearchRequest {
 }
 
 impl SearchRequest {
+    /// A search for the `limit` nearest points to `vector`, with payloads.
     pub fn new(vector: Vec<f32>, limit: usize) -> SearchRequest {
         SearchRequest {
             vector,
@@ -98,8 +107,11 @@ impl SearchRequest {
 /// (`weight / (k + rank)`); weights of 1 are plain RRF.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fusion {
+    /// The RRF constant: a rank r scores weight / (k + r).
     pub k: f32,
+    /// The weight of the dense ranking.
     pub dense_weight: f32,
+    /// The weight of the BM25 ranking.
     pub text_weight: f32,
 }
 
@@ -118,14 +130,47 @@ impl Default for Fusion {
 pub struct ScrollRequest {
     /// Start at this id (inclusive); `None` starts at the smallest.
     pub offset: Option<PointId>,
+    /// Points per page.
     pub limit: usize,
+    /// Only points matching this filter.
     pub filter: Option<Filter>,
+    /// Return payloads.
     pub with_payload: bool,
+    /// Return vectors.
     pub with_vector: bool,
 }
 
+/// What a read returns with each point besides its id (and score).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct With {
+    /// The payload.
+    pub payload: bool,
+    /// The vector.
+    pub vector: bool,
+}
+
+impl With {
+    /// Ids (and scores) only.
+    pub const NOTHING: With = With {
+        payload: false,
+        vector: false,
+    };
+    /// Payloads, not vectors.
+    pub const PAYLOAD: With = With {
+        payload: true,
+        vector: false,
+    };
+    /// Payloads and vectors.
+    pub const ALL: With = With {
+        payload: true,
+        vector: true,
+    };
+}
+
+/// One page of a scroll.
 #[derive(Clone, Debug)]
 pub struct ScrollPage {
+    /// The page's points, in id order.
     pub points: Vec<Record>,
     /// The id to pass as `offset` for the next page; `None` at the end.
     pub next_offset: Option<PointId>,
@@ -134,16 +179,25 @@ pub struct ScrollPage {
 /// What `info` reports.
 #[derive(Clone, Debug)]
 pub struct CollectionInfo {
+    /// The collection's name.
     pub name: String,
+    /// Its configuration.
     pub config: CollectionConfig,
+    /// Live points.
     pub points: usize,
+    /// Rows of deleted or replaced points still in segments (compaction frees them).
     pub dead_rows: usize,
+    /// Segment files.
     pub segments: usize,
+    /// Bytes in the write-ahead log.
     pub wal_bytes: u64,
+    /// The last write's sequence number.
     pub last_seq: u64,
+    /// Writes up to this sequence number are in segments.
     pub flushed_seq: u64,
     /// (key, type, points indexed, distinct values)
     pub payload_indexes: Vec<(String, PayloadIndexType, u64, usize)>,
+    /// The instruction set of the distance kernels.
     pub kernel_isa: &'static str,
     /// The last background flush failure, if the last flush failed (writes stay durable in
     /// the WAL; the flush is retried).
@@ -308,18 +362,22 @@ impl Collection {
         Ok(c)
     }
 
+    /// The collection's name.
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
+    /// Its configuration.
     pub fn config(&self) -> &CollectionConfig {
         &self.inner.config
     }
 
+    /// The vector dimension.
     pub fn dim(&self) -> usize {
         self.inner.config.dim
     }
 
+    /// Counts, sizes and settings, for `info` screens and metrics.
     pub fn info(&self) -> CollectionInfo {
         let w = self.inner.writer.lock();
         let st = self.inner.state.read();
@@ -370,6 +428,7 @@ impl Collection {
         self.inner.state.read().n_alive
     }
 
+    /// True when the collection holds no points.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -17,12 +17,12 @@ impl Collection {
     }
 
     /// The points with these ids, in the order asked, skipping ids that do not exist.
-    pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Result<Vec<Record>> {
+    pub fn get(&self, ids: &[PointId], with: With) -> Result<Vec<Record>> {
         Self::check_ids(ids)?;
         let st = self.inner.state.read();
         Ok(ids
             .iter()
-            .filter_map(|id| st.id_to_row.get(id).map(|&r| Self::record(&st, r, with_payload, with_vector)))
+            .filter_map(|id| st.id_to_row.get(id).map(|&r| Self::record(&st, r, with.payload, with.vector)))
             .collect())
     }
 

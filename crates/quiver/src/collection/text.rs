@@ -18,7 +18,7 @@ impl Collection {
         key: Option<&str>,
         limit: usize,
         filter: Option<&Filter>,
-        with_payload: bool,
+        with: With,
     ) -> Result<Vec<ScoredPoint>> {
         crate::text_index::check_query_text(query)?;
         if limit == 0 || limit > SEARCH_LIMIT_MAX {
@@ -46,12 +46,12 @@ impl Collection {
                     if filter.is_some_and(|f| !st.row_matches(row, f)) {
                         return None;
                     }
-                    let r = Self::record(&st, row, with_payload, false);
+                    let r = Self::record(&st, row, with.payload, with.vector);
                     Some(ScoredPoint {
                         id,
                         score,
                         payload: r.payload,
-                        vector: None,
+                        vector: r.vector,
                     })
                 })
                 .take(limit)
@@ -79,7 +79,7 @@ impl Collection {
         dense_req.score_threshold = None;
         let dense: Vec<PointId> = self.search(&dense_req)?.into_iter().map(|h| h.id).collect();
         let sparse: Vec<PointId> = self
-            .search_text(text, None, depth, req.filter.as_ref(), false)?
+            .search_text(text, None, depth, req.filter.as_ref(), With::NOTHING)?
             .into_iter()
             .map(|h| h.id)
             .collect();
