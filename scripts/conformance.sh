@@ -20,15 +20,8 @@ VENV=target/conformance-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=3.39,<4" "pytest>=8.4,<9" pytest-timeout \
   pytest-cases retry requests jsons more-itertools qdrant-client "pytest-subtests>=0.14.1,<0.15" pytest-xdist
-# The debug binary as the workspace's tests build it (the same features), so after
-# `cargo test --workspace` nothing is compiled again.
-cargo test --workspace --locked --no-run --quiet 2> /dev/null || cargo test --workspace --locked --no-run
-DATA=$(mktemp -d)
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/debug/quiver --data-dir "$DATA" serve --port "$PORT" > "$DATA.out" 2> "$DATA.err" &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null || true; rm -rf "$DATA" "$DATA.out" "$DATA.err" "$DATA.log"' EXIT
-for _ in $(seq 1 100); do grep -q "quiver serving on" "$DATA.out" && break; sleep 0.1; done
+source scripts/serve-bg.sh
+start_quiver
 # The suite's README lists these as out of scope (Qdrant's deployment and internals).
 IGNORE=()
 for f in test_cluster.py test_shard_key.py test_shard_snapshot.py test_service.py test_deferred_points.py \
@@ -36,10 +29,10 @@ for f in test_cluster.py test_shard_key.py test_shard_snapshot.py test_service.p
   IGNORE+=("--ignore=tests/openapi/$f")
 done
 # The suite's folder is read-only: no bytecode, no cache.
-(cd "$SUITE" && PYTHONDONTWRITEBYTECODE=1 QDRANT_HOST="http://127.0.0.1:$PORT" OPENAPI_FILE="$SUITE/openapi.json" \
+(cd "$SUITE" && PYTHONDONTWRITEBYTECODE=1 QDRANT_HOST="$QUIVER_URL" OPENAPI_FILE="$SUITE/openapi.json" \
   "$OLDPWD/$VENV/bin/python" -m pytest tests/openapi -q -p no:cacheprovider --timeout 60 -o addopts="" "${IGNORE[@]}" \
-  > "$DATA.log" 2>&1) || true
-SUMMARY=$(tail -1 "$DATA.log")
+  > "$QUIVER_DATA.log" 2>&1) || true
+SUMMARY=$(tail -1 "$QUIVER_DATA.log")
 PASSED=$(echo "$SUMMARY" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 FAILED=$(echo "$SUMMARY" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
 ERRORS=$(echo "$SUMMARY" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+' || echo 0)

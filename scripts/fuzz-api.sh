@@ -10,20 +10,13 @@ SPEC="${QUIVER_QDRANT_SPEC:-tests/fixtures/qdrant/qdrant-openapi-1.19.json}"
 VENV=target/e2e-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
-# The debug binary as the workspace's tests build it (the same features), so after
-# `cargo test --workspace` nothing is compiled again.
-cargo test --workspace --locked --no-run --quiet 2> /dev/null || cargo test --workspace --locked --no-run
-DATA=$(mktemp -d)
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/debug/quiver --data-dir "$DATA" serve --port "$PORT" > "$DATA.out" 2> "$DATA.err" &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null || true; rm -rf "$DATA" "$DATA.out" "$DATA.err"' EXIT
-for _ in $(seq 1 100); do grep -q "quiver serving on" "$DATA.out" && break; sleep 0.1; done
-curl -s -H 'Content-Type: application/json' -X PUT "http://127.0.0.1:$PORT/collections/c" -d '{"vectors":{"size":4,"distance":"Dot"}}' > /dev/null
-curl -s -H 'Content-Type: application/json' -X PUT "http://127.0.0.1:$PORT/collections/c/points" -d '{"points":[{"id":1,"vector":[1,0,0,0],"payload":{"a":1}},{"id":2,"vector":[0,1,0,0]}]}' > /dev/null
+source scripts/serve-bg.sh
+start_quiver
+curl -s -H 'Content-Type: application/json' -X PUT "$QUIVER_URL/collections/c" -d '{"vectors":{"size":4,"distance":"Dot"}}' > /dev/null
+curl -s -H 'Content-Type: application/json' -X PUT "$QUIVER_URL/collections/c/points" -d '{"points":[{"id":1,"vector":[1,0,0,0],"payload":{"a":1}},{"id":2,"vector":[0,1,0,0]}]}' > /dev/null
 PATHS='^/(collections(/\{collection_name\}(/exists|/index(/\{field_name\})?|/points(/\{id\}|/delete|/payload(/delete|/clear)?|/scroll|/count|/query(/batch)?)?)?)?|healthz|livez|readyz|metrics)?$'
-"$VENV/bin/schemathesis" run "$SPEC" --url "http://127.0.0.1:$PORT" --checks not_a_server_error \
+"$VENV/bin/schemathesis" run "$SPEC" --url "$QUIVER_URL" --checks not_a_server_error \
   --include-path-regex "$PATHS" --max-examples 25 --generation-deterministic \
   --phases examples,coverage,fuzzing --max-time "$SECONDS_MAX" --warnings off 2>&1 | tail -12
-kill -0 $PID 2>/dev/null || { echo "api-fuzz: 0 passed, 1 failed (the server died)"; exit 1; }
+kill -0 $QUIVER_PID 2>/dev/null || { echo "api-fuzz: 0 passed, 1 failed (the server died)"; exit 1; }
 echo "api-fuzz: 1 passed, 0 failed"

@@ -115,9 +115,11 @@ pub struct AppState {
     pub embeds: Arc<embed_queue::EmbedQueue>,
 }
 
-/// The application: routes, auth, metrics and limits. Panics on a configuration that
-/// [`ServerConfig::validate`] refuses.
-pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
+/// The application: routes, auth, metrics and limits; the error of
+/// [`ServerConfig::validate`] for a configuration it refuses.
+pub fn router(db: Arc<Database>, config: &ServerConfig) -> Result<Router, String> {
+    config.validate()?;
+    let cors = guard::cors(&config.cors_origins)?;
     let state = AppState {
         db: db.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
@@ -126,25 +128,24 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Router {
         embedder: Arc::new(std::sync::Mutex::new(None)),
         embeds: Arc::new(embed_queue::EmbedQueue::start()),
     };
-    api::routes()
+    Ok(api::routes()
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(axum::middleware::from_fn(guard::json_bodies))
         .layer(DefaultBodyLimit::max(config.body_bytes_max))
-        .layer(guard::cors(&config.cors_origins).expect("a validated configuration"))
-        .with_state(state)
+        .layer(cors)
+        .with_state(state))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// (every write they acknowledge is already durable: the library fsyncs before returning).
 /// Prints `quiver serving on URL` on stdout once listening (scripts and tests wait for it).
 pub async fn serve(db: Arc<Database>, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    config.validate().map_err(std::io::Error::other)?;
+    let app = router(db, &config).map_err(std::io::Error::other)?;
     if let Some(w) = config.exposure_warning() {
         // On stderr whether or not the embedding program set up logging.
         eprintln!("{w}");
     }
-    let app = router(db, &config);
     let handle = axum_server::Handle::new();
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let announcer = handle.clone();

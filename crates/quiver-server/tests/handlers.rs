@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 fn app(dir: &std::path::Path, config: ServerConfig) -> axum::Router {
-    router(Arc::new(Database::open(dir).unwrap()), &config)
+    router(Arc::new(Database::open(dir).unwrap()), &config).unwrap()
 }
 
 fn config() -> ServerConfig {
@@ -181,4 +181,17 @@ async fn keys_full_read_only_and_none() {
     let mut empty = config();
     empty.api_key = Some(String::new());
     assert!(empty.validate().unwrap_err().contains("--api-key is empty"));
+}
+
+/// A configuration `validate` refuses is an error from `router`, not a panic.
+#[test]
+fn router_refuses_a_bad_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad_origin = config();
+    bad_origin.cors_origins = vec!["*".into()];
+    let err = router(Arc::new(Database::open(dir.path()).unwrap()), &bad_origin).unwrap_err();
+    assert!(err.contains('*'), "{err}");
+    let mut empty_key = config();
+    empty_key.api_key = Some(String::new());
+    assert!(router(Arc::new(Database::open(dir.path().join("b")).unwrap()), &empty_key).is_err());
 }

@@ -248,17 +248,17 @@ impl Ann {
 
     /// What a build step would do now. `eager` absorbs any tail (used by explicit requests).
     pub fn work(&self, st: &State, eager: bool) -> Work {
-        if !self.config.enabled || (st.n_alive < self.config.full_scan_threshold && !eager) || st.n_alive == 0 {
+        if !self.config.enabled || (st.n_alive() < self.config.full_scan_threshold && !eager) || st.n_alive() == 0 {
             return Work::None;
         }
         let Some(b) = self.built.read().clone() else { return Work::Full };
         let map = b.map.read();
-        if map.generation != st.generation {
+        if map.generation != st.generation() {
             return Work::Full;
         }
         let nodes = map.node_row.len();
         let tail = map.tail.len() + st.n_rows().saturating_sub(map.rows_seen);
-        let live_nodes = st.n_alive.saturating_sub(tail);
+        let live_nodes = st.n_alive().saturating_sub(tail);
         if nodes > 1000 && nodes.saturating_sub(live_nodes) > nodes / 4 {
             return Work::Full;
         }
@@ -311,13 +311,13 @@ impl Ann {
     /// Builds a new graph over the live points of `st` (read under the caller's lock) — step one
     /// of a full build: the snapshot. Returns what `build_full` needs.
     pub fn snapshot_full(st: &State) -> Snapshot {
-        let mut rows = Vec::with_capacity(st.n_alive);
-        let mut vectors = Vec::with_capacity(st.n_alive * st.dim);
-        let mut ids = Vec::with_capacity(st.n_alive);
+        let mut rows = Vec::with_capacity(st.n_alive());
+        let mut vectors = Vec::with_capacity(st.n_alive() * st.dim());
+        let mut ids = Vec::with_capacity(st.n_alive());
         for row in 0..st.n_rows() as u32 {
             if st.is_alive(row) {
                 rows.push(row);
-                ids.push(st.ids[row as usize]);
+                ids.push(*st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
             }
         }
@@ -325,7 +325,7 @@ impl Ann {
             rows,
             ids,
             vectors,
-            generation: st.generation,
+            generation: st.generation(),
             rows_seen: st.n_rows(),
             old_seen: 0,
         }
@@ -341,7 +341,7 @@ impl Ann {
         for row in map.tail.iter().copied().chain(map.rows_seen as u32..st.n_rows() as u32) {
             if st.is_alive(row) {
                 rows.push(row);
-                ids.push(st.ids[row as usize]);
+                ids.push(*st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
             }
         }
@@ -349,7 +349,7 @@ impl Ann {
             rows,
             ids,
             vectors,
-            generation: st.generation,
+            generation: st.generation(),
             rows_seen: st.n_rows(),
             old_seen: map.rows_seen,
         })
@@ -417,7 +417,7 @@ impl Ann {
     /// Installs a freshly built graph (caller holds the state's read lock). A snapshot taken
     /// before a compaction is discarded: its rows are numbered in the old way.
     pub fn install_full(&self, st: &State, (hnsw, order): (Hnsw, Vec<u32>), snap: Snapshot) -> bool {
-        if snap.generation != st.generation {
+        if snap.generation != st.generation() {
             return false;
         }
         // The graph was renumbered for locality: node `i` is snapshot entry `order[i]`.
@@ -444,7 +444,7 @@ impl Ann {
         b.hnsw.read().link_range(first, &snap.vectors);
         relock(&|st: &State| {
             let mut map = b.map.write();
-            let valid = map.generation == snap.generation && st.generation == snap.generation && map.rows_seen == snap.old_seen;
+            let valid = map.generation == snap.generation && st.generation() == snap.generation && map.rows_seen == snap.old_seen;
             debug_assert_eq!(map.node_row.len(), first as usize);
             if valid {
                 map.node_row.extend_from_slice(&snap.rows);
@@ -469,11 +469,11 @@ impl Ann {
         map.node_row = before
             .node_ids
             .iter()
-            .map(|id| id.and_then(|id| st.id_to_row.get(&id).copied()).unwrap_or(NO_ROW))
+            .map(|id| id.and_then(|id| st.row_of(&id)).unwrap_or(NO_ROW))
             .collect();
-        map.tail = before.tail_ids.iter().filter_map(|id| st.id_to_row.get(id).copied()).collect();
+        map.tail = before.tail_ids.iter().filter_map(|id| st.row_of(id)).collect();
         map.rows_seen = st.n_rows();
-        map.generation = st.generation;
+        map.generation = st.generation();
     }
 
     pub fn before_compact(&self, st: &State) -> Option<BeforeCompact> {
@@ -482,7 +482,7 @@ impl Ann {
         let node_ids = map
             .node_row
             .iter()
-            .map(|&r| (r != NO_ROW && st.is_alive(r)).then(|| st.ids[r as usize]))
+            .map(|&r| (r != NO_ROW && st.is_alive(r)).then(|| *st.id_at(r as usize)))
             .collect();
         let tail_ids = map
             .tail
@@ -490,7 +490,7 @@ impl Ann {
             .copied()
             .chain(map.rows_seen as u32..st.n_rows() as u32)
             .filter(|&r| st.is_alive(r))
-            .map(|r| st.ids[r as usize])
+            .map(|r| *st.id_at(r as usize))
             .collect();
         Some(BeforeCompact { node_ids, tail_ids })
     }
@@ -522,23 +522,23 @@ impl Ann {
     pub fn check_recall(&self, state: &RwLock<State>, sample: &monitor::Sample) -> Vec<f64> {
         let mut top = TopK::new(sample.k);
         let mut start = 0usize;
-        let generation = state.read().generation;
+        let generation = state.read().generation();
         loop {
             let st = state.read();
-            if st.generation != generation {
+            if st.generation() != generation {
                 return Vec::new();
             }
             let end = (start + CHECK_ROWS).min(st.n_rows());
             if start >= end {
                 break;
             }
-            let rows = &st.vectors[start * st.dim..end * st.dim];
-            let alive = &st.alive[start / 64..st.alive.len().min(end.div_ceil(64))];
+            let rows = &st.matrix()[start * st.dim()..end * st.dim()];
+            let alive = &st.alive_mask()[start / 64..st.alive_mask().len().min(end.div_ceil(64))];
             for h in quiver_kernels::scan_top_k(
                 self.kind,
                 &sample.query,
                 rows,
-                st.dim,
+                st.dim(),
                 quiver_kernels::Allowed::Mask(alive),
                 sample.k,
             ) {
@@ -576,25 +576,25 @@ impl Ann {
         if !self.config.enabled {
             return exact(path, "the index is disabled");
         }
-        if st.n_alive < self.config.full_scan_threshold {
+        if st.n_alive() < self.config.full_scan_threshold {
             return exact(path, "the collection is below the full-scan threshold");
         }
         let Some(b) = self.built.read().clone() else {
             return exact(path, "the index is not built yet");
         };
         let map = b.map.read();
-        if map.generation != st.generation {
+        if map.generation != st.generation() {
             return exact(path, "the index is being rebuilt");
         }
         // How many points the filter lets through, estimated from a sample without evaluating
         // it on every point (see `State::estimate`).
-        let matches = filter.map_or(st.n_alive, |f| st.estimate(f));
+        let matches = filter.map_or(st.n_alive(), |f| st.estimate(f));
         let ef = ef.max(k);
         let tail_len = map.tail.len() + st.n_rows().saturating_sub(map.rows_seen);
         // Cost in "sequential distance" units: an exact scan scores every match; the graph
         // visits about ef * 2m nodes at random (about 6x the cost each) divided by the share of
         // points the filter lets through, plus the tail.
-        let selectivity = matches as f64 / st.n_alive.max(1) as f64;
+        let selectivity = matches as f64 / st.n_alive().max(1) as f64;
         let graph_cost = (ef * 2 * self.config.m) as f64 * 6.0 / selectivity.max(1e-9) + tail_len as f64;
         if matches as f64 <= graph_cost {
             return exact(path, "an exact scan of the matching points is cheaper");
@@ -708,7 +708,7 @@ impl Ann {
         for node in 0..n as u32 {
             let id = if d.u8()? == 1 { Some(get_id(&mut d)?) } else { None };
             let row = id
-                .and_then(|id| st.id_to_row.get(&id).copied())
+                .and_then(|id| st.row_of(&id))
                 .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)));
             if let Some(r) = row {
                 covered[r as usize / 64] |= 1 << (r % 64);
@@ -727,7 +727,7 @@ impl Ann {
             node_ids,
             tail,
             rows_seen: st.n_rows(),
-            generation: st.generation,
+            generation: st.generation(),
         };
         Ok(Built {
             hnsw: RwLock::new(hnsw),

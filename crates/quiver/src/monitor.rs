@@ -13,7 +13,7 @@
 //! * An `ef` is chosen only from measurements (`SAMPLES_MIN` per ladder step); until then, and
 //!   when the target is 0 (off), searches use the configured `ef`.
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -59,6 +59,9 @@ pub(crate) struct RecallMonitor {
     seen: AtomicU64,
     pending: Mutex<Vec<Sample>>,
     windows: Mutex<Windows>,
+    /// The estimates of `windows`, recomputed when a check is recorded: every search without an
+    /// `ef` reads them, so they are kept ready rather than summed per search.
+    cache: RwLock<Vec<RecallEstimate>>,
     /// No sample is taken before this instant (the monitor rests).
     rest_until: Mutex<Option<Instant>>,
 }
@@ -71,6 +74,7 @@ impl RecallMonitor {
             windows: Mutex::new(Windows {
                 recalls: vec![VecDeque::new(); LADDER.len()],
             }),
+            cache: RwLock::new(Vec::new()),
             rest_until: Mutex::new(None),
         }
     }
@@ -117,34 +121,26 @@ impl RecallMonitor {
             }
             win.push_back(r as f32);
         }
+        *self.cache.write() = w.estimates();
     }
 
     /// Forgets every measurement (the graph was rebuilt or its codes retrained).
     pub fn reset(&self) {
         let mut w = self.windows.lock();
         w.recalls.iter_mut().for_each(VecDeque::clear);
+        self.cache.write().clear();
     }
 
     /// The measurements per ladder step, smallest `ef` first (steps never measured left out).
     pub fn estimates(&self) -> Vec<RecallEstimate> {
-        let w = self.windows.lock();
-        LADDER
-            .iter()
-            .zip(&w.recalls)
-            .filter(|(_, win)| !win.is_empty())
-            .map(|(&ef, win)| RecallEstimate {
-                ef,
-                recall: win.iter().map(|&r| r as f64).sum::<f64>() / win.len() as f64,
-                samples: win.len(),
-            })
-            .collect()
+        self.cache.read().clone()
     }
 
     /// The list size for a search of `k` that names none: the smallest measured ladder step at
     /// or above `k` whose recall reaches `target`, the largest measured one if none does, and
     /// `default` while there are too few measurements or the target is 0 (off).
     pub fn choose_ef(&self, target: f32, default: usize, k: usize) -> usize {
-        choose(&self.estimates(), target, default, k)
+        choose(&self.cache.read(), target, default, k)
     }
 
     /// The recall measured at the list size a search with no `ef` uses now (one snapshot of
@@ -156,15 +152,30 @@ impl RecallMonitor {
     }
 }
 
+impl Windows {
+    /// The mean recall per measured ladder step, smallest `ef` first.
+    fn estimates(&self) -> Vec<RecallEstimate> {
+        LADDER
+            .iter()
+            .zip(&self.recalls)
+            .filter(|(_, win)| !win.is_empty())
+            .map(|(&ef, win)| RecallEstimate {
+                ef,
+                recall: win.iter().map(|&r| r as f64).sum::<f64>() / win.len() as f64,
+                samples: win.len(),
+            })
+            .collect()
+    }
+}
+
 fn choose(estimates: &[RecallEstimate], target: f32, default: usize, k: usize) -> usize {
     if target <= 0.0 {
         return default;
     }
-    let trusted: Vec<&RecallEstimate> = estimates.iter().filter(|e| e.samples >= SAMPLES_MIN).collect();
-    trusted
-        .iter()
+    let trusted = || estimates.iter().filter(|e| e.samples >= SAMPLES_MIN);
+    trusted()
         .find(|e| e.ef >= k && e.recall >= target as f64)
-        .or(trusted.last())
+        .or_else(|| trusted().next_back())
         .map_or(default, |e| e.ef)
 }
 

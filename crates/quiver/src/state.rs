@@ -8,7 +8,7 @@
 //! and are in no index. `dirty` holds the ids changed since the last flush.
 
 use crate::filter::{Condition, FieldCheck, Filter, KeyPath};
-use crate::payload_index::{FieldIndex, PayloadIndexes};
+use crate::payload_index::{FieldIndex, PayloadIndexType, PayloadIndexes};
 use crate::store::{Op, SegmentData};
 use crate::text_index::TextIndex;
 use crate::types::{Payload, Point, PointId};
@@ -39,20 +39,20 @@ impl Plan {
 
 #[derive(Debug)]
 pub struct State {
-    pub dim: usize,
-    pub vectors: VectorBuf,
-    pub ids: Vec<PointId>,
-    pub payloads: Vec<Option<Payload>>,
-    pub alive: Vec<u64>,
-    pub n_alive: usize,
-    pub id_to_row: BTreeMap<PointId, u32>,
-    pub indexes: PayloadIndexes,
-    pub dirty: BTreeSet<PointId>,
+    dim: usize,
+    vectors: VectorBuf,
+    ids: Vec<PointId>,
+    payloads: Vec<Option<Payload>>,
+    alive: Vec<u64>,
+    n_alive: usize,
+    id_to_row: BTreeMap<PointId, u32>,
+    indexes: PayloadIndexes,
+    dirty: BTreeSet<PointId>,
     /// Bumped whenever rows are renumbered (compaction): row numbers from an older generation
     /// mean nothing now.
-    pub generation: u64,
+    generation: u64,
     /// Full-text indexes (BM25) on payload keys, keyed by point id (rows change, ids do not).
-    pub text: Vec<(KeyPath, TextIndex)>,
+    text: Vec<(KeyPath, TextIndex)>,
 }
 
 /// The text at `key` in a payload: its string values joined by newlines (`None` if none).
@@ -76,6 +76,121 @@ impl State {
             generation: 0,
             text: Vec::new(),
         }
+    }
+
+    /// The vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Live points.
+    pub fn n_alive(&self) -> usize {
+        self.n_alive
+    }
+
+    /// Bumped whenever rows are renumbered: row numbers of an older generation mean nothing.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The id of a row (live or dead).
+    pub fn id_at(&self, row: usize) -> &PointId {
+        &self.ids[row]
+    }
+
+    /// The payload of a row.
+    pub fn payload_at(&self, row: usize) -> &Option<Payload> {
+        &self.payloads[row]
+    }
+
+    /// The live row of a point.
+    pub fn row_of(&self, id: &PointId) -> Option<u32> {
+        self.id_to_row.get(id).copied()
+    }
+
+    /// True when the point exists.
+    pub fn contains(&self, id: &PointId) -> bool {
+        self.id_to_row.contains_key(id)
+    }
+
+    /// Live points in id order from `start` (inclusive), with their rows.
+    pub fn ids_from(&self, start: Option<&PointId>) -> impl Iterator<Item = (&PointId, u32)> + '_ {
+        let range = match start {
+            Some(s) => self.id_to_row.range(s..),
+            None => self.id_to_row.range(..),
+        };
+        range.map(|(id, &r)| (id, r))
+    }
+
+    /// Every row's vector, row after row (dead rows too: mask them with `alive_mask`).
+    pub fn matrix(&self) -> &[f32] {
+        &self.vectors
+    }
+
+    /// One bit per row, set for live rows.
+    pub fn alive_mask(&self) -> &[u64] {
+        &self.alive
+    }
+
+    /// Points changed since the last flush (upserted, edited or deleted).
+    pub fn dirty(&self) -> &BTreeSet<PointId> {
+        &self.dirty
+    }
+
+    /// Every payload index: (key, type, points indexed, distinct values; 0 for text).
+    pub fn index_summary(&self) -> Vec<(String, PayloadIndexType, u64, usize)> {
+        self.indexes
+            .fields
+            .iter()
+            .map(|f| (f.key.text.clone(), f.kind, f.points(), f.distinct_values()))
+            .chain(
+                self.text
+                    .iter()
+                    .map(|(k, t)| (k.text.clone(), PayloadIndexType::Text, t.len() as u64, 0)),
+            )
+            .collect()
+    }
+
+    /// Forgets the changes since the last flush (they are in a durable segment now).
+    pub fn clear_dirty(&mut self) {
+        self.dirty.clear();
+    }
+
+    /// The full-text indexes, by payload key.
+    pub fn text_indexes(&self) -> &[(KeyPath, TextIndex)] {
+        &self.text
+    }
+
+    /// Declares an index on `key` while opening, before any point is loaded (points loaded
+    /// afterwards fill it).
+    pub fn declare_index(&mut self, key: KeyPath, kind: PayloadIndexType) {
+        if kind == PayloadIndexType::Text {
+            self.text.push((key, TextIndex::new()));
+        } else {
+            self.indexes.fields.push(FieldIndex::new(key, kind));
+        }
+    }
+
+    /// Builds a payload index of `kind` on `key` over the current points (replacing one of the
+    /// same key and kind).
+    pub fn add_payload_index(&mut self, key: KeyPath, kind: PayloadIndexType) {
+        if kind == PayloadIndexType::Text {
+            return self.add_text_index(key);
+        }
+        self.indexes.fields.retain(|f| !(f.key.text == key.text && f.kind == kind));
+        let mut index = FieldIndex::new(key, kind);
+        for (row, p) in self.payloads.iter().enumerate() {
+            if let (true, Some(p)) = (self.is_alive(row as u32), p) {
+                index.insert(row as u32, p);
+            }
+        }
+        self.indexes.fields.push(index);
+    }
+
+    /// Drops every payload and full-text index on `key`.
+    pub fn drop_indexes(&mut self, key: &str) {
+        self.indexes.fields.retain(|f| f.key.text != key);
+        self.text.retain(|(k, _)| k.text != key);
     }
 
     pub fn n_rows(&self) -> usize {

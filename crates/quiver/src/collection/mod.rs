@@ -24,7 +24,7 @@ use storage::{commit_manifest, remove_strays, segment_path, write_manifest, writ
 use crate::ann::{Ann, IndexStatus, SearchPath, Work};
 use crate::error::{Error, Result};
 use crate::filter::{Filter, KeyPath};
-use crate::payload_index::{FieldIndex, PayloadIndexType};
+use crate::payload_index::PayloadIndexType;
 use crate::state::State;
 use crate::store::{self, Manifest, Op};
 use crate::types::*;
@@ -288,11 +288,7 @@ impl Collection {
         let mut state = State::new(config.dim);
         for (key, kind) in &manifest.indexes {
             let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
-            if *kind == PayloadIndexType::Text {
-                state.text.push((path, crate::text_index::TextIndex::new()));
-            } else {
-                state.indexes.fields.push(FieldIndex::new(path, *kind));
-            }
+            state.declare_index(path, *kind);
         }
         for &no in &manifest.segments {
             let path = segment_path(dir, no);
@@ -384,23 +380,13 @@ impl Collection {
         CollectionInfo {
             name: self.inner.name.clone(),
             config: self.inner.config.clone(),
-            points: st.n_alive,
+            points: st.n_alive(),
             dead_rows: st.dead_rows(),
             segments: w.manifest.segments.len(),
             wal_bytes: w.wal.file_bytes(),
             last_seq: w.last_seq,
             flushed_seq: w.manifest.flushed_seq,
-            payload_indexes: st
-                .indexes
-                .fields
-                .iter()
-                .map(|f| (f.key.text.clone(), f.kind, f.points(), f.distinct_values()))
-                .chain(
-                    st.text
-                        .iter()
-                        .map(|(k, t)| (k.text.clone(), PayloadIndexType::Text, t.len() as u64, 0)),
-                )
-                .collect(),
+            payload_indexes: st.index_summary(),
             kernel_isa: quiver_kernels::isa().name(),
             flush_error: w.flush_error.clone(),
         }
@@ -425,7 +411,7 @@ impl Collection {
 
     /// Points currently stored.
     pub fn len(&self) -> usize {
-        self.inner.state.read().n_alive
+        self.inner.state.read().n_alive()
     }
 
     /// True when the collection holds no points.

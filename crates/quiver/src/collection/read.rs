@@ -6,9 +6,9 @@ use super::*;
 impl Collection {
     pub(super) fn record(st: &State, row: u32, with_payload: bool, with_vector: bool) -> Record {
         Record {
-            id: st.ids[row as usize],
+            id: *st.id_at(row as usize),
             payload: if with_payload {
-                Some(st.payloads[row as usize].clone().unwrap_or_default())
+                Some(st.payload_at(row as usize).clone().unwrap_or_default())
             } else {
                 None
             },
@@ -22,7 +22,7 @@ impl Collection {
         let st = self.inner.state.read();
         Ok(ids
             .iter()
-            .filter_map(|id| st.id_to_row.get(id).map(|&r| Self::record(&st, r, with.payload, with.vector)))
+            .filter_map(|id| st.row_of(id).map(|r| Self::record(&st, r, with.payload, with.vector)))
             .collect())
     }
 
@@ -42,11 +42,7 @@ impl Collection {
         let st = self.inner.state.read();
         let mut points = Vec::with_capacity(req.limit.min(1024));
         let mut next_offset = None;
-        let range = match req.offset {
-            Some(start) => st.id_to_row.range(start..),
-            None => st.id_to_row.range(..),
-        };
-        for (&id, &row) in range {
+        for (&id, row) in st.ids_from(req.offset.as_ref()) {
             if let Some(f) = &req.filter {
                 if !st.row_matches(row, f) {
                     continue;
@@ -137,8 +133,8 @@ impl Collection {
         let hits = quiver_kernels::scan_top_k(
             self.inner.config.metric.score_kind(),
             query,
-            &st.vectors,
-            st.dim,
+            st.matrix(),
+            st.dim(),
             plan.allowed(st),
             k,
         );
@@ -185,7 +181,7 @@ impl Collection {
         let queries: Vec<Vec<f32>> = reqs.iter().map(|r| self.prepare_query(r)).collect::<Result<_>>()?;
         let st = self.inner.state.read();
         let shared_k = reqs.first().map(|r| r.limit + r.offset);
-        let indexed = st.n_alive >= self.inner.config.index.full_scan_threshold && self.inner.ann.status(&st).nodes > 0;
+        let indexed = st.n_alive() >= self.inner.config.index.full_scan_threshold && self.inner.ann.status(&st).nodes > 0;
         let gemm_ok = !indexed && reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
         if !gemm_ok {
             // One search per query, each under its own hold of the state's read lock: a writer
@@ -206,9 +202,9 @@ impl Collection {
             let hits = quiver_kernels::batch_top_k(
                 self.inner.config.metric.score_kind(),
                 &flat,
-                &st.vectors,
-                st.dim,
-                quiver_kernels::Allowed::Mask(&st.alive),
+                st.matrix(),
+                st.dim(),
+                quiver_kernels::Allowed::Mask(st.alive_mask()),
                 shared_k.unwrap_or(0),
             );
             return Ok(hits.into_iter().zip(reqs).map(|(h, r)| self.finish_hits(&st, r, h)).collect());

@@ -17,7 +17,7 @@ impl Collection {
         }
         let image = {
             let st = self.inner.state.read();
-            if st.dirty.is_empty() {
+            if st.dirty().is_empty() {
                 if w.manifest.flushed_seq == w.last_seq {
                     return Ok(());
                 }
@@ -25,15 +25,16 @@ impl Collection {
             } else {
                 let mut live = Vec::new();
                 let mut tombstones = Vec::new();
-                for id in &st.dirty {
-                    match st.id_to_row.get(id) {
-                        Some(&row) => live.push(row),
+                for id in st.dirty() {
+                    match st.row_of(id) {
+                        Some(row) => live.push(row),
                         None => tombstones.push(*id),
                     }
                 }
                 Some(store::encode_segment(
-                    st.dim,
-                    live.iter().map(|&r| (&st.ids[r as usize], st.vector(r), &st.payloads[r as usize])),
+                    st.dim(),
+                    live.iter()
+                        .map(|&r| (st.id_at(r as usize), st.vector(r), st.payload_at(r as usize))),
                     &tombstones,
                 ))
             }
@@ -52,7 +53,7 @@ impl Collection {
         w.manifest = m;
         // The segment is durable and named: the dirty points are safe even if the new WAL
         // file cannot be started (replay skips what the manifest covers).
-        self.inner.state.write().dirty.clear();
+        self.inner.state.write().clear_dirty();
         w.wal.restart_at(w.last_seq + 1)?;
         self.clear_flush_error(w);
         Ok(())
@@ -86,8 +87,8 @@ impl Collection {
             let mut st = self.inner.state.write();
             self.compact_state(&mut st);
             let image = store::encode_segment(
-                st.dim,
-                (0..st.n_rows()).map(|r| (&st.ids[r], st.vector(r as u32), &st.payloads[r])),
+                st.dim(),
+                (0..st.n_rows()).map(|r| (st.id_at(r), st.vector(r as u32), st.payload_at(r))),
                 &[],
             );
             write_segment(dir, no, &image)?;
@@ -105,7 +106,7 @@ impl Collection {
         // Everything is in the new segment now, and the old ones are garbage: clear the dirty
         // set and remove them before anything else can fail (one that cannot be removed now
         // is removed by the next open, which drops segments no manifest names).
-        self.inner.state.write().dirty.clear();
+        self.inner.state.write().clear_dirty();
         let mut removed: Result<()> = Ok(());
         for o in old {
             if let Err(e) = fsio::remove_file_if_exists(&segment_path(dir, o)) {

@@ -25,7 +25,7 @@ impl Collection {
             return Err(Error::InvalidRequest(format!("limit must be 1..={SEARCH_LIMIT_MAX}")));
         }
         let st = self.inner.state.read();
-        let Some((index_key, t)) = st.text.iter().find(|(k, _)| key.is_none_or(|key| k.text == key)) else {
+        let Some((index_key, t)) = st.text_indexes().iter().find(|(k, _)| key.is_none_or(|key| k.text == key)) else {
             return Err(Error::InvalidRequest(match key {
                 Some(k) => format!("no full-text index on {k:?}; create one (payload index type text)"),
                 None => "this collection has no full-text index; create one (payload index type text)".into(),
@@ -42,7 +42,7 @@ impl Collection {
             let hits: Vec<ScoredPoint> = found
                 .into_iter()
                 .filter_map(|(id, score)| {
-                    let row = *st.id_to_row.get(&id)?;
+                    let row = st.row_of(&id)?;
                     if filter.is_some_and(|f| !st.row_matches(row, f)) {
                         return None;
                     }
@@ -85,7 +85,7 @@ impl Collection {
             .collect();
         let mut fused = crate::text_index::rrf(&[(fusion.dense_weight, dense), (fusion.text_weight, sparse)], fusion.k, usize::MAX);
         let st = self.inner.state.read();
-        if let Some((_, t)) = st.text.first() {
+        if let Some((_, t)) = st.text_indexes().first() {
             let rare = t.rare_identifiers(text);
             if !rare.is_empty() {
                 let holders: std::collections::HashSet<PointId> =
@@ -106,7 +106,7 @@ impl Collection {
             .into_iter()
             .skip(req.offset)
             .filter_map(|(id, score)| {
-                let row = *st.id_to_row.get(&id)?;
+                let row = st.row_of(&id)?;
                 let r = Self::record(&st, row, req.with_payload, req.with_vector);
                 Some(ScoredPoint {
                     id,

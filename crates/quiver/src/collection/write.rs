@@ -115,7 +115,7 @@ impl Collection {
         {
             let mut st = self.inner.state.write();
             st.apply(&op, true);
-            if st.dead_rows() > st.n_alive.max(4096) {
+            if st.dead_rows() > st.n_alive().max(4096) {
                 self.compact_state(&mut st);
             }
         }
@@ -137,7 +137,7 @@ impl Collection {
                 let st = self.inner.state.read();
                 let plan = st.plan(Some(f));
                 let mut ids = Vec::with_capacity(st.plan_len(&plan));
-                quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| ids.push(st.ids[r as usize]));
+                quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| ids.push(*st.id_at(r as usize)));
                 ids
             }
         }
@@ -161,7 +161,7 @@ impl Collection {
         Self::check_ids(&ids)?;
         let affected = {
             let st = self.inner.state.read();
-            ids.iter().filter(|id| st.id_to_row.contains_key(id)).count()
+            ids.iter().filter(|id| st.contains(id)).count()
         };
         if ids.is_empty() {
             return Ok(WriteAck {
@@ -210,18 +210,7 @@ impl Collection {
         write_manifest(&self.inner.dir, &m)?;
         w.manifest = m;
         let mut st = self.inner.state.write();
-        if kind == PayloadIndexType::Text {
-            st.add_text_index(path);
-            return Ok(());
-        }
-        st.indexes.fields.retain(|f| !(f.key.text == key && f.kind == kind));
-        let mut index = FieldIndex::new(path, kind);
-        for (row, p) in st.payloads.iter().enumerate() {
-            if let Some(p) = p {
-                index.insert(row as u32, p);
-            }
-        }
-        st.indexes.fields.push(index);
+        st.add_payload_index(path, kind);
         Ok(())
     }
 
@@ -236,8 +225,7 @@ impl Collection {
         write_manifest(&self.inner.dir, &m)?;
         w.manifest = m;
         let mut st = self.inner.state.write();
-        st.indexes.fields.retain(|f| f.key.text != key);
-        st.text.retain(|(k, _)| k.text != key);
+        st.drop_indexes(key);
         Ok(())
     }
 }
