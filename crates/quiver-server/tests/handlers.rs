@@ -195,3 +195,91 @@ fn router_refuses_a_bad_configuration() {
     empty_key.api_key = Some(String::new());
     assert!(router(Arc::new(Database::open(dir.path().join("b")).unwrap()), &empty_key).is_err());
 }
+
+/// The name `""` is the unnamed vector, as LangChain, LlamaIndex and Haystack use it: create,
+/// upsert (points and batch), `using`, `with_vector` lists; other names are clear 400s.
+#[tokio::test]
+async fn the_empty_name_is_the_unnamed_vector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let create = json!({"vectors": {"": {"size": 2, "distance": "Cosine"}}, "sparse_vectors": {}});
+    let (s, b) = send(&app, Method::PUT, "/collections/c", Some(create), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let points = json!({"points": [{"id": 1, "vector": {"": [1.0, 0.0]}, "payload": {"t": "a"}}]});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let batch = json!({"batch": {"ids": [2, 3], "vectors": {"": [[0.0, 1.0], [0.7, 0.7]]}}});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/points", Some(batch), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let query = json!({"query": [1.0, 0.1], "using": "", "limit": 2, "with_vector": [""]});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(query), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let ids: Vec<u64> = b["result"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 3]);
+    assert_eq!(b["result"]["points"][0]["vector"], json!([1.0, 0.0]));
+    for (body, needle) in [
+        (json!({"query": [1.0, 0.0], "using": "dense"}), "Not existing vector name"),
+        (json!({"query": [1.0, 0.0], "with_vector": ["dense"]}), "Not existing vector name"),
+    ] {
+        let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(body), &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(b["status"]["error"].as_str().unwrap().contains(needle), "{b}");
+    }
+    let named = json!({"vectors": {"dense": {"size": 2, "distance": "Dot"}}});
+    let (s, b) = send(&app, Method::PUT, "/collections/d", Some(named), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b["status"]["error"].as_str().unwrap().contains("named vectors (\"dense\")"), "{b}");
+    let sparse = json!({"vectors": {"size": 2, "distance": "Dot"}, "sparse_vectors": {"text": {}}});
+    let (s, _) = send(&app, Method::PUT, "/collections/d", Some(sparse), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// `nearest` + `mmr` as LangChain's max_marginal_relevance_search sends it: with diversity the
+/// near-duplicate of the best hit gives way to a different point; without, the plain ranking.
+#[tokio::test]
+async fn mmr_prefers_a_different_point_to_a_near_duplicate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let (s, _) = send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let points = json!({"points": [
+        {"id": 1, "vector": [1.0, 0.0]}, {"id": 2, "vector": [0.99, 0.141]},
+        {"id": 3, "vector": [0.98, 0.199]}, {"id": 4, "vector": [0.6, -0.8]}]});
+    let (s, _) = send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let ids = |b: &Value| -> Vec<u64> {
+        b["result"]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap())
+            .collect()
+    };
+    let diverse =
+        json!({"query": {"nearest": [1.0, 0.0], "mmr": {"diversity": 0.6, "candidates_limit": 4}}, "limit": 2, "with_vector": true});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(diverse), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), vec![1, 4]);
+    // Scores stay the similarity to the query, and vectors come back when asked for.
+    assert!((b["result"]["points"][1]["score"].as_f64().unwrap() - 0.6).abs() < 1e-6, "{b}");
+    let v: Vec<f64> = serde_json::from_value(b["result"]["points"][1]["vector"].clone()).unwrap();
+    assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] + 0.8).abs() < 1e-6, "{v:?}");
+    let plain = json!({"query": {"nearest": [1.0, 0.0], "mmr": {"diversity": 0.0, "candidates_limit": 4}}, "limit": 2});
+    let (_, b) = send(&app, Method::POST, "/collections/c/points/query", Some(plain), &[]).await;
+    assert_eq!(ids(&b), vec![1, 2]);
+    let bad = json!({"query": {"nearest": [1.0, 0.0], "mmr": {"diversity": 2.0}}});
+    let (s, _) = send(&app, Method::POST, "/collections/c/points/query", Some(bad), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

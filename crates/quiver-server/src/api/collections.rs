@@ -76,13 +76,20 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
     let start = Instant::now();
     let result = (|| {
         let body = parse_body(&body)?;
-        reject_present(&body, &["sparse_vectors", "init_from", "sharding_method", "strict_mode_config"])?;
-        let vectors = body
+        reject_present(&body, &["init_from", "sharding_method", "strict_mode_config"])?;
+        match body.get("sparse_vectors") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) if o.is_empty() => {}
+            Some(_) => return Err(ApiError::unsupported("sparse vectors")),
+        }
+        let mut vectors = body
             .get("vectors")
             .and_then(Value::as_object)
             .ok_or_else(|| ApiError::bad("vectors: {size, distance} is required"))?;
         if !vectors.contains_key("size") {
-            return Err(ApiError::unsupported("named vectors (vectors must be {size, distance})"));
+            vectors = unnamed(vectors, "vectors")?
+                .as_object()
+                .ok_or_else(|| ApiError::bad("vectors[\"\"] must be {size, distance}"))?;
         }
         reject_present(vectors, &["quantization_config", "multivector_config", "hnsw_config"])?;
         if vectors.get("datatype").and_then(Value::as_str).is_some_and(|d| d != "float32") {

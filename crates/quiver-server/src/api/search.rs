@@ -31,7 +31,8 @@ pub(super) struct HybridQuery {
 /// `prefetch: [dense, keyword]` with `query: {"fusion": "rrf"}` (or `{"rrf": {"k", "weights"}}`,
 /// weights in prefetch order). The top-level `filter` applies to both rankings.
 pub(super) fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, ApiError> {
-    reject_present(body, &["using", "lookup_from", "shard_key", "score_threshold"])?;
+    reject_present(body, &["lookup_from", "shard_key", "score_threshold"])?;
+    check_using(body)?;
     let list = crate::documents::prefetches(body);
     let only = || ApiError::unsupported("prefetch other than one dense and one keyword (bm25) query fused by rrf");
     if list.len() != 2 {
@@ -61,6 +62,7 @@ pub(super) fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, Api
             text = Some(t);
             order.push(false);
         } else {
+            check_using(o)?;
             let v = match q {
                 Value::Array(_) => parse_vector(q, "prefetch.query")?,
                 Value::Object(n) if n.contains_key("nearest") => parse_vector(&n["nearest"], "prefetch.query.nearest")?,
@@ -211,6 +213,41 @@ pub(super) fn parse_keyword_query(body: &Map<String, Value>) -> Result<Option<Ke
     }))
 }
 
+/// Qdrant's maximal marginal relevance: `{"nearest": v, "mmr": {"diversity", "candidates_limit"}}`.
+struct Mmr {
+    diversity: f32,
+    candidates: Option<usize>,
+}
+
+/// Takes `query.mmr` out of a Query API body (leaving `{"nearest": v}` for the search parser).
+fn take_mmr(mut body: Map<String, Value>) -> Result<(Option<Mmr>, Map<String, Value>), ApiError> {
+    let Some(Value::Object(q)) = body.get_mut("query") else {
+        return Ok((None, body));
+    };
+    let Some(m) = q.remove("mmr").filter(|m| !m.is_null()) else {
+        return Ok((None, body));
+    };
+    let m = m
+        .as_object()
+        .ok_or_else(|| ApiError::bad("mmr must be an object {diversity, candidates_limit}"))?;
+    if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "diversity" | "candidates_limit")) {
+        return Err(ApiError::bad(format!(
+            "mmr: unknown field {k:?} (expected diversity, candidates_limit)"
+        )));
+    }
+    let diversity = match m.get("diversity") {
+        None | Some(Value::Null) => 0.5,
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| ApiError::bad("mmr.diversity must be a number from 0 to 1"))? as f32,
+    };
+    let candidates = match m.get("candidates_limit") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(field_usize(m, "candidates_limit", 0)?),
+    };
+    Ok((Some(Mmr { diversity, candidates }), body))
+}
+
 pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
     let keyword = match parse_body(&body).and_then(|b| parse_keyword_query(&b)) {
@@ -254,10 +291,24 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
             return respond(start, result);
         }
     }
-    let req = match parsed.and_then(|b| parse_search(&b, true)) {
+    let (mmr, parsed) = match parsed.and_then(take_mmr) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let req = match parse_search(&parsed, true) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    if let Some(m) = mmr {
+        let (req, sel) = req;
+        let result = blocking(move || {
+            let c = collection(&state, &name)?;
+            let hits = c.search_mmr(&req, m.diversity, m.candidates.unwrap_or(req.limit))?;
+            Ok(json!({"points": hits.into_iter().map(|p| scored_json(p, &sel)).collect::<Vec<_>>()}))
+        })
+        .await;
+        return respond(start, result);
+    }
     let result = run_searches(state, name, vec![req])
         .await
         .map(|mut r| json!({"points": r.pop().unwrap_or_default()}));

@@ -40,8 +40,43 @@ pub(super) fn reject_present(body: &Map<String, Value>, keys: &[&str]) -> Result
     Ok(())
 }
 
+/// The name `""` is Qdrant's unnamed vector: LangChain, LlamaIndex and Haystack create,
+/// write and query collections through it (`"vectors": {"": {...}}`, `"vector": {"": [...]}`,
+/// `"using": ""`). A map that names only `""` is the unnamed form; a map with other names asks
+/// for named vectors, which a Quiver collection does not have yet.
+pub(super) fn unnamed<'a>(o: &'a Map<String, Value>, what: &str) -> Result<&'a Value, ApiError> {
+    match (o.len(), o.get("")) {
+        (1, Some(v)) => Ok(v),
+        _ => {
+            let names: Vec<String> = o.keys().map(|k| format!("{k:?}")).collect();
+            Err(ApiError::unsupported(&format!(
+                "{what}: named vectors ({}); a collection has one vector, unnamed or named \"\"",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// `using`: absent, `null` or `""` all mean the collection's one vector.
+pub(super) fn check_using(o: &Map<String, Value>) -> Result<(), ApiError> {
+    match o.get("using") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) if s.is_empty() => Ok(()),
+        Some(Value::String(s)) => Err(not_a_vector(s)),
+        Some(other) => Err(ApiError::bad(format!("using must be a vector name, got {other}"))),
+    }
+}
+
+/// Qdrant's answer for a vector name the collection does not have.
+fn not_a_vector(name: &str) -> ApiError {
+    ApiError::bad(format!(
+        "Wrong input: Not existing vector name error: {name} (this collection has one vector, unnamed or \"\")"
+    ))
+}
+
 pub(super) fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
     match v {
+        Value::Object(o) if o.len() == 1 && o.contains_key("") => parse_vector(&o[""], what),
         Value::Object(o) if o.contains_key("text") => Err(ApiError::unsupported(&format!(
             "{what}: documents here (they are taken in points, batch vectors and queries)"
         ))),
@@ -115,8 +150,16 @@ pub(super) fn parse_with_vector(body: &Map<String, Value>) -> Result<bool, ApiEr
     match body.get("with_vector").or_else(|| body.get("with_vectors")) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::Array(a)) if a.is_empty() => Ok(false),
-        Some(Value::Array(_)) => Err(ApiError::unsupported("with_vector: named vectors")),
+        Some(Value::Array(names)) => {
+            for n in names {
+                match n.as_str() {
+                    Some("") => {}
+                    Some(other) => return Err(not_a_vector(other)),
+                    None => return Err(ApiError::bad(format!("with_vector: a vector name must be a string, got {n}"))),
+                }
+            }
+            Ok(!names.is_empty())
+        }
         Some(other) => Err(ApiError::bad(format!("with_vector must be a boolean, got {other}"))),
     }
 }
@@ -181,10 +224,13 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
     if let Some(batch) = body.get("batch") {
         let b = batch.as_object().ok_or_else(|| ApiError::bad("batch must be an object"))?;
         let ids = parse_ids(b.get("ids").ok_or_else(|| ApiError::bad("batch.ids is required"))?)?;
-        let vectors = b
-            .get("vectors")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::bad("batch.vectors must be a list of vectors"))?;
+        let vectors = match b.get("vectors") {
+            Some(Value::Object(o)) => unnamed(o, "batch.vectors")?,
+            Some(v) => v,
+            None => return Err(ApiError::bad("batch.vectors is required")),
+        }
+        .as_array()
+        .ok_or_else(|| ApiError::bad("batch.vectors must be a list of vectors"))?;
         if vectors.len() != ids.len() {
             return Err(ApiError::bad(format!("batch has {} ids but {} vectors", ids.len(), vectors.len())));
         }
@@ -249,7 +295,8 @@ pub(super) fn check_params(body: &Map<String, Value>) -> Result<(bool, Option<us
 
 /// A search request from the Query API (`query`) or the old search API (`vector`).
 pub(super) fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result<(SearchRequest, PayloadSelect), ApiError> {
-    reject_present(body, &["prefetch", "using", "lookup_from", "shard_key"])?;
+    reject_present(body, &["prefetch", "lookup_from", "shard_key"])?;
+    check_using(body)?;
     let (exact, ef) = check_params(body)?;
     let vector = if query_api {
         match body.get("query") {

@@ -175,6 +175,46 @@ impl Collection {
         Ok(self.search_in(&st, req, &query))
     }
 
+    /// Maximal marginal relevance (Qdrant's `nearest` with `mmr`): the `candidates` nearest
+    /// points to `req.vector` (under its filter and threshold) are fetched, then chosen one at a
+    /// time: first the most relevant, then always the one maximising
+    /// `(1 - diversity) * relevance - diversity * (its greatest similarity to one already chosen)`,
+    /// relevance and similarity in the collection's metric. `diversity` 0 gives the plain
+    /// ranking, 1 the most spread-out set. Hits keep their similarity to the query as score.
+    pub fn search_mmr(&self, req: &SearchRequest, diversity: f32, candidates: usize) -> Result<Vec<ScoredPoint>> {
+        if !(0.0..=1.0).contains(&diversity) {
+            return Err(Error::InvalidRequest(format!(
+                "mmr diversity must be between 0 and 1, got {diversity}"
+            )));
+        }
+        if candidates == 0 || candidates > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!(
+                "mmr candidates_limit must be 1..={SEARCH_LIMIT_MAX}, got {candidates}"
+            )));
+        }
+        let query = self.prepare_query(req)?;
+        let want = req.limit + req.offset;
+        let mut pre = req.clone();
+        pre.limit = candidates.max(want).min(SEARCH_LIMIT_MAX);
+        pre.offset = 0;
+        pre.with_vector = true;
+        let mut hits = self.search(&pre)?;
+        let kind = self.inner.config.metric.score_kind();
+        let vectors: Vec<Vec<f32>> = hits.iter_mut().map(|h| h.vector.take().unwrap_or_default()).collect();
+        let chosen = mmr_order(&query, &vectors, kind, 1.0 - diversity, want);
+        Ok(chosen
+            .into_iter()
+            .skip(req.offset)
+            .map(|i| {
+                let mut h = hits[i].clone();
+                if req.with_vector {
+                    h.vector = Some(vectors[i].clone());
+                }
+                h
+            })
+            .collect())
+    }
+
     /// Exact search for many queries at once. Unfiltered queries with one `limit` share a
     /// matrix product; the others run in parallel, one scan each.
     pub fn search_batch(&self, reqs: &[SearchRequest]) -> Result<Vec<Vec<ScoredPoint>>> {
@@ -210,5 +250,78 @@ impl Collection {
             return Ok(hits.into_iter().zip(reqs).map(|(h, r)| self.finish_hits(&st, r, h)).collect());
         }
         Ok(Vec::new())
+    }
+}
+
+/// The greedy MMR choice of `want` rows of `vectors` (indices, in the order chosen):
+/// `lambda` weighs relevance to `query` against the greatest similarity to a row already
+/// chosen. Each row's greatest similarity is kept up to date as rows are chosen, so the whole
+/// choice costs one score per (candidate, chosen) pair. Ties go to the more relevant row.
+pub(crate) fn mmr_order(query: &[f32], vectors: &[Vec<f32>], kind: quiver_kernels::ScoreKind, lambda: f32, want: usize) -> Vec<usize> {
+    let n = vectors.len();
+    let relevance: Vec<f32> = vectors.iter().map(|v| kind.score(query, v)).collect();
+    let mut closest = vec![f32::NEG_INFINITY; n];
+    let mut taken = vec![false; n];
+    let mut chosen = Vec::with_capacity(want.min(n));
+    while chosen.len() < want.min(n) {
+        let mut best: Option<(usize, f32)> = None;
+        for i in (0..n).filter(|&i| !taken[i]) {
+            let value = if chosen.is_empty() {
+                relevance[i]
+            } else {
+                lambda * relevance[i] - (1.0 - lambda) * closest[i]
+            };
+            let better = match best {
+                None => true,
+                Some((b, bv)) => value > bv || (value == bv && relevance[i] > relevance[b]),
+            };
+            if better {
+                best = Some((i, value));
+            }
+        }
+        let Some((pick, _)) = best else { break };
+        taken[pick] = true;
+        chosen.push(pick);
+        for i in (0..n).filter(|&i| !taken[i]) {
+            closest[i] = closest[i].max(kind.score(&vectors[i], &vectors[pick]));
+        }
+    }
+    chosen
+}
+
+#[cfg(test)]
+mod mmr_tests {
+    use super::mmr_order;
+    use quiver_kernels::ScoreKind;
+
+    #[test]
+    fn no_diversity_is_the_plain_ranking() {
+        let q = [1.0, 0.0];
+        let v = vec![vec![0.6, 0.8], vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]];
+        assert_eq!(mmr_order(&q, &v, ScoreKind::Dot, 1.0, 4), vec![1, 2, 0, 3]);
+    }
+
+    /// Three near-duplicates and one different point: with diversity, the different one comes
+    /// second even though two duplicates are more relevant; computed by hand.
+    #[test]
+    fn diversity_skips_near_duplicates() {
+        let q = [1.0, 0.0];
+        let a = vec![1.0, 0.0];
+        let a2 = vec![0.99, 0.141];
+        let a3 = vec![0.98, 0.199];
+        let b = vec![0.6, -0.8];
+        let v = vec![a, a2, a3, b];
+        // lambda 0.5: after 0 is chosen, 1 scores 0.5*0.99 - 0.5*0.99 = 0; 3 scores 0.5*0.6 - 0.5*0.6 = 0,
+        // so take lambda 0.4: 1 scores 0.4*0.99 - 0.6*0.99 < 0.4*0.6 - 0.6*0.6 for 3.
+        let got = mmr_order(&q, &v, ScoreKind::Dot, 0.4, 2);
+        assert_eq!(got, vec![0, 3]);
+        assert_eq!(mmr_order(&q, &v, ScoreKind::Dot, 1.0, 2), vec![0, 1]);
+    }
+
+    #[test]
+    fn fewer_candidates_than_wanted() {
+        let v = vec![vec![1.0f32], vec![2.0]];
+        assert_eq!(mmr_order(&[1.0], &v, ScoreKind::NegL2Squared, 0.5, 5).len(), 2);
+        assert!(mmr_order(&[1.0], &[], ScoreKind::Dot, 0.5, 3).is_empty());
     }
 }
