@@ -273,13 +273,133 @@ async fn mmr_prefers_a_different_point_to_a_near_duplicate() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(ids(&b), vec![1, 4]);
     // Scores stay the similarity to the query, and vectors come back when asked for.
-    assert!((b["result"]["points"][1]["score"].as_f64().unwrap() - 0.6).abs() < 1e-6, "{b}");
-    let v: Vec<f64> = serde_json::from_value(b["result"]["points"][1]["vector"].clone()).unwrap();
-    assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] + 0.8).abs() < 1e-6, "{v:?}");
+    assert_eq!(b["result"]["points"][1]["score"], json!(0.6), "{b}");
+    // Each f32 printed as its shortest decimal, as Qdrant prints it (not 0.6000000238418579).
+    assert_eq!(b["result"]["points"][1]["vector"], json!([0.6, -0.8]));
+    assert_eq!(b["result"]["points"][0]["score"], json!(1.0));
     let plain = json!({"query": {"nearest": [1.0, 0.0], "mmr": {"diversity": 0.0, "candidates_limit": 4}}, "limit": 2});
     let (_, b) = send(&app, Method::POST, "/collections/c/points/query", Some(plain), &[]).await;
     assert_eq!(ids(&b), vec![1, 2]);
     let bad = json!({"query": {"nearest": [1.0, 0.0], "mmr": {"diversity": 2.0}}});
     let (s, _) = send(&app, Method::POST, "/collections/c/points/query", Some(bad), &[]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Things Qdrant's own tests caught: update_mode, unknown fields, nested with_payload paths,
+/// limits past the largest page, invalid deployment knobs, the readiness text, and JSON for
+/// every unknown route or method.
+#[tokio::test]
+async fn qdrant_details_writes_payload_paths_limits_and_routes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let (s, _) = send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let p = |id: u64, tag: &str| json!({"id": id, "vector": [1.0, 0.0], "payload": {"tag": tag, "country": {"name": "FR", "code": 33}}});
+    let (s, _) = send(
+        &app,
+        Method::PUT,
+        "/collections/c/points",
+        Some(json!({"points": [p(1, "old")]})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // insert_only leaves point 1 as it is and adds 2; update_only skips 3 and changes 2.
+    let body = json!({"points": [p(1, "new"), p(2, "new")], "update_mode": "insert_only"});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/points", Some(body), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let body = json!({"points": [p(2, "newer"), p(3, "newer")], "update_mode": "update_only"});
+    let (s, _) = send(&app, Method::PUT, "/collections/c/points", Some(body), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points",
+        Some(json!({"ids": [1, 2, 3], "with_payload": {"include": ["tag"]}})),
+        &[],
+    )
+    .await;
+    let tags: Vec<(u64, String)> = b["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_u64().unwrap(), r["payload"]["tag"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(tags, vec![(1, "old".into()), (2, "newer".into())]);
+    // Unknown fields are refused, in a body and in a point.
+    for body in [
+        json!({"points": [p(4, "x")], "wait": true}),
+        json!({"points": [{"id": 4, "vector": [1.0, 0.0], "payloads": {}}]}),
+    ] {
+        let (s, b) = send(&app, Method::PUT, "/collections/c/points", Some(body), &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(b["status"]["error"].as_str().unwrap().contains("unknown field"), "{b}");
+    }
+    // Nested include and exclude.
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points",
+        Some(json!({"ids": [1], "with_payload": {"include": ["country.name"]}})),
+        &[],
+    )
+    .await;
+    assert_eq!(b["result"][0]["payload"], json!({"country": {"name": "FR"}}));
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points",
+        Some(json!({"ids": [1], "with_payload": {"exclude": ["country.code", "tag"]}})),
+        &[],
+    )
+    .await;
+    assert_eq!(b["result"][0]["payload"], json!({"country": {"name": "FR"}}));
+    // A limit past the largest page is clamped, not refused.
+    let (s, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/query",
+        Some(json!({"query": [1.0, 0.0], "limit": 1_000_000})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["result"]["points"].as_array().unwrap().len(), 2);
+    // Deployment knobs must hold values Qdrant accepts.
+    let (s, b) = send(
+        &app,
+        Method::PUT,
+        "/collections/d",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 0})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["status"]["error"].as_str().unwrap().contains("shard_number"), "{b}");
+    let (s, _) = send(
+        &app,
+        Method::PUT,
+        "/collections/d",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}, "replication_factor": -1})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, b) = send(&app, Method::GET, "/readyz", None, &[]).await;
+    assert_eq!((s, b), (StatusCode::OK, json!("all shards are ready")));
+    // Unknown routes and methods answer JSON.
+    for (m, uri) in [(Method::GET, "/nope"), (Method::GET, "/collections/c/points/query")] {
+        let (s, b) = send(&app, m, uri, None, &[]).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
+        assert!(b["status"]["error"].is_string(), "{uri}: {b}");
+    }
+    let (_, b) = send(&app, Method::GET, "/", None, &[]).await;
+    assert!(b["commit"].is_string(), "{b}");
 }

@@ -2,9 +2,10 @@
 //! `must` / `should` / `must_not` / `min_should`, field conditions with `match` (value, any,
 //! except), `range` and `values_count`, and `is_empty`, `is_null`, `has_id`, `nested`.
 //!
-//! Keys are paths: `a.b` walks into objects, `a[]` walks into an array's elements (arrays met on
-//! the way are walked into as well), and an array at the end of a path stands for its elements:
-//! a field condition holds when *any* of those values satisfies it.
+//! Keys are paths: `a.b` walks into objects, `a[]` walks into an array's elements (an array met
+//! on the way without `[]` is not looked into, as in Qdrant), and an array at the end of a path
+//! stands for its elements: a field condition holds when *any* of those values satisfies it. A
+//! text or phrase match without words matches nothing.
 //!
 //! Parsing is strict: an unknown key or a wrong type is an [`Error::InvalidFilter`] that says
 //! where; a Qdrant feature Quiver does not have (geo, full text, datetime) is
@@ -77,18 +78,11 @@ impl KeyPath {
             if i == 0 {
                 visit(payload, &mut next);
             } else {
+                // An array met on the way is not looked into: as in Qdrant, reaching into the
+                // objects of an array takes `[]` (`cities[].population`).
                 for v in &current {
-                    match v {
-                        Value::Object(obj) => visit(obj, &mut next),
-                        // Arrays of objects met on the way are walked into.
-                        Value::Array(items) => {
-                            for item in items {
-                                if let Value::Object(obj) = item {
-                                    visit(obj, &mut next);
-                                }
-                            }
-                        }
-                        _ => {}
+                    if let Value::Object(obj) = v {
+                        visit(obj, &mut next);
                     }
                 }
             }
@@ -398,7 +392,7 @@ fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
         .as_object()
         .ok_or_else(|| Error::InvalidFilter(format!("{at} must be an object")))?;
     if obj.contains_key("key") {
-        return parse_field_condition(obj, at).map(Condition::Field);
+        return parse_keyed_condition(obj, at);
     }
     if let Some(inner) = obj.get("is_empty") {
         return Ok(Condition::IsEmpty(key_of(inner, &format!("{at}.is_empty"))?));
@@ -434,6 +428,51 @@ fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
 fn parse_match_list(v: &Value, at: &str) -> Result<Vec<MatchValue>> {
     let list = v.as_array().ok_or_else(|| Error::InvalidFilter(format!("{at} must be a list")))?;
     list.iter().map(|x| MatchValue::parse(x, at)).collect()
+}
+
+/// A condition with a `key`: a field condition, where `is_empty: bool` and `is_null: bool`
+/// (Qdrant's newer spelling of the `is_empty` / `is_null` conditions; `false` negates them) may
+/// stand beside or instead of the checks.
+fn parse_keyed_condition(obj: &Map<String, Value>, at: &str) -> Result<Condition> {
+    let mut rest = obj.clone();
+    let mut extra = Vec::new();
+    for flag in ["is_empty", "is_null"] {
+        let Some(v) = rest.remove(flag) else { continue };
+        if v.is_null() {
+            continue;
+        }
+        let b = v
+            .as_bool()
+            .ok_or_else(|| Error::InvalidFilter(format!("{at}.{flag} must be true or false")))?;
+        let key = key_of(&Value::Object(obj.clone()), at)?;
+        let cond = if flag == "is_empty" {
+            Condition::IsEmpty(key)
+        } else {
+            Condition::IsNull(key)
+        };
+        extra.push(if b {
+            cond
+        } else {
+            Condition::Filter(Box::new(Filter {
+                must_not: vec![cond],
+                ..Filter::default()
+            }))
+        });
+    }
+    if extra.is_empty() {
+        return parse_field_condition(obj, at).map(Condition::Field);
+    }
+    if rest.len() > 1 {
+        extra.push(Condition::Field(parse_field_condition(&rest, at)?));
+    }
+    Ok(if extra.len() == 1 {
+        extra.pop().expect("one condition")
+    } else {
+        Condition::Filter(Box::new(Filter {
+            must: extra,
+            ..Filter::default()
+        }))
+    })
 }
 
 fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCondition> {
@@ -559,6 +598,34 @@ mod tests {
             json!({"must": [{"key": "country.cities.pop", "range": {"gte": 3.0}}]}),
             doc.clone(),
             false,
+        );
+        // Without `[]` the array is not looked into, even where an element would match.
+        check(
+            json!({"must": [{"key": "country.cities.pop", "range": {"gte": 2.0}}]}),
+            doc.clone(),
+            false,
+        );
+        // The boolean spellings of is_empty / is_null, and their negations.
+        check(json!({"must": [{"key": "empty", "is_empty": true}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "empty", "is_empty": false}]}), doc.clone(), false);
+        check(json!({"must": [{"key": "none", "is_null": true}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "country", "is_null": false}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "missing", "is_null": true}]}), doc.clone(), false);
+        // A text or phrase match without words matches nothing (not everything).
+        check(
+            json!({"must": [{"key": "country.cities[].name", "match": {"text": ""}}]}),
+            doc.clone(),
+            false,
+        );
+        check(
+            json!({"must": [{"key": "country.cities[].name", "match": {"phrase": " "}}]}),
+            doc.clone(),
+            false,
+        );
+        check(
+            json!({"must": [{"key": "country.cities[].name", "match": {"text": "lyon"}}]}),
+            doc.clone(),
+            true,
         );
         check(
             json!({"must": [{"is_empty": {"key": "missing"}}, {"is_empty": {"key": "empty"}}, {"is_empty": {"key": "none"}}]}),

@@ -26,6 +26,7 @@ mod filter;
 mod monitor;
 pub mod npy;
 mod payload_index;
+mod projection;
 mod state;
 mod store;
 mod text_index;
@@ -34,12 +35,15 @@ mod vectors;
 
 pub use ann::{IndexStatus, SearchPath};
 pub use batcher::SearchBatcher;
-pub use collection::{Collection, CollectionInfo, Fusion, PointSelector, ScrollPage, ScrollRequest, SearchRequest, With, WriteAck};
+pub use collection::{
+    Collection, CollectionInfo, Fusion, PointSelector, ScrollPage, ScrollRequest, SearchRequest, UpdateMode, With, WriteAck,
+};
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
 pub use monitor::RecallEstimate;
 pub use payload_index::PayloadIndexType;
+pub use projection::{payload_exclude, payload_include};
 pub use quiver_storage::StorageError;
 pub use text_index::{check_query_text, rrf, tokens};
 pub use types::{

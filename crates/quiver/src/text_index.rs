@@ -46,15 +46,20 @@ pub fn check_query_text(text: &str) -> crate::error::Result<()> {
 
 /// Whether `text` contains every token of `query` (Qdrant's `match: {text}`).
 pub fn contains_all(text: &str, query: &str) -> bool {
+    let want = tokens(query);
+    if want.is_empty() {
+        // A query without words matches nothing, as in Qdrant (not everything).
+        return false;
+    }
     let have: std::collections::HashSet<String> = tokens(text).into_iter().collect();
-    tokens(query).iter().all(|t| have.contains(t))
+    want.iter().all(|t| have.contains(t))
 }
 
 /// Whether the tokens of `phrase` occur consecutively in `text` (Qdrant's `match: {phrase}`).
 pub fn contains_phrase(text: &str, phrase: &str) -> bool {
     let p = tokens(phrase);
     if p.is_empty() {
-        return true;
+        return false;
     }
     tokens(text).windows(p.len()).any(|w| w == p.as_slice())
 }
@@ -225,7 +230,8 @@ impl TextIndex {
         let terms = Self::terms(live, query);
         let n = live.reader.searcher().num_docs() as usize;
         let q: Box<dyn Query> = match terms.len() {
-            0 => return None,
+            // No words: nothing matches (the exact answer, as `contains_all` gives it).
+            0 => return Some(Vec::new()),
             1 => Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic)),
             _ if phrase => Box::new(PhraseQuery::new(terms)),
             _ => Box::new(BooleanQuery::new(

@@ -44,7 +44,7 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
         "segments_count": info.segments.max(1),
         "config": {
             "params": {
-                "vectors": {"size": info.config.dim, "distance": metric_name(info.config.metric)},
+                "vectors": {"size": info.config.dim, "distance": metric_name(info.config.metric), "on_disk": false},
                 "shard_number": 1, "replication_factor": 1, "write_consistency_factor": 1, "on_disk_payload": false
             },
             "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": 0, "on_disk": false},
@@ -77,6 +77,22 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
     let result = (|| {
         let body = parse_body(&body)?;
         reject_present(&body, &["init_from", "sharding_method", "strict_mode_config"])?;
+        // Deployment knobs a single node has no use for are accepted, but only with values
+        // Qdrant accepts (a typo must not pass silently).
+        for knob in ["shard_number", "replication_factor", "write_consistency_factor"] {
+            match body.get(knob) {
+                None | Some(Value::Null) => {}
+                Some(v) => match v.as_u64() {
+                    Some(0) => return Err(ApiError::validation(knob, "value 0 invalid, must be 1 or larger")),
+                    Some(n) if n <= u32::MAX as u64 => {}
+                    _ => {
+                        return Err(ApiError::bad(format!(
+                            "Format error in JSON body: {knob} must be a positive integer, got {v}"
+                        )))
+                    }
+                },
+            }
+        }
         match body.get("sparse_vectors") {
             None | Some(Value::Null) => {}
             Some(Value::Object(o)) if o.is_empty() => {}
@@ -160,6 +176,12 @@ pub(super) fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: 
             ix.m = m;
         }
         ix.ef_construct = field_usize(h, "ef_construct", ix.ef_construct)?;
+        if ix.ef_construct == 0 {
+            return Err(ApiError::validation(
+                "hnsw_config.ef_construct",
+                "value 0 invalid, must be 4 or larger",
+            ));
+        }
         ix.ef = ix.ef.max(ix.ef_construct.min(4096));
         if let Some(t) = h.get("target_recall").filter(|v| !v.is_null()) {
             ix.target_recall = t

@@ -22,6 +22,14 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// A well-formed body with a value out of range, in Qdrant's words and status (422).
+    pub(crate) fn validation(field: &str, problem: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Validation error in JSON body: [{field}: {problem}]"),
+        )
+    }
+
     pub(crate) fn unsupported(what: &str) -> ApiError {
         ApiError::bad(format!("Unsupported: {what} is not supported by Quiver yet"))
     }

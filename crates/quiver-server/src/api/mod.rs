@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(root))
         .route("/healthz", get(health))
         .route("/livez", get(health))
-        .route("/readyz", get(health))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/collections", get(list_collections))
         .route(
@@ -66,6 +66,7 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/search", post(search_points))
         .route("/collections/{name}/points/search/batch", post(search_batch))
         .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
 }
 
 /// Wraps a result in Qdrant's envelope.
@@ -91,14 +92,19 @@ pub(super) fn collection(state: &AppState, name: &str) -> Result<Collection, Api
 }
 
 async fn root() -> Response {
-    axum::Json(
-        json!({"title": "quiver - vector search engine", "version": QDRANT_API_VERSION, "quiver_version": env!("CARGO_PKG_VERSION")}),
-    )
+    axum::Json(json!({"title": "quiver - vector search engine", "version": QDRANT_API_VERSION,
+               "commit": option_env!("QUIVER_GIT_COMMIT").unwrap_or(concat!("quiver-", env!("CARGO_PKG_VERSION"))),
+               "quiver_version": env!("CARGO_PKG_VERSION")}))
     .into_response()
 }
 
 async fn health() -> &'static str {
     "healthz check passed"
+}
+
+/// Readiness, in Qdrant's words: a single-node Quiver is ready once it listens.
+async fn ready() -> &'static str {
+    "all shards are ready"
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -19,14 +19,14 @@ pub(super) async fn body_with_vectors(state: &AppState, name: &str, body: &Bytes
 
 pub(super) async fn upsert_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let points = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_points(&b)) {
+    let (points, mode) = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_upsert(&b)) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     // wait=false is answered after the write is durable too: Quiver has no update queue.
     respond(
         start,
-        blocking(move || Ok(update_json(collection(&state, &name)?.upsert(points)?))).await,
+        blocking(move || Ok(update_json(collection(&state, &name)?.upsert_with(points, mode)?))).await,
     )
 }
 
@@ -140,7 +140,7 @@ pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Pat
         };
         let req = ScrollRequest {
             offset,
-            limit: field_usize(&body, "limit", 10)?,
+            limit: field_limit(&body, 10)?,
             filter: field_filter(&body)?,
             with_payload: true,
             with_vector: parse_with_vector(&body)?,

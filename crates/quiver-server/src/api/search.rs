@@ -43,7 +43,7 @@ pub(super) fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, Api
     for p in &list {
         let o = p.as_object().ok_or_else(|| ApiError::bad("a prefetch must be an object"))?;
         reject_present(o, &["prefetch", "filter", "lookup_from", "score_threshold"])?;
-        depth = depth.max(field_usize(o, "limit", 20)?);
+        depth = depth.max(field_limit(o, 20)?);
         let q = o.get("query").ok_or_else(|| ApiError::bad("a prefetch needs a query"))?;
         if crate::documents::is_keyword_prefetch(p) {
             let t = match q.get("nearest").unwrap_or(q) {
@@ -108,7 +108,7 @@ pub(super) fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, Api
     let sel = parse_with_payload(body, true)?;
     let dense = SearchRequest {
         vector,
-        limit: field_usize(body, "limit", 10)?,
+        limit: field_limit(body, 10)?,
         offset: field_usize(body, "offset", 0)?,
         filter: field_filter(body)?,
         score_threshold: None,
@@ -170,7 +170,7 @@ pub(super) async fn context(State(state): State<AppState>, Path(name): Path<Stri
         let count = |s: &str| m.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
         let passages: Vec<Value> = quiver::context::retrieve(&c, &question, q, limit, filter, max_tokens, &count)?
             .into_iter()
-            .map(|p| json!({"source": p.source, "chunks": [p.first_chunk, p.last_chunk], "start": p.start, "end": p.end, "score": p.score, "text": p.text}))
+            .map(|p| json!({"source": p.source, "chunks": [p.first_chunk, p.last_chunk], "start": p.start, "end": p.end, "score": f32_json(p.score), "text": p.text}))
             .collect();
         Ok(json!({"question": question, "passages": passages}))
     })
@@ -206,7 +206,7 @@ pub(super) fn parse_keyword_query(body: &Map<String, Value>) -> Result<Option<Ke
     };
     Ok(Some(KeywordQuery {
         text,
-        limit: field_usize(body, "limit", 10)?,
+        limit: field_limit(body, 10)?,
         offset: field_usize(body, "offset", 0)?,
         filter: field_filter(body)?,
         sel: parse_with_payload(body, false)?,

@@ -24,6 +24,11 @@ pub(super) fn field_usize(body: &Map<String, Value>, key: &str, default: usize) 
     }
 }
 
+/// A `limit`: like Qdrant, one past the largest page is clamped to it, not refused.
+pub(super) fn field_limit(body: &Map<String, Value>, default: usize) -> Result<usize, ApiError> {
+    Ok(field_usize(body, "limit", default)?.min(quiver::SEARCH_LIMIT_MAX))
+}
+
 pub(super) fn field_filter(body: &Map<String, Value>) -> Result<Option<Filter>, ApiError> {
     match body.get("filter") {
         None | Some(Value::Null) => Ok(None),
@@ -169,17 +174,34 @@ pub(super) fn select_payload(p: Option<Payload>, sel: &PayloadSelect) -> Option<
     match sel {
         PayloadSelect::All => Some(Value::Object(p)),
         PayloadSelect::None => None,
-        PayloadSelect::Include(keys) => Some(Value::Object(p.into_iter().filter(|(k, _)| keys.contains(k)).collect())),
-        PayloadSelect::Exclude(keys) => Some(Value::Object(p.into_iter().filter(|(k, _)| !keys.contains(k)).collect())),
+        PayloadSelect::Include(keys) => Some(Value::Object(quiver::payload_include(&p, keys))),
+        PayloadSelect::Exclude(keys) => Some(Value::Object(quiver::payload_exclude(&p, keys))),
     }
 }
 
 pub(super) fn record_json(r: Record, sel: &PayloadSelect) -> Value {
-    json!({"id": r.id.to_json(), "payload": select_payload(r.payload, sel), "vector": r.vector})
+    json!({"id": r.id.to_json(), "payload": select_payload(r.payload, sel), "vector": r.vector.as_deref().map(vector_json)})
 }
 
 pub(super) fn scored_json(h: ScoredPoint, sel: &PayloadSelect) -> Value {
-    json!({"id": h.id.to_json(), "version": 0, "score": h.score, "payload": select_payload(h.payload, sel), "vector": h.vector})
+    json!({"id": h.id.to_json(), "version": 0, "score": f32_json(h.score), "payload": select_payload(h.payload, sel),
+           "vector": h.vector.as_deref().map(vector_json)})
+}
+
+/// An f32 as JSON the way Qdrant prints it: its shortest decimal that reads back as the same
+/// f32 (`0.15`, not the f64 widening `0.15000000596046448`). Non-finite values (never stored)
+/// become `null`.
+pub(super) fn f32_json(x: f32) -> Value {
+    if !x.is_finite() {
+        return Value::Null;
+    }
+    let mut buf = ryu::Buffer::new();
+    buf.format_finite(x).parse::<f64>().map_or(Value::Null, Value::from)
+}
+
+/// A vector as JSON, each element as [`f32_json`] prints it.
+pub(super) fn vector_json(v: &[f32]) -> Value {
+    Value::Array(v.iter().map(|&x| f32_json(x)).collect())
 }
 
 pub(super) fn update_json(ack: WriteAck) -> Value {
@@ -195,6 +217,34 @@ pub(super) fn metric_name(m: Metric) -> &'static str {
     }
 }
 
+/// Refuses a field a body must not have, in Qdrant's words: a typo must not pass silently.
+pub(super) fn only_fields(o: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), ApiError> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad(format!(
+            "Format error in JSON body: {what}: unknown field `{k}`, expected one of {}",
+            allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// An upsert body: its points and its `update_mode`.
+pub(super) fn parse_upsert(body: &Map<String, Value>) -> Result<(Vec<Point>, quiver::UpdateMode), ApiError> {
+    only_fields(body, &["points", "batch", "shard_key", "update_filter", "update_mode"], "upsert")?;
+    let mode = match body.get("update_mode") {
+        None | Some(Value::Null) => quiver::UpdateMode::Upsert,
+        Some(Value::String(s)) if s == "upsert" => quiver::UpdateMode::Upsert,
+        Some(Value::String(s)) if s == "insert_only" => quiver::UpdateMode::InsertOnly,
+        Some(Value::String(s)) if s == "update_only" => quiver::UpdateMode::UpdateOnly,
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "update_mode must be \"upsert\", \"insert_only\" or \"update_only\", got {other}"
+            )))
+        }
+    };
+    Ok((parse_points(body)?, mode))
+}
+
 pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
     reject_present(body, &["shard_key", "update_filter"])?;
     let payload_of = |v: Option<&Value>| quiver::payload_from_json(v).map_err(ApiError::from);
@@ -207,6 +257,7 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
                 let o = p
                     .as_object()
                     .ok_or_else(|| ApiError::bad(format!("points[{i}] must be an object")))?;
+                only_fields(o, &["id", "vector", "payload"], &format!("points[{i}]"))?;
                 let id = PointId::from_json(o.get("id").ok_or_else(|| ApiError::bad(format!("points[{i}].id is required")))?)?;
                 let vector = parse_vector(
                     o.get("vector")
@@ -331,7 +382,7 @@ pub(super) fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result
     };
     let req = SearchRequest {
         vector,
-        limit: field_usize(body, "limit", 10)?,
+        limit: field_limit(body, 10)?,
         offset: field_usize(body, "offset", 0)?,
         filter: field_filter(body)?,
         score_threshold: threshold,

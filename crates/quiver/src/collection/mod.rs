@@ -140,6 +140,18 @@ pub struct ScrollRequest {
     pub with_vector: bool,
 }
 
+/// Which points an upsert writes (Qdrant's `update_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// Insert new points and replace existing ones.
+    #[default]
+    Upsert,
+    /// Only points whose ids do not exist yet; existing points stay as they are.
+    InsertOnly,
+    /// Only points whose ids exist; new ids are skipped.
+    UpdateOnly,
+}
+
 /// What a read returns with each point besides its id (and score).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct With {

@@ -43,8 +43,26 @@ impl Collection {
     /// Inserts or replaces points, atomically: after a crash either all of them are there or
     /// none. Returns once the batch is durable (per the collection's durability).
     pub fn upsert(&self, points: Vec<Point>) -> Result<WriteAck> {
-        let points = self.prepare_points(points)?;
+        self.upsert_with(points, UpdateMode::Upsert)
+    }
+
+    /// [`Collection::upsert`] with Qdrant's `update_mode`: `InsertOnly` writes only the points
+    /// whose ids do not exist yet, `UpdateOnly` only those that do; the others are left as they
+    /// are. The choice is made under the writer lock, so no concurrent write slips between.
+    /// `affected` counts the points written.
+    pub fn upsert_with(&self, points: Vec<Point>, mode: UpdateMode) -> Result<WriteAck> {
+        let mut points = self.prepare_points(points)?;
         let mut w = self.writer()?;
+        if mode != UpdateMode::Upsert {
+            let st = self.inner.state.read();
+            points.retain(|p| st.contains(&p.id) == (mode == UpdateMode::UpdateOnly));
+            if points.is_empty() {
+                return Ok(WriteAck {
+                    seq: w.last_seq,
+                    affected: 0,
+                });
+            }
+        }
         {
             let st = self.inner.state.read();
             if st.n_rows() + points.len() > ROWS_MAX {
