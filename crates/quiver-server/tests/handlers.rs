@@ -403,3 +403,39 @@ async fn qdrant_details_writes_payload_paths_limits_and_routes() {
     let (_, b) = send(&app, Method::GET, "/", None, &[]).await;
     assert!(b["commit"].is_string(), "{b}");
 }
+
+/// Index options are honoured or refused by name, and payload_schema reports what an index does.
+#[tokio::test]
+async fn index_options_are_honoured_or_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let (s, _) = send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let index = |schema: Value| json!({"field_name": "t", "field_schema": schema});
+    for (schema, needle) in [
+        (json!({"type": "text", "tokenizer": "prefix"}), "tokenizer"),
+        (json!({"type": "text", "lowercase": false}), "lowercase"),
+        (json!({"type": "text", "stopwords": "english"}), "stopwords"),
+        (json!({"type": "keyword", "prefix": true}), "prefix"),
+    ] {
+        let (s, b) = send(&app, Method::PUT, "/collections/c/index", Some(index(schema)), &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(b["status"]["error"].as_str().unwrap().contains(needle), "{b}");
+    }
+    let ok = json!({"type": "text", "tokenizer": "word", "lowercase": true, "phrase_matching": true});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/index", Some(index(ok)), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let tenant = json!({"field_name": "k", "field_schema": {"type": "keyword", "is_tenant": true}});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/index", Some(tenant), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c", None, &[]).await;
+    assert_eq!(b["result"]["payload_schema"]["t"]["params"]["tokenizer"], "word");
+    assert_eq!(b["result"]["payload_schema"]["k"]["data_type"], "keyword");
+}

@@ -34,7 +34,7 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
     let schema: Map<String, Value> = info
         .payload_indexes
         .iter()
-        .map(|(k, t, n, _)| (k.clone(), json!({"data_type": t.name(), "params": null, "points": n})))
+        .map(|(k, t, n, _)| (k.clone(), json!({"data_type": t.name(), "params": index_params(*t), "points": n})))
         .collect();
     json!({
         "status": if index.building { "yellow" } else { "green" },
@@ -242,16 +242,7 @@ pub(super) async fn create_index(State(state): State<AppState>, Path(name): Path
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::bad("field_name is required"))?
             .to_string();
-        let schema = match body.get("field_schema") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Object(o)) => o
-                .get("type")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::bad("field_schema.type is required"))?
-                .to_string(),
-            _ => return Err(ApiError::bad("field_schema is required")),
-        };
-        let kind: PayloadIndexType = schema.parse()?;
+        let kind = parse_index_schema(body.get("field_schema"))?;
         Ok::<_, ApiError>((field, kind))
     })();
     let (field, kind) = match parsed {
@@ -266,6 +257,57 @@ pub(super) async fn create_index(State(state): State<AppState>, Path(name): Path
         })
         .await,
     )
+}
+
+/// A payload index's `field_schema`: a type name, or an object with the type and its options.
+/// An option is accepted only when Quiver does what it says (the text index is tantivy's
+/// word tokenizer, lowercased, with phrase matching; hints such as `is_tenant` change speed,
+/// not answers); any other is a 400 that names it.
+fn parse_index_schema(v: Option<&Value>) -> Result<PayloadIndexType, ApiError> {
+    let o = match v {
+        Some(Value::String(s)) => return Ok(s.parse()?),
+        Some(Value::Object(o)) => o,
+        _ => return Err(ApiError::bad("field_schema is required")),
+    };
+    let kind: PayloadIndexType = o
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("field_schema.type is required"))?
+        .parse()?;
+    for (k, val) in o {
+        let honoured = match (kind, k.as_str()) {
+            (_, "type") => true,
+            (_, "on_disk") => val.is_null() || val == &Value::Bool(false),
+            (PayloadIndexType::Keyword, "is_tenant") => val.is_null() || val.is_boolean(),
+            (PayloadIndexType::Integer, "lookup" | "range") => val.is_null() || val == &Value::Bool(true),
+            (PayloadIndexType::Integer | PayloadIndexType::Float, "is_principal") => val.is_null() || val.is_boolean(),
+            (PayloadIndexType::Text, "tokenizer") => val.is_null() || val == "word",
+            (PayloadIndexType::Text, "lowercase" | "phrase_matching") => val.is_null() || val == &Value::Bool(true),
+            (PayloadIndexType::Text, "min_token_len" | "max_token_len" | "stopwords" | "stemmer") => val.is_null(),
+            (PayloadIndexType::Text, "ascii_folding") => val.is_null() || val == &Value::Bool(false),
+            _ => false,
+        };
+        if !honoured {
+            return Err(ApiError::unsupported(&format!(
+                "the {} index option {k} = {val} (Quiver's {} index: {})",
+                kind.name(),
+                kind.name(),
+                index_params(kind)
+            )));
+        }
+    }
+    Ok(kind)
+}
+
+/// What an index of `kind` does, as `payload_schema[..].params` reports it.
+pub(super) fn index_params(kind: PayloadIndexType) -> Value {
+    match kind {
+        PayloadIndexType::Text => {
+            json!({"type": "text", "tokenizer": "word", "lowercase": true, "phrase_matching": true, "on_disk": false})
+        }
+        PayloadIndexType::Integer => json!({"type": "integer", "lookup": true, "range": true, "on_disk": false}),
+        other => json!({"type": other.name(), "on_disk": false}),
+    }
 }
 
 pub(super) async fn delete_index(State(state): State<AppState>, Path((name, field)): Path<(String, String)>) -> Response {
