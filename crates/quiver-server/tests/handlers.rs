@@ -342,6 +342,16 @@ async fn qdrant_details_writes_payload_paths_limits_and_routes() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
         assert!(b["status"]["error"].as_str().unwrap().contains("unknown field"), "{b}");
     }
+    let (s, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/delete",
+        Some(json!({"points": [9], "filters": {}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b["status"]["error"].as_str().unwrap().contains("`filters`"), "{b}");
     // Nested include and exclude.
     let (_, b) = send(
         &app,

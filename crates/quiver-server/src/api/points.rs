@@ -82,10 +82,12 @@ pub(super) async fn selected_update(
     state: AppState,
     name: String,
     body: Bytes,
+    fields: &'static [&'static str],
     f: impl FnOnce(&Collection, PointSelector, &Map<String, Value>) -> Result<WriteAck, ApiError> + Send + 'static,
 ) -> Response {
     let start = Instant::now();
     let parsed = parse_body(&body).and_then(|b| {
+        only_fields(&b, fields, "body")?;
         reject_present(&b, &["shard_key"])?;
         Ok((parse_selector(&b)?, b))
     });
@@ -99,20 +101,32 @@ pub(super) async fn selected_update(
     )
 }
 
+/// The fields of a set / overwrite payload body (`key` is refused by name when present).
+const PAYLOAD_FIELDS: &[&str] = &["payload", "points", "filter", "key", "shard_key"];
+
 pub(super) async fn delete_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    selected_update(state, name, body, |c, sel, _| Ok(c.delete(&sel)?)).await
+    selected_update(state, name, body, &["points", "filter", "shard_key"], |c, sel, _| {
+        Ok(c.delete(&sel)?)
+    })
+    .await
 }
 
 pub(super) async fn set_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    selected_update(state, name, body, |c, sel, b| Ok(c.set_payload(&sel, payload_field(b)?)?)).await
+    selected_update(state, name, body, PAYLOAD_FIELDS, |c, sel, b| {
+        Ok(c.set_payload(&sel, payload_field(b)?)?)
+    })
+    .await
 }
 
 pub(super) async fn overwrite_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    selected_update(state, name, body, |c, sel, b| Ok(c.overwrite_payload(&sel, payload_field(b)?)?)).await
+    selected_update(state, name, body, PAYLOAD_FIELDS, |c, sel, b| {
+        Ok(c.overwrite_payload(&sel, payload_field(b)?)?)
+    })
+    .await
 }
 
 pub(super) async fn delete_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    selected_update(state, name, body, |c, sel, b| {
+    selected_update(state, name, body, &["keys", "points", "filter", "shard_key"], |c, sel, b| {
         let keys = b
             .get("keys")
             .and_then(Value::as_array)
@@ -126,7 +140,10 @@ pub(super) async fn delete_payload(State(state): State<AppState>, Path(name): Pa
 }
 
 pub(super) async fn clear_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    selected_update(state, name, body, |c, sel, _| Ok(c.clear_payload(&sel)?)).await
+    selected_update(state, name, body, &["points", "filter", "shard_key"], |c, sel, _| {
+        Ok(c.clear_payload(&sel)?)
+    })
+    .await
 }
 
 pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
