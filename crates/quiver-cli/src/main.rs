@@ -71,8 +71,11 @@ enum Command {
     Info(collections::NameArg),
     /// List collections.
     List,
-    /// Delete a collection and its files.
+    /// Delete a collection and its files (its aliases go with it).
     Drop(collections::NameArg),
+    /// Other names for collections: every command takes an alias where a collection goes.
+    #[command(subcommand)]
+    Alias(collections::AliasCommand),
     /// Serve the Qdrant-compatible REST API over the data folder (Ctrl-C or SIGTERM stops it
     /// cleanly; every acknowledged write is already durable).
     Serve(serve::ServeArgs),
@@ -140,6 +143,7 @@ fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<Box<dyn render::Output>> 
         Command::Info(a) => collections::info(ctx, a),
         Command::List => collections::list(ctx),
         Command::Drop(a) => collections::drop(ctx, a),
+        Command::Alias(a) => collections::alias(ctx, a),
         Command::Serve(a) => serve::serve(ctx, a),
         Command::Walkthrough(a) => walkthrough::run(ctx, a),
         Command::Embed(a) => embed::embed(a),

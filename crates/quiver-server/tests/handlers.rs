@@ -449,3 +449,96 @@ async fn index_options_are_honoured_or_refused() {
     assert_eq!(b["result"]["payload_schema"]["t"]["params"]["tokenizer"], "word");
     assert_eq!(b["result"]["payload_schema"]["k"]["data_type"], "keyword");
 }
+
+/// Aliases as Qdrant's API has them: create, query through, list, switch, and the status codes.
+#[tokio::test]
+async fn aliases_over_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    for (name, v) in [("v1", [1.0, 0.0]), ("v2", [0.0, 1.0])] {
+        let uri = format!("/collections/{name}");
+        let (s, _) = send(
+            &app,
+            Method::PUT,
+            &uri,
+            Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = send(
+            &app,
+            Method::PUT,
+            &format!("{uri}/points"),
+            Some(json!({"points": [{"id": 1, "vector": v}]})),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let act = |a: Value| json!({"actions": a});
+    let (s, b) = send(
+        &app,
+        Method::POST,
+        "/collections/aliases",
+        Some(act(json!([{"create_alias": {"alias_name": "prod", "collection_name": "v1"}}]))),
+        &[],
+    )
+    .await;
+    assert_eq!((s, &b["result"]), (StatusCode::OK, &json!(true)), "{b}");
+    let score = |b: &Value| b["result"]["points"][0]["score"].as_f64().unwrap();
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/prod/points/query",
+        Some(json!({"query": [1.0, 0.0]})),
+        &[],
+    )
+    .await;
+    assert_eq!(score(&b), 1.0);
+    let switch = act(json!([{"delete_alias": {"alias_name": "prod"}}, {"create_alias": {"alias_name": "prod", "collection_name": "v2"}}]));
+    let (s, _) = send(&app, Method::POST, "/collections/aliases", Some(switch), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/prod/points/query",
+        Some(json!({"query": [1.0, 0.0]})),
+        &[],
+    )
+    .await;
+    assert_eq!(score(&b), 0.0);
+    let (_, b) = send(&app, Method::GET, "/aliases", None, &[]).await;
+    assert_eq!(b["result"]["aliases"], json!([{"alias_name": "prod", "collection_name": "v2"}]));
+    let (_, b) = send(&app, Method::GET, "/collections/v1/aliases", None, &[]).await;
+    assert_eq!(b["result"]["aliases"], json!([]));
+    // An alias may not take a collection's name (409); a missing alias is a 404; a collection
+    // may not take an alias's name (400).
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        "/collections/aliases",
+        Some(act(json!([{"create_alias": {"alias_name": "v1", "collection_name": "v2"}}]))),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        "/collections/aliases",
+        Some(act(json!([{"delete_alias": {"alias_name": "nope"}}]))),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = send(
+        &app,
+        Method::PUT,
+        "/collections/prod",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

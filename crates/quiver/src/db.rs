@@ -5,14 +5,16 @@
 //! renames it to `.drop-<name>` before deleting, so a crash never leaves half a collection under
 //! a real name. Folders named `.create-*` or `.drop-*` are leftovers of such steps and are
 //! removed on open; anything else Quiver did not make (a `.DS_Store`, a user's `.backup`
-//! folder, a stray file) is left alone and ignored.
+//! folder, a stray file) is left alone and ignored. `<root>/ALIASES` holds the aliases (see
+//! `aliases`).
 
+use crate::aliases::{self, AliasAction};
 use crate::collection::{self, Collection};
 use crate::error::{Error, Result};
 use crate::types::{validate_name, CollectionConfig};
 use parking_lot::Mutex;
 use quiver_storage::{fsio, lock::DirLock, StorageError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// An open data folder.
@@ -20,6 +22,8 @@ pub struct Database {
     root: PathBuf,
     _lock: DirLock,
     open: Mutex<HashMap<String, Collection>>,
+    /// Alias -> collection. Taken after `open` when both are needed.
+    aliases: Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -48,10 +52,12 @@ impl Database {
                 std::fs::remove_dir_all(&p).map_err(StorageError::io(&p))?;
             }
         }
+        let aliases = aliases::load(&root)?;
         Ok(Database {
             root,
             _lock: lock,
             open: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(aliases),
         })
     }
 
@@ -73,6 +79,11 @@ impl Database {
         if dir.exists() {
             return Err(Error::CollectionExists(name.to_string()));
         }
+        if self.aliases.lock().contains_key(name) {
+            return Err(Error::InvalidRequest(format!(
+                "{name:?} is an alias; a collection cannot take its name (delete or rename the alias first)"
+            )));
+        }
         let tmp = self.collections_dir().join(format!(".create-{name}"));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(StorageError::io(&tmp))?;
@@ -85,10 +96,20 @@ impl Database {
         Ok(c)
     }
 
-    /// Opens a collection (recovering it on first use in this process).
+    /// Opens a collection by its name or an alias (recovering it on first use in this process).
     pub fn collection(&self, name: &str) -> Result<Collection> {
         validate_name(name)?;
         let mut open = self.open.lock();
+        let name = if open.contains_key(name) || self.collection_exists(name) {
+            name.to_string()
+        } else {
+            self.aliases
+                .lock()
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::CollectionNotFound(name.to_string()))?
+        };
+        let name = name.as_str();
         if let Some(c) = open.get(name) {
             return Ok(c.clone());
         }
@@ -101,9 +122,30 @@ impl Database {
         Ok(c)
     }
 
-    /// `true` when the collection exists.
+    /// `true` when the collection exists (by its own name, not an alias).
     pub fn has_collection(&self, name: &str) -> bool {
-        validate_name(name).is_ok() && collection::manifest_path(&self.collections_dir().join(name)).exists()
+        validate_name(name).is_ok() && self.collection_exists(name)
+    }
+
+    fn collection_exists(&self, name: &str) -> bool {
+        collection::manifest_path(&self.collections_dir().join(name)).exists()
+    }
+
+    /// Applies alias changes in order, all or nothing: each alias must name an existing
+    /// collection and no collection's own name; deleting or renaming an alias that does not
+    /// exist is [`Error::AliasNotFound`].
+    pub fn update_aliases(&self, actions: &[AliasAction]) -> Result<()> {
+        let _open = self.open.lock();
+        let mut aliases = self.aliases.lock();
+        let next = aliases::apply(&aliases, actions, |n| validate_name(n).is_ok() && self.collection_exists(n))?;
+        aliases::save(&self.root, &next)?;
+        *aliases = next;
+        Ok(())
+    }
+
+    /// Every alias and the collection it names, sorted by alias.
+    pub fn list_aliases(&self) -> Vec<(String, String)> {
+        self.aliases.lock().iter().map(|(a, c)| (a.clone(), c.clone())).collect()
     }
 
     /// Names of every collection, sorted.
@@ -140,6 +182,14 @@ impl Database {
         std::fs::rename(&dir, &doomed).map_err(StorageError::io(&dir))?;
         fsio::fsync_dir(&self.collections_dir())?;
         std::fs::remove_dir_all(&doomed).map_err(StorageError::io(&doomed))?;
+        // Aliases of a dropped collection go with it (as in Qdrant).
+        let mut aliases = self.aliases.lock();
+        if aliases.values().any(|c| c == name) {
+            let mut next = aliases.clone();
+            next.retain(|_, c| c != name);
+            aliases::save(&self.root, &next)?;
+            *aliases = next;
+        }
         Ok(())
     }
 

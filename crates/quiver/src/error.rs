@@ -116,6 +116,9 @@ pub enum Error {
     /// A collection of that name exists already.
     #[error("collection {0:?} already exists")]
     CollectionExists(String),
+    /// No alias of that name.
+    #[error("alias {0:?} not found")]
+    AliasNotFound(String),
     /// No payload index on that key.
     #[error("payload index on {0:?} not found")]
     IndexNotFound(String),
@@ -155,7 +158,7 @@ impl Error {
             | Error::InvalidFilter(_)
             | Error::Unsupported(_)
             | Error::InvalidRequest(_) => ErrorKind::BadInput,
-            Error::CollectionNotFound(_) | Error::IndexNotFound(_) => ErrorKind::NotFound,
+            Error::CollectionNotFound(_) | Error::IndexNotFound(_) | Error::AliasNotFound(_) => ErrorKind::NotFound,
             Error::CollectionExists(_) => ErrorKind::Conflict,
             Error::Storage(StorageError::Locked { .. }) => ErrorKind::Locked,
             Error::Storage(_) | Error::TextIndexUnavailable { .. } | Error::WalFull { .. } => ErrorKind::Storage,

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod aliases;
 mod ann;
 mod batcher;
 pub mod chunking;
@@ -33,6 +34,7 @@ mod text_index;
 mod types;
 mod vectors;
 
+pub use aliases::AliasAction;
 pub use ann::{IndexStatus, SearchPath};
 pub use batcher::SearchBatcher;
 pub use collection::{

@@ -284,3 +284,54 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
     let text = rows.iter().map(|(k, v)| format!("{k:<12} {v}")).collect::<Vec<_>>().join("\n");
     Ok(Box::new(Message::new(json, text)))
 }
+
+/// `quiver alias`: other names for collections.
+#[derive(clap::Subcommand)]
+pub enum AliasCommand {
+    /// Make ALIAS name COLLECTION (replacing what it named before, in one step).
+    Create {
+        /// The alias.
+        alias: String,
+        /// The collection it names.
+        collection: String,
+    },
+    /// Remove an alias (the collection stays).
+    Delete {
+        /// The alias.
+        alias: String,
+    },
+    /// Every alias and the collection it names.
+    List,
+}
+
+pub fn alias(ctx: &Ctx, cmd: &AliasCommand) -> Result<Box<dyn Output>> {
+    let db = ctx.db()?;
+    Ok(Box::new(match cmd {
+        AliasCommand::Create { alias, collection } => {
+            db.update_aliases(&[quiver::AliasAction::Create {
+                alias: alias.clone(),
+                collection: collection.clone(),
+            }])?;
+            Message::new(
+                json!({"alias": alias, "collection": collection}),
+                format!("{alias} -> {collection}"),
+            )
+        }
+        AliasCommand::Delete { alias } => {
+            db.update_aliases(&[quiver::AliasAction::Delete { alias: alias.clone() }])?;
+            Message::new(json!({"deleted_alias": alias}), format!("deleted alias {alias:?}"))
+        }
+        AliasCommand::List => {
+            let list = db.list_aliases();
+            let text = if list.is_empty() {
+                "(no aliases)".to_string()
+            } else {
+                list.iter().map(|(a, c)| format!("{a} -> {c}")).collect::<Vec<_>>().join("\n")
+            };
+            Message::new(
+                json!(list.iter().map(|(a, c)| json!({"alias": a, "collection": c})).collect::<Vec<_>>()),
+                text,
+            )
+        }
+    }))
+}

@@ -321,3 +321,83 @@ pub(super) async fn delete_index(State(state): State<AppState>, Path((name, fiel
         .await,
     )
 }
+
+/// `POST /collections/aliases`: `{"actions": [{"create_alias": {alias_name, collection_name}},
+/// {"delete_alias": {alias_name}}, {"rename_alias": {old_alias_name, new_alias_name}}]}`,
+/// applied in order, all or nothing.
+pub(super) async fn update_aliases(State(state): State<AppState>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let actions = match parse_body(&body).and_then(|b| parse_alias_actions(&b)) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || {
+            state.db.update_aliases(&actions)?;
+            Ok(Value::Bool(true))
+        })
+        .await,
+    )
+}
+
+fn parse_alias_actions(body: &Map<String, Value>) -> Result<Vec<quiver::AliasAction>, ApiError> {
+    only_fields(body, &["actions"], "aliases")?;
+    let list = body
+        .get("actions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad("actions must be a list"))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let o = a
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .ok_or_else(|| ApiError::bad(format!("actions[{i}] must be one of create_alias, delete_alias, rename_alias")))?;
+            let (kind, args) = o.iter().next().expect("one entry");
+            let args = args
+                .as_object()
+                .ok_or_else(|| ApiError::bad(format!("actions[{i}].{kind} must be an object")))?;
+            let field = |k: &str| -> Result<String, ApiError> {
+                args.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad(format!("actions[{i}].{kind}.{k} must be a string")))
+            };
+            Ok(match kind.as_str() {
+                "create_alias" => quiver::AliasAction::Create {
+                    alias: field("alias_name")?,
+                    collection: field("collection_name")?,
+                },
+                "delete_alias" => quiver::AliasAction::Delete {
+                    alias: field("alias_name")?,
+                },
+                "rename_alias" => quiver::AliasAction::Rename {
+                    old: field("old_alias_name")?,
+                    new: field("new_alias_name")?,
+                },
+                other => return Err(ApiError::bad(format!("actions[{i}]: unknown action {other:?}"))),
+            })
+        })
+        .collect()
+}
+
+fn aliases_json(list: impl Iterator<Item = (String, String)>) -> Value {
+    json!({"aliases": list.map(|(a, c)| json!({"alias_name": a, "collection_name": c})).collect::<Vec<_>>()})
+}
+
+/// `GET /aliases`: every alias.
+pub(super) async fn list_aliases(State(state): State<AppState>) -> Response {
+    let start = Instant::now();
+    respond(start, Ok(aliases_json(state.db.list_aliases().into_iter())))
+}
+
+/// `GET /collections/{name}/aliases`: the aliases of one collection.
+pub(super) async fn collection_aliases(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let start = Instant::now();
+    if !state.db.has_collection(&name) {
+        return ApiError::from(quiver::Error::CollectionNotFound(name)).into_response();
+    }
+    let list = state.db.list_aliases().into_iter().filter(|(_, c)| *c == name);
+    respond(start, Ok(aliases_json(list)))
+}
