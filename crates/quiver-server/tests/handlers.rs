@@ -542,3 +542,62 @@ async fn aliases_over_rest() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// Queries by example: a point id (its vector; the point itself left out), `lookup_from`
+/// another collection, and the three recommend strategies, against values worked out by hand.
+#[tokio::test]
+async fn query_by_id_lookup_and_recommend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let create = json!({"vectors": {"size": 2, "distance": "Dot"}});
+    for name in ["c", "other"] {
+        let (s, _) = send(&app, Method::PUT, &format!("/collections/{name}"), Some(create.clone()), &[]).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let points = json!({"points": [{"id": 1, "vector": [1.0, 0.0]}, {"id": 2, "vector": [0.9, 0.1]},
+                                   {"id": 3, "vector": [0.0, 1.0]}, {"id": 4, "vector": [-1.0, 0.0]}]});
+    send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    send(
+        &app,
+        Method::PUT,
+        "/collections/other/points",
+        Some(json!({"points": [{"id": 7, "vector": [0.0, 1.0]}]})),
+        &[],
+    )
+    .await;
+    let query = |body: Value| {
+        let app = app.clone();
+        async move {
+            let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(body), &[]).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            b["result"]["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let ids = |v: &[(u64, f64)]| v.iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(ids(&query(json!({"query": 1})).await), vec![2, 3, 4]);
+    assert_eq!(ids(&query(json!({"query": {"nearest": 1}, "limit": 1})).await), vec![2]);
+    let got = query(json!({"query": 7, "lookup_from": {"collection": "other"}, "limit": 1})).await;
+    assert_eq!(got, vec![(3, 1.0)]);
+    // average_vector: [1,0] + ([1,0] - [0,1]) = [2,-1]; 2 scores 1.7, 4 scores -2.
+    let got = query(json!({"query": {"recommend": {"positive": [1], "negative": [3]}}})).await;
+    assert_eq!(ids(&got), vec![2, 4]);
+    assert!((got[0].1 - 1.7).abs() < 1e-6, "{got:?}");
+    // best_score: 2 is closer to the positive: 0.5 * (0.9 / 1.9 + 1); 3 ties at 0: -0.5.
+    let got = query(json!({"query": {"recommend": {"positive": [1], "negative": [4], "strategy": "best_score"}}})).await;
+    assert_eq!(ids(&got), vec![2, 3]);
+    assert!(
+        (got[0].1 - 0.5 * (0.9 / 1.9 + 1.0)).abs() < 1e-6 && (got[1].1 + 0.5).abs() < 1e-6,
+        "{got:?}"
+    );
+    // sum_scores: 0.9 - (-0.9) and 0 - 0; examples may be vectors too.
+    let got = query(json!({"query": {"recommend": {"positive": [1], "negative": [[-1.0, 0.0]], "strategy": "sum_scores"}}})).await;
+    assert_eq!(ids(&got), vec![2, 3, 4]);
+    assert!((got[0].1 - 1.8).abs() < 1e-6, "{got:?}");
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(json!({"query": 99})), &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+}

@@ -277,6 +277,16 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// `base` (or no filter) and none of `ids`: how a query by example leaves its examples out.
+    pub fn excluding(base: Option<Filter>, ids: &[PointId]) -> Option<Filter> {
+        if ids.is_empty() {
+            return base;
+        }
+        let mut f = base.unwrap_or_default();
+        f.must_not.push(Condition::HasId(ids.iter().copied().collect()));
+        Some(f)
+    }
+
     /// Parses Qdrant's JSON form.
     pub fn from_json(v: &Value) -> Result<Filter> {
         parse_filter(v, "filter", 0)

@@ -38,7 +38,8 @@ pub use aliases::AliasAction;
 pub use ann::{IndexStatus, SearchPath};
 pub use batcher::SearchBatcher;
 pub use collection::{
-    Collection, CollectionInfo, Fusion, PointSelector, ScrollPage, ScrollRequest, SearchRequest, UpdateMode, With, WriteAck,
+    Collection, CollectionInfo, Fusion, PointSelector, Recommend, RecommendStrategy, ScrollPage, ScrollRequest, SearchRequest, UpdateMode,
+    With, WriteAck,
 };
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};

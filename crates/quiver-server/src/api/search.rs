@@ -213,6 +213,148 @@ pub(super) fn parse_keyword_query(body: &Map<String, Value>) -> Result<Option<Ke
     }))
 }
 
+/// An example in a query: a point id (its vector) or a vector.
+enum Example {
+    Id(PointId),
+    Vector(Vec<f32>),
+}
+
+fn parse_example(v: &Value, what: &str) -> Result<Example, ApiError> {
+    match v {
+        Value::Number(_) => Ok(Example::Id(PointId::from_json(v)?)),
+        Value::String(s) if s.parse::<uuid::Uuid>().is_ok() => Ok(Example::Id(PointId::from_json(v)?)),
+        other => Ok(Example::Vector(parse_vector(other, what)?)),
+    }
+}
+
+/// A query by example: the nearest points to a stored point, or a recommendation.
+struct ByExample {
+    positive: Vec<Example>,
+    negative: Vec<Example>,
+    /// `None`: nearest to the one positive example.
+    strategy: Option<quiver::RecommendStrategy>,
+    /// `lookup_from.collection`: where example ids are looked up.
+    lookup: Option<String>,
+}
+
+impl ByExample {
+    fn run(self, state: &AppState, name: &str, mut req: SearchRequest) -> Result<Vec<ScoredPoint>, ApiError> {
+        let c = collection(state, name)?;
+        let source = match &self.lookup {
+            Some(other) => collection(state, other)?,
+            None => c.clone(),
+        };
+        let mut used = Vec::new();
+        let mut resolve = |list: Vec<Example>| -> Result<Vec<Vec<f32>>, ApiError> {
+            list.into_iter()
+                .map(|e| match e {
+                    Example::Vector(v) => Ok(v),
+                    Example::Id(id) => {
+                        let got = source.get(
+                            &[id],
+                            quiver::With {
+                                payload: false,
+                                vector: true,
+                            },
+                        )?;
+                        used.push(id);
+                        got.into_iter()
+                            .next()
+                            .and_then(|r| r.vector)
+                            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Not found: No point with id {id} found")))
+                    }
+                })
+                .collect()
+        };
+        let positive = resolve(self.positive)?;
+        let negative = resolve(self.negative)?;
+        // Examples taken from this collection are not part of the answer (as in Qdrant).
+        if self.lookup.is_none() {
+            req.filter = quiver::Filter::excluding(req.filter.take(), &used);
+        }
+        Ok(match self.strategy {
+            None => {
+                req.vector = positive.into_iter().next().unwrap_or_default();
+                c.search(&req)?
+            }
+            Some(strategy) => c.search_recommend(
+                &req,
+                &quiver::Recommend {
+                    positive,
+                    negative,
+                    strategy,
+                },
+            )?,
+        })
+    }
+}
+
+/// Takes a query by example out of a Query API body: `query` a point id (or `{"nearest": id}`),
+/// or `{"recommend": {"positive": [..], "negative": [..], "strategy"}}`, with `lookup_from`.
+/// The body keeps a placeholder vector so the rest of it parses as a search.
+fn take_example(mut body: Map<String, Value>) -> Result<(Option<ByExample>, Map<String, Value>), ApiError> {
+    let q = body.get("query").map(|q| q.get("nearest").unwrap_or(q)).cloned();
+    let q = q.as_ref();
+    let by_id = matches!(q, Some(Value::Number(_))) || matches!(q, Some(Value::String(s)) if s.parse::<uuid::Uuid>().is_ok());
+    let reco = body.get("query").and_then(|q| q.get("recommend")).cloned();
+    if !by_id && reco.is_none() {
+        reject_present(&body, &["lookup_from"])?;
+        return Ok((None, body));
+    }
+    let lookup = match body.remove("lookup_from") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(l)) => {
+            only_fields(&l, &["collection", "vector"], "lookup_from")?;
+            if l.get("vector").is_some_and(|v| !v.is_null() && v != "") {
+                return Err(ApiError::unsupported("lookup_from.vector other than the unnamed vector"));
+            }
+            Some(
+                l.get("collection")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad("lookup_from.collection must be a collection name"))?
+                    .to_string(),
+            )
+        }
+        Some(other) => return Err(ApiError::bad(format!("lookup_from must be an object, got {other}"))),
+    };
+    let example = if let Some(r) = reco {
+        let r = r.as_object().ok_or_else(|| ApiError::bad("recommend must be an object"))?;
+        only_fields(r, &["positive", "negative", "strategy"], "recommend")?;
+        let list = |k: &str| -> Result<Vec<Example>, ApiError> {
+            match r.get(k) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(items)) => items.iter().map(|v| parse_example(v, &format!("recommend.{k}"))).collect(),
+                Some(other) => Err(ApiError::bad(format!("recommend.{k} must be a list, got {other}"))),
+            }
+        };
+        let strategy = match r.get("strategy").and_then(Value::as_str) {
+            None | Some("average_vector") => quiver::RecommendStrategy::AverageVector,
+            Some("best_score") => quiver::RecommendStrategy::BestScore,
+            Some("sum_scores") => quiver::RecommendStrategy::SumScores,
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "recommend.strategy {other:?}: expected average_vector, best_score or sum_scores"
+                )))
+            }
+        };
+        ByExample {
+            positive: list("positive")?,
+            negative: list("negative")?,
+            strategy: Some(strategy),
+            lookup,
+        }
+    } else {
+        ByExample {
+            positive: vec![parse_example(q.expect("checked"), "query")?],
+            negative: Vec::new(),
+            strategy: None,
+            lookup,
+        }
+    };
+    body.insert("query".into(), json!([0.0]));
+    Ok((Some(example), body))
+}
+
 /// Qdrant's maximal marginal relevance: `{"nearest": v, "mmr": {"diversity", "candidates_limit"}}`.
 struct Mmr {
     diversity: f32,
@@ -295,6 +437,22 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    let (example, parsed) = match take_example(parsed) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(ex) = example {
+        let (req, sel) = match parse_search(&parsed, true) {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        };
+        let result = blocking(move || {
+            let hits = ex.run(&state, &name, req)?;
+            Ok(json!({"points": hits.into_iter().map(|p| scored_json(p, &sel)).collect::<Vec<_>>()}))
+        })
+        .await;
+        return respond(start, result);
+    }
     let req = match parse_search(&parsed, true) {
         Ok(r) => r,
         Err(e) => return e.into_response(),

@@ -14,8 +14,10 @@
 
 mod index_job;
 mod read;
+mod recommend;
 mod storage;
 mod text;
+pub use recommend::{Recommend, RecommendStrategy};
 pub use text::hybrid_depth;
 mod write;
 
