@@ -601,3 +601,38 @@ async fn query_by_id_lookup_and_recommend() {
     let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(json!({"query": 99})), &[]).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
 }
+
+/// The older `/points/recommend` routes answer as the Query API's recommend does.
+#[tokio::test]
+async fn older_recommend_routes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    let points = json!({"points": [{"id": 1, "vector": [1.0, 0.0]}, {"id": 2, "vector": [0.9, 0.1]}, {"id": 3, "vector": [0.0, 1.0]}]});
+    send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    let (s, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/recommend",
+        Some(json!({"positive": [1], "limit": 1, "with_payload": true})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["result"][0]["id"], 2);
+    let batch =
+        json!({"searches": [{"positive": [1], "limit": 1}, {"positive": [3], "negative": [1], "limit": 1, "strategy": "best_score"}]});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/recommend/batch", Some(batch), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["result"][0][0]["id"].as_u64(), b["result"][1][0]["id"].as_u64()),
+        (Some(2), Some(2))
+    );
+}

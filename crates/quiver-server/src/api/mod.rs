@@ -68,6 +68,8 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/query/batch", post(query_batch))
         .route("/collections/{name}/points/search", post(search_points))
         .route("/collections/{name}/points/search/batch", post(search_batch))
+        .route("/collections/{name}/points/recommend", post(recommend_points))
+        .route("/collections/{name}/points/recommend/batch", post(recommend_batch))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
 }

@@ -508,3 +508,67 @@ pub(super) async fn search_batch(State(state): State<AppState>, Path(name): Path
         .map(|r| Value::Array(r.into_iter().map(Value::Array).collect()));
     respond(start, result)
 }
+
+/// The older recommend API's body, `{positive, negative, strategy, filter, limit, ...}`, as the
+/// Query API's `{"query": {"recommend": ..}, filter, limit, ...}`.
+fn recommend_as_query(mut body: Map<String, Value>) -> Result<(ByExample, SearchRequest, PayloadSelect), ApiError> {
+    let mut reco = Map::new();
+    for k in ["positive", "negative", "strategy"] {
+        if let Some(v) = body.remove(k) {
+            reco.insert(k.into(), v);
+        }
+    }
+    reject_present(&body, &["query", "vector"])?;
+    body.insert("query".into(), json!({ "recommend": reco }));
+    let (example, body) = take_example(body)?;
+    let example = example.expect("a recommend query");
+    let (req, sel) = parse_search(&body, true)?;
+    Ok((example, req, sel))
+}
+
+pub(super) async fn recommend_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = match parse_body(&body).and_then(recommend_as_query) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let result = blocking(move || {
+        let (ex, req, sel) = parsed;
+        let hits = ex.run(&state, &name, req)?;
+        Ok(Value::Array(hits.into_iter().map(|p| scored_json(p, &sel)).collect()))
+    })
+    .await;
+    respond(start, result)
+}
+
+pub(super) async fn recommend_batch(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = parse_body(&body).and_then(|b| {
+        only_fields(&b, &["searches"], "recommend batch")?;
+        b.get("searches")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad("searches must be a list of recommend requests"))?
+            .iter()
+            .map(|s| {
+                let o = s
+                    .as_object()
+                    .ok_or_else(|| ApiError::bad("a recommend request must be an object"))?;
+                recommend_as_query(o.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let result = blocking(move || {
+        let mut out = Vec::with_capacity(parsed.len());
+        for (ex, req, sel) in parsed {
+            let hits = ex.run(&state, &name, req)?;
+            out.push(Value::Array(hits.into_iter().map(|p| scored_json(p, &sel)).collect()));
+        }
+        Ok(Value::Array(out))
+    })
+    .await;
+    respond(start, result)
+}
