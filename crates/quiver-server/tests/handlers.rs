@@ -636,3 +636,61 @@ async fn older_recommend_routes() {
         (Some(2), Some(2))
     );
 }
+
+/// `PUT /points/vectors` keeps payloads and writes nothing when an id is missing;
+/// `has_vector: ""` holds for every point; the one vector cannot be deleted.
+#[tokio::test]
+async fn vectors_update_has_vector_and_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    let points = json!({"points": [{"id": 1, "vector": [1.0, 0.0], "payload": {"k": "a"}}, {"id": 2, "vector": [0.0, 1.0]}]});
+    send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    let upd = json!({"points": [{"id": 1, "vector": {"": [0.5, 0.5]}}]});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/points/vectors", Some(upd), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c/points/1", None, &[]).await;
+    assert_eq!(
+        (&b["result"]["vector"], &b["result"]["payload"]),
+        (&json!([0.5, 0.5]), &json!({"k": "a"}))
+    );
+    let missing = json!({"points": [{"id": 2, "vector": [9.0, 9.0]}, {"id": 3, "vector": [1.0, 1.0]}]});
+    let (s, _) = send(&app, Method::PUT, "/collections/c/points/vectors", Some(missing), &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, b) = send(&app, Method::GET, "/collections/c/points/2", None, &[]).await;
+    assert_eq!(b["result"]["vector"], json!([0.0, 1.0]), "nothing written");
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/count",
+        Some(json!({"filter": {"must": [{"has_vector": ""}]}})),
+        &[],
+    )
+    .await;
+    assert_eq!(b["result"]["count"], 2);
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/count",
+        Some(json!({"filter": {"must": [{"has_vector": "dense"}]}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/vectors/delete",
+        Some(json!({"points": [1], "vector": [""]})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

@@ -116,6 +116,9 @@ pub enum Error {
     /// A collection of that name exists already.
     #[error("collection {0:?} already exists")]
     CollectionExists(String),
+    /// No point with that id (where a write needs one to exist).
+    #[error("no point with id {0}")]
+    PointNotFound(String),
     /// No alias of that name.
     #[error("alias {0:?} not found")]
     AliasNotFound(String),
@@ -158,7 +161,9 @@ impl Error {
             | Error::InvalidFilter(_)
             | Error::Unsupported(_)
             | Error::InvalidRequest(_) => ErrorKind::BadInput,
-            Error::CollectionNotFound(_) | Error::IndexNotFound(_) | Error::AliasNotFound(_) => ErrorKind::NotFound,
+            Error::CollectionNotFound(_) | Error::IndexNotFound(_) | Error::AliasNotFound(_) | Error::PointNotFound(_) => {
+                ErrorKind::NotFound
+            }
             Error::CollectionExists(_) => ErrorKind::Conflict,
             Error::Storage(StorageError::Locked { .. }) => ErrorKind::Locked,
             Error::Storage(_) | Error::TextIndexUnavailable { .. } | Error::WalFull { .. } => ErrorKind::Storage,

@@ -427,10 +427,15 @@ fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
             filter: Box::new(parse_filter(filter, &format!("{here}.filter"), depth + 1)?),
         });
     }
-    if obj.contains_key("has_vector") {
-        return Err(Error::Unsupported(format!(
-            "{at}: has_vector conditions (Quiver collections have one vector per point)"
-        )));
+    if let Some(name) = obj.get("has_vector") {
+        // Every point has the collection's one vector, unnamed or named "".
+        return match name.as_str() {
+            Some("") => Ok(Condition::Filter(Box::default())),
+            Some(other) => Err(Error::InvalidFilter(format!(
+                "{at}.has_vector: the collection has no vector named {other:?} (its one vector is unnamed, or \"\")"
+            ))),
+            None => Err(Error::InvalidFilter(format!("{at}.has_vector must be a vector name"))),
+        };
     }
     Ok(Condition::Filter(Box::new(parse_filter(v, at, depth + 1)?)))
 }

@@ -62,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/payload/delete", post(delete_payload))
         .route("/collections/{name}/points/payload/clear", post(clear_payload))
         .route("/collections/{name}/points/scroll", post(scroll_points))
+        .route("/collections/{name}/points/vectors", put(update_vectors))
+        .route("/collections/{name}/points/vectors/delete", post(delete_vectors))
         .route("/collections/{name}/points/count", post(count_points))
         .route("/collections/{name}/points/query", post(query_points))
         .route("/collections/{name}/context", post(context))

@@ -196,3 +196,67 @@ pub(super) async fn count_points(State(state): State<AppState>, Path(name): Path
         blocking(move || Ok(json!({"count": collection(&state, &name)?.count(filter.as_ref())}))).await,
     )
 }
+
+/// `PUT /points/vectors`: `{"points": [{"id", "vector"}]}` replaces the vectors of existing
+/// points and keeps their payloads; a missing id is a 404 and nothing is written.
+pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = parse_body(&body).and_then(|b| {
+        only_fields(&b, &["points", "shard_key", "update_filter"], "update vectors")?;
+        reject_present(&b, &["shard_key", "update_filter"])?;
+        b.get("points")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad("points must be a list of {id, vector}"))?
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let o = p
+                    .as_object()
+                    .ok_or_else(|| ApiError::bad(format!("points[{i}] must be an object")))?;
+                only_fields(o, &["id", "vector"], &format!("points[{i}]"))?;
+                let id = PointId::from_json(o.get("id").ok_or_else(|| ApiError::bad(format!("points[{i}].id is required")))?)?;
+                let v = o
+                    .get("vector")
+                    .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?;
+                Ok((id, parse_vector(v, &format!("points[{i}]"))?))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    });
+    let updates = match parsed {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || Ok(update_json(collection(&state, &name)?.update_vectors(updates)?))).await,
+    )
+}
+
+/// `POST /points/vectors/delete`: a point's one vector cannot be deleted (a Quiver point always
+/// has it); other names do not exist.
+pub(super) async fn delete_vectors(Path(_name): Path<String>, body: Bytes) -> Response {
+    let parsed = parse_body(&body).and_then(|b| {
+        only_fields(&b, &["points", "filter", "vector", "shard_key"], "delete vectors")?;
+        let names: Vec<String> = b
+            .get("vector")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad("vector must be a list of vector names"))?
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad("vector names are strings"))
+            })
+            .collect::<Result<_, _>>()?;
+        match names.iter().find(|n| !n.is_empty()) {
+            Some(other) => Err(ApiError::bad(format!("Wrong input: Not existing vector name error: {other}"))),
+            None => Err(ApiError::unsupported(
+                "deleting a point's unnamed vector (a point always has it; delete the point instead)",
+            )),
+        }
+    });
+    match parsed {
+        Ok(()) => ApiError::bad("nothing to delete").into_response(),
+        Err(e) => e.into_response(),
+    }
+}

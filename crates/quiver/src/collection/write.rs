@@ -46,6 +46,33 @@ impl Collection {
         self.upsert_with(points, UpdateMode::Upsert)
     }
 
+    /// Replaces the vectors of existing points, keeping their payloads (Qdrant's
+    /// `PUT /points/vectors`). Every id must exist ([`Error::PointNotFound`] otherwise, and
+    /// nothing is written); the check and the write happen under the writer lock.
+    pub fn update_vectors(&self, updates: Vec<(PointId, Vec<f32>)>) -> Result<WriteAck> {
+        let mut w = self.writer()?;
+        let points = {
+            let st = self.inner.state.read();
+            updates
+                .into_iter()
+                .map(|(id, vector)| {
+                    let row = st.row_of(&id).ok_or_else(|| Error::PointNotFound(id.to_string()))?;
+                    Ok(Point {
+                        id,
+                        vector,
+                        payload: st.payload_at(row as usize).clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let points = self.prepare_points(points)?;
+        let affected = points.len();
+        let seq = self.commit(&mut w, Op::Upsert(points))?;
+        drop(w);
+        self.kick_index();
+        Ok(WriteAck { seq, affected })
+    }
+
     /// [`Collection::upsert`] with Qdrant's `update_mode`: `InsertOnly` writes only the points
     /// whose ids do not exist yet, `UpdateOnly` only those that do; the others are left as they
     /// are. The choice is made under the writer lock, so no concurrent write slips between.
