@@ -16,8 +16,10 @@ pub struct ExactArgs {
     /// Query vectors, a float32 .npy matrix.
     #[arg(long)]
     queries: PathBuf,
+    /// cosine | dot | euclid | manhattan
     #[arg(long, default_value = "cosine")]
     metric: String,
+    /// Neighbours per query.
     #[arg(short = 'k', long, default_value_t = 10)]
     k: usize,
     /// Run only the first N queries one at a time (the batch always runs all).
@@ -175,9 +177,9 @@ pub struct EmbedArgs {
     /// Texts, one per line.
     #[arg(long)]
     file: PathBuf,
-    /// The model's folder (default: the usual search, as on every command).
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    model: super::ModelDirArg,
+    /// Texts per call to the model.
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Timed passes over the texts (the median is reported).
@@ -190,7 +192,7 @@ pub struct EmbedArgs {
 
 pub fn embed(args: &EmbedArgs) -> Result<()> {
     use quiver_embed::Embedder;
-    let model = quiver_embed::MiniLm::load(&quiver_embed::find_model(args.model_dir.as_deref())?)?;
+    let model = quiver_embed::MiniLm::load(&quiver_embed::find_model(args.model.get())?)?;
     let text = std::fs::read_to_string(&args.file)?;
     let lines: Vec<&str> = text.lines().collect();
     let batch = args.batch.max(1);
@@ -229,8 +231,10 @@ pub struct AnnArgs {
     /// True neighbours (int .npy, queries x >= k) for recall.
     #[arg(long)]
     gt: Option<PathBuf>,
+    /// cosine | dot | euclid | manhattan
     #[arg(long, default_value = "cosine")]
     metric: String,
+    /// Neighbours per query.
     #[arg(short = 'k', long, default_value_t = 10)]
     k: usize,
     /// `hnsw` or `flat` (exact scan).
@@ -564,10 +568,11 @@ pub struct RetrievalArgs {
     /// relevant chunk contains)}.
     #[arg(long)]
     questions: PathBuf,
+    /// Recall is measured at this depth.
     #[arg(short = 'k', long, default_value_t = 5)]
     k: usize,
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    model: super::ModelDirArg,
 }
 
 /// Recall@k and MRR@k of dense, BM25 and hybrid retrieval on a question set: a retrieved chunk
@@ -575,7 +580,7 @@ pub struct RetrievalArgs {
 pub fn retrieval(db: &Database, args: &RetrievalArgs) -> Result<()> {
     use quiver_embed::Embedder;
     let c = db.collection(&args.collection)?;
-    let model = super::text::collection_embedder(&c, args.model_dir.as_deref())?;
+    let model = super::text::collection_embedder(&c, args.model.get())?;
     let text = std::fs::read_to_string(&args.questions)?;
     let qs: Vec<serde_json::Value> = text
         .lines()
