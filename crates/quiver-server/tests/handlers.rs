@@ -694,3 +694,40 @@ async fn vectors_update_has_vector_and_delete() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// `POST /facet` counts values from the payload index, with a filter, most common first.
+#[tokio::test]
+async fn facet_counts_over_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    let p = |id: u64, c: &str, n: i64| json!({"id": id, "vector": [1.0, 0.0], "payload": {"color": c, "n": n}});
+    let points = json!({"points": [p(1, "red", 1), p(2, "red", 2), p(3, "blue", 1), p(4, "red", 1)]});
+    send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    let (s, b) = send(&app, Method::POST, "/collections/c/facet", Some(json!({"key": "color"})), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no index yet: {b}");
+    send(
+        &app,
+        Method::PUT,
+        "/collections/c/index",
+        Some(json!({"field_name": "color", "field_schema": "keyword"})),
+        &[],
+    )
+    .await;
+    let (s, b) = send(&app, Method::POST, "/collections/c/facet", Some(json!({"key": "color"})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b["result"]["hits"],
+        json!([{"value": "red", "count": 3}, {"value": "blue", "count": 1}])
+    );
+    let filtered = json!({"key": "color", "filter": {"must": [{"key": "n", "match": {"value": 1}}]}, "limit": 1});
+    let (_, b) = send(&app, Method::POST, "/collections/c/facet", Some(filtered), &[]).await;
+    assert_eq!(b["result"]["hits"], json!([{"value": "red", "count": 2}]));
+}

@@ -316,6 +316,19 @@ pub struct PayloadIndexes {
     pub fields: Vec<FieldIndex>,
 }
 
+impl FieldIndex {
+    /// Each indexed value with the rows holding it, for keyword, integer and bool indexes
+    /// (the ones facets count); `None` for the others.
+    pub fn value_rows(&self) -> Option<Vec<(Value, &RoaringBitmap)>> {
+        match &self.data {
+            IndexData::Keyword(m) => Some(m.iter().map(|(k, b)| (Value::String(k.clone()), b)).collect()),
+            IndexData::Integer(m) => Some(m.iter().map(|(k, b)| (Value::from(*k), b)).collect()),
+            IndexData::Bool { yes, no } => Some(vec![(Value::Bool(true), yes), (Value::Bool(false), no)]),
+            IndexData::Float(_) | IndexData::Inert => None,
+        }
+    }
+}
+
 impl PayloadIndexes {
     pub fn insert(&mut self, row: u32, payload: &Payload) {
         for f in &mut self.fields {

@@ -151,6 +151,21 @@ impl State {
             .collect()
     }
 
+    /// Facet counts on `key` among `allowed` rows: every value a keyword, integer or bool index
+    /// on `key` holds, with the number of allowed points holding it (a point counts once per
+    /// value). `None` when no such index exists.
+    pub fn facet_counts(&self, key: &str, allowed: &RoaringBitmap) -> Option<Vec<(serde_json::Value, u64)>> {
+        let field = self.indexes.fields.iter().find(|f| f.key.text == key)?;
+        let values = field.value_rows()?;
+        Some(
+            values
+                .into_iter()
+                .map(|(v, rows)| (v, rows.intersection_len(allowed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        )
+    }
+
     /// Forgets the changes since the last flush (they are in a durable segment now).
     pub fn clear_dirty(&mut self) {
         self.dirty.clear();

@@ -65,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/vectors", put(update_vectors))
         .route("/collections/{name}/points/vectors/delete", post(delete_vectors))
         .route("/collections/{name}/points/count", post(count_points))
+        .route("/collections/{name}/facet", post(facet))
         .route("/collections/{name}/points/query", post(query_points))
         .route("/collections/{name}/context", post(context))
         .route("/collections/{name}/points/query/batch", post(query_batch))

@@ -260,3 +260,31 @@ pub(super) async fn delete_vectors(Path(_name): Path<String>, body: Bytes) -> Re
         Err(e) => e.into_response(),
     }
 }
+
+/// `POST /facet`: `{"key", "filter", "limit" (10), "exact"}` -> `{"hits": [{"value", "count"}]}`,
+/// counted from the key's payload index (always exact).
+pub(super) async fn facet(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = parse_body(&body).and_then(|b| {
+        only_fields(&b, &["key", "filter", "limit", "exact", "shard_key"], "facet")?;
+        reject_present(&b, &["shard_key"])?;
+        let key = b
+            .get("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad("key must be a payload key"))?
+            .to_string();
+        Ok::<_, ApiError>((key, field_filter(&b)?, field_limit(&b, 10)?))
+    });
+    let (key, filter, limit) = match parsed {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || {
+            let hits = collection(&state, &name)?.facet(&key, filter.as_ref(), limit)?;
+            Ok(json!({"hits": hits.into_iter().map(|(v, n)| json!({"value": v, "count": n})).collect::<Vec<_>>()}))
+        })
+        .await,
+    )
+}

@@ -215,6 +215,35 @@ impl Collection {
             .collect())
     }
 
+    /// Facet counts (Qdrant's `/points/facet`): the values of `key` among the points matching
+    /// `filter`, each with the number of points holding it, most common first (ties by value),
+    /// at most `limit`. Needs a keyword, integer or bool payload index on `key`; the counts come
+    /// from the index's bitmaps (no payload is read) and are exact.
+    pub fn facet(&self, key: &str, filter: Option<&Filter>, limit: usize) -> Result<Vec<(serde_json::Value, u64)>> {
+        if limit == 0 || limit > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!("facet limit must be 1..={SEARCH_LIMIT_MAX}")));
+        }
+        let st = self.inner.state.read();
+        let plan = st.plan(filter);
+        let mut allowed = roaring::RoaringBitmap::new();
+        quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| {
+            allowed.insert(r);
+        });
+        let mut counts = st.facet_counts(key, &allowed).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "facet needs a keyword, integer or bool payload index on {key:?}; create one first"
+            ))
+        })?;
+        let order = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => (0, n.as_i64().unwrap_or(0), String::new()),
+            serde_json::Value::Bool(b) => (1, *b as i64, String::new()),
+            other => (2, 0, other.as_str().unwrap_or("").to_string()),
+        };
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| order(&a.0).cmp(&order(&b.0))));
+        counts.truncate(limit);
+        Ok(counts)
+    }
+
     /// Exact search for many queries at once. Unfiltered queries with one `limit` share a
     /// matrix product; the others run in parallel, one scan each.
     pub fn search_batch(&self, reqs: &[SearchRequest]) -> Result<Vec<Vec<ScoredPoint>>> {
