@@ -731,3 +731,66 @@ async fn facet_counts_over_rest() {
     let (_, b) = send(&app, Method::POST, "/collections/c/facet", Some(filtered), &[]).await;
     assert_eq!(b["result"]["hits"], json!([{"value": "red", "count": 2}]));
 }
+
+/// Scroll with `order_by`: value order, `start_from`, `order_value`, no offset with it.
+#[tokio::test]
+async fn scroll_order_by_over_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    let p = |id: u64, price: f64| json!({"id": id, "vector": [1.0, 0.0], "payload": {"price": price}});
+    let points = json!({"points": [p(1, 3.5), p(2, 1.0), p(3, 2.25), p(4, 1.0)]});
+    send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/scroll",
+        Some(json!({"order_by": "price"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no range index yet");
+    send(
+        &app,
+        Method::PUT,
+        "/collections/c/index",
+        Some(json!({"field_name": "price", "field_schema": "float"})),
+        &[],
+    )
+    .await;
+    let scroll = |body: Value| {
+        let app = app.clone();
+        async move {
+            let (s, b) = send(&app, Method::POST, "/collections/c/points/scroll", Some(body), &[]).await;
+            (s, b)
+        }
+    };
+    let (s, b) = scroll(json!({"order_by": "price"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let ids: Vec<u64> = b["result"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2, 4, 3, 1]);
+    assert_eq!(b["result"]["points"][3]["order_value"], json!(3.5));
+    assert_eq!(b["result"]["next_page_offset"], Value::Null);
+    let (_, b) = scroll(json!({"order_by": {"key": "price", "direction": "desc", "start_from": 2.25}, "limit": 2})).await;
+    let ids: Vec<u64> = b["result"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![3, 2]);
+    let (s, _) = scroll(json!({"order_by": "price", "offset": 2})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

@@ -92,6 +92,12 @@ impl OrdF64 {
         // Flip the magnitude bits of negatives so that integer order is numeric order.
         OrdF64(bits ^ (((bits >> 63) as u64) >> 1) as i64)
     }
+
+    /// The `f64` this key stands for (the flip above is its own inverse).
+    fn get(self) -> f64 {
+        let bits = self.0 ^ (((self.0 >> 63) as u64) >> 1) as i64;
+        f64::from_bits(bits as u64)
+    }
 }
 
 #[derive(Debug)]
@@ -317,6 +323,21 @@ pub struct PayloadIndexes {
 }
 
 impl FieldIndex {
+    /// The values of an integer or float index in order (descending when asked), from
+    /// `start_from` on (inclusive), each with the rows holding it; `None` for other indexes.
+    pub fn ordered_values(&self, descending: bool, start_from: Option<f64>) -> Option<Vec<(f64, &RoaringBitmap)>> {
+        let keep = |x: f64| start_from.is_none_or(|s| if descending { x <= s } else { x >= s });
+        let mut out: Vec<(f64, &RoaringBitmap)> = match &self.data {
+            IndexData::Integer(m) => m.iter().map(|(k, b)| (*k as f64, b)).filter(|(x, _)| keep(*x)).collect(),
+            IndexData::Float(m) => m.iter().map(|(k, b)| (k.get(), b)).filter(|(x, _)| keep(*x)).collect(),
+            _ => return None,
+        };
+        if descending {
+            out.reverse();
+        }
+        Some(out)
+    }
+
     /// Each indexed value with the rows holding it, for keyword, integer and bool indexes
     /// (the ones facets count); `None` for the others.
     pub fn value_rows(&self) -> Option<Vec<(Value, &RoaringBitmap)>> {

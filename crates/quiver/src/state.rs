@@ -166,6 +166,32 @@ impl State {
         )
     }
 
+    /// Rows in the order of their values at `key` (an integer or float index), from
+    /// `start_from` on, among `allowed`: `(row, value)`, a row once per value it holds, ties in
+    /// id order, at most `limit`. `None` when `key` has no such index.
+    pub fn ordered_rows(
+        &self,
+        key: &str,
+        descending: bool,
+        start_from: Option<f64>,
+        allowed: &RoaringBitmap,
+        limit: usize,
+    ) -> Option<Vec<(u32, f64)>> {
+        let field = self.indexes.fields.iter().find(|f| f.key.text == key)?;
+        let mut out = Vec::new();
+        for (value, rows) in field.ordered_values(descending, start_from)? {
+            let mut tied: Vec<u32> = (rows & allowed).iter().collect();
+            tied.sort_by_key(|&r| self.ids[r as usize]);
+            for r in tied {
+                if out.len() == limit {
+                    return Some(out);
+                }
+                out.push((r, value));
+            }
+        }
+        Some(out)
+    }
+
     /// Forgets the changes since the last flush (they are in a durable segment now).
     pub fn clear_dirty(&mut self) {
         self.dirty.clear();

@@ -146,15 +146,66 @@ pub(super) async fn clear_payload(State(state): State<AppState>, Path(name): Pat
     .await
 }
 
+/// Scroll's `order_by`: a key, or `{"key", "direction": "asc" | "desc", "start_from"}`.
+struct OrderBy {
+    key: String,
+    descending: bool,
+    start_from: Option<f64>,
+}
+
+fn parse_order_by(v: &Value) -> Result<Option<OrderBy>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(k) => Ok(Some(OrderBy {
+            key: k.clone(),
+            descending: false,
+            start_from: None,
+        })),
+        Value::Object(o) => {
+            only_fields(o, &["key", "direction", "start_from"], "order_by")?;
+            let key = o
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad("order_by.key must be a payload key"))?
+                .to_string();
+            let descending = match o.get("direction") {
+                None | Some(Value::Null) => false,
+                Some(d) if d == "asc" => false,
+                Some(d) if d == "desc" => true,
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "order_by.direction must be \"asc\" or \"desc\", got {other}"
+                    )))
+                }
+            };
+            let start_from = match o.get("start_from") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_f64().ok_or_else(|| {
+                    ApiError::unsupported(&format!(
+                        "order_by.start_from {v} (Quiver orders by numbers; datetimes are not indexed yet)"
+                    ))
+                })?),
+            };
+            Ok(Some(OrderBy {
+                key,
+                descending,
+                start_from,
+            }))
+        }
+        other => Err(ApiError::bad(format!("order_by must be a key or an object, got {other}"))),
+    }
+}
+
 pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
     let parsed = (|| {
         let body = parse_body(&body)?;
-        reject_present(&body, &["order_by", "shard_key"])?;
+        reject_present(&body, &["shard_key"])?;
         let offset = match body.get("offset") {
             None | Some(Value::Null) => None,
             Some(v) => Some(PointId::from_json(v)?),
         };
+        let order = parse_order_by(body.get("order_by").unwrap_or(&Value::Null))?;
         let req = ScrollRequest {
             offset,
             limit: field_limit(&body, 10)?,
@@ -162,9 +213,9 @@ pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Pat
             with_payload: true,
             with_vector: parse_with_vector(&body)?,
         };
-        Ok::<_, ApiError>((req, parse_with_payload(&body, true)?))
+        Ok::<_, ApiError>((req, parse_with_payload(&body, true)?, order))
     })();
-    let (mut req, sel) = match parsed {
+    let (mut req, sel, order) = match parsed {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -172,7 +223,26 @@ pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Pat
     respond(
         start,
         blocking(move || {
-            let page = collection(&state, &name)?.scroll(&req)?;
+            let c = collection(&state, &name)?;
+            if let Some(o) = order {
+                // Points in value order, each with the value it was ordered by; paging goes by
+                // `start_from`, so there is no next offset (as in Qdrant).
+                let rows = c.scroll_ordered(&req, &o.key, o.descending, o.start_from)?;
+                let points: Vec<Value> = rows
+                    .into_iter()
+                    .map(|(r, v)| {
+                        let mut p = record_json(r, &sel);
+                        p["order_value"] = if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                            json!(v as i64)
+                        } else {
+                            json!(v)
+                        };
+                        p
+                    })
+                    .collect();
+                return Ok(json!({"points": points, "next_page_offset": null}));
+            }
+            let page = c.scroll(&req)?;
             Ok(
                 json!({"points": page.points.into_iter().map(|r| record_json(r, &sel)).collect::<Vec<_>>(),
                       "next_page_offset": page.next_offset.map(|o| o.to_json())}),

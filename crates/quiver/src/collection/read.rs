@@ -215,6 +215,37 @@ impl Collection {
             .collect())
     }
 
+    /// Points in the order of their values at `key` (Qdrant's scroll `order_by`): ascending or
+    /// descending, from `start_from` on (inclusive), under `req`'s filter, at most `req.limit`;
+    /// a point holding several values comes once per value. Each record comes with the value
+    /// it was ordered by. Needs an integer or float payload index on `key`; `req.offset` must be
+    /// `None` (paging goes by `start_from`).
+    pub fn scroll_ordered(&self, req: &ScrollRequest, key: &str, descending: bool, start_from: Option<f64>) -> Result<Vec<(Record, f64)>> {
+        if req.limit == 0 || req.limit > SEARCH_LIMIT_MAX {
+            return Err(Error::InvalidRequest(format!("scroll limit must be 1..={SEARCH_LIMIT_MAX}")));
+        }
+        if req.offset.is_some() {
+            return Err(Error::InvalidRequest(
+                "an offset cannot be combined with order_by: page with order_by.start_from".into(),
+            ));
+        }
+        let st = self.inner.state.read();
+        let plan = st.plan(req.filter.as_ref());
+        let mut allowed = roaring::RoaringBitmap::new();
+        quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| {
+            allowed.insert(r);
+        });
+        let rows = st.ordered_rows(key, descending, start_from, &allowed, req.limit).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "No range index for `order_by` key: {key:?}; create an integer or float index on it"
+            ))
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, v)| (Self::record(&st, r, req.with_payload, req.with_vector), v))
+            .collect())
+    }
+
     /// Facet counts (Qdrant's `/points/facet`): the values of `key` among the points matching
     /// `filter`, each with the number of points holding it, most common first (ties by value),
     /// at most `limit`. Needs a keyword, integer or bool payload index on `key`; the counts come
