@@ -3,8 +3,8 @@
 Starts the server on a free loopback port with a fresh data folder, then goes through what a
 RAG application does: create a collection, upsert thousands of points with payloads, query with
 and without filters, scroll, count, retrieve, set payloads, delete by filter, create a payload
-index, batch queries, delete the collection. Every search result is compared with an exact
-search computed here with NumPy. A second server runs with API keys: no key and a wrong key are
+index, batch queries, recommend and query by id, MMR, facets and order_by, aliases, delete the
+collection. Every search result is compared with an exact search computed here with NumPy. A second server runs with API keys: no key and a wrong key are
 refused, the read-only key can search but not write. A third takes text: documents
 (`models.Document`) are embedded by the server with all-MiniLM-L6-v2 (fetched by
 scripts/fetch-model.sh) and the texts come back in the payload.
@@ -182,6 +182,67 @@ def check_main(results):
             for q, r in zip(qs, got):
                 assert ids_of(r.points) == [point_id(i) for i in exact(vectors, q, alive, 5)]
 
+        def test_recommend_and_query_by_id_match_exact():
+            alive = np.array([p["group"] != 4 for p in payloads])
+            # Point 7's nearest neighbours, itself left out.
+            base = 7
+            mask = alive.copy()
+            mask[base] = False
+            got = client.query_points("docs", query=point_id(base), limit=5).points
+            assert ids_of(got) == [point_id(i) for i in exact(vectors, vectors[base], mask, 5)]
+            # average_vector: avg(pos) + (avg(pos) - avg(neg)) over the stored (normalised) vectors.
+            pos, neg = [3, 8], [11]  # alive: group (i % 5) is not 4
+            nv = normalise(vectors)
+            q = 2 * nv[pos].mean(axis=0) - nv[neg].mean(axis=0)
+            mask = alive.copy()
+            mask[pos + neg] = False
+            got = client.query_points("docs", query=models.RecommendQuery(recommend=models.RecommendInput(
+                positive=[point_id(i) for i in pos], negative=[point_id(i) for i in neg])), limit=5).points
+            assert ids_of(got) == [point_id(i) for i in exact(vectors, q, mask, 5)], ids_of(got)
+            # best_score through the client's enum, ranked as the formula says.
+            got = client.query_points("docs", query=models.RecommendQuery(recommend=models.RecommendInput(
+                positive=[point_id(3)], negative=[point_id(11)], strategy=models.RecommendStrategy.BEST_SCORE)), limit=5).points
+            sp, sn = nv @ nv[3], nv @ nv[11]
+            score = np.where(sp > sn, 0.5 * (sp / (1 + np.abs(sp)) + 1), -0.5 * (sn / (1 + np.abs(sn)) + 1))
+            mask = alive.copy()
+            mask[[3, 11]] = False
+            order = [i for i in np.argsort(-np.where(mask, score, -np.inf), kind="stable")[:5]]
+            assert ids_of(got) == [point_id(i) for i in order], (ids_of(got), order)
+
+        def test_mmr_first_hit_is_the_nearest():
+            q = np.random.default_rng(SEED + 4).standard_normal(DIM).astype(np.float32)
+            got = client.query_points("docs", query=models.NearestQuery(nearest=q.tolist(), mmr=models.Mmr(diversity=0.5, candidates_limit=50)), limit=5).points
+            alive = np.array([p["group"] != 4 for p in payloads])
+            assert ids_of(got)[0] == point_id(exact(vectors, q, alive, 1)[0]) and len(set(map(str, ids_of(got)))) == 5
+
+        def test_facet_and_order_by_from_indexes():
+            client.create_payload_index("docs", field_name="group", field_schema=models.PayloadSchemaType.INTEGER, wait=True)
+            hits = client.facet("docs", key="color").hits
+            want = {}
+            for p in payloads:
+                if p["group"] != 4:
+                    want[p["color"]] = want.get(p["color"], 0) + 1
+            assert {h.value: h.count for h in hits} == want, hits
+            client.create_payload_index("docs", field_name="price", field_schema=models.PayloadSchemaType.FLOAT, wait=True)
+            pts, nxt = client.scroll("docs", limit=20, order_by=models.OrderBy(key="price", direction=models.Direction.DESC), with_payload=True)
+            prices = [p.payload["price"] for p in pts]
+            assert prices == sorted(prices, reverse=True) and prices[0] == max(p["price"] for p in payloads if p["group"] != 4)
+            assert nxt is None
+
+        def test_aliases_switch_readers():
+            client.create_collection("docs_v2", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+            client.upsert("docs_v2", points=[models.PointStruct(id=1, vector=[1.0] * DIM, payload={"v": 2})], wait=True)
+            client.update_collection_aliases(change_aliases_operations=[
+                models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="docs", alias_name="live"))])
+            assert client.count("live", exact=True).count == client.count("docs", exact=True).count
+            client.update_collection_aliases(change_aliases_operations=[
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="live")),
+                models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="docs_v2", alias_name="live"))])
+            assert client.count("live", exact=True).count == 1
+            assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases] == [("live", "docs_v2")]
+            assert client.delete_collection("docs_v2")
+            assert client.get_aliases().aliases == []
+
         def test_unsupported_is_a_clear_400():
             try:
                 client.query_points("docs", query=models.FusionQuery(fusion=models.Fusion.RRF), limit=3)
@@ -196,7 +257,9 @@ def check_main(results):
 
         for t in [test_create, test_upsert_thousands, test_upsert_batch_form, test_query_matches_exact, test_filtered_query_matches_exact,
                   test_scroll_everything, test_count_with_filter, test_retrieve, test_set_payload_and_delete_by_filter, test_payload_index,
-                  test_batch_queries, test_unsupported_is_a_clear_400, test_delete_collection]:
+                  test_batch_queries, test_recommend_and_query_by_id_match_exact, test_mmr_first_hit_is_the_nearest,
+                  test_facet_and_order_by_from_indexes, test_aliases_switch_readers, test_unsupported_is_a_clear_400,
+                  test_delete_collection]:
             run(t, results)
     finally:
         srv.stop()
