@@ -157,8 +157,8 @@ fn bad_requests_get_clear_4xx_never_5xx() {
             "PUT",
             u("/collections/big"),
             Some(json!({"vectors": {"size": 70000, "distance": "Cosine"}})),
-            400,
-            "dimension",
+            422,
+            "vectors.size",
         ),
         (
             "PUT",

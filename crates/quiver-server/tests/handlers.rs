@@ -794,3 +794,47 @@ async fn scroll_order_by_over_rest() {
     let (s, _) = scroll(json!({"order_by": "price", "offset": 2})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// A Query API request without a query lists points in id order (score 0), under its filter,
+/// offset and limit; a vector size out of range is Qdrant's 422.
+#[tokio::test]
+async fn query_without_query_and_size_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let (s, b) = send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 65537, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        b["status"]["error"].as_str().unwrap().contains("vectors.size: value 65537 invalid"),
+        "{b}"
+    );
+    send(
+        &app,
+        Method::PUT,
+        "/collections/c",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    let points: Vec<Value> = (1..=5u64)
+        .map(|i| json!({"id": i, "vector": [1.0, 0.0], "payload": {"odd": i % 2 == 1}}))
+        .collect();
+    send(&app, Method::PUT, "/collections/c/points", Some(json!({"points": points})), &[]).await;
+    let body = json!({"filter": {"must": [{"key": "odd", "match": {"value": true}}]}, "offset": 1, "limit": 5});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(body), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let ids: Vec<u64> = b["result"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![3, 5]);
+    assert_eq!(b["result"]["points"][0]["score"], json!(0.0));
+}

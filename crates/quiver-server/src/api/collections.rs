@@ -112,6 +112,12 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
             return Err(ApiError::unsupported("vector datatypes other than float32"));
         }
         let dim = field_usize(vectors, "size", 0)?;
+        if !(1..=quiver::DIMENSION_MAX).contains(&dim) {
+            return Err(ApiError::validation(
+                "vectors.size",
+                &format!("value {dim} invalid, must be from 1 to {}", quiver::DIMENSION_MAX),
+            ));
+        }
         let distance = vectors
             .get("distance")
             .and_then(Value::as_str)

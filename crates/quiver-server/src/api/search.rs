@@ -213,6 +213,43 @@ pub(super) fn parse_keyword_query(body: &Map<String, Value>) -> Result<Option<Ke
     }))
 }
 
+/// A Query API request without a query: the points in id order (as a scroll), under the filter,
+/// `offset` and `limit` counting points; every score is 0.
+async fn query_without_query(state: AppState, name: String, body: Map<String, Value>) -> ApiResult {
+    reject_present(&body, &["lookup_from", "using", "score_threshold"])?;
+    let limit = field_limit(&body, 10)?;
+    let offset = field_usize(&body, "offset", 0)?;
+    let sel = parse_with_payload(&body, false)?;
+    let req = ScrollRequest {
+        offset: None,
+        limit: limit.saturating_add(offset).min(quiver::SEARCH_LIMIT_MAX),
+        filter: field_filter(&body)?,
+        with_payload: !matches!(sel, PayloadSelect::None),
+        with_vector: parse_with_vector(&body)?,
+    };
+    blocking(move || {
+        let page = collection(&state, &name)?.scroll(&req)?;
+        let points: Vec<Value> = page
+            .points
+            .into_iter()
+            .skip(offset)
+            .map(|r| {
+                scored_json(
+                    ScoredPoint {
+                        id: r.id,
+                        score: 0.0,
+                        payload: r.payload,
+                        vector: r.vector,
+                    },
+                    &sel,
+                )
+            })
+            .collect();
+        Ok(json!({ "points": points }))
+    })
+    .await
+}
+
 /// An example in a query: a point id (its vector) or a vector.
 enum Example {
     Id(PointId),
@@ -437,6 +474,9 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    if parsed.get("query").is_none_or(Value::is_null) && !parsed.contains_key("prefetch") {
+        return respond(start, query_without_query(state, name, parsed).await);
+    }
     let (example, parsed) = match take_example(parsed) {
         Ok(x) => x,
         Err(e) => return e.into_response(),
