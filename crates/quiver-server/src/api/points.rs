@@ -279,17 +279,7 @@ pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Pa
             .ok_or_else(|| ApiError::bad("points must be a list of {id, vector}"))?
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let o = p
-                    .as_object()
-                    .ok_or_else(|| ApiError::bad(format!("points[{i}] must be an object")))?;
-                only_fields(o, &["id", "vector"], &format!("points[{i}]"))?;
-                let id = PointId::from_json(o.get("id").ok_or_else(|| ApiError::bad(format!("points[{i}].id is required")))?)?;
-                let v = o
-                    .get("vector")
-                    .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?;
-                Ok((id, parse_vector(v, &format!("points[{i}]"))?))
-            })
+            .map(|(i, p)| parse_point_entry(p, i, &["id", "vector"]).map(|(_, id, v)| (id, v)))
             .collect::<Result<Vec<_>, ApiError>>()
     });
     let updates = match parsed {

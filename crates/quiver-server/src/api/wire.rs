@@ -245,6 +245,23 @@ pub(super) fn parse_upsert(body: &Map<String, Value>) -> Result<(Vec<Point>, qui
     Ok((parse_points(body)?, mode))
 }
 
+/// A point object of a list, with its id and vector parsed.
+pub(super) type PointEntry<'a> = (&'a Map<String, Value>, PointId, Vec<f32>);
+
+/// `points[i]` of a points list: an object with only `fields`, its id and its vector (the
+/// object is returned for the caller's other fields).
+pub(super) fn parse_point_entry<'a>(p: &'a Value, i: usize, fields: &[&str]) -> Result<PointEntry<'a>, ApiError> {
+    let o = p
+        .as_object()
+        .ok_or_else(|| ApiError::bad(format!("points[{i}] must be an object")))?;
+    only_fields(o, fields, &format!("points[{i}]"))?;
+    let id = PointId::from_json(o.get("id").ok_or_else(|| ApiError::bad(format!("points[{i}].id is required")))?)?;
+    let v = o
+        .get("vector")
+        .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?;
+    Ok((o, id, parse_vector(v, &format!("points[{i}]"))?))
+}
+
 pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
     reject_present(body, &["shard_key", "update_filter"])?;
     let payload_of = |v: Option<&Value>| quiver::payload_from_json(v).map_err(ApiError::from);
@@ -254,16 +271,7 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let o = p
-                    .as_object()
-                    .ok_or_else(|| ApiError::bad(format!("points[{i}] must be an object")))?;
-                only_fields(o, &["id", "vector", "payload"], &format!("points[{i}]"))?;
-                let id = PointId::from_json(o.get("id").ok_or_else(|| ApiError::bad(format!("points[{i}].id is required")))?)?;
-                let vector = parse_vector(
-                    o.get("vector")
-                        .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?,
-                    &format!("points[{i}]"),
-                )?;
+                let (o, id, vector) = parse_point_entry(p, i, &["id", "vector", "payload"])?;
                 Ok(Point {
                     id,
                     vector,
