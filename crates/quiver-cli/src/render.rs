@@ -298,6 +298,7 @@ mod tests {
             score: 0.5,
             payload: Some(p.clone()),
             vector: None,
+            vectors: Default::default(),
         }]);
         let text = hits.text(60);
         let lines: Vec<&str> = text.lines().collect();

@@ -50,7 +50,12 @@ pub fn is_keyword_query(p: &Map<String, Value>) -> bool {
         .and_then(|q| q.get("model"))
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase);
-    matches!(using.as_deref(), Some("bm25" | "text" | "keyword")) || model.is_some_and(|m| m.contains("bm25"))
+    // Only text is a keyword query: a sparse vector under `using: "text"` is a sparse query.
+    let textual = p
+        .get("query")
+        .map(|q| q.get("nearest").unwrap_or(q))
+        .is_some_and(|q| q.is_string() || q.get("text").is_some());
+    textual && (matches!(using.as_deref(), Some("bm25" | "text" | "keyword")) || model.is_some_and(|m| m.contains("bm25")))
 }
 
 /// The prefetch entries of a body, whether `prefetch` is one object or a list.

@@ -315,7 +315,7 @@ impl Ann {
         let mut vectors = Vec::with_capacity(st.n_alive() * st.dim());
         let mut ids = Vec::with_capacity(st.n_alive());
         for row in 0..st.n_rows() as u32 {
-            if st.is_alive(row) {
+            if st.is_searchable(row) {
                 rows.push(row);
                 ids.push(*st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
@@ -339,7 +339,7 @@ impl Ann {
         let mut vectors = Vec::new();
         let mut ids = Vec::new();
         for row in map.tail.iter().copied().chain(map.rows_seen as u32..st.n_rows() as u32) {
-            if st.is_alive(row) {
+            if st.is_searchable(row) {
                 rows.push(row);
                 ids.push(*st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
@@ -482,14 +482,14 @@ impl Ann {
         let node_ids = map
             .node_row
             .iter()
-            .map(|&r| (r != NO_ROW && st.is_alive(r)).then(|| *st.id_at(r as usize)))
+            .map(|&r| (r != NO_ROW && st.is_searchable(r)).then(|| *st.id_at(r as usize)))
             .collect();
         let tail_ids = map
             .tail
             .iter()
             .copied()
             .chain(map.rows_seen as u32..st.n_rows() as u32)
-            .filter(|&r| st.is_alive(r))
+            .filter(|&r| st.is_searchable(r))
             .map(|r| *st.id_at(r as usize))
             .collect();
         Some(BeforeCompact { node_ids, tail_ids })
@@ -533,7 +533,7 @@ impl Ann {
                 break;
             }
             let rows = &st.matrix()[start * st.dim()..end * st.dim()];
-            let alive = &st.alive_mask()[start / 64..st.alive_mask().len().min(end.div_ceil(64))];
+            let alive = &st.searchable_mask()[start / 64..st.searchable_mask().len().min(end.div_ceil(64))];
             for h in quiver_kernels::scan_top_k(
                 self.kind,
                 &sample.query,
@@ -600,7 +600,7 @@ impl Ann {
             return exact(path, "an exact scan of the matching points is cheaper");
         }
         // The filter is evaluated lazily, only on rows the walk would return.
-        let row_ok = |r: u32| st.is_alive(r) && filter.is_none_or(|f| st.row_matches(r, f));
+        let row_ok = |r: u32| st.is_searchable(r) && filter.is_none_or(|f| st.row_matches(r, f));
         let node_ok = |node: u32| {
             let r = map.node_row.get(node as usize).copied().unwrap_or(NO_ROW);
             r != NO_ROW && row_ok(r)
@@ -720,7 +720,7 @@ impl Ann {
         }
         d.finish()?;
         let tail = (0..st.n_rows() as u32)
-            .filter(|&r| st.is_alive(r) && !mask_has(&covered, r))
+            .filter(|&r| st.is_searchable(r) && !mask_has(&covered, r))
             .collect();
         let map = NodeMap {
             node_row,

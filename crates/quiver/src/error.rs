@@ -71,6 +71,17 @@ pub enum Error {
         /// The point it belongs to, when a write carried it.
         point: Option<String>,
     },
+    /// A named, sparse or multi vector that is malformed.
+    #[error("invalid vector {name:?}: {reason}")]
+    InvalidVector {
+        /// The vector's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A vector name the collection does not declare (Qdrant's wording).
+    #[error("Wrong input: Not existing vector name error: {0}")]
+    VectorNameNotFound(String),
     /// Writes are refused: the WAL reached its cap because flushes keep failing.
     #[error("write refused: the write-ahead log holds {} MiB because flushing it into a segment keeps failing ({cause}); free disk space, then retry", bytes >> 20)]
     WalFull {
@@ -154,6 +165,8 @@ impl Error {
             | Error::DimensionMismatch { .. }
             | Error::NonFiniteVector { .. }
             | Error::VectorTooLarge { .. }
+            | Error::InvalidVector { .. }
+            | Error::VectorNameNotFound(_)
             | Error::EmptyBatch
             | Error::BatchTooLarge { .. }
             | Error::InvalidId(_)

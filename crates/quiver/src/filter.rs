@@ -249,6 +249,8 @@ pub enum Condition {
     /// The key is present with the value null.
     IsNull(KeyPath),
     HasId(HashSet<PointId>),
+    /// The point holds the vector of this name.
+    HasVector(String),
     Filter(Box<Filter>),
     /// The filter holds for at least one object element of the array at `key`.
     Nested {
@@ -287,6 +289,13 @@ impl Filter {
         Some(f)
     }
 
+    /// `base` narrowed to the points with these ids.
+    pub fn restricted_to(base: Option<Filter>, ids: &[PointId]) -> Filter {
+        let mut f = base.unwrap_or_default();
+        f.must.push(Condition::HasId(ids.iter().copied().collect()));
+        f
+    }
+
     /// Parses Qdrant's JSON form.
     pub fn from_json(v: &Value) -> Result<Filter> {
         parse_filter(v, "filter", 0)
@@ -300,7 +309,12 @@ impl Filter {
 
     /// Evaluates the filter on one point.
     pub fn matches(&self, id: PointId, payload: &Payload) -> bool {
-        let holds = |c: &Condition| condition_matches(c, id, payload);
+        self.matches_point(id, payload, &|_| true)
+    }
+
+    /// [`Filter::matches`] for a point whose vectors `has_vector` knows by name.
+    pub fn matches_point(&self, id: PointId, payload: &Payload, has_vector: &dyn Fn(&str) -> bool) -> bool {
+        let holds = |c: &Condition| condition_matches(c, id, payload, has_vector);
         self.must.iter().all(holds)
             && (self.should.is_empty() || self.should.iter().any(holds))
             && !self.must_not.iter().any(holds)
@@ -311,15 +325,16 @@ impl Filter {
     }
 }
 
-fn condition_matches(c: &Condition, id: PointId, payload: &Payload) -> bool {
+fn condition_matches(c: &Condition, id: PointId, payload: &Payload, has_vector: &dyn Fn(&str) -> bool) -> bool {
     match c {
         Condition::Field(f) => f.matches(payload),
         Condition::IsEmpty(key) => key.leaf_values(payload).iter().all(|v| v.is_null()),
         Condition::IsNull(key) => key.raw_values(payload).iter().any(|v| v.is_null()),
         Condition::HasId(ids) => ids.contains(&id),
-        Condition::Filter(f) => f.matches(id, payload),
+        Condition::HasVector(name) => has_vector(name),
+        Condition::Filter(f) => f.matches_point(id, payload, has_vector),
         Condition::Nested { key, filter } => key.leaf_values(payload).iter().any(|v| match v {
-            Value::Object(obj) => filter.matches(id, obj),
+            Value::Object(obj) => filter.matches_point(id, obj, has_vector),
             _ => false,
         }),
     }
@@ -428,12 +443,9 @@ fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
         });
     }
     if let Some(name) = obj.get("has_vector") {
-        // Every point has the collection's one vector, unnamed or named "".
+        // A name the collection does not declare matches no point.
         return match name.as_str() {
-            Some("") => Ok(Condition::Filter(Box::default())),
-            Some(other) => Err(Error::InvalidFilter(format!(
-                "{at}.has_vector: the collection has no vector named {other:?} (its one vector is unnamed, or \"\")"
-            ))),
+            Some(name) => Ok(Condition::HasVector(name.to_string())),
             None => Err(Error::InvalidFilter(format!("{at}.has_vector must be a vector name"))),
         };
     }

@@ -28,18 +28,20 @@ mod monitor;
 pub mod npy;
 mod payload_index;
 mod projection;
+mod sparse_index;
 mod state;
 mod store;
 mod text_index;
 mod types;
+pub mod vector_model;
 mod vectors;
 
 pub use aliases::AliasAction;
 pub use ann::{IndexStatus, SearchPath};
 pub use batcher::SearchBatcher;
 pub use collection::{
-    Collection, CollectionInfo, Fusion, PointSelector, Recommend, RecommendStrategy, ScrollPage, ScrollRequest, SearchRequest, UpdateMode,
-    With, WriteAck,
+    Collection, CollectionInfo, Fusion, FusionKind, PointSelector, QueryStage, Recommend, RecommendStrategy, ScrollPage, ScrollRequest,
+    SearchRequest, StageQuery, UpdateMode, With, WriteAck,
 };
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
@@ -50,10 +52,12 @@ pub use projection::{payload_exclude, payload_include};
 pub use quiver_storage::StorageError;
 pub use text_index::{check_query_text, rrf, tokens};
 pub use types::{
-    payload_from_json, validate_name, vector_from_json, CollectionConfig, Durability, IndexConfig, Metric, Payload, Point, PointId,
-    Quantization, Record, ScoredPoint, BATCH_POINTS_MAX, DIMENSION_MAX, EF_MAX, FILTER_DEPTH_MAX, NAME_BYTES_MAX, PAYLOAD_BYTES_MAX,
-    PERIODIC_INTERVAL_MS_MAX, SEARCH_LIMIT_MAX, TARGET_RECALL_DEFAULT, VECTOR_NORM_MAX,
+    named_vectors_from_json, payload_from_json, validate_name, vector_data_from_json, vector_from_json, CollectionConfig, Durability,
+    IndexConfig, Metric, Payload, Point, PointId, Quantization, Record, ScoredPoint, BATCH_POINTS_MAX, DIMENSION_MAX, EF_MAX,
+    FILTER_DEPTH_MAX, NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PERIODIC_INTERVAL_MS_MAX, SEARCH_LIMIT_MAX, TARGET_RECALL_DEFAULT,
+    VECTOR_NORM_MAX,
 };
+pub use vector_model::{NamedVectors, QueryVector, SparseVector, VectorData, VectorSchema};
 
 /// Reading a collection's files without opening it: for diagnostics and the storage tests.
 pub mod inspect {

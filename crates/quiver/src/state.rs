@@ -3,15 +3,19 @@
 //! [`State::apply`], both for new writes and for recovery, so replay and live writes cannot
 //! disagree.
 //!
-//! Invariants: `ids`, `payloads` and rows of `vectors` have one entry per row; a row is live iff
-//! its bit is set in `alive`, and then `id_to_row[ids[row]] == row`; dead rows have no payload
-//! and are in no index. `dirty` holds the ids changed since the last flush.
+//! Invariants: `ids`, `payloads`, `extras` and rows of `vectors` have one entry per row; a row is
+//! live iff its bit is set in `alive`, and then `id_to_row[ids[row]] == row`; dead rows have no
+//! payload and no named vectors and are in no payload index. A row's bit in `searchable` is set
+//! iff it is live and holds a main vector (a row without one keeps zeros in `vectors`, which no
+//! search reads). `dirty` holds the ids changed since the last flush.
 
 use crate::filter::{Condition, FieldCheck, Filter, KeyPath};
 use crate::payload_index::{FieldIndex, PayloadIndexType, PayloadIndexes};
+use crate::sparse_index::SparseIndex;
 use crate::store::{Op, SegmentData};
 use crate::text_index::TextIndex;
 use crate::types::{Payload, Point, PointId};
+use crate::vector_model::{NamedVectors, VectorData, VectorSchema};
 use crate::vectors::VectorBuf;
 use quiver_kernels::Allowed;
 use roaring::RoaringBitmap;
@@ -21,6 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum Plan {
     /// Every live row (no filter).
     AllLive,
+    /// Every live row holding a main vector (no filter, in a vector search).
+    AllSearchable,
     /// A bitset of matching rows (the filter was evaluated on every live row).
     Mask(Vec<u64>),
     /// The matching rows, from index candidates.
@@ -31,6 +37,7 @@ impl Plan {
     pub fn allowed<'a>(&'a self, state: &'a State) -> Allowed<'a> {
         match self {
             Plan::AllLive => Allowed::Mask(&state.alive),
+            Plan::AllSearchable => Allowed::Mask(&state.searchable),
             Plan::Mask(m) => Allowed::Mask(m),
             Plan::List(l) => Allowed::List(l),
         }
@@ -43,8 +50,17 @@ pub struct State {
     vectors: VectorBuf,
     ids: Vec<PointId>,
     payloads: Vec<Option<Payload>>,
+    /// Each row's named vectors (`None`: none, or a dead row).
+    extras: Vec<Option<Box<NamedVectors>>>,
     alive: Vec<u64>,
+    /// Live rows holding a main vector.
+    searchable: Vec<u64>,
     n_alive: usize,
+    /// Live rows without a main vector.
+    n_no_main: usize,
+    /// The named spaces, and an inverted index per sparse space.
+    schema: VectorSchema,
+    sparse: BTreeMap<String, SparseIndex>,
     id_to_row: BTreeMap<PointId, u32>,
     indexes: PayloadIndexes,
     dirty: BTreeSet<PointId>,
@@ -62,14 +78,19 @@ pub fn text_at(key: &KeyPath, p: &Payload) -> Option<String> {
 }
 
 impl State {
-    pub fn new(dim: usize) -> State {
+    pub fn new(dim: usize, schema: &VectorSchema) -> State {
         State {
             dim,
             vectors: VectorBuf::new(),
             ids: Vec::new(),
             payloads: Vec::new(),
+            extras: Vec::new(),
             alive: Vec::new(),
+            searchable: Vec::new(),
             n_alive: 0,
+            n_no_main: 0,
+            sparse: schema.sparse.keys().map(|k| (k.clone(), SparseIndex::default())).collect(),
+            schema: schema.clone(),
             id_to_row: BTreeMap::new(),
             indexes: PayloadIndexes::default(),
             dirty: BTreeSet::new(),
@@ -130,6 +151,81 @@ impl State {
     /// One bit per row, set for live rows.
     pub fn alive_mask(&self) -> &[u64] {
         &self.alive
+    }
+
+    /// One bit per row, set for live rows that hold a main vector (what a vector search and
+    /// the graph may visit).
+    pub fn searchable_mask(&self) -> &[u64] {
+        &self.searchable
+    }
+
+    /// True when the row is live and holds a main vector.
+    pub fn is_searchable(&self, row: u32) -> bool {
+        self.searchable.get(row as usize / 64).is_some_and(|w| w >> (row % 64) & 1 == 1)
+    }
+
+    /// Live points holding a main vector.
+    pub fn n_searchable(&self) -> usize {
+        self.n_alive - self.n_no_main
+    }
+
+    /// True when the row holds the vector of this name (the main one or a named one).
+    pub fn has_vector(&self, row: u32, name: &str) -> bool {
+        if name == self.schema.main && self.dim > 0 {
+            return self.is_searchable(row);
+        }
+        self.named_at(row).is_some_and(|m| m.contains_key(name))
+    }
+
+    /// A row as a segment stores it: id, main vector (empty when it has none), named vectors,
+    /// payload.
+    pub fn segment_row(&self, row: u32) -> crate::store::SegmentRow<'_> {
+        let main = if self.is_searchable(row) || self.dim == 0 {
+            self.vector(row)
+        } else {
+            &[][..]
+        };
+        (&self.ids[row as usize], main, self.named_at(row), &self.payloads[row as usize])
+    }
+
+    /// A row's named vectors.
+    pub fn named_at(&self, row: u32) -> Option<&NamedVectors> {
+        self.extras[row as usize].as_deref()
+    }
+
+    /// The main vector's name (`""`: unnamed).
+    pub fn main_name(&self) -> &str {
+        &self.schema.main
+    }
+
+    /// True when queries of the sparse space are weighted by IDF.
+    pub fn sparse_idf(&self, name: &str) -> bool {
+        self.schema.sparse.get(name).is_some_and(|p| p.idf)
+    }
+
+    /// Turns the IDF weighting of a sparse space on or off.
+    pub fn set_sparse_idf(&mut self, name: &str, idf: bool) {
+        if let Some(p) = self.schema.sparse.get_mut(name) {
+            p.idf = idf;
+        }
+    }
+
+    /// The inverted index of a sparse space.
+    pub fn sparse_index(&self, name: &str) -> Option<&SparseIndex> {
+        self.sparse.get(name)
+    }
+
+    /// Live points holding the named vector (`name` may be the main one).
+    pub fn count_vector(&self, name: &str) -> usize {
+        if name == self.schema.main && self.dim > 0 {
+            return self.n_searchable();
+        }
+        if let Some(ix) = self.sparse.get(name) {
+            return ix.docs();
+        }
+        (0..self.n_rows() as u32)
+            .filter(|&r| self.is_alive(r) && self.named_at(r).is_some_and(|m| m.contains_key(name)))
+            .count()
     }
 
     /// Points changed since the last flush (upserted, edited or deleted).
@@ -249,6 +345,18 @@ impl State {
 
     fn kill_row(&mut self, row: u32) {
         debug_assert!(self.is_alive(row));
+        if let Some(extras) = self.extras[row as usize].take() {
+            for (name, v) in extras.iter() {
+                if let (VectorData::Sparse(sv), Some(ix)) = (v, self.sparse.get_mut(name)) {
+                    ix.remove(sv);
+                }
+            }
+        }
+        if self.is_searchable(row) {
+            self.searchable[row as usize / 64] &= !(1u64 << (row % 64));
+        } else {
+            self.n_no_main -= 1;
+        }
         let id = self.ids[row as usize];
         for (_, t) in &mut self.text {
             t.set(&id, None);
@@ -260,13 +368,30 @@ impl State {
         self.n_alive -= 1;
     }
 
-    fn upsert_one(&mut self, id: PointId, vector: &[f32], payload: Option<Payload>) {
-        assert_eq!(vector.len(), self.dim, "vectors are validated before they reach the state");
+    fn upsert_one(&mut self, id: PointId, vector: &[f32], extras: Option<Box<NamedVectors>>, payload: Option<Payload>) {
+        let has_main = !vector.is_empty();
+        assert!(
+            !has_main || vector.len() == self.dim,
+            "vectors are validated before they reach the state"
+        );
         if let Some(&old) = self.id_to_row.get(&id) {
             self.kill_row(old);
         }
         let row = u32::try_from(self.ids.len()).expect("row count is bounded by ROWS_MAX");
-        self.vectors.extend_from_slice(vector);
+        if has_main {
+            self.vectors.extend_from_slice(vector);
+        } else {
+            self.vectors.extend_from_slice(&vec![0.0; self.dim]);
+            self.n_no_main += 1;
+        }
+        if let Some(extras) = &extras {
+            for (name, v) in extras.iter() {
+                if let (VectorData::Sparse(sv), Some(ix)) = (v, self.sparse.get_mut(name)) {
+                    ix.insert(row, sv);
+                }
+            }
+        }
+        self.extras.push(extras.filter(|e| !e.is_empty()));
         self.ids.push(id);
         if let Some(p) = &payload {
             self.indexes.insert(row, p);
@@ -279,8 +404,12 @@ impl State {
         self.payloads.push(payload);
         if self.alive.len() * 64 <= row as usize {
             self.alive.push(0);
+            self.searchable.push(0);
         }
         self.alive[row as usize / 64] |= 1u64 << (row % 64);
+        if has_main {
+            self.searchable[row as usize / 64] |= 1u64 << (row % 64);
+        }
         self.n_alive += 1;
         self.id_to_row.insert(id, row);
     }
@@ -311,8 +440,15 @@ impl State {
         match op {
             Op::Upsert(points) => {
                 self.vectors.reserve(points.len() * self.dim);
-                for Point { id, vector, payload } in points {
-                    self.upsert_one(*id, vector, payload.clone());
+                for Point {
+                    id,
+                    vector,
+                    vectors,
+                    payload,
+                } in points
+                {
+                    let extras = (!vectors.is_empty()).then(|| Box::new(vectors.clone()));
+                    self.upsert_one(*id, vector, extras, payload.clone());
                     if track {
                         self.dirty.insert(*id);
                     }
@@ -393,9 +529,15 @@ impl State {
     /// Applies a segment loaded from disk: its points, then its tombstones.
     pub fn apply_segment(&mut self, seg: SegmentData) {
         self.vectors.reserve(seg.ids.len() * self.dim);
+        let mut extras = seg.extras.into_iter();
         for (i, (id, payload)) in seg.ids.into_iter().zip(seg.payloads).enumerate() {
-            let v = &seg.vectors[i * self.dim..(i + 1) * self.dim];
-            self.upsert_one(id, v, payload);
+            let (has_main, named) = extras.next().unwrap_or((true, None));
+            let v = if has_main {
+                &seg.vectors[i * self.dim..(i + 1) * self.dim]
+            } else {
+                &[][..]
+            };
+            self.upsert_one(id, v, named.map(Box::new), payload);
         }
         for id in &seg.tombstones {
             self.delete_one(id);
@@ -409,18 +551,34 @@ impl State {
         let mut vectors = VectorBuf::with_capacity(self.n_alive * dim);
         let mut ids = Vec::with_capacity(self.n_alive);
         let mut payloads = Vec::with_capacity(self.n_alive);
+        let mut extras = Vec::with_capacity(self.n_alive);
         let mut id_to_row = BTreeMap::new();
+        let mut searchable = vec![0u64; self.n_alive.div_ceil(64)];
         for (id, &row) in &self.id_to_row {
             let new_row = ids.len() as u32;
             vectors.extend_from_slice(self.vector(row));
+            if self.is_searchable(row) {
+                searchable[new_row as usize / 64] |= 1 << (new_row % 64);
+            }
             ids.push(*id);
             payloads.push(self.payloads[row as usize].take());
+            extras.push(self.extras[row as usize].take());
             id_to_row.insert(*id, new_row);
         }
         let n = ids.len();
         let mut alive = vec![0u64; n.div_ceil(64)];
         for r in 0..n {
             alive[r / 64] |= 1 << (r % 64);
+        }
+        for ix in self.sparse.values_mut() {
+            *ix = SparseIndex::default();
+        }
+        for (r, e) in extras.iter().enumerate() {
+            for (name, v) in e.iter().flat_map(|e| e.iter()) {
+                if let (VectorData::Sparse(sv), Some(ix)) = (v, self.sparse.get_mut(name)) {
+                    ix.insert(r as u32, sv);
+                }
+            }
         }
         let schema: Vec<FieldIndex> = self.indexes.fields.drain(..).map(|f| FieldIndex::new(f.key, f.kind)).collect();
         self.indexes.fields = schema;
@@ -432,7 +590,9 @@ impl State {
         self.vectors = vectors;
         self.ids = ids;
         self.payloads = payloads;
+        self.extras = extras;
         self.alive = alive;
+        self.searchable = searchable;
         self.n_alive = n;
         self.id_to_row = id_to_row;
         self.generation += 1;
@@ -519,13 +679,32 @@ impl State {
         let p = self.payloads[row as usize]
             .as_ref()
             .unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
-        filter.matches(self.ids[row as usize], p)
+        filter.matches_point(self.ids[row as usize], p, &|name| self.has_vector(row, name))
+    }
+
+    /// [`State::plan`] for a search of the main vector: rows without one are left out.
+    pub fn search_plan(&self, filter: Option<&Filter>) -> Plan {
+        match self.plan(filter) {
+            Plan::AllLive if self.n_no_main > 0 => Plan::AllSearchable,
+            Plan::Mask(mut m) if self.n_no_main > 0 => {
+                for (w, s) in m.iter_mut().zip(&self.searchable) {
+                    *w &= s;
+                }
+                Plan::Mask(m)
+            }
+            Plan::List(mut l) if self.n_no_main > 0 => {
+                l.retain(|&r| self.is_searchable(r));
+                Plan::List(l)
+            }
+            plan => plan,
+        }
     }
 
     /// Number of rows a plan lets through.
     pub fn plan_len(&self, plan: &Plan) -> usize {
         match plan {
             Plan::AllLive => self.n_alive,
+            Plan::AllSearchable => self.n_searchable(),
             Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
             Plan::List(l) => l.len(),
         }
@@ -567,7 +746,7 @@ mod tests {
     /// each point with the same answer, and the next commit rebuilds the index from payloads.
     #[test]
     fn a_broken_text_index_falls_back_and_is_rebuilt() {
-        let mut st = State::new(2);
+        let mut st = State::new(2, &VectorSchema::default());
         st.add_text_index(KeyPath::parse("document").unwrap());
         st.apply(
             &Op::Upsert(vec![doc(1, "red apples"), doc(2, "green apples"), doc(3, "red cars")]),
@@ -580,7 +759,7 @@ mod tests {
                 Plan::Mask(m) => (0..st.n_rows() as u32)
                     .filter(|&r| m[r as usize / 64] >> (r % 64) & 1 == 1)
                     .collect(),
-                Plan::AllLive => unreachable!("a filter was given"),
+                Plan::AllLive | Plan::AllSearchable => unreachable!("a filter was given"),
             }
         };
         let want = rows(&st);

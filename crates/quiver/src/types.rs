@@ -2,6 +2,7 @@
 //! limits every request is checked against.
 
 use crate::error::{Error, Result};
+use crate::vector_model::{NamedVectors, SparseVector, VectorData, VectorSchema};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
@@ -210,6 +211,8 @@ pub struct CollectionConfig {
     pub embedder: Option<String>,
     /// The approximate index (HNSW) built once the collection is large enough.
     pub index: IndexConfig,
+    /// The main vector's name and the named vectors beside it.
+    pub vectors: VectorSchema,
 }
 
 /// How a quantized index encodes vectors for traversal (rescoring always uses the full vectors).
@@ -300,6 +303,7 @@ impl CollectionConfig {
             durability: Durability::Immediate,
             embedder: None,
             index: IndexConfig::default_for(metric),
+            vectors: VectorSchema::default(),
         }
     }
 
@@ -316,7 +320,10 @@ impl CollectionConfig {
                 return Err(Error::InvalidRequest(format!("invalid embedder name {e:?}")));
             }
         }
-        if self.dim == 0 || self.dim > DIMENSION_MAX {
+        self.vectors.validate(self.dim)?;
+        // A collection of named vectors only has no main vector (dimension 0).
+        let no_main_ok = self.dim == 0 && !(self.vectors.dense.is_empty() && self.vectors.sparse.is_empty());
+        if !no_main_ok && (self.dim == 0 || self.dim > DIMENSION_MAX) {
             return Err(Error::InvalidDimension {
                 dim: self.dim,
                 max: DIMENSION_MAX,
@@ -338,8 +345,10 @@ impl CollectionConfig {
 pub struct Point {
     /// Its id.
     pub id: PointId,
-    /// Its vector.
+    /// Its main vector; empty when the point has none (see [`crate::vector_model`]).
     pub vector: Vec<f32>,
+    /// Its other vectors, by name. A write may also give the main vector here under its name.
+    pub vectors: NamedVectors,
     /// Its payload, if any.
     pub payload: Option<Payload>,
 }
@@ -350,8 +359,15 @@ impl Point {
         Point {
             id: id.into(),
             vector,
+            vectors: NamedVectors::new(),
             payload: None,
         }
+    }
+
+    /// The point with this named vector as well.
+    pub fn with_named(mut self, name: impl Into<String>, v: VectorData) -> Point {
+        self.vectors.insert(name.into(), v);
+        self
     }
 
     /// The point with this payload.
@@ -361,8 +377,10 @@ impl Point {
     }
 
     /// A point from its JSON form, `{"id": 1, "vector": [..], "payload": {..}}` (the form of the
-    /// CLI's JSON lines and of Qdrant's `points` list). Unknown fields are refused, so a typo
-    /// is an error rather than lost data.
+    /// CLI's JSON lines and of Qdrant's `points` list). `vector` may also be a map of named
+    /// vectors (`{"": [..], "text": {"indices": [..], "values": [..]}}`); the collection sorts
+    /// out which one is its main vector. Unknown fields are refused, so a typo is an error
+    /// rather than lost data.
     pub fn from_json(v: &Value) -> Result<Point> {
         let o = v
             .as_object()
@@ -373,12 +391,78 @@ impl Point {
             )));
         }
         let id = PointId::from_json(o.get("id").ok_or_else(|| Error::InvalidRequest("a point needs an id".into()))?)?;
-        let vector = vector_from_json(
-            o.get("vector")
-                .ok_or_else(|| Error::InvalidRequest(format!("point {id} has no vector")))?,
-        )?;
+        let (vector, vectors) = match o.get("vector") {
+            None => return Err(Error::InvalidRequest(format!("point {id} has no vector"))),
+            Some(Value::Object(map)) => (Vec::new(), named_vectors_from_json(map)?),
+            Some(v) => (vector_from_json(v)?, NamedVectors::new()),
+        };
         let payload = payload_from_json(o.get("payload"))?;
-        Ok(Point { id, vector, payload })
+        Ok(Point {
+            id,
+            vector,
+            vectors,
+            payload,
+        })
+    }
+}
+
+/// Named vectors from JSON: each a list of numbers (dense), a list of lists (a multivector) or
+/// `{"indices": [..], "values": [..]}` (sparse).
+pub fn named_vectors_from_json(map: &serde_json::Map<String, Value>) -> Result<NamedVectors> {
+    map.iter()
+        .map(|(name, v)| Ok((name.clone(), vector_data_from_json(name, v)?)))
+        .collect()
+}
+
+/// One vector of any kind from JSON (see [`named_vectors_from_json`]).
+pub fn vector_data_from_json(name: &str, v: &Value) -> Result<VectorData> {
+    match v {
+        Value::Array(items) if items.first().is_some_and(Value::is_array) => {
+            Ok(VectorData::Multi(items.iter().map(vector_from_json).collect::<Result<Vec<_>>>()?))
+        }
+        Value::Array(_) => Ok(VectorData::Dense(vector_from_json(v)?)),
+        Value::Object(o) => {
+            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "indices" | "values")) {
+                return Err(Error::InvalidVector {
+                    name: name.into(),
+                    reason: format!("unknown field {k:?} in a sparse vector (expected indices, values)"),
+                });
+            }
+            let indices = match o.get("indices") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_u64().and_then(|i| u32::try_from(i).ok()).ok_or_else(|| Error::InvalidVector {
+                            name: name.into(),
+                            reason: format!("sparse indices must be integers from 0 to {}, got {x}", u32::MAX),
+                        })
+                    })
+                    .collect::<Result<Vec<u32>>>()?,
+                _ => {
+                    return Err(Error::InvalidVector {
+                        name: name.into(),
+                        reason: "a sparse vector needs a list of indices".into(),
+                    })
+                }
+            };
+            let values = match o.get("values") {
+                Some(v @ Value::Array(_)) => vector_from_json(v)?,
+                _ => {
+                    return Err(Error::InvalidVector {
+                        name: name.into(),
+                        reason: "a sparse vector needs a list of values".into(),
+                    })
+                }
+            };
+            Ok(VectorData::Sparse(SparseVector { indices, values }))
+        }
+        other => Err(Error::InvalidVector {
+            name: name.into(),
+            reason: format!(
+                "expected a list of numbers, a list of lists or a sparse vector, got {}",
+                short_json(other)
+            ),
+        }),
     }
 }
 
@@ -429,8 +513,10 @@ pub struct Record {
     pub id: PointId,
     /// Its payload, when asked for.
     pub payload: Option<Payload>,
-    /// Its vector, when asked for.
+    /// Its main vector, when asked for and the point has one.
     pub vector: Option<Vec<f32>>,
+    /// Its named vectors, when asked for (a named main vector is here too, under its name).
+    pub vectors: NamedVectors,
 }
 
 /// A search hit. `score` is in the collection's metric (a distance for euclid and manhattan).
@@ -442,8 +528,10 @@ pub struct ScoredPoint {
     pub score: f32,
     /// Its payload, when asked for.
     pub payload: Option<Payload>,
-    /// Its vector, when asked for.
+    /// Its main vector, when asked for and the point has one.
     pub vector: Option<Vec<f32>>,
+    /// Its named vectors, when asked for (a named main vector is here too, under its name).
+    pub vectors: NamedVectors,
 }
 
 /// Checks a vector's length and values.

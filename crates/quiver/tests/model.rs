@@ -164,6 +164,7 @@ fn run_with(seed: u64, config: CollectionConfig, steps: usize) {
                     points.push(Point {
                         id,
                         vector: v.clone(),
+                        vectors: Default::default(),
                         payload: Some(p.clone()),
                     });
                 }

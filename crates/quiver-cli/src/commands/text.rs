@@ -185,11 +185,7 @@ pub fn add(c: &Collection, model: &MiniLm, docs: Vec<Doc>) -> Result<usize> {
         for (d, v) in chunk.iter().zip(vectors) {
             let mut payload = d.payload.clone();
             payload.insert(DOCUMENT_KEY.into(), Value::String(d.text.clone()));
-            points.push(Point {
-                id: d.id,
-                vector: v,
-                payload: Some(payload),
-            });
+            points.push(Point::new(d.id, v).with_payload(payload));
         }
         pb.inc(chunk.len() as u64);
     }

@@ -36,6 +36,14 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
         .iter()
         .map(|(k, t, n, _)| (k.clone(), json!({"data_type": t.name(), "params": index_params(*t), "points": n})))
         .collect();
+    let (vectors, sparse) = vectors_info_json(&info.config);
+    let mut params = json!({
+        "vectors": vectors,
+        "shard_number": 1, "replication_factor": 1, "write_consistency_factor": 1, "on_disk_payload": false
+    });
+    if let Some(sparse) = sparse {
+        params["sparse_vectors"] = sparse;
+    }
     json!({
         "status": if index.building { "yellow" } else { "green" },
         "optimizer_status": "ok",
@@ -43,10 +51,7 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
         "points_count": info.points,
         "segments_count": info.segments.max(1),
         "config": {
-            "params": {
-                "vectors": {"size": info.config.dim, "distance": metric_name(info.config.metric), "on_disk": false},
-                "shard_number": 1, "replication_factor": 1, "write_consistency_factor": 1, "on_disk_payload": false
-            },
+            "params": params,
             "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": 0, "on_disk": false},
             "optimizer_config": {"deleted_threshold": 0.5, "vacuum_min_vector_number": 1000, "default_segment_number": 1,
                                  "max_segment_size": null, "memmap_threshold": null, "indexing_threshold": null,
@@ -93,36 +98,7 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
                 },
             }
         }
-        match body.get("sparse_vectors") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(o)) if o.is_empty() => {}
-            Some(_) => return Err(ApiError::unsupported("sparse vectors")),
-        }
-        let mut vectors = body
-            .get("vectors")
-            .and_then(Value::as_object)
-            .ok_or_else(|| ApiError::bad("vectors: {size, distance} is required"))?;
-        if !vectors.contains_key("size") {
-            vectors = unnamed(vectors, "vectors")?
-                .as_object()
-                .ok_or_else(|| ApiError::bad("vectors[\"\"] must be {size, distance}"))?;
-        }
-        reject_present(vectors, &["quantization_config", "multivector_config", "hnsw_config"])?;
-        if vectors.get("datatype").and_then(Value::as_str).is_some_and(|d| d != "float32") {
-            return Err(ApiError::unsupported("vector datatypes other than float32"));
-        }
-        let dim = field_usize(vectors, "size", 0)?;
-        if !(1..=quiver::DIMENSION_MAX).contains(&dim) {
-            return Err(ApiError::validation(
-                "vectors.size",
-                &format!("value {dim} invalid, must be from 1 to {}", quiver::DIMENSION_MAX),
-            ));
-        }
-        let distance = vectors
-            .get("distance")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad("vectors.distance is required"))?;
-        let metric: Metric = distance.parse()?;
+        let (dim, metric, schema, main_params) = parse_vector_schema(&body)?;
         let embedder = match body.get("embedder") {
             None | Some(Value::Null) => None,
             Some(Value::String(e)) => {
@@ -142,10 +118,21 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
             }
             Some(other) => return Err(ApiError::bad(format!("embedder must be a model name, got {other}"))),
         };
-        let index = parse_index_config(&body, dim, metric)?;
-        Ok::<_, ApiError>((dim, metric, embedder, index))
+        let mut index = parse_index_config(&body, dim, metric)?;
+        // hnsw_config / quantization_config given with the main vector override the
+        // collection's.
+        if let Some(p) = main_params.filter(|p| p.contains_key("hnsw_config") || p.contains_key("quantization_config")) {
+            let mut merged = body.clone();
+            for k in ["hnsw_config", "quantization_config"] {
+                if let Some(v) = p.get(k).filter(|v| !v.is_null()) {
+                    merged.insert(k.to_string(), v.clone());
+                }
+            }
+            index = parse_index_config(&merged, dim, metric)?;
+        }
+        Ok::<_, ApiError>((dim, metric, embedder, index, schema))
     })();
-    let (dim, metric, embedder, index) = match result {
+    let (dim, metric, embedder, index, schema) = match result {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -155,11 +142,219 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
             let mut config = CollectionConfig::new(dim, metric);
             config.embedder = embedder;
             config.index = index;
+            config.vectors = schema;
             state.db.create_collection(&name, config)?;
             Ok(Value::Bool(true))
         })
         .await,
     )
+}
+
+/// One vector space's parameters: `{size, distance, multivector_config, datatype, on_disk,
+/// hnsw_config, quantization_config}` -> (size, metric, multivector).
+fn parse_vector_params(p: &Value, at: &str) -> Result<(usize, Metric, bool), ApiError> {
+    let p = p
+        .as_object()
+        .ok_or_else(|| ApiError::bad(format!("{at} must be an object {{size, distance}}")))?;
+    only_fields(
+        p,
+        &[
+            "size",
+            "distance",
+            "on_disk",
+            "datatype",
+            "multivector_config",
+            "hnsw_config",
+            "quantization_config",
+        ],
+        at,
+    )?;
+    if p.get("datatype").and_then(Value::as_str).is_some_and(|d| d != "float32") {
+        return Err(ApiError::unsupported("vector datatypes other than float32"));
+    }
+    let dim = field_usize(p, "size", 0)?;
+    if !(1..=quiver::DIMENSION_MAX).contains(&dim) {
+        return Err(ApiError::validation(
+            &format!("{at}.size"),
+            &format!("value {dim} invalid, must be from 1 to {}", quiver::DIMENSION_MAX),
+        ));
+    }
+    let distance = p
+        .get("distance")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad(format!("{at}.distance is required")))?;
+    let metric: Metric = distance.parse()?;
+    let multivector = match p.get("multivector_config") {
+        None | Some(Value::Null) => false,
+        Some(m) if m.get("comparator").and_then(Value::as_str) == Some("max_sim") => true,
+        Some(m) => return Err(ApiError::unsupported(&format!("multivector_config {m} (only comparator max_sim)"))),
+    };
+    Ok((dim, metric, multivector))
+}
+
+/// The vector spaces of a create request: `vectors` (one unnamed `{size, distance}` or a map
+/// of named ones) and `sparse_vectors`. The main vector (the one the HNSW graph indexes) is
+/// the unnamed one, else the first named dense one in name order. Returns its size and metric
+/// (0 when every vector is sparse or multi), the schema, and its parameters object.
+type VectorSpaces<'a> = (usize, Metric, quiver::VectorSchema, Option<&'a Map<String, Value>>);
+
+pub(super) fn parse_vector_schema(body: &Map<String, Value>) -> Result<VectorSpaces<'_>, ApiError> {
+    let mut schema = quiver::VectorSchema::default();
+    match body.get("sparse_vectors") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o)) => {
+            for (name, p) in o {
+                let p = match p {
+                    Value::Null => Map::new(),
+                    Value::Object(p) => p.clone(),
+                    _ => return Err(ApiError::bad(format!("sparse_vectors.{name} must be an object"))),
+                };
+                only_fields(&p, &["index", "modifier"], &format!("sparse_vectors.{name}"))?;
+                schema.sparse.insert(
+                    name.clone(),
+                    quiver::vector_model::SparseParams {
+                        idf: parse_modifier(&p, name)?,
+                    },
+                );
+            }
+        }
+        Some(_) => return Err(ApiError::bad("sparse_vectors must be a map of names to parameters")),
+    }
+    // (name, parameters, size, metric, multivector)
+    type Space<'a> = (String, &'a Map<String, Value>, usize, Metric, bool);
+    let mut spaces: Vec<Space<'_>> = Vec::new();
+    match body.get("vectors") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o)) if o.contains_key("size") || o.contains_key("distance") => {
+            let (dim, metric, multi) = parse_vector_params(&body["vectors"], "vectors")?;
+            spaces.push((String::new(), o, dim, metric, multi));
+        }
+        Some(Value::Object(o)) => {
+            for (name, p) in o {
+                let (dim, metric, multi) = parse_vector_params(p, &format!("vectors.{name}"))?;
+                spaces.push((name.clone(), p.as_object().expect("checked"), dim, metric, multi));
+            }
+        }
+        Some(_) => return Err(ApiError::bad("vectors must be {size, distance} or a map of named vectors")),
+    }
+    if spaces.is_empty() && schema.sparse.is_empty() {
+        return Err(ApiError::bad("vectors: {size, distance} is required"));
+    }
+    let main_at = spaces
+        .iter()
+        .position(|s| s.0.is_empty() && !s.4)
+        .or_else(|| spaces.iter().position(|s| !s.4));
+    let (mut dim, mut metric, mut main_params) = (0, Metric::Dot, None);
+    for (i, (name, p, d, m, multi)) in spaces.into_iter().enumerate() {
+        if Some(i) == main_at {
+            (dim, metric, main_params) = (d, m, Some(p));
+            schema.main = name;
+        } else {
+            schema.dense.insert(
+                name,
+                quiver::vector_model::DenseParams {
+                    dim: d,
+                    metric: m,
+                    multivector: multi,
+                },
+            );
+        }
+    }
+    if schema.sparse.contains_key(&schema.main) && dim > 0 || schema.dense.keys().any(|k| schema.sparse.contains_key(k)) {
+        return Err(ApiError::bad("a vector name is used by a dense and a sparse vector"));
+    }
+    Ok((dim, metric, schema, main_params))
+}
+
+/// A sparse space's `modifier`: `"idf"` or `"none"`.
+fn parse_modifier(p: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
+    match p.get("modifier") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::String(m)) if m == "idf" => Ok(true),
+        Some(Value::String(m)) if m == "none" => Ok(false),
+        Some(other) => Err(ApiError::bad(format!(
+            "sparse_vectors.{name}.modifier must be \"idf\" or \"none\", got {other}"
+        ))),
+    }
+}
+
+/// `PATCH /collections/{name}`: a sparse space's `modifier`. Other parameters (HNSW,
+/// quantization, optimizers) cannot change after creation in Quiver and are refused by name.
+pub(super) async fn update_collection(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let parsed = (|| {
+        let body = parse_body(&body)?;
+        let mut changes = Vec::new();
+        for (k, v) in &body {
+            match (k.as_str(), v) {
+                (_, Value::Null) => {}
+                ("sparse_vectors", Value::Object(o)) => {
+                    for (sparse, p) in o {
+                        let p = p
+                            .as_object()
+                            .ok_or_else(|| ApiError::bad(format!("sparse_vectors.{sparse} must be an object")))?;
+                        only_fields(p, &["index", "modifier"], &format!("sparse_vectors.{sparse}"))?;
+                        if p.contains_key("modifier") {
+                            changes.push((sparse.clone(), parse_modifier(p, sparse)?));
+                        }
+                    }
+                }
+                (other, _) => return Err(ApiError::unsupported(&format!("changing {other} after creation"))),
+            }
+        }
+        Ok::<_, ApiError>(changes)
+    })();
+    let changes = match parsed {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || {
+            let c = collection(&state, &name)?;
+            for (sparse, idf) in changes {
+                c.set_sparse_params(&sparse, quiver::vector_model::SparseParams { idf })?;
+            }
+            Ok(Value::Bool(true))
+        })
+        .await,
+    )
+}
+
+/// The `vectors` and `sparse_vectors` of a collection's info, in Qdrant's form.
+fn vectors_info_json(config: &CollectionConfig) -> (Value, Option<Value>) {
+    let v = &config.vectors;
+    let params = |dim: usize, metric: Metric, multi: bool| {
+        let mut p = json!({"size": dim, "distance": metric_name(metric), "on_disk": false});
+        if multi {
+            p["multivector_config"] = json!({"comparator": "max_sim"});
+        }
+        p
+    };
+    let dense = if v.main.is_empty() && v.dense.is_empty() && config.dim > 0 {
+        params(config.dim, config.metric, false)
+    } else if config.dim == 0 && v.dense.len() == 1 && v.dense.contains_key("") {
+        let d = &v.dense[""];
+        params(d.dim, d.metric, d.multivector)
+    } else {
+        let mut m = Map::new();
+        if config.dim > 0 {
+            m.insert(v.main.clone(), params(config.dim, config.metric, false));
+        }
+        for (name, d) in &v.dense {
+            m.insert(name.clone(), params(d.dim, d.metric, d.multivector));
+        }
+        Value::Object(m)
+    };
+    let sparse = (!v.sparse.is_empty()).then(|| {
+        Value::Object(
+            v.sparse
+                .iter()
+                .map(|(name, p)| (name.clone(), if p.idf { json!({"modifier": "idf"}) } else { json!({}) }))
+                .collect(),
+        )
+    });
+    (dense, sparse)
 }
 
 /// `hnsw_config` and `quantization_config` of a create request, in Qdrant's form. `m: 0`
@@ -219,10 +414,6 @@ pub(super) fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: 
     }
     ix.validate()?;
     Ok(ix)
-}
-
-pub(super) async fn update_collection(Path(_name): Path<String>) -> Response {
-    ApiError::unsupported("updating collection parameters").into_response()
 }
 
 pub(super) async fn delete_collection(State(state): State<AppState>, Path(name): Path<String>) -> Response {

@@ -267,8 +267,9 @@ pub(super) async fn count_points(State(state): State<AppState>, Path(name): Path
     )
 }
 
-/// `PUT /points/vectors`: `{"points": [{"id", "vector"}]}` replaces the vectors of existing
-/// points and keeps their payloads; a missing id is a 404 and nothing is written.
+/// `PUT /points/vectors`: `{"points": [{"id", "vector"}]}` replaces or adds the given vectors
+/// of existing points and keeps their other vectors and payloads; a missing id is a 404 and
+/// nothing is written.
 pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
     let parsed = parse_body(&body).and_then(|b| {
@@ -279,7 +280,14 @@ pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Pa
             .ok_or_else(|| ApiError::bad("points must be a list of {id, vector}"))?
             .iter()
             .enumerate()
-            .map(|(i, p)| parse_point_entry(p, i, &["id", "vector"]).map(|(_, id, v)| (id, v)))
+            .map(|(i, p)| {
+                parse_point_entry(p, i, &["id", "vector"]).map(|(_, id, vector, vectors)| Point {
+                    id,
+                    vector,
+                    vectors,
+                    payload: None,
+                })
+            })
             .collect::<Result<Vec<_>, ApiError>>()
     });
     let updates = match parsed {
@@ -292,11 +300,13 @@ pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Pa
     )
 }
 
-/// `POST /points/vectors/delete`: a point's one vector cannot be deleted (a Quiver point always
-/// has it); other names do not exist.
-pub(super) async fn delete_vectors(Path(_name): Path<String>, body: Bytes) -> Response {
+/// `POST /points/vectors/delete`: `{"points": [ids] | "filter", "vector": [names]}` removes
+/// those vectors from the selected points, keeping everything else.
+pub(super) async fn delete_vectors(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
     let parsed = parse_body(&body).and_then(|b| {
         only_fields(&b, &["points", "filter", "vector", "shard_key"], "delete vectors")?;
+        reject_present(&b, &["shard_key"])?;
         let names: Vec<String> = b
             .get("vector")
             .and_then(Value::as_array)
@@ -308,17 +318,16 @@ pub(super) async fn delete_vectors(Path(_name): Path<String>, body: Bytes) -> Re
                     .ok_or_else(|| ApiError::bad("vector names are strings"))
             })
             .collect::<Result<_, _>>()?;
-        match names.iter().find(|n| !n.is_empty()) {
-            Some(other) => Err(ApiError::bad(format!("Wrong input: Not existing vector name error: {other}"))),
-            None => Err(ApiError::unsupported(
-                "deleting a point's unnamed vector (a point always has it; delete the point instead)",
-            )),
-        }
+        Ok((parse_selector(&b)?, names))
     });
-    match parsed {
-        Ok(()) => ApiError::bad("nothing to delete").into_response(),
-        Err(e) => e.into_response(),
-    }
+    let (selector, names) = match parsed {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        start,
+        blocking(move || Ok(update_json(collection(&state, &name)?.delete_vectors(&selector, &names)?))).await,
+    )
 }
 
 /// `POST /facet`: `{"key", "filter", "limit" (10), "exact"}` -> `{"hits": [{"value", "count"}]}`,

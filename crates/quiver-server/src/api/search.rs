@@ -32,7 +32,7 @@ pub(super) struct HybridQuery {
 /// weights in prefetch order). The top-level `filter` applies to both rankings.
 pub(super) fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, ApiError> {
     reject_present(body, &["lookup_from", "shard_key", "score_threshold"])?;
-    check_using(body)?;
+    main_using(body)?;
     let list = crate::documents::prefetches(body);
     let only = || ApiError::unsupported("prefetch other than one dense and one keyword (bm25) query fused by rrf");
     if list.len() != 2 {
@@ -62,7 +62,7 @@ pub(super) fn parse_hybrid(body: &Map<String, Value>) -> Result<HybridQuery, Api
             text = Some(t);
             order.push(false);
         } else {
-            check_using(o)?;
+            main_using(o)?;
             let v = match q {
                 Value::Array(_) => parse_vector(q, "prefetch.query")?,
                 Value::Object(n) if n.contains_key("nearest") => parse_vector(&n["nearest"], "prefetch.query.nearest")?,
@@ -240,6 +240,7 @@ async fn query_without_query(state: AppState, name: String, body: Map<String, Va
                         score: 0.0,
                         payload: r.payload,
                         vector: r.vector,
+                        vectors: r.vectors,
                     },
                     &sel,
                 )
@@ -455,6 +456,14 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
     }
     let parsed = body_with_vectors(&state, &name, &body).await;
     if let Ok(b) = &parsed {
+        if needs_stages(b) {
+            let q = match parse_staged(b, true) {
+                Ok(q) => q,
+                Err(e) => return e.into_response(),
+            };
+            let result = blocking(move || Ok(json!({"points": q.run(&collection(&state, &name)?)?}))).await;
+            return respond(start, result);
+        }
         if b.contains_key("prefetch") {
             let h = match parse_hybrid(b) {
                 Ok(h) => h,
@@ -513,9 +522,43 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
     respond(start, result)
 }
 
+/// A batch of which some searches need the query stages: every search runs through them.
+fn staged_batch(body: &Map<String, Value>, query_api: bool) -> Option<Result<Vec<StagedQuery>, ApiError>> {
+    let list = body.get("searches").and_then(Value::as_array)?;
+    if !list.iter().any(|s| s.as_object().is_some_and(needs_stages)) {
+        return None;
+    }
+    Some(
+        list.iter()
+            .map(|s| parse_staged(s.as_object().ok_or_else(|| ApiError::bad("a search must be an object"))?, query_api))
+            .collect(),
+    )
+}
+
+async fn run_staged_batch(state: AppState, name: String, qs: Vec<StagedQuery>, query_api: bool) -> ApiResult {
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let mut out = Vec::with_capacity(qs.len());
+        for q in &qs {
+            let hits = q.run(&c)?;
+            out.push(if query_api { json!({ "points": hits }) } else { Value::Array(hits) });
+        }
+        Ok(Value::Array(out))
+    })
+    .await
+}
+
 pub(super) async fn query_batch(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let reqs = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_batch(&b, true)) {
+    let resolved = body_with_vectors(&state, &name, &body).await;
+    if let Ok(b) = &resolved {
+        match staged_batch(b, true) {
+            Some(Ok(qs)) => return respond(start, run_staged_batch(state, name, qs, true).await),
+            Some(Err(e)) => return e.into_response(),
+            None => {}
+        }
+    }
+    let reqs = match resolved.and_then(|b| parse_batch(&b, true)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -527,6 +570,15 @@ pub(super) async fn query_batch(State(state): State<AppState>, Path(name): Path<
 
 pub(super) async fn search_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
+    if let Ok(b) = parse_body(&body) {
+        if needs_stages(&b) {
+            let q = match parse_staged(&b, false) {
+                Ok(q) => q,
+                Err(e) => return e.into_response(),
+            };
+            return respond(start, blocking(move || Ok(Value::Array(q.run(&collection(&state, &name)?)?))).await);
+        }
+    }
     let req = match parse_body(&body).and_then(|b| parse_search(&b, false)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -539,6 +591,13 @@ pub(super) async fn search_points(State(state): State<AppState>, Path(name): Pat
 
 pub(super) async fn search_batch(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
+    if let Ok(b) = parse_body(&body) {
+        match staged_batch(&b, false) {
+            Some(Ok(qs)) => return respond(start, run_staged_batch(state, name, qs, false).await),
+            Some(Err(e)) => return e.into_response(),
+            None => {}
+        }
+    }
     let reqs = match parse_body(&body).and_then(|b| parse_batch(&b, false)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -611,4 +670,150 @@ pub(super) async fn recommend_batch(State(state): State<AppState>, Path(name): P
     })
     .await;
     respond(start, result)
+}
+
+/// True when a search body needs the library's query stages rather than the batched dense
+/// search: prefetches (other than Quiver's dense + keyword hybrid), a `using` other than the
+/// unnamed vector, a sparse or multi query, a fusion, or the search API's `{"name", "vector"}`.
+pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
+    let prefetch = crate::documents::prefetches(body);
+    if !prefetch.is_empty() {
+        return !prefetch.iter().any(|p| crate::documents::is_keyword_prefetch(p));
+    }
+    if body.get("using").and_then(Value::as_str).is_some_and(|u| !u.is_empty()) {
+        return true;
+    }
+    let not_dense = |q: &Value| match q {
+        Value::Array(items) => items.first().is_some_and(Value::is_array),
+        Value::Object(o) => o.contains_key("indices") || o.contains_key("name"),
+        _ => false,
+    };
+    match body.get("query").or_else(|| body.get("vector")) {
+        Some(Value::Object(o)) if o.contains_key("fusion") || o.contains_key("rrf") => true,
+        Some(Value::Object(o)) if o.contains_key("nearest") => not_dense(&o["nearest"]),
+        Some(q) => not_dense(q),
+        None => false,
+    }
+}
+
+/// One stage of a query from its JSON: `prefetch`, `query`, `using`, `filter`, `limit`,
+/// `score_threshold`, `params` (and the search API's `vector`, `{"name", "vector"}` included).
+pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize) -> Result<quiver::QueryStage, ApiError> {
+    use quiver::{FusionKind, StageQuery};
+    if depth > quiver::collection::QUERY_DEPTH_MAX {
+        return Err(ApiError::bad(format!(
+            "prefetches nest at most {} deep",
+            quiver::collection::QUERY_DEPTH_MAX
+        )));
+    }
+    reject_present(o, &["lookup_from", "shard_key"])?;
+    let prefetch = crate::documents::prefetches(o)
+        .into_iter()
+        .map(|p| {
+            parse_stage(
+                p.as_object().ok_or_else(|| ApiError::bad("a prefetch must be an object"))?,
+                depth + 1,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut using = field_using(o)?;
+    let query = match o.get("query").or_else(|| o.get("vector")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(q)) if q.contains_key("name") && q.contains_key("vector") => {
+            using = Some(
+                q["name"]
+                    .as_str()
+                    .ok_or_else(|| ApiError::bad("vector.name must be a vector name"))?
+                    .to_string(),
+            );
+            Some(StageQuery::Nearest(parse_query_vector(&q["vector"], "vector.vector")?))
+        }
+        Some(Value::Object(q)) if q.contains_key("nearest") => {
+            reject_present(q, &["mmr"])?;
+            Some(StageQuery::Nearest(parse_query_vector(&q["nearest"], "query.nearest")?))
+        }
+        Some(Value::Object(q)) if q.contains_key("fusion") => match q["fusion"].as_str() {
+            Some("rrf") => Some(StageQuery::Fusion(FusionKind::Rrf { k: 2.0, weights: None })),
+            Some("dbsf") => Some(StageQuery::Fusion(FusionKind::Dbsf)),
+            _ => return Err(ApiError::bad(format!("fusion must be \"rrf\" or \"dbsf\", got {}", q["fusion"]))),
+        },
+        Some(Value::Object(q)) if q.contains_key("rrf") => {
+            let r = q["rrf"]
+                .as_object()
+                .ok_or_else(|| ApiError::bad("rrf must be an object {k, weights}"))?;
+            only_fields(r, &["k", "weights"], "rrf")?;
+            let k = match r.get("k") {
+                None | Some(Value::Null) => 2.0,
+                Some(k) => k
+                    .as_f64()
+                    .filter(|k| *k >= 0.0)
+                    .ok_or_else(|| ApiError::bad("rrf.k must be a non-negative number"))? as f32,
+            };
+            let weights = match r.get("weights") {
+                None | Some(Value::Null) => None,
+                Some(w) => Some(
+                    w.as_array()
+                        .and_then(|a| a.iter().map(|x| x.as_f64().filter(|x| *x >= 0.0).map(|x| x as f32)).collect())
+                        .ok_or_else(|| ApiError::bad("rrf.weights must be non-negative numbers, one per prefetch"))?,
+                ),
+            };
+            Some(StageQuery::Fusion(FusionKind::Rrf { k, weights }))
+        }
+        Some(v @ Value::Object(q)) if q.contains_key("indices") => Some(StageQuery::Nearest(parse_query_vector(v, "query")?)),
+        Some(Value::Object(q)) => {
+            let kind = q.keys().next().cloned().unwrap_or_default();
+            return Err(ApiError::unsupported(&format!(
+                "query type {kind:?} in a prefetch or beside named vectors"
+            )));
+        }
+        Some(v @ Value::Array(_)) => Some(StageQuery::Nearest(parse_query_vector(v, "query")?)),
+        Some(_) => return Err(ApiError::unsupported("query by point id in a prefetch or beside named vectors")),
+    };
+    let (exact, ef) = check_params(o)?;
+    let score_threshold = match o.get("score_threshold") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_f64().ok_or_else(|| ApiError::bad("score_threshold must be a number"))? as f32),
+    };
+    Ok(quiver::QueryStage {
+        prefetch,
+        query,
+        using,
+        filter: field_filter(o)?,
+        limit: field_limit(o, 10)?,
+        score_threshold,
+        exact,
+        ef,
+    })
+}
+
+/// Runs a body through the query stages: `(stage, offset, payload selection, with_vector)`.
+pub(super) fn parse_staged(body: &Map<String, Value>, query_api: bool) -> Result<StagedQuery, ApiError> {
+    Ok(StagedQuery {
+        stage: parse_stage(body, 0)?,
+        offset: field_usize(body, "offset", 0)?,
+        sel: parse_with_payload(body, !query_api)?,
+        with_vector: parse_with_vector(body)?,
+    })
+}
+
+/// A parsed query for the stages.
+pub(super) struct StagedQuery {
+    stage: quiver::QueryStage,
+    offset: usize,
+    sel: PayloadSelect,
+    with_vector: bool,
+}
+
+impl StagedQuery {
+    /// Its hits as JSON (blocking: call inside `blocking`).
+    pub(super) fn run(&self, c: &Collection) -> Result<Vec<Value>, ApiError> {
+        let with = quiver::With {
+            payload: !matches!(self.sel, PayloadSelect::None),
+            vector: self.with_vector,
+        };
+        Ok(c.query(&self.stage, self.offset, with)?
+            .into_iter()
+            .map(|h| scored_json(h, &self.sel))
+            .collect())
+    }
 }

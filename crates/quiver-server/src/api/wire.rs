@@ -45,48 +45,64 @@ pub(super) fn reject_present(body: &Map<String, Value>, keys: &[&str]) -> Result
     Ok(())
 }
 
-/// The name `""` is Qdrant's unnamed vector: LangChain, LlamaIndex and Haystack create,
-/// write and query collections through it (`"vectors": {"": {...}}`, `"vector": {"": [...]}`,
-/// `"using": ""`). A map that names only `""` is the unnamed form; a map with other names asks
-/// for named vectors, which a Quiver collection does not have yet.
-pub(super) fn unnamed<'a>(o: &'a Map<String, Value>, what: &str) -> Result<&'a Value, ApiError> {
-    match (o.len(), o.get("")) {
-        (1, Some(v)) => Ok(v),
-        _ => {
-            let names: Vec<String> = o.keys().map(|k| format!("{k:?}")).collect();
-            Err(ApiError::unsupported(&format!(
-                "{what}: named vectors ({}); a collection has one vector, unnamed or named \"\"",
-                names.join(", ")
-            )))
-        }
-    }
-}
-
-/// `using`: absent, `null` or `""` all mean the collection's one vector.
-pub(super) fn check_using(o: &Map<String, Value>) -> Result<(), ApiError> {
+/// `using`: the vector space a query searches (`None`: absent or `null`, the main vector; the
+/// name `""` is Qdrant's unnamed vector, which LangChain, LlamaIndex and Haystack name).
+pub(super) fn field_using(o: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     match o.get("using") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
-        Some(Value::String(s)) => Err(not_a_vector(s)),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(ApiError::bad(format!("using must be a vector name, got {other}"))),
     }
 }
 
-/// Qdrant's answer for a vector name the collection does not have.
-fn not_a_vector(name: &str) -> ApiError {
-    ApiError::bad(format!(
-        "Wrong input: Not existing vector name error: {name} (this collection has one vector, unnamed or \"\")"
-    ))
+/// Paths that search the main vector only: `using` absent, `null` or `""` (a query naming another
+/// space goes through the query stages, see `search::needs_stages`).
+pub(super) fn main_using(o: &Map<String, Value>) -> Result<(), ApiError> {
+    match field_using(o)? {
+        None => Ok(()),
+        Some(s) if s.is_empty() => Ok(()),
+        Some(s) => Err(ApiError::bad(format!("Wrong input: Not existing vector name error: {s}"))),
+    }
 }
 
+/// A point's `vector` field: a list (the main vector), a list of lists (an unnamed
+/// multivector) or a map of named vectors of any kind.
+pub(super) fn parse_point_vectors(v: &Value, what: &str) -> Result<(Vec<f32>, quiver::NamedVectors), ApiError> {
+    match v {
+        Value::Object(o) if o.contains_key("text") && o.contains_key("model") => Err(ApiError::unsupported(&format!(
+            "{what}: documents here (they are taken in points, batch vectors and queries)"
+        ))),
+        Value::Object(o) => Ok((
+            Vec::new(),
+            quiver::named_vectors_from_json(o).map_err(|e| ApiError::bad(format!("{what}: {e}")))?,
+        )),
+        Value::Array(rows) if rows.first().is_some_and(Value::is_array) => {
+            let named = quiver::vector_data_from_json("", v).map_err(|e| ApiError::bad(format!("{what}: {e}")))?;
+            Ok((Vec::new(), [(String::new(), named)].into()))
+        }
+        other => Ok((parse_vector(other, what)?, quiver::NamedVectors::new())),
+    }
+}
+
+/// A query vector of any kind: a list (dense), a list of lists (multi) or
+/// `{"indices", "values"}` (sparse).
+pub(super) fn parse_query_vector(v: &Value, what: &str) -> Result<quiver::QueryVector, ApiError> {
+    match quiver::vector_data_from_json(what, v).map_err(|e| ApiError::bad(format!("{what}: {e}")))? {
+        quiver::VectorData::Dense(d) => Ok(quiver::QueryVector::Dense(d)),
+        quiver::VectorData::Multi(m) => Ok(quiver::QueryVector::Multi(m)),
+        quiver::VectorData::Sparse(s) => Ok(quiver::QueryVector::Sparse(s)),
+    }
+}
+
+/// A dense vector where only a dense vector can go (`{"": [..]}` is the unnamed one).
 pub(super) fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
     match v {
         Value::Object(o) if o.len() == 1 && o.contains_key("") => parse_vector(&o[""], what),
         Value::Object(o) if o.contains_key("text") => Err(ApiError::unsupported(&format!(
             "{what}: documents here (they are taken in points, batch vectors and queries)"
         ))),
-        Value::Object(o) if o.contains_key("indices") => Err(ApiError::unsupported(&format!("{what}: sparse vectors"))),
-        Value::Object(_) => Err(ApiError::unsupported(&format!("{what}: named vectors"))),
+        Value::Object(o) if o.contains_key("indices") => Err(ApiError::bad(format!("{what}: a sparse vector cannot go here"))),
+        Value::Object(_) => Err(ApiError::bad(format!("{what}: named vectors cannot go here"))),
         other => quiver::vector_from_json(other).map_err(|e| ApiError::bad(format!("{what}: {e}"))),
     }
 }
@@ -151,17 +167,14 @@ pub(super) fn parse_with_payload(body: &Map<String, Value>, default: bool) -> Re
     })
 }
 
+/// `with_vector`: a boolean, or a list of names (every vector of the point is returned).
 pub(super) fn parse_with_vector(body: &Map<String, Value>) -> Result<bool, ApiError> {
     match body.get("with_vector").or_else(|| body.get("with_vectors")) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::Array(names)) => {
-            for n in names {
-                match n.as_str() {
-                    Some("") => {}
-                    Some(other) => return Err(not_a_vector(other)),
-                    None => return Err(ApiError::bad(format!("with_vector: a vector name must be a string, got {n}"))),
-                }
+            if let Some(n) = names.iter().find(|n| !n.is_string()) {
+                return Err(ApiError::bad(format!("with_vector: a vector name must be a string, got {n}")));
             }
             Ok(!names.is_empty())
         }
@@ -180,12 +193,35 @@ pub(super) fn select_payload(p: Option<Payload>, sel: &PayloadSelect) -> Option<
 }
 
 pub(super) fn record_json(r: Record, sel: &PayloadSelect) -> Value {
-    json!({"id": r.id.to_json(), "payload": select_payload(r.payload, sel), "vector": r.vector.as_deref().map(vector_json)})
+    json!({"id": r.id.to_json(), "payload": select_payload(r.payload, sel), "vector": vectors_json(r.vector, r.vectors)})
 }
 
 pub(super) fn scored_json(h: ScoredPoint, sel: &PayloadSelect) -> Value {
     json!({"id": h.id.to_json(), "version": 0, "score": f32_json(h.score), "payload": select_payload(h.payload, sel),
-           "vector": h.vector.as_deref().map(vector_json)})
+           "vector": vectors_json(h.vector, h.vectors)})
+}
+
+/// A point's vectors as Qdrant prints them: the bare unnamed vector when it is the only one,
+/// else a map by name (`""` for the unnamed one).
+pub(super) fn vectors_json(main: Option<Vec<f32>>, named: quiver::NamedVectors) -> Value {
+    if named.is_empty() {
+        return main.as_deref().map_or(Value::Null, vector_json);
+    }
+    let one = |v: &quiver::VectorData| match v {
+        quiver::VectorData::Dense(d) => vector_json(d),
+        quiver::VectorData::Multi(rows) => Value::Array(rows.iter().map(|r| vector_json(r)).collect()),
+        quiver::VectorData::Sparse(s) => json!({"indices": s.indices, "values": vector_json(&s.values)}),
+    };
+    if named.len() == 1 && main.is_none() {
+        if let Some(v) = named.get("") {
+            return one(v);
+        }
+    }
+    let mut m: Map<String, Value> = named.iter().map(|(k, v)| (k.clone(), one(v))).collect();
+    if let Some(v) = main {
+        m.entry(String::new()).or_insert_with(|| vector_json(&v));
+    }
+    Value::Object(m)
 }
 
 /// An f32 as JSON the way Qdrant prints it: its shortest decimal that reads back as the same
@@ -245,8 +281,8 @@ pub(super) fn parse_upsert(body: &Map<String, Value>) -> Result<(Vec<Point>, qui
     Ok((parse_points(body)?, mode))
 }
 
-/// A point object of a list, with its id and vector parsed.
-pub(super) type PointEntry<'a> = (&'a Map<String, Value>, PointId, Vec<f32>);
+/// A point object of a list, with its id and vectors parsed.
+pub(super) type PointEntry<'a> = (&'a Map<String, Value>, PointId, Vec<f32>, quiver::NamedVectors);
 
 /// `points[i]` of a points list: an object with only `fields`, its id and its vector (the
 /// object is returned for the caller's other fields).
@@ -259,7 +295,8 @@ pub(super) fn parse_point_entry<'a>(p: &'a Value, i: usize, fields: &[&str]) -> 
     let v = o
         .get("vector")
         .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?;
-    Ok((o, id, parse_vector(v, &format!("points[{i}]"))?))
+    let (main, named) = parse_point_vectors(v, &format!("points[{i}].vector"))?;
+    Ok((o, id, main, named))
 }
 
 pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
@@ -271,10 +308,11 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let (o, id, vector) = parse_point_entry(p, i, &["id", "vector", "payload"])?;
+                let (o, id, vector, vectors) = parse_point_entry(p, i, &["id", "vector", "payload"])?;
                 Ok(Point {
                     id,
                     vector,
+                    vectors,
                     payload: payload_of(o.get("payload"))?,
                 })
             })
@@ -283,15 +321,24 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
     if let Some(batch) = body.get("batch") {
         let b = batch.as_object().ok_or_else(|| ApiError::bad("batch must be an object"))?;
         let ids = parse_ids(b.get("ids").ok_or_else(|| ApiError::bad("batch.ids is required"))?)?;
-        let vectors = match b.get("vectors") {
-            Some(Value::Object(o)) => unnamed(o, "batch.vectors")?,
-            Some(v) => v,
+        // Either one list of vectors, or a map from names to lists (one per id).
+        let columns: Vec<(Option<&String>, &Vec<Value>)> = match b.get("vectors") {
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(name, list)| {
+                    list.as_array()
+                        .map(|l| (Some(name), l))
+                        .ok_or_else(|| ApiError::bad(format!("batch.vectors.{name} must be a list of vectors")))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(Value::Array(list)) => vec![(None, list)],
+            Some(_) => return Err(ApiError::bad("batch.vectors must be a list of vectors")),
             None => return Err(ApiError::bad("batch.vectors is required")),
-        }
-        .as_array()
-        .ok_or_else(|| ApiError::bad("batch.vectors must be a list of vectors"))?;
-        if vectors.len() != ids.len() {
-            return Err(ApiError::bad(format!("batch has {} ids but {} vectors", ids.len(), vectors.len())));
+        };
+        for (_, list) in &columns {
+            if list.len() != ids.len() {
+                return Err(ApiError::bad(format!("batch has {} ids but {} vectors", ids.len(), list.len())));
+            }
         }
         let payloads: Vec<Option<&Value>> = match b.get("payloads") {
             None | Some(Value::Null) => vec![None; ids.len()],
@@ -300,15 +347,25 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
         };
         return ids
             .into_iter()
-            .zip(vectors)
             .zip(payloads)
             .enumerate()
-            .map(|(i, ((id, v), p))| {
-                Ok(Point {
-                    id,
-                    vector: parse_vector(v, &format!("batch.vectors[{i}]"))?,
-                    payload: payload_of(p)?,
-                })
+            .map(|(i, (id, p))| {
+                let mut point = Point::new(id, Vec::new());
+                point.payload = payload_of(p)?;
+                for (name, list) in &columns {
+                    match name {
+                        None => (point.vector, point.vectors) = parse_point_vectors(&list[i], &format!("batch.vectors[{i}]"))?,
+                        Some(name) if list[i].is_null() => {
+                            let _ = name;
+                        }
+                        Some(name) => {
+                            let v = quiver::vector_data_from_json(name, &list[i])
+                                .map_err(|e| ApiError::bad(format!("batch.vectors.{name}[{i}]: {e}")))?;
+                            point.vectors.insert((*name).clone(), v);
+                        }
+                    }
+                }
+                Ok(point)
             })
             .collect();
     }
@@ -355,7 +412,7 @@ pub(super) fn check_params(body: &Map<String, Value>) -> Result<(bool, Option<us
 /// A search request from the Query API (`query`) or the old search API (`vector`).
 pub(super) fn parse_search(body: &Map<String, Value>, query_api: bool) -> Result<(SearchRequest, PayloadSelect), ApiError> {
     reject_present(body, &["prefetch", "lookup_from", "shard_key"])?;
-    check_using(body)?;
+    main_using(body)?;
     let (exact, ef) = check_params(body)?;
     let vector = if query_api {
         match body.get("query") {

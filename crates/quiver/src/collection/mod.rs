@@ -13,6 +13,9 @@
 //! complete segments, and a WAL whose committed transactions after `flushed_seq` are replayed.
 
 mod index_job;
+mod named;
+mod query;
+pub use query::{FusionKind, QueryStage, StageQuery, QUERY_DEPTH_MAX, QUERY_STAGES_MAX};
 mod read;
 mod recommend;
 mod storage;
@@ -299,7 +302,7 @@ impl Collection {
         let mpath = manifest_path(dir);
         let manifest = store::decode_manifest(&mpath, &fsio::read_file(&mpath)?)?;
         let config = manifest.config.clone();
-        let mut state = State::new(config.dim);
+        let mut state = State::new(config.dim, &config.vectors);
         for (key, kind) in &manifest.indexes {
             let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
             state.declare_index(path, *kind);
@@ -323,7 +326,12 @@ impl Collection {
             }
             last_seq = txn.seq;
         }
-        let ann = Ann::new(config.index.clone(), config.metric.score_kind(), config.dim, dir);
+        // A collection without a main vector has nothing for the graph to index.
+        let index = IndexConfig {
+            enabled: config.index.enabled && config.dim > 0,
+            ..config.index.clone()
+        };
+        let ann = Ann::new(index, config.metric.score_kind(), config.dim, dir);
         ann.load(&state);
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let periodic = match config.durability {
@@ -393,7 +401,7 @@ impl Collection {
         let st = self.inner.state.read();
         CollectionInfo {
             name: self.inner.name.clone(),
-            config: self.inner.config.clone(),
+            config: w.manifest.config.clone(),
             points: st.n_alive(),
             dead_rows: st.dead_rows(),
             segments: w.manifest.segments.len(),

@@ -12,7 +12,12 @@ impl Collection {
             } else {
                 None
             },
-            vector: if with_vector { Some(st.vector(row).to_vec()) } else { None },
+            vector: if with_vector && st.is_searchable(row) {
+                Some(st.vector(row).to_vec())
+            } else {
+                None
+            },
+            vectors: named::named_for_record(st, row, with_vector),
         }
     }
 
@@ -61,7 +66,15 @@ impl Collection {
     /// (`search_batch` refuses the whole batch if one request is bad; callers that batch
     /// requests from different sources check each first.)
     pub fn check_search(&self, req: &SearchRequest) -> Result<()> {
+        if self.dim() == 0 {
+            return Err(Error::VectorNameNotFound(self.inner.config.vectors.main.clone()));
+        }
         validate_vector(&req.vector, self.dim(), None)?;
+        self.check_limits(req)
+    }
+
+    /// The limit, offset and `ef` checks of a search, whatever its vector.
+    pub(super) fn check_limits(&self, req: &SearchRequest) -> Result<()> {
         let want = req.limit.saturating_add(req.offset);
         if req.limit == 0 || want > SEARCH_LIMIT_MAX {
             return Err(Error::InvalidRequest(format!(
@@ -87,7 +100,18 @@ impl Collection {
     }
 
     pub(super) fn finish_hits(&self, st: &State, req: &SearchRequest, hits: Vec<quiver_kernels::Scored>) -> Vec<ScoredPoint> {
-        let metric = self.inner.config.metric;
+        self.finish_hits_in(st, req, hits, self.inner.config.metric)
+    }
+
+    /// Hits (kernel scores, higher is better) as scored points in `metric`, after the
+    /// request's offset and threshold.
+    pub(super) fn finish_hits_in(
+        &self,
+        st: &State,
+        req: &SearchRequest,
+        hits: Vec<quiver_kernels::Scored>,
+        metric: Metric,
+    ) -> Vec<ScoredPoint> {
         hits.into_iter()
             .skip(req.offset)
             .map(|h| (h.row, metric.user_score(h.score)))
@@ -103,6 +127,7 @@ impl Collection {
                     score,
                     payload: r.payload,
                     vector: r.vector,
+                    vectors: r.vectors,
                 }
             })
             .collect()
@@ -129,7 +154,7 @@ impl Collection {
                 return (self.finish_hits(st, req, hits), path.expect("the index names its path"));
             }
         }
-        let plan = st.plan(req.filter.as_ref());
+        let plan = st.search_plan(req.filter.as_ref());
         let hits = quiver_kernels::scan_top_k(
             self.inner.config.metric.score_kind(),
             query,

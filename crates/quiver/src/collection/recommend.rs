@@ -104,7 +104,7 @@ impl Collection {
             }
         };
         let st = self.inner.state.read();
-        let plan = st.plan(req.filter.as_ref());
+        let plan = st.search_plan(req.filter.as_ref());
         let mut top = quiver_kernels::TopK::new(req.limit + req.offset);
         quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| top.push(r, score(st.vector(r))));
         Ok(top
@@ -119,6 +119,7 @@ impl Collection {
                     score: h.score,
                     payload: r.payload,
                     vector: r.vector,
+                    vectors: r.vectors,
                 }
             })
             .collect())

@@ -33,8 +33,7 @@ impl Collection {
                 }
                 Some(store::encode_segment(
                     st.dim(),
-                    live.iter()
-                        .map(|&r| (st.id_at(r as usize), st.vector(r), st.payload_at(r as usize))),
+                    live.iter().map(|&r| st.segment_row(r)),
                     &tombstones,
                 ))
             }
@@ -86,11 +85,7 @@ impl Collection {
         {
             let mut st = self.inner.state.write();
             self.compact_state(&mut st);
-            let image = store::encode_segment(
-                st.dim(),
-                (0..st.n_rows()).map(|r| (st.id_at(r), st.vector(r as u32), st.payload_at(r))),
-                &[],
-            );
+            let image = store::encode_segment(st.dim(), (0..st.n_rows() as u32).map(|r| st.segment_row(r)), &[]);
             write_segment(dir, no, &image)?;
         }
         let old = std::mem::take(&mut w.manifest.segments);

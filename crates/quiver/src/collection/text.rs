@@ -52,6 +52,7 @@ impl Collection {
                         score,
                         payload: r.payload,
                         vector: r.vector,
+                        vectors: r.vectors,
                     })
                 })
                 .take(limit)
@@ -113,6 +114,7 @@ impl Collection {
                     score,
                     payload: r.payload,
                     vector: r.vector,
+                    vectors: r.vectors,
                 })
             })
             .collect())

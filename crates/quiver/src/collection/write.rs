@@ -16,10 +16,8 @@ impl Collection {
                 max: BATCH_POINTS_MAX,
             });
         }
-        let dim = self.dim();
-        let cosine = self.inner.config.metric == Metric::Cosine;
         points.par_iter_mut().try_for_each(|p| -> Result<()> {
-            validate_vector(&p.vector, dim, Some(&p.id))?;
+            self.prepare_vectors(p)?;
             if let Some(payload) = &p.payload {
                 let bytes = serde_json::to_vec(payload).expect("a JSON map always serialises").len();
                 if bytes > PAYLOAD_BYTES_MAX {
@@ -32,9 +30,6 @@ impl Collection {
                     p.payload = None;
                 }
             }
-            if cosine {
-                quiver_kernels::normalize(&mut p.vector);
-            }
             Ok(())
         })?;
         Ok(points)
@@ -44,33 +39,6 @@ impl Collection {
     /// none. Returns once the batch is durable (per the collection's durability).
     pub fn upsert(&self, points: Vec<Point>) -> Result<WriteAck> {
         self.upsert_with(points, UpdateMode::Upsert)
-    }
-
-    /// Replaces the vectors of existing points, keeping their payloads (Qdrant's
-    /// `PUT /points/vectors`). Every id must exist ([`Error::PointNotFound`] otherwise, and
-    /// nothing is written); the check and the write happen under the writer lock.
-    pub fn update_vectors(&self, updates: Vec<(PointId, Vec<f32>)>) -> Result<WriteAck> {
-        let mut w = self.writer()?;
-        let points = {
-            let st = self.inner.state.read();
-            updates
-                .into_iter()
-                .map(|(id, vector)| {
-                    let row = st.row_of(&id).ok_or_else(|| Error::PointNotFound(id.to_string()))?;
-                    Ok(Point {
-                        id,
-                        vector,
-                        payload: st.payload_at(row as usize).clone(),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?
-        };
-        let points = self.prepare_points(points)?;
-        let affected = points.len();
-        let seq = self.commit(&mut w, Op::Upsert(points))?;
-        drop(w);
-        self.kick_index();
-        Ok(WriteAck { seq, affected })
     }
 
     /// [`Collection::upsert`] with Qdrant's `update_mode`: `InsertOnly` writes only the points
@@ -117,7 +85,11 @@ impl Collection {
         self.flush_locked(w)?;
         let seq = w.last_seq + 1;
         let no = w.manifest.next_segment_no;
-        let image = store::encode_segment(self.dim(), points.iter().map(|p| (&p.id, p.vector.as_slice(), &p.payload)), &[]);
+        let image = store::encode_segment(
+            self.dim(),
+            points.iter().map(|p| (&p.id, p.vector.as_slice(), Some(&p.vectors), &p.payload)),
+            &[],
+        );
         write_segment(&self.inner.dir, no, &image)?;
         drop(image);
         let mut m = w.manifest.clone();

@@ -1,0 +1,357 @@
+//! Named, sparse and multi vectors (see [`crate::vector_model`]): checking them on the way in,
+//! searching a named space, replacing and deleting single vectors of a point, and changing a
+//! sparse space's IDF setting.
+//!
+//! Only the main vector has an approximate index: a named dense or multivector space is
+//! scanned exactly (every allowed point holding it is scored), a sparse space is answered
+//! exactly by its inverted index (`sparse_index.rs`).
+
+use super::*;
+use crate::state::Plan;
+use crate::vector_model::{max_sim, DenseParams, NamedVectors, QueryVector, SparseParams, VectorData, MULTIVECTOR_ROWS_MAX};
+use quiver_kernels::{Scored, TopK};
+
+impl Collection {
+    /// Sorts out a point's vectors: the main one given by name moves to `vector`, every other
+    /// one must be declared, of its space's kind and size, finite; cosine spaces are
+    /// normalised and sparse vectors sorted.
+    pub(super) fn prepare_vectors(&self, p: &mut Point) -> Result<()> {
+        let config = &self.inner.config;
+        let schema = &config.vectors;
+        let point = Some(p.id.to_string());
+        if config.dim > 0 {
+            if let Some(main) = p.vectors.remove(&schema.main) {
+                match main {
+                    VectorData::Dense(v) if p.vector.is_empty() => p.vector = v,
+                    VectorData::Dense(_) => {
+                        return Err(Error::InvalidRequest(format!(
+                            "point {} gives its main vector {:?} twice",
+                            p.id, schema.main
+                        )))
+                    }
+                    other => {
+                        return Err(Error::InvalidVector {
+                            name: schema.main.clone(),
+                            reason: format!("expected a dense vector, got a {} one", other.kind()),
+                        })
+                    }
+                }
+            }
+            // A plain collection's points always carry its one vector.
+            if !p.vector.is_empty() || schema.is_plain() {
+                validate_vector(&p.vector, config.dim, Some(&p.id))?;
+                if config.metric == Metric::Cosine {
+                    quiver_kernels::normalize(&mut p.vector);
+                }
+            }
+        } else if !p.vector.is_empty() {
+            return Err(Error::VectorNameNotFound(schema.main.clone()));
+        }
+        let named = std::mem::take(&mut p.vectors);
+        for (name, v) in named {
+            let v = match (v, schema.dense.get(&name), schema.sparse.get(&name)) {
+                (VectorData::Dense(mut v), Some(d), _) if !d.multivector => {
+                    validate_vector(&v, d.dim, Some(&p.id))?;
+                    if d.metric == Metric::Cosine {
+                        quiver_kernels::normalize(&mut v);
+                    }
+                    VectorData::Dense(v)
+                }
+                (VectorData::Multi(mut rows), Some(d), _) if d.multivector => {
+                    if rows.is_empty() || rows.len() > MULTIVECTOR_ROWS_MAX {
+                        return Err(Error::InvalidVector {
+                            name,
+                            reason: format!("a multivector holds 1 to {MULTIVECTOR_ROWS_MAX} vectors, got {}", rows.len()),
+                        });
+                    }
+                    for r in &mut rows {
+                        validate_vector(r, d.dim, Some(&p.id))?;
+                        if d.metric == Metric::Cosine {
+                            quiver_kernels::normalize(r);
+                        }
+                    }
+                    VectorData::Multi(rows)
+                }
+                (VectorData::Sparse(sv), _, Some(_)) => VectorData::Sparse(sv.validated(&name)?),
+                (v, None, None) => {
+                    let _ = v;
+                    return Err(Error::VectorNameNotFound(name));
+                }
+                (v, d, _) => {
+                    let want = match d {
+                        Some(d) if d.multivector => "multi",
+                        Some(_) => "dense",
+                        None => "sparse",
+                    };
+                    return Err(Error::InvalidVector {
+                        reason: format!(
+                            "expected a {want} vector, got a {} one (point {})",
+                            v.kind(),
+                            point.as_deref().unwrap_or("")
+                        ),
+                        name,
+                    });
+                }
+            };
+            p.vectors.insert(name, v);
+        }
+        Ok(())
+    }
+
+    /// The `limit` best points for a query against the vector space `using` (the main one, a
+    /// named dense or multivector space, or a sparse space), under `req`'s filter, offset,
+    /// threshold and `with_*` (its `vector` is ignored). Points without that vector are never
+    /// returned. Scores are in the space's metric; sparse scores are dot products (with IDF
+    /// weights when the space has the modifier).
+    pub fn search_named(&self, using: &str, query: &QueryVector, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        let config = &self.inner.config;
+        if using == config.vectors.main && config.dim > 0 {
+            let vector = match query {
+                QueryVector::Dense(v) => v.clone(),
+                other => {
+                    return Err(Error::InvalidVector {
+                        name: using.to_string(),
+                        reason: format!("expected a dense query, got {}", query_kind(other)),
+                    })
+                }
+            };
+            return self.search(&SearchRequest { vector, ..req.clone() });
+        }
+        let mut probe = req.clone();
+        probe.vector = vec![0.0; config.dim];
+        self.check_limits(&probe)?;
+        let k = req.limit + req.offset;
+        if let Some(params) = config.vectors.dense.get(using) {
+            let query = self.prepare_dense_query(using, params, query)?;
+            let st = self.inner.state.read();
+            let kind = params.metric.score_kind();
+            let plan = st.plan(req.filter.as_ref());
+            let mut top = TopK::new(k);
+            quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| {
+                match st.named_at(r).and_then(|m| m.get(using)) {
+                    Some(VectorData::Dense(v)) => top.push(r, kind.score(&query[0], v)),
+                    Some(VectorData::Multi(rows)) => top.push(r, max_sim(&query, rows, |a, b| kind.score(a, b))),
+                    _ => {}
+                }
+            });
+            let hits = top.into_sorted();
+            // MaxSim sums similarities: its score is "higher is better" whatever the metric.
+            let metric = if params.multivector { Metric::Dot } else { params.metric };
+            return Ok(self.finish_hits_in(&st, req, hits, metric));
+        }
+        if config.vectors.sparse.contains_key(using) {
+            let QueryVector::Sparse(q) = query else {
+                return Err(Error::InvalidVector {
+                    name: using.to_string(),
+                    reason: format!("expected a sparse query, got {}", query_kind(query)),
+                });
+            };
+            let q = q.clone().validated(using)?;
+            let st = self.inner.state.read();
+            let index = st.sparse_index(using).expect("every sparse space has an index");
+            let weights = index.query_weights(&q, st.sparse_idf(using));
+            let plan = st.plan(req.filter.as_ref());
+            let mask = plan_mask(&st, &plan);
+            let allowed = |r: u32| mask.get(r as usize / 64).is_some_and(|w| w >> (r % 64) & 1 == 1);
+            let (hits, _) = index.search(&weights, k, st.n_rows(), allowed);
+            let hits = hits.into_iter().map(|(row, score)| Scored { row, score }).collect();
+            return Ok(self.finish_hits_in(&st, req, hits, Metric::Dot));
+        }
+        Err(Error::VectorNameNotFound(using.to_string()))
+    }
+
+    fn prepare_dense_query(&self, using: &str, params: &DenseParams, query: &QueryVector) -> Result<Vec<Vec<f32>>> {
+        let mut rows = match query {
+            QueryVector::Dense(v) => vec![v.clone()],
+            QueryVector::Multi(rows) if params.multivector && !rows.is_empty() => rows.clone(),
+            other => {
+                return Err(Error::InvalidVector {
+                    name: using.to_string(),
+                    reason: format!(
+                        "expected a {} query, got {}",
+                        if params.multivector { "dense or multi" } else { "dense" },
+                        query_kind(other)
+                    ),
+                })
+            }
+        };
+        for r in &mut rows {
+            validate_vector(r, params.dim, None)?;
+            if params.metric == Metric::Cosine {
+                quiver_kernels::normalize(r);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Replaces or adds vectors of existing points, keeping their other vectors and payloads
+    /// (Qdrant's `PUT /points/vectors`). Each point gives the vectors to change (its payload is
+    /// ignored). Every id must exist ([`Error::PointNotFound`] otherwise, and nothing is
+    /// written); the check and the write happen under the writer lock.
+    pub fn update_vectors(&self, updates: Vec<Point>) -> Result<WriteAck> {
+        if updates.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let mut changes = Vec::with_capacity(updates.len());
+        for mut p in updates {
+            if p.vector.is_empty() && p.vectors.is_empty() {
+                return Err(Error::InvalidRequest(format!("point {} gives no vector to update", p.id)));
+            }
+            self.prepare_vectors_partial(&mut p)?;
+            changes.push(p);
+        }
+        let mut w = self.writer()?;
+        let points = {
+            let st = self.inner.state.read();
+            changes
+                .into_iter()
+                .map(|p| {
+                    let row = st.row_of(&p.id).ok_or_else(|| Error::PointNotFound(p.id.to_string()))?;
+                    let mut merged = Self::stored_point(&st, row);
+                    if !p.vector.is_empty() {
+                        merged.vector = p.vector;
+                    }
+                    merged.vectors.extend(p.vectors);
+                    Ok(merged)
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let affected = points.len();
+        let seq = self.commit(&mut w, Op::Upsert(points))?;
+        drop(w);
+        self.kick_index();
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// Removes the named vectors (the main one too, by its name) from the selected points,
+    /// keeping everything else (Qdrant's `POST /points/vectors/delete`). Names the collection
+    /// does not declare are an error.
+    pub fn delete_vectors(&self, selector: &PointSelector, names: &[String]) -> Result<WriteAck> {
+        let schema = &self.inner.config.vectors;
+        let main_dim = self.inner.config.dim;
+        if let Some(n) = names.iter().find(|n| !schema.names(main_dim).contains(&n.as_str())) {
+            return Err(Error::VectorNameNotFound(n.clone()));
+        }
+        let mut w = self.writer()?;
+        let points: Vec<Point> = {
+            let st = self.inner.state.read();
+            self.selected_rows(&st, selector)
+                .into_iter()
+                .map(|row| {
+                    let mut p = Self::stored_point(&st, row);
+                    for n in names {
+                        if *n == schema.main && main_dim > 0 {
+                            p.vector.clear();
+                        }
+                        p.vectors.remove(n);
+                    }
+                    p
+                })
+                .collect()
+        };
+        if points.is_empty() {
+            return Ok(WriteAck {
+                seq: w.last_seq,
+                affected: 0,
+            });
+        }
+        let affected = points.len();
+        let seq = self.commit(&mut w, Op::Upsert(points))?;
+        Ok(WriteAck { seq, affected })
+    }
+
+    /// Turns the IDF modifier of a sparse space on or off (Qdrant's `PATCH /collections/{name}`
+    /// with `sparse_vectors`): recorded in the manifest, used by the next query.
+    pub fn set_sparse_params(&self, name: &str, params: SparseParams) -> Result<()> {
+        if !self.inner.config.vectors.sparse.contains_key(name) {
+            return Err(Error::VectorNameNotFound(name.to_string()));
+        }
+        let mut w = self.writer()?;
+        let mut m = w.manifest.clone();
+        m.config.vectors.sparse.insert(name.to_string(), params.clone());
+        write_manifest(&self.inner.dir, &m)?;
+        w.manifest = m;
+        self.inner.state.write().set_sparse_idf(name, params.idf);
+        Ok(())
+    }
+
+    /// Live points holding the vector `name` (the main one included).
+    pub fn count_vector(&self, name: &str) -> Result<usize> {
+        if !self.inner.config.vectors.names(self.inner.config.dim).contains(&name) {
+            return Err(Error::VectorNameNotFound(name.to_string()));
+        }
+        Ok(self.inner.state.read().count_vector(name))
+    }
+
+    /// [`Collection::prepare_vectors`] for a partial update: the main vector may be absent
+    /// even in a collection of one vector.
+    fn prepare_vectors_partial(&self, p: &mut Point) -> Result<()> {
+        if self.inner.config.vectors.is_plain() && p.vector.is_empty() && !p.vectors.is_empty() {
+            return Err(Error::VectorNameNotFound(p.vectors.keys().next().cloned().unwrap_or_default()));
+        }
+        self.prepare_vectors(p)
+    }
+
+    /// A stored point as a [`Point`] again (main vector empty when it has none).
+    pub(super) fn stored_point(st: &State, row: u32) -> Point {
+        Point {
+            id: *st.id_at(row as usize),
+            vector: if st.is_searchable(row) {
+                st.vector(row).to_vec()
+            } else {
+                Vec::new()
+            },
+            vectors: st.named_at(row).cloned().unwrap_or_default(),
+            payload: st.payload_at(row as usize).clone(),
+        }
+    }
+
+    fn selected_rows(&self, st: &State, selector: &PointSelector) -> Vec<u32> {
+        match selector {
+            PointSelector::Ids(ids) => ids.iter().filter_map(|id| st.row_of(id)).collect(),
+            PointSelector::Filter(f) => {
+                let plan = st.plan(Some(f));
+                let mut rows = Vec::with_capacity(st.plan_len(&plan));
+                quiver_kernels::scan::for_each_allowed(plan.allowed(st), st.n_rows(), |r| rows.push(r));
+                rows
+            }
+        }
+    }
+}
+
+/// A plan as a bitset of rows.
+fn plan_mask(st: &State, plan: &Plan) -> Vec<u64> {
+    match plan {
+        Plan::AllLive => st.alive_mask().to_vec(),
+        Plan::AllSearchable => st.searchable_mask().to_vec(),
+        Plan::Mask(m) => m.clone(),
+        Plan::List(l) => {
+            let mut m = vec![0u64; st.n_rows().div_ceil(64)];
+            for &r in l {
+                m[r as usize / 64] |= 1 << (r % 64);
+            }
+            m
+        }
+    }
+}
+
+fn query_kind(q: &QueryVector) -> &'static str {
+    match q {
+        QueryVector::Dense(_) => "a dense one",
+        QueryVector::Multi(_) => "a multivector",
+        QueryVector::Sparse(_) => "a sparse one",
+    }
+}
+
+/// Named vectors for a record, when asked for: all of them, and a *named* main vector under
+/// its name too (so a reader sees every vector by the name it was written with).
+pub(super) fn named_for_record(st: &State, row: u32, with_vector: bool) -> NamedVectors {
+    if !with_vector {
+        return NamedVectors::new();
+    }
+    let mut out = st.named_at(row).cloned().unwrap_or_default();
+    if !st.main_name().is_empty() && st.is_searchable(row) {
+        out.insert(st.main_name().to_string(), VectorData::Dense(st.vector(row).to_vec()));
+    }
+    out
+}

@@ -1,0 +1,282 @@
+//! Qdrant's Query API as a tree of stages: each stage first runs its prefetches (to any depth),
+//! then either searches the whole collection (no prefetch), rescores the union of its
+//! prefetches' candidates exactly with its own query (multi-stage search: cheap candidates
+//! from one vector space, the final order from another, such as a ColBERT multivector), or
+//! fuses its prefetches' rankings (reciprocal rank fusion, or distribution-based score fusion).
+//! Every stage has its own vector space (`using`), filter, limit and score threshold.
+
+use super::*;
+use crate::vector_model::QueryVector;
+use std::collections::HashMap;
+
+/// How a stage fuses its prefetches' rankings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FusionKind {
+    /// Reciprocal rank fusion: a point at rank r (from 1) of a ranking scores
+    /// `weight / (k + r)`, summed over the rankings (Qdrant's default k is 2).
+    Rrf {
+        /// The rank constant.
+        k: f32,
+        /// One weight per prefetch (all 1 when `None`).
+        weights: Option<Vec<f32>>,
+    },
+    /// Distribution-based score fusion: each ranking's scores are mapped to 0..1 over
+    /// mean ± 3 standard deviations (clipped), then summed.
+    Dbsf,
+}
+
+/// What a stage does with its candidates.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StageQuery {
+    /// Nearest points to a vector (dense, sparse or multi) in the stage's space.
+    Nearest(QueryVector),
+    /// Fuses the prefetches' rankings.
+    Fusion(FusionKind),
+}
+
+/// One stage of a query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryStage {
+    /// Stages run first; their results are this stage's candidates.
+    pub prefetch: Vec<QueryStage>,
+    /// The stage's query; `None` passes its one prefetch's results through.
+    pub query: Option<StageQuery>,
+    /// The vector space of a `Nearest` query (`None`: the main vector).
+    pub using: Option<String>,
+    /// Only points matching this filter.
+    pub filter: Option<Filter>,
+    /// Results of this stage.
+    pub limit: usize,
+    /// Keep results at least this good (a distance at most this, for distance metrics).
+    pub score_threshold: Option<f32>,
+    /// Score every allowed point instead of walking the graph.
+    pub exact: bool,
+    /// The graph's list size for this stage.
+    pub ef: Option<usize>,
+}
+
+impl QueryStage {
+    /// A stage that finds the `limit` nearest points to `query` in the main vector space.
+    pub fn nearest(query: QueryVector, limit: usize) -> QueryStage {
+        QueryStage {
+            prefetch: Vec::new(),
+            query: Some(StageQuery::Nearest(query)),
+            using: None,
+            filter: None,
+            limit,
+            score_threshold: None,
+            exact: false,
+            ef: None,
+        }
+    }
+}
+
+/// The most stages one query may hold, and how deep they may nest.
+pub const QUERY_STAGES_MAX: usize = 64;
+/// How deep prefetches may nest.
+pub const QUERY_DEPTH_MAX: usize = 8;
+
+/// A ranking: ids best first with their scores, and whether a higher score is better.
+struct Ranking {
+    hits: Vec<(PointId, f32)>,
+    higher_is_better: bool,
+}
+
+impl Collection {
+    /// Runs a query tree and returns its best `limit` points after `offset`, with what `with`
+    /// asks for. Scores are those of the top stage (a fused score, for a fusion).
+    pub fn query(&self, stage: &QueryStage, offset: usize, with: With) -> Result<Vec<ScoredPoint>> {
+        check_tree(stage, 0, &mut 0)?;
+        let mut top = stage.clone();
+        top.limit = stage.limit.saturating_add(offset).min(SEARCH_LIMIT_MAX);
+        let ranking = self.run_stage(&top)?;
+        let ids: Vec<PointId> = ranking.hits.iter().skip(offset).map(|h| h.0).collect();
+        let records = self.get(&ids, with)?;
+        let by_id: HashMap<PointId, Record> = records.into_iter().map(|r| (r.id, r)).collect();
+        Ok(ranking
+            .hits
+            .into_iter()
+            .skip(offset)
+            .filter_map(|(id, score)| {
+                let r = by_id.get(&id)?.clone();
+                Some(ScoredPoint {
+                    id,
+                    score,
+                    payload: r.payload,
+                    vector: r.vector,
+                    vectors: r.vectors,
+                })
+            })
+            .collect())
+    }
+
+    fn higher_is_better(&self, using: &str) -> bool {
+        let config = &self.inner.config;
+        if using == config.vectors.main && config.dim > 0 {
+            return config.metric.higher_is_better();
+        }
+        match config.vectors.dense.get(using) {
+            Some(d) if !d.multivector => d.metric.higher_is_better(),
+            _ => true,
+        }
+    }
+
+    fn run_stage(&self, s: &QueryStage) -> Result<Ranking> {
+        let using = s.using.clone().unwrap_or_else(|| self.inner.config.vectors.main.clone());
+        let req = |filter: Option<Filter>| SearchRequest {
+            vector: Vec::new(),
+            limit: s.limit,
+            offset: 0,
+            filter,
+            score_threshold: s.score_threshold,
+            with_payload: false,
+            with_vector: false,
+            exact: s.exact,
+            ef: s.ef,
+        };
+        let children: Vec<Ranking> = s.prefetch.iter().map(|p| self.run_stage(p)).collect::<Result<_>>()?;
+        match (&s.query, children.is_empty()) {
+            (Some(StageQuery::Nearest(q)), true) => {
+                let hits = self.search_named(&using, q, &req(s.filter.clone()))?;
+                Ok(Ranking {
+                    hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
+                    higher_is_better: self.higher_is_better(&using),
+                })
+            }
+            (Some(StageQuery::Nearest(q)), false) => {
+                // Rescore the candidates exactly: the stage's filter and the candidate ids.
+                let mut ids: Vec<PointId> = children.iter().flat_map(|c| c.hits.iter().map(|h| h.0)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                if ids.is_empty() {
+                    return Ok(Ranking {
+                        hits: Vec::new(),
+                        higher_is_better: true,
+                    });
+                }
+                let mut r = req(Some(Filter::restricted_to(s.filter.clone(), &ids)));
+                r.exact = true;
+                let hits = self.search_named(&using, q, &r)?;
+                Ok(Ranking {
+                    hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
+                    higher_is_better: self.higher_is_better(&using),
+                })
+            }
+            (Some(StageQuery::Fusion(f)), false) => {
+                let allowed = self.filtered_ids(s.filter.as_ref(), &children)?;
+                let mut hits = match f {
+                    FusionKind::Rrf { k, weights } => {
+                        if let Some(w) = weights.as_ref().filter(|w| w.len() != children.len()) {
+                            return Err(Error::InvalidRequest(format!(
+                                "rrf has {} weights for {} prefetches",
+                                w.len(),
+                                children.len()
+                            )));
+                        }
+                        let rankings: Vec<(f32, Vec<PointId>)> = children
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| {
+                                let w = weights.as_ref().map_or(1.0, |w| w[i]);
+                                (
+                                    w,
+                                    c.hits
+                                        .iter()
+                                        .map(|h| h.0)
+                                        .filter(|id| allowed.as_ref().is_none_or(|a| a.contains(id)))
+                                        .collect(),
+                                )
+                            })
+                            .collect();
+                        crate::text_index::rrf(&rankings, *k, usize::MAX)
+                    }
+                    FusionKind::Dbsf => dbsf(&children, allowed.as_ref()),
+                };
+                if let Some(t) = s.score_threshold {
+                    hits.retain(|h| h.1 >= t);
+                }
+                hits.truncate(s.limit);
+                Ok(Ranking {
+                    hits,
+                    higher_is_better: true,
+                })
+            }
+            (None, false) if children.len() == 1 => {
+                let mut only = children.into_iter().next().expect("one child");
+                if let Some(allowed) = self.filtered_ids(s.filter.as_ref(), std::slice::from_ref(&only))? {
+                    only.hits.retain(|h| allowed.contains(&h.0));
+                }
+                only.hits.truncate(s.limit);
+                Ok(only)
+            }
+            (None, false) => Err(Error::InvalidRequest(
+                "a query with several prefetches needs a query to combine them (fusion, or nearest to rescore)".into(),
+            )),
+            (Some(StageQuery::Fusion(_)), true) => Err(Error::InvalidRequest("fusion needs prefetches to fuse".into())),
+            (None, true) => Err(Error::InvalidRequest("a query stage needs a query or prefetches".into())),
+        }
+    }
+
+    /// The candidates of `children` that match `filter` (`None` when there is no filter).
+    fn filtered_ids(&self, filter: Option<&Filter>, children: &[Ranking]) -> Result<Option<std::collections::HashSet<PointId>>> {
+        let Some(filter) = filter else { return Ok(None) };
+        let mut ids: Vec<PointId> = children.iter().flat_map(|c| c.hits.iter().map(|h| h.0)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let st = self.inner.state.read();
+        Ok(Some(
+            ids.into_iter()
+                .filter(|id| st.row_of(id).is_some_and(|r| st.row_matches(r, filter)))
+                .collect(),
+        ))
+    }
+}
+
+/// Distribution-based score fusion over rankings (each normalised to 0..1 over its mean ± 3
+/// standard deviations, clipped; distances turned around so that higher is better), summed;
+/// ties in first-seen order.
+fn dbsf(children: &[Ranking], allowed: Option<&std::collections::HashSet<PointId>>) -> Vec<(PointId, f32)> {
+    let mut total: HashMap<PointId, (f32, usize)> = HashMap::new();
+    let mut order = 0;
+    for c in children {
+        if c.hits.is_empty() {
+            continue;
+        }
+        let sign = if c.higher_is_better { 1.0 } else { -1.0 };
+        let scores: Vec<f64> = c.hits.iter().map(|h| (sign * h.1) as f64).collect();
+        let n = scores.len() as f64;
+        let mean = scores.iter().sum::<f64>() / n;
+        let sd = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let (lo, hi) = (mean - 3.0 * sd, mean + 3.0 * sd);
+        for (h, s) in c.hits.iter().zip(&scores) {
+            if allowed.is_some_and(|a| !a.contains(&h.0)) {
+                continue;
+            }
+            let norm = if hi > lo { ((s - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 };
+            let e = total.entry(h.0).or_insert_with(|| {
+                order += 1;
+                (0.0, order)
+            });
+            e.0 += norm as f32;
+        }
+    }
+    let mut out: Vec<(PointId, f32, usize)> = total.into_iter().map(|(id, (s, o))| (id, s, o)).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+    out.into_iter().map(|(id, s, _)| (id, s)).collect()
+}
+
+fn check_tree(s: &QueryStage, depth: usize, count: &mut usize) -> Result<()> {
+    *count += 1;
+    if depth > QUERY_DEPTH_MAX || *count > QUERY_STAGES_MAX {
+        return Err(Error::InvalidRequest(format!(
+            "a query holds at most {QUERY_STAGES_MAX} stages nested at most {QUERY_DEPTH_MAX} deep"
+        )));
+    }
+    if s.limit == 0 || s.limit > SEARCH_LIMIT_MAX {
+        return Err(Error::InvalidRequest(format!(
+            "limit must be 1..={SEARCH_LIMIT_MAX}, got {}",
+            s.limit
+        )));
+    }
+    s.prefetch.iter().try_for_each(|p| check_tree(p, depth + 1, count))
+}
