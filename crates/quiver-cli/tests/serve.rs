@@ -170,9 +170,9 @@ fn bad_requests_get_clear_4xx_never_5xx() {
         (
             "PUT",
             u("/collections/x"),
-            Some(json!({"vectors": {"a": {"size": 3, "distance": "Cosine"}}})),
+            Some(json!({"vectors": {"a": {"size": 3, "distance": "Cosine"}}, "sparse_vectors": {"a": {}}})),
             400,
-            "named vectors",
+            "used by a dense and a sparse vector",
         ),
         (
             "PUT",
@@ -222,9 +222,9 @@ fn bad_requests_get_clear_4xx_never_5xx() {
         (
             "POST",
             u("/collections/c/points/query"),
-            Some(json!({"prefetch": [{"query": [1, 0, 0]}], "query": {"fusion": "rrf"}})),
+            Some(json!({"prefetch": [{"query": [1, 0, 0], "using": "nope"}], "query": {"fusion": "rrf"}})),
             400,
-            "prefetch",
+            "not existing vector name error: nope",
         ),
         (
             "POST",
@@ -526,12 +526,21 @@ fn hybrid_query_api_fuses_dense_and_keyword_rankings() {
     // Unsupported shapes are a 400 that says so, never a 5xx.
     let (s, b) = call("POST", &u("/collections/h/points/query"), Some(query(json!({"fusion": "dbsf"}))));
     assert_eq!(s, 400, "{b}");
-    let (s, _) = call(
+    // One dense prefetch fused alone keeps the dense order (the query stages).
+    let fused = ok(call(
         "POST",
         &u("/collections/h/points/query"),
-        Some(json!({"prefetch": [{"query": [1.0, 0.0, 0.0]}], "query": {"fusion": "rrf"}})),
-    );
-    assert_eq!(s, 400);
+        Some(json!({"prefetch": [{"query": [1.0, 0.0, 0.0], "limit": 5}], "query": {"fusion": "rrf"}, "limit": 5})),
+    ));
+    let ids = |r: &Value| {
+        r["result"]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&fused), ids(&dense));
     sigterm_and_wait(&mut server.child);
 }
 

@@ -54,7 +54,7 @@ pub fn is_keyword_query(p: &Map<String, Value>) -> bool {
     let textual = p
         .get("query")
         .map(|q| q.get("nearest").unwrap_or(q))
-        .is_some_and(|q| q.is_string() || q.get("text").is_some());
+        .is_some_and(|q| q.is_string() || q.get("text").is_some() || q.get("model").is_some());
     textual && (matches!(using.as_deref(), Some("bm25" | "text" | "keyword")) || model.is_some_and(|m| m.contains("bm25")))
 }
 

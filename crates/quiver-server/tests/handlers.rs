@@ -222,21 +222,10 @@ async fn the_empty_name_is_the_unnamed_vector() {
         .collect();
     assert_eq!(ids, vec![1, 3]);
     assert_eq!(b["result"]["points"][0]["vector"], json!([1.0, 0.0]));
-    for (body, needle) in [
-        (json!({"query": [1.0, 0.0], "using": "dense"}), "Not existing vector name"),
-        (json!({"query": [1.0, 0.0], "with_vector": ["dense"]}), "Not existing vector name"),
-    ] {
-        let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(body), &[]).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-        assert!(b["status"]["error"].as_str().unwrap().contains(needle), "{b}");
-    }
-    let named = json!({"vectors": {"dense": {"size": 2, "distance": "Dot"}}});
-    let (s, b) = send(&app, Method::PUT, "/collections/d", Some(named), &[]).await;
+    let body = json!({"query": [1.0, 0.0], "using": "dense"});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(body), &[]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    assert!(b["status"]["error"].as_str().unwrap().contains("named vectors (\"dense\")"), "{b}");
-    let sparse = json!({"vectors": {"size": 2, "distance": "Dot"}, "sparse_vectors": {"text": {}}});
-    let (s, _) = send(&app, Method::PUT, "/collections/d", Some(sparse), &[]).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(b["status"]["error"], "Wrong input: Not existing vector name error: dense", "{b}");
 }
 
 /// `nearest` + `mmr` as LangChain's max_marginal_relevance_search sends it: with diversity the
@@ -675,7 +664,7 @@ async fn vectors_update_has_vector_and_delete() {
     )
     .await;
     assert_eq!(b["result"]["count"], 2);
-    let (s, _) = send(
+    let (s, b) = send(
         &app,
         Method::POST,
         "/collections/c/points/count",
@@ -683,8 +672,22 @@ async fn vectors_update_has_vector_and_delete() {
         &[],
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = send(
+    assert_eq!(
+        (s, &b["result"]["count"]),
+        (StatusCode::OK, &json!(0)),
+        "no point has a vector of that name"
+    );
+    let (s, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/vectors/delete",
+        Some(json!({"points": [1], "vector": ["dense"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // Deleting the unnamed vector leaves the point, without it: dense searches skip it.
+    let (s, b) = send(
         &app,
         Method::POST,
         "/collections/c/points/vectors/delete",
@@ -692,7 +695,127 @@ async fn vectors_update_has_vector_and_delete() {
         &[],
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c/points/1", None, &[]).await;
+    assert_eq!(
+        (&b["result"]["payload"], &b["result"]["vector"]),
+        (&json!({"k": "a"}), &Value::Null),
+        "{b}"
+    );
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/query",
+        Some(json!({"query": [1.0, 0.0]})),
+        &[],
+    )
+    .await;
+    assert_eq!(b["result"]["points"].as_array().unwrap().len(), 1, "{b}");
+}
+
+/// Qdrant's fixture shape: an unnamed dense vector beside a sparse one, points holding either;
+/// sparse queries (with and without IDF), dense queries skipping sparse-only points, named
+/// vectors by name, prefetch + fusion, and what `GET` shows.
+#[tokio::test]
+async fn sparse_and_named_vectors_over_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let create = json!({"vectors": {"size": 2, "distance": "Dot"}, "sparse_vectors": {"sparse-text": {}}});
+    let (s, b) = send(&app, Method::PUT, "/collections/c", Some(create), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let points = json!({"points": [
+        {"id": 1, "vector": [1.0, 0.0]},
+        {"id": 2, "vector": [0.0, 1.0]},
+        {"id": 9, "vector": {"sparse-text": {"indices": [66, 12], "values": [0.5, 0.5]}}},
+        {"id": 10, "vector": {"sparse-text": {"indices": [3, 1, 2], "values": [0.3, 0.1, 0.2]}, "": [0.5, 0.5]}}
+    ]});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/points", Some(points), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c", None, &[]).await;
+    assert_eq!(b["result"]["config"]["params"]["sparse_vectors"], json!({"sparse-text": {}}), "{b}");
+    assert_eq!(b["result"]["config"]["params"]["vectors"]["size"], 2, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c/points/9", None, &[]).await;
+    assert_eq!(
+        b["result"]["vector"],
+        json!({"sparse-text": {"indices": [12, 66], "values": [0.5, 0.5]}}),
+        "{b}"
+    );
+    let (_, b) = send(&app, Method::GET, "/collections/c/points/10", None, &[]).await;
+    assert_eq!(b["result"]["vector"][""], json!([0.5, 0.5]), "{b}");
+    let ids = |b: &Value| -> Vec<u64> {
+        b["result"]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap())
+            .collect()
+    };
+    // Dense: point 9 has no dense vector and is never returned.
+    let (_, b) = send(
+        &app,
+        Method::POST,
+        "/collections/c/points/query",
+        Some(json!({"query": [1.0, 0.9], "limit": 10})),
+        &[],
+    )
+    .await;
+    assert_eq!(ids(&b), vec![1, 10, 2], "{b}");
+    // Sparse: only points sharing an index, by dot product.
+    let q = json!({"query": {"indices": [2, 12], "values": [1.0, 1.0]}, "using": "sparse-text", "limit": 10});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(q), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), vec![9, 10], "{b}");
+    assert_eq!(b["result"]["points"][0]["score"], 0.5);
+    // The old search API names the vector in the body.
+    let q = json!({"vector": {"name": "sparse-text", "vector": {"indices": [1], "values": [2.0]}}, "limit": 3});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/search", Some(q), &[]).await;
+    assert_eq!((s, b["result"][0]["id"].as_u64()), (StatusCode::OK, Some(10)), "{b}");
+    // Hybrid: a dense and a sparse prefetch fused by RRF.
+    let q = json!({"prefetch": [
+        {"query": [1.0, 0.0], "limit": 3},
+        {"query": {"indices": [66], "values": [1.0]}, "using": "sparse-text", "limit": 3}
+    ], "query": {"fusion": "rrf"}, "limit": 2});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query", Some(q), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), vec![1, 9], "the best of each ranking first: {b}");
+    // IDF on, then off again, through PATCH.
+    let patch = json!({"sparse_vectors": {"sparse-text": {"modifier": "idf"}}});
+    let (s, b) = send(&app, Method::PATCH, "/collections/c", Some(patch), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c", None, &[]).await;
+    assert_eq!(
+        b["result"]["config"]["params"]["sparse_vectors"]["sparse-text"]["modifier"], "idf",
+        "{b}"
+    );
+    // Bad sparse vectors are 400s that say why.
+    for (v, needle) in [
+        (json!({"indices": [1, 1], "values": [1.0, 2.0]}), "unique"),
+        (json!({"indices": [1, 2], "values": [1.0]}), "same length"),
+    ] {
+        let body = json!({"points": [{"id": 11, "vector": {"sparse-text": v}}]});
+        let (s, b) = send(&app, Method::PUT, "/collections/c/points", Some(body), &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(b["status"]["error"].as_str().unwrap().contains(needle), "{b}");
+    }
+    // Named dense vectors: each searched by its own metric.
+    let create = json!({"vectors": {"image": {"size": 2, "distance": "Dot"}, "text": {"size": 3, "distance": "Euclid"}}});
+    let (s, b) = send(&app, Method::PUT, "/collections/n", Some(create), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let points = json!({"points": [
+        {"id": 1, "vector": {"image": [1.0, 0.0], "text": [0.0, 0.0, 0.0]}},
+        {"id": 2, "vector": {"image": [0.0, 1.0], "text": [1.0, 1.0, 1.0]}}
+    ]});
+    let (s, b) = send(&app, Method::PUT, "/collections/n/points", Some(points), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let q = json!({"query": [0.9, 0.9, 0.9], "using": "text", "limit": 1, "with_vector": true});
+    let (_, b) = send(&app, Method::POST, "/collections/n/points/query", Some(q), &[]).await;
+    assert_eq!(ids(&b), vec![2], "{b}");
+    assert_eq!(b["result"]["points"][0]["vector"]["image"], json!([0.0, 1.0]), "{b}");
+    let q = json!({"query": [0.0, 1.0], "using": "image", "limit": 1});
+    let (_, b) = send(&app, Method::POST, "/collections/n/points/query", Some(q), &[]).await;
+    assert_eq!(ids(&b), vec![2], "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/n", None, &[]).await;
+    assert_eq!(b["result"]["config"]["params"]["vectors"]["text"]["distance"], "Euclid", "{b}");
 }
 
 /// `POST /facet` counts values from the payload index, with a filter, most common first.

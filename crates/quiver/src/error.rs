@@ -80,7 +80,7 @@ pub enum Error {
         reason: String,
     },
     /// A vector name the collection does not declare (Qdrant's wording).
-    #[error("Wrong input: Not existing vector name error: {0}")]
+    #[error("Not existing vector name error: {0}")]
     VectorNameNotFound(String),
     /// Writes are refused: the WAL reached its cap because flushes keep failing.
     #[error("write refused: the write-ahead log holds {} MiB because flushing it into a segment keeps failing ({cause}); free disk space, then retry", bytes >> 20)]

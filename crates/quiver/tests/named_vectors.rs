@@ -375,3 +375,16 @@ impl AsNum for PointId {
         }
     }
 }
+
+/// `has_vector` with a name the collection does not have matches no point.
+#[test]
+fn has_vector_of_an_unknown_name_matches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection("plain", CollectionConfig::new(2, Metric::Dot)).unwrap();
+    c.upsert(vec![Point::new(1u64, vec![1.0, 0.0]), Point::new(2u64, vec![0.0, 1.0])])
+        .unwrap();
+    let f = |name: &str| Filter::from_json(&serde_json::json!({"must": [{"has_vector": name}]})).unwrap();
+    assert_eq!(c.count(Some(&f(""))), 2);
+    assert_eq!(c.count(Some(&f("dense"))), 0);
+}

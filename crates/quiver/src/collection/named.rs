@@ -286,7 +286,8 @@ impl Collection {
     /// [`Collection::prepare_vectors`] for a partial update: the main vector may be absent
     /// even in a collection of one vector.
     fn prepare_vectors_partial(&self, p: &mut Point) -> Result<()> {
-        if self.inner.config.vectors.is_plain() && p.vector.is_empty() && !p.vectors.is_empty() {
+        let schema = &self.inner.config.vectors;
+        if schema.is_plain() && p.vector.is_empty() && !p.vectors.contains_key(&schema.main) {
             return Err(Error::VectorNameNotFound(p.vectors.keys().next().cloned().unwrap_or_default()));
         }
         self.prepare_vectors(p)
