@@ -327,7 +327,7 @@ fn query_stages_fuse_and_rescore() {
     let mut want: Vec<(u64, f32, usize)> = Vec::new();
     for (first, rank) in [&dense_rank, &sparse_rank].iter().enumerate() {
         for (i, id) in rank.iter().enumerate() {
-            let s = 1.0 / (2.0 + (i + 1) as f32);
+            let s = 1.0 / (i as f32 + 2.0);
             match want.iter_mut().find(|w| w.0 == *id) {
                 Some(w) => w.1 += s,
                 None => want.push((*id, s, first * 1000 + i)),

@@ -12,16 +12,17 @@ use std::collections::HashMap;
 /// How a stage fuses its prefetches' rankings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FusionKind {
-    /// Reciprocal rank fusion: a point at rank r (from 1) of a ranking scores
-    /// `weight / (k + r)`, summed over the rankings (Qdrant's default k is 2).
+    /// Reciprocal rank fusion as Qdrant computes it: a point at position p (from 0) of a
+    /// ranking scores `1 / ((p + 1) / weight + k - 1)` (0 for a weight of 0), summed over the
+    /// rankings; Qdrant's default k is 2, so the first place scores 1/2.
     Rrf {
         /// The rank constant.
         k: f32,
         /// One weight per prefetch (all 1 when `None`).
         weights: Option<Vec<f32>>,
     },
-    /// Distribution-based score fusion: each ranking's scores are mapped to 0..1 over
-    /// mean ± 3 standard deviations (clipped), then summed.
+    /// Distribution-based score fusion: each ranking's scores are mapped linearly so that
+    /// mean - 3 sd is 0 and mean + 3 sd is 1 (sample standard deviation), then summed.
     Dbsf,
 }
 
@@ -176,19 +177,9 @@ impl Collection {
                         let rankings: Vec<(f32, Vec<PointId>)> = children
                             .iter()
                             .enumerate()
-                            .map(|(i, c)| {
-                                let w = weights.as_ref().map_or(1.0, |w| w[i]);
-                                (
-                                    w,
-                                    c.hits
-                                        .iter()
-                                        .map(|h| h.0)
-                                        .filter(|id| allowed.as_ref().is_none_or(|a| a.contains(id)))
-                                        .collect(),
-                                )
-                            })
+                            .map(|(i, c)| (weights.as_ref().map_or(1.0, |w| w[i]), c.hits.iter().map(|h| h.0).collect()))
                             .collect();
-                        crate::text_index::rrf(&rankings, *k, usize::MAX)
+                        rrf(&rankings, *k, allowed.as_ref())
                     }
                     FusionKind::Dbsf => dbsf(&children, allowed.as_ref()),
                 };
@@ -232,9 +223,36 @@ impl Collection {
     }
 }
 
-/// Distribution-based score fusion over rankings (each normalised to 0..1 over its mean ± 3
-/// standard deviations, clipped; distances turned around so that higher is better), summed;
-/// ties in first-seen order.
+/// Qdrant's reciprocal rank fusion (see [`FusionKind::Rrf`]), points outside `allowed` left
+/// out; ties in first-seen order.
+fn rrf(rankings: &[(f32, Vec<PointId>)], k: f32, allowed: Option<&std::collections::HashSet<PointId>>) -> Vec<(PointId, f32)> {
+    let mut total: HashMap<PointId, (f32, usize)> = HashMap::new();
+    let mut order = 0;
+    for (weight, ranking) in rankings {
+        for (pos, id) in ranking.iter().enumerate() {
+            if allowed.is_some_and(|a| !a.contains(id)) {
+                continue;
+            }
+            let score = if *weight <= 0.0 {
+                0.0
+            } else {
+                1.0 / ((pos as f32 + 1.0) / weight + k - 1.0)
+            };
+            let e = total.entry(*id).or_insert_with(|| {
+                order += 1;
+                (0.0, order)
+            });
+            e.0 += score;
+        }
+    }
+    let mut out: Vec<(PointId, f32, usize)> = total.into_iter().map(|(id, (s, o))| (id, s, o)).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+    out.into_iter().map(|(id, s, _)| (id, s)).collect()
+}
+
+/// Distribution-based score fusion over rankings (each mapped so that its mean ± 3 sample
+/// standard deviations become 0 and 1; distances turned around so that higher is better),
+/// summed; ties in first-seen order.
 fn dbsf(children: &[Ranking], allowed: Option<&std::collections::HashSet<PointId>>) -> Vec<(PointId, f32)> {
     let mut total: HashMap<PointId, (f32, usize)> = HashMap::new();
     let mut order = 0;
@@ -246,13 +264,17 @@ fn dbsf(children: &[Ranking], allowed: Option<&std::collections::HashSet<PointId
         let scores: Vec<f64> = c.hits.iter().map(|h| (sign * h.1) as f64).collect();
         let n = scores.len() as f64;
         let mean = scores.iter().sum::<f64>() / n;
-        let sd = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let sd = if scores.len() > 1 {
+            (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
         let (lo, hi) = (mean - 3.0 * sd, mean + 3.0 * sd);
         for (h, s) in c.hits.iter().zip(&scores) {
             if allowed.is_some_and(|a| !a.contains(&h.0)) {
                 continue;
             }
-            let norm = if hi > lo { ((s - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 };
+            let norm = if hi > lo { (s - lo) / (hi - lo) } else { 0.5 };
             let e = total.entry(h.0).or_insert_with(|| {
                 order += 1;
                 (0.0, order)
