@@ -7,8 +7,9 @@ deterministic embedding (a hashed bag of words, no model), writes a small corpus
 metadata, and searches; every answer is compared with an exact cosine search computed here
 with NumPy.
 
-Out of scope until Quiver has sparse vectors (issue 13): the frameworks' sparse and hybrid
-retrieval modes.
+The sparse and hybrid modes use a deterministic sparse embedding too (a weighted bag of
+words); sparse answers are compared with exact sparse dot products, hybrid answers with
+reciprocal rank fusion computed here as Qdrant defines it.
 
 Usage: python tests/e2e/test_frameworks.py path/to/quiver
 Prints one line per test and a closing 'e2e: N passed, M failed'.
@@ -46,6 +47,40 @@ def embed(text):
         v += np.random.default_rng(seed).standard_normal(DIM)
     n = np.linalg.norm(v)
     return (v / n if n else v).astype(np.float32).tolist()
+
+
+def sparse(text):
+    """A weighted bag of words: index from a hash of the word, weight = count plus a small
+    per-word offset (so that two documents rarely tie). Returns (indices, values), sorted."""
+    bag = {}
+    for word in text.lower().split():
+        h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+        i = h % (1 << 20)
+        bag[i] = bag.get(i, 1.0 + (h >> 20) % 997 / 10_000.0) + (1.0 if i in bag else 0.0)
+    indices = sorted(bag)
+    return indices, [bag[i] for i in indices]
+
+
+def exact_sparse(query, k=3):
+    """Indices of CORPUS by sparse dot product with `query` (only documents sharing a word)."""
+    qi, qv = sparse(query)
+    q = dict(zip(qi, qv))
+    scores = []
+    for t in TEXTS:
+        di, dv = sparse(t)
+        shared = [q[i] * v for i, v in zip(di, dv) if i in q]
+        scores.append(sum(shared) if shared else None)
+    order = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: -scores[i])
+    return order[:k], scores
+
+
+def rrf(*rankings, k=2):
+    """Qdrant's reciprocal rank fusion of rankings (lists of CORPUS indices): id -> score."""
+    fused = {}
+    for ranking in rankings:
+        for pos, i in enumerate(ranking):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (pos + k)
+    return fused
 
 
 def exact(query, allowed=None, k=3):
@@ -118,8 +153,45 @@ def check_langchain(results):
             )
             assert again.similarity_search("kyoto temples", k=1)[0].metadata["topic"] == "travel"
 
+        from langchain_qdrant import RetrievalMode, SparseEmbeddings, SparseVector
+
+        class BagOfWords(SparseEmbeddings):
+            def embed_documents(self, texts):
+                return [SparseVector(indices=sparse(t)[0], values=sparse(t)[1]) for t in texts]
+
+            def embed_query(self, text):
+                i, v = sparse(text)
+                return SparseVector(indices=i, values=v)
+
+        def test_langchain_sparse_and_hybrid_modes():
+            hybrid = QdrantVectorStore.from_texts(
+                TEXTS, Hashed(), sparse_embedding=BagOfWords(), retrieval_mode=RetrievalMode.HYBRID,
+                metadatas=[m for _, m in CORPUS], ids=list(range(1, 11)), url=srv.url, collection_name="lch",
+                prefer_grpc=False,
+            )
+            q = "a crash may lose writes in kyoto"
+            want, scores = exact_sparse(q)
+            only_sparse = QdrantVectorStore.from_existing_collection(
+                collection_name="lch", embedding=Hashed(), sparse_embedding=BagOfWords(),
+                retrieval_mode=RetrievalMode.SPARSE, url=srv.url, prefer_grpc=False,
+            )
+            got = only_sparse.similarity_search_with_score(q, k=3)
+            assert [d.metadata["n"] for d, _ in got] == [i + 1 for i in want], (got, want)
+            for (_, s), i in zip(got, want):
+                assert abs(s - scores[i]) < 1e-4, (s, scores[i])
+            dense_rank, _ = exact(q, k=3)
+            sparse_rank, _ = exact_sparse(q, k=3)
+            fused = rrf(dense_rank, sparse_rank)
+            got = hybrid.similarity_search_with_score(q, k=3)
+            assert len(got) == 3
+            for d, s in got:
+                assert abs(s - fused[d.metadata["n"] - 1]) < 1e-6, (d.metadata, s, fused)
+            best = sorted(fused.values(), reverse=True)[:3]
+            assert all(abs(s - b) < 1e-6 for (_, s), b in zip(got, best)), (got, fused)
+
         for t in [test_langchain_add_texts_and_search, test_langchain_scores_and_metadata_filter, test_langchain_mmr,
-                  test_langchain_retriever_get_and_delete, test_langchain_reopens_the_collection]:
+                  test_langchain_retriever_get_and_delete, test_langchain_reopens_the_collection,
+                  test_langchain_sparse_and_hybrid_modes]:
             run(t, results)
     finally:
         srv.stop()
@@ -165,7 +237,33 @@ def check_llamaindex(results):
             assert all(n.metadata["topic"] != "travel" for n in r.nodes)
             assert len(r.nodes) == len(CORPUS) - 3
 
-        for t in [test_llamaindex_add_and_query, test_llamaindex_metadata_filters, test_llamaindex_delete_ref_doc]:
+        def bag(texts):
+            pairs = [sparse(t) for t in texts]
+            return [p[0] for p in pairs], [p[1] for p in pairs]
+
+        def test_llamaindex_sparse_and_hybrid():
+            from llama_index.core.vector_stores.types import VectorStoreQueryMode
+
+            hybrid = QdrantVectorStore(client=client, collection_name="lih", enable_hybrid=True,
+                                       sparse_doc_fn=bag, sparse_query_fn=bag)
+            fresh = []
+            for i, (text, meta) in enumerate(CORPUS):
+                fresh.append(TextNode(text=text, metadata=dict(meta), embedding=embed(text),
+                                      id_=f"00000000-0000-0000-0001-{i + 1:012d}"))
+            assert len(hybrid.add(fresh)) == len(CORPUS)
+            q = "a crash may lose writes in kyoto"
+            want, _ = exact_sparse(q)
+            r = hybrid.query(VectorStoreQuery(query_embedding=embed(q), query_str=q, similarity_top_k=3,
+                                              mode=VectorStoreQueryMode.SPARSE))
+            assert [n.metadata["n"] for n in r.nodes] == [i + 1 for i in want], (r.nodes, want)
+            r = hybrid.query(VectorStoreQuery(query_embedding=embed(q), query_str=q, similarity_top_k=3,
+                                              mode=VectorStoreQueryMode.HYBRID))
+            dense_rank, _ = exact(q, k=3)
+            assert len(r.nodes) == 3
+            assert {n.metadata["n"] - 1 for n in r.nodes} <= set(dense_rank) | set(want), r.nodes
+
+        for t in [test_llamaindex_add_and_query, test_llamaindex_metadata_filters, test_llamaindex_delete_ref_doc,
+                  test_llamaindex_sparse_and_hybrid]:
             run(t, results)
     finally:
         srv.stop()
@@ -203,7 +301,31 @@ def check_haystack(results):
             store.delete_documents(["d1", "d2"])
             assert store.count_documents() == len(CORPUS) - 2
 
-        for t in [test_haystack_write_filter_count, test_haystack_embedding_retriever, test_haystack_delete]:
+        def test_haystack_sparse_and_hybrid_retrievers():
+            from haystack.dataclasses import SparseEmbedding
+            from haystack_integrations.components.retrievers.qdrant import (
+                QdrantHybridRetriever, QdrantSparseEmbeddingRetriever,
+            )
+
+            hybrid_store = QdrantDocumentStore(url=srv.url, index="hsh", embedding_dim=DIM, recreate_index=True,
+                                               similarity="cosine", use_sparse_embeddings=True, prefer_grpc=False)
+            sdocs = [Document(id=f"s{i + 1}", content=t, meta=dict(m), embedding=embed(t),
+                              sparse_embedding=SparseEmbedding(*sparse(t))) for i, (t, m) in enumerate(CORPUS)]
+            assert hybrid_store.write_documents(sdocs) == len(CORPUS)
+            q = "a crash may lose writes in kyoto"
+            want, scores = exact_sparse(q)
+            got = QdrantSparseEmbeddingRetriever(document_store=hybrid_store, top_k=3).run(
+                query_sparse_embedding=SparseEmbedding(*sparse(q)))["documents"]
+            assert [d.meta["n"] for d in got] == [i + 1 for i in want], (got, want)
+            dense_rank, _ = exact(q, k=10)
+            sparse_rank, _ = exact_sparse(q, k=10)
+            fused = rrf(sparse_rank, dense_rank)
+            got = QdrantHybridRetriever(document_store=hybrid_store, top_k=3).run(
+                query_embedding=embed(q), query_sparse_embedding=SparseEmbedding(*sparse(q)))["documents"]
+            assert [round(d.score, 6) for d in got] == [round(s, 6) for s in sorted(fused.values(), reverse=True)[:3]], (got, fused)
+
+        for t in [test_haystack_write_filter_count, test_haystack_embedding_retriever, test_haystack_delete,
+                  test_haystack_sparse_and_hybrid_retrievers]:
             run(t, results)
     finally:
         srv.stop()
