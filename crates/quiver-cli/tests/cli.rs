@@ -726,3 +726,54 @@ fn ingest_stores_one_source_per_file_whatever_the_spelling() {
         assert_eq!(json(&data, &["count", "kb"])["count"].as_u64().unwrap(), count, "{path}");
     }
 }
+
+/// Named dense, multi and sparse vectors from the command line: `create --vector/--sparse`,
+/// JSON lines naming them, `search --using`, `info`, and clear errors.
+#[test]
+fn named_and_sparse_vectors_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    ok(
+        dir,
+        &[
+            "create",
+            "kb",
+            "--dim",
+            "2",
+            "--metric",
+            "dot",
+            "--vector",
+            "late:2:dot:multi",
+            "--sparse",
+            "bm25:idf",
+        ],
+    );
+    let lines = [
+        r#"{"id": 1, "vector": {"": [1, 0], "bm25": {"indices": [7, 3], "values": [2, 1]}, "late": [[1, 0], [0, 1]]}}"#,
+        r#"{"id": 2, "vector": {"bm25": {"indices": [7], "values": [1]}}}"#,
+        r#"{"id": 3, "vector": [0, 1]}"#,
+    ];
+    let file = tmp.path().join("p.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    ok(dir, &["upsert", "kb", "--file", file.to_str().unwrap()]);
+    let ids = |v: &Value| -> Vec<u64> { v.as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()).collect() };
+    let hits = json(
+        dir,
+        &["search", "kb", "--using", "bm25", "--vector", r#"{"indices": [7], "values": [1]}"#],
+    );
+    assert_eq!(ids(&hits), vec![1, 2], "{hits}");
+    let hits = json(dir, &["search", "kb", "--vector", "[1, 0]"]);
+    assert_eq!(ids(&hits), vec![1, 3], "point 2 has no dense vector: {hits}");
+    let hits = json(dir, &["search", "kb", "--using", "late", "--vector", "[[0, 1]]"]);
+    assert_eq!(ids(&hits), vec![1], "{hits}");
+    let info = json(dir, &["info", "kb"]);
+    assert_eq!(info["named_vectors"].as_array().unwrap().len(), 2, "{info}");
+    assert!(ok(dir, &["info", "kb"]).contains("\"bm25\" sparse idf"));
+    fails(
+        dir,
+        &["search", "kb", "--using", "nope", "--vector", "[1]"],
+        "Not existing vector name error: nope",
+    );
+    fails(dir, &["create", "x", "--vector", "a:two"], "NAME:DIM");
+    ok(dir, &["create", "sparse-only", "--sparse", "s"]);
+}

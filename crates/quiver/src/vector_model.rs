@@ -177,6 +177,35 @@ impl VectorSchema {
         Ok(())
     }
 
+    /// A collection's vectors from its dense spaces (in the order given) and sparse spaces:
+    /// the main vector (the one the HNSW graph indexes) is the unnamed one (`""`), else the
+    /// first dense one that is not a multivector. Returns its size and metric (0 and dot when
+    /// every space is sparse or multi) and the schema.
+    pub fn from_spaces(dense: Vec<(String, DenseParams)>, sparse: BTreeMap<String, SparseParams>) -> Result<(usize, Metric, VectorSchema)> {
+        let main_at = dense
+            .iter()
+            .position(|(n, p)| n.is_empty() && !p.multivector)
+            .or_else(|| dense.iter().position(|(_, p)| !p.multivector));
+        let mut schema = VectorSchema {
+            sparse,
+            ..VectorSchema::default()
+        };
+        let (mut dim, mut metric) = (0, Metric::Dot);
+        for (i, (name, p)) in dense.into_iter().enumerate() {
+            if Some(i) == main_at {
+                (dim, metric) = (p.dim, p.metric);
+                schema.main = name;
+            } else if schema.dense.insert(name.clone(), p).is_some() {
+                return Err(Error::InvalidRequest(format!("vector name {name:?} is used twice")));
+            }
+        }
+        if schema.sparse.contains_key(&schema.main) && dim > 0 || schema.dense.keys().any(|k| schema.sparse.contains_key(k)) {
+            return Err(Error::InvalidRequest("a vector name is used by a dense and a sparse vector".into()));
+        }
+        schema.validate(dim)?;
+        Ok((dim, metric, schema))
+    }
+
     /// Every vector name the collection knows, the main one first (when it has one).
     pub fn names(&self, main_dim: usize) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();

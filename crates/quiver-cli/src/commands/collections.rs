@@ -4,6 +4,7 @@ use super::{text, Ctx};
 use crate::render::{count, Message, Output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use quiver::vector_model::{DenseParams, SparseParams};
 use quiver::{CollectionConfig, Durability, Metric, PayloadIndexType};
 use serde_json::{json, Value};
 
@@ -60,8 +61,17 @@ pub struct CreateArgs {
     /// The collection's name.
     collection: String,
     /// Vector dimension (1..=65536); with --model it comes from the model.
-    #[arg(long, required_unless_present = "model")]
+    #[arg(long, required_unless_present_any = ["model", "vector", "sparse"])]
     dim: Option<usize>,
+    /// A named dense vector, NAME:DIM[:METRIC][:multi] (repeatable); `multi` makes it a
+    /// multivector scored by MaxSim. Without --dim/--model the first one is the main vector
+    /// (the one the HNSW index serves); the others are searched exactly.
+    #[arg(long = "vector", value_name = "NAME:DIM[:METRIC][:multi]")]
+    vector: Vec<String>,
+    /// A named sparse vector, NAME[:idf] (repeatable); `idf` weights queries by inverse
+    /// document frequency (BM25-style scores from term counts).
+    #[arg(long = "sparse", value_name = "NAME[:idf]")]
+    sparse: Vec<String>,
     /// Make a text collection embedded by this model (all-minilm-l6-v2): `quiver add` and
     /// `search --text` then take text.
     #[arg(long)]
@@ -88,9 +98,35 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<Box<dyn Output>> {
             m.dim
         }
         (None, Some(d)) => d,
-        (None, None) => bail!("give --dim or --model"),
+        (None, None) if !a.vector.is_empty() || !a.sparse.is_empty() => 0,
+        (None, None) => bail!("give --dim, --model, --vector or --sparse"),
     };
+    let mut dense = Vec::new();
+    if dim > 0 {
+        dense.push((
+            String::new(),
+            DenseParams {
+                dim,
+                metric,
+                multivector: false,
+            },
+        ));
+    }
+    for spec in &a.vector {
+        dense.push(parse_dense_spec(spec)?);
+    }
+    let mut sparse = std::collections::BTreeMap::new();
+    for spec in &a.sparse {
+        let (name, idf) = match spec.split_once(':') {
+            Some((n, "idf")) => (n, true),
+            Some((_, other)) => bail!("--sparse {spec}: expected NAME or NAME:idf, not {other:?}"),
+            None => (spec.as_str(), false),
+        };
+        sparse.insert(name.to_string(), SparseParams { idf });
+    }
+    let (dim, metric, schema) = quiver::VectorSchema::from_spaces(dense, sparse)?;
     let mut config = CollectionConfig::new(dim, metric);
+    config.vectors = schema;
     config.embedder = info.map(|m| m.name.to_string());
     if let Some(ms) = a.group_commit_ms {
         config.durability = Durability::Periodic { interval_ms: ms };
@@ -101,6 +137,25 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<Box<dyn Output>> {
         json!({"created": a.collection, "dim": dim, "metric": metric.name()}),
         format!("created collection {:?} (dim {dim}, {})", a.collection, metric.name()),
     )))
+}
+
+/// `NAME:DIM[:METRIC][:multi]`.
+fn parse_dense_spec(spec: &str) -> Result<(String, DenseParams)> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let usage = || anyhow::anyhow!("--vector {spec}: expected NAME:DIM[:METRIC][:multi], e.g. image:512:cosine");
+    let (name, dim) = match parts.as_slice() {
+        [name, dim, ..] => (name.to_string(), dim.parse::<usize>().map_err(|_| usage())?),
+        _ => return Err(usage()),
+    };
+    let mut metric = Metric::Cosine;
+    let mut multivector = false;
+    for p in &parts[2..] {
+        match *p {
+            "multi" => multivector = true,
+            m => metric = m.parse().map_err(|_| usage())?,
+        }
+    }
+    Ok((name, DenseParams { dim, metric, multivector }))
 }
 
 /// A collection's name, for the commands that take nothing else.
@@ -204,7 +259,14 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
         .iter()
         .map(|(k, t, n, d)| json!({"key": k, "type": t.name(), "points": n, "distinct_values": d}))
         .collect();
-    let json = json!({"name": info.name, "dim": info.config.dim, "metric": info.config.metric.name(), "durability": durability,
+    let v = &info.config.vectors;
+    let named: Vec<Value> = v
+        .dense
+        .iter()
+        .map(|(n, d)| json!({"name": n, "kind": if d.multivector { "multi" } else { "dense" }, "dim": d.dim, "metric": d.metric.name()}))
+        .chain(v.sparse.iter().map(|(n, p)| json!({"name": n, "kind": "sparse", "idf": p.idf})))
+        .collect();
+    let json = json!({"name": info.name, "dim": info.config.dim, "main_vector": v.main, "named_vectors": named, "metric": info.config.metric.name(), "durability": durability,
            "points": info.points, "dead_rows": info.dead_rows, "segments": info.segments, "wal_bytes": info.wal_bytes,
            "last_seq": info.last_seq, "flushed_seq": info.flushed_seq, "payload_indexes": indexes,
            "kernel_isa": info.kernel_isa, "flush_error": info.flush_error, "embedder": info.config.embedder,
@@ -221,6 +283,20 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
         ("dimension", info.config.dim.to_string()),
         ("metric", info.config.metric.name().to_string()),
     ];
+    if !v.is_plain() {
+        let mut parts: Vec<String> = Vec::new();
+        if info.config.dim > 0 {
+            parts.push(format!("{:?} (main, the dimension and metric above)", v.main));
+        }
+        for (n, d) in &v.dense {
+            let kind = if d.multivector { "multivector" } else { "dense" };
+            parts.push(format!("{n:?} {kind} {} {} (exact)", d.dim, d.metric.name()));
+        }
+        for (n, p) in &v.sparse {
+            parts.push(format!("{n:?} sparse{}", if p.idf { " idf" } else { "" }));
+        }
+        rows.push(("vectors", parts.join(", ")));
+    }
     if let Some(e) = &info.config.embedder {
         rows.push(("embedder", format!("{e} (takes text: quiver add / search --text)")));
     }

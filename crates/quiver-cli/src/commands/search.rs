@@ -15,9 +15,13 @@ use std::time::Instant;
 pub struct SearchArgs {
     /// The collection's name.
     collection: String,
-    /// One query vector as JSON, e.g. '[0.1, 0.2]'.
+    /// One query vector as JSON, e.g. '[0.1, 0.2]'; with --using also a sparse vector
+    /// '{"indices": [3, 17], "values": [0.5, 1.0]}' or a multivector '[[..], [..]]'.
     #[arg(long, conflicts_with_all = ["file", "text"])]
     vector: Option<String>,
+    /// The named vector to search (see `create --vector/--sparse`); default: the main one.
+    #[arg(long, requires = "vector")]
+    using: Option<String>,
     /// A text query (text collections): embedded with the collection's model.
     #[arg(long, conflicts_with = "file")]
     text: Option<String>,
@@ -100,6 +104,16 @@ pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Box<dyn Output>> {
         return Ok(Box::new(Hits(hits)));
     }
     match (&a.vector, &a.file) {
+        (Some(v), _) if a.using.is_some() => {
+            let using = a.using.as_deref().unwrap_or_default();
+            let json: Value = serde_json::from_str(v).context("--vector must be JSON")?;
+            let query = match quiver::vector_data_from_json(using, &json)? {
+                quiver::VectorData::Dense(d) => quiver::QueryVector::Dense(d),
+                quiver::VectorData::Multi(m) => quiver::QueryVector::Multi(m),
+                quiver::VectorData::Sparse(s) => quiver::QueryVector::Sparse(s),
+            };
+            Ok(Box::new(Hits(c.search_named(using, &query, &a.request(Vec::new())?)?)))
+        }
         (Some(v), _) => Ok(Box::new(Hits(c.search(&a.request(parse_vector(v)?)?)?))),
         (None, Some(f)) => {
             let m = npy::read(f)?;

@@ -240,29 +240,16 @@ pub(super) fn parse_vector_schema(body: &Map<String, Value>) -> Result<VectorSpa
     if spaces.is_empty() && schema.sparse.is_empty() {
         return Err(ApiError::bad("vectors: {size, distance} is required"));
     }
-    let main_at = spaces
+    let main_params = spaces
         .iter()
-        .position(|s| s.0.is_empty() && !s.4)
-        .or_else(|| spaces.iter().position(|s| !s.4));
-    let (mut dim, mut metric, mut main_params) = (0, Metric::Dot, None);
-    for (i, (name, p, d, m, multi)) in spaces.into_iter().enumerate() {
-        if Some(i) == main_at {
-            (dim, metric, main_params) = (d, m, Some(p));
-            schema.main = name;
-        } else {
-            schema.dense.insert(
-                name,
-                quiver::vector_model::DenseParams {
-                    dim: d,
-                    metric: m,
-                    multivector: multi,
-                },
-            );
-        }
-    }
-    if schema.sparse.contains_key(&schema.main) && dim > 0 || schema.dense.keys().any(|k| schema.sparse.contains_key(k)) {
-        return Err(ApiError::bad("a vector name is used by a dense and a sparse vector"));
-    }
+        .find(|s| s.0.is_empty() && !s.4)
+        .or_else(|| spaces.iter().find(|s| !s.4))
+        .map(|s| s.1);
+    let dense = spaces
+        .into_iter()
+        .map(|(name, _, dim, metric, multivector)| (name, quiver::vector_model::DenseParams { dim, metric, multivector }))
+        .collect();
+    let (dim, metric, schema) = quiver::VectorSchema::from_spaces(dense, std::mem::take(&mut schema.sparse))?;
     Ok((dim, metric, schema, main_params))
 }
 
