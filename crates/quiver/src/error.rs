@@ -128,7 +128,7 @@ pub enum Error {
     #[error("collection {0:?} already exists")]
     CollectionExists(String),
     /// No point with that id (where a write needs one to exist).
-    #[error("no point with id {0}")]
+    #[error("No point with id {0} found")]
     PointNotFound(String),
     /// No alias of that name.
     #[error("alias {0:?} not found")]

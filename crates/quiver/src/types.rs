@@ -513,7 +513,7 @@ pub struct Record {
     pub id: PointId,
     /// Its payload, when asked for.
     pub payload: Option<Payload>,
-    /// Its main vector, when asked for and the point has one.
+    /// Its main vector, when asked for (empty when the point has none).
     pub vector: Option<Vec<f32>>,
     /// Its named vectors, when asked for (a named main vector is here too, under its name).
     pub vectors: NamedVectors,
@@ -528,7 +528,7 @@ pub struct ScoredPoint {
     pub score: f32,
     /// Its payload, when asked for.
     pub payload: Option<Payload>,
-    /// Its main vector, when asked for and the point has one.
+    /// Its main vector, when asked for (empty when the point has none).
     pub vector: Option<Vec<f32>>,
     /// Its named vectors, when asked for (a named main vector is here too, under its name).
     pub vectors: NamedVectors,

@@ -204,8 +204,18 @@ pub(super) fn scored_json(h: ScoredPoint, sel: &PayloadSelect) -> Value {
 /// A point's vectors as Qdrant prints them: the bare unnamed vector when it is the only one,
 /// else a map by name (`""` for the unnamed one).
 pub(super) fn vectors_json(main: Option<Vec<f32>>, named: quiver::NamedVectors) -> Value {
+    // Asked for, but the point has no main vector: `None` here.
+    let (asked, main) = match main {
+        Some(v) if v.is_empty() => (true, None),
+        Some(v) => (true, Some(v)),
+        None => (false, None),
+    };
     if named.is_empty() {
-        return main.as_deref().map_or(Value::Null, vector_json);
+        return match main {
+            Some(v) => vector_json(&v),
+            None if asked => json!({}),
+            None => Value::Null,
+        };
     }
     let one = |v: &quiver::VectorData| match v {
         quiver::VectorData::Dense(d) => vector_json(d),

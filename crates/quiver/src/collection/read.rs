@@ -12,11 +12,14 @@ impl Collection {
             } else {
                 None
             },
-            vector: if with_vector && st.is_searchable(row) {
-                Some(st.vector(row).to_vec())
-            } else {
-                None
-            },
+            // Asked for: the main vector, empty when the point has none.
+            vector: with_vector.then(|| {
+                if st.is_searchable(row) {
+                    st.vector(row).to_vec()
+                } else {
+                    Vec::new()
+                }
+            }),
             vectors: named::named_for_record(st, row, with_vector),
         }
     }
