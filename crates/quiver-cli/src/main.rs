@@ -4,7 +4,7 @@
 //! Exit status: 0 on success, 1 on any error (printed as one line on stderr), 2 on bad usage.
 
 use clap::{Parser, Subcommand};
-use commands::{bench, collections, embed, ingest, model, points, search, serve, text, walkthrough, Ctx};
+use commands::{bench, bench_sparse, collections, embed, ingest, model, points, search, serve, text, walkthrough, Ctx};
 use std::path::PathBuf;
 
 mod commands;
@@ -105,6 +105,9 @@ enum BenchCommand {
     Ann(bench::AnnArgs),
     /// Recall@k and MRR of dense, BM25 and hybrid retrieval on a question set.
     Retrieval(bench::RetrievalArgs),
+    /// BM25 as sparse vectors: Quiver's sparse index against a brute-force scan and tantivy's
+    /// BM25 over the same documents and queries (synthetic Zipf terms or a folder of text).
+    Sparse(bench_sparse::SparseArgs),
 }
 
 fn main() {
@@ -154,6 +157,7 @@ fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<Box<dyn render::Output>> 
                 BenchCommand::Embed(a) => bench::embed(a)?,
                 BenchCommand::Ann(a) => bench::ann(a)?,
                 BenchCommand::Retrieval(a) => bench::retrieval(&ctx.db()?, a)?,
+                BenchCommand::Sparse(a) => bench_sparse::sparse(a)?,
             }
             Ok(Box::new(render::Many(Vec::new())))
         }
