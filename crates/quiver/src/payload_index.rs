@@ -28,6 +28,9 @@ pub enum PayloadIndexType {
     /// Full text (BM25, `match: {text}` / `{phrase}`): a tantivy index, kept by the state
     /// apart from the other kinds (see `text_index`).
     Text,
+    /// UUID strings, for `match` value / any: kept like a keyword index (a UUID is matched as
+    /// the string it is stored as).
+    Uuid,
 }
 
 impl PayloadIndexType {
@@ -39,6 +42,7 @@ impl PayloadIndexType {
             PayloadIndexType::Float => "float",
             PayloadIndexType::Bool => "bool",
             PayloadIndexType::Text => "text",
+            PayloadIndexType::Uuid => "uuid",
         }
     }
 
@@ -49,6 +53,7 @@ impl PayloadIndexType {
             PayloadIndexType::Float => 3,
             PayloadIndexType::Bool => 4,
             PayloadIndexType::Text => 5,
+            PayloadIndexType::Uuid => 6,
         }
     }
 
@@ -59,6 +64,7 @@ impl PayloadIndexType {
             3 => PayloadIndexType::Float,
             4 => PayloadIndexType::Bool,
             5 => PayloadIndexType::Text,
+            6 => PayloadIndexType::Uuid,
             _ => return None,
         })
     }
@@ -73,8 +79,9 @@ impl std::str::FromStr for PayloadIndexType {
             "float" => Ok(PayloadIndexType::Float),
             "bool" => Ok(PayloadIndexType::Bool),
             "text" => Ok(PayloadIndexType::Text),
+            "uuid" => Ok(PayloadIndexType::Uuid),
             other => Err(Error::Unsupported(format!(
-                "payload index type {other:?}; Quiver has keyword, integer, float, bool and text"
+                "payload index type {other:?}; Quiver has keyword, integer, float, bool, text and uuid"
             ))),
         }
     }
@@ -161,7 +168,7 @@ fn integer_bounds(r: &Range) -> Option<(i64, i64)> {
 impl FieldIndex {
     pub fn new(key: KeyPath, kind: PayloadIndexType) -> FieldIndex {
         let data = match kind {
-            PayloadIndexType::Keyword => IndexData::Keyword(HashMap::new()),
+            PayloadIndexType::Keyword | PayloadIndexType::Uuid => IndexData::Keyword(HashMap::new()),
             PayloadIndexType::Integer => IndexData::Integer(BTreeMap::new()),
             PayloadIndexType::Float => IndexData::Float(BTreeMap::new()),
             PayloadIndexType::Bool => IndexData::Bool {

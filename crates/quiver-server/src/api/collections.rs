@@ -462,7 +462,7 @@ fn parse_index_schema(v: Option<&Value>) -> Result<PayloadIndexType, ApiError> {
         let honoured = match (kind, k.as_str()) {
             (_, "type") => true,
             (_, "on_disk") => val.is_null() || val == &Value::Bool(false),
-            (PayloadIndexType::Keyword, "is_tenant") => val.is_null() || val.is_boolean(),
+            (PayloadIndexType::Keyword | PayloadIndexType::Uuid, "is_tenant") => val.is_null() || val.is_boolean(),
             (PayloadIndexType::Integer, "lookup" | "range") => val.is_null() || val == &Value::Bool(true),
             (PayloadIndexType::Integer | PayloadIndexType::Float, "is_principal") => val.is_null() || val.is_boolean(),
             (PayloadIndexType::Text, "tokenizer") => val.is_null() || val == "word",
