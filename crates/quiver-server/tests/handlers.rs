@@ -699,7 +699,7 @@ async fn vectors_update_has_vector_and_delete() {
     let (_, b) = send(&app, Method::GET, "/collections/c/points/1", None, &[]).await;
     assert_eq!(
         (&b["result"]["payload"], &b["result"]["vector"]),
-        (&json!({"k": "a"}), &Value::Null),
+        (&json!({"k": "a"}), &json!({})),
         "{b}"
     );
     let (_, b) = send(

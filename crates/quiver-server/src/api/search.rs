@@ -251,148 +251,6 @@ async fn query_without_query(state: AppState, name: String, body: Map<String, Va
     .await
 }
 
-/// An example in a query: a point id (its vector) or a vector.
-enum Example {
-    Id(PointId),
-    Vector(Vec<f32>),
-}
-
-fn parse_example(v: &Value, what: &str) -> Result<Example, ApiError> {
-    match v {
-        Value::Number(_) => Ok(Example::Id(PointId::from_json(v)?)),
-        Value::String(s) if s.parse::<uuid::Uuid>().is_ok() => Ok(Example::Id(PointId::from_json(v)?)),
-        other => Ok(Example::Vector(parse_vector(other, what)?)),
-    }
-}
-
-/// A query by example: the nearest points to a stored point, or a recommendation.
-struct ByExample {
-    positive: Vec<Example>,
-    negative: Vec<Example>,
-    /// `None`: nearest to the one positive example.
-    strategy: Option<quiver::RecommendStrategy>,
-    /// `lookup_from.collection`: where example ids are looked up.
-    lookup: Option<String>,
-}
-
-impl ByExample {
-    fn run(self, state: &AppState, name: &str, mut req: SearchRequest) -> Result<Vec<ScoredPoint>, ApiError> {
-        let c = collection(state, name)?;
-        let source = match &self.lookup {
-            Some(other) => collection(state, other)?,
-            None => c.clone(),
-        };
-        let mut used = Vec::new();
-        let mut resolve = |list: Vec<Example>| -> Result<Vec<Vec<f32>>, ApiError> {
-            list.into_iter()
-                .map(|e| match e {
-                    Example::Vector(v) => Ok(v),
-                    Example::Id(id) => {
-                        let got = source.get(
-                            &[id],
-                            quiver::With {
-                                payload: false,
-                                vector: true,
-                            },
-                        )?;
-                        used.push(id);
-                        got.into_iter()
-                            .next()
-                            .and_then(|r| r.vector)
-                            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Not found: No point with id {id} found")))
-                    }
-                })
-                .collect()
-        };
-        let positive = resolve(self.positive)?;
-        let negative = resolve(self.negative)?;
-        // Examples taken from this collection are not part of the answer (as in Qdrant).
-        if self.lookup.is_none() {
-            req.filter = quiver::Filter::excluding(req.filter.take(), &used);
-        }
-        Ok(match self.strategy {
-            None => {
-                req.vector = positive.into_iter().next().unwrap_or_default();
-                c.search(&req)?
-            }
-            Some(strategy) => c.search_recommend(
-                &req,
-                &quiver::Recommend {
-                    positive,
-                    negative,
-                    strategy,
-                },
-            )?,
-        })
-    }
-}
-
-/// Takes a query by example out of a Query API body: `query` a point id (or `{"nearest": id}`),
-/// or `{"recommend": {"positive": [..], "negative": [..], "strategy"}}`, with `lookup_from`.
-/// The body keeps a placeholder vector so the rest of it parses as a search.
-fn take_example(mut body: Map<String, Value>) -> Result<(Option<ByExample>, Map<String, Value>), ApiError> {
-    let q = body.get("query").map(|q| q.get("nearest").unwrap_or(q)).cloned();
-    let q = q.as_ref();
-    let by_id = matches!(q, Some(Value::Number(_))) || matches!(q, Some(Value::String(s)) if s.parse::<uuid::Uuid>().is_ok());
-    let reco = body.get("query").and_then(|q| q.get("recommend")).cloned();
-    if !by_id && reco.is_none() {
-        reject_present(&body, &["lookup_from"])?;
-        return Ok((None, body));
-    }
-    let lookup = match body.remove("lookup_from") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(l)) => {
-            only_fields(&l, &["collection", "vector"], "lookup_from")?;
-            if l.get("vector").is_some_and(|v| !v.is_null() && v != "") {
-                return Err(ApiError::unsupported("lookup_from.vector other than the unnamed vector"));
-            }
-            Some(
-                l.get("collection")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ApiError::bad("lookup_from.collection must be a collection name"))?
-                    .to_string(),
-            )
-        }
-        Some(other) => return Err(ApiError::bad(format!("lookup_from must be an object, got {other}"))),
-    };
-    let example = if let Some(r) = reco {
-        let r = r.as_object().ok_or_else(|| ApiError::bad("recommend must be an object"))?;
-        only_fields(r, &["positive", "negative", "strategy"], "recommend")?;
-        let list = |k: &str| -> Result<Vec<Example>, ApiError> {
-            match r.get(k) {
-                None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::Array(items)) => items.iter().map(|v| parse_example(v, &format!("recommend.{k}"))).collect(),
-                Some(other) => Err(ApiError::bad(format!("recommend.{k} must be a list, got {other}"))),
-            }
-        };
-        let strategy = match r.get("strategy").and_then(Value::as_str) {
-            None | Some("average_vector") => quiver::RecommendStrategy::AverageVector,
-            Some("best_score") => quiver::RecommendStrategy::BestScore,
-            Some("sum_scores") => quiver::RecommendStrategy::SumScores,
-            Some(other) => {
-                return Err(ApiError::bad(format!(
-                    "recommend.strategy {other:?}: expected average_vector, best_score or sum_scores"
-                )))
-            }
-        };
-        ByExample {
-            positive: list("positive")?,
-            negative: list("negative")?,
-            strategy: Some(strategy),
-            lookup,
-        }
-    } else {
-        ByExample {
-            positive: vec![parse_example(q.expect("checked"), "query")?],
-            negative: Vec::new(),
-            strategy: None,
-            lookup,
-        }
-    };
-    body.insert("query".into(), json!([0.0]));
-    Ok((Some(example), body))
-}
-
 /// Qdrant's maximal marginal relevance: `{"nearest": v, "mmr": {"diversity", "candidates_limit"}}`.
 struct Mmr {
     diversity: f32,
@@ -457,11 +315,13 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
     let parsed = body_with_vectors(&state, &name, &body).await;
     if let Ok(b) = &parsed {
         if needs_stages(b) {
-            let q = match parse_staged(b, true) {
-                Ok(q) => q,
-                Err(e) => return e.into_response(),
-            };
-            let result = blocking(move || Ok(json!({"points": q.run(&collection(&state, &name)?)?}))).await;
+            let body = b.clone();
+            let result = blocking(move || {
+                let c = collection(&state, &name)?;
+                let q = parse_staged(&body, true, &Resolver { state: &state, c: &c })?;
+                Ok(json!({"points": q.run(&c)?}))
+            })
+            .await;
             return respond(start, result);
         }
         if b.contains_key("prefetch") {
@@ -486,22 +346,6 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
     if parsed.get("query").is_none_or(Value::is_null) && !parsed.contains_key("prefetch") {
         return respond(start, query_without_query(state, name, parsed).await);
     }
-    let (example, parsed) = match take_example(parsed) {
-        Ok(x) => x,
-        Err(e) => return e.into_response(),
-    };
-    if let Some(ex) = example {
-        let (req, sel) = match parse_search(&parsed, true) {
-            Ok(r) => r,
-            Err(e) => return e.into_response(),
-        };
-        let result = blocking(move || {
-            let hits = ex.run(&state, &name, req)?;
-            Ok(json!({"points": hits.into_iter().map(|p| scored_json(p, &sel)).collect::<Vec<_>>()}))
-        })
-        .await;
-        return respond(start, result);
-    }
     let req = match parse_search(&parsed, true) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -523,24 +367,20 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
 }
 
 /// A batch of which some searches need the query stages: every search runs through them.
-fn staged_batch(body: &Map<String, Value>, query_api: bool) -> Option<Result<Vec<StagedQuery>, ApiError>> {
+fn staged_batch(body: &Map<String, Value>) -> Option<Vec<Map<String, Value>>> {
     let list = body.get("searches").and_then(Value::as_array)?;
     if !list.iter().any(|s| s.as_object().is_some_and(needs_stages)) {
         return None;
     }
-    Some(
-        list.iter()
-            .map(|s| parse_staged(s.as_object().ok_or_else(|| ApiError::bad("a search must be an object"))?, query_api))
-            .collect(),
-    )
+    Some(list.iter().map(|s| s.as_object().cloned().unwrap_or_default()).collect())
 }
 
-async fn run_staged_batch(state: AppState, name: String, qs: Vec<StagedQuery>, query_api: bool) -> ApiResult {
+async fn run_staged_batch(state: AppState, name: String, bodies: Vec<Map<String, Value>>, query_api: bool) -> ApiResult {
     blocking(move || {
         let c = collection(&state, &name)?;
-        let mut out = Vec::with_capacity(qs.len());
-        for q in &qs {
-            let hits = q.run(&c)?;
+        let mut out = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            let hits = parse_staged(body, query_api, &Resolver { state: &state, c: &c })?.run(&c)?;
             out.push(if query_api { json!({ "points": hits }) } else { Value::Array(hits) });
         }
         Ok(Value::Array(out))
@@ -552,10 +392,8 @@ pub(super) async fn query_batch(State(state): State<AppState>, Path(name): Path<
     let start = Instant::now();
     let resolved = body_with_vectors(&state, &name, &body).await;
     if let Ok(b) = &resolved {
-        match staged_batch(b, true) {
-            Some(Ok(qs)) => return respond(start, run_staged_batch(state, name, qs, true).await),
-            Some(Err(e)) => return e.into_response(),
-            None => {}
+        if let Some(bodies) = staged_batch(b) {
+            return respond(start, run_staged_batch(state, name, bodies, true).await);
         }
     }
     let reqs = match resolved.and_then(|b| parse_batch(&b, true)) {
@@ -572,11 +410,12 @@ pub(super) async fn search_points(State(state): State<AppState>, Path(name): Pat
     let start = Instant::now();
     if let Ok(b) = parse_body(&body) {
         if needs_stages(&b) {
-            let q = match parse_staged(&b, false) {
-                Ok(q) => q,
-                Err(e) => return e.into_response(),
-            };
-            return respond(start, blocking(move || Ok(Value::Array(q.run(&collection(&state, &name)?)?))).await);
+            let result = blocking(move || {
+                let c = collection(&state, &name)?;
+                Ok(Value::Array(parse_staged(&b, false, &Resolver { state: &state, c: &c })?.run(&c)?))
+            })
+            .await;
+            return respond(start, result);
         }
     }
     let req = match parse_body(&body).and_then(|b| parse_search(&b, false)) {
@@ -592,10 +431,8 @@ pub(super) async fn search_points(State(state): State<AppState>, Path(name): Pat
 pub(super) async fn search_batch(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
     if let Ok(b) = parse_body(&body) {
-        match staged_batch(&b, false) {
-            Some(Ok(qs)) => return respond(start, run_staged_batch(state, name, qs, false).await),
-            Some(Err(e)) => return e.into_response(),
-            None => {}
+        if let Some(bodies) = staged_batch(&b) {
+            return respond(start, run_staged_batch(state, name, bodies, false).await);
         }
     }
     let reqs = match parse_body(&body).and_then(|b| parse_batch(&b, false)) {
@@ -610,7 +447,7 @@ pub(super) async fn search_batch(State(state): State<AppState>, Path(name): Path
 
 /// The older recommend API's body, `{positive, negative, strategy, filter, limit, ...}`, as the
 /// Query API's `{"query": {"recommend": ..}, filter, limit, ...}`.
-fn recommend_as_query(mut body: Map<String, Value>) -> Result<(ByExample, SearchRequest, PayloadSelect), ApiError> {
+fn recommend_as_query(mut body: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let mut reco = Map::new();
     for k in ["positive", "negative", "strategy"] {
         if let Some(v) = body.remove(k) {
@@ -619,22 +456,19 @@ fn recommend_as_query(mut body: Map<String, Value>) -> Result<(ByExample, Search
     }
     reject_present(&body, &["query", "vector"])?;
     body.insert("query".into(), json!({ "recommend": reco }));
-    let (example, body) = take_example(body)?;
-    let example = example.expect("a recommend query");
-    let (req, sel) = parse_search(&body, true)?;
-    Ok((example, req, sel))
+    Ok(body)
 }
 
 pub(super) async fn recommend_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let parsed = match parse_body(&body).and_then(recommend_as_query) {
-        Ok(p) => p,
+    let body = match parse_body(&body).and_then(recommend_as_query) {
+        Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     let result = blocking(move || {
-        let (ex, req, sel) = parsed;
-        let hits = ex.run(&state, &name, req)?;
-        Ok(Value::Array(hits.into_iter().map(|p| scored_json(p, &sel)).collect()))
+        let c = collection(&state, &name)?;
+        let q = parse_staged(&body, false, &Resolver { state: &state, c: &c })?;
+        Ok(Value::Array(q.run(&c)?))
     })
     .await;
     respond(start, result)
@@ -656,15 +490,16 @@ pub(super) async fn recommend_batch(State(state): State<AppState>, Path(name): P
             })
             .collect::<Result<Vec<_>, _>>()
     });
-    let parsed = match parsed {
+    let bodies = match parsed {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let result = blocking(move || {
-        let mut out = Vec::with_capacity(parsed.len());
-        for (ex, req, sel) in parsed {
-            let hits = ex.run(&state, &name, req)?;
-            out.push(Value::Array(hits.into_iter().map(|p| scored_json(p, &sel)).collect()));
+        let c = collection(&state, &name)?;
+        let mut out = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            let q = parse_staged(body, false, &Resolver { state: &state, c: &c })?;
+            out.push(Value::Array(q.run(&c)?));
         }
         Ok(Value::Array(out))
     })
@@ -689,7 +524,16 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
         _ => false,
     };
     match body.get("query").or_else(|| body.get("vector")) {
-        Some(Value::Object(o)) if o.contains_key("fusion") || o.contains_key("rrf") => true,
+        Some(Value::Object(o))
+            if ["fusion", "rrf", "recommend", "discover", "context"]
+                .iter()
+                .any(|k| o.contains_key(*k)) =>
+        {
+            true
+        }
+        Some(Value::Object(o)) if o.get("nearest").is_some_and(|n| n.is_number() || n.is_string()) => true,
+        Some(Value::Number(_)) => true,
+        Some(Value::String(s)) => s.parse::<uuid::Uuid>().is_ok(),
         Some(Value::Object(o)) if o.contains_key("nearest") => not_dense(&o["nearest"]),
         Some(q) => not_dense(q),
         None => false,
@@ -698,7 +542,7 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
 
 /// One stage of a query from its JSON: `prefetch`, `query`, `using`, `filter`, `limit`,
 /// `score_threshold`, `params` (and the search API's `vector`, `{"name", "vector"}` included).
-pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize) -> Result<quiver::QueryStage, ApiError> {
+pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>) -> Result<quiver::QueryStage, ApiError> {
     use quiver::{FusionKind, StageQuery};
     if depth > quiver::collection::QUERY_DEPTH_MAX {
         return Err(ApiError::bad(format!(
@@ -706,13 +550,16 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize) -> Result<quiver
             quiver::collection::QUERY_DEPTH_MAX
         )));
     }
-    reject_present(o, &["lookup_from", "shard_key"])?;
+    reject_present(o, &["shard_key"])?;
+    let lookup = parse_lookup(o, r)?;
+    let mut used = Vec::new();
     let prefetch = crate::documents::prefetches(o)
         .into_iter()
         .map(|p| {
             parse_stage(
                 p.as_object().ok_or_else(|| ApiError::bad("a prefetch must be an object"))?,
                 depth + 1,
+                r,
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -728,9 +575,85 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize) -> Result<quiver
             );
             Some(StageQuery::Nearest(parse_query_vector(&q["vector"], "vector.vector")?))
         }
+        Some(Value::Object(q)) if q.contains_key("nearest") && is_id(&q["nearest"]) => Some(StageQuery::Nearest(
+            quiver::QueryVector::Dense(r.example(&q["nearest"], using.as_deref(), &lookup, &mut used)?),
+        )),
         Some(Value::Object(q)) if q.contains_key("nearest") => {
             reject_present(q, &["mmr"])?;
             Some(StageQuery::Nearest(parse_query_vector(&q["nearest"], "query.nearest")?))
+        }
+        Some(Value::Object(q)) if q.contains_key("recommend") => {
+            let rec = q["recommend"]
+                .as_object()
+                .ok_or_else(|| ApiError::bad("recommend must be an object"))?;
+            only_fields(rec, &["positive", "negative", "strategy"], "recommend")?;
+            let mut list = |k: &str| -> Result<Vec<Vec<f32>>, ApiError> {
+                match rec.get(k) {
+                    None | Some(Value::Null) => Ok(Vec::new()),
+                    Some(Value::Array(items)) => items.iter().map(|v| r.example(v, using.as_deref(), &lookup, &mut used)).collect(),
+                    Some(other) => Err(ApiError::bad(format!("recommend.{k} must be a list, got {other}"))),
+                }
+            };
+            let (positive, negative) = (list("positive")?, list("negative")?);
+            let strategy = match rec.get("strategy").and_then(Value::as_str) {
+                None | Some("average_vector") => quiver::RecommendStrategy::AverageVector,
+                Some("best_score") => quiver::RecommendStrategy::BestScore,
+                Some("sum_scores") => quiver::RecommendStrategy::SumScores,
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "recommend.strategy {other:?}: expected average_vector, best_score or sum_scores"
+                    )))
+                }
+            };
+            Some(StageQuery::Recommend(quiver::Recommend {
+                positive,
+                negative,
+                strategy,
+                using: using.clone(),
+            }))
+        }
+        Some(Value::Object(q)) if q.contains_key("discover") || q.contains_key("context") => {
+            let (target, pairs) = match (q.get("discover"), q.get("context")) {
+                (Some(d), _) => {
+                    let d = d
+                        .as_object()
+                        .ok_or_else(|| ApiError::bad("discover must be an object {target, context}"))?;
+                    only_fields(d, &["target", "context"], "discover")?;
+                    let t = d.get("target").ok_or_else(|| ApiError::bad("discover.target is required"))?;
+                    (
+                        Some(r.example(t, using.as_deref(), &lookup, &mut used)?),
+                        d.get("context").cloned().unwrap_or(Value::Null),
+                    )
+                }
+                (None, Some(c)) => (None, c.clone()),
+                (None, None) => unreachable!("checked"),
+            };
+            let pairs = match pairs {
+                Value::Null => Vec::new(),
+                Value::Array(list) => list,
+                single @ Value::Object(_) => vec![single],
+                other => {
+                    return Err(ApiError::bad(format!(
+                        "context must be a list of {{positive, negative}} pairs, got {other}"
+                    )))
+                }
+            };
+            let mut context = Vec::with_capacity(pairs.len());
+            for p in &pairs {
+                let p = p
+                    .as_object()
+                    .ok_or_else(|| ApiError::bad("a context pair must be {positive, negative}"))?;
+                only_fields(p, &["positive", "negative"], "context pair")?;
+                let get = |k: &str| p.get(k).ok_or_else(|| ApiError::bad(format!("a context pair needs {k}")));
+                let pos = r.example(get("positive")?, using.as_deref(), &lookup, &mut used)?;
+                let neg = r.example(get("negative")?, using.as_deref(), &lookup, &mut used)?;
+                context.push((pos, neg));
+            }
+            Some(StageQuery::Discover(quiver::Discover {
+                target,
+                context,
+                using: using.clone(),
+            }))
         }
         Some(Value::Object(q)) if q.contains_key("fusion") => match q["fusion"].as_str() {
             Some("rrf") => Some(StageQuery::Fusion(FusionKind::Rrf { k: 2.0, weights: None })),
@@ -767,18 +690,35 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize) -> Result<quiver
             )));
         }
         Some(v @ Value::Array(_)) => Some(StageQuery::Nearest(parse_query_vector(v, "query")?)),
-        Some(_) => return Err(ApiError::unsupported("query by point id in a prefetch or beside named vectors")),
+        Some(v) if is_id(v) => Some(StageQuery::Nearest(quiver::QueryVector::Dense(r.example(
+            v,
+            using.as_deref(),
+            &lookup,
+            &mut used,
+        )?))),
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "query must be a vector, a point id or a query object, got {other}"
+            )))
+        }
     };
     let (exact, ef) = check_params(o)?;
     let score_threshold = match o.get("score_threshold") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_f64().ok_or_else(|| ApiError::bad("score_threshold must be a number"))? as f32),
     };
+    // Examples taken from this collection are not part of the answer (as in Qdrant).
+    let filter = field_filter(o)?;
+    let filter = if lookup.is_none() {
+        quiver::Filter::excluding(filter, &used)
+    } else {
+        filter
+    };
     Ok(quiver::QueryStage {
         prefetch,
         query,
         using,
-        filter: field_filter(o)?,
+        filter,
         limit: field_limit(o, 10)?,
         score_threshold,
         exact,
@@ -786,10 +726,81 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize) -> Result<quiver
     })
 }
 
+fn is_id(v: &Value) -> bool {
+    v.is_number() || v.as_str().is_some_and(|s| s.parse::<uuid::Uuid>().is_ok())
+}
+
+/// `lookup_from`: another collection (and vector) example ids are taken from.
+pub(super) struct Lookup {
+    collection: Collection,
+    vector: Option<String>,
+}
+
+fn parse_lookup(o: &Map<String, Value>, r: &Resolver<'_>) -> Result<Option<Lookup>, ApiError> {
+    match o.get("lookup_from") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(l)) => {
+            only_fields(l, &["collection", "vector"], "lookup_from")?;
+            let name = l
+                .get("collection")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad("lookup_from.collection must be a collection name"))?;
+            Ok(Some(Lookup {
+                collection: collection(r.state, name)?,
+                vector: l.get("vector").and_then(Value::as_str).map(str::to_string),
+            }))
+        }
+        Some(other) => Err(ApiError::bad(format!("lookup_from must be an object, got {other}"))),
+    }
+}
+
+/// Turns examples (point ids or vectors) into vectors: an id is looked up in the collection
+/// (or `lookup_from`), in the vector space being searched (or `lookup_from.vector`).
+pub(super) struct Resolver<'a> {
+    pub(super) state: &'a AppState,
+    pub(super) c: &'a Collection,
+}
+
+impl Resolver<'_> {
+    fn example(&self, v: &Value, using: Option<&str>, lookup: &Option<Lookup>, used: &mut Vec<PointId>) -> Result<Vec<f32>, ApiError> {
+        if !is_id(v) {
+            return parse_vector(v, "example");
+        }
+        let id = PointId::from_json(v)?;
+        let (source, name) = match lookup {
+            Some(l) => (&l.collection, l.vector.as_deref().or(using)),
+            None => {
+                used.push(id);
+                (self.c, using)
+            }
+        };
+        let r = source
+            .get(
+                &[id],
+                quiver::With {
+                    payload: false,
+                    vector: true,
+                },
+            )?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Not found: No point with id {id} found")))?;
+        let named = name.filter(|n| *n != source.config().vectors.main);
+        let found = match named {
+            None => r.vector.filter(|v| !v.is_empty()),
+            Some(n) => match r.vectors.get(n) {
+                Some(quiver::VectorData::Dense(v)) => Some(v.clone()),
+                _ => None,
+            },
+        };
+        found.ok_or_else(|| ApiError::bad(format!("Wrong input: point {id} has no vector {:?}", name.unwrap_or(""))))
+    }
+}
+
 /// Runs a body through the query stages: `(stage, offset, payload selection, with_vector)`.
-pub(super) fn parse_staged(body: &Map<String, Value>, query_api: bool) -> Result<StagedQuery, ApiError> {
+pub(super) fn parse_staged(body: &Map<String, Value>, query_api: bool, r: &Resolver<'_>) -> Result<StagedQuery, ApiError> {
     Ok(StagedQuery {
-        stage: parse_stage(body, 0)?,
+        stage: parse_stage(body, 0, r)?,
         offset: field_usize(body, "offset", 0)?,
         sel: parse_with_payload(body, !query_api)?,
         with_vector: parse_with_vector(body)?,

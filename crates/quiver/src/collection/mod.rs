@@ -20,7 +20,7 @@ mod read;
 mod recommend;
 mod storage;
 mod text;
-pub use recommend::{Recommend, RecommendStrategy};
+pub use recommend::{Discover, Recommend, RecommendStrategy};
 pub use text::hybrid_depth;
 mod write;
 

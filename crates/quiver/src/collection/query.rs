@@ -33,6 +33,10 @@ pub enum StageQuery {
     Nearest(QueryVector),
     /// Fuses the prefetches' rankings.
     Fusion(FusionKind),
+    /// Recommends from examples (its `using` names the space; the stage's is ignored).
+    Recommend(super::Recommend),
+    /// Discovery or context search (its `using` names the space).
+    Discover(super::Discover),
 }
 
 /// One stage of a query.
@@ -40,7 +44,8 @@ pub enum StageQuery {
 pub struct QueryStage {
     /// Stages run first; their results are this stage's candidates.
     pub prefetch: Vec<QueryStage>,
-    /// The stage's query; `None` passes its one prefetch's results through.
+    /// The stage's query; `None` passes its one prefetch's results through, or without
+    /// prefetches lists points in id order (score 0), as a scroll.
     pub query: Option<StageQuery>,
     /// The vector space of a `Nearest` query (`None`: the main vector).
     pub using: Option<String>,
@@ -203,9 +208,69 @@ impl Collection {
             (None, false) => Err(Error::InvalidRequest(
                 "a query with several prefetches needs a query to combine them (fusion, or nearest to rescore)".into(),
             )),
+            (Some(StageQuery::Recommend(rec)), none) => {
+                let filter = if none {
+                    s.filter.clone()
+                } else {
+                    self.candidates_filter(s, &children)
+                };
+                if !none && filter.is_none() {
+                    return Ok(Ranking {
+                        hits: Vec::new(),
+                        higher_is_better: true,
+                    });
+                }
+                let mut r = req(filter);
+                r.exact |= !none;
+                let hits = self.search_recommend(&r, rec)?;
+                let average = rec.strategy == super::RecommendStrategy::AverageVector;
+                let space = rec.using.clone().unwrap_or_else(|| self.inner.config.vectors.main.clone());
+                Ok(Ranking {
+                    hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
+                    higher_is_better: !average || self.higher_is_better(&space),
+                })
+            }
+            (Some(StageQuery::Discover(d)), none) => {
+                let filter = if none {
+                    s.filter.clone()
+                } else {
+                    self.candidates_filter(s, &children)
+                };
+                if !none && filter.is_none() {
+                    return Ok(Ranking {
+                        hits: Vec::new(),
+                        higher_is_better: true,
+                    });
+                }
+                let hits = self.search_discover(&req(filter), d)?;
+                Ok(Ranking {
+                    hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
+                    higher_is_better: true,
+                })
+            }
             (Some(StageQuery::Fusion(_)), true) => Err(Error::InvalidRequest("fusion needs prefetches to fuse".into())),
-            (None, true) => Err(Error::InvalidRequest("a query stage needs a query or prefetches".into())),
+            (None, true) => {
+                let page = self.scroll(&ScrollRequest {
+                    offset: None,
+                    limit: s.limit,
+                    filter: s.filter.clone(),
+                    with_payload: false,
+                    with_vector: false,
+                })?;
+                Ok(Ranking {
+                    hits: page.points.into_iter().map(|r| (r.id, 0.0)).collect(),
+                    higher_is_better: true,
+                })
+            }
         }
+    }
+
+    /// The stage's filter narrowed to its prefetches' candidates; `None` when there are none.
+    fn candidates_filter(&self, s: &QueryStage, children: &[Ranking]) -> Option<Filter> {
+        let mut ids: Vec<PointId> = children.iter().flat_map(|c| c.hits.iter().map(|h| h.0)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        (!ids.is_empty()).then(|| Filter::restricted_to(s.filter.clone(), &ids))
     }
 
     /// The candidates of `children` that match `filter` (`None` when there is no filter).

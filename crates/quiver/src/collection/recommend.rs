@@ -29,11 +29,34 @@ pub struct Recommend {
     pub negative: Vec<Vec<f32>>,
     /// How they combine.
     pub strategy: RecommendStrategy,
+    /// The dense vector space the examples and the answer are in (`None`: the main vector).
+    pub using: Option<String>,
 }
 
-/// Qdrant's stand-in for a sigmoid, `x / (1 + |x|)` moved to (0, 1).
+/// Discovery (Qdrant's `discover` and `context` queries): points on the positive side of
+/// every context pair, then nearest to the target.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Discover {
+    /// The target: with one, each point scores the number of pairs whose positive it is closer
+    /// to, minus those whose negative it is closer to, plus `sigmoid(similarity to the target)`
+    /// in (0, 1). Without one (a context search), each pair adds
+    /// `fast_sigmoid(min(sim(positive) - sim(negative) - epsilon, 0))`: 0 on the positive
+    /// side, down to -1 far on the negative side.
+    pub target: Option<Vec<f32>>,
+    /// (positive, negative) pairs.
+    pub context: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The dense vector space (`None`: the main vector).
+    pub using: Option<String>,
+}
+
+/// Qdrant's stand-in for a sigmoid, `x / (1 + |x|)`.
+fn fast_sigmoid(x: f32) -> f32 {
+    x / (1.0 + x.abs())
+}
+
+/// [`fast_sigmoid`] moved to (0, 1).
 fn scaled_fast_sigmoid(x: f32) -> f32 {
-    0.5 * (x / (1.0 + x.abs()) + 1.0)
+    0.5 * (fast_sigmoid(x) + 1.0)
 }
 
 impl Collection {
@@ -41,7 +64,7 @@ impl Collection {
     /// `rec` recommends; `req.vector` is ignored. Average-vector scores are similarities in the
     /// collection's metric; the other strategies' scores are theirs.
     pub fn search_recommend(&self, req: &SearchRequest, rec: &Recommend) -> Result<Vec<ScoredPoint>> {
-        let dim = self.dim();
+        let (using, dim, metric, main) = self.dense_space(rec.using.as_deref())?;
         if rec.positive.is_empty() && (rec.negative.is_empty() || rec.strategy == RecommendStrategy::AverageVector) {
             return Err(Error::InvalidRequest(
                 "recommend needs at least one positive example (or, with best_score or sum_scores, a negative one)".into(),
@@ -66,25 +89,14 @@ impl Collection {
                 let neg = mean(&rec.negative);
                 pos.iter().zip(&neg).map(|(p, n)| p + (p - n)).collect()
             };
+            if !main {
+                return self.search_named(&using, &crate::vector_model::QueryVector::Dense(vector), req);
+            }
             return self.search(&SearchRequest { vector, ..req.clone() });
         }
-        let mut probe = req.clone();
-        probe.vector = rec.positive.first().or(rec.negative.first()).cloned().unwrap_or_default();
-        self.check_search(&probe)?;
-        let metric = self.inner.config.metric;
+        self.check_limits(req)?;
         let kind = metric.score_kind();
-        let prepare = |vs: &[Vec<f32>]| -> Vec<Vec<f32>> {
-            vs.iter()
-                .map(|v| {
-                    let mut v = v.clone();
-                    if metric == Metric::Cosine {
-                        quiver_kernels::normalize(&mut v);
-                    }
-                    v
-                })
-                .collect()
-        };
-        let (pos, neg) = (prepare(&rec.positive), prepare(&rec.negative));
+        let (pos, neg) = (prepare_examples(&rec.positive, metric), prepare_examples(&rec.negative, metric));
         let strategy = rec.strategy;
         let score = |row: &[f32]| -> f32 {
             // Raw similarities, higher is closer (negated squared L2 for euclid), as Qdrant scores examples.
@@ -103,12 +115,80 @@ impl Collection {
                 }
             }
         };
+        Ok(self.scan_scored(req, &using, main, score))
+    }
+
+    /// Discovery and context search (see [`Discover`]): an exact scan of the allowed points
+    /// holding the space's vector. Scores are Qdrant's.
+    pub fn search_discover(&self, req: &SearchRequest, d: &Discover) -> Result<Vec<ScoredPoint>> {
+        let (using, dim, metric, main) = self.dense_space(d.using.as_deref())?;
+        if d.context.is_empty() && d.target.is_none() {
+            return Err(Error::InvalidRequest("discover needs a target or context pairs".into()));
+        }
+        for v in d.target.iter().chain(d.context.iter().flat_map(|(p, n)| [p, n])) {
+            crate::types::validate_vector(v, dim, None)?;
+        }
+        self.check_limits(req)?;
+        let kind = metric.score_kind();
+        let target = d
+            .target
+            .as_ref()
+            .map(|t| prepare_examples(std::slice::from_ref(t), metric).remove(0));
+        let pairs: Vec<(Vec<f32>, Vec<f32>)> = d
+            .context
+            .iter()
+            .map(|(p, n)| {
+                let mut both = prepare_examples(&[p.clone(), n.clone()], metric);
+                let n = both.pop().expect("two");
+                (both.pop().expect("two"), n)
+            })
+            .collect();
+        let score = |row: &[f32]| -> f32 {
+            let sims = pairs.iter().map(|(p, n)| (kind.score(p, row), kind.score(n, row)));
+            match &target {
+                Some(t) => {
+                    let rank: i32 = sims.map(|(p, n)| p.total_cmp(&n) as i32).sum();
+                    rank as f32 + scaled_fast_sigmoid(kind.score(t, row))
+                }
+                None => sims.map(|(p, n)| fast_sigmoid((p - n - f32::EPSILON).min(0.0))).sum(),
+            }
+        };
+        Ok(self.scan_scored(req, &using, main, score))
+    }
+
+    /// The dense space `using` names (`None`: the main vector): its name, size, metric, and
+    /// whether it is the main vector.
+    fn dense_space(&self, using: Option<&str>) -> Result<(String, usize, Metric, bool)> {
+        let config = &self.inner.config;
+        let using = using.map_or_else(|| config.vectors.main.clone(), str::to_string);
+        if using == config.vectors.main && config.dim > 0 {
+            return Ok((using, config.dim, config.metric, true));
+        }
+        match config.vectors.dense.get(&using) {
+            Some(d) if !d.multivector => Ok((using, d.dim, d.metric, false)),
+            Some(_) => Err(Error::Unsupported(format!("examples on the multivector {using:?}"))),
+            None => Err(Error::VectorNameNotFound(using)),
+        }
+    }
+
+    /// Scores every allowed point holding the space's vector with `score` (higher is better)
+    /// and returns the best, after the request's offset and threshold.
+    fn scan_scored(&self, req: &SearchRequest, using: &str, main: bool, score: impl Fn(&[f32]) -> f32) -> Vec<ScoredPoint> {
         let st = self.inner.state.read();
-        let plan = st.search_plan(req.filter.as_ref());
+        let plan = if main {
+            st.search_plan(req.filter.as_ref())
+        } else {
+            st.plan(req.filter.as_ref())
+        };
         let mut top = quiver_kernels::TopK::new(req.limit + req.offset);
-        quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| top.push(r, score(st.vector(r))));
-        Ok(top
-            .into_sorted()
+        quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| {
+            if main {
+                top.push(r, score(st.vector(r)));
+            } else if let Some(crate::vector_model::VectorData::Dense(v)) = st.named_at(r).and_then(|m| m.get(using)) {
+                top.push(r, score(v));
+            }
+        });
+        top.into_sorted()
             .into_iter()
             .skip(req.offset)
             .filter(|h| req.score_threshold.is_none_or(|t| h.score >= t))
@@ -122,8 +202,21 @@ impl Collection {
                     vectors: r.vectors,
                 }
             })
-            .collect())
+            .collect()
     }
+}
+
+/// Examples as the space stores vectors (normalised for cosine).
+fn prepare_examples(vs: &[Vec<f32>], metric: Metric) -> Vec<Vec<f32>> {
+    vs.iter()
+        .map(|v| {
+            let mut v = v.clone();
+            if metric == Metric::Cosine {
+                quiver_kernels::normalize(&mut v);
+            }
+            v
+        })
+        .collect()
 }
 
 #[cfg(test)]
