@@ -289,6 +289,14 @@ impl Filter {
         Some(f)
     }
 
+    /// Both filters at once.
+    pub fn all_of(a: Filter, b: Filter) -> Filter {
+        Filter {
+            must: vec![Condition::Filter(Box::new(a)), Condition::Filter(Box::new(b))],
+            ..Filter::default()
+        }
+    }
+
     /// `base` narrowed to the points with these ids.
     pub fn restricted_to(base: Option<Filter>, ids: &[PointId]) -> Filter {
         let mut f = base.unwrap_or_default();

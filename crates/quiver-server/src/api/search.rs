@@ -575,9 +575,12 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
             );
             Some(StageQuery::Nearest(parse_query_vector(&q["vector"], "vector.vector")?))
         }
-        Some(Value::Object(q)) if q.contains_key("nearest") && is_id(&q["nearest"]) => Some(StageQuery::Nearest(
-            quiver::QueryVector::Dense(r.example(&q["nearest"], using.as_deref(), &lookup, &mut used)?),
-        )),
+        Some(Value::Object(q)) if q.contains_key("nearest") && is_id(&q["nearest"]) => Some(StageQuery::Nearest(r.stored(
+            &q["nearest"],
+            using.as_deref(),
+            &lookup,
+            &mut used,
+        )?)),
         Some(Value::Object(q)) if q.contains_key("nearest") => {
             reject_present(q, &["mmr"])?;
             Some(StageQuery::Nearest(parse_query_vector(&q["nearest"], "query.nearest")?))
@@ -690,18 +693,18 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
             )));
         }
         Some(v @ Value::Array(_)) => Some(StageQuery::Nearest(parse_query_vector(v, "query")?)),
-        Some(v) if is_id(v) => Some(StageQuery::Nearest(quiver::QueryVector::Dense(r.example(
-            v,
-            using.as_deref(),
-            &lookup,
-            &mut used,
-        )?))),
+        Some(v) if is_id(v) => Some(StageQuery::Nearest(r.stored(v, using.as_deref(), &lookup, &mut used)?)),
         Some(other) => {
             return Err(ApiError::bad(format!(
                 "query must be a vector, a point id or a query object, got {other}"
             )))
         }
     };
+    if matches!(query, Some(StageQuery::Fusion(_))) && using.is_some() {
+        return Err(ApiError::bad(
+            "Bad request: Fusion queries cannot be combined with the 'using' field.",
+        ));
+    }
     let (exact, ef) = check_params(o)?;
     let score_threshold = match o.get("score_threshold") {
         None | Some(Value::Null) => None,
@@ -766,6 +769,23 @@ impl Resolver<'_> {
         if !is_id(v) {
             return parse_vector(v, "example");
         }
+        match self.stored(v, using, lookup, used)? {
+            quiver::QueryVector::Dense(d) => Ok(d),
+            _ => Err(ApiError::bad(format!(
+                "Wrong input: examples must be dense vectors, {:?} is not",
+                using.unwrap_or("")
+            ))),
+        }
+    }
+
+    /// The vector of the point `v` names (an id), of whatever kind, as a query.
+    fn stored(
+        &self,
+        v: &Value,
+        using: Option<&str>,
+        lookup: &Option<Lookup>,
+        used: &mut Vec<PointId>,
+    ) -> Result<quiver::QueryVector, ApiError> {
         let id = PointId::from_json(v)?;
         let (source, name) = match lookup {
             Some(l) => (&l.collection, l.vector.as_deref().or(using)),
@@ -787,10 +807,12 @@ impl Resolver<'_> {
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Not found: No point with id {id} found")))?;
         let named = name.filter(|n| *n != source.config().vectors.main);
         let found = match named {
-            None => r.vector.filter(|v| !v.is_empty()),
+            None => r.vector.filter(|v| !v.is_empty()).map(quiver::QueryVector::Dense),
             Some(n) => match r.vectors.get(n) {
-                Some(quiver::VectorData::Dense(v)) => Some(v.clone()),
-                _ => None,
+                Some(quiver::VectorData::Dense(v)) => Some(quiver::QueryVector::Dense(v.clone())),
+                Some(quiver::VectorData::Multi(m)) => Some(quiver::QueryVector::Multi(m.clone())),
+                Some(quiver::VectorData::Sparse(sv)) => Some(quiver::QueryVector::Sparse(sv.clone())),
+                None => None,
             },
         };
         found.ok_or_else(|| ApiError::bad(format!("Wrong input: point {id} has no vector {:?}", name.unwrap_or(""))))

@@ -95,6 +95,7 @@ impl Collection {
         check_tree(stage, 0, &mut 0)?;
         let mut top = stage.clone();
         top.limit = stage.limit.saturating_add(offset).min(SEARCH_LIMIT_MAX);
+        inherit_filters(&mut top, None);
         let ranking = self.run_stage(&top)?;
         let ids: Vec<PointId> = ranking.hits.iter().skip(offset).map(|h| h.0).collect();
         let records = self.get(&ids, with)?;
@@ -350,6 +351,20 @@ fn dbsf(children: &[Ranking], allowed: Option<&std::collections::HashSet<PointId
     let mut out: Vec<(PointId, f32, usize)> = total.into_iter().map(|(id, (s, o))| (id, s, o)).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
     out.into_iter().map(|(id, s, _)| (id, s)).collect()
+}
+
+/// As in Qdrant, a stage's filter applies to its prefetches too (each keeps its own as well).
+fn inherit_filters(s: &mut QueryStage, inherited: Option<&Filter>) {
+    if let Some(parent) = inherited {
+        s.filter = Some(match s.filter.take() {
+            Some(own) => Filter::all_of(own, parent.clone()),
+            None => parent.clone(),
+        });
+    }
+    let filter = s.filter.clone();
+    for p in &mut s.prefetch {
+        inherit_filters(p, filter.as_ref());
+    }
 }
 
 fn check_tree(s: &QueryStage, depth: usize, count: &mut usize) -> Result<()> {
