@@ -388,3 +388,62 @@ fn has_vector_of_an_unknown_name_matches_nothing() {
     assert_eq!(c.count(Some(&f(""))), 2);
     assert_eq!(c.count(Some(&f("dense"))), 0);
 }
+
+/// Discovery and context search on a named dense vector score every point as Qdrant defines
+/// it; a random sample returns the allowed points in an order that changes between calls.
+#[test]
+fn discover_context_and_sample_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection("named", config()).unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut model = Model::new();
+    let points: Vec<Point> = (0..40).map(|i| random_point(&mut rng, i)).collect();
+    c.upsert(points.clone()).unwrap();
+    for p in points {
+        model.insert(p.id.as_num(), (p.vector, p.vectors));
+    }
+    let l2 = |a: &[f32], b: &[f32]| -a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>();
+    let fast_sigmoid = |x: f32| x / (1.0 + x.abs());
+    let (t, p, n) = (dense(&mut rng, 2), dense(&mut rng, 2), dense(&mut rng, 2));
+    for with_target in [true, false] {
+        let d = quiver::Discover {
+            target: with_target.then(|| t.clone()),
+            context: vec![(p.clone(), n.clone())],
+            using: Some("d".into()),
+        };
+        let got = c.search_discover(&SearchRequest::new(vec![], 5), &d).unwrap();
+        let mut want: Vec<(u64, f32)> = model
+            .iter()
+            .filter_map(|(id, (_, named))| match named.get("d") {
+                Some(VectorData::Dense(v)) => {
+                    let (sp, sn) = (l2(&p, v), l2(&n, v));
+                    let score = if with_target {
+                        sp.total_cmp(&sn) as i32 as f32 + 0.5 * (fast_sigmoid(l2(&t, v)) + 1.0)
+                    } else {
+                        fast_sigmoid((sp - sn - f32::EPSILON).min(0.0))
+                    };
+                    Some((*id, score))
+                }
+                _ => None,
+            })
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g.score - w.1).abs() < 1e-5, "{with_target}: {got:?} vs {want:?}");
+        }
+    }
+    let sample = QueryStage {
+        query: Some(StageQuery::Sample),
+        ..QueryStage::nearest(QueryVector::Dense(vec![]), 100)
+    };
+    let mut orders = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let ids: Vec<u64> = c.query(&sample, 0, With::NOTHING).unwrap().iter().map(|h| h.id.as_num()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..40).collect::<Vec<u64>>());
+        orders.insert(ids);
+    }
+    assert!(orders.len() > 1, "the order changes between calls");
+}

@@ -525,7 +525,7 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
     };
     match body.get("query").or_else(|| body.get("vector")) {
         Some(Value::Object(o))
-            if ["fusion", "rrf", "recommend", "discover", "context"]
+            if ["fusion", "rrf", "recommend", "discover", "context", "sample"]
                 .iter()
                 .any(|k| o.contains_key(*k)) =>
         {
@@ -598,6 +598,12 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
                 }
             };
             let (positive, negative) = (list("positive")?, list("negative")?);
+            if positive.is_empty() && negative.is_empty() {
+                return Err(ApiError::validation(
+                    "recommend",
+                    "at least one positive or negative example is required",
+                ));
+            }
             let strategy = match rec.get("strategy").and_then(Value::as_str) {
                 None | Some("average_vector") => quiver::RecommendStrategy::AverageVector,
                 Some("best_score") => quiver::RecommendStrategy::BestScore,
@@ -658,6 +664,10 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
                 using: using.clone(),
             }))
         }
+        Some(Value::Object(q)) if q.contains_key("sample") => match q["sample"].as_str() {
+            Some("random") => Some(StageQuery::Sample),
+            _ => return Err(ApiError::bad(format!("sample must be \"random\", got {}", q["sample"]))),
+        },
         Some(Value::Object(q)) if q.contains_key("fusion") => match q["fusion"].as_str() {
             Some("rrf") => Some(StageQuery::Fusion(FusionKind::Rrf { k: 2.0, weights: None })),
             Some("dbsf") => Some(StageQuery::Fusion(FusionKind::Dbsf)),

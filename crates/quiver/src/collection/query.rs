@@ -37,6 +37,9 @@ pub enum StageQuery {
     Recommend(super::Recommend),
     /// Discovery or context search (its `using` names the space).
     Discover(super::Discover),
+    /// A uniform random sample of the candidates (or of the allowed points), in random order,
+    /// different at each call; every score is 0.
+    Sample,
 }
 
 /// One stage of a query.
@@ -249,6 +252,43 @@ impl Collection {
                     higher_is_better: true,
                 })
             }
+            (Some(StageQuery::Sample), none) => {
+                let mut rng = Rng::seeded();
+                let mut pool: Vec<PointId> = if none {
+                    // Reservoir sampling over the allowed points: one pass, `limit` kept.
+                    let st = self.inner.state.read();
+                    let plan = st.plan(s.filter.as_ref());
+                    let mut pool = Vec::with_capacity(s.limit);
+                    let mut seen = 0u64;
+                    quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| {
+                        seen += 1;
+                        if pool.len() < s.limit {
+                            pool.push(*st.id_at(r as usize));
+                        } else {
+                            let j = rng.below(seen) as usize;
+                            if j < s.limit {
+                                pool[j] = *st.id_at(r as usize);
+                            }
+                        }
+                    });
+                    pool
+                } else {
+                    let allowed = self.filtered_ids(s.filter.as_ref(), &children)?;
+                    let mut ids: Vec<PointId> = children.iter().flat_map(|c| c.hits.iter().map(|h| h.0)).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.retain(|id| allowed.as_ref().is_none_or(|a| a.contains(id)));
+                    ids
+                };
+                for i in (1..pool.len()).rev() {
+                    pool.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                pool.truncate(s.limit);
+                Ok(Ranking {
+                    hits: pool.into_iter().map(|id| (id, 0.0)).collect(),
+                    higher_is_better: true,
+                })
+            }
             (Some(StageQuery::Fusion(_)), true) => Err(Error::InvalidRequest("fusion needs prefetches to fuse".into())),
             (None, true) => {
                 let page = self.scroll(&ScrollRequest {
@@ -351,6 +391,31 @@ fn dbsf(children: &[Ranking], allowed: Option<&std::collections::HashSet<PointId
     let mut out: Vec<(PointId, f32, usize)> = total.into_iter().map(|(id, (s, o))| (id, s, o)).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
     out.into_iter().map(|(id, s, _)| (id, s)).collect()
+}
+
+/// A small generator for random samples (splitmix64), seeded from the clock and a counter so
+/// that two calls differ.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Rng(nanos
+            ^ CALLS
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
 }
 
 /// As in Qdrant, a stage's filter applies to its prefetches too (each keeps its own as well).
