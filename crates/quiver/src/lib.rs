@@ -47,7 +47,7 @@ pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
 pub use monitor::RecallEstimate;
-pub use payload_index::PayloadIndexType;
+pub use payload_index::{parse_datetime, PayloadIndexType};
 pub use projection::{payload_exclude, payload_include};
 pub use quiver_storage::StorageError;
 pub use text_index::{check_query_text, rrf, tokens};

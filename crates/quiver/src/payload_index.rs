@@ -31,6 +31,9 @@ pub enum PayloadIndexType {
     /// UUID strings, for `match` value / any: kept like a keyword index (a UUID is matched as
     /// the string it is stored as).
     Uuid,
+    /// RFC 3339 datetimes (and plain dates), for `order_by`: kept as microseconds since the
+    /// epoch (UTC). Filters on the key are evaluated point by point, never answered from it.
+    Datetime,
 }
 
 impl PayloadIndexType {
@@ -43,6 +46,7 @@ impl PayloadIndexType {
             PayloadIndexType::Bool => "bool",
             PayloadIndexType::Text => "text",
             PayloadIndexType::Uuid => "uuid",
+            PayloadIndexType::Datetime => "datetime",
         }
     }
 
@@ -54,6 +58,7 @@ impl PayloadIndexType {
             PayloadIndexType::Bool => 4,
             PayloadIndexType::Text => 5,
             PayloadIndexType::Uuid => 6,
+            PayloadIndexType::Datetime => 7,
         }
     }
 
@@ -65,6 +70,7 @@ impl PayloadIndexType {
             4 => PayloadIndexType::Bool,
             5 => PayloadIndexType::Text,
             6 => PayloadIndexType::Uuid,
+            7 => PayloadIndexType::Datetime,
             _ => return None,
         })
     }
@@ -80,8 +86,9 @@ impl std::str::FromStr for PayloadIndexType {
             "bool" => Ok(PayloadIndexType::Bool),
             "text" => Ok(PayloadIndexType::Text),
             "uuid" => Ok(PayloadIndexType::Uuid),
+            "datetime" => Ok(PayloadIndexType::Datetime),
             other => Err(Error::Unsupported(format!(
-                "payload index type {other:?}; Quiver has keyword, integer, float, bool, text and uuid"
+                "payload index type {other:?}; Quiver has keyword, integer, float, bool, text, uuid and datetime"
             ))),
         }
     }
@@ -170,7 +177,7 @@ impl FieldIndex {
         let data = match kind {
             PayloadIndexType::Keyword | PayloadIndexType::Uuid => IndexData::Keyword(HashMap::new()),
             PayloadIndexType::Integer => IndexData::Integer(BTreeMap::new()),
-            PayloadIndexType::Float => IndexData::Float(BTreeMap::new()),
+            PayloadIndexType::Float | PayloadIndexType::Datetime => IndexData::Float(BTreeMap::new()),
             PayloadIndexType::Bool => IndexData::Bool {
                 yes: RoaringBitmap::new(),
                 no: RoaringBitmap::new(),
@@ -195,6 +202,7 @@ impl FieldIndex {
     /// Adds (`insert`) or removes every indexed value of `payload` for `row`.
     fn update(&mut self, row: u32, payload: &Payload, insert: bool) {
         let values = self.key.leaf_values(payload);
+        let datetime = self.kind == PayloadIndexType::Datetime;
         let mut any = false;
         for v in values {
             if let (IndexData::Integer(_), Value::Number(n)) = (&self.data, v) {
@@ -209,7 +217,10 @@ impl FieldIndex {
             let set: Option<&mut RoaringBitmap> = match (&mut self.data, v) {
                 (IndexData::Keyword(m), Value::String(s)) => Some(m.entry(s.clone()).or_default()),
                 (IndexData::Integer(m), Value::Number(n)) => n.as_i64().map(|i| m.entry(i).or_default()),
-                (IndexData::Float(m), Value::Number(n)) => n.as_f64().map(|x| m.entry(OrdF64::new(x)).or_default()),
+                (IndexData::Float(m), Value::Number(n)) if !datetime => n.as_f64().map(|x| m.entry(OrdF64::new(x)).or_default()),
+                (IndexData::Float(m), Value::String(s)) if datetime => {
+                    parse_datetime(s).map(|us| m.entry(OrdF64::new(us as f64)).or_default())
+                }
                 (IndexData::Bool { yes, no }, Value::Bool(b)) => Some(if *b { yes } else { no }),
                 _ => None,
             };
@@ -247,6 +258,9 @@ impl FieldIndex {
     /// values the filter compares, by the same equality. Ranges are exact on a float index, and
     /// on an integer index while it holds no number outside the integers an `f64` represents.
     fn lookup(&self, check: &FieldCheck) -> Option<(RoaringBitmap, bool)> {
+        if self.kind == PayloadIndexType::Datetime {
+            return None;
+        }
         let set = self.lookup_set(check)?;
         let exact = match (&self.data, check) {
             (IndexData::Integer(_), FieldCheck::Range(_)) => self.other_numbers.is_empty(),
@@ -442,9 +456,87 @@ impl PayloadIndexes {
     }
 }
 
+/// Microseconds since the Unix epoch (UTC) of an RFC 3339 datetime (`2026-12-01T10:30:00Z`,
+/// `2026-12-01 10:30:00.25+02:00`, no zone meaning UTC) or a plain date (`2026-12-01`).
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |t: &str| -> Option<i64> {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let (date, rest) = s.split_at(s.len().min(10));
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || date.len() != 10 {
+        return None;
+    }
+    // Days from 1970-01-01 (Howard Hinnant's days-from-civil).
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let mut micros = days * 86_400_000_000;
+    if rest.is_empty() {
+        return Some(micros);
+    }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let (time, zone) = match rest.find(['Z', 'z', '+', '-']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut hms = time.split(':');
+    let (h, mi) = (num(hms.next()?)?, num(hms.next()?)?);
+    let (sec, frac) = match hms.next() {
+        Some(sf) => match sf.split_once('.') {
+            Some((sec, frac)) => (num(sec)?, frac),
+            None => (num(sf)?, ""),
+        },
+        None => (0, ""),
+    };
+    if hms.next().is_some() || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let frac_us = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+        num(&digits)?
+    };
+    micros += ((h * 60 + mi) * 60 + sec) * 1_000_000 + frac_us;
+    let offset_min = match zone {
+        "" | "Z" | "z" => 0,
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = z[1..].split_once(':').unwrap_or((&z[1..], "00"));
+            sign * (num(oh)? * 60 + num(om)?)
+        }
+    };
+    Some(micros - offset_min * 60_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetimes_parse_to_utc_microseconds() {
+        assert_eq!(parse_datetime("1970-01-01"), Some(0));
+        assert_eq!(parse_datetime("1970-01-02T00:00:00Z"), Some(86_400_000_000));
+        assert_eq!(parse_datetime("2000-03-01T00:00:00Z"), Some(951_868_800_000_000));
+        assert_eq!(
+            parse_datetime("2026-12-01T10:30:00.25+02:00"),
+            parse_datetime("2026-12-01T08:30:00.250Z")
+        );
+        assert_eq!(parse_datetime("2026-12-01 08:30:00"), parse_datetime("2026-12-01T08:30:00Z"));
+        assert_eq!(parse_datetime("1969-12-31T23:59:59Z"), Some(-1_000_000));
+        for bad in ["", "2026-13-01", "2026-12-01T25:00:00Z", "yesterday", "2026-12-01Tnoon"] {
+            assert_eq!(parse_datetime(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn float_order_is_numeric() {

@@ -144,3 +144,50 @@ fn ordered_scroll_matches_sorting_the_payloads() {
     let req = quiver::ScrollRequest { offset: None, ..req };
     assert!(c.scroll_ordered(&req, "odd", false, None).is_err(), "no range index");
 }
+
+/// A datetime index orders points by time whatever the zone and precision they were written
+/// with; strings that are not datetimes, and numbers, are left out of it; a filter on the key
+/// is still evaluated point by point (the index never answers it).
+#[test]
+fn datetime_index_orders_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection("t", CollectionConfig::new(2, Metric::Dot)).unwrap();
+    let times = [
+        (1u64, json!("2026-12-01T10:00:00+02:00")), // 08:00 UTC
+        (2, json!("2026-12-01T09:00:00Z")),
+        (3, json!("2026-12-01")), // midnight UTC
+        (4, json!("2026-12-01 08:30:00.5")),
+        (5, json!("not a date")),
+        (6, json!(1_700_000_000)),
+    ];
+    let points = times
+        .iter()
+        .map(|(id, t)| Point::new(*id, vec![1.0, 0.0]).with_payload(json!({"at": t}).as_object().unwrap().clone()))
+        .collect();
+    c.upsert(points).unwrap();
+    c.create_payload_index("at", PayloadIndexType::Datetime).unwrap();
+    let req = quiver::ScrollRequest {
+        offset: None,
+        limit: 10,
+        filter: None,
+        with_payload: false,
+        with_vector: false,
+    };
+    let order = |descending: bool, start: Option<f64>| -> Vec<u64> {
+        c.scroll_ordered(&req, "at", descending, start)
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| match r.id {
+                quiver::PointId::Num(n) => n,
+                quiver::PointId::Uuid(_) => unreachable!(),
+            })
+            .collect()
+    };
+    assert_eq!(order(false, None), vec![3, 1, 4, 2]);
+    assert_eq!(order(true, None), vec![2, 4, 1, 3]);
+    let eight = quiver::parse_datetime("2026-12-01T08:00:00Z").unwrap() as f64;
+    assert_eq!(order(false, Some(eight)), vec![1, 4, 2]);
+    let f = Filter::from_json(&json!({"must": [{"key": "at", "match": {"value": "not a date"}}]})).unwrap();
+    assert_eq!(c.count(Some(&f)), 1);
+}

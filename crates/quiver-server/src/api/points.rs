@@ -180,11 +180,15 @@ fn parse_order_by(v: &Value) -> Result<Option<OrderBy>, ApiError> {
             };
             let start_from = match o.get("start_from") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_f64().ok_or_else(|| {
-                    ApiError::unsupported(&format!(
-                        "order_by.start_from {v} (Quiver orders by numbers; datetimes are not indexed yet)"
-                    ))
-                })?),
+                Some(Value::String(t)) => Some(
+                    quiver::parse_datetime(t)
+                        .ok_or_else(|| ApiError::bad(format!("order_by.start_from {t:?} is neither a number nor an RFC 3339 datetime")))?
+                        as f64,
+                ),
+                Some(v) => Some(
+                    v.as_f64()
+                        .ok_or_else(|| ApiError::bad(format!("order_by.start_from must be a number or a datetime, got {v}")))?,
+                ),
             };
             Ok(Some(OrderBy {
                 key,
