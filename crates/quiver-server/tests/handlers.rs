@@ -961,3 +961,56 @@ async fn query_without_query_and_size_validation() {
     assert_eq!(ids, vec![3, 5]);
     assert_eq!(b["result"]["points"][0]["score"], json!(0.0));
 }
+
+/// `query/groups` and `search/groups`: groups by a payload value, each full, best first, with
+/// a point of the group's id looked up in another collection.
+#[tokio::test]
+async fn grouped_queries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    for c in ["c", "docs"] {
+        let (s, b) = send(
+            &app,
+            Method::PUT,
+            &format!("/collections/{c}"),
+            Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    // 6 documents of 4 chunks; chunk scores fall with the document number.
+    let points: Vec<Value> = (0..24u64)
+        .map(|i| json!({"id": i, "vector": [1.0 - (i / 4) as f32 * 0.1, 0.0], "payload": {"doc": i / 4}}))
+        .collect();
+    send(&app, Method::PUT, "/collections/c/points", Some(json!({"points": points})), &[]).await;
+    send(
+        &app,
+        Method::PUT,
+        "/collections/docs/points",
+        Some(json!({"points": [{"id": 0, "vector": [0.0, 1.0], "payload": {"title": "zero"}}]})),
+        &[],
+    )
+    .await;
+    let q = json!({"query": [1.0, 0.0], "group_by": "doc", "group_size": 2, "limit": 3, "with_payload": true, "with_lookup": "docs"});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/query/groups", Some(q), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let groups = b["result"]["groups"].as_array().unwrap();
+    assert_eq!(
+        groups.iter().map(|g| g["id"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "{b}"
+    );
+    for g in groups {
+        assert_eq!(g["hits"].as_array().unwrap().len(), 2);
+        assert!(g["hits"].as_array().unwrap().iter().all(|h| h["payload"]["doc"] == g["id"]));
+    }
+    assert_eq!(groups[0]["lookup"]["payload"]["title"], "zero");
+    assert_eq!(groups[1]["lookup"], Value::Null);
+    let q = json!({"vector": [1.0, 0.0], "group_by": "doc", "group_size": 4, "limit": 10});
+    let (s, b) = send(&app, Method::POST, "/collections/c/points/search/groups", Some(q), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let groups = b["result"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 6);
+    assert!(groups.iter().all(|g| g["hits"].as_array().unwrap().len() == 4));
+}

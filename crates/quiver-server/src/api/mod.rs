@@ -69,6 +69,8 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/query", post(query_points))
         .route("/collections/{name}/context", post(context))
         .route("/collections/{name}/points/query/batch", post(query_batch))
+        .route("/collections/{name}/points/query/groups", post(query_groups))
+        .route("/collections/{name}/points/search/groups", post(search_groups))
         .route("/collections/{name}/points/search", post(search_points))
         .route("/collections/{name}/points/search/batch", post(search_batch))
         .route("/collections/{name}/points/recommend", post(recommend_points))

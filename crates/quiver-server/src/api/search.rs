@@ -860,3 +860,80 @@ impl StagedQuery {
             .collect())
     }
 }
+
+/// `POST /points/query/groups` (and the older `/points/search/groups`): the query's hits
+/// grouped by `group_by` (`group_size` per group, 3 by default; `limit` groups), each group
+/// `{"id", "hits"}` and, with `with_lookup`, the point of that id from another collection.
+async fn groups(state: AppState, name: String, body: Map<String, Value>, query_api: bool) -> ApiResult {
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let mut body = body;
+        let group_by = match body.remove("group_by") {
+            Some(Value::String(k)) => k,
+            _ => return Err(ApiError::bad("group_by must be a payload key")),
+        };
+        let group_size = field_usize(&body, "group_size", 3)?;
+        body.remove("group_size");
+        let lookup = match body.remove("with_lookup") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(other)) => Some((collection(&state, &other)?, PayloadSelect::All, false)),
+            Some(Value::Object(l)) => {
+                only_fields(&l, &["collection", "with_payload", "with_vectors", "with_vector"], "with_lookup")?;
+                let other = l
+                    .get("collection")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad("with_lookup.collection must be a collection name"))?;
+                Some((collection(&state, other)?, parse_with_payload(&l, true)?, parse_with_vector(&l)?))
+            }
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "with_lookup must be a collection name or an object, got {other}"
+                )))
+            }
+        };
+        let q = parse_staged(&body, query_api, &Resolver { state: &state, c: &c })?;
+        let with = quiver::With {
+            payload: !matches!(q.sel, PayloadSelect::None),
+            vector: q.with_vector,
+        };
+        let found = c.query_groups(&q.stage, &group_by, group_size, with)?;
+        let mut out = Vec::with_capacity(found.len());
+        for (id, hits) in found {
+            let mut g = json!({"id": id, "hits": hits.into_iter().map(|h| scored_json(h, &q.sel)).collect::<Vec<_>>()});
+            if let Some((other, sel, vectors)) = &lookup {
+                let point = PointId::from_json(&id).ok().and_then(|pid| {
+                    other
+                        .get(
+                            &[pid],
+                            quiver::With {
+                                payload: !matches!(sel, PayloadSelect::None),
+                                vector: *vectors,
+                            },
+                        )
+                        .ok()?
+                        .pop()
+                });
+                g["lookup"] = point.map_or(Value::Null, |r| record_json(r, sel));
+            }
+            out.push(g);
+        }
+        Ok(json!({ "groups": out }))
+    })
+    .await
+}
+
+pub(super) async fn query_groups(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    match body_with_vectors(&state, &name, &body).await {
+        Ok(b) => respond(start, groups(state, name, b, true).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn search_groups(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let start = Instant::now();
+    match parse_body(&body) {
+        Ok(b) => respond(start, groups(state, name, b, false).await),
+        Err(e) => e.into_response(),
+    }
+}

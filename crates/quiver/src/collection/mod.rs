@@ -12,9 +12,11 @@
 //! A crash between any two steps leaves either the old or the new manifest, each naming
 //! complete segments, and a WAL whose committed transactions after `flushed_seq` are replayed.
 
+mod groups;
 mod index_job;
 mod named;
 mod query;
+pub use groups::Group;
 pub use query::{FusionKind, QueryStage, StageQuery, QUERY_DEPTH_MAX, QUERY_STAGES_MAX};
 mod read;
 mod recommend;
