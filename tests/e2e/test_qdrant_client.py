@@ -247,9 +247,16 @@ def check_main(results):
             try:
                 client.query_points("docs", query=models.FusionQuery(fusion=models.Fusion.RRF), limit=3)
             except UnexpectedResponse as e:
-                assert e.status_code == 400 and "Unsupported" in str(e), str(e)
+                assert e.status_code == 400 and "fusion needs prefetches" in str(e), str(e)
             else:
                 raise AssertionError("fusion without prefetch should be refused")
+            try:
+                client.query_points("docs", query=models.FormulaQuery(formula=models.SumExpression(sum=["$score", 1.0])),
+                                    prefetch=models.Prefetch(query=[0.1] * DIM, limit=5), limit=3)
+            except UnexpectedResponse as e:
+                assert e.status_code == 400 and "Unsupported" in str(e), str(e)
+            else:
+                raise AssertionError("formula queries are not there yet")
 
         def test_delete_collection():
             assert client.delete_collection("docs")
