@@ -8,6 +8,7 @@ mod collections;
 mod error;
 mod points;
 mod search;
+mod stages;
 mod wire;
 
 use collections::*;
@@ -15,6 +16,7 @@ pub use error::ApiError;
 use error::ApiResult;
 use points::*;
 use search::*;
+use stages::*;
 use wire::*;
 
 use crate::AppState;
