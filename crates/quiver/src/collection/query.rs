@@ -91,6 +91,15 @@ struct Ranking {
     higher_is_better: bool,
 }
 
+impl Ranking {
+    fn empty() -> Ranking {
+        Ranking {
+            hits: Vec::new(),
+            higher_is_better: true,
+        }
+    }
+}
+
 impl Collection {
     /// Runs a query tree and returns its best `limit` points after `offset`, with what `with`
     /// asks for. Scores are those of the top stage (a fused score, for a fusion).
@@ -213,17 +222,9 @@ impl Collection {
                 "a query with several prefetches needs a query to combine them (fusion, or nearest to rescore)".into(),
             )),
             (Some(StageQuery::Recommend(rec)), none) => {
-                let filter = if none {
-                    s.filter.clone()
-                } else {
-                    self.candidates_filter(s, &children)
+                let Some(filter) = self.stage_filter(s, &children) else {
+                    return Ok(Ranking::empty());
                 };
-                if !none && filter.is_none() {
-                    return Ok(Ranking {
-                        hits: Vec::new(),
-                        higher_is_better: true,
-                    });
-                }
                 let mut r = req(filter);
                 r.exact |= !none;
                 let hits = self.search_recommend(&r, rec)?;
@@ -234,18 +235,10 @@ impl Collection {
                     higher_is_better: !average || self.higher_is_better(&space),
                 })
             }
-            (Some(StageQuery::Discover(d)), none) => {
-                let filter = if none {
-                    s.filter.clone()
-                } else {
-                    self.candidates_filter(s, &children)
+            (Some(StageQuery::Discover(d)), _) => {
+                let Some(filter) = self.stage_filter(s, &children) else {
+                    return Ok(Ranking::empty());
                 };
-                if !none && filter.is_none() {
-                    return Ok(Ranking {
-                        hits: Vec::new(),
-                        higher_is_better: true,
-                    });
-                }
                 let hits = self.search_discover(&req(filter), d)?;
                 Ok(Ranking {
                     hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
@@ -304,6 +297,15 @@ impl Collection {
                 })
             }
         }
+    }
+
+    /// The filter a stage searches under: its own without prefetches, else narrowed to their
+    /// candidates; `None` when the prefetches found nothing.
+    fn stage_filter(&self, s: &QueryStage, children: &[Ranking]) -> Option<Option<Filter>> {
+        if children.is_empty() {
+            return Some(s.filter.clone());
+        }
+        self.candidates_filter(s, children).map(Some)
     }
 
     /// The stage's filter narrowed to its prefetches' candidates; `None` when there are none.
