@@ -159,7 +159,7 @@ impl VectorSchema {
             }
         }
         for (name, p) in &self.dense {
-            if name.is_empty() || *name == self.main && main_dim > 0 {
+            if *name == self.main && main_dim > 0 {
                 return Err(Error::InvalidRequest(format!("vector name {name:?} is used twice")));
             }
             if p.dim == 0 || p.dim > DIMENSION_MAX {

@@ -285,7 +285,14 @@ pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Pa
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                parse_point_entry(p, i, &["id", "vector"]).map(|(_, id, vector, vectors)| Point {
+                let (_, id, vector, vectors) = parse_point_entry(p, i, &["id", "vector"])?;
+                if vector.is_empty() && vectors.is_empty() {
+                    return Err(ApiError::validation(
+                        &format!("points[{i}].vector"),
+                        "must specify vectors to update for point",
+                    ));
+                }
+                Ok(Point {
                     id,
                     vector,
                     vectors,

@@ -135,9 +135,9 @@ impl Collection {
                 }
             });
             let hits = top.into_sorted();
-            // MaxSim sums similarities: its score is "higher is better" whatever the metric.
-            let metric = if params.multivector { Metric::Dot } else { params.metric };
-            return Ok(self.finish_hits_in(&st, req, hits, metric));
+            // MaxSim sums the kernel's similarities (negated squared distances for euclid), and
+            // the sum is reported in the metric's terms, as Qdrant does.
+            return Ok(self.finish_hits_in(&st, req, hits, params.metric));
         }
         if config.vectors.sparse.contains_key(using) {
             let QueryVector::Sparse(q) = query else {

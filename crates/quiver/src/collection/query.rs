@@ -134,10 +134,7 @@ impl Collection {
         if using == config.vectors.main && config.dim > 0 {
             return config.metric.higher_is_better();
         }
-        match config.vectors.dense.get(using) {
-            Some(d) if !d.multivector => d.metric.higher_is_better(),
-            _ => true,
-        }
+        config.vectors.dense.get(using).is_none_or(|d| d.metric.higher_is_better())
     }
 
     fn run_stage(&self, s: &QueryStage) -> Result<Ranking> {
