@@ -285,7 +285,8 @@ pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Pa
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let (_, id, vector, vectors) = parse_point_entry(p, i, &["id", "vector"])?;
+                // Qdrant reads a point's `id` and `vector` here and ignores its `payload`.
+                let (_, id, vector, vectors) = parse_point_entry(p, i, &["id", "vector", "payload"])?;
                 if vector.is_empty() && vectors.is_empty() {
                     return Err(ApiError::validation(
                         &format!("points[{i}].vector"),
