@@ -776,4 +776,56 @@ fn named_and_sparse_vectors_from_the_command_line() {
     );
     fails(dir, &["create", "x", "--vector", "a:two"], "NAME:DIM");
     ok(dir, &["create", "sparse-only", "--sparse", "s"]);
+    // explain shows each index's weight and whether pruning skipped its posting list: 200
+    // points share two indices, three hold a rare one; the rare one decides the top 3.
+    let lines: Vec<String> = (0..200)
+        .map(|i| {
+            let rare = if i % 10 == 3 && i < 30 { ", 53" } else { "" };
+            let n = if rare.is_empty() { 2 } else { 3 };
+            format!(
+                r#"{{"id": {i}, "vector": {{"s": {{"indices": [0, 1{rare}], "values": [{}]}}}}}}"#,
+                vec!["1"; n].join(", ")
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    ok(dir, &["create", "idf", "--sparse", "s:idf"]);
+    ok(dir, &["upsert", "idf", "--file", file.to_str().unwrap()]);
+    let ex = json(
+        dir,
+        &[
+            "explain",
+            "idf",
+            "--using",
+            "s",
+            "--vector",
+            r#"{"indices": [0, 1, 53], "values": [1, 1, 1]}"#,
+            "-k",
+            "3",
+        ],
+    );
+    let full: Vec<bool> = ex["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["read_in_full"].as_bool().unwrap())
+        .collect();
+    assert_eq!(full, vec![false, false, true], "{ex}");
+    assert_eq!(ex["candidates"], 3, "{ex}");
+    let hit_ids: Vec<u64> = ex["hits"].as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()).collect();
+    assert_eq!(hit_ids, vec![3, 13, 23], "{ex}");
+    assert!(ok(
+        dir,
+        &[
+            "explain",
+            "idf",
+            "--using",
+            "s",
+            "--vector",
+            r#"{"indices": [0, 53], "values": [1, 1]}"#,
+            "-k",
+            "2"
+        ]
+    )
+    .contains("lookups only (pruned)"));
 }

@@ -35,12 +35,16 @@ pub struct SparseIndex {
 }
 
 /// What a search did, for `explain` and the benchmark.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparseStats {
     /// Posting entries read in full passes.
     pub scanned: usize,
     /// Terms answered by lookups for surviving candidates only.
     pub pruned_terms: usize,
+    /// The indices read in full, in the order they were read.
+    pub full: Vec<u32>,
+    /// Candidates left for the lookups (0 when every term was read in full).
+    pub candidates: usize,
 }
 
 thread_local! {
@@ -82,6 +86,12 @@ impl SparseIndex {
         self.docs
     }
 
+    /// The live points holding `index`, and the entries of its posting list (dead rows
+    /// included until compaction).
+    pub fn term(&self, index: u32) -> (usize, usize) {
+        self.postings.get(&index).map_or((0, 0), |p| (p.df as usize, p.rows.len()))
+    }
+
     /// The weight each query index gets: its value, times its IDF when `use_idf`.
     pub fn query_weights(&self, query: &SparseVector, use_idf: bool) -> Vec<(u32, f32)> {
         query
@@ -103,12 +113,12 @@ impl SparseIndex {
         if k == 0 {
             return (Vec::new(), stats);
         }
-        // (weight, posting, the most this term can add to one row's score)
-        let mut terms: Vec<(f32, &Posting, f32)> = weights
+        // (weight, posting, the most this term can add to one row's score, index)
+        let mut terms: Vec<(f32, &Posting, f32, u32)> = weights
             .iter()
             .filter_map(|&(i, w)| {
                 let p = self.postings.get(&i)?;
-                (w != 0.0 && !p.rows.is_empty()).then(|| (w, p, (w * p.max).max(w * p.min).max(0.0)))
+                (w != 0.0 && !p.rows.is_empty()).then(|| (w, p, (w * p.max).max(w * p.min).max(0.0), i))
             })
             .collect();
         terms.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.1.rows.len().cmp(&b.1.rows.len())));
@@ -124,7 +134,8 @@ impl SparseIndex {
             let mut t = 0;
             let mut threshold = f32::NEG_INFINITY;
             while t < terms.len() {
-                let (w, p, _) = terms[t];
+                let (w, p, _, index) = terms[t];
+                stats.full.push(index);
                 for (&r, &x) in p.rows.iter().zip(&p.values) {
                     let a = &mut acc[r as usize];
                     if a.is_nan() {
@@ -154,8 +165,9 @@ impl SparseIndex {
             }
             touched.clear();
             if t < terms.len() {
+                stats.candidates = candidates.len();
                 candidates.sort_unstable_by_key(|c| c.0);
-                for &(w, p, _) in &terms[t..] {
+                for &(w, p, _, _) in &terms[t..] {
                     stats.pruned_terms += 1;
                     let mut from = 0;
                     for c in candidates.iter_mut() {

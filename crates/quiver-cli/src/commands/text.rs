@@ -78,8 +78,14 @@ pub struct ExplainArgs {
     /// The collection's name.
     collection: String,
     /// The text query whose steps are shown.
-    #[arg(long)]
-    text: String,
+    #[arg(long, required_unless_present = "using", conflicts_with = "using")]
+    text: Option<String>,
+    /// Explain a sparse query instead: the sparse vector's name (see `create --sparse`).
+    #[arg(long, requires = "vector")]
+    using: Option<String>,
+    /// With --using: the sparse query, '{"indices": [..], "values": [..]}'.
+    #[arg(long, requires = "using")]
+    vector: Option<String>,
     /// Results to return.
     #[arg(short = 'k', long = "limit", visible_alias = "k", default_value_t = 10, value_parser = parse_limit)]
     k: usize,
@@ -93,8 +99,73 @@ pub struct ExplainArgs {
 pub fn explain(ctx: &Ctx, a: &ExplainArgs) -> Result<Box<dyn Output>> {
     let db = ctx.db()?;
     let c = db.collection(&a.collection)?;
+    if let (Some(using), Some(v)) = (&a.using, &a.vector) {
+        return Ok(Box::new(explain_sparse(&c, using, v, a.k, a.filter.parse()?)?));
+    }
     let model = collection_embedder(&c, a.model.get())?;
-    Ok(Box::new(explain_query(&c, &model, &a.text, a.k, a.filter.parse()?)?))
+    let text = a.text.as_deref().unwrap_or_default();
+    Ok(Box::new(explain_query(&c, &model, text, a.k, a.filter.parse()?)?))
+}
+
+/// `quiver explain --using NAME --vector JSON`: a sparse query's weights, posting lists, what
+/// pruning skipped, and the hits.
+fn explain_sparse(c: &Collection, using: &str, vector: &str, k: usize, filter: Option<Filter>) -> Result<Message> {
+    let json: Value = serde_json::from_str(vector).context("--vector must be JSON")?;
+    let quiver::VectorData::Sparse(q) = quiver::vector_data_from_json(using, &json)? else {
+        bail!("--vector must be a sparse vector here: {{\"indices\": [..], \"values\": [..]}}");
+    };
+    let mut req = SearchRequest::new(Vec::new(), k);
+    req.filter = filter;
+    let (hits, ex) = c.explain_sparse(using, &q, &req)?;
+    let mut text = format!(
+        "sparse query on {using:?}: {} indices over {} points holding the vector\n\n",
+        ex.terms.len(),
+        ex.docs
+    );
+    text.push_str("   index     value       idf    weight   points  postings  read\n");
+    for t in &ex.terms {
+        let read = if t.postings == 0 {
+            "absent"
+        } else if t.read_in_full {
+            "in full"
+        } else {
+            "lookups only (pruned)"
+        };
+        text.push_str(&format!(
+            "{:>8}  {:>8.4}  {:>8}  {:>8.4}  {:>7}  {:>8}  {read}\n",
+            t.index,
+            t.value,
+            t.idf.map_or("-".to_string(), |x| format!("{x:.4}")),
+            t.weight,
+            t.df,
+            t.postings
+        ));
+    }
+    text.push_str(&format!(
+        "\n{} posting entries read in full; {}\n\n",
+        ex.entries_read,
+        if ex.candidates > 0 {
+            format!(
+                "then the k-th best score beat what the remaining indices could add, so only {} candidates were looked up",
+                ex.candidates
+            )
+        } else {
+            "no pruning (every index read in full)".to_string()
+        }
+    ));
+    for (rank, h) in hits.iter().enumerate() {
+        text.push_str(&format!("{:>4}  {:>10.4}  {}\n", rank + 1, h.score, h.id));
+    }
+    let terms: Vec<Value> = ex
+        .terms
+        .iter()
+        .map(|t| json!({"index": t.index, "value": t.value, "idf": t.idf, "weight": t.weight, "points": t.df, "postings": t.postings, "read_in_full": t.read_in_full}))
+        .collect();
+    let hits: Vec<Value> = hits.iter().map(|h| json!({"id": h.id.to_json(), "score": h.score})).collect();
+    Ok(Message::new(
+        json!({"using": using, "points_with_vector": ex.docs, "terms": terms, "entries_read": ex.entries_read, "candidates": ex.candidates, "hits": hits}),
+        text,
+    ))
 }
 
 /// Loads the model an embedder name stands for.

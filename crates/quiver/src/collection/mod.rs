@@ -15,6 +15,7 @@
 mod groups;
 mod index_job;
 mod named;
+pub use named::{SparseExplain, SparseTerm};
 mod query;
 pub use groups::Group;
 pub use query::{FusionKind, QueryStage, StageQuery, QUERY_DEPTH_MAX, QUERY_STAGES_MAX};

@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::state::Plan;
-use crate::vector_model::{max_sim, DenseParams, NamedVectors, QueryVector, SparseParams, VectorData, MULTIVECTOR_ROWS_MAX};
+use crate::vector_model::{max_sim, DenseParams, NamedVectors, QueryVector, SparseParams, SparseVector, VectorData, MULTIVECTOR_ROWS_MAX};
 use quiver_kernels::{Scored, TopK};
 
 impl Collection {
@@ -146,18 +146,57 @@ impl Collection {
                     reason: format!("expected a sparse query, got {}", query_kind(query)),
                 });
             };
-            let q = q.clone().validated(using)?;
-            let st = self.inner.state.read();
-            let index = st.sparse_index(using).expect("every sparse space has an index");
-            let weights = index.query_weights(&q, st.sparse_idf(using));
-            let plan = st.plan(req.filter.as_ref());
-            let mask = plan_mask(&st, &plan);
-            let allowed = |r: u32| mask.get(r as usize / 64).is_some_and(|w| w >> (r % 64) & 1 == 1);
-            let (hits, _) = index.search(&weights, k, st.n_rows(), allowed);
-            let hits = hits.into_iter().map(|(row, score)| Scored { row, score }).collect();
-            return Ok(self.finish_hits_in(&st, req, hits, Metric::Dot));
+            return Ok(self.explain_sparse(using, q, req)?.0);
         }
         Err(Error::VectorNameNotFound(using.to_string()))
+    }
+
+    /// A sparse search (see [`Collection::search_named`]) and how it was answered: each query
+    /// index's weight (value times IDF when the space has the modifier), how many points hold
+    /// it, and whether its posting list was read in full or only looked up for the candidates
+    /// left after pruning. What `quiver explain --using` prints.
+    pub fn explain_sparse(&self, using: &str, query: &SparseVector, req: &SearchRequest) -> Result<(Vec<ScoredPoint>, SparseExplain)> {
+        if !self.inner.config.vectors.sparse.contains_key(using) {
+            return Err(Error::VectorNameNotFound(using.to_string()));
+        }
+        let mut probe = req.clone();
+        probe.vector = vec![0.0; self.inner.config.dim];
+        self.check_limits(&probe)?;
+        let q = query.clone().validated(using)?;
+        let st = self.inner.state.read();
+        let index = st.sparse_index(using).expect("every sparse space has an index");
+        let use_idf = st.sparse_idf(using);
+        let weights = index.query_weights(&q, use_idf);
+        let plan = st.plan(req.filter.as_ref());
+        let mask = plan_mask(&st, &plan);
+        let allowed = |r: u32| mask.get(r as usize / 64).is_some_and(|w| w >> (r % 64) & 1 == 1);
+        let (hits, stats) = index.search(&weights, req.limit + req.offset, st.n_rows(), allowed);
+        let terms = q
+            .indices
+            .iter()
+            .zip(&q.values)
+            .zip(&weights)
+            .map(|((&i, &value), &(_, weight))| {
+                let (df, postings) = index.term(i);
+                SparseTerm {
+                    index: i,
+                    value,
+                    idf: use_idf.then(|| crate::vector_model::idf(index.docs(), df)),
+                    weight,
+                    df,
+                    postings,
+                    read_in_full: stats.full.contains(&i),
+                }
+            })
+            .collect();
+        let explain = SparseExplain {
+            docs: index.docs(),
+            terms,
+            entries_read: stats.scanned,
+            candidates: stats.candidates,
+        };
+        let hits = hits.into_iter().map(|(row, score)| Scored { row, score }).collect();
+        Ok((self.finish_hits_in(&st, req, hits, Metric::Dot), explain))
     }
 
     fn prepare_dense_query(&self, using: &str, params: &DenseParams, query: &QueryVector) -> Result<Vec<Vec<f32>>> {
@@ -318,6 +357,38 @@ impl Collection {
             }
         }
     }
+}
+
+/// How a sparse query was answered ([`Collection::explain_sparse`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseExplain {
+    /// Live points holding a vector of the space (the `n` of IDF).
+    pub docs: usize,
+    /// One entry per query index, in index order.
+    pub terms: Vec<SparseTerm>,
+    /// Posting entries read in full passes.
+    pub entries_read: usize,
+    /// Candidates left when pruning stopped the full passes (0: every term was read in full).
+    pub candidates: usize,
+}
+
+/// One index of a sparse query ([`SparseExplain`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseTerm {
+    /// The index.
+    pub index: u32,
+    /// Its value in the query.
+    pub value: f32,
+    /// Its IDF, when the space has the modifier.
+    pub idf: Option<f32>,
+    /// The weight it was searched with (value, times IDF).
+    pub weight: f32,
+    /// Live points holding it.
+    pub df: usize,
+    /// Entries of its posting list (deleted points included until compaction).
+    pub postings: usize,
+    /// Read in full; otherwise looked up for the surviving candidates only (or absent).
+    pub read_in_full: bool,
 }
 
 /// A plan as a bitset of rows.
