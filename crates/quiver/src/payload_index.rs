@@ -465,7 +465,8 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
             .then(|| t.parse().ok())
             .flatten()
     };
-    let (date, rest) = s.split_at(s.len().min(10));
+    // Not a char boundary at 10 (a multibyte character there): not a datetime.
+    let (date, rest) = s.split_at_checked(s.len().min(10))?;
     let mut d = date.split('-');
     let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
     if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || date.len() != 10 {
@@ -533,7 +534,16 @@ mod tests {
         );
         assert_eq!(parse_datetime("2026-12-01 08:30:00"), parse_datetime("2026-12-01T08:30:00Z"));
         assert_eq!(parse_datetime("1969-12-31T23:59:59Z"), Some(-1_000_000));
-        for bad in ["", "2026-13-01", "2026-12-01T25:00:00Z", "yesterday", "2026-12-01Tnoon"] {
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-12-01T25:00:00Z",
+            "yesterday",
+            "2026-12-01Tnoon",
+            "ééééééé",
+            "2026-12-0é",
+            "2026-12-01T1é:00",
+        ] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
         }
     }

@@ -519,6 +519,19 @@ pub struct Record {
     pub vectors: NamedVectors,
 }
 
+impl Record {
+    /// This record as a search hit with `score`.
+    pub fn scored(self, score: f32) -> ScoredPoint {
+        ScoredPoint {
+            id: self.id,
+            score,
+            payload: self.payload,
+            vector: self.vector,
+            vectors: self.vectors,
+        }
+    }
+}
+
 /// A search hit. `score` is in the collection's metric (a distance for euclid and manhattan).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoredPoint {

@@ -17,6 +17,15 @@ use std::collections::BTreeMap;
 pub const SPARSE_NNZ_MAX: usize = 65_536;
 /// The most rows one multivector may hold.
 pub const MULTIVECTOR_ROWS_MAX: usize = 4_096;
+/// The most bytes one point's named vectors may take (4 per value, 8 per sparse entry), so a
+/// point always fits in one WAL record beside its main vector and payload.
+pub const POINT_VECTOR_BYTES_MAX: usize = 32 << 20;
+
+const _: () = assert!(
+    POINT_VECTOR_BYTES_MAX + crate::types::DIMENSION_MAX * 4 + crate::types::PAYLOAD_BYTES_MAX + (1 << 20)
+        < quiver_storage::wal::WAL_RECORD_BYTES_MAX
+);
+
 /// The most named vectors (dense, multi and sparse together) a collection may declare.
 pub const NAMED_VECTORS_MAX: usize = 64;
 
@@ -91,6 +100,15 @@ pub enum VectorData {
 }
 
 impl VectorData {
+    /// The bytes it takes in the WAL and in segments (values only).
+    pub fn bytes(&self) -> usize {
+        match self {
+            VectorData::Dense(v) => v.len() * 4,
+            VectorData::Multi(rows) => rows.iter().map(|r| r.len() * 4).sum(),
+            VectorData::Sparse(s) => s.indices.len() * 8,
+        }
+    }
+
     /// What kind of vector this is, in words.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -285,6 +285,26 @@ fn bad_named_vectors_are_typed_errors_and_change_nothing() {
     assert!(c
         .search_named("s", &QueryVector::Dense(vec![1.0]), &SearchRequest::new(vec![], 1))
         .is_err());
+    // A point's named vectors must fit in one WAL record: 4,096 rows of 4,096 floats (64 MiB) do not.
+    let mut big = CollectionConfig::new(2, Metric::Dot);
+    big.vectors.dense.insert(
+        "colbert".into(),
+        DenseParams {
+            dim: 4096,
+            metric: Metric::Dot,
+            multivector: true,
+        },
+    );
+    let b = db.create_collection("big", big).unwrap();
+    let rows = vec![vec![0.5f32; 4096]; 4096];
+    let e = b
+        .upsert(vec![Point::new(1u64, vec![]).with_named("colbert", VectorData::Multi(rows))])
+        .unwrap_err();
+    assert!(e.to_string().contains("more than the limit"), "{e}");
+    b.upsert(vec![
+        Point::new(1u64, vec![]).with_named("colbert", VectorData::Multi(vec![vec![0.5; 4096]; 16]))
+    ])
+    .unwrap();
     // A plain collection still requires its one vector.
     let plain = db.create_collection("plain", CollectionConfig::new(2, Metric::Dot)).unwrap();
     assert!(plain.upsert(vec![Point::new(1u64, vec![])]).is_err());

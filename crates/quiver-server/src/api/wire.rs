@@ -365,9 +365,8 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
                 for (name, list) in &columns {
                     match name {
                         None => (point.vector, point.vectors) = parse_point_vectors(&list[i], &format!("batch.vectors[{i}]"))?,
-                        Some(name) if list[i].is_null() => {
-                            let _ = name;
-                        }
+                        // `null`: this point has no vector of that name.
+                        Some(_) if list[i].is_null() => {}
                         Some(name) => {
                             let v = quiver::vector_data_from_json(name, &list[i])
                                 .map_err(|e| ApiError::bad(format!("batch.vectors.{name}[{i}]: {e}")))?;

@@ -8,7 +8,9 @@
 
 use super::*;
 use crate::state::Plan;
-use crate::vector_model::{max_sim, DenseParams, NamedVectors, QueryVector, SparseParams, SparseVector, VectorData, MULTIVECTOR_ROWS_MAX};
+use crate::vector_model::{
+    max_sim, DenseParams, NamedVectors, QueryVector, SparseParams, SparseVector, VectorData, MULTIVECTOR_ROWS_MAX, POINT_VECTOR_BYTES_MAX,
+};
 use quiver_kernels::{Scored, TopK};
 
 impl Collection {
@@ -48,6 +50,13 @@ impl Collection {
             return Err(Error::VectorNameNotFound(schema.main.clone()));
         }
         let named = std::mem::take(&mut p.vectors);
+        let bytes: usize = named.values().map(VectorData::bytes).sum();
+        if bytes > POINT_VECTOR_BYTES_MAX {
+            return Err(Error::InvalidRequest(format!(
+                "point {}: its named vectors take {bytes} bytes, more than the limit of {POINT_VECTOR_BYTES_MAX}",
+                p.id
+            )));
+        }
         for (name, v) in named {
             let v = match (v, schema.dense.get(&name), schema.sparse.get(&name)) {
                 (VectorData::Dense(mut v), Some(d), _) if !d.multivector => {
@@ -73,10 +82,7 @@ impl Collection {
                     VectorData::Multi(rows)
                 }
                 (VectorData::Sparse(sv), _, Some(_)) => VectorData::Sparse(sv.validated(&name)?),
-                (v, None, None) => {
-                    let _ = v;
-                    return Err(Error::VectorNameNotFound(name));
-                }
+                (_, None, None) => return Err(Error::VectorNameNotFound(name)),
                 (v, d, _) => {
                     let want = match d {
                         Some(d) if d.multivector => "multi",

@@ -118,13 +118,7 @@ impl Collection {
             .skip(offset)
             .filter_map(|(id, score)| {
                 let r = by_id.get(&id)?.clone();
-                Some(ScoredPoint {
-                    id,
-                    score,
-                    payload: r.payload,
-                    vector: r.vector,
-                    vectors: r.vectors,
-                })
+                Some(r.scored(score))
             })
             .collect())
     }

@@ -125,13 +125,7 @@ impl Collection {
             })
             .map(|(row, score)| {
                 let r = Self::record(st, row, req.with_payload, req.with_vector);
-                ScoredPoint {
-                    id: r.id,
-                    score,
-                    payload: r.payload,
-                    vector: r.vector,
-                    vectors: r.vectors,
-                }
+                r.scored(score)
             })
             .collect()
     }

@@ -194,13 +194,7 @@ impl Collection {
             .filter(|h| req.score_threshold.is_none_or(|t| h.score >= t))
             .map(|h| {
                 let r = Self::record(&st, h.row, req.with_payload, req.with_vector);
-                ScoredPoint {
-                    id: r.id,
-                    score: h.score,
-                    payload: r.payload,
-                    vector: r.vector,
-                    vectors: r.vectors,
-                }
+                r.scored(h.score)
             })
             .collect()
     }

@@ -47,13 +47,7 @@ impl Collection {
                         return None;
                     }
                     let r = Self::record(&st, row, with.payload, with.vector);
-                    Some(ScoredPoint {
-                        id,
-                        score,
-                        payload: r.payload,
-                        vector: r.vector,
-                        vectors: r.vectors,
-                    })
+                    Some(r.scored(score))
                 })
                 .take(limit)
                 .collect();
@@ -109,13 +103,7 @@ impl Collection {
             .filter_map(|(id, score)| {
                 let row = st.row_of(&id)?;
                 let r = Self::record(&st, row, req.with_payload, req.with_vector);
-                Some(ScoredPoint {
-                    id,
-                    score,
-                    payload: r.payload,
-                    vector: r.vector,
-                    vectors: r.vectors,
-                })
+                Some(r.scored(score))
             })
             .collect())
     }
