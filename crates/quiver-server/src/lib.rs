@@ -17,6 +17,7 @@ pub mod embed_queue;
 pub mod guard;
 pub mod listen;
 pub mod metrics;
+mod strict;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -113,6 +114,8 @@ pub struct AppState {
     pub embedder: Arc<std::sync::Mutex<Option<Arc<quiver_embed::MiniLm>>>>,
     /// Documents are queued and embedded in batches (see [`embed_queue`]).
     pub embeds: Arc<embed_queue::EmbedQueue>,
+    /// The largest request body (also what strict mode's check may read).
+    pub body_bytes_max: usize,
 }
 
 /// The application: routes, auth, metrics and limits; the error of
@@ -127,8 +130,10 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Result<Router, String
         searches: Arc::new(batcher::Batcher::start(db.clone())),
         embedder: Arc::new(std::sync::Mutex::new(None)),
         embeds: Arc::new(embed_queue::EmbedQueue::start()),
+        body_bytes_max: config.body_bytes_max,
     };
     Ok(api::routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), strict::gate))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(axum::middleware::from_fn(guard::json_bodies))

@@ -12,6 +12,7 @@ use crate::aliases::{self, AliasAction};
 use crate::collection::{self, Collection};
 use crate::error::{Error, Result};
 use crate::types::{validate_name, CollectionConfig};
+use crate::settings::CollectionSettings;
 use parking_lot::Mutex;
 use quiver_storage::{fsio, lock::DirLock, StorageError};
 use std::collections::{BTreeMap, HashMap};
@@ -72,8 +73,17 @@ impl Database {
 
     /// Creates a collection; fails with [`Error::CollectionExists`] if the name is taken.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        self.create_collection_with(name, config, &CollectionSettings::default())
+    }
+
+    /// Creates a collection with its settings (metadata, strict mode, hints) in place from
+    /// the start: the folder appears with both or not at all.
+    pub fn create_collection_with(&self, name: &str, config: CollectionConfig, settings: &CollectionSettings) -> Result<Collection> {
         validate_name(name)?;
         config.validate()?;
+        if let Some(sm) = &settings.strict_mode {
+            sm.validate()?;
+        }
         let mut open = self.open.lock();
         let dir = self.collections_dir().join(name);
         if dir.exists() {
@@ -89,6 +99,9 @@ impl Database {
             std::fs::remove_dir_all(&tmp).map_err(StorageError::io(&tmp))?;
         }
         collection::create_files(&tmp, &config)?;
+        if *settings != CollectionSettings::default() {
+            crate::settings::save(&tmp, settings)?;
+        }
         std::fs::rename(&tmp, &dir).map_err(StorageError::io(&dir))?;
         fsio::fsync_dir(&self.collections_dir())?;
         let c = Collection::open(name, &dir)?;
@@ -120,6 +133,26 @@ impl Database {
         let c = Collection::open(name, &dir)?;
         open.insert(name.to_string(), c.clone());
         Ok(c)
+    }
+
+    /// Changes a collection's index configuration (HNSW `m`, `ef_construct`, quantization,
+    /// thresholds): the manifest is rewritten, then the collection is reopened with it, so the
+    /// graph is rebuilt in the background when its shape changed (searches stay exact until
+    /// it is ready). Handles taken before the change fail their next write with
+    /// [`Error::CollectionNotFound`]; take a new one.
+    pub fn reconfigure_index(&self, name: &str, index: crate::IndexConfig) -> Result<Collection> {
+        let c = self.collection(name)?;
+        let mut open = self.open.lock();
+        let real = c.name().to_string();
+        if c.config().index == index {
+            return Ok(c);
+        }
+        c.set_index_config(index)?;
+        c.retire();
+        open.remove(&real);
+        let fresh = Collection::open(&real, &self.collections_dir().join(&real))?;
+        open.insert(real, fresh.clone());
+        Ok(fresh)
     }
 
     /// `true` when the collection exists (by its own name, not an alias).

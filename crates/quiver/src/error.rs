@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Locked,
     /// The disk or the files failed; an operator must look (HTTP 500).
     Storage,
+    /// A rate limit of the collection's strict mode refused the request; retry later (HTTP 429).
+    RateLimited,
 }
 
 /// Everything that can go wrong in the library. The message says what happened and, where it
@@ -144,6 +146,22 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// Strict mode refused the request: what was refused, and how to get through.
+    #[error("Strict mode error: {message}. Help: {help}")]
+    StrictMode {
+        /// What was refused.
+        message: String,
+        /// What the caller can do.
+        help: String,
+    },
+    /// A strict-mode rate limit refused the request (Qdrant's wording after the colon).
+    #[error("Rate limiting exceeded: {message}")]
+    RateLimited {
+        /// Which limit, and what the request needed.
+        message: String,
+        /// Seconds until enough tokens are back (none when the request can never fit).
+        retry_after: Option<u32>,
+    },
     /// The disk or the files failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -173,7 +191,9 @@ impl Error {
             | Error::InvalidPayload { .. }
             | Error::InvalidFilter(_)
             | Error::Unsupported(_)
-            | Error::InvalidRequest(_) => ErrorKind::BadInput,
+            | Error::InvalidRequest(_)
+            | Error::StrictMode { .. } => ErrorKind::BadInput,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::CollectionNotFound(_) | Error::IndexNotFound(_) | Error::AliasNotFound(_) | Error::PointNotFound(_) => {
                 ErrorKind::NotFound
             }

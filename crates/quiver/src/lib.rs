@@ -28,8 +28,10 @@ mod monitor;
 pub mod npy;
 mod payload_index;
 mod projection;
+pub mod settings;
 mod sparse_index;
 mod state;
+pub mod strict_mode;
 mod store;
 mod text_index;
 mod types;
@@ -57,6 +59,8 @@ pub use types::{
     FILTER_DEPTH_MAX, NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PERIODIC_INTERVAL_MS_MAX, SEARCH_LIMIT_MAX, TARGET_RECALL_DEFAULT,
     VECTOR_NORM_MAX,
 };
+pub use settings::CollectionSettings;
+pub use strict_mode::StrictMode;
 pub use vector_model::{NamedVectors, QueryVector, SparseVector, VectorData, VectorSchema};
 
 /// Reading a collection's files without opening it: for diagnostics and the storage tests.

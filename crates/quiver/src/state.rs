@@ -228,6 +228,27 @@ impl State {
             .count()
     }
 
+    /// Bytes of the live points' vectors (main, named, multi, sparse) and of their payloads
+    /// encoded as JSON: a scan of every live row.
+    pub fn byte_sizes(&self) -> (usize, usize) {
+        let (mut vectors, mut payloads) = (0usize, 0usize);
+        for r in 0..self.n_rows() as u32 {
+            if !self.is_alive(r) {
+                continue;
+            }
+            if self.is_searchable(r) {
+                vectors += self.dim * 4;
+            }
+            if let Some(named) = self.named_at(r) {
+                vectors += named.values().map(|v| v.bytes()).sum::<usize>();
+            }
+            if let Some(p) = &self.payloads[r as usize] {
+                payloads += serde_json::to_vec(p).map_or(0, |b| b.len());
+            }
+        }
+        (vectors, payloads)
+    }
+
     /// Points changed since the last flush (upserted, edited or deleted).
     pub fn dirty(&self) -> &BTreeSet<PointId> {
         &self.dirty

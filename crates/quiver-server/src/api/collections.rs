@@ -44,7 +44,9 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
     if let Some(sparse) = sparse {
         params["sparse_vectors"] = sparse;
     }
-    json!({
+    let settings = c.settings();
+    let warnings = config_warnings(&info.config, &settings);
+    let mut out = json!({
         "status": if index.building { "yellow" } else { "green" },
         "optimizer_status": "ok",
         "indexed_vectors_count": index.nodes,
@@ -69,7 +71,12 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
             "estimated_recall": index.recall.map(|r| r.recall),
             "recall_samples": index.recall.map_or(0, |r| r.samples),
         }
-    })
+    });
+    settings_json(&settings, &mut out["config"]);
+    if !warnings.is_empty() {
+        out["warnings"] = Value::Array(warnings);
+    }
+    out
 }
 
 pub(super) async fn get_collection(State(state): State<AppState>, Path(name): Path<String>) -> Response {
@@ -81,7 +88,7 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
     let start = Instant::now();
     let result = (|| {
         let body = parse_body(&body)?;
-        reject_present(&body, &["init_from", "sharding_method", "strict_mode_config"])?;
+        reject_present(&body, &["init_from", "sharding_method"])?;
         // Deployment knobs a single node has no use for are accepted, but only with values
         // Qdrant accepts (a typo must not pass silently).
         for knob in ["shard_number", "replication_factor", "write_consistency_factor"] {
@@ -130,9 +137,13 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
             }
             index = parse_index_config(&merged, dim, metric)?;
         }
-        Ok::<_, ApiError>((dim, metric, embedder, index, schema))
+        if let Some(t) = body.get("optimizers_config").and_then(|o| o.get("indexing_threshold")) {
+            apply_indexing_threshold(&mut index, t, dim)?;
+        }
+        let settings = settings_of_create(&body)?;
+        Ok::<_, ApiError>((dim, metric, embedder, index, schema, settings))
     })();
-    let (dim, metric, embedder, index, schema) = match result {
+    let (dim, metric, embedder, index, schema, settings) = match result {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -143,7 +154,7 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
             config.embedder = embedder;
             config.index = index;
             config.vectors = schema;
-            state.db.create_collection(&name, config)?;
+            state.db.create_collection_with(&name, config, &settings)?;
             Ok(Value::Bool(true))
         })
         .await,
@@ -162,6 +173,7 @@ fn parse_vector_params(p: &Value, at: &str) -> Result<(usize, Metric, bool), Api
             "size",
             "distance",
             "on_disk",
+            "memory",
             "datatype",
             "multivector_config",
             "hnsw_config",
@@ -254,7 +266,7 @@ pub(super) fn parse_vector_schema(body: &Map<String, Value>) -> Result<VectorSpa
 }
 
 /// A sparse space's `modifier`: `"idf"` or `"none"`.
-fn parse_modifier(p: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
+pub(super) fn parse_modifier(p: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
     match p.get("modifier") {
         None | Some(Value::Null) => Ok(false),
         Some(Value::String(m)) if m == "idf" => Ok(true),
@@ -263,49 +275,6 @@ fn parse_modifier(p: &Map<String, Value>, name: &str) -> Result<bool, ApiError> 
             "sparse_vectors.{name}.modifier must be \"idf\" or \"none\", got {other}"
         ))),
     }
-}
-
-/// `PATCH /collections/{name}`: a sparse space's `modifier`. Other parameters (HNSW,
-/// quantization, optimizers) cannot change after creation in Quiver and are refused by name.
-pub(super) async fn update_collection(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    let start = Instant::now();
-    let parsed = (|| {
-        let body = parse_body(&body)?;
-        let mut changes = Vec::new();
-        for (k, v) in &body {
-            match (k.as_str(), v) {
-                (_, Value::Null) => {}
-                ("sparse_vectors", Value::Object(o)) => {
-                    for (sparse, p) in o {
-                        let p = p
-                            .as_object()
-                            .ok_or_else(|| ApiError::bad(format!("sparse_vectors.{sparse} must be an object")))?;
-                        only_fields(p, &["index", "modifier"], &format!("sparse_vectors.{sparse}"))?;
-                        if p.contains_key("modifier") {
-                            changes.push((sparse.clone(), parse_modifier(p, sparse)?));
-                        }
-                    }
-                }
-                (other, _) => return Err(ApiError::unsupported(&format!("changing {other} after creation"))),
-            }
-        }
-        Ok::<_, ApiError>(changes)
-    })();
-    let changes = match parsed {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    respond(
-        start,
-        blocking(move || {
-            let c = collection(&state, &name)?;
-            for (sparse, idf) in changes {
-                c.set_sparse_params(&sparse, quiver::vector_model::SparseParams { idf })?;
-            }
-            Ok(Value::Bool(true))
-        })
-        .await,
-    )
 }
 
 /// The `vectors` and `sparse_vectors` of a collection's info, in Qdrant's form.
@@ -353,7 +322,9 @@ pub(super) fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: 
         for (k, v) in h {
             match k.as_str() {
                 "m" | "ef_construct" | "full_scan_threshold" | "max_indexing_threads" | "payload_m" | "target_recall" => {}
-                "on_disk" if v.is_null() || v == &Value::Bool(false) => {}
+                // Placement hints: kept in the settings and reported back (see docs/api.md).
+                "on_disk" | "inline_storage" | "copy_vectors" if v.is_null() || v.is_boolean() => {}
+                "memory" => {}
                 other => return Err(ApiError::unsupported(&format!("hnsw_config.{other} = {v}"))),
             }
         }

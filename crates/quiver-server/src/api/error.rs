@@ -8,6 +8,8 @@ use super::*;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds a rate-limited client should wait (the `Retry-After` header).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -15,6 +17,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -37,11 +40,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             axum::Json(json!({"status": {"error": self.message}, "time": 0.0, "result": null})),
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
     }
 }
 
@@ -56,6 +63,7 @@ impl From<Error> for ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Locked => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         };
         let prefix = match e.kind() {
             ErrorKind::BadInput => "Wrong input: ",
@@ -65,6 +73,13 @@ impl From<Error> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "storage error");
         }
-        ApiError::new(status, format!("{prefix}{e}"))
+        let retry_after = match &e {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        ApiError {
+            retry_after,
+            ..ApiError::new(status, format!("{prefix}{e}"))
+        }
     }
 }

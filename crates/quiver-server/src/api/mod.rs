@@ -4,6 +4,7 @@
 //! field that names a Qdrant feature Quiver lacks gets a 400 that names it, never a silently
 //! different answer.
 
+mod collection_config;
 mod collections;
 mod error;
 mod points;
@@ -11,6 +12,7 @@ mod search;
 mod stages;
 mod wire;
 
+use collection_config::*;
 use collections::*;
 pub use error::ApiError;
 use error::ApiResult;

@@ -33,7 +33,9 @@ use crate::ann::{Ann, IndexStatus, SearchPath, Work};
 use crate::error::{Error, Result};
 use crate::filter::{Filter, KeyPath};
 use crate::payload_index::PayloadIndexType;
+use crate::settings::CollectionSettings;
 use crate::state::State;
+use crate::strict_mode::{RateKind, RateLimiter, SizeStats, StrictMode};
 use crate::store::{self, Manifest, Op};
 use crate::types::*;
 use parking_lot::{Mutex, RwLock};
@@ -250,10 +252,33 @@ struct Inner {
     writer: Mutex<Writer>,
     state: RwLock<State>,
     ann: Ann,
+    /// Metadata, strict mode and storage hints (`SETTINGS`, see `crate::settings`).
+    settings: RwLock<CollectionSettings>,
+    /// Strict mode's read and write buckets (built from the settings, reset when they change).
+    rates: Mutex<Rates>,
     /// The recall monitor's thread runs.
     monitor_running: std::sync::atomic::AtomicBool,
     /// Dropping this stops the group-commit thread.
     _stop_syncer: Option<mpsc::Sender<()>>,
+}
+
+/// The token buckets of strict mode's rate limits.
+#[derive(Default)]
+struct Rates {
+    read: Option<RateLimiter>,
+    write: Option<RateLimiter>,
+}
+
+impl Rates {
+    fn of(s: &CollectionSettings) -> Rates {
+        match &s.strict_mode {
+            Some(sm) if sm.is_enabled() => Rates {
+                read: sm.read_rate_limit.map(RateLimiter::new),
+                write: sm.write_rate_limit.map(RateLimiter::new),
+            },
+            _ => Rates::default(),
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -334,6 +359,7 @@ impl Collection {
             enabled: config.index.enabled && config.dim > 0,
             ..config.index.clone()
         };
+        let settings = crate::settings::load(dir)?;
         let ann = Ann::new(index, config.metric.score_kind(), config.dim, dir);
         ann.load(&state);
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -353,6 +379,8 @@ impl Collection {
                 dropped: false,
             }),
             state: RwLock::new(state),
+            rates: Mutex::new(Rates::of(&settings)),
+            settings: RwLock::new(settings),
             ann,
             monitor_running: std::sync::atomic::AtomicBool::new(false),
             _stop_syncer: periodic.map(|_| stop_tx),
@@ -432,6 +460,62 @@ impl Collection {
     pub(crate) fn retire(&self) {
         self.inner.writer.lock().dropped = true;
         self.inner.ann.retire();
+    }
+
+    /// The collection's settings (metadata, strict mode, storage hints).
+    pub fn settings(&self) -> CollectionSettings {
+        self.inner.settings.read().clone()
+    }
+
+    /// Changes the settings durably: `f` edits a copy, which is checked, written and only then
+    /// made visible (a failed write changes nothing). Strict mode's buckets start full again.
+    pub fn update_settings(&self, f: impl FnOnce(&mut CollectionSettings) -> Result<()>) -> Result<()> {
+        let _w = self.writer()?;
+        let mut next = self.inner.settings.read().clone();
+        f(&mut next)?;
+        if let Some(sm) = &next.strict_mode {
+            sm.validate()?;
+        }
+        crate::settings::save(&self.inner.dir, &next)?;
+        *self.inner.rates.lock() = Rates::of(&next);
+        *self.inner.settings.write() = next;
+        Ok(())
+    }
+
+    /// The strict mode in force (disabled when none was set).
+    pub fn strict_mode(&self) -> StrictMode {
+        self.inner.settings.read().strict_mode.clone().unwrap_or_default()
+    }
+
+    /// Takes `cost` tokens from strict mode's read or write bucket, or refuses with
+    /// [`Error::RateLimited`]. Free when no rate limit is set.
+    pub fn charge(&self, kind: RateKind, cost: usize) -> Result<()> {
+        let mut rates = self.inner.rates.lock();
+        let bucket = match kind {
+            RateKind::Read => rates.read.as_mut(),
+            RateKind::Write => rates.write.as_mut(),
+        };
+        match bucket {
+            Some(b) => b.take_at(cost, std::time::Instant::now(), kind),
+            None => Ok(()),
+        }
+    }
+
+    /// The payload index on `key`, if any (what strict mode's filter check asks).
+    pub fn payload_index_kind(&self, key: &str) -> Option<PayloadIndexType> {
+        self.inner.state.read().index_summary().into_iter().find(|(k, ..)| k == key).map(|(_, t, ..)| t)
+    }
+
+    /// Points, vector bytes and payload bytes, for strict mode's size limits. Payload bytes
+    /// are measured by encoding every live payload: a scan, run only when such a limit is set.
+    pub fn size_stats(&self) -> SizeStats {
+        let st = self.inner.state.read();
+        let (vector_bytes, payload_bytes) = st.byte_sizes();
+        SizeStats {
+            points: st.n_alive(),
+            vector_bytes,
+            payload_bytes,
+        }
     }
 
     /// Points currently stored.

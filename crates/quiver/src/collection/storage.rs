@@ -127,6 +127,21 @@ pub(super) fn segment_path(dir: &Path, no: u64) -> PathBuf {
     dir.join("segments").join(format!("{no:020}.seg"))
 }
 
+impl Collection {
+    /// Records a new index configuration in the manifest. The handle keeps serving with the
+    /// old one: [`crate::Database::reconfigure_index`] reopens the collection, and the graph
+    /// is rebuilt when its shape (`m`, quantization) changed.
+    pub(crate) fn set_index_config(&self, index: IndexConfig) -> Result<()> {
+        index.validate()?;
+        let mut w = self.writer()?;
+        let mut next = w.manifest.clone();
+        next.config.index = index;
+        write_manifest(&self.inner.dir, &next)?;
+        w.manifest = next;
+        Ok(())
+    }
+}
+
 pub(super) fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
     fsio::replace_file_atomic(&manifest_path(dir), &store::encode_manifest(m))?;
     Ok(())

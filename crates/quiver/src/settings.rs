@@ -1,0 +1,134 @@
+//! A collection's settings beside its data: the user's metadata, strict mode, and the storage
+//! hints a client declared. They change without touching points, so they are not in the
+//! manifest (whose format the data's readers depend on) but in `<collection>/SETTINGS`, a JSON
+//! document replaced atomically. A missing file means the defaults; a damaged one is an error
+//! that names it (never silently reset: strict mode is a promise to the operator).
+//!
+//! The hints are Qdrant's placement and optimizer knobs (`on_disk`, `memory`, per-vector
+//! `hnsw_config` / `quantization_config`, `optimizers_config`, `on_disk_payload`, a sparse
+//! space's `index` options). Quiver keeps them as given and reports them back, so a client
+//! reading its configuration sees what it set; the engine's own placement (everything in
+//! memory, named spaces scanned exactly) is documented in docs/api.md.
+
+use crate::error::Result;
+use crate::strict_mode::StrictMode;
+use quiver_storage::{fsio, StorageError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+/// The settings file's name in a collection's folder.
+pub(crate) const SETTINGS_FILE: &str = "SETTINGS";
+
+/// Everything a collection keeps beside its data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSettings {
+    /// Free-form metadata (Qdrant's collection `metadata`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+    /// The limits requests must keep to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_mode: Option<StrictMode>,
+    /// Storage and optimizer hints as the client declared them, by section (`vectors.<name>`,
+    /// `sparse_vectors.<name>`, `optimizers_config`, `params`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub hints: Map<String, Value>,
+}
+
+impl CollectionSettings {
+    /// Merges `patch` into the metadata: a key set to null is removed, others replace.
+    pub fn merge_metadata(&mut self, patch: &Map<String, Value>) {
+        for (k, v) in patch {
+            if v.is_null() {
+                self.metadata.remove(k);
+            } else {
+                self.metadata.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
+    /// The hints of one section (an empty object when none were given).
+    pub fn hint(&self, section: &str) -> Map<String, Value> {
+        self.hints.get(section).and_then(Value::as_object).cloned().unwrap_or_default()
+    }
+
+    /// Merges `patch` into a section's hints, one level deep for objects (a patch of
+    /// `hnsw_config: {m}` keeps the section's other `hnsw_config` keys); null removes a key.
+    pub fn merge_hint(&mut self, section: &str, patch: &Map<String, Value>) {
+        let mut cur = self.hint(section);
+        for (k, v) in patch {
+            match (cur.get_mut(k), v) {
+                (_, Value::Null) => {
+                    cur.remove(k);
+                }
+                (Some(Value::Object(old)), Value::Object(new)) if k == "hnsw_config" || k == "index" || k == "payload" => {
+                    for (ik, iv) in new {
+                        old.insert(ik.clone(), iv.clone());
+                    }
+                }
+                _ => {
+                    cur.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if cur.is_empty() {
+            self.hints.remove(section);
+        } else {
+            self.hints.insert(section.to_string(), Value::Object(cur));
+        }
+    }
+}
+
+/// Reads a collection's settings (the defaults when it has none).
+pub(crate) fn load(dir: &Path) -> Result<CollectionSettings> {
+    let path = dir.join(SETTINGS_FILE);
+    if !path.exists() {
+        return Ok(CollectionSettings::default());
+    }
+    let bytes = fsio::read_file(&path)?;
+    serde_json::from_slice(&bytes).map_err(|e| StorageError::corrupt(&path, 0, format!("not a settings document: {e}")).into())
+}
+
+/// Writes a collection's settings durably (atomically replaced).
+pub(crate) fn save(dir: &Path, s: &CollectionSettings) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(s).expect("settings serialise");
+    fsio::replace_file_atomic(&dir.join(SETTINGS_FILE), &bytes)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_survive_a_round_trip_and_damage_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), CollectionSettings::default());
+        let mut s = CollectionSettings::default();
+        s.merge_metadata(json!({"owner": "search-team", "gone": null}).as_object().unwrap());
+        s.strict_mode = Some(StrictMode {
+            enabled: Some(true),
+            max_query_limit: Some(10),
+            ..StrictMode::default()
+        });
+        s.merge_hint("vectors.", json!({"on_disk": true, "hnsw_config": {"m": 32}}).as_object().unwrap());
+        s.merge_hint("vectors.", json!({"hnsw_config": {"ef_construct": 50}}).as_object().unwrap());
+        save(dir.path(), &s).unwrap();
+        let back = load(dir.path()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.hint("vectors.")["hnsw_config"], json!({"m": 32, "ef_construct": 50}));
+        std::fs::write(dir.path().join(SETTINGS_FILE), b"{\"metadata\": [").unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("SETTINGS"), "{e}");
+    }
+
+    #[test]
+    fn metadata_null_removes_a_key() {
+        let mut s = CollectionSettings::default();
+        s.merge_metadata(json!({"a": 1, "b": 2}).as_object().unwrap());
+        s.merge_metadata(json!({"b": null, "a": 3}).as_object().unwrap());
+        assert_eq!(Value::Object(s.metadata), json!({"a": 3}));
+    }
+}
