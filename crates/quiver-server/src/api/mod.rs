@@ -4,6 +4,7 @@
 //! field that names a Qdrant feature Quiver lacks gets a 400 that names it, never a silently
 //! different answer.
 
+mod batch;
 mod collection_config;
 mod collections;
 mod error;
@@ -12,6 +13,7 @@ mod search;
 mod stages;
 mod wire;
 
+use batch::*;
 use collection_config::*;
 use collections::*;
 pub use error::ApiError;
@@ -62,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points", put(upsert_points).post(retrieve_points))
         .route("/collections/{name}/points/{id}", get(get_point))
         .route("/collections/{name}/points/delete", post(delete_points))
+        .route("/collections/{name}/points/batch", post(points_batch))
         .route("/collections/{name}/points/payload", post(set_payload).put(overwrite_payload))
         .route("/collections/{name}/points/payload/delete", post(delete_payload))
         .route("/collections/{name}/points/payload/clear", post(clear_payload))

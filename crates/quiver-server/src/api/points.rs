@@ -102,7 +102,7 @@ pub(super) async fn selected_update(
 }
 
 /// The fields of a set / overwrite payload body (`key` is refused by name when present).
-const PAYLOAD_FIELDS: &[&str] = &["payload", "points", "filter", "key", "shard_key"];
+pub(super) const PAYLOAD_FIELDS: &[&str] = &["payload", "points", "filter", "key", "shard_key"];
 
 pub(super) async fn delete_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     selected_update(state, name, body, &["points", "filter", "shard_key"], |c, sel, _| {
@@ -127,14 +127,7 @@ pub(super) async fn overwrite_payload(State(state): State<AppState>, Path(name):
 
 pub(super) async fn delete_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     selected_update(state, name, body, &["keys", "points", "filter", "shard_key"], |c, sel, b| {
-        let keys = b
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::bad("keys must be a list"))?
-            .iter()
-            .map(|k| k.as_str().map(str::to_string).ok_or_else(|| ApiError::bad("keys must be strings")))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(c.delete_payload_keys(&sel, keys)?)
+        Ok(c.delete_payload_keys(&sel, parse_payload_keys(b)?)?)
     })
     .await
 }
@@ -276,33 +269,7 @@ pub(super) async fn count_points(State(state): State<AppState>, Path(name): Path
 /// nothing is written.
 pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let parsed = parse_body(&body).and_then(|b| {
-        only_fields(&b, &["points", "shard_key", "update_filter"], "update vectors")?;
-        reject_present(&b, &["shard_key", "update_filter"])?;
-        b.get("points")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::bad("points must be a list of {id, vector}"))?
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                // Qdrant reads a point's `id` and `vector` here and ignores its `payload`.
-                let (_, id, vector, vectors) = parse_point_entry(p, i, &["id", "vector", "payload"])?;
-                if vector.is_empty() && vectors.is_empty() {
-                    return Err(ApiError::validation(
-                        &format!("points[{i}].vector"),
-                        "must specify vectors to update for point",
-                    ));
-                }
-                Ok(Point {
-                    id,
-                    vector,
-                    vectors,
-                    payload: None,
-                })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()
-    });
-    let updates = match parsed {
+    let updates = match parse_body(&body).and_then(|b| parse_vector_updates(&b)) {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
@@ -312,27 +279,39 @@ pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Pa
     )
 }
 
+/// The body of a vector update: `{"points": [{id, vector}]}` (a point's `payload` is ignored,
+/// as in Qdrant).
+pub(super) fn parse_vector_updates(b: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
+    only_fields(b, &["points", "shard_key", "update_filter"], "update vectors")?;
+    reject_present(b, &["shard_key", "update_filter"])?;
+    b.get("points")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad("points must be a list of {id, vector}"))?
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (_, id, vector, vectors) = parse_point_entry(p, i, &["id", "vector", "payload"])?;
+            if vector.is_empty() && vectors.is_empty() {
+                return Err(ApiError::validation(
+                    &format!("points[{i}].vector"),
+                    "must specify vectors to update for point",
+                ));
+            }
+            Ok(Point {
+                id,
+                vector,
+                vectors,
+                payload: None,
+            })
+        })
+        .collect()
+}
+
 /// `POST /points/vectors/delete`: `{"points": [ids] | "filter", "vector": [names]}` removes
 /// those vectors from the selected points, keeping everything else.
 pub(super) async fn delete_vectors(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let parsed = parse_body(&body).and_then(|b| {
-        only_fields(&b, &["points", "filter", "vector", "shard_key"], "delete vectors")?;
-        reject_present(&b, &["shard_key"])?;
-        let names: Vec<String> = b
-            .get("vector")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::bad("vector must be a list of vector names"))?
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::bad("vector names are strings"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok((parse_selector(&b)?, names))
-    });
-    let (selector, names) = match parsed {
+    let (selector, names) = match parse_body(&body).and_then(|b| parse_delete_vectors(&b)) {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -340,6 +319,30 @@ pub(super) async fn delete_vectors(State(state): State<AppState>, Path(name): Pa
         start,
         blocking(move || Ok(update_json(collection(&state, &name)?.delete_vectors(&selector, &names)?))).await,
     )
+}
+
+/// The body of a vector deletion: the points (`points` or `filter`) and the names.
+pub(super) fn parse_delete_vectors(b: &Map<String, Value>) -> Result<(PointSelector, Vec<String>), ApiError> {
+    only_fields(b, &["points", "filter", "vector", "shard_key"], "delete vectors")?;
+    reject_present(b, &["shard_key"])?;
+    let names: Vec<String> = b
+        .get("vector")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad("vector must be a list of vector names"))?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ApiError::bad("vector names are strings")))
+        .collect::<Result<_, _>>()?;
+    Ok((parse_selector(b)?, names))
+}
+
+/// The `keys` of a payload-key deletion.
+pub(super) fn parse_payload_keys(b: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    b.get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad("keys must be a list"))?
+        .iter()
+        .map(|k| k.as_str().map(str::to_string).ok_or_else(|| ApiError::bad("keys must be strings")))
+        .collect()
 }
 
 /// `POST /facet`: `{"key", "filter", "limit" (10), "exact"}` -> `{"hits": [{"value", "count"}]}`,
