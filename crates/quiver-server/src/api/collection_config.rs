@@ -67,6 +67,15 @@ pub(super) fn settings_of_create(body: &Map<String, Value>) -> Result<Collection
     if let Some(Value::Object(o)) = body.get("optimizers_config") {
         s.merge_hint("optimizers_config", o);
     }
+    // The collection-level index parameters as declared: reported as given when the main
+    // vector overrides them with its own.
+    let mut declared = Map::new();
+    for (k, key) in [("hnsw_config", "hnsw_config"), ("quantization_config", "quantization_config"), ("quantization", "quantization_config")] {
+        if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
+            declared.insert(key.to_string(), v.clone());
+        }
+    }
+    s.merge_hint("collection", &declared);
     let mut params = Map::new();
     if let Some(v) = body.get("on_disk_payload").filter(|v| !v.is_null()) {
         params.insert("on_disk_payload".into(), v.clone());
@@ -176,6 +185,9 @@ fn patch(state: &AppState, name: &str, body: &Map<String, Value>) -> ApiResult {
             }
             ("hnsw_config" | "quantization_config", v) => {
                 index_patch.insert(format!("collection.{k}"), v.clone());
+                let mut h = Map::new();
+                h.insert(k.clone(), v.clone());
+                hints.push(("collection".into(), h));
             }
             ("optimizers_config", Value::Object(o)) => {
                 if let Some(t) = o.get("indexing_threshold") {
@@ -293,12 +305,28 @@ pub(super) fn apply_indexing_threshold(ix: &mut quiver::IndexConfig, t: &Value, 
 }
 
 /// The parts of `config` in a collection's info that come from its settings.
-pub(super) fn settings_json(settings: &CollectionSettings, config: &mut Value) {
+pub(super) fn settings_json(settings: &CollectionSettings, cc: &CollectionConfig, config: &mut Value) {
     if let Some(sm) = &settings.strict_mode {
         config["strict_mode_config"] = serde_json::to_value(sm).unwrap_or(Value::Null);
     }
     if !settings.metadata.is_empty() {
         config["metadata"] = Value::Object(settings.metadata.clone());
+    }
+    // The collection-level HNSW and quantization as declared, where the main vector's own
+    // parameters (which the graph follows) differ from them.
+    let main_hint = settings.hint(&main_section(cc));
+    let declared = settings.hint("collection");
+    if main_hint.contains_key("hnsw_config") {
+        let mut h = json!({"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0, "on_disk": false});
+        if let Some(Value::Object(d)) = declared.get("hnsw_config") {
+            for (k, v) in d {
+                h[k] = v.clone();
+            }
+        }
+        config["hnsw_config"] = h;
+    }
+    if main_hint.contains_key("quantization_config") || declared.contains_key("quantization_config") {
+        config["quantization_config"] = declared.get("quantization_config").cloned().unwrap_or(Value::Null);
     }
     if let Some(Value::Object(o)) = config.get_mut("optimizer_config") {
         for (k, v) in settings.hint("optimizers_config") {
@@ -347,7 +375,7 @@ pub(super) fn config_warnings(config: &CollectionConfig, settings: &CollectionSe
         }
         let multi = config.vectors.dense.get(&name).is_some_and(|d| d.multivector);
         let quantized = h.get("quantization_config").is_some_and(|q| !q.is_null())
-            || (name == config.vectors.main && config.index.quantization != quiver::Quantization::None);
+            || settings.hint("collection").get("quantization_config").is_some_and(|q| !q.is_null());
         if multi {
             out.push(json!({"message": format!("vector {name:?}: hnsw_config.inline_storage has no effect on a multivector")}));
         } else if !quantized {

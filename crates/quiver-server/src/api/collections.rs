@@ -72,7 +72,7 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
             "recall_samples": index.recall.map_or(0, |r| r.samples),
         }
     });
-    settings_json(&settings, &mut out["config"]);
+    settings_json(&settings, &info.config, &mut out["config"]);
     if !warnings.is_empty() {
         out["warnings"] = Value::Array(warnings);
     }
