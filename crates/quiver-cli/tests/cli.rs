@@ -145,7 +145,7 @@ fn every_command_end_to_end() {
     assert_eq!(json(dir, &["count", "docs"])["count"], 2);
 
     // Bad input: one-line errors, exit status 1, nothing lost.
-    fails(dir, &["search", "docs", "--vector", "[1, 2]"], "expected 3, got 2");
+    fails(dir, &["search", "docs", "--vector", "[1, 2]"], "expected dim: 3, got 2");
     fails(dir, &["search", "docs", "--vector", "not json"], "JSON array");
     fails(dir, &["search", "nope", "--vector", "[1, 2, 3]"], "not found");
     fails(dir, &["count", "docs", "--filter", "{\"must\": 5}"], "invalid filter");

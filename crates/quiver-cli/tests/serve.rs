@@ -186,7 +186,7 @@ fn bad_requests_get_clear_4xx_never_5xx() {
             u("/collections/c/points"),
             Some(json!({"points": [{"id": 1, "vector": [1, 2]}]})),
             400,
-            "expected 3, got 2",
+            "expected dim: 3, got 2",
         ),
         (
             "PUT",

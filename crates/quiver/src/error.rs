@@ -44,7 +44,7 @@ pub enum Error {
         max: usize,
     },
     /// A vector of another length than the collection's.
-    #[error("vector dimension error: expected {expected}, got {got}{}", point_suffix(.point))]
+    #[error("Vector dimension error: expected dim: {expected}, got {got}{}", point_suffix(.point))]
     DimensionMismatch {
         /// The collection's dimension.
         expected: usize,

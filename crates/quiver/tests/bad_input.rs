@@ -50,7 +50,7 @@ fn bad_input_is_refused_and_loses_nothing() {
     check_bad(
         c.upsert(vec![Point::new(1u64, vec![1.0, 2.0])]),
         ErrorKind::BadInput,
-        "expected 3, got 2",
+        "expected dim: 3, got 2",
     );
     check_bad(
         c.upsert(vec![Point::new(2u64, vec![1.0, f32::NAN, 0.0])]),
@@ -85,7 +85,7 @@ fn bad_input_is_refused_and_loses_nothing() {
     check_bad(
         c.search(&SearchRequest::new(vec![1.0], 3)),
         ErrorKind::BadInput,
-        "expected 3, got 1",
+        "expected dim: 3, got 1",
     );
     check_bad(
         c.search(&SearchRequest::new(vec![1.0, 0.0, f32::NAN], 3)),

@@ -58,6 +58,17 @@ impl Collection {
             )));
         }
         for (name, v) in named {
+            let v = match (v, schema.dense.get(&name)) {
+                (VectorData::Dense(v), _) if v.is_empty() => {
+                    return Err(Error::InvalidVector {
+                        name,
+                        reason: "dense vector must not be empty".into(),
+                    })
+                }
+                // A dense vector given to a multivector space is a multivector of one row.
+                (VectorData::Dense(v), Some(d)) if d.multivector => VectorData::Multi(vec![v]),
+                (v, _) => v,
+            };
             let v = match (v, schema.dense.get(&name), schema.sparse.get(&name)) {
                 (VectorData::Dense(mut v), Some(d), _) if !d.multivector => {
                     validate_vector(&v, d.dim, Some(&p.id))?;
