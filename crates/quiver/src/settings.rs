@@ -59,6 +59,10 @@ impl CollectionSettings {
         let mut cur = self.hint(section);
         for (k, v) in patch {
             match (cur.get_mut(k), v) {
+                // Qdrant's way of removing a vector's own quantization.
+                (_, Value::String(d)) if k == "quantization_config" && d == "Disabled" => {
+                    cur.remove(k);
+                }
                 (_, Value::Null) => {
                     cur.remove(k);
                 }

@@ -325,9 +325,9 @@ pub(super) fn settings_json(settings: &CollectionSettings, cc: &CollectionConfig
         }
         config["hnsw_config"] = h;
     }
-    if main_hint.contains_key("quantization_config") || declared.contains_key("quantization_config") {
-        config["quantization_config"] = declared.get("quantization_config").cloned().unwrap_or(Value::Null);
-    }
+    // Quantization as the client declared it for the collection (Quiver's own default, int8
+    // codes for the graph, is reported under `quiver_index.quantization`).
+    config["quantization_config"] = declared.get("quantization_config").cloned().unwrap_or(Value::Null);
     if let Some(Value::Object(o)) = config.get_mut("optimizer_config") {
         for (k, v) in settings.hint("optimizers_config") {
             o.insert(k, v);

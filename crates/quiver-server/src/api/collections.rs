@@ -28,8 +28,8 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
     let threshold_kb = ix.full_scan_threshold * info.config.dim * 4 / 1024;
     let quantization = match ix.quantization {
         quiver::Quantization::None => Value::Null,
-        quiver::Quantization::Int8 => json!({"scalar": {"type": "int8", "always_ram": true}}),
-        quiver::Quantization::Binary => json!({"binary": {"always_ram": true}}),
+        quiver::Quantization::Int8 => json!("int8"),
+        quiver::Quantization::Binary => json!("binary"),
     };
     let schema: Map<String, Value> = info
         .payload_indexes
@@ -59,7 +59,7 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
                                  "max_segment_size": null, "memmap_threshold": null, "indexing_threshold": null,
                                  "flush_interval_sec": 5, "max_optimization_threads": null},
             "wal_config": {"wal_capacity_mb": 64, "wal_segments_ahead": 0},
-            "quantization_config": quantization
+            "quantization_config": null
         },
         "payload_schema": schema,
         // Quiver's own: what the recall monitor measured (see docs/api.md).
@@ -67,6 +67,7 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
             "nodes": index.nodes,
             "unindexed_points": index.tail,
             "ef": index.ef,
+            "quantization": quantization,
             "target_recall": ix.target_recall,
             "estimated_recall": index.recall.map(|r| r.recall),
             "recall_samples": index.recall.map_or(0, |r| r.samples),
@@ -354,7 +355,9 @@ pub(super) fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: 
             ix.full_scan_threshold = kb.saturating_mul(1024) / (dim.max(1) * 4);
         }
     }
-    if let Some(q) = body.get("quantization_config").filter(|v| !v.is_null()) {
+    if body.get("quantization_config").is_some_and(|q| q == "Disabled") {
+        ix.quantization = quiver::Quantization::None;
+    } else if let Some(q) = body.get("quantization_config").filter(|v| !v.is_null()) {
         let q = q
             .as_object()
             .ok_or_else(|| ApiError::bad("quantization_config must be an object"))?;

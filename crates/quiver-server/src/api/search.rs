@@ -314,7 +314,7 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
     }
     let parsed = body_with_vectors(&state, &name, &body).await;
     if let Ok(b) = &parsed {
-        if needs_stages(b) {
+        if needs_stages(b) || without_main(&state, &name) {
             let body = b.clone();
             let result = blocking(move || {
                 let c = collection(&state, &name)?;
@@ -366,10 +366,16 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
     respond(start, result)
 }
 
+/// True when the collection has no main vector (every space is named, sparse or multi): its
+/// searches go through the query stages, which search any space.
+fn without_main(state: &AppState, name: &str) -> bool {
+    state.db.collection(name).is_ok_and(|c| c.dim() == 0)
+}
+
 /// A batch of which some searches need the query stages: every search runs through them.
-fn staged_batch(body: &Map<String, Value>) -> Option<Vec<Map<String, Value>>> {
+fn staged_batch(body: &Map<String, Value>, no_main: bool) -> Option<Vec<Map<String, Value>>> {
     let list = body.get("searches").and_then(Value::as_array)?;
-    if !list.iter().any(|s| s.as_object().is_some_and(needs_stages)) {
+    if !no_main && !list.iter().any(|s| s.as_object().is_some_and(needs_stages)) {
         return None;
     }
     Some(list.iter().map(|s| s.as_object().cloned().unwrap_or_default()).collect())
@@ -392,7 +398,7 @@ pub(super) async fn query_batch(State(state): State<AppState>, Path(name): Path<
     let start = Instant::now();
     let resolved = body_with_vectors(&state, &name, &body).await;
     if let Ok(b) = &resolved {
-        if let Some(bodies) = staged_batch(b) {
+        if let Some(bodies) = staged_batch(b, without_main(&state, &name)) {
             return respond(start, run_staged_batch(state, name, bodies, true).await);
         }
     }
@@ -409,7 +415,7 @@ pub(super) async fn query_batch(State(state): State<AppState>, Path(name): Path<
 pub(super) async fn search_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
     if let Ok(b) = parse_body(&body) {
-        if needs_stages(&b) {
+        if needs_stages(&b) || without_main(&state, &name) {
             let result = blocking(move || {
                 let c = collection(&state, &name)?;
                 Ok(Value::Array(parse_staged(&b, false, &Resolver { state: &state, c: &c })?.run(&c)?))
@@ -431,7 +437,7 @@ pub(super) async fn search_points(State(state): State<AppState>, Path(name): Pat
 pub(super) async fn search_batch(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
     if let Ok(b) = parse_body(&body) {
-        if let Some(bodies) = staged_batch(&b) {
+        if let Some(bodies) = staged_batch(&b, without_main(&state, &name)) {
             return respond(start, run_staged_batch(state, name, bodies, false).await);
         }
     }

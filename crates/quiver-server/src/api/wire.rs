@@ -228,7 +228,9 @@ pub(super) fn vectors_json(main: Option<Vec<f32>>, named: quiver::NamedVectors) 
         }
     }
     let mut m: Map<String, Value> = named.iter().map(|(k, v)| (k.clone(), one(v))).collect();
-    if let Some(v) = main {
+    // A named main vector is in `named` already, under its name (the library's Record keeps
+    // it in both places); only an unnamed one is printed as "".
+    if let Some(v) = main.filter(|v| !named.values().any(|n| matches!(n, quiver::VectorData::Dense(d) if d == v))) {
         m.entry(String::new()).or_insert_with(|| vector_json(&v));
     }
     Value::Object(m)

@@ -47,7 +47,13 @@ impl Collection {
                 }
             }
         } else if !p.vector.is_empty() {
-            return Err(Error::VectorNameNotFound(schema.main.clone()));
+            // The unnamed space is a multivector: a bare vector is one row of it.
+            match schema.dense.get("") {
+                Some(d) if d.multivector && !p.vectors.contains_key("") => {
+                    p.vectors.insert(String::new(), VectorData::Dense(std::mem::take(&mut p.vector)));
+                }
+                _ => return Err(Error::VectorNameNotFound(schema.main.clone())),
+            }
         }
         let named = std::mem::take(&mut p.vectors);
         let bytes: usize = named.values().map(VectorData::bytes).sum();
