@@ -120,6 +120,14 @@ pub enum Error {
     /// A feature Quiver does not have; the message names it.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A well-formed request with a value out of bounds, in Qdrant's words (HTTP 422).
+    #[error("Validation error in JSON body: [{field}: {problem}]")]
+    Validation {
+        /// Where in the request.
+        field: String,
+        /// What is wrong there.
+        problem: String,
+    },
     /// Any other wrong request; the message says what is wrong.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -192,6 +200,7 @@ impl Error {
             | Error::InvalidFilter(_)
             | Error::Unsupported(_)
             | Error::InvalidRequest(_)
+            | Error::Validation { .. }
             | Error::StrictMode { .. } => ErrorKind::BadInput,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::CollectionNotFound(_) | Error::IndexNotFound(_) | Error::AliasNotFound(_) | Error::PointNotFound(_) => {

@@ -574,9 +574,10 @@ fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCond
         }
     }
     if checks.is_empty() {
-        return Err(Error::InvalidFilter(format!(
-            "{at}: a field condition needs match, range or values_count"
-        )));
+        return Err(Error::Validation {
+            field: at.to_string(),
+            problem: "At least one field condition must be specified".into(),
+        });
     }
     Ok(FieldCondition { key, checks })
 }

@@ -8,13 +8,13 @@ use super::*;
 
 /// One operation of a batch, parsed.
 enum BatchOp {
-    Upsert(Vec<Point>, quiver::UpdateMode),
+    Upsert(Upsert),
     Delete(PointSelector),
     SetPayload(PointSelector, Payload),
     OverwritePayload(PointSelector, Payload),
     DeletePayload(PointSelector, Vec<String>),
     ClearPayload(PointSelector),
-    UpdateVectors(Vec<Point>),
+    UpdateVectors(Vec<Point>, Option<Filter>),
     DeleteVectors(PointSelector, Vec<String>),
 }
 
@@ -33,16 +33,16 @@ fn parse_op(op: &Value, i: usize) -> Result<BatchOp, ApiError> {
         parse_selector(b)
     };
     Ok(match kind.as_str() {
-        "upsert" => {
-            let (points, mode) = parse_upsert(b)?;
-            BatchOp::Upsert(points, mode)
-        }
+        "upsert" => BatchOp::Upsert(parse_upsert(b)?),
         "delete" => BatchOp::Delete(selected(&["points", "filter", "shard_key"])?),
         "set_payload" => BatchOp::SetPayload(selected(PAYLOAD_FIELDS)?, payload_field(b)?),
         "overwrite_payload" => BatchOp::OverwritePayload(selected(PAYLOAD_FIELDS)?, payload_field(b)?),
         "delete_payload" => BatchOp::DeletePayload(selected(&["keys", "points", "filter", "shard_key"])?, parse_payload_keys(b)?),
         "clear_payload" => BatchOp::ClearPayload(selected(&["points", "filter", "shard_key"])?),
-        "update_vectors" => BatchOp::UpdateVectors(parse_vector_updates(b)?),
+        "update_vectors" => {
+            let (points, condition) = parse_vector_updates(b)?;
+            BatchOp::UpdateVectors(points, condition)
+        }
         "delete_vectors" => {
             let (sel, names) = parse_delete_vectors(b)?;
             BatchOp::DeleteVectors(sel, names)
@@ -58,13 +58,13 @@ fn parse_op(op: &Value, i: usize) -> Result<BatchOp, ApiError> {
 
 fn apply(c: &Collection, op: BatchOp) -> Result<WriteAck, ApiError> {
     Ok(match op {
-        BatchOp::Upsert(points, mode) => c.upsert_with(points, mode)?,
+        BatchOp::Upsert((points, mode, condition)) => c.upsert_if(points, mode, condition.as_ref())?,
         BatchOp::Delete(sel) => c.delete(&sel)?,
         BatchOp::SetPayload(sel, p) => c.set_payload(&sel, p)?,
         BatchOp::OverwritePayload(sel, p) => c.overwrite_payload(&sel, p)?,
         BatchOp::DeletePayload(sel, keys) => c.delete_payload_keys(&sel, keys)?,
         BatchOp::ClearPayload(sel) => c.clear_payload(&sel)?,
-        BatchOp::UpdateVectors(points) => c.update_vectors(points)?,
+        BatchOp::UpdateVectors(points, condition) => c.update_vectors_if(points, condition.as_ref())?,
         BatchOp::DeleteVectors(sel, names) => c.delete_vectors(&sel, &names)?,
     })
 }

@@ -73,6 +73,9 @@ impl From<Error> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "storage error");
         }
+        if let Error::Validation { .. } = e {
+            return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        }
         let retry_after = match &e {
             Error::RateLimited { retry_after, .. } => *retry_after,
             _ => None,

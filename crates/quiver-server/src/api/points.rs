@@ -19,14 +19,14 @@ pub(super) async fn body_with_vectors(state: &AppState, name: &str, body: &Bytes
 
 pub(super) async fn upsert_points(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let (points, mode) = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_upsert(&b)) {
+    let (points, mode, condition) = match body_with_vectors(&state, &name, &body).await.and_then(|b| parse_upsert(&b)) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     // wait=false is answered after the write is durable too: Quiver has no update queue.
     respond(
         start,
-        blocking(move || Ok(update_json(collection(&state, &name)?.upsert_with(points, mode)?))).await,
+        blocking(move || Ok(update_json(collection(&state, &name)?.upsert_if(points, mode, condition.as_ref())?))).await,
     )
 }
 
@@ -36,23 +36,26 @@ pub(super) async fn retrieve_points(State(state): State<AppState>, Path(name): P
         let body = parse_body(&body)?;
         reject_present(&body, &["shard_key"])?;
         let ids = parse_ids(body.get("ids").ok_or_else(|| ApiError::bad("ids is required"))?)?;
-        Ok::<_, ApiError>((ids, parse_with_payload(&body, true)?, parse_with_vector(&body)?))
+        Ok::<_, ApiError>((ids, parse_with_payload(&body, true)?, parse_with_vector(&body)?, vector_names(&body)))
     })();
-    let (ids, sel, with_vector) = match parsed {
+    let (ids, sel, with_vector, names) = match parsed {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     respond(
         start,
         blocking(move || {
-            let records = collection(&state, &name)?.get(
+            let c = collection(&state, &name)?;
+            let records = c.get(
                 &ids,
                 quiver::With {
                     payload: !matches!(sel, PayloadSelect::None),
                     vector: with_vector,
                 },
             )?;
-            Ok(Value::Array(records.into_iter().map(|r| record_json(r, &sel)).collect()))
+            let mut out = Value::Array(records.into_iter().map(|r| record_json(r, &sel)).collect());
+            select_vectors(&c, names.as_deref(), &mut out)?;
+            Ok(out)
         })
         .await,
     )
@@ -210,9 +213,9 @@ pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Pat
             with_payload: true,
             with_vector: parse_with_vector(&body)?,
         };
-        Ok::<_, ApiError>((req, parse_with_payload(&body, true)?, order))
+        Ok::<_, ApiError>((req, parse_with_payload(&body, true)?, order, vector_names(&body)))
     })();
-    let (mut req, sel, order) = match parsed {
+    let (mut req, sel, order, names) = match parsed {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -237,13 +240,15 @@ pub(super) async fn scroll_points(State(state): State<AppState>, Path(name): Pat
                         p
                     })
                     .collect();
-                return Ok(json!({"points": points, "next_page_offset": null}));
+                let mut out = json!({"points": points, "next_page_offset": null});
+                select_vectors(&c, names.as_deref(), &mut out)?;
+                return Ok(out);
             }
             let page = c.scroll(&req)?;
-            Ok(
-                json!({"points": page.points.into_iter().map(|r| record_json(r, &sel)).collect::<Vec<_>>(),
-                      "next_page_offset": page.next_offset.map(|o| o.to_json())}),
-            )
+            let mut out = json!({"points": page.points.into_iter().map(|r| record_json(r, &sel)).collect::<Vec<_>>(),
+                                 "next_page_offset": page.next_offset.map(|o| o.to_json())});
+            select_vectors(&c, names.as_deref(), &mut out)?;
+            Ok(out)
         })
         .await,
     )
@@ -269,22 +274,23 @@ pub(super) async fn count_points(State(state): State<AppState>, Path(name): Path
 /// nothing is written.
 pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
-    let updates = match parse_body(&body).and_then(|b| parse_vector_updates(&b)) {
+    let (updates, condition) = match parse_body(&body).and_then(|b| parse_vector_updates(&b)) {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
     respond(
         start,
-        blocking(move || Ok(update_json(collection(&state, &name)?.update_vectors(updates)?))).await,
+        blocking(move || Ok(update_json(collection(&state, &name)?.update_vectors_if(updates, condition.as_ref())?))).await,
     )
 }
 
-/// The body of a vector update: `{"points": [{id, vector}]}` (a point's `payload` is ignored,
-/// as in Qdrant).
-pub(super) fn parse_vector_updates(b: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
+/// The body of a vector update: `{"points": [{id, vector}], "update_filter"}` (a point's
+/// `payload` is ignored, as in Qdrant).
+pub(super) fn parse_vector_updates(b: &Map<String, Value>) -> Result<(Vec<Point>, Option<Filter>), ApiError> {
     only_fields(b, &["points", "shard_key", "update_filter"], "update vectors")?;
-    reject_present(b, &["shard_key", "update_filter"])?;
-    b.get("points")
+    reject_present(b, &["shard_key"])?;
+    let condition = update_filter(b)?;
+    let points = b.get("points")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad("points must be a list of {id, vector}"))?
         .iter()
@@ -304,7 +310,8 @@ pub(super) fn parse_vector_updates(b: &Map<String, Value>) -> Result<Vec<Point>,
                 payload: None,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok((points, condition))
 }
 
 /// `POST /points/vectors/delete`: `{"points": [ids] | "filter", "vector": [names]}` removes

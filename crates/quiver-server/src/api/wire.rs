@@ -182,6 +182,40 @@ pub(super) fn parse_with_vector(body: &Map<String, Value>) -> Result<bool, ApiEr
     }
 }
 
+/// `with_vector` given as a list of names: those names (`None` for a boolean).
+pub(super) fn vector_names(body: &Map<String, Value>) -> Option<Vec<String>> {
+    match body.get("with_vector").or_else(|| body.get("with_vectors")) {
+        Some(Value::Array(names)) => Some(names.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+        _ => None,
+    }
+}
+
+/// Keeps only the named vectors in every record of `out` (records are found by their
+/// `vector` maps, in arrays and under `points`), after checking each name exists.
+pub(super) fn select_vectors(c: &Collection, names: Option<&[String]>, out: &mut Value) -> Result<(), ApiError> {
+    let Some(names) = names else { return Ok(()) };
+    let known = c.config().vectors.names(c.dim());
+    if let Some(bad) = names.iter().find(|n| !known.iter().any(|k| k == *n)) {
+        return Err(Error::VectorNameNotFound(bad.clone()).into());
+    }
+    fn walk(v: &mut Value, names: &[String]) {
+        match v {
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, names)),
+            Value::Object(o) => {
+                if let Some(Value::Object(vectors)) = o.get_mut("vector") {
+                    vectors.retain(|k, _| names.contains(k));
+                }
+                if let Some(p) = o.get_mut("points") {
+                    walk(p, names);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(out, names);
+    Ok(())
+}
+
 pub(super) fn select_payload(p: Option<Payload>, sel: &PayloadSelect) -> Option<Value> {
     let p = p?;
     match sel {
@@ -277,7 +311,11 @@ pub(super) fn only_fields(o: &Map<String, Value>, allowed: &[&str], what: &str) 
 }
 
 /// An upsert body: its points and its `update_mode`.
-pub(super) fn parse_upsert(body: &Map<String, Value>) -> Result<(Vec<Point>, quiver::UpdateMode), ApiError> {
+/// An upsert body: its points, `update_mode`, and `update_filter` (the condition an existing
+/// point must meet to be replaced).
+pub(super) type Upsert = (Vec<Point>, quiver::UpdateMode, Option<Filter>);
+
+pub(super) fn parse_upsert(body: &Map<String, Value>) -> Result<Upsert, ApiError> {
     only_fields(body, &["points", "batch", "shard_key", "update_filter", "update_mode"], "upsert")?;
     let mode = match body.get("update_mode") {
         None | Some(Value::Null) => quiver::UpdateMode::Upsert,
@@ -290,7 +328,15 @@ pub(super) fn parse_upsert(body: &Map<String, Value>) -> Result<(Vec<Point>, qui
             )))
         }
     };
-    Ok((parse_points(body)?, mode))
+    Ok((parse_points(body)?, mode, update_filter(body)?))
+}
+
+/// `update_filter` of a write, parsed.
+pub(super) fn update_filter(body: &Map<String, Value>) -> Result<Option<Filter>, ApiError> {
+    match body.get("update_filter") {
+        None | Some(Value::Null) => Ok(None),
+        Some(f) => Ok(Some(Filter::from_json(f)?)),
+    }
 }
 
 /// A point object of a list, with its id and vectors parsed.
@@ -307,12 +353,33 @@ pub(super) fn parse_point_entry<'a>(p: &'a Value, i: usize, fields: &[&str]) -> 
     let v = o
         .get("vector")
         .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?;
+    if v.as_array().is_some_and(Vec::is_empty) {
+        return Err(ApiError::validation(&format!("points[{i}].vector"), "dense vector must not be empty"));
+    }
+    // A multivector with an empty row, named or not (Qdrant's wording and path).
+    let empty_row = |x: &Value| x.as_array().is_some_and(|rows| rows.iter().any(|r| r.as_array().is_some_and(Vec::is_empty)));
+    if empty_row(v) || v.as_object().is_some_and(|o| o.values().any(empty_row)) {
+        return Err(ApiError::validation(&format!("points[{i}].vector.?.data"), "all vectors must be non-empty"));
+    }
+    // ... or with rows of different lengths: the first row's length is the expected one.
+    let ragged = |x: &Value| -> Option<usize> {
+        let rows = x.as_array().filter(|rows| rows.first().is_some_and(Value::is_array))?;
+        let first = rows[0].as_array().map_or(0, Vec::len);
+        rows.iter().map(|r| r.as_array().map_or(0, Vec::len)).find(|&n| n != first)
+    };
+    let odd = ragged(v).or_else(|| v.as_object().and_then(|o| o.values().find_map(ragged)));
+    if let Some(n) = odd {
+        return Err(ApiError::validation(
+            &format!("points[{i}].vector.?.data"),
+            &format!("all vectors must have the same dimension, found vector with dimension {n}"),
+        ));
+    }
     let (main, named) = parse_point_vectors(v, &format!("points[{i}].vector"))?;
     Ok((o, id, main, named))
 }
 
 pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
-    reject_present(body, &["shard_key", "update_filter"])?;
+    reject_present(body, &["shard_key"])?;
     let payload_of = |v: Option<&Value>| quiver::payload_from_json(v).map_err(ApiError::from);
     if let Some(points) = body.get("points") {
         let list = points.as_array().ok_or_else(|| ApiError::bad("points must be a list"))?;

@@ -251,6 +251,12 @@ impl Collection {
     /// ignored). Every id must exist ([`Error::PointNotFound`] otherwise, and nothing is
     /// written); the check and the write happen under the writer lock.
     pub fn update_vectors(&self, updates: Vec<Point>) -> Result<WriteAck> {
+        self.update_vectors_if(updates, None)
+    }
+
+    /// [`Collection::update_vectors`] with Qdrant's `update_filter`: only the points that match
+    /// `condition` are changed (the others are left as they are, and not counted).
+    pub fn update_vectors_if(&self, updates: Vec<Point>, condition: Option<&Filter>) -> Result<WriteAck> {
         if updates.is_empty() {
             return Err(Error::EmptyBatch);
         }
@@ -277,8 +283,14 @@ impl Collection {
                     Ok(merged)
                 })
                 .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|p| condition.is_none_or(|f| st.row_of(&p.id).is_some_and(|row| st.row_matches(row, f))))
+                .collect::<Vec<_>>()
         };
         let affected = points.len();
+        if points.is_empty() {
+            return Ok(WriteAck { seq: w.last_seq, affected: 0 });
+        }
         let seq = self.commit(&mut w, Op::Upsert(points))?;
         drop(w);
         self.kick_index();

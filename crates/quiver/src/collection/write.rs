@@ -46,11 +46,21 @@ impl Collection {
     /// are. The choice is made under the writer lock, so no concurrent write slips between.
     /// `affected` counts the points written.
     pub fn upsert_with(&self, points: Vec<Point>, mode: UpdateMode) -> Result<WriteAck> {
+        self.upsert_if(points, mode, None)
+    }
+
+    /// [`Collection::upsert_with`] with Qdrant's `update_filter` (a conditional update): a
+    /// point that exists is replaced only when it matches `condition` (for example
+    /// `version < 4`); points that do not exist are inserted. Decided under the writer lock.
+    pub fn upsert_if(&self, points: Vec<Point>, mode: UpdateMode, condition: Option<&Filter>) -> Result<WriteAck> {
         let mut points = self.prepare_points(points)?;
         let mut w = self.writer()?;
-        if mode != UpdateMode::Upsert {
+        if mode != UpdateMode::Upsert || condition.is_some() {
             let st = self.inner.state.read();
-            points.retain(|p| st.contains(&p.id) == (mode == UpdateMode::UpdateOnly));
+            points.retain(|p| match st.row_of(&p.id) {
+                None => mode != UpdateMode::UpdateOnly,
+                Some(row) => mode != UpdateMode::InsertOnly && condition.is_none_or(|f| st.row_matches(row, f)),
+            });
             if points.is_empty() {
                 return Ok(WriteAck {
                     seq: w.last_seq,
