@@ -271,21 +271,24 @@ impl Collection {
         let mut w = self.writer()?;
         let points = {
             let st = self.inner.state.read();
-            changes
-                .into_iter()
-                .map(|p| {
-                    let row = st.row_of(&p.id).ok_or_else(|| Error::PointNotFound(p.id.to_string()))?;
-                    let mut merged = Self::stored_point(&st, row);
-                    if !p.vector.is_empty() {
-                        merged.vector = p.vector;
-                    }
-                    merged.vectors.extend(p.vectors);
-                    Ok(merged)
-                })
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .filter(|p| condition.is_none_or(|f| st.row_of(&p.id).is_some_and(|row| st.row_matches(row, f))))
-                .collect::<Vec<_>>()
+            // Updates of one point apply in order, each on top of the one before.
+            let mut merged: Vec<Point> = Vec::new();
+            let mut at: std::collections::HashMap<PointId, usize> = std::collections::HashMap::new();
+            for p in changes {
+                let row = st.row_of(&p.id).ok_or_else(|| Error::PointNotFound(p.id.to_string()))?;
+                if condition.is_some_and(|f| !st.row_matches(row, f)) {
+                    continue;
+                }
+                let i = *at.entry(p.id).or_insert_with(|| {
+                    merged.push(Self::stored_point(&st, row));
+                    merged.len() - 1
+                });
+                if !p.vector.is_empty() {
+                    merged[i].vector = p.vector;
+                }
+                merged[i].vectors.extend(p.vectors);
+            }
+            merged
         };
         let affected = points.len();
         if points.is_empty() {
