@@ -8,6 +8,7 @@ mod batch;
 mod collection_config;
 mod collections;
 mod error;
+mod matrix;
 mod points;
 mod search;
 mod stages;
@@ -18,6 +19,7 @@ use collection_config::*;
 use collections::*;
 pub use error::ApiError;
 use error::ApiResult;
+use matrix::*;
 use points::*;
 use search::*;
 use stages::*;
@@ -80,6 +82,8 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/search/groups", post(search_groups))
         .route("/collections/{name}/points/search", post(search_points))
         .route("/collections/{name}/points/search/batch", post(search_batch))
+        .route("/collections/{name}/points/search/matrix/pairs", post(matrix_pairs))
+        .route("/collections/{name}/points/search/matrix/offsets", post(matrix_offsets))
         .route("/collections/{name}/points/recommend", post(recommend_points))
         .route("/collections/{name}/points/recommend/batch", post(recommend_batch))
         .fallback(not_found)

@@ -14,6 +14,8 @@
 
 mod groups;
 mod index_job;
+mod matrix;
+pub use matrix::{DistanceMatrix, MATRIX_SAMPLE_MAX};
 mod named;
 pub use named::{SparseExplain, SparseTerm};
 mod query;

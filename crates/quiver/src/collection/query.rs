@@ -388,10 +388,10 @@ fn dbsf(children: &[Ranking], allowed: Option<&std::collections::HashSet<PointId
 
 /// A small generator for random samples (splitmix64), seeded from the clock and a counter so
 /// that two calls differ.
-struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn seeded() -> Rng {
+    pub(super) fn seeded() -> Rng {
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -402,7 +402,7 @@ impl Rng {
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -158,7 +158,7 @@ impl Collection {
 
     /// The dense space `using` names (`None`: the main vector): its name, size, metric, and
     /// whether it is the main vector.
-    fn dense_space(&self, using: Option<&str>) -> Result<(String, usize, Metric, bool)> {
+    pub(super) fn dense_space(&self, using: Option<&str>) -> Result<(String, usize, Metric, bool)> {
         let config = &self.inner.config;
         let using = using.map_or_else(|| config.vectors.main.clone(), str::to_string);
         if using == config.vectors.main && config.dim > 0 {
