@@ -39,10 +39,23 @@ fn has_body(req: &Request) -> bool {
     }
 }
 
-/// Refuses a request body that is not declared JSON with 415.
+/// A snapshot upload (`multipart/form-data`, Qdrant's API) from a program rather than a web
+/// page: browsers send `Origin` with every cross-site POST, so a form on another site cannot
+/// pass for one.
+fn is_program_upload(req: &Request) -> bool {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("multipart/form-data"));
+    multipart && req.uri().path().ends_with("/snapshots/upload") && !req.headers().contains_key(header::ORIGIN)
+}
+
+/// Refuses a request body that is not declared JSON with 415 (except a snapshot upload from
+/// a program, see `is_program_upload`).
 pub async fn json_bodies(req: Request, next: Next) -> Response {
     let carries = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) && has_body(&req);
-    if carries && !req.headers().get(header::CONTENT_TYPE).is_some_and(is_json) {
+    if carries && !req.headers().get(header::CONTENT_TYPE).is_some_and(is_json) && !is_program_upload(&req) {
         return ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "request bodies must be JSON sent with the header 'Content-Type: application/json'",

@@ -13,6 +13,7 @@ use crate::collection::{self, Collection};
 use crate::error::{Error, Result};
 use crate::types::{validate_name, CollectionConfig};
 use crate::settings::CollectionSettings;
+use crate::snapshot::{self, SnapshotInfo};
 use parking_lot::Mutex;
 use quiver_storage::{fsio, lock::DirLock, StorageError};
 use std::collections::{BTreeMap, HashMap};
@@ -224,6 +225,115 @@ impl Database {
             *aliases = next;
         }
         Ok(())
+    }
+
+    fn snapshots_dir(&self, collection: &str) -> PathBuf {
+        snapshot::snapshots_root(&self.root).join(collection)
+    }
+
+    /// Takes a snapshot of a collection (see [`crate::snapshot`]): a consistent point in time
+    /// while writes continue.
+    pub fn create_snapshot(&self, name: &str) -> Result<SnapshotInfo> {
+        let c = self.collection(name)?;
+        snapshot::create(&c, &self.snapshots_dir(c.name()))
+    }
+
+    /// A collection's snapshots, oldest first (the collection must exist).
+    pub fn list_snapshots(&self, name: &str) -> Result<Vec<SnapshotInfo>> {
+        let c = self.collection(name)?;
+        snapshot::list(&self.snapshots_dir(c.name()))
+    }
+
+    /// The file of one snapshot of a collection, if it exists (`None` for any name that is not
+    /// a plain snapshot file name).
+    pub fn snapshot_file(&self, name: &str, snapshot: &str) -> Result<Option<PathBuf>> {
+        let c = self.collection(name)?;
+        let path = self.snapshots_dir(c.name()).join(snapshot);
+        Ok((snapshot::valid_snapshot_name(snapshot) && path.is_file()).then_some(path))
+    }
+
+    /// Deletes one snapshot of a collection; `false` when there is no such snapshot.
+    pub fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<bool> {
+        let c = self.collection(name)?;
+        snapshot::delete(&self.snapshots_dir(c.name()), snapshot)
+    }
+
+    /// Replaces (or creates) collection `name` with the one in the snapshot `archive`, after
+    /// checking its checksum (when given), its contents and that it opens. All or nothing: on
+    /// any error the data folder is as it was.
+    pub fn recover_snapshot(&self, name: &str, archive: &Path, checksum: Option<&str>) -> Result<Collection> {
+        validate_name(name)?;
+        if !archive.is_file() {
+            return Err(Error::InvalidRequest(format!("Snapshot file {:?} does not exist", archive.display().to_string())));
+        }
+        if let Some(sum) = checksum {
+            snapshot::verify_checksum(archive, sum)?;
+        }
+        let staging = self.collections_dir().join(format!(".recover-{name}"));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(StorageError::io(&staging))?;
+        }
+        let checked = snapshot::unpack(archive, &staging).and_then(|()| snapshot::check_opens(name, &staging));
+        if let Err(e) = checked {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        if self.aliases.lock().contains_key(name) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(Error::InvalidRequest(format!("{name:?} is an alias; recover into a collection name")));
+        }
+        let mut open = self.open.lock();
+        let dir = self.collections_dir().join(name);
+        if dir.exists() {
+            if let Some(c) = open.remove(name) {
+                c.retire();
+            }
+            let doomed = self.collections_dir().join(format!(".drop-{name}"));
+            if doomed.exists() {
+                std::fs::remove_dir_all(&doomed).map_err(StorageError::io(&doomed))?;
+            }
+            std::fs::rename(&dir, &doomed).map_err(StorageError::io(&dir))?;
+            std::fs::rename(&staging, &dir).map_err(StorageError::io(&dir))?;
+            fsio::fsync_dir(&self.collections_dir())?;
+            let _ = std::fs::remove_dir_all(&doomed);
+        } else {
+            std::fs::rename(&staging, &dir).map_err(StorageError::io(&dir))?;
+            fsio::fsync_dir(&self.collections_dir())?;
+        }
+        let c = Collection::open(name, &dir)?;
+        open.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// The folder where snapshot files to recover from may be placed (`file://` locations
+    /// must point inside it).
+    pub fn snapshots_root(&self) -> PathBuf {
+        snapshot::snapshots_root(&self.root)
+    }
+
+    fn full_dir(&self) -> PathBuf {
+        snapshot::snapshots_root(&self.root).join(snapshot::FULL_DIR)
+    }
+
+    /// A snapshot of every collection and the aliases, as one archive of collection snapshots.
+    pub fn create_full_snapshot(&self) -> Result<SnapshotInfo> {
+        snapshot::create_full(self, &self.full_dir())
+    }
+
+    /// The full snapshots, oldest first.
+    pub fn list_full_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        snapshot::list(&self.full_dir())
+    }
+
+    /// The file of a full snapshot, if it exists.
+    pub fn full_snapshot_file(&self, snapshot: &str) -> Option<PathBuf> {
+        let path = self.full_dir().join(snapshot);
+        (snapshot::valid_snapshot_name(snapshot) && path.is_file()).then_some(path)
+    }
+
+    /// Deletes a full snapshot; `false` when there is none of that name.
+    pub fn delete_full_snapshot(&self, snapshot: &str) -> Result<bool> {
+        snapshot::delete(&self.full_dir(), snapshot)
     }
 
     /// Flushes every open collection's WAL into segments.

@@ -29,6 +29,7 @@ pub mod npy;
 mod payload_index;
 mod projection;
 pub mod settings;
+pub mod snapshot;
 mod sparse_index;
 mod state;
 pub mod strict_mode;

@@ -11,6 +11,7 @@ mod error;
 mod matrix;
 mod points;
 mod search;
+mod snapshots;
 mod stages;
 mod wire;
 
@@ -22,6 +23,7 @@ use error::ApiResult;
 use matrix::*;
 use points::*;
 use search::*;
+use snapshots::*;
 use stages::*;
 use wire::*;
 
@@ -61,6 +63,12 @@ pub fn routes() -> Router<AppState> {
                 .patch(update_collection),
         )
         .route("/collections/{name}/exists", get(collection_exists))
+        .route("/collections/{name}/snapshots", get(list_snapshots).post(create_snapshot))
+        .route("/collections/{name}/snapshots/recover", put(recover_snapshot))
+        .route("/collections/{name}/snapshots/upload", post(upload_snapshot))
+        .route("/collections/{name}/snapshots/{snapshot}", get(get_snapshot).delete(delete_snapshot))
+        .route("/snapshots", get(list_full_snapshots).post(create_full_snapshot))
+        .route("/snapshots/{snapshot}", get(get_full_snapshot).delete(delete_full_snapshot))
         .route("/collections/{name}/index", put(create_index))
         .route("/collections/{name}/index/{field}", delete(delete_index))
         .route("/collections/{name}/points", put(upsert_points).post(retrieve_points))

@@ -128,6 +128,32 @@ pub(super) fn segment_path(dir: &Path, no: u64) -> PathBuf {
 }
 
 impl Collection {
+    /// Puts a consistent copy of the collection's files in `staging` (for a snapshot): under
+    /// the writer lock, the WAL is flushed into a segment, then the manifest is written from
+    /// memory and the segments it names are hard-linked (copied where links fail). Writes
+    /// wait for the flush and the links only.
+    pub(crate) fn stage_snapshot(&self, staging: &Path) -> Result<()> {
+        let mut w = self.writer()?;
+        self.flush_locked(&mut w)?;
+        let segs = staging.join("segments");
+        std::fs::create_dir_all(&segs).map_err(StorageError::io(&segs))?;
+        let mpath = staging.join("MANIFEST");
+        std::fs::write(&mpath, store::encode_manifest(&w.manifest)).map_err(StorageError::io(&mpath))?;
+        for &no in &w.manifest.segments {
+            let from = segment_path(&self.inner.dir, no);
+            let to = segment_path(staging, no);
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).map_err(StorageError::io(&to))?;
+            }
+        }
+        let settings = self.inner.dir.join(crate::settings::SETTINGS_FILE);
+        if settings.exists() {
+            let to = staging.join(crate::settings::SETTINGS_FILE);
+            std::fs::copy(&settings, &to).map_err(StorageError::io(&to))?;
+        }
+        Ok(())
+    }
+
     /// Records a new index configuration in the manifest. The handle keeps serving with the
     /// old one: [`crate::Database::reconfigure_index`] reopens the collection, and the graph
     /// is rebuilt when its shape (`m`, quantization) changed.
