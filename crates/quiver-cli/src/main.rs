@@ -4,7 +4,7 @@
 //! Exit status: 0 on success, 1 on any error (printed as one line on stderr), 2 on bad usage.
 
 use clap::{Parser, Subcommand};
-use commands::{bench, bench_sparse, collections, embed, ingest, model, points, search, serve, text, walkthrough, Ctx};
+use commands::{bench, bench_sparse, collections, embed, ingest, model, points, search, serve, snapshot, text, walkthrough, Ctx};
 use std::path::PathBuf;
 
 mod commands;
@@ -76,6 +76,9 @@ enum Command {
     /// Other names for collections: every command takes an alias where a collection goes.
     #[command(subcommand)]
     Alias(collections::AliasCommand),
+    /// Snapshots of a collection: create, list, restore.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Serve the Qdrant-compatible REST API over the data folder (Ctrl-C or SIGTERM stops it
     /// cleanly; every acknowledged write is already durable).
     Serve(serve::ServeArgs),
@@ -147,6 +150,7 @@ fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<Box<dyn render::Output>> 
         Command::List => collections::list(ctx),
         Command::Drop(a) => collections::drop(ctx, a),
         Command::Alias(a) => collections::alias(ctx, a),
+        Command::Snapshot(a) => snapshot::run(ctx, a),
         Command::Serve(a) => serve::serve(ctx, a),
         Command::Walkthrough(a) => walkthrough::run(ctx, a),
         Command::Embed(a) => embed::embed(a),

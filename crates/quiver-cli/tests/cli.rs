@@ -829,3 +829,27 @@ fn named_and_sparse_vectors_from_the_command_line() {
     )
     .contains("lookups only (pruned)"));
 }
+
+#[test]
+fn snapshots_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    ok(dir, &["create", "kb", "--dim", "2"]);
+    let file = tmp.path().join("p.jsonl");
+    std::fs::write(&file, "{\"id\": 1, \"vector\": [1, 0], \"payload\": {\"k\": \"v\"}}\n{\"id\": 2, \"vector\": [0, 1]}\n").unwrap();
+    ok(dir, &["upsert", "kb", "--file", file.to_str().unwrap()]);
+    let made = json(dir, &["snapshot", "create", "kb"]);
+    let name = made["name"].as_str().unwrap().to_string();
+    let listed = json(dir, &["snapshot", "list", "kb"]);
+    assert_eq!(listed[0]["name"], name.as_str(), "{listed}");
+    let snap = dir.join("snapshots").join("kb").join(&name);
+    // Restored under another name (the checksum file beside it is checked), then compared.
+    let out = ok(dir, &["snapshot", "restore", "copy", snap.to_str().unwrap()]);
+    assert!(out.contains("2 points (checksum verified)"), "{out}");
+    assert_eq!(all_points(dir, "copy"), all_points(dir, "kb"));
+    // A truncated file is refused and leaves no collection.
+    let bad = tmp.path().join("bad.snapshot");
+    std::fs::write(&bad, &std::fs::read(&snap).unwrap()[..300]).unwrap();
+    fails(dir, &["snapshot", "restore", "bad", bad.to_str().unwrap()], "bad.snapshot");
+    assert!(!ok(dir, &["list"]).contains("bad"));
+}

@@ -16,6 +16,7 @@ pub mod model;
 pub mod points;
 pub mod search;
 pub mod serve;
+pub mod snapshot;
 pub mod text;
 pub mod walkthrough;
 
