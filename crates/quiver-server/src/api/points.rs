@@ -143,13 +143,13 @@ pub(super) async fn clear_payload(State(state): State<AppState>, Path(name): Pat
 }
 
 /// Scroll's `order_by`: a key, or `{"key", "direction": "asc" | "desc", "start_from"}`.
-struct OrderBy {
-    key: String,
-    descending: bool,
-    start_from: Option<f64>,
+pub(super) struct OrderBy {
+    pub(super) key: String,
+    pub(super) descending: bool,
+    pub(super) start_from: Option<f64>,
 }
 
-fn parse_order_by(v: &Value) -> Result<Option<OrderBy>, ApiError> {
+pub(super) fn parse_order_by(v: &Value) -> Result<Option<OrderBy>, ApiError> {
     match v {
         Value::Null => Ok(None),
         Value::String(k) => Ok(Some(OrderBy {

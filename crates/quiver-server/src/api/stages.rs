@@ -13,7 +13,7 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
     if !prefetch.is_empty() {
         return !prefetch.iter().any(|p| crate::documents::is_keyword_prefetch(p));
     }
-    if body.get("using").and_then(Value::as_str).is_some_and(|u| !u.is_empty()) {
+    if body.get("using").and_then(Value::as_str).is_some_and(|u| !u.is_empty()) || body.get("lookup_from").is_some_and(|l| !l.is_null()) {
         return true;
     }
     let not_dense = |q: &Value| match q {
@@ -23,7 +23,7 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
     };
     match body.get("query").or_else(|| body.get("vector")) {
         Some(Value::Object(o))
-            if ["fusion", "rrf", "recommend", "discover", "context", "sample"]
+            if ["fusion", "rrf", "recommend", "discover", "context", "sample", "order_by"]
                 .iter()
                 .any(|k| o.contains_key(*k)) =>
         {
@@ -34,7 +34,8 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
         Some(Value::String(s)) => s.parse::<uuid::Uuid>().is_ok(),
         Some(Value::Object(o)) if o.contains_key("nearest") => not_dense(&o["nearest"]),
         Some(q) => not_dense(q),
-        None => false,
+        // No query: a listing, or a stage Qdrant refuses (the stages say why).
+        None => true,
     }
 }
 
@@ -162,6 +163,14 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
                 using: using.clone(),
             }))
         }
+        Some(Value::Object(q)) if q.contains_key("order_by") => {
+            let o = parse_order_by(&q["order_by"])?.ok_or_else(|| ApiError::bad("order_by needs a payload key"))?;
+            Some(StageQuery::OrderBy {
+                key: o.key,
+                descending: o.descending,
+                start_from: o.start_from,
+            })
+        }
         Some(Value::Object(q)) if q.contains_key("sample") => match q["sample"].as_str() {
             Some("random") => Some(StageQuery::Sample),
             _ => return Err(ApiError::bad(format!("sample must be \"random\", got {}", q["sample"]))),
@@ -218,6 +227,26 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_f64().ok_or_else(|| ApiError::bad("score_threshold must be a number"))? as f32),
     };
+    // Qdrant's rules for what a stage without a query, or ordered by a payload key, may hold.
+    match (&query, prefetch.is_empty(), score_threshold.is_some()) {
+        (None, false, _) => {
+            return Err(ApiError::bad(
+                "Bad request: A query is needed to merge the prefetches. Can't have prefetches without defining a query.",
+            ))
+        }
+        (None, true, true) => {
+            return Err(ApiError::bad(
+                "Bad request: A query is needed to use the score_threshold. Can't have score_threshold without defining a query.",
+            ))
+        }
+        (Some(StageQuery::OrderBy { .. }), _, true) => {
+            return Err(ApiError::bad("Bad request: Can't use score_threshold with an order_by query."))
+        }
+        _ => {}
+    }
+    if o.get("limit").and_then(Value::as_u64) == Some(0) {
+        return Err(ApiError::validation("internal.limit", "value 0 invalid, must be 1 or larger"));
+    }
     // Examples taken from this collection are not part of the answer (as in Qdrant).
     let filter = field_filter(o)?;
     let filter = if lookup.is_none() {
@@ -234,6 +263,15 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
         score_threshold,
         exact,
         ef,
+    })
+}
+
+/// Another collection a request reads from (`lookup_from`, `with_lookup`), with Qdrant's
+/// wording when it does not exist.
+fn other_collection(state: &AppState, name: &str) -> Result<Collection, ApiError> {
+    state.db.collection(name).map_err(|e| match e {
+        Error::CollectionNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, format!("Not found: Collection {name} not found")),
+        other => other.into(),
     })
 }
 
@@ -256,8 +294,9 @@ fn parse_lookup(o: &Map<String, Value>, r: &Resolver<'_>) -> Result<Option<Looku
                 .get("collection")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::bad("lookup_from.collection must be a collection name"))?;
+            let found = other_collection(r.state, name)?;
             Ok(Some(Lookup {
-                collection: collection(r.state, name)?,
+                collection: found,
                 vector: l.get("vector").and_then(Value::as_str).map(str::to_string),
             }))
         }
@@ -313,6 +352,9 @@ impl Resolver<'_> {
             .into_iter()
             .next()
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Not found: No point with id {id} found")))?;
+        if let Some(n) = name.filter(|n| !source.config().vectors.names(source.dim()).contains(n)) {
+            return Err(Error::VectorNameNotFound(n.to_string()).into());
+        }
         let named = name.filter(|n| *n != source.config().vectors.main);
         let found = match named {
             None => r.vector.filter(|v| !v.is_empty()).map(quiver::QueryVector::Dense),
@@ -381,7 +423,7 @@ async fn groups(state: AppState, name: String, body: Map<String, Value>, query_a
                     .get("collection")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ApiError::bad("with_lookup.collection must be a collection name"))?;
-                Some((collection(&state, other)?, parse_with_payload(&l, true)?, parse_with_vector(&l)?))
+                Some((other_collection(&state, other)?, parse_with_payload(&l, true)?, parse_with_vector(&l)?))
             }
             Some(other) => {
                 return Err(ApiError::bad(format!(

@@ -40,6 +40,16 @@ pub enum StageQuery {
     /// A uniform random sample of the candidates (or of the allowed points), in random order,
     /// different at each call; every score is 0.
     Sample,
+    /// The candidates (or the allowed points) in the order of a payload value, through the
+    /// key's index when it has one; each score is the point's value.
+    OrderBy {
+        /// The payload key (numbers, or RFC 3339 datetimes).
+        key: String,
+        /// Largest first.
+        descending: bool,
+        /// Start at this value (inclusive), in the direction of the order.
+        start_from: Option<f64>,
+    },
 }
 
 /// One stage of a query.
@@ -234,6 +244,31 @@ impl Collection {
                 Ok(Ranking {
                     hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
                     higher_is_better: true,
+                })
+            }
+            (Some(StageQuery::OrderBy { key, descending, start_from }), none) => {
+                let filter = if none {
+                    s.filter.clone()
+                } else {
+                    let mut ids: Vec<PointId> = children.iter().flat_map(|c| c.hits.iter().map(|h| h.0)).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    if ids.is_empty() {
+                        return Ok(Ranking::empty());
+                    }
+                    Some(Filter::restricted_to(s.filter.clone(), &ids))
+                };
+                let scroll = ScrollRequest {
+                    offset: None,
+                    limit: s.limit,
+                    filter,
+                    with_payload: false,
+                    with_vector: false,
+                };
+                let rows = self.scroll_ordered(&scroll, key, *descending, *start_from)?;
+                Ok(Ranking {
+                    hits: rows.into_iter().map(|(r, v)| (r.id, v as f32)).collect(),
+                    higher_is_better: !*descending,
                 })
             }
             (Some(StageQuery::Sample), none) => {
