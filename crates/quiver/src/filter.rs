@@ -146,6 +146,9 @@ pub struct Range {
     pub gte: Option<f64>,
     pub lt: Option<f64>,
     pub lte: Option<f64>,
+    /// The bounds were RFC 3339 datetimes (held as microseconds since the epoch, UTC): values
+    /// are compared as datetimes.
+    pub datetime: bool,
 }
 
 impl Range {
@@ -169,10 +172,11 @@ impl Range {
             *slot = match bound {
                 Value::Null => None,
                 Value::Number(n) => Some(n.as_f64().ok_or_else(|| Error::InvalidFilter(format!("{at}.{k}: not a number")))?),
-                Value::String(_) => {
-                    return Err(Error::Unsupported(format!(
-                        "{at}: datetime ranges are not supported yet; give numbers"
-                    )))
+                Value::String(t) => {
+                    r.datetime = true;
+                    Some(crate::payload_index::parse_datetime(t).ok_or_else(|| {
+                        Error::InvalidFilter(format!("{at}.{k}: {t:?} is neither a number nor an RFC 3339 datetime"))
+                    })? as f64)
                 }
                 other => return Err(Error::InvalidFilter(format!("{at}.{k}: expected a number, got {other}"))),
             };
@@ -198,6 +202,12 @@ pub enum FieldCheck {
     Text(String),
     /// Some string value contains the tokens of this text in a row (`match: {phrase}`).
     Phrase(String),
+    /// Some string value contains at least one token of this text (`match: {text_any}`).
+    TextAny(String),
+    /// Some string value starts with this prefix (`match: {prefix}`).
+    Prefix(String),
+    /// Some location value (`{"lon", "lat"}`) lies in the region (`geo_*` conditions).
+    Geo(crate::geo::GeoShape),
 }
 
 /// A condition on one key; every check must hold.
@@ -213,6 +223,11 @@ impl FieldCondition {
             FieldCheck::Match(m) => values.iter().any(|v| m.equals(v)),
             FieldCheck::Any(list) => values.iter().any(|v| list.iter().any(|m| m.equals(v))),
             FieldCheck::Except(list) => values.iter().any(|v| !v.is_null() && !list.iter().any(|m| m.equals(v))),
+            FieldCheck::Range(r) if r.datetime => values.iter().any(|v| {
+                v.as_str()
+                    .and_then(crate::payload_index::parse_datetime)
+                    .is_some_and(|us| r.contains(us as f64))
+            }),
             FieldCheck::Range(r) => values.iter().any(|v| v.as_f64().is_some_and(|x| r.contains(x))),
             FieldCheck::ValuesCount(r) => r.contains(values.iter().filter(|v| !v.is_null()).count() as f64),
             FieldCheck::Text(q) => values
@@ -221,6 +236,13 @@ impl FieldCondition {
             FieldCheck::Phrase(q) => values
                 .iter()
                 .any(|v| v.as_str().is_some_and(|t| crate::text_index::contains_phrase(t, q))),
+            FieldCheck::TextAny(q) => values
+                .iter()
+                .any(|v| v.as_str().is_some_and(|t| crate::text_index::contains_any(t, q))),
+            FieldCheck::Prefix(p) => values.iter().any(|v| v.as_str().is_some_and(|t| t.starts_with(p.as_str()))),
+            FieldCheck::Geo(shape) => values
+                .iter()
+                .any(|v| crate::geo::GeoPoint::from_value(v).is_some_and(|p| shape.contains(&p))),
         }
     }
 
@@ -252,6 +274,12 @@ pub enum Condition {
     /// The point holds the vector of this name.
     HasVector(String),
     Filter(Box<Filter>),
+    /// The point falls in slice `index` of `total` (a fixed hash of its id): slices are
+    /// disjoint and together hold every point, for splitting work between readers.
+    Slice {
+        total: u64,
+        index: u64,
+    },
     /// The filter holds for at least one object element of the array at `key`.
     Nested {
         key: KeyPath,
@@ -340,12 +368,31 @@ fn condition_matches(c: &Condition, id: PointId, payload: &Payload, has_vector: 
         Condition::IsNull(key) => key.raw_values(payload).iter().any(|v| v.is_null()),
         Condition::HasId(ids) => ids.contains(&id),
         Condition::HasVector(name) => has_vector(name),
+        Condition::Slice { total, index } => slice_of(&id, *total) == *index,
         Condition::Filter(f) => f.matches_point(id, payload, has_vector),
         Condition::Nested { key, filter } => key.leaf_values(payload).iter().any(|v| match v {
             Value::Object(obj) => filter.matches_point(id, obj, has_vector),
             _ => false,
         }),
     }
+}
+
+/// The slice of `total` an id falls in: splitmix64 of its number (or of its UUID's halves).
+pub fn slice_of(id: &PointId, total: u64) -> u64 {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let h = match id {
+        PointId::Num(n) => mix(*n),
+        PointId::Uuid(u) => {
+            let v = u.as_u128();
+            mix(mix(v as u64) ^ (v >> 64) as u64)
+        }
+    };
+    h % total.max(1)
 }
 
 fn parse_filter(v: &Value, at: &str, depth: usize) -> Result<Filter> {
@@ -450,6 +497,23 @@ fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
             filter: Box::new(parse_filter(filter, &format!("{here}.filter"), depth + 1)?),
         });
     }
+    if let Some(sl) = obj.get("slice") {
+        let here = format!("{at}.slice");
+        let num = |k: &str| sl.get(k).and_then(Value::as_u64);
+        let (Some(total), Some(index)) = (num("total"), num("index")) else {
+            return Err(Error::Validation {
+                field: here,
+                problem: "slice needs whole numbers total and index".into(),
+            });
+        };
+        if total == 0 || index >= total {
+            return Err(Error::Validation {
+                field: here,
+                problem: format!("index must be below total and total at least 1, got index {index} of {total}"),
+            });
+        }
+        return Ok(Condition::Slice { total, index });
+    }
     if let Some(name) = obj.get("has_vector") {
         // A name the collection does not declare matches no point.
         return match name.as_str() {
@@ -546,7 +610,16 @@ fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCond
                             FieldCheck::Phrase(q.to_string())
                         }
                     }
-                    "text_any" => return Err(Error::Unsupported(format!("{here}: match text_any"))),
+                    "text_any" => FieldCheck::TextAny(
+                        mv.as_str()
+                            .ok_or_else(|| Error::InvalidFilter(format!("{here}.{mk} must be a string")))?
+                            .to_string(),
+                    ),
+                    "prefix" => FieldCheck::Prefix(
+                        mv.as_str()
+                            .ok_or_else(|| Error::InvalidFilter(format!("{here}.{mk} must be a string")))?
+                            .to_string(),
+                    ),
                     other => return Err(Error::InvalidFilter(format!("{here}: unknown match kind {other:?}"))),
                 });
             }
@@ -562,7 +635,7 @@ fn parse_field_condition(obj: &Map<String, Value>, at: &str) -> Result<FieldCond
             }
             "geo_bounding_box" | "geo_radius" | "geo_polygon" => {
                 if !val.is_null() {
-                    return Err(Error::Unsupported(format!("{here}: geo conditions")));
+                    checks.push(FieldCheck::Geo(crate::geo::GeoShape::parse(k, val, &here)?));
                 }
             }
             "is_empty" | "is_null" => {
@@ -709,19 +782,44 @@ mod tests {
     }
 
     #[test]
+    fn prefix_text_any_geo_datetime_and_slices() {
+        let doc = json!({"url": "https://qdrant.tech/docs", "body": "the quick brown fox",
+                         "at": {"lon": 13.4, "lat": 52.5}, "when": "2024-03-01T10:00:00Z"});
+        check(json!({"must": [{"key": "url", "match": {"prefix": "https://qdrant."}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "url", "match": {"prefix": "http://"}}]}), doc.clone(), false);
+        check(json!({"must": [{"key": "body", "match": {"text_any": "slow fox"}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "body", "match": {"text_any": "slow cat"}}]}), doc.clone(), false);
+        check(json!({"must": [{"key": "body", "match": {"text_any": ""}}]}), doc.clone(), false);
+        let berlin = json!({"must": [{"key": "at", "geo_radius": {"center": {"lon": 13.41, "lat": 52.52}, "radius": 5000}}]});
+        check(berlin, doc.clone(), true);
+        let far = json!({"must": [{"key": "at", "geo_radius": {"center": {"lon": 2.35, "lat": 48.86}, "radius": 5000}}]});
+        check(far, doc.clone(), false);
+        check(json!({"must": [{"key": "when", "range": {"gte": "2024-03-01", "lt": "2024-03-02T00:00:00+00:00"}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "when", "range": {"gt": "2024-03-01T11:00:00+02:00"}}]}), doc.clone(), true);
+        check(json!({"must": [{"key": "when", "range": {"gt": "2024-03-01T10:00:00Z"}}]}), doc.clone(), false);
+        // Slices partition the ids.
+        for id in 0..200u64 {
+            let hits: Vec<u64> = (0..4)
+                .filter(|&i| Filter::from_json(&json!({"must": [{"slice": {"total": 4, "index": i}}]})).unwrap().matches(PointId::Num(id), &payload(json!({}))))
+                .collect();
+            assert_eq!(hits.len(), 1, "id {id} in slices {hits:?}");
+        }
+    }
+
+    #[test]
     fn bad_filters_are_typed_errors() {
         for (f, unsupported) in [
             (json!({"must": [{"key": "a", "match": {"value": 1.5}}]}), false),
             (json!({"must": [{"key": "a"}]}), false),
             (json!({"mast": []}), false),
             (json!({"must": [{"key": "", "match": {"value": 1}}]}), false),
-            (json!({"must": [{"key": "a", "match": {"text_any": "hello"}}]}), true),
             (json!({"must": [{"key": "a", "match": {"text": 3}}]}), false),
             (
-                json!({"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}]}),
-                true,
+                json!({"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": -1}}]}),
+                false,
             ),
-            (json!({"must": [{"key": "a", "range": {"gt": "2024-01-01"}}]}), true),
+            (json!({"must": [{"key": "a", "range": {"gt": "not a date"}}]}), false),
+            (json!({"must": [{"slice": {"total": 2, "index": 2}}]}), false),
             (json!({"must": [{"has_id": [-1]}]}), false),
             (json!([1, 2]), false),
         ] {

@@ -34,6 +34,9 @@ pub enum PayloadIndexType {
     /// RFC 3339 datetimes (and plain dates), for `order_by`: kept as microseconds since the
     /// epoch (UTC). Filters on the key are evaluated point by point, never answered from it.
     Datetime,
+    /// Locations (`{"lon", "lat"}`): counts the points that hold one; geo conditions are
+    /// evaluated point by point (the index does not narrow them yet).
+    Geo,
 }
 
 impl PayloadIndexType {
@@ -47,6 +50,7 @@ impl PayloadIndexType {
             PayloadIndexType::Text => "text",
             PayloadIndexType::Uuid => "uuid",
             PayloadIndexType::Datetime => "datetime",
+            PayloadIndexType::Geo => "geo",
         }
     }
 
@@ -59,6 +63,7 @@ impl PayloadIndexType {
             PayloadIndexType::Text => 5,
             PayloadIndexType::Uuid => 6,
             PayloadIndexType::Datetime => 7,
+            PayloadIndexType::Geo => 8,
         }
     }
 
@@ -71,6 +76,7 @@ impl PayloadIndexType {
             5 => PayloadIndexType::Text,
             6 => PayloadIndexType::Uuid,
             7 => PayloadIndexType::Datetime,
+            8 => PayloadIndexType::Geo,
             _ => return None,
         })
     }
@@ -87,8 +93,9 @@ impl std::str::FromStr for PayloadIndexType {
             "text" => Ok(PayloadIndexType::Text),
             "uuid" => Ok(PayloadIndexType::Uuid),
             "datetime" => Ok(PayloadIndexType::Datetime),
+            "geo" => Ok(PayloadIndexType::Geo),
             other => Err(Error::Unsupported(format!(
-                "payload index type {other:?}; Quiver has keyword, integer, float, bool, text, uuid and datetime"
+                "payload index type {other:?}; Quiver has keyword, integer, float, bool, text, uuid, datetime and geo"
             ))),
         }
     }
@@ -183,7 +190,7 @@ impl FieldIndex {
                 no: RoaringBitmap::new(),
             },
             // Text indexes live in the state (`State::text`).
-            PayloadIndexType::Text => IndexData::Inert,
+            PayloadIndexType::Text | PayloadIndexType::Geo => IndexData::Inert,
         };
         FieldIndex {
             key,
@@ -222,6 +229,10 @@ impl FieldIndex {
                     parse_datetime(s).map(|us| m.entry(OrdF64::new(us as f64)).or_default())
                 }
                 (IndexData::Bool { yes, no }, Value::Bool(b)) => Some(if *b { yes } else { no }),
+                (IndexData::Inert, v) if self.kind == PayloadIndexType::Geo && crate::geo::GeoPoint::from_value(v).is_some() => {
+                    any = true;
+                    None
+                }
                 _ => None,
             };
             if let Some(set) = set {
@@ -258,7 +269,11 @@ impl FieldIndex {
     /// values the filter compares, by the same equality. Ranges are exact on a float index, and
     /// on an integer index while it holds no number outside the integers an `f64` represents.
     fn lookup(&self, check: &FieldCheck) -> Option<(RoaringBitmap, bool)> {
-        if self.kind == PayloadIndexType::Datetime {
+        if matches!(self.kind, PayloadIndexType::Datetime | PayloadIndexType::Geo) {
+            return None;
+        }
+        if matches!(check, FieldCheck::Range(r) if r.datetime) {
+            // Datetime bounds against a numeric index: evaluated point by point.
             return None;
         }
         let set = self.lookup_set(check)?;
@@ -559,7 +574,7 @@ mod tests {
 
     #[test]
     fn integer_bounds_of_ranges() {
-        let r = |gt, gte, lt, lte| Range { gt, gte, lt, lte };
+        let r = |gt, gte, lt, lte| Range { gt, gte, lt, lte, datetime: false };
         assert_eq!(integer_bounds(&r(Some(1.5), None, Some(4.0), None)), Some((2, 3)));
         assert_eq!(integer_bounds(&r(None, Some(2.0), None, Some(2.0))), Some((2, 2)));
         assert_eq!(integer_bounds(&r(Some(2.0), None, Some(3.0), None)), None);

@@ -391,6 +391,9 @@ fn answering(check: &FieldCheck) -> (&'static str, &'static [PayloadIndexType]) 
         FieldCheck::ValuesCount(_) => ("values_count", &[T::Keyword, T::Integer, T::Float, T::Bool, T::Uuid, T::Text, T::Datetime]),
         FieldCheck::Text(_) => ("text", &[T::Text]),
         FieldCheck::Phrase(_) => ("phrase", &[T::Text]),
+        FieldCheck::TextAny(_) => ("text_any", &[T::Text]),
+        FieldCheck::Prefix(_) => ("prefix", &[T::Keyword]),
+        FieldCheck::Geo(_) => ("geo", &[T::Geo]),
     }
 }
 
@@ -417,7 +420,7 @@ fn first_unindexed(f: &Filter, index_of: &dyn Fn(&str) -> Option<PayloadIndexTyp
                 let nested = |k: &str| index_of(&format!("{prefix}[].{k}"));
                 first_unindexed(filter, &nested).map(|(k, need, have)| (format!("{prefix}[].{k}"), need, have))
             }
-            Condition::HasId(_) | Condition::HasVector(_) => None,
+            Condition::HasId(_) | Condition::HasVector(_) | Condition::Slice { .. } => None,
         };
         if found.is_some() {
             return found;

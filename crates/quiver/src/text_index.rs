@@ -55,6 +55,12 @@ pub fn contains_all(text: &str, query: &str) -> bool {
     want.iter().all(|t| have.contains(t))
 }
 
+/// Whether `text` contains at least one token of `query` (Qdrant's `match: {text_any}`).
+pub fn contains_any(text: &str, query: &str) -> bool {
+    let want: std::collections::HashSet<String> = tokens(query).into_iter().collect();
+    !want.is_empty() && tokens(text).iter().any(|t| want.contains(t))
+}
+
 /// Whether the tokens of `phrase` occur consecutively in `text` (Qdrant's `match: {phrase}`).
 pub fn contains_phrase(text: &str, phrase: &str) -> bool {
     let p = tokens(phrase);
