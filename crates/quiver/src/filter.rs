@@ -22,6 +22,8 @@ pub struct PathPart {
     pub name: String,
     /// `name[]`: walk into the array's elements.
     pub array: bool,
+    /// `name[3]`: only that element of the array.
+    pub index: Option<usize>,
 }
 
 /// A parsed key such as `country.cities[].population`.
@@ -38,18 +40,25 @@ impl KeyPath {
         }
         let mut parts = Vec::new();
         for raw in text.split('.') {
-            let (name, array) = match raw.strip_suffix("[]") {
-                Some(n) => (n, true),
-                None => (raw, false),
+            let (name, array, index) = match raw.strip_suffix("[]") {
+                Some(n) => (n, true, None),
+                None => match raw.strip_suffix(']').and_then(|r| r.rsplit_once('[')) {
+                    Some((n, i)) => match i.parse::<usize>() {
+                        Ok(i) => (n, false, Some(i)),
+                        Err(_) => (raw, false, None),
+                    },
+                    None => (raw, false, None),
+                },
             };
             if name.is_empty() || name.contains('[') || name.contains(']') {
                 return Err(Error::InvalidFilter(format!(
-                    "invalid key {text:?}: each part is a name, optionally followed by []"
+                    "invalid key {text:?}: each part is a name, optionally followed by [] or [index]"
                 )));
             }
             parts.push(PathPart {
                 name: name.to_string(),
                 array,
+                index,
             });
         }
         Ok(KeyPath {
@@ -66,7 +75,11 @@ impl KeyPath {
             next.clear();
             let visit = |obj: &'a Map<String, Value>, next: &mut Vec<&'a Value>| {
                 if let Some(v) = obj.get(&part.name) {
-                    if part.array {
+                    if let Some(i) = part.index {
+                        if let Some(item) = v.as_array().and_then(|items| items.get(i)) {
+                            next.push(item);
+                        }
+                    } else if part.array {
                         if let Value::Array(items) = v {
                             next.extend(items.iter());
                         }
@@ -506,7 +519,10 @@ fn parse_condition(v: &Value, at: &str, depth: usize) -> Result<Condition> {
                 problem: "slice needs whole numbers total and index".into(),
             });
         };
-        if total == 0 || index >= total {
+        if total == 0 {
+            return Err(Error::InvalidFilter(format!("{here}.total must be at least 1")));
+        }
+        if index >= total {
             return Err(Error::Validation {
                 field: here,
                 problem: format!("index must be below total and total at least 1, got index {index} of {total}"),

@@ -136,3 +136,71 @@ mod tests {
         assert_eq!(payload_exclude(&doc(), &["missing.key".into()]), doc());
     }
 }
+
+/// Merges `value`'s keys into the object(s) at `path` inside `payload` (Qdrant's set payload
+/// with a `key`): missing objects on the way are created, `name[i]` walks into element `i`
+/// of an array (nothing happens when it has none), and `name[]` into every element.
+pub fn set_at(payload: &mut Map<String, Value>, path: &KeyPath, value: &Map<String, Value>) {
+    fn walk(obj: &mut Map<String, Value>, parts: &[PathPart], value: &Map<String, Value>) {
+        let Some((part, rest)) = parts.split_first() else {
+            for (k, v) in value {
+                obj.insert(k.clone(), v.clone());
+            }
+            return;
+        };
+        let slot = obj.entry(part.name.clone()).or_insert_with(|| {
+            if part.array || part.index.is_some() {
+                Value::Array(Vec::new())
+            } else {
+                Value::Object(Map::new())
+            }
+        });
+        let into = |v: &mut Value| {
+            if !v.is_object() {
+                *v = Value::Object(Map::new());
+            }
+            walk(v.as_object_mut().expect("made an object"), rest, value);
+        };
+        match (part.index, part.array) {
+            (Some(i), _) => {
+                if let Some(item) = slot.as_array_mut().and_then(|a| a.get_mut(i)) {
+                    into(item);
+                }
+            }
+            (None, true) => {
+                if let Some(items) = slot.as_array_mut() {
+                    items.iter_mut().for_each(into);
+                }
+            }
+            (None, false) => into(slot),
+        }
+    }
+    walk(payload, &path.parts, value);
+}
+
+#[cfg(test)]
+mod set_at_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn set_at_walks_objects_indices_and_arrays() {
+        let mut p = obj(json!({"a": {"x": 1}, "list": [{"k": 1}, {"k": 2}], "n": 5}));
+        set_at(&mut p, &KeyPath::parse("a").unwrap(), &obj(json!({"y": 2})));
+        set_at(&mut p, &KeyPath::parse("list[1].deep").unwrap(), &obj(json!({"z": true})));
+        set_at(&mut p, &KeyPath::parse("list[].tag").unwrap(), &obj(json!({"t": "x"})));
+        set_at(&mut p, &KeyPath::parse("list[9]").unwrap(), &obj(json!({"never": 1})));
+        set_at(&mut p, &KeyPath::parse("new.path").unwrap(), &obj(json!({"v": 0})));
+        set_at(&mut p, &KeyPath::parse("n").unwrap(), &obj(json!({"was": "a number"})));
+        assert_eq!(
+            Value::Object(p),
+            json!({"a": {"x": 1, "y": 2},
+                   "list": [{"k": 1, "tag": {"t": "x"}}, {"k": 2, "deep": {"z": true}, "tag": {"t": "x"}}],
+                   "n": {"was": "a number"}, "new": {"path": {"v": 0}}})
+        );
+    }
+}

@@ -10,7 +10,7 @@ use super::*;
 enum BatchOp {
     Upsert(Upsert),
     Delete(PointSelector),
-    SetPayload(PointSelector, Payload),
+    SetPayload(PointSelector, Payload, Option<String>),
     OverwritePayload(PointSelector, Payload),
     DeletePayload(PointSelector, Vec<String>),
     ClearPayload(PointSelector),
@@ -35,8 +35,11 @@ fn parse_op(op: &Value, i: usize) -> Result<BatchOp, ApiError> {
     Ok(match kind.as_str() {
         "upsert" => BatchOp::Upsert(parse_upsert(b)?),
         "delete" => BatchOp::Delete(selected(&["points", "filter", "shard_key"])?),
-        "set_payload" => BatchOp::SetPayload(selected(PAYLOAD_FIELDS)?, payload_field(b)?),
-        "overwrite_payload" => BatchOp::OverwritePayload(selected(PAYLOAD_FIELDS)?, payload_field(b)?),
+        "set_payload" => BatchOp::SetPayload(selected(PAYLOAD_FIELDS)?, payload_field(b)?, payload_key(b)?),
+        "overwrite_payload" => {
+            reject_present(b, &["key"])?;
+            BatchOp::OverwritePayload(selected(PAYLOAD_FIELDS)?, payload_field(b)?)
+        }
         "delete_payload" => BatchOp::DeletePayload(selected(&["keys", "points", "filter", "shard_key"])?, parse_payload_keys(b)?),
         "clear_payload" => BatchOp::ClearPayload(selected(&["points", "filter", "shard_key"])?),
         "update_vectors" => {
@@ -60,7 +63,8 @@ fn apply(c: &Collection, op: BatchOp) -> Result<WriteAck, ApiError> {
     Ok(match op {
         BatchOp::Upsert((points, mode, condition)) => c.upsert_if(points, mode, condition.as_ref())?,
         BatchOp::Delete(sel) => c.delete(&sel)?,
-        BatchOp::SetPayload(sel, p) => c.set_payload(&sel, p)?,
+        BatchOp::SetPayload(sel, p, None) => c.set_payload(&sel, p)?,
+        BatchOp::SetPayload(sel, p, Some(key)) => c.set_payload_at(&sel, p, &key)?,
         BatchOp::OverwritePayload(sel, p) => c.overwrite_payload(&sel, p)?,
         BatchOp::DeletePayload(sel, keys) => c.delete_payload_keys(&sel, keys)?,
         BatchOp::ClearPayload(sel) => c.clear_payload(&sel)?,

@@ -115,14 +115,16 @@ pub(super) async fn delete_points(State(state): State<AppState>, Path(name): Pat
 }
 
 pub(super) async fn set_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    selected_update(state, name, body, PAYLOAD_FIELDS, |c, sel, b| {
-        Ok(c.set_payload(&sel, payload_field(b)?)?)
+    selected_update(state, name, body, PAYLOAD_FIELDS, |c, sel, b| match payload_key(b)? {
+        Some(key) => Ok(c.set_payload_at(&sel, payload_field(b)?, &key)?),
+        None => Ok(c.set_payload(&sel, payload_field(b)?)?),
     })
     .await
 }
 
 pub(super) async fn overwrite_payload(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     selected_update(state, name, body, PAYLOAD_FIELDS, |c, sel, b| {
+        reject_present(b, &["key"])?;
         Ok(c.overwrite_payload(&sel, payload_field(b)?)?)
     })
     .await

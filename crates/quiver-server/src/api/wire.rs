@@ -450,8 +450,16 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
     Err(ApiError::bad("points or batch is required"))
 }
 
+/// `key` of a set-payload body: the nested object the payload goes into.
+pub(super) fn payload_key(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match body.get("key") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(k)) => Ok(Some(k.clone())),
+        Some(other) => Err(ApiError::bad(format!("key must be a payload path, got {other}"))),
+    }
+}
+
 pub(super) fn payload_field(body: &Map<String, Value>) -> Result<Payload, ApiError> {
-    reject_present(body, &["key"])?;
     match body.get("payload") {
         Some(Value::Object(p)) => Ok(p.clone()),
         _ => Err(ApiError::bad("payload must be an object")),

@@ -300,6 +300,40 @@ impl Collection {
         Ok(WriteAck { seq, affected })
     }
 
+    /// Merges `payload` into the object at `key` inside the selected points' payloads (Qdrant's
+    /// set payload with a `key`, such as `"meta.author"` or `"chunks[].source"`; see
+    /// [`crate::projection::set_at`]). Logged as the points' new contents.
+    pub fn set_payload_at(&self, selector: &PointSelector, payload: Payload, key: &str) -> Result<WriteAck> {
+        let path = crate::filter::KeyPath::parse(key).map_err(|e| Error::InvalidRequest(format!("payload key: {e}")))?;
+        let mut w = self.writer()?;
+        let points: Vec<Point> = {
+            let st = self.inner.state.read();
+            self.selected_rows(&st, selector)
+                .into_iter()
+                .map(|row| {
+                    let mut p = Self::stored_point(&st, row);
+                    let mut merged = p.payload.take().unwrap_or_default();
+                    crate::projection::set_at(&mut merged, &path, &payload);
+                    let bytes = serde_json::to_vec(&merged).map_or(0, |b| b.len());
+                    if bytes > PAYLOAD_BYTES_MAX {
+                        return Err(Error::InvalidPayload {
+                            reason: format!("{bytes} bytes exceeds the limit of {PAYLOAD_BYTES_MAX}"),
+                            point: Some(p.id.to_string()),
+                        });
+                    }
+                    p.payload = Some(merged);
+                    Ok(p)
+                })
+                .collect::<Result<_>>()?
+        };
+        if points.is_empty() {
+            return Ok(WriteAck { seq: w.last_seq, affected: 0 });
+        }
+        let affected = points.len();
+        let seq = self.commit(&mut w, Op::Upsert(points))?;
+        Ok(WriteAck { seq, affected })
+    }
+
     /// Removes the named vectors (the main one too, by its name) from the selected points,
     /// keeping everything else (Qdrant's `POST /points/vectors/delete`). Names the collection
     /// does not declare are an error.
