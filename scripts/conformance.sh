@@ -2,8 +2,8 @@
 # Runs Qdrant's own REST test suite against `quiver serve` and reports how many of its in-scope
 # items pass. The suite is Qdrant's code: it stays in ../shared/conformance/qdrant (or
 # $QUIVER_CONFORMANCE_DIR) and is never copied here; without it this script says it skipped
-# the run. Informational for now: the pass count is printed, failures do not fail the run
-# (making them pass is the Query API issue).
+# the run. The pass count is printed and ratchets: the run fails when fewer items pass than
+# QUIVER_CONFORMANCE_FLOOR (raise it when more pass; docs/api.md lists the ones that fail).
 # Usage: scripts/conformance.sh   (installs the suite's Python packages into target/conformance-venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +38,10 @@ SUMMARY=$(tail -1 "$QUIVER_DATA.log")
 PASSED=$(echo "$SUMMARY" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 FAILED=$(echo "$SUMMARY" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
 ERRORS=$(echo "$SUMMARY" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+' || echo 0)
-echo "qdrant conformance (informational): $PASSED of $((PASSED + FAILED + ERRORS)) in-scope items pass against quiver serve"
+# 759 is 90% of the suite's 843 in-scope items; session 7 reached 760.
+FLOOR="${QUIVER_CONFORMANCE_FLOOR:-759}"
+echo "qdrant conformance: $PASSED of $((PASSED + FAILED + ERRORS)) in-scope items pass against quiver serve (floor $FLOOR)"
+if [ "$PASSED" -lt "$FLOOR" ]; then
+  echo "error: qdrant conformance fell below its floor ($PASSED < $FLOOR); see target/conformance.log"
+  exit 1
+fi

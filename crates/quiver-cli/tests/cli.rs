@@ -836,7 +836,11 @@ fn snapshots_from_the_command_line() {
     let dir = &tmp.path().join("data");
     ok(dir, &["create", "kb", "--dim", "2"]);
     let file = tmp.path().join("p.jsonl");
-    std::fs::write(&file, "{\"id\": 1, \"vector\": [1, 0], \"payload\": {\"k\": \"v\"}}\n{\"id\": 2, \"vector\": [0, 1]}\n").unwrap();
+    std::fs::write(
+        &file,
+        "{\"id\": 1, \"vector\": [1, 0], \"payload\": {\"k\": \"v\"}}\n{\"id\": 2, \"vector\": [0, 1]}\n",
+    )
+    .unwrap();
     ok(dir, &["upsert", "kb", "--file", file.to_str().unwrap()]);
     let made = json(dir, &["snapshot", "create", "kb"]);
     let name = made["name"].as_str().unwrap().to_string();

@@ -146,7 +146,9 @@ fn check(c: &Collection, sm: &StrictMode, route: Route, body: &Value, timeout: O
         Route::Selected { grows } => check_selected(c, sm, o, grows),
         Route::WriteBatch => {
             for op in o.get("operations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
-                let Some((kind, inner)) = op.as_object().and_then(|m| m.iter().next()) else { continue };
+                let Some((kind, inner)) = op.as_object().and_then(|m| m.iter().next()) else {
+                    continue;
+                };
                 let inner = inner.as_object().unwrap_or(&empty);
                 match kind.as_str() {
                     "upsert" => check_write_points(c, sm, Route::Upsert, inner)?,
@@ -214,10 +216,20 @@ fn query_cost(o: &Map<String, Value>) -> usize {
             Value::Object(q) if q.contains_key("recommend") => examples(q["recommend"].as_object()),
             Value::Object(q) if q.contains_key("discover") || q.contains_key("context") => {
                 let d = q.get("discover").unwrap_or(&Value::Null);
-                let pairs = d.get("context").or_else(|| q.get("context")).and_then(Value::as_array).map_or(0, Vec::len);
+                let pairs = d
+                    .get("context")
+                    .or_else(|| q.get("context"))
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
                 usize::from(d.get("target").is_some()) + 2 * pairs
             }
-            Value::Object(q) if ["fusion", "rrf", "sample", "order_by", "formula"].iter().any(|k| q.contains_key(*k)) => 0,
+            Value::Object(q)
+                if ["fusion", "rrf", "sample", "order_by", "formula"]
+                    .iter()
+                    .any(|k| q.contains_key(*k)) =>
+            {
+                0
+            }
             Value::Null => 0,
             _ => 1,
         }
@@ -228,7 +240,10 @@ fn query_cost(o: &Map<String, Value>) -> usize {
         if !per_example {
             return 1;
         }
-        ["positive", "negative"].iter().map(|k| r.get(*k).and_then(Value::as_array).map_or(0, Vec::len)).sum()
+        ["positive", "negative"]
+            .iter()
+            .map(|k| r.get(*k).and_then(Value::as_array).map_or(0, Vec::len))
+            .sum()
     }
     if o.contains_key("positive") || o.contains_key("negative") {
         return examples(Some(o));

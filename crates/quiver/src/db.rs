@@ -11,9 +11,9 @@
 use crate::aliases::{self, AliasAction};
 use crate::collection::{self, Collection};
 use crate::error::{Error, Result};
-use crate::types::{validate_name, CollectionConfig};
 use crate::settings::CollectionSettings;
 use crate::snapshot::{self, SnapshotInfo};
+use crate::types::{validate_name, CollectionConfig};
 use parking_lot::Mutex;
 use quiver_storage::{fsio, lock::DirLock, StorageError};
 use std::collections::{BTreeMap, HashMap};
@@ -264,7 +264,10 @@ impl Database {
     pub fn recover_snapshot(&self, name: &str, archive: &Path, checksum: Option<&str>) -> Result<Collection> {
         validate_name(name)?;
         if !archive.is_file() {
-            return Err(Error::InvalidRequest(format!("Snapshot file {:?} does not exist", archive.display().to_string())));
+            return Err(Error::InvalidRequest(format!(
+                "Snapshot file {:?} does not exist",
+                archive.display().to_string()
+            )));
         }
         if let Some(sum) = checksum {
             snapshot::verify_checksum(archive, sum)?;
@@ -280,7 +283,9 @@ impl Database {
         }
         if self.aliases.lock().contains_key(name) {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(Error::InvalidRequest(format!("{name:?} is an alias; recover into a collection name")));
+            return Err(Error::InvalidRequest(format!(
+                "{name:?} is an alias; recover into a collection name"
+            )));
         }
         let mut open = self.open.lock();
         let dir = self.collections_dir().join(name);

@@ -187,9 +187,11 @@ impl Range {
                 Value::Number(n) => Some(n.as_f64().ok_or_else(|| Error::InvalidFilter(format!("{at}.{k}: not a number")))?),
                 Value::String(t) => {
                     r.datetime = true;
-                    Some(crate::payload_index::parse_datetime(t).ok_or_else(|| {
-                        Error::InvalidFilter(format!("{at}.{k}: {t:?} is neither a number nor an RFC 3339 datetime"))
-                    })? as f64)
+                    Some(
+                        crate::payload_index::parse_datetime(t)
+                            .ok_or_else(|| Error::InvalidFilter(format!("{at}.{k}: {t:?} is neither a number nor an RFC 3339 datetime")))?
+                            as f64,
+                    )
                 }
                 other => return Err(Error::InvalidFilter(format!("{at}.{k}: expected a number, got {other}"))),
             };
@@ -801,22 +803,54 @@ mod tests {
     fn prefix_text_any_geo_datetime_and_slices() {
         let doc = json!({"url": "https://qdrant.tech/docs", "body": "the quick brown fox",
                          "at": {"lon": 13.4, "lat": 52.5}, "when": "2024-03-01T10:00:00Z"});
-        check(json!({"must": [{"key": "url", "match": {"prefix": "https://qdrant."}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "url", "match": {"prefix": "http://"}}]}), doc.clone(), false);
-        check(json!({"must": [{"key": "body", "match": {"text_any": "slow fox"}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "body", "match": {"text_any": "slow cat"}}]}), doc.clone(), false);
+        check(
+            json!({"must": [{"key": "url", "match": {"prefix": "https://qdrant."}}]}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"must": [{"key": "url", "match": {"prefix": "http://"}}]}),
+            doc.clone(),
+            false,
+        );
+        check(
+            json!({"must": [{"key": "body", "match": {"text_any": "slow fox"}}]}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"must": [{"key": "body", "match": {"text_any": "slow cat"}}]}),
+            doc.clone(),
+            false,
+        );
         check(json!({"must": [{"key": "body", "match": {"text_any": ""}}]}), doc.clone(), false);
         let berlin = json!({"must": [{"key": "at", "geo_radius": {"center": {"lon": 13.41, "lat": 52.52}, "radius": 5000}}]});
         check(berlin, doc.clone(), true);
         let far = json!({"must": [{"key": "at", "geo_radius": {"center": {"lon": 2.35, "lat": 48.86}, "radius": 5000}}]});
         check(far, doc.clone(), false);
-        check(json!({"must": [{"key": "when", "range": {"gte": "2024-03-01", "lt": "2024-03-02T00:00:00+00:00"}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "when", "range": {"gt": "2024-03-01T11:00:00+02:00"}}]}), doc.clone(), true);
-        check(json!({"must": [{"key": "when", "range": {"gt": "2024-03-01T10:00:00Z"}}]}), doc.clone(), false);
+        check(
+            json!({"must": [{"key": "when", "range": {"gte": "2024-03-01", "lt": "2024-03-02T00:00:00+00:00"}}]}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"must": [{"key": "when", "range": {"gt": "2024-03-01T11:00:00+02:00"}}]}),
+            doc.clone(),
+            true,
+        );
+        check(
+            json!({"must": [{"key": "when", "range": {"gt": "2024-03-01T10:00:00Z"}}]}),
+            doc.clone(),
+            false,
+        );
         // Slices partition the ids.
         for id in 0..200u64 {
             let hits: Vec<u64> = (0..4)
-                .filter(|&i| Filter::from_json(&json!({"must": [{"slice": {"total": 4, "index": i}}]})).unwrap().matches(PointId::Num(id), &payload(json!({}))))
+                .filter(|&i| {
+                    Filter::from_json(&json!({"must": [{"slice": {"total": 4, "index": i}}]}))
+                        .unwrap()
+                        .matches(PointId::Num(id), &payload(json!({})))
+                })
                 .collect();
             assert_eq!(hits.len(), 1, "id {id} in slices {hits:?}");
         }

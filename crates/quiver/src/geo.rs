@@ -29,11 +29,15 @@ impl GeoPoint {
     }
 
     fn parse(v: &Value, at: &str) -> Result<GeoPoint> {
-        let p = GeoPoint::from_value(v).ok_or_else(|| Error::InvalidFilter(format!("{at} must be {{\"lon\": number, \"lat\": number}}")))?;
+        let p =
+            GeoPoint::from_value(v).ok_or_else(|| Error::InvalidFilter(format!("{at} must be {{\"lon\": number, \"lat\": number}}")))?;
         if !(-180.0..=180.0).contains(&p.lon) || !(-90.0..=90.0).contains(&p.lat) {
             return Err(Error::Validation {
                 field: at.to_string(),
-                problem: format!("longitude must be in [-180, 180] and latitude in [-90, 90], got ({}, {})", p.lon, p.lat),
+                problem: format!(
+                    "longitude must be in [-180, 180] and latitude in [-90, 90], got ({}, {})",
+                    p.lon, p.lat
+                ),
             });
         }
         Ok(p)
@@ -89,7 +93,10 @@ fn ring(v: &Value, at: &str) -> Result<Vec<GeoPoint>> {
     if pts.len() < 4 {
         return Err(Error::Validation {
             field: at.to_string(),
-            problem: format!("a polygon ring needs at least 4 points (the first repeated last), got {}", pts.len()),
+            problem: format!(
+                "a polygon ring needs at least 4 points (the first repeated last), got {}",
+                pts.len()
+            ),
         });
     }
     if pts.first() != pts.last() {
@@ -201,15 +208,35 @@ mod tests {
 
     #[test]
     fn boxes_radii_and_polygons_by_hand() {
-        let b = GeoShape::parse("geo_bounding_box", &json!({"top_left": {"lon": 10, "lat": 55}, "bottom_right": {"lon": 15, "lat": 50}}), "f").unwrap();
+        let b = GeoShape::parse(
+            "geo_bounding_box",
+            &json!({"top_left": {"lon": 10, "lat": 55}, "bottom_right": {"lon": 15, "lat": 50}}),
+            "f",
+        )
+        .unwrap();
         assert!(b.contains(&pt(13.4, 52.5)));
         assert!(!b.contains(&pt(16.0, 52.5)));
         // Across the antimeridian.
-        let b = GeoShape::parse("geo_bounding_box", &json!({"top_left": {"lon": 170, "lat": 10}, "bottom_right": {"lon": -170, "lat": -10}}), "f").unwrap();
+        let b = GeoShape::parse(
+            "geo_bounding_box",
+            &json!({"top_left": {"lon": 170, "lat": 10}, "bottom_right": {"lon": -170, "lat": -10}}),
+            "f",
+        )
+        .unwrap();
         assert!(b.contains(&pt(179.0, 0.0)) && b.contains(&pt(-179.0, 0.0)) && !b.contains(&pt(0.0, 0.0)));
-        let r = GeoShape::parse("geo_radius", &json!({"center": {"lon": 13.405, "lat": 52.52}, "radius": 1_700_000.0}), "f").unwrap();
+        let r = GeoShape::parse(
+            "geo_radius",
+            &json!({"center": {"lon": 13.405, "lat": 52.52}, "radius": 1_700_000.0}),
+            "f",
+        )
+        .unwrap();
         assert!(r.contains(&pt(37.6173, 55.7558)));
-        let r = GeoShape::parse("geo_radius", &json!({"center": {"lon": 13.405, "lat": 52.52}, "radius": 1_500_000.0}), "f").unwrap();
+        let r = GeoShape::parse(
+            "geo_radius",
+            &json!({"center": {"lon": 13.405, "lat": 52.52}, "radius": 1_500_000.0}),
+            "f",
+        )
+        .unwrap();
         assert!(!r.contains(&pt(37.6173, 55.7558)));
         let square = json!({"points": [{"lon": 0, "lat": 0}, {"lon": 10, "lat": 0}, {"lon": 10, "lat": 10}, {"lon": 0, "lat": 10}, {"lon": 0, "lat": 0}]});
         let hole = json!({"points": [{"lon": 4, "lat": 4}, {"lon": 6, "lat": 4}, {"lon": 6, "lat": 6}, {"lon": 4, "lat": 6}, {"lon": 4, "lat": 4}]});
@@ -222,7 +249,8 @@ mod tests {
 
     #[test]
     fn open_or_short_rings_are_refused() {
-        let open = json!({"exterior": {"points": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 1, "lat": 1}, {"lon": 0, "lat": 1}]}});
+        let open =
+            json!({"exterior": {"points": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 1, "lat": 1}, {"lon": 0, "lat": 1}]}});
         assert!(GeoShape::parse("geo_polygon", &open, "f").is_err());
         let short = json!({"exterior": {"points": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 0, "lat": 0}]}});
         assert!(GeoShape::parse("geo_polygon", &short, "f").is_err());

@@ -33,8 +33,8 @@ pub mod settings;
 pub mod snapshot;
 mod sparse_index;
 mod state;
-pub mod strict_mode;
 mod store;
+pub mod strict_mode;
 mod text_index;
 mod types;
 pub mod vector_model;
@@ -54,6 +54,8 @@ pub use monitor::RecallEstimate;
 pub use payload_index::{parse_datetime, PayloadIndexType};
 pub use projection::{payload_exclude, payload_include};
 pub use quiver_storage::StorageError;
+pub use settings::CollectionSettings;
+pub use strict_mode::StrictMode;
 pub use text_index::{check_query_text, rrf, tokens};
 pub use types::{
     named_vectors_from_json, payload_from_json, validate_name, vector_data_from_json, vector_from_json, CollectionConfig, Durability,
@@ -61,8 +63,6 @@ pub use types::{
     FILTER_DEPTH_MAX, NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PERIODIC_INTERVAL_MS_MAX, SEARCH_LIMIT_MAX, TARGET_RECALL_DEFAULT,
     VECTOR_NORM_MAX,
 };
-pub use settings::CollectionSettings;
-pub use strict_mode::StrictMode;
 pub use vector_model::{NamedVectors, QueryVector, SparseVector, VectorData, VectorSchema};
 
 /// Reading a collection's files without opening it: for diagnostics and the storage tests.

@@ -574,7 +574,13 @@ mod tests {
 
     #[test]
     fn integer_bounds_of_ranges() {
-        let r = |gt, gte, lt, lte| Range { gt, gte, lt, lte, datetime: false };
+        let r = |gt, gte, lt, lte| Range {
+            gt,
+            gte,
+            lt,
+            lte,
+            datetime: false,
+        };
         assert_eq!(integer_bounds(&r(Some(1.5), None, Some(4.0), None)), Some((2, 3)));
         assert_eq!(integer_bounds(&r(None, Some(2.0), None, Some(2.0))), Some((2, 2)));
         assert_eq!(integer_bounds(&r(Some(2.0), None, Some(3.0), None)), None);

@@ -201,8 +201,11 @@ pub(crate) fn create_full(db: &crate::Database, dir: &Path) -> Result<SnapshotIn
             let from = parts.join(&info.name);
             let to = parts.join(format!("{cname}{SNAPSHOT_SUFFIX}"));
             fs::rename(&from, &to).map_err(StorageError::io(&to))?;
-            fs::rename(parts.join(format!("{}{CHECKSUM_SUFFIX}", info.name)), parts.join(format!("{cname}{SNAPSHOT_SUFFIX}{CHECKSUM_SUFFIX}")))
-                .map_err(StorageError::io(&parts))?;
+            fs::rename(
+                parts.join(format!("{}{CHECKSUM_SUFFIX}", info.name)),
+                parts.join(format!("{cname}{SNAPSHOT_SUFFIX}{CHECKSUM_SUFFIX}")),
+            )
+            .map_err(StorageError::io(&parts))?;
         }
         let aliases = db.root().join(crate::aliases::ALIASES_FILE);
         if aliases.exists() {
@@ -251,10 +254,18 @@ pub(crate) fn unpack(archive: &Path, target: &Path) -> Result<()> {
     let entries = tar.entries().map_err(|e| bad(format!("not a tar archive ({e})")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(format!("a damaged tar entry ({e})")))?;
-        let path = entry.path().map_err(|e| bad(format!("an entry without a readable path ({e})")))?.into_owned();
+        let path = entry
+            .path()
+            .map_err(|e| bad(format!("an entry without a readable path ({e})")))?
+            .into_owned();
         let rel = path
             .strip_prefix("collection")
-            .map_err(|_| bad(format!("{} is not a collection file (is this a Quiver collection snapshot?)", path.display())))?
+            .map_err(|_| {
+                bad(format!(
+                    "{} is not a collection file (is this a Quiver collection snapshot?)",
+                    path.display()
+                ))
+            })?
             .to_path_buf();
         if rel.as_os_str().is_empty() {
             continue;

@@ -198,11 +198,15 @@ impl StrictMode {
             ("search_max_hnsw_ef", self.search_max_hnsw_ef),
         ] {
             if v == Some(0) {
-                return Err(Error::InvalidRequest(format!("strict_mode_config.{name}: value 0 invalid, must be 1 or larger")));
+                return Err(Error::InvalidRequest(format!(
+                    "strict_mode_config.{name}: value 0 invalid, must be 1 or larger"
+                )));
             }
         }
         if self.search_max_oversampling.is_some_and(|o| !(o.is_finite() && o >= 1.0)) {
-            return Err(Error::InvalidRequest("strict_mode_config.search_max_oversampling must be 1 or larger".into()));
+            return Err(Error::InvalidRequest(
+                "strict_mode_config.search_max_oversampling must be 1 or larger".into(),
+            ));
         }
         Ok(())
     }
@@ -261,7 +265,11 @@ impl StrictMode {
         if !self.is_enabled() {
             return Ok(());
         }
-        let allow = if write { self.unindexed_filtering_update } else { self.unindexed_filtering_retrieve };
+        let allow = if write {
+            self.unindexed_filtering_update
+        } else {
+            self.unindexed_filtering_retrieve
+        };
         if allow == Some(false) {
             if let Some((key, need, found)) = first_unindexed(f, index_of) {
                 let help = format!("Create an index supporting `{need}` for this key.");
@@ -314,7 +322,11 @@ impl StrictMode {
 
     /// A multivector of `rows` rows in space `name`.
     pub fn check_multivector(&self, name: &str, rows: usize) -> Result<()> {
-        let max = self.multivector_config.as_ref().and_then(|m| m.get(name)).and_then(|l| l.max_vectors);
+        let max = self
+            .multivector_config
+            .as_ref()
+            .and_then(|m| m.get(name))
+            .and_then(|l| l.max_vectors);
         match max {
             Some(max) if self.is_enabled() && rows > max => Err(refuse(
                 format!("Multivector '{name}' has a limit of {max} vectors, but {rows} were provided!"),
@@ -340,17 +352,27 @@ impl StrictMode {
     /// once a limit is reached, so the write that crosses it still lands).
     pub fn check_size(&self, size: impl FnOnce() -> SizeStats) -> Result<()> {
         if !self.is_enabled()
-            || (self.max_collection_vector_size_bytes, self.max_collection_payload_size_bytes, self.max_points_count) == (None, None, None)
+            || (
+                self.max_collection_vector_size_bytes,
+                self.max_collection_payload_size_bytes,
+                self.max_points_count,
+            ) == (None, None, None)
         {
             return Ok(());
         }
         let s = size();
         let mb = |b: usize| b as f32 / (1024.0 * 1024.0);
         if let Some(max) = self.max_collection_vector_size_bytes.filter(|&m| s.vector_bytes >= m) {
-            return Err(Error::InvalidRequest(format!("Max vector storage size limit of {}MB reached!", mb(max))));
+            return Err(Error::InvalidRequest(format!(
+                "Max vector storage size limit of {}MB reached!",
+                mb(max)
+            )));
         }
         if let Some(max) = self.max_collection_payload_size_bytes.filter(|&m| s.payload_bytes >= m) {
-            return Err(Error::InvalidRequest(format!("Max payload storage size limit of {}MB reached!", mb(max))));
+            return Err(Error::InvalidRequest(format!(
+                "Max payload storage size limit of {}MB reached!",
+                mb(max)
+            )));
         }
         if let Some(max) = self.max_points_count.filter(|&m| s.points >= m) {
             return Err(Error::InvalidRequest(format!("Max points count limit of {max} reached!")));
@@ -384,11 +406,16 @@ fn type_title(kind: PayloadIndexType) -> String {
 fn answering(check: &FieldCheck) -> (&'static str, &'static [PayloadIndexType]) {
     use PayloadIndexType as T;
     match check {
-        FieldCheck::Match(MatchValue::Keyword(_)) | FieldCheck::Any(_) | FieldCheck::Except(_) => ("match", &[T::Keyword, T::Uuid, T::Integer]),
+        FieldCheck::Match(MatchValue::Keyword(_)) | FieldCheck::Any(_) | FieldCheck::Except(_) => {
+            ("match", &[T::Keyword, T::Uuid, T::Integer])
+        }
         FieldCheck::Match(MatchValue::Integer(_)) => ("match", &[T::Integer]),
         FieldCheck::Match(MatchValue::Bool(_)) => ("match", &[T::Bool]),
         FieldCheck::Range(_) => ("range", &[T::Integer, T::Float, T::Datetime]),
-        FieldCheck::ValuesCount(_) => ("values_count", &[T::Keyword, T::Integer, T::Float, T::Bool, T::Uuid, T::Text, T::Datetime]),
+        FieldCheck::ValuesCount(_) => (
+            "values_count",
+            &[T::Keyword, T::Integer, T::Float, T::Bool, T::Uuid, T::Text, T::Datetime],
+        ),
         FieldCheck::Text(_) => ("text", &[T::Text]),
         FieldCheck::Phrase(_) => ("phrase", &[T::Text]),
         FieldCheck::TextAny(_) => ("text_any", &[T::Text]),
@@ -399,8 +426,16 @@ fn answering(check: &FieldCheck) -> (&'static str, &'static [PayloadIndexType]) 
 
 /// The first key `f` reads without an index that answers the check: (key, the check's name,
 /// the index the key has instead).
-fn first_unindexed(f: &Filter, index_of: &dyn Fn(&str) -> Option<PayloadIndexType>) -> Option<(String, &'static str, Option<PayloadIndexType>)> {
-    let conds = f.must.iter().chain(&f.should).chain(&f.must_not).chain(f.min_should.iter().flat_map(|m| &m.conditions));
+fn first_unindexed(
+    f: &Filter,
+    index_of: &dyn Fn(&str) -> Option<PayloadIndexType>,
+) -> Option<(String, &'static str, Option<PayloadIndexType>)> {
+    let conds = f
+        .must
+        .iter()
+        .chain(&f.should)
+        .chain(&f.must_not)
+        .chain(f.min_should.iter().flat_map(|m| &m.conditions));
     for c in conds {
         let found = match c {
             Condition::Field(fc) => fc.checks.iter().find_map(|check| {
@@ -431,7 +466,12 @@ fn first_unindexed(f: &Filter, index_of: &dyn Fn(&str) -> Option<PayloadIndexTyp
 
 /// Conditions in a filter, nested ones counted one by one (a nested filter is not itself one).
 pub fn condition_count(f: &Filter) -> usize {
-    let conds = f.must.iter().chain(&f.should).chain(&f.must_not).chain(f.min_should.iter().flat_map(|m| &m.conditions));
+    let conds = f
+        .must
+        .iter()
+        .chain(&f.should)
+        .chain(&f.must_not)
+        .chain(f.min_should.iter().flat_map(|m| &m.conditions));
     conds
         .map(|c| match c {
             Condition::Filter(inner) => condition_count(inner),
@@ -443,7 +483,12 @@ pub fn condition_count(f: &Filter) -> usize {
 
 /// The largest number of values any one condition lists.
 fn max_condition_size(f: &Filter) -> usize {
-    let conds = f.must.iter().chain(&f.should).chain(&f.must_not).chain(f.min_should.iter().flat_map(|m| &m.conditions));
+    let conds = f
+        .must
+        .iter()
+        .chain(&f.should)
+        .chain(&f.must_not)
+        .chain(f.min_should.iter().flat_map(|m| &m.conditions));
     conds
         .map(|c| match c {
             Condition::Field(fc) => fc
@@ -535,7 +580,6 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
 
     fn on() -> StrictMode {
         StrictMode {
@@ -566,10 +610,35 @@ mod tests {
             search_max_hnsw_ef: Some(8),
             ..on()
         };
-        let e = s.check_search(&SearchShape { limit: Some(4), ..SearchShape::default() }, &|_| None).unwrap_err();
+        let e = s
+            .check_search(
+                &SearchShape {
+                    limit: Some(4),
+                    ..SearchShape::default()
+                },
+                &|_| None,
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("Limit exceeded 4 > 3 for \"limit\""), "{e}");
-        assert!(s.check_search(&SearchShape { limit: Some(3), ef: Some(8), ..SearchShape::default() }, &|_| None).is_ok());
-        let e = s.check_search(&SearchShape { ef: Some(9), ..SearchShape::default() }, &|_| None).unwrap_err();
+        assert!(s
+            .check_search(
+                &SearchShape {
+                    limit: Some(3),
+                    ef: Some(8),
+                    ..SearchShape::default()
+                },
+                &|_| None
+            )
+            .is_ok());
+        let e = s
+            .check_search(
+                &SearchShape {
+                    ef: Some(9),
+                    ..SearchShape::default()
+                },
+                &|_| None,
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("hnsw_ef"), "{e}");
     }
 
@@ -598,9 +667,17 @@ mod tests {
         };
         let f = Filter::from_json(&serde_json::json!({"must": [{"key": "a", "match": {"value": 1}}, {"must": [{"key": "b", "match": {"value": 2}}, {"key": "c", "match": {"value": 3}}]}]})).unwrap();
         assert_eq!(condition_count(&f), 3);
-        assert!(s.check_filter(&f, false, &|_| None).unwrap_err().to_string().contains("Filter condition limit reached (3 > 2)"));
+        assert!(s
+            .check_filter(&f, false, &|_| None)
+            .unwrap_err()
+            .to_string()
+            .contains("Filter condition limit reached (3 > 2)"));
         let f = Filter::from_json(&serde_json::json!({"must": [{"key": "a", "match": {"any": [1, 2, 3]}}]})).unwrap();
-        assert!(s.check_filter(&f, false, &|_| None).unwrap_err().to_string().contains("Condition size limit reached (3 > 2)"));
+        assert!(s
+            .check_filter(&f, false, &|_| None)
+            .unwrap_err()
+            .to_string()
+            .contains("Condition size limit reached (3 > 2)"));
     }
 
     #[test]
@@ -622,10 +699,16 @@ mod tests {
         let mut b = RateLimiter::new(60); // one token a second
         assert!(b.take_at(60, t0, RateKind::Read).is_ok());
         let e = b.take_at(2, t0, RateKind::Read).unwrap_err().to_string();
-        assert!(e.contains("Operation requires 2 tokens but only 0.0 were available. Retry after 2s"), "{e}");
+        assert!(
+            e.contains("Operation requires 2 tokens but only 0.0 were available. Retry after 2s"),
+            "{e}"
+        );
         assert!(b.take_at(2, t0 + Duration::from_secs(2), RateKind::Read).is_ok());
         let e = b.take_at(61, t0, RateKind::Write).unwrap_err().to_string();
-        assert!(e.contains("Write rate limit exceeded, request larger than rate limiter capacity"), "{e}");
+        assert!(
+            e.contains("Write rate limit exceeded, request larger than rate limiter capacity"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -634,8 +717,17 @@ mod tests {
             max_points_count: Some(10),
             ..on()
         };
-        let size = |points| move || SizeStats { points, ..SizeStats::default() };
+        let size = |points| {
+            move || SizeStats {
+                points,
+                ..SizeStats::default()
+            }
+        };
         assert!(s.check_size(size(9)).is_ok());
-        assert!(s.check_size(size(10)).unwrap_err().to_string().contains("Max points count limit of 10 reached!"));
+        assert!(s
+            .check_size(size(10))
+            .unwrap_err()
+            .to_string()
+            .contains("Max points count limit of 10 reached!"));
     }
 }

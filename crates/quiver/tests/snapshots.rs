@@ -18,8 +18,22 @@ fn config() -> CollectionConfig {
     c.vectors = VectorSchema {
         main: String::new(),
         dense: [
-            ("img".to_string(), DenseParams { dim: 3, metric: Metric::Euclid, multivector: false }),
-            ("cols".to_string(), DenseParams { dim: 2, metric: Metric::Dot, multivector: true }),
+            (
+                "img".to_string(),
+                DenseParams {
+                    dim: 3,
+                    metric: Metric::Euclid,
+                    multivector: false,
+                },
+            ),
+            (
+                "cols".to_string(),
+                DenseParams {
+                    dim: 2,
+                    metric: Metric::Dot,
+                    multivector: true,
+                },
+            ),
         ]
         .into(),
         sparse: [("words".to_string(), SparseParams { idf: true })].into(),
@@ -35,14 +49,16 @@ fn random_point(rng: &mut StdRng, id: u64) -> Point {
     }
     if rng.gen_bool(0.5) {
         let rows = rng.gen_range(1..4);
-        p.vectors.insert("cols".into(), VectorData::Multi((0..rows).map(|_| v(rng, 2)).collect()));
+        p.vectors
+            .insert("cols".into(), VectorData::Multi((0..rows).map(|_| v(rng, 2)).collect()));
     }
     if rng.gen_bool(0.6) || p.vector.is_empty() && p.vectors.is_empty() {
         let mut idx: Vec<u32> = (0..rng.gen_range(1..5)).map(|_| rng.gen_range(0..30)).collect();
         idx.sort_unstable();
         idx.dedup();
         let values = idx.iter().map(|_| rng.gen_range(0.1..2.0f32)).collect();
-        p.vectors.insert("words".into(), VectorData::Sparse(SparseVector { indices: idx, values }));
+        p.vectors
+            .insert("words".into(), VectorData::Sparse(SparseVector { indices: idx, values }));
     }
     let city = ["Berlin", "Rome", "Oslo"][rng.gen_range(0..3)];
     p.payload = Some(
@@ -71,7 +87,11 @@ fn new_db() -> (tempfile::TempDir, Database) {
 fn a_recovered_collection_is_the_collection_at_snapshot_time() {
     let (_dir, db) = new_db();
     let settings = CollectionSettings {
-        strict_mode: Some(StrictMode { enabled: Some(true), max_query_limit: Some(50), ..StrictMode::default() }),
+        strict_mode: Some(StrictMode {
+            enabled: Some(true),
+            max_query_limit: Some(50),
+            ..StrictMode::default()
+        }),
         ..CollectionSettings::default()
     };
     let c = db.create_collection_with("src", config(), &settings).unwrap();
@@ -172,7 +192,10 @@ fn damaged_or_foreign_snapshots_are_refused_and_leave_nothing() {
     assert_nothing_left(dir.path(), &db, "r3");
 
     // A missing file.
-    let e = db.recover_snapshot("r4", &scratch.join("none.snapshot"), None).unwrap_err().to_string();
+    let e = db
+        .recover_snapshot("r4", &scratch.join("none.snapshot"), None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not exist"), "{e}");
 
     // The original is untouched by all of this, and names outside the folder are refused.
@@ -190,7 +213,10 @@ fn full_snapshots_hold_every_collection() {
         c.upsert((0..30).map(|i| random_point(&mut rng, i)).collect()).unwrap();
     }
     let full = db.create_full_snapshot().unwrap();
-    assert_eq!(db.list_full_snapshots().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>(), vec![full.name.clone()]);
+    assert_eq!(
+        db.list_full_snapshots().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        vec![full.name.clone()]
+    );
     let path = db.full_snapshot_file(&full.name).unwrap();
     let mut names: Vec<String> = tar::Archive::new(std::fs::File::open(&path).unwrap())
         .entries()

@@ -44,7 +44,12 @@ pub fn run(ctx: &Ctx, cmd: &SnapshotCommand) -> Result<Box<dyn Output>> {
             let path = db.snapshot_file(collection, &s.name)?.unwrap_or_default();
             Message::new(
                 info_json(&s),
-                format!("{} ({} bytes, sha256 {})", path.display(), s.size, s.checksum.clone().unwrap_or_default()),
+                format!(
+                    "{} ({} bytes, sha256 {})",
+                    path.display(),
+                    s.size,
+                    s.checksum.clone().unwrap_or_default()
+                ),
             )
         }
         SnapshotCommand::List { collection } => {
@@ -59,7 +64,11 @@ pub fn run(ctx: &Ctx, cmd: &SnapshotCommand) -> Result<Box<dyn Output>> {
             };
             Message::new(json!(list.iter().map(info_json).collect::<Vec<_>>()), text)
         }
-        SnapshotCommand::Restore { collection, file, checksum } => {
+        SnapshotCommand::Restore {
+            collection,
+            file,
+            checksum,
+        } => {
             if !file.is_file() {
                 bail!("snapshot file {} does not exist", file.display());
             }

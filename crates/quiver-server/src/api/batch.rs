@@ -19,10 +19,11 @@ enum BatchOp {
 }
 
 fn parse_op(op: &Value, i: usize) -> Result<BatchOp, ApiError> {
-    let o = op
-        .as_object()
-        .filter(|o| o.len() == 1)
-        .ok_or_else(|| ApiError::bad(format!("operations[{i}] must be an object with one operation, such as {{\"upsert\": {{..}}}}")))?;
+    let o = op.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
+        ApiError::bad(format!(
+            "operations[{i}] must be an object with one operation, such as {{\"upsert\": {{..}}}}"
+        ))
+    })?;
     let (kind, body) = o.iter().next().expect("one entry");
     let b = body
         .as_object()
@@ -93,7 +94,10 @@ pub(super) async fn points_batch(State(state): State<AppState>, Path(name): Path
         start,
         blocking(move || {
             let c = collection(&state, &name)?;
-            let acks = ops.into_iter().map(|op| apply(&c, op).map(update_json)).collect::<Result<Vec<_>, _>>()?;
+            let acks = ops
+                .into_iter()
+                .map(|op| apply(&c, op).map(update_json))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Value::Array(acks))
         })
         .await,

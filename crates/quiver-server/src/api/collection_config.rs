@@ -12,8 +12,14 @@ fn check_memory(v: &Value, at: &str, pinned_ok: bool) -> Result<(), ApiError> {
     match v.as_str() {
         Some("cached" | "cold") => Ok(()),
         Some("pinned") if pinned_ok => Ok(()),
-        Some("pinned") => Err(ApiError::validation(at, "memory placement \"pinned\" is only for quantized vectors and indexes")),
-        _ => Err(ApiError::validation(at, &format!("expected one of \"cached\", \"cold\", \"pinned\", got {v}"))),
+        Some("pinned") => Err(ApiError::validation(
+            at,
+            "memory placement \"pinned\" is only for quantized vectors and indexes",
+        )),
+        _ => Err(ApiError::validation(
+            at,
+            &format!("expected one of \"cached\", \"cold\", \"pinned\", got {v}"),
+        )),
     }
 }
 
@@ -70,7 +76,11 @@ pub(super) fn settings_of_create(body: &Map<String, Value>) -> Result<Collection
     // The collection-level index parameters as declared: reported as given when the main
     // vector overrides them with its own.
     let mut declared = Map::new();
-    for (k, key) in [("hnsw_config", "hnsw_config"), ("quantization_config", "quantization_config"), ("quantization", "quantization_config")] {
+    for (k, key) in [
+        ("hnsw_config", "hnsw_config"),
+        ("quantization_config", "quantization_config"),
+        ("quantization", "quantization_config"),
+    ] {
         if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
             declared.insert(key.to_string(), v.clone());
         }
@@ -91,7 +101,11 @@ fn sparse_index_hint(ix: &Value, name: &str) -> Result<Map<String, Value>, ApiEr
     let o = ix
         .as_object()
         .ok_or_else(|| ApiError::bad(format!("sparse_vectors.{name}.index must be an object")))?;
-    only_fields(o, &["on_disk", "full_scan_threshold", "datatype", "memory"], &format!("sparse_vectors.{name}.index"))?;
+    only_fields(
+        o,
+        &["on_disk", "full_scan_threshold", "datatype", "memory"],
+        &format!("sparse_vectors.{name}.index"),
+    )?;
     if let Some(m) = o.get("memory").filter(|m| !m.is_null()) {
         check_memory(m, &format!("sparse_vectors.{name}.index.memory"), true)?;
     }
@@ -207,7 +221,10 @@ fn patch(state: &AppState, name: &str, body: &Map<String, Value>) -> ApiResult {
                         }
                         "replication_factor" | "write_consistency_factor" | "read_fan_out_factor" => {
                             if pv.as_u64() == Some(0) {
-                                return Err(ApiError::validation(&format!("params.{pk}"), "value 0 invalid, must be 1 or larger"));
+                                return Err(ApiError::validation(
+                                    &format!("params.{pk}"),
+                                    "value 0 invalid, must be 1 or larger",
+                                ));
                             }
                         }
                         other => return Err(ApiError::unsupported(&format!("changing params.{other} after creation"))),
@@ -219,7 +236,9 @@ fn patch(state: &AppState, name: &str, body: &Map<String, Value>) -> ApiResult {
         }
     }
     // Everything is checked before anything changes.
-    let index = (!index_patch.is_empty()).then(|| patched_index(&config, &c.settings(), &index_patch)).transpose()?;
+    let index = (!index_patch.is_empty())
+        .then(|| patched_index(&config, &c.settings(), &index_patch))
+        .transpose()?;
     c.update_settings(|s| {
         if let Some(sm) = strict {
             let mut cur = s.strict_mode.take().unwrap_or_default();
@@ -246,10 +265,15 @@ fn patch(state: &AppState, name: &str, body: &Map<String, Value>) -> ApiResult {
 /// The main index's configuration after a patch: the collection-level `hnsw_config` /
 /// `quantization_config`, then the main vector's own (which take precedence, as in Qdrant),
 /// then `optimizers_config.indexing_threshold`.
-fn patched_index(config: &CollectionConfig, settings: &CollectionSettings, patch: &Map<String, Value>) -> Result<quiver::IndexConfig, ApiError> {
+fn patched_index(
+    config: &CollectionConfig,
+    settings: &CollectionSettings,
+    patch: &Map<String, Value>,
+) -> Result<quiver::IndexConfig, ApiError> {
     let ix = &config.index;
     let kb = |points: usize| points * config.dim.max(1) * 4 / 1024;
-    let mut hnsw = json!({"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": kb(ix.full_scan_threshold)});
+    let mut hnsw =
+        json!({"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": kb(ix.full_scan_threshold)});
     let merge = |base: &mut Value, p: Option<&Value>| {
         if let (Some(b), Some(Value::Object(p))) = (base.as_object_mut(), p) {
             for (k, v) in p {
@@ -260,7 +284,11 @@ fn patched_index(config: &CollectionConfig, settings: &CollectionSettings, patch
     merge(&mut hnsw, patch.get("collection.hnsw_config"));
     merge(&mut hnsw, settings.hint(&main_section(config)).get("hnsw_config"));
     merge(&mut hnsw, patch.get("hnsw_config"));
-    let own = settings.hint(&main_section(config)).get("quantization_config").cloned().filter(|v| !v.is_null());
+    let own = settings
+        .hint(&main_section(config))
+        .get("quantization_config")
+        .cloned()
+        .filter(|v| !v.is_null());
     let current = match ix.quantization {
         quiver::Quantization::None => None,
         quiver::Quantization::Int8 => Some(json!({"scalar": {"type": "int8"}})),
@@ -293,9 +321,11 @@ pub(super) fn apply_indexing_threshold(ix: &mut quiver::IndexConfig, t: &Value, 
     if t.is_null() {
         return Ok(());
     }
-    let kb = t
-        .as_u64()
-        .ok_or_else(|| ApiError::bad(format!("optimizers_config.indexing_threshold must be a whole number of kilobytes, got {t}")))?;
+    let kb = t.as_u64().ok_or_else(|| {
+        ApiError::bad(format!(
+            "optimizers_config.indexing_threshold must be a whole number of kilobytes, got {t}"
+        ))
+    })?;
     if kb == 0 {
         ix.enabled = false;
     } else {

@@ -7,14 +7,23 @@ use super::*;
 /// `{"sample" (10), "limit" (3), "filter", "using"}`.
 fn parse(body: &Bytes) -> Result<(usize, usize, Option<Filter>, Option<String>), ApiError> {
     let b = parse_body(body)?;
-    only_fields(&b, &["sample", "limit", "filter", "using", "shard_key", "timeout"], "matrix request")?;
+    only_fields(
+        &b,
+        &["sample", "limit", "filter", "using", "shard_key", "timeout"],
+        "matrix request",
+    )?;
     reject_present(&b, &["shard_key"])?;
     let using = match b.get("using") {
         None | Some(Value::Null) => None,
         Some(Value::String(u)) => Some(u.clone()),
         Some(other) => return Err(ApiError::bad(format!("using must be a vector name, got {other}"))),
     };
-    Ok((field_usize(&b, "sample", 10)?, field_usize(&b, "limit", 3)?, field_filter(&b)?, using))
+    Ok((
+        field_usize(&b, "sample", 10)?,
+        field_usize(&b, "limit", 3)?,
+        field_filter(&b)?,
+        using,
+    ))
 }
 
 async fn matrix(state: AppState, name: String, body: Bytes, render: fn(quiver::collection::DistanceMatrix) -> Value) -> Response {

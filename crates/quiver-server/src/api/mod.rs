@@ -66,7 +66,10 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/snapshots", get(list_snapshots).post(create_snapshot))
         .route("/collections/{name}/snapshots/recover", put(recover_snapshot))
         .route("/collections/{name}/snapshots/upload", post(upload_snapshot))
-        .route("/collections/{name}/snapshots/{snapshot}", get(get_snapshot).delete(delete_snapshot))
+        .route(
+            "/collections/{name}/snapshots/{snapshot}",
+            get(get_snapshot).delete(delete_snapshot),
+        )
         .route("/snapshots", get(list_full_snapshots).post(create_full_snapshot))
         .route("/snapshots/{snapshot}", get(get_full_snapshot).delete(delete_full_snapshot))
         .route("/collections/{name}/index", put(create_index))

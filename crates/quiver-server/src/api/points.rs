@@ -26,7 +26,14 @@ pub(super) async fn upsert_points(State(state): State<AppState>, Path(name): Pat
     // wait=false is answered after the write is durable too: Quiver has no update queue.
     respond(
         start,
-        blocking(move || Ok(update_json(collection(&state, &name)?.upsert_if(points, mode, condition.as_ref())?))).await,
+        blocking(move || {
+            Ok(update_json(collection(&state, &name)?.upsert_if(
+                points,
+                mode,
+                condition.as_ref(),
+            )?))
+        })
+        .await,
     )
 }
 
@@ -36,7 +43,12 @@ pub(super) async fn retrieve_points(State(state): State<AppState>, Path(name): P
         let body = parse_body(&body)?;
         reject_present(&body, &["shard_key"])?;
         let ids = parse_ids(body.get("ids").ok_or_else(|| ApiError::bad("ids is required"))?)?;
-        Ok::<_, ApiError>((ids, parse_with_payload(&body, true)?, parse_with_vector(&body)?, vector_names(&body)))
+        Ok::<_, ApiError>((
+            ids,
+            parse_with_payload(&body, true)?,
+            parse_with_vector(&body)?,
+            vector_names(&body),
+        ))
     })();
     let (ids, sel, with_vector, names) = match parsed {
         Ok(x) => x,
@@ -282,7 +294,12 @@ pub(super) async fn update_vectors(State(state): State<AppState>, Path(name): Pa
     };
     respond(
         start,
-        blocking(move || Ok(update_json(collection(&state, &name)?.update_vectors_if(updates, condition.as_ref())?))).await,
+        blocking(move || {
+            Ok(update_json(
+                collection(&state, &name)?.update_vectors_if(updates, condition.as_ref())?,
+            ))
+        })
+        .await,
     )
 }
 
@@ -292,7 +309,8 @@ pub(super) fn parse_vector_updates(b: &Map<String, Value>) -> Result<(Vec<Point>
     only_fields(b, &["points", "shard_key", "update_filter"], "update vectors")?;
     reject_present(b, &["shard_key"])?;
     let condition = update_filter(b)?;
-    let points = b.get("points")
+    let points = b
+        .get("points")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad("points must be a list of {id, vector}"))?
         .iter()
@@ -339,7 +357,11 @@ pub(super) fn parse_delete_vectors(b: &Map<String, Value>) -> Result<(PointSelec
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad("vector must be a list of vector names"))?
         .iter()
-        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ApiError::bad("vector names are strings")))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::bad("vector names are strings"))
+        })
         .collect::<Result<_, _>>()?;
     Ok((parse_selector(b)?, names))
 }

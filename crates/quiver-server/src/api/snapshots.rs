@@ -40,7 +40,9 @@ fn not_found(snapshot: &str) -> ApiError {
 
 /// A snapshot file as a download, streamed from disk.
 async fn download(path: Option<PathBuf>, snapshot: &str) -> Response {
-    let Some(path) = path else { return not_found(snapshot).into_response() };
+    let Some(path) = path else {
+        return not_found(snapshot).into_response();
+    };
     match tokio::fs::File::open(&path).await {
         Ok(f) => (
             [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
@@ -122,7 +124,10 @@ fn locate(state: &AppState, location: &str) -> Result<(PathBuf, bool), ApiError>
         if !inside {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("Forbidden: Snapshot file path must be inside the snapshots directory {}", root.display()),
+                format!(
+                    "Forbidden: Snapshot file path must be inside the snapshots directory {}",
+                    root.display()
+                ),
             ));
         }
         return Ok((path, false));
@@ -141,7 +146,9 @@ fn locate(state: &AppState, location: &str) -> Result<(PathBuf, bool), ApiError>
         }
         return Ok((path, true));
     }
-    Err(bad(format!("Invalid snapshot URI {location:?}: use file:// (inside the snapshots folder) or http://")))
+    Err(bad(format!(
+        "Invalid snapshot URI {location:?}: use file:// (inside the snapshots folder) or http://"
+    )))
 }
 
 /// `PUT /collections/{name}/snapshots/recover`: `{"location", "checksum", "priority"}`.
@@ -157,7 +164,11 @@ pub(super) async fn recover_snapshot(State(state): State<AppState>, Path(name): 
         let checksum = b.get("checksum").and_then(Value::as_str).map(str::to_string);
         match b.get("priority").and_then(Value::as_str) {
             None | Some("snapshot" | "replica" | "no_sync") => {}
-            Some(other) => return Err(ApiError::bad(format!("priority must be snapshot, replica or no_sync, got {other:?}"))),
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "priority must be snapshot, replica or no_sync, got {other:?}"
+                )))
+            }
         }
         Ok((location, checksum))
     });

@@ -423,7 +423,11 @@ async fn groups(state: AppState, name: String, body: Map<String, Value>, query_a
                     .get("collection")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ApiError::bad("with_lookup.collection must be a collection name"))?;
-                Some((other_collection(&state, other)?, parse_with_payload(&l, true)?, parse_with_vector(&l)?))
+                Some((
+                    other_collection(&state, other)?,
+                    parse_with_payload(&l, true)?,
+                    parse_with_vector(&l)?,
+                ))
             }
             Some(other) => {
                 return Err(ApiError::bad(format!(

@@ -354,12 +354,21 @@ pub(super) fn parse_point_entry<'a>(p: &'a Value, i: usize, fields: &[&str]) -> 
         .get("vector")
         .ok_or_else(|| ApiError::bad(format!("points[{i}].vector is required")))?;
     if v.as_array().is_some_and(Vec::is_empty) {
-        return Err(ApiError::validation(&format!("points[{i}].vector"), "dense vector must not be empty"));
+        return Err(ApiError::validation(
+            &format!("points[{i}].vector"),
+            "dense vector must not be empty",
+        ));
     }
     // A multivector with an empty row, named or not (Qdrant's wording and path).
-    let empty_row = |x: &Value| x.as_array().is_some_and(|rows| rows.iter().any(|r| r.as_array().is_some_and(Vec::is_empty)));
+    let empty_row = |x: &Value| {
+        x.as_array()
+            .is_some_and(|rows| rows.iter().any(|r| r.as_array().is_some_and(Vec::is_empty)))
+    };
     if empty_row(v) || v.as_object().is_some_and(|o| o.values().any(empty_row)) {
-        return Err(ApiError::validation(&format!("points[{i}].vector.?.data"), "all vectors must be non-empty"));
+        return Err(ApiError::validation(
+            &format!("points[{i}].vector.?.data"),
+            "all vectors must be non-empty",
+        ));
     }
     // ... or with rows of different lengths: the first row's length is the expected one.
     let ragged = |x: &Value| -> Option<usize> {

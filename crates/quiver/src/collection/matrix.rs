@@ -24,7 +24,9 @@ impl Collection {
     /// main one by default) and finds each one's `limit` nearest others among them.
     pub fn distance_matrix(&self, sample: usize, limit: usize, filter: Option<&Filter>, using: Option<&str>) -> Result<DistanceMatrix> {
         if sample == 0 || sample > MATRIX_SAMPLE_MAX {
-            return Err(Error::InvalidRequest(format!("sample must be 1..={MATRIX_SAMPLE_MAX}, got {sample}")));
+            return Err(Error::InvalidRequest(format!(
+                "sample must be 1..={MATRIX_SAMPLE_MAX}, got {sample}"
+            )));
         }
         if limit == 0 {
             return Err(Error::InvalidRequest("limit must be at least 1".into()));

@@ -37,8 +37,8 @@ use crate::filter::{Filter, KeyPath};
 use crate::payload_index::PayloadIndexType;
 use crate::settings::CollectionSettings;
 use crate::state::State;
-use crate::strict_mode::{RateKind, RateLimiter, SizeStats, StrictMode};
 use crate::store::{self, Manifest, Op};
+use crate::strict_mode::{RateKind, RateLimiter, SizeStats, StrictMode};
 use crate::types::*;
 use parking_lot::{Mutex, RwLock};
 use quiver_storage::{blob, fsio, wal::Wal, StorageError};
@@ -505,7 +505,13 @@ impl Collection {
 
     /// The payload index on `key`, if any (what strict mode's filter check asks).
     pub fn payload_index_kind(&self, key: &str) -> Option<PayloadIndexType> {
-        self.inner.state.read().index_summary().into_iter().find(|(k, ..)| k == key).map(|(_, t, ..)| t)
+        self.inner
+            .state
+            .read()
+            .index_summary()
+            .into_iter()
+            .find(|(k, ..)| k == key)
+            .map(|(_, t, ..)| t)
     }
 
     /// Points, vector bytes and payload bytes, for strict mode's size limits. Payload bytes

@@ -292,7 +292,10 @@ impl Collection {
         };
         let affected = points.len();
         if points.is_empty() {
-            return Ok(WriteAck { seq: w.last_seq, affected: 0 });
+            return Ok(WriteAck {
+                seq: w.last_seq,
+                affected: 0,
+            });
         }
         let seq = self.commit(&mut w, Op::Upsert(points))?;
         drop(w);
@@ -327,7 +330,10 @@ impl Collection {
                 .collect::<Result<_>>()?
         };
         if points.is_empty() {
-            return Ok(WriteAck { seq: w.last_seq, affected: 0 });
+            return Ok(WriteAck {
+                seq: w.last_seq,
+                affected: 0,
+            });
         }
         let affected = points.len();
         let seq = self.commit(&mut w, Op::Upsert(points))?;

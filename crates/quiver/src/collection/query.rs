@@ -246,7 +246,14 @@ impl Collection {
                     higher_is_better: true,
                 })
             }
-            (Some(StageQuery::OrderBy { key, descending, start_from }), none) => {
+            (
+                Some(StageQuery::OrderBy {
+                    key,
+                    descending,
+                    start_from,
+                }),
+                none,
+            ) => {
                 let filter = if none {
                     s.filter.clone()
                 } else {
