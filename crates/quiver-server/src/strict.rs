@@ -77,6 +77,25 @@ fn classify(method: &Method, op: &str) -> Option<Route> {
 
 /// The middleware: checks a request on a collection in strict mode, or lets it through.
 pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // `timeout` (seconds) is a positive whole number on every route, as in Qdrant.
+    if let Some(t) = query_param(&req, "timeout") {
+        match t.parse::<u64>() {
+            Ok(0) => {
+                return ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "Validation error in query parameters: [timeout: value 0 invalid, must be 1 or larger]",
+                )
+                .into_response()
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return ApiError::bad(format!(
+                    "Query deserialize error: timeout must be a whole number of seconds, got {t:?}"
+                ))
+                .into_response()
+            }
+        }
+    }
     let Some(rest) = req.uri().path().strip_prefix("/collections/") else {
         return next.run(req).await;
     };
@@ -94,12 +113,7 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
     if !sm.is_enabled() {
         return next.run(req).await;
     }
-    let timeout = req.uri().query().and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "timeout")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-    });
+    let timeout = query_param(&req, "timeout").and_then(|v| v.parse::<usize>().ok());
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, state.body_bytes_max).await {
         Ok(b) => b,
@@ -112,6 +126,16 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
         Ok(Err(e)) => ApiError::from(e).into_response(),
         Err(e) => ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")).into_response(),
     }
+}
+
+/// A query-string parameter's raw value.
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }
 
 /// Every check of one request, then its cost.

@@ -454,6 +454,12 @@ pub fn vector_data_from_json(name: &str, v: &Value) -> Result<VectorData> {
                     })
                 }
             };
+            if indices.len() != values.len() {
+                return Err(Error::Validation {
+                    field: format!("{name}.values"),
+                    problem: format!("must be the same length as indices ({} vs {})", values.len(), indices.len()),
+                });
+            }
             Ok(VectorData::Sparse(SparseVector { indices, values }))
         }
         other => Err(Error::InvalidVector {

@@ -435,7 +435,8 @@ fn parse_index_schema(v: Option<&Value>) -> Result<PayloadIndexType, ApiError> {
     for (k, val) in o {
         let honoured = match (kind, k.as_str()) {
             (_, "type") => true,
-            (_, "on_disk") => val.is_null() || val == &Value::Bool(false),
+            // A placement hint: Quiver's payload indexes live in memory (reported as on_disk: false).
+            (_, "on_disk") => val.is_null() || val.is_boolean(),
             (PayloadIndexType::Keyword | PayloadIndexType::Uuid, "is_tenant") => val.is_null() || val.is_boolean(),
             (PayloadIndexType::Integer, "lookup" | "range") => val.is_null() || val == &Value::Bool(true),
             (PayloadIndexType::Integer | PayloadIndexType::Float, "is_principal") => val.is_null() || val.is_boolean(),

@@ -73,8 +73,16 @@ impl From<Error> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "storage error");
         }
-        if let Error::Validation { .. } = e {
-            return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        match &e {
+            Error::Validation { .. } => return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            // A name no collection can have (Qdrant checks it as a path parameter).
+            Error::InvalidName { name, reason } => {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("Validation error in path parameters: [name: {reason} ({} bytes)]", name.len()),
+                )
+            }
+            _ => {}
         }
         let retry_after = match &e {
             Error::RateLimited { retry_after, .. } => *retry_after,

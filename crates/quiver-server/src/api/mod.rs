@@ -125,8 +125,7 @@ pub(super) fn collection(state: &AppState, name: &str) -> Result<Collection, Api
 
 async fn root() -> Response {
     axum::Json(json!({"title": "quiver - vector search engine", "version": QDRANT_API_VERSION,
-               "commit": option_env!("QUIVER_GIT_COMMIT").unwrap_or(concat!("quiver-", env!("CARGO_PKG_VERSION"))),
-               "quiver_version": env!("CARGO_PKG_VERSION")}))
+               "commit": option_env!("QUIVER_GIT_COMMIT").unwrap_or(concat!("quiver-", env!("CARGO_PKG_VERSION")))}))
     .into_response()
 }
 

@@ -72,22 +72,28 @@ pub(super) fn parse_point_vectors(v: &Value, what: &str) -> Result<(Vec<f32>, qu
         Value::Object(o) if o.contains_key("text") && o.contains_key("model") => Err(ApiError::unsupported(&format!(
             "{what}: documents here (they are taken in points, batch vectors and queries)"
         ))),
-        Value::Object(o) => Ok((
-            Vec::new(),
-            quiver::named_vectors_from_json(o).map_err(|e| ApiError::bad(format!("{what}: {e}")))?,
-        )),
+        Value::Object(o) => Ok((Vec::new(), quiver::named_vectors_from_json(o).map_err(|e| vector_error(what, e))?)),
         Value::Array(rows) if rows.first().is_some_and(Value::is_array) => {
-            let named = quiver::vector_data_from_json("", v).map_err(|e| ApiError::bad(format!("{what}: {e}")))?;
+            let named = quiver::vector_data_from_json("", v).map_err(|e| vector_error(what, e))?;
             Ok((Vec::new(), [(String::new(), named)].into()))
         }
         other => Ok((parse_vector(other, what)?, quiver::NamedVectors::new())),
     }
 }
 
+/// A vector that does not parse: Qdrant's 422 for a validation error, else a 400 naming where.
+fn vector_error(what: &str, e: Error) -> ApiError {
+    match e {
+        Error::Validation { .. } => ApiError::from(e),
+        other => ApiError::bad(format!("{what}: {other}")),
+    }
+}
+
 /// A query vector of any kind: a list (dense), a list of lists (multi) or
 /// `{"indices", "values"}` (sparse).
 pub(super) fn parse_query_vector(v: &Value, what: &str) -> Result<quiver::QueryVector, ApiError> {
-    match quiver::vector_data_from_json(what, v).map_err(|e| ApiError::bad(format!("{what}: {e}")))? {
+    let parsed = quiver::vector_data_from_json(what, v).map_err(|e| vector_error(what, e))?;
+    match parsed {
         quiver::VectorData::Dense(d) => Ok(quiver::QueryVector::Dense(d)),
         quiver::VectorData::Multi(m) => Ok(quiver::QueryVector::Multi(m)),
         quiver::VectorData::Sparse(s) => Ok(quiver::QueryVector::Sparse(s)),
@@ -103,7 +109,7 @@ pub(super) fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> 
         ))),
         Value::Object(o) if o.contains_key("indices") => Err(ApiError::bad(format!("{what}: a sparse vector cannot go here"))),
         Value::Object(_) => Err(ApiError::bad(format!("{what}: named vectors cannot go here"))),
-        other => quiver::vector_from_json(other).map_err(|e| ApiError::bad(format!("{what}: {e}"))),
+        other => quiver::vector_from_json(other).map_err(|e| vector_error(what, e)),
     }
 }
 
@@ -447,7 +453,7 @@ pub(super) fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiE
                         Some(_) if list[i].is_null() => {}
                         Some(name) => {
                             let v = quiver::vector_data_from_json(name, &list[i])
-                                .map_err(|e| ApiError::bad(format!("batch.vectors.{name}[{i}]: {e}")))?;
+                                .map_err(|e| vector_error(&format!("batch.vectors.{name}[{i}]"), e))?;
                             point.vectors.insert((*name).clone(), v);
                         }
                     }
@@ -486,6 +492,9 @@ pub(super) fn check_params(body: &Map<String, Value>) -> Result<(bool, Option<us
             for (k, v) in p {
                 match k.as_str() {
                     "hnsw_ef" if v.is_null() => {}
+                    "hnsw_ef" if v.as_u64() == Some(0) => {
+                        return Err(ApiError::validation("params.hnsw_ef", "value 0 invalid, must be 1 or larger"))
+                    }
                     "hnsw_ef" => {
                         let n = v.as_u64().filter(|n| (1..=4096).contains(n));
                         ef = Some(
