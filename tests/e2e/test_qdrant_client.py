@@ -3,8 +3,9 @@
 Starts the server on a free loopback port with a fresh data folder, then goes through what a
 RAG application does: create a collection, upsert thousands of points with payloads, query with
 and without filters, scroll, count, retrieve, set payloads, delete by filter, create a payload
-index, batch queries, recommend and query by id, MMR, facets and order_by, aliases, delete the
-collection. Every search result is compared with an exact search computed here with NumPy. A second server runs with API keys: no key and a wrong key are
+index, batch queries, recommend and query by id, MMR, facets and order_by, aliases, discovery,
+groups, order_by as a query, strict mode, snapshots (create, recover from a file, upload, delete),
+delete the collection. Every search result is compared with an exact search computed here with NumPy. A second server runs with API keys: no key and a wrong key are
 refused, the read-only key can search but not write. A third takes text: documents
 (`models.Document`) are embedded by the server with all-MiniLM-L6-v2 (fetched by
 scripts/fetch-model.sh) and the texts come back in the payload.
@@ -243,6 +244,69 @@ def check_main(results):
             assert client.delete_collection("docs_v2")
             assert client.get_aliases().aliases == []
 
+        def test_discover_groups_and_order_by_query():
+            alive = [i for i in range(N) if payloads[i]["group"] != 4]
+            q = vectors[alive[0]].tolist()
+            # Discovery with a target and one context pair: every hit is on the positive side.
+            pos, neg = alive[1], alive[2]
+            got = client.query_points("docs", query=models.DiscoverQuery(discover=models.DiscoverInput(
+                target=q, context=[models.ContextPair(positive=point_id(pos), negative=point_id(neg))])), limit=5).points
+            assert len(got) == 5
+            vp, vn = normalise(vectors[pos]), normalise(vectors[neg])
+            for p in got:
+                i = N + 1000
+                for j in alive:
+                    if point_id(j) == p.id:
+                        i = j
+                if i < N:
+                    v = normalise(vectors[i])
+                    assert float(v @ vp) >= float(v @ vn) - 1e-5, (p.id, float(v @ vp), float(v @ vn))
+            # Groups: at most 2 hits per colour, 3 colours.
+            groups = client.query_points_groups("docs", query=q, group_by="color", limit=3, group_size=2).groups
+            assert sorted(g.id for g in groups) == sorted(COLORS), [g.id for g in groups]
+            assert all(1 <= len(g.hits) <= 2 for g in groups)
+            # order_by as a query: prices descending, as the scroll gives them.
+            pts = client.query_points("docs", query=models.OrderByQuery(order_by=models.OrderBy(key="price", direction=models.Direction.DESC)),
+                                      limit=10, with_payload=True).points
+            prices = [p.payload["price"] for p in pts]
+            assert prices == sorted(prices, reverse=True), prices
+
+        def test_strict_mode_limits_queries():
+            client.update_collection("docs", strict_mode_config=models.StrictModeConfig(enabled=True, max_query_limit=5))
+            try:
+                client.query_points("docs", query=vectors[1].tolist(), limit=10)
+            except UnexpectedResponse as e:
+                assert e.status_code == 400 and "limit" in str(e), str(e)
+            else:
+                raise AssertionError("strict mode should refuse limit 10 > 5")
+            assert len(client.query_points("docs", query=vectors[1].tolist(), limit=5).points) == 5
+            client.update_collection("docs", strict_mode_config=models.StrictModeConfig(enabled=False))
+            assert len(client.query_points("docs", query=vectors[1].tolist(), limit=10).points) == 10
+
+        def test_snapshots_create_recover_upload():
+            before = client.count("docs", exact=True).count
+            snap = client.create_snapshot("docs", wait=True)
+            assert snap.name in [s.name for s in client.list_snapshots("docs")]
+            path = os.path.join(srv.dir, "snapshots", "docs", snap.name)
+            client.recover_snapshot("docs_copy", location="file://" + path, checksum=snap.checksum, wait=True)
+            assert client.count("docs_copy", exact=True).count == before
+            # A file outside the snapshots folder is refused.
+            try:
+                client.recover_snapshot("docs_copy", location="file:///etc/hostname", wait=True)
+            except UnexpectedResponse as e:
+                assert e.status_code in (400, 403), str(e)
+            else:
+                raise AssertionError("a file outside the snapshots folder must be refused")
+            # Upload, through the client's own API (a multipart form).
+            with open(path, "rb") as f:
+                r = client.http.snapshots_api.recover_from_uploaded_snapshot("docs_upload", wait=True, checksum=snap.checksum, snapshot=f)
+            assert r.result is True, r
+            assert client.count("docs_upload", exact=True).count == before
+            assert client.delete_snapshot("docs", snap.name, wait=True)
+            assert client.list_snapshots("docs") == []
+            client.delete_collection("docs_copy")
+            client.delete_collection("docs_upload")
+
         def test_unsupported_is_a_clear_400():
             try:
                 client.query_points("docs", query=models.FusionQuery(fusion=models.Fusion.RRF), limit=3)
@@ -265,7 +329,8 @@ def check_main(results):
         for t in [test_create, test_upsert_thousands, test_upsert_batch_form, test_query_matches_exact, test_filtered_query_matches_exact,
                   test_scroll_everything, test_count_with_filter, test_retrieve, test_set_payload_and_delete_by_filter, test_payload_index,
                   test_batch_queries, test_recommend_and_query_by_id_match_exact, test_mmr_first_hit_is_the_nearest,
-                  test_facet_and_order_by_from_indexes, test_aliases_switch_readers, test_unsupported_is_a_clear_400,
+                  test_facet_and_order_by_from_indexes, test_aliases_switch_readers, test_discover_groups_and_order_by_query,
+                  test_strict_mode_limits_queries, test_snapshots_create_recover_upload, test_unsupported_is_a_clear_400,
                   test_delete_collection]:
             run(t, results)
     finally:
