@@ -4,7 +4,7 @@
 //! Exit status: 0 on success, 1 on any error (printed as one line on stderr), 2 on bad usage.
 
 use clap::{Parser, Subcommand};
-use commands::{bench, bench_sparse, collections, embed, ingest, model, points, search, serve, snapshot, text, walkthrough, Ctx};
+use commands::{bench, bench_sparse, collections, embed, ingest, model, points, query, search, serve, snapshot, text, walkthrough, Ctx};
 use std::path::PathBuf;
 
 mod commands;
@@ -37,6 +37,11 @@ enum Command {
     /// ef that reaches its target recall), else an exact scan; `--exact` always scans. Give the
     /// query as --vector, --text (text collections) or --file (many queries).
     Search(search::SearchArgs),
+    /// Qdrant's Query API on the data folder: a JSON body (nearest, recommend, discover,
+    /// context, order_by, sample, prefetch + fusion), optionally grouped (--group-by).
+    Query(query::QueryArgs),
+    /// Count the values of a payload key (from its index), the most frequent first.
+    Facet(query::FacetArgs),
     /// Add text to a text collection: embedded with its model, stored with the text (payload
     /// key `document`), as one atomic batch.
     Add(text::AddArgs),
@@ -134,6 +139,8 @@ fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<Box<dyn render::Output>> 
         Command::Create(a) => collections::create(ctx, a),
         Command::Upsert(a) => points::upsert(ctx, a),
         Command::Search(a) => search::search(ctx, a),
+        Command::Query(a) => query::query(ctx, a),
+        Command::Facet(a) => query::facet(ctx, a),
         Command::Add(a) => text::add_command(ctx, a),
         Command::Explain(a) => text::explain(ctx, a),
         Command::Count(a) => points::count_points(ctx, a),

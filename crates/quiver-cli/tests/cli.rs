@@ -857,3 +857,71 @@ fn snapshots_from_the_command_line() {
     fails(dir, &["snapshot", "restore", "bad", bad.to_str().unwrap()], "bad.snapshot");
     assert!(!ok(dir, &["list"]).contains("bad"));
 }
+
+#[test]
+fn query_bodies_and_facets_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    ok(dir, &["create", "kb", "--dim", "2", "--metric", "dot"]);
+    let file = tmp.path().join("p.jsonl");
+    std::fs::write(
+        &file,
+        "{\"id\": 1, \"vector\": [1, 0], \"payload\": {\"c\": \"red\", \"p\": 3}}\n\
+         {\"id\": 2, \"vector\": [0.9, 0.1], \"payload\": {\"c\": \"blue\", \"p\": 1}}\n\
+         {\"id\": 3, \"vector\": [0, 1], \"payload\": {\"c\": \"red\", \"p\": 2}}\n",
+    )
+    .unwrap();
+    ok(dir, &["upsert", "kb", "--file", file.to_str().unwrap()]);
+    ok(dir, &["index", "kb", "c", "--type", "keyword"]);
+    ok(dir, &["index", "kb", "p", "--type", "integer"]);
+    // Recommend from point 1 away from point 3: point 2 (the examples are left out).
+    let rec = json(
+        dir,
+        &[
+            "query",
+            "kb",
+            "--body",
+            r#"{"query": {"recommend": {"positive": [1], "negative": [3]}}, "limit": 1}"#,
+        ],
+    );
+    assert_eq!(rec["points"][0]["id"], 2, "{rec}");
+    // order_by as a query, from the integer index.
+    let ord = json(
+        dir,
+        &[
+            "query",
+            "kb",
+            "--body",
+            r#"{"query": {"order_by": {"key": "p", "direction": "desc"}}}"#,
+        ],
+    );
+    let ids: Vec<i64> = ord["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 3, 2], "{ord}");
+    // Groups by colour, best group first.
+    let g = json(
+        dir,
+        &[
+            "query",
+            "kb",
+            "--body",
+            r#"{"query": [1, 0], "limit": 2, "group_size": 1}"#,
+            "--group-by",
+            "c",
+        ],
+    );
+    assert_eq!(g["groups"][0]["id"], "red", "{g}");
+    assert_eq!(g["groups"][1]["id"], "blue", "{g}");
+    let f = json(dir, &["facet", "kb", "c"]);
+    assert_eq!(f, serde_json::json!([{"value": "red", "count": 2}, {"value": "blue", "count": 1}]));
+    fails(dir, &["query", "kb", "--body", "[1]"], "must be a JSON object");
+    fails(
+        dir,
+        &["query", "kb", "--body", r#"{"prefetch": [{"query": [1, 0]}]}"#],
+        "A query is needed to merge the prefetches",
+    );
+}

@@ -14,6 +14,7 @@ pub mod embed;
 pub mod ingest;
 pub mod model;
 pub mod points;
+pub mod query;
 pub mod search;
 pub mod serve;
 pub mod snapshot;

@@ -25,6 +25,7 @@ use points::*;
 use search::*;
 use snapshots::*;
 use stages::*;
+pub use stages::{query_groups_json, query_json};
 use wire::*;
 
 use crate::AppState;

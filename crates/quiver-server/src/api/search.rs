@@ -318,7 +318,7 @@ pub(super) async fn query_points(State(state): State<AppState>, Path(name): Path
             let body = b.clone();
             let result = blocking(move || {
                 let c = collection(&state, &name)?;
-                let q = parse_staged(&body, true, &Resolver { state: &state, c: &c })?;
+                let q = parse_staged(&body, true, &Resolver { db: &state.db, c: &c })?;
                 Ok(json!({"points": q.run(&c)?}))
             })
             .await;
@@ -386,7 +386,7 @@ async fn run_staged_batch(state: AppState, name: String, bodies: Vec<Map<String,
         let c = collection(&state, &name)?;
         let mut out = Vec::with_capacity(bodies.len());
         for body in &bodies {
-            let hits = parse_staged(body, query_api, &Resolver { state: &state, c: &c })?.run(&c)?;
+            let hits = parse_staged(body, query_api, &Resolver { db: &state.db, c: &c })?.run(&c)?;
             out.push(if query_api { json!({ "points": hits }) } else { Value::Array(hits) });
         }
         Ok(Value::Array(out))
@@ -418,7 +418,7 @@ pub(super) async fn search_points(State(state): State<AppState>, Path(name): Pat
         if needs_stages(&b) || without_main(&state, &name) {
             let result = blocking(move || {
                 let c = collection(&state, &name)?;
-                Ok(Value::Array(parse_staged(&b, false, &Resolver { state: &state, c: &c })?.run(&c)?))
+                Ok(Value::Array(parse_staged(&b, false, &Resolver { db: &state.db, c: &c })?.run(&c)?))
             })
             .await;
             return respond(start, result);
@@ -473,7 +473,7 @@ pub(super) async fn recommend_points(State(state): State<AppState>, Path(name): 
     };
     let result = blocking(move || {
         let c = collection(&state, &name)?;
-        let q = parse_staged(&body, false, &Resolver { state: &state, c: &c })?;
+        let q = parse_staged(&body, false, &Resolver { db: &state.db, c: &c })?;
         Ok(Value::Array(q.run(&c)?))
     })
     .await;
@@ -504,7 +504,7 @@ pub(super) async fn recommend_batch(State(state): State<AppState>, Path(name): P
         let c = collection(&state, &name)?;
         let mut out = Vec::with_capacity(bodies.len());
         for body in &bodies {
-            let q = parse_staged(body, false, &Resolver { state: &state, c: &c })?;
+            let q = parse_staged(body, false, &Resolver { db: &state.db, c: &c })?;
             out.push(Value::Array(q.run(&c)?));
         }
         Ok(Value::Array(out))

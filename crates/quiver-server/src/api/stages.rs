@@ -268,8 +268,8 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
 
 /// Another collection a request reads from (`lookup_from`, `with_lookup`), with Qdrant's
 /// wording when it does not exist.
-fn other_collection(state: &AppState, name: &str) -> Result<Collection, ApiError> {
-    state.db.collection(name).map_err(|e| match e {
+fn other_collection(db: &quiver::Database, name: &str) -> Result<Collection, ApiError> {
+    db.collection(name).map_err(|e| match e {
         Error::CollectionNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, format!("Not found: Collection {name} not found")),
         other => other.into(),
     })
@@ -294,7 +294,7 @@ fn parse_lookup(o: &Map<String, Value>, r: &Resolver<'_>) -> Result<Option<Looku
                 .get("collection")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::bad("lookup_from.collection must be a collection name"))?;
-            let found = other_collection(r.state, name)?;
+            let found = other_collection(r.db, name)?;
             Ok(Some(Lookup {
                 collection: found,
                 vector: l.get("vector").and_then(Value::as_str).map(str::to_string),
@@ -307,7 +307,7 @@ fn parse_lookup(o: &Map<String, Value>, r: &Resolver<'_>) -> Result<Option<Looku
 /// Turns examples (point ids or vectors) into vectors: an id is looked up in the collection
 /// (or `lookup_from`), in the vector space being searched (or `lookup_from.vector`).
 pub(super) struct Resolver<'a> {
-    pub(super) state: &'a AppState,
+    pub(super) db: &'a quiver::Database,
     pub(super) c: &'a Collection,
 }
 
@@ -405,8 +405,26 @@ impl StagedQuery {
 /// grouped by `group_by` (`group_size` per group, 3 by default; `limit` groups), each group
 /// `{"id", "hits"}` and, with `with_lookup`, the point of that id from another collection.
 async fn groups(state: AppState, name: String, body: Map<String, Value>, query_api: bool) -> ApiResult {
-    blocking(move || {
-        let c = collection(&state, &name)?;
+    blocking(move || groups_sync(&state.db, &name, body, query_api)).await
+}
+
+/// A Query API body (`POST /collections/{name}/points/query`) run without a server: the same
+/// parsing and answer (`{"points": [..]}`), for the command line's `quiver query`.
+pub fn query_json(db: &quiver::Database, name: &str, body: &Map<String, Value>) -> ApiResult {
+    let c = db.collection(name)?;
+    let q = parse_staged(body, true, &Resolver { db, c: &c })?;
+    Ok(json!({"points": q.run(&c)?}))
+}
+
+/// A grouped Query API body (`POST /collections/{name}/points/query/groups`) run without a
+/// server (`{"groups": [..]}`).
+pub fn query_groups_json(db: &quiver::Database, name: &str, body: &Map<String, Value>) -> ApiResult {
+    groups_sync(db, name, body.clone(), true)
+}
+
+fn groups_sync(db: &quiver::Database, name: &str, body: Map<String, Value>, query_api: bool) -> ApiResult {
+    {
+        let c = db.collection(name)?;
         let mut body = body;
         let group_by = match body.remove("group_by") {
             Some(Value::String(k)) => k,
@@ -416,18 +434,14 @@ async fn groups(state: AppState, name: String, body: Map<String, Value>, query_a
         body.remove("group_size");
         let lookup = match body.remove("with_lookup") {
             None | Some(Value::Null) => None,
-            Some(Value::String(other)) => Some((collection(&state, &other)?, PayloadSelect::All, false)),
+            Some(Value::String(other)) => Some((other_collection(db, &other)?, PayloadSelect::All, false)),
             Some(Value::Object(l)) => {
                 only_fields(&l, &["collection", "with_payload", "with_vectors", "with_vector"], "with_lookup")?;
                 let other = l
                     .get("collection")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ApiError::bad("with_lookup.collection must be a collection name"))?;
-                Some((
-                    other_collection(&state, other)?,
-                    parse_with_payload(&l, true)?,
-                    parse_with_vector(&l)?,
-                ))
+                Some((other_collection(db, other)?, parse_with_payload(&l, true)?, parse_with_vector(&l)?))
             }
             Some(other) => {
                 return Err(ApiError::bad(format!(
@@ -435,7 +449,7 @@ async fn groups(state: AppState, name: String, body: Map<String, Value>, query_a
                 )))
             }
         };
-        let q = parse_staged(&body, query_api, &Resolver { state: &state, c: &c })?;
+        let q = parse_staged(&body, query_api, &Resolver { db, c: &c })?;
         let with = quiver::With {
             payload: !matches!(q.sel, PayloadSelect::None),
             vector: q.with_vector,
@@ -462,8 +476,7 @@ async fn groups(state: AppState, name: String, body: Map<String, Value>, query_a
             out.push(g);
         }
         Ok(json!({ "groups": out }))
-    })
-    .await
+    }
 }
 
 pub(super) async fn query_groups(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
