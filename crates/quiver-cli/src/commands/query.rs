@@ -45,7 +45,7 @@ fn read_body(arg: &str) -> Result<Map<String, Value>> {
 
 /// One hit as a line: id, score, payload.
 fn hit_line(h: &Value) -> String {
-    let payload = h["payload"].as_object().map(|p| payload_line(p)).unwrap_or_default();
+    let payload = h["payload"].as_object().map(payload_line).unwrap_or_default();
     let score = h["score"].as_f64().map_or(String::new(), |s| format!("{s:.4}"));
     format!("{:<12} {:>10}  {}", h["id"].to_string(), score, payload)
 }
