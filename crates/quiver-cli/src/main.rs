@@ -4,7 +4,7 @@
 //! Exit status: 0 on success, 1 on any error (printed as one line on stderr), 2 on bad usage.
 
 use clap::{Parser, Subcommand};
-use commands::{bench, bench_sparse, collections, embed, ingest, model, points, query, search, serve, snapshot, text, walkthrough, Ctx};
+use commands::{bench, bench_query, bench_sparse, collections, embed, ingest, model, points, query, search, serve, snapshot, text, walkthrough, Ctx};
 use std::path::PathBuf;
 
 mod commands;
@@ -116,6 +116,11 @@ enum BenchCommand {
     /// BM25 as sparse vectors: Quiver's sparse index against a brute-force scan and tantivy's
     /// BM25 over the same documents and queries (synthetic Zipf terms or a folder of text).
     Sparse(bench_sparse::SparseArgs),
+    /// Facet counts and order_by from payload indexes, beside a scan of every payload.
+    Payload(bench_query::PayloadArgs),
+    /// A two-stage query (quantized-graph prefetch, full-precision rescoring) beside the
+    /// single-stage search: recall and queries per second.
+    Multistage(bench_query::MultistageArgs),
 }
 
 fn main() {
@@ -169,6 +174,8 @@ fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<Box<dyn render::Output>> 
                 BenchCommand::Ann(a) => bench::ann(a)?,
                 BenchCommand::Retrieval(a) => bench::retrieval(&ctx.db()?, a)?,
                 BenchCommand::Sparse(a) => bench_sparse::sparse(a)?,
+                BenchCommand::Payload(a) => bench_query::payload(a)?,
+                BenchCommand::Multistage(a) => bench_query::multistage(a)?,
             }
             Ok(Box::new(render::Many(Vec::new())))
         }

@@ -8,6 +8,7 @@ use quiver::{Database, Filter, PointId, PointSelector};
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod bench_query;
 pub mod bench_sparse;
 pub mod collections;
 pub mod embed;
