@@ -4,7 +4,9 @@
 //! Exit status: 0 on success, 1 on any error (printed as one line on stderr), 2 on bad usage.
 
 use clap::{Parser, Subcommand};
-use commands::{bench, bench_query, bench_sparse, collections, embed, ingest, model, points, query, search, serve, snapshot, text, walkthrough, Ctx};
+use commands::{
+    bench, bench_query, bench_sparse, collections, embed, ingest, model, points, query, search, serve, snapshot, text, walkthrough, Ctx,
+};
 use std::path::PathBuf;
 
 mod commands;

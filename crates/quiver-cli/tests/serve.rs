@@ -164,7 +164,7 @@ fn bad_requests_get_clear_4xx_never_5xx() {
             "PUT",
             u("/collections/bad%2Fname"),
             Some(json!({"vectors": {"size": 3, "distance": "Cosine"}})),
-            400,
+            422,
             "invalid collection name",
         ),
         (
@@ -214,10 +214,10 @@ fn bad_requests_get_clear_4xx_never_5xx() {
             "POST",
             u("/collections/c/points/query"),
             Some(
-                json!({"query": [1, 0, 0], "filter": {"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1.0}}]}}),
+                json!({"query": [1, 0, 0], "filter": {"must": [{"key": "a", "geo_polygon": {"exterior": {"points": [{"lat": 0, "lon": 0}, {"lat": 1, "lon": 0}, {"lat": 1, "lon": 1}]}}}]}}),
             ),
-            400,
-            "geo",
+            422,
+            "polygon ring",
         ),
         (
             "POST",

@@ -787,14 +787,18 @@ async fn sparse_and_named_vectors_over_rest() {
         b["result"]["config"]["params"]["sparse_vectors"]["sparse-text"]["modifier"], "idf",
         "{b}"
     );
-    // Bad sparse vectors are 400s that say why.
-    for (v, needle) in [
-        (json!({"indices": [1, 1], "values": [1.0, 2.0]}), "unique"),
-        (json!({"indices": [1, 2], "values": [1.0]}), "same length"),
+    // Bad sparse vectors are 4xx that say why (lengths that differ: Qdrant's 422).
+    for (v, needle, status) in [
+        (json!({"indices": [1, 1], "values": [1.0, 2.0]}), "unique", StatusCode::BAD_REQUEST),
+        (
+            json!({"indices": [1, 2], "values": [1.0]}),
+            "same length",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let body = json!({"points": [{"id": 11, "vector": {"sparse-text": v}}]});
         let (s, b) = send(&app, Method::PUT, "/collections/c/points", Some(body), &[]).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(s, status, "{b}");
         assert!(b["status"]["error"].as_str().unwrap().contains(needle), "{b}");
     }
     // Named dense vectors: each searched by its own metric.

@@ -5,7 +5,9 @@
 //! against the true neighbours. One JSON line each; medians of repeated runs.
 
 use super::*;
-use quiver::{CollectionConfig, IndexConfig, Metric, PayloadIndexType, Point, QueryStage, QueryVector, ScrollRequest, SearchRequest, StageQuery};
+use quiver::{
+    CollectionConfig, IndexConfig, Metric, PayloadIndexType, Point, QueryStage, QueryVector, ScrollRequest, SearchRequest, StageQuery,
+};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -81,7 +83,12 @@ pub fn payload(a: &PayloadArgs) -> Result<()> {
                     let r = next();
                     let color = format!("c{}", (r % a.values as u64) * (r % 3) % a.values as u64);
                     let mut p = Point::new(i as u64, vec![1.0, 0.0, 0.0, 0.0]);
-                    p.payload = Some(serde_json::json!({"color": color, "price": (next() % 100_000) as i64}).as_object().cloned().unwrap_or_default());
+                    p.payload = Some(
+                        serde_json::json!({"color": color, "price": (next() % 100_000) as i64})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
                     p
                 })
                 .collect();
@@ -139,7 +146,11 @@ pub fn payload(a: &PayloadArgs) -> Result<()> {
             scan_top = v;
             Ok(())
         })?;
-        let same_facets = facet_top.iter().map(|(v, n)| (v.as_str().unwrap_or("").to_string(), *n)).collect::<Vec<_>>() == scan_top;
+        let same_facets = facet_top
+            .iter()
+            .map(|(v, n)| (v.as_str().unwrap_or("").to_string(), *n))
+            .collect::<Vec<_>>()
+            == scan_top;
         let req = ScrollRequest {
             offset: None,
             limit: 10,
@@ -149,7 +160,11 @@ pub fn payload(a: &PayloadArgs) -> Result<()> {
         };
         let mut top_index = Vec::new();
         let order_index_ms = time(&mut || {
-            top_index = c.scroll_ordered(&req, "price", true, None)?.into_iter().map(|(_, v)| v as i64).collect();
+            top_index = c
+                .scroll_ordered(&req, "price", true, None)?
+                .into_iter()
+                .map(|(_, v)| v as i64)
+                .collect();
             Ok(())
         })?;
         let mut top_scan = Vec::new();
@@ -199,7 +214,12 @@ pub fn multistage(a: &MultistageArgs) -> Result<()> {
             ..IndexConfig::default_for(metric)
         };
         let c = db.create_collection("bench", config)?;
-        let points: Vec<Point> = base.data.chunks(base.cols).enumerate().map(|(i, v)| Point::new(i as u64, v.to_vec())).collect();
+        let points: Vec<Point> = base
+            .data
+            .chunks(base.cols)
+            .enumerate()
+            .map(|(i, v)| Point::new(i as u64, v.to_vec()))
+            .collect();
         c.upsert(points)?;
         let t = Instant::now();
         c.build_index()?;
@@ -213,8 +233,15 @@ pub fn multistage(a: &MultistageArgs) -> Result<()> {
             }
             found as f64 / (hits.len() * a.k) as f64
         };
-        let ids = |hits: Vec<quiver::ScoredPoint>| hits.into_iter().map(|h| h.id.to_string().parse::<u64>().unwrap_or(u64::MAX)).collect::<Vec<u64>>();
-        let with = quiver::With { payload: false, vector: false };
+        let ids = |hits: Vec<quiver::ScoredPoint>| {
+            hits.into_iter()
+                .map(|h| h.id.to_string().parse::<u64>().unwrap_or(u64::MAX))
+                .collect::<Vec<u64>>()
+        };
+        let with = quiver::With {
+            payload: false,
+            vector: false,
+        };
         let mut rows = Vec::new();
         // Single stage: the graph walk (int8 codes, candidates rescored inside the index).
         let mut hits = Vec::with_capacity(n);
@@ -227,7 +254,12 @@ pub fn multistage(a: &MultistageArgs) -> Result<()> {
         }
         let s = t.elapsed().as_secs_f64();
         rows.push(json!({"plan": "single stage", "ef": a.ef, "recall": recall(&hits), "qps": n as f64 / s}));
-        for pf in a.prefetch.split(',').map(|p| p.trim().parse::<usize>()).collect::<std::result::Result<Vec<_>, _>>()? {
+        for pf in a
+            .prefetch
+            .split(',')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()?
+        {
             let mut hits = Vec::with_capacity(n);
             let t = Instant::now();
             for q in queries.data.chunks(queries.cols).take(n) {
@@ -243,7 +275,9 @@ pub fn multistage(a: &MultistageArgs) -> Result<()> {
             let s = t.elapsed().as_secs_f64();
             rows.push(json!({"plan": format!("prefetch {pf} ({}) + full-precision rescoring", a.quantization), "ef": a.ef.max(pf), "recall": recall(&hits), "qps": n as f64 / s}));
         }
-        Ok(json!({"bench": "multistage", "points": base.rows, "queries": n, "k": a.k, "build_s": build_s, "runs": rows, "kernel_isa": quiver::kernel_isa()}))
+        Ok(
+            json!({"bench": "multistage", "points": base.rows, "queries": n, "k": a.k, "build_s": build_s, "runs": rows, "kernel_isa": quiver::kernel_isa()}),
+        )
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     println!("{}", result?);

@@ -76,10 +76,10 @@ impl From<Error> for ApiError {
         match &e {
             Error::Validation { .. } => return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             // A name no collection can have (Qdrant checks it as a path parameter).
-            Error::InvalidName { name, reason } => {
+            Error::InvalidName { .. } => {
                 return ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("Validation error in path parameters: [name: {reason} ({} bytes)]", name.len()),
+                    format!("Validation error in path parameters: [name: {e}]"),
                 )
             }
             _ => {}
