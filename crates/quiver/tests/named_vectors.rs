@@ -5,8 +5,8 @@
 
 use quiver::vector_model::{max_sim, DenseParams, SparseParams};
 use quiver::{
-    CollectionConfig, Database, Error, Filter, FusionKind, Metric, Point, PointId, PointSelector, QueryStage, QueryVector, SearchRequest,
-    SparseVector, StageQuery, VectorData, VectorSchema, With,
+    CollectionConfig, Database, Error, Filter, FusionKind, Metric, Point, PointId, PointSelector, QueryStage, QueryVector, Recommend,
+    RecommendStrategy, SearchRequest, SparseVector, StageQuery, VectorData, VectorSchema, With,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -466,4 +466,97 @@ fn discover_context_and_sample_stages() {
         orders.insert(ids);
     }
     assert!(orders.len() > 1, "the order changes between calls");
+}
+
+/// Recommendation in a multivector space against MaxSim computed here: best-score and
+/// sum-of-scores over every point, average-vector as one MaxSim query of the positive rows and
+/// the negated negative rows (Qdrant's rule).
+#[test]
+fn recommend_on_multivectors_matches_max_sim_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection("c", config()).unwrap();
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut docs: BTreeMap<u64, Vec<Vec<f32>>> = BTreeMap::new();
+    let mut points = Vec::new();
+    for id in 0..60u64 {
+        let rows: Vec<Vec<f32>> = (0..rng.gen_range(1..4)).map(|_| dense(&mut rng, 2)).collect();
+        docs.insert(id, rows.clone());
+        let mut p = Point::new(PointId::Num(id), dense(&mut rng, 3));
+        p.vectors.insert("m".into(), VectorData::Multi(rows));
+        points.push(p);
+    }
+    c.upsert(points).unwrap();
+    let pos = vec![vec![0.5f32, -0.25], vec![1.0, 1.0]];
+    let neg = vec![vec![-1.0f32, 0.5]];
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let sim = |ex: &[Vec<f32>], doc: &[Vec<f32>]| max_sim(ex, doc, |a, b| dot(a, b));
+    let scaled = |x: f32| 0.5 * (x / (1.0 + x.abs()) + 1.0);
+    for strategy in [
+        RecommendStrategy::BestScore,
+        RecommendStrategy::SumScores,
+        RecommendStrategy::AverageVector,
+    ] {
+        let rec = Recommend {
+            positive: vec![QueryVector::Multi(pos.clone())],
+            negative: vec![QueryVector::Dense(neg[0].clone())],
+            strategy,
+            using: Some("m".into()),
+        };
+        let mut req = SearchRequest::new(Vec::new(), 5);
+        req.with_payload = false;
+        let got: Vec<(u64, f32)> = c
+            .search_recommend(&req, &rec)
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.id.to_string().parse().unwrap(), h.score))
+            .collect();
+        let mut want: Vec<(u64, f32)> = docs
+            .iter()
+            .map(|(id, doc)| {
+                let (p, n) = (sim(&pos, doc), sim(&neg, doc));
+                let s = match strategy {
+                    RecommendStrategy::SumScores => p - n,
+                    RecommendStrategy::BestScore => {
+                        if p > n {
+                            scaled(p)
+                        } else {
+                            -scaled(n)
+                        }
+                    }
+                    RecommendStrategy::AverageVector => {
+                        let mut q = pos.clone();
+                        q.extend(neg.iter().map(|r| r.iter().map(|x| -x).collect::<Vec<f32>>()));
+                        sim(&q, doc)
+                    }
+                };
+                (*id, s)
+            })
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(5);
+        assert_eq!(got.len(), 5);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g.1 - w.1).abs() < 1e-4, "{strategy:?}: got {got:?}, want {want:?}");
+        }
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            want.iter().map(|w| w.0).collect::<Vec<_>>(),
+            "{strategy:?}"
+        );
+    }
+    // A sparse example in a multivector space is refused by name.
+    let bad = Recommend {
+        positive: vec![QueryVector::Sparse(SparseVector {
+            indices: vec![1],
+            values: vec![1.0],
+        })],
+        using: Some("m".into()),
+        ..Recommend::default()
+    };
+    assert!(c
+        .search_recommend(&SearchRequest::new(Vec::new(), 3), &bad)
+        .unwrap_err()
+        .to_string()
+        .contains("multivector"));
 }

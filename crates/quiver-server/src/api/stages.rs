@@ -89,10 +89,13 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
                 .as_object()
                 .ok_or_else(|| ApiError::bad("recommend must be an object"))?;
             only_fields(rec, &["positive", "negative", "strategy"], "recommend")?;
-            let mut list = |k: &str| -> Result<Vec<Vec<f32>>, ApiError> {
+            let mut list = |k: &str| -> Result<Vec<quiver::QueryVector>, ApiError> {
                 match rec.get(k) {
                     None | Some(Value::Null) => Ok(Vec::new()),
-                    Some(Value::Array(items)) => items.iter().map(|v| r.example(v, using.as_deref(), &lookup, &mut used)).collect(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|v| r.example_any(v, using.as_deref(), &lookup, &mut used))
+                        .collect(),
                     Some(other) => Err(ApiError::bad(format!("recommend.{k} must be a list, got {other}"))),
                 }
             };
@@ -325,6 +328,22 @@ impl Resolver<'_> {
         }
     }
 
+    /// An example of any kind: a vector (dense, multi or sparse) or the vector of the point
+    /// `v` names.
+    fn example_any(
+        &self,
+        v: &Value,
+        using: Option<&str>,
+        lookup: &Option<Lookup>,
+        used: &mut Vec<PointId>,
+    ) -> Result<quiver::QueryVector, ApiError> {
+        if is_id(v) {
+            self.stored(v, using, lookup, used)
+        } else {
+            parse_query_vector(v, "example")
+        }
+    }
+
     /// The vector of the point `v` names (an id), of whatever kind, as a query.
     fn stored(
         &self,
@@ -355,7 +374,14 @@ impl Resolver<'_> {
         if let Some(n) = name.filter(|n| !source.config().vectors.names(source.dim()).contains(n)) {
             return Err(Error::VectorNameNotFound(n.to_string()).into());
         }
-        let named = name.filter(|n| *n != source.config().vectors.main);
+        // The main vector is the row's own (when the collection has one); any other space,
+        // the unnamed multivector included, is in the named map.
+        let main = source.config().vectors.main.as_str();
+        let named = match name {
+            Some(n) if n != main || source.dim() == 0 => Some(n),
+            None if source.dim() == 0 => Some(main),
+            _ => None,
+        };
         let found = match named {
             None => r.vector.filter(|v| !v.is_empty()).map(quiver::QueryVector::Dense),
             Some(n) => match r.vectors.get(n) {

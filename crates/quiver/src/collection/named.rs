@@ -485,7 +485,7 @@ fn plan_mask(st: &State, plan: &Plan) -> Vec<u64> {
     }
 }
 
-fn query_kind(q: &QueryVector) -> &'static str {
+pub(super) fn query_kind(q: &QueryVector) -> &'static str {
     match q {
         QueryVector::Dense(_) => "a dense one",
         QueryVector::Multi(_) => "a multivector",

@@ -3,6 +3,7 @@
 //! excludes those points from the answer.
 
 use super::*;
+use crate::vector_model::{max_sim, QueryVector};
 
 /// How examples become scores (Qdrant's three strategies).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,16 +21,19 @@ pub enum RecommendStrategy {
     SumScores,
 }
 
-/// A recommendation: examples and a strategy.
+/// A recommendation: examples and a strategy. In a dense space the examples are dense
+/// vectors; in a multivector space they are multivectors (a dense vector is a one-row one) and
+/// similarities are MaxSim.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Recommend {
     /// Vectors the answer should be like.
-    pub positive: Vec<Vec<f32>>,
+    pub positive: Vec<QueryVector>,
     /// Vectors the answer should be unlike.
-    pub negative: Vec<Vec<f32>>,
+    pub negative: Vec<QueryVector>,
     /// How they combine.
     pub strategy: RecommendStrategy,
-    /// The dense vector space the examples and the answer are in (`None`: the main vector).
+    /// The dense or multivector space the examples and the answer are in (`None`: the main
+    /// vector).
     pub using: Option<String>,
 }
 
@@ -64,12 +68,37 @@ impl Collection {
     /// `rec` recommends; `req.vector` is ignored. Average-vector scores are similarities in the
     /// collection's metric; the other strategies' scores are theirs.
     pub fn search_recommend(&self, req: &SearchRequest, rec: &Recommend) -> Result<Vec<ScoredPoint>> {
-        let (using, dim, metric, main) = self.dense_space(rec.using.as_deref())?;
         if rec.positive.is_empty() && (rec.negative.is_empty() || rec.strategy == RecommendStrategy::AverageVector) {
             return Err(Error::InvalidRequest(
                 "recommend needs at least one positive example (or, with best_score or sum_scores, a negative one)".into(),
             ));
         }
+        let name = rec.using.clone().unwrap_or_else(|| self.inner.config.vectors.main.clone());
+        if let Some(d) = self.inner.config.vectors.dense.get(&name).filter(|d| d.multivector) {
+            let (dim, metric) = (d.dim, d.metric);
+            return self.recommend_multi(req, rec, &name, dim, metric);
+        }
+        let (using, dim, metric, main) = self.dense_space(rec.using.as_deref())?;
+        let dense = |vs: &[QueryVector]| -> Result<Vec<Vec<f32>>> {
+            vs.iter()
+                .map(|q| match q {
+                    QueryVector::Dense(v) => Ok(v.clone()),
+                    other => Err(Error::InvalidVector {
+                        name: using.clone(),
+                        reason: format!(
+                            "the examples of a dense space are dense vectors, got {}",
+                            super::named::query_kind(other)
+                        ),
+                    }),
+                })
+                .collect()
+        };
+        let (positive, negative) = (dense(&rec.positive)?, dense(&rec.negative)?);
+        let rec = Dense {
+            positive,
+            negative,
+            strategy: rec.strategy,
+        };
         for v in rec.positive.iter().chain(&rec.negative) {
             crate::types::validate_vector(v, dim, None)?;
         }
@@ -101,21 +130,59 @@ impl Collection {
         let score = |row: &[f32]| -> f32 {
             // Raw similarities, higher is closer (negated squared L2 for euclid), as Qdrant scores examples.
             let sims = |vs: &[Vec<f32>]| vs.iter().map(|v| kind.score(v, row)).collect::<Vec<f32>>();
-            let (p, n) = (sims(&pos), sims(&neg));
-            match strategy {
-                RecommendStrategy::SumScores => p.iter().sum::<f32>() - n.iter().sum::<f32>(),
-                _ => {
-                    let best = |s: &[f32]| s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let (bp, bn) = (best(&p), best(&n));
-                    if bp > bn {
-                        scaled_fast_sigmoid(bp)
-                    } else {
-                        -scaled_fast_sigmoid(bn)
-                    }
-                }
-            }
+            combine(strategy, &sims(&pos), &sims(&neg))
         };
         Ok(self.scan_scored(req, &using, main, score))
+    }
+
+    /// Recommendation in a multivector space: average-vector concatenates the positive rows
+    /// and the negated negative rows into one MaxSim query (Qdrant's rule); best-score and
+    /// sum-of-scores compare each point's multivector with each example by MaxSim.
+    fn recommend_multi(&self, req: &SearchRequest, rec: &Recommend, using: &str, dim: usize, metric: Metric) -> Result<Vec<ScoredPoint>> {
+        let rows_of = |q: &QueryVector| -> Result<Vec<Vec<f32>>> {
+            let mut rows = match q {
+                QueryVector::Dense(v) => vec![v.clone()],
+                QueryVector::Multi(r) if !r.is_empty() => r.clone(),
+                other => {
+                    return Err(Error::InvalidVector {
+                        name: using.to_string(),
+                        reason: format!(
+                            "the examples of a multivector space are multivectors or dense vectors, got {}",
+                            super::named::query_kind(other)
+                        ),
+                    })
+                }
+            };
+            for r in &mut rows {
+                crate::types::validate_vector(r, dim, None)?;
+                if metric == Metric::Cosine {
+                    quiver_kernels::normalize(r);
+                }
+            }
+            Ok(rows)
+        };
+        let pos = rec.positive.iter().map(rows_of).collect::<Result<Vec<_>>>()?;
+        let neg = rec.negative.iter().map(rows_of).collect::<Result<Vec<_>>>()?;
+        if rec.strategy == RecommendStrategy::AverageVector {
+            let mut rows: Vec<Vec<f32>> = pos.concat();
+            rows.extend(neg.concat().into_iter().map(|r| r.into_iter().map(|x| -x).collect::<Vec<f32>>()));
+            return self.search_named(using, &QueryVector::Multi(rows), req);
+        }
+        self.check_limits(req)?;
+        let kind = metric.score_kind();
+        let strategy = rec.strategy;
+        let st = self.inner.state.read();
+        let plan = st.plan(req.filter.as_ref());
+        let mut top = quiver_kernels::TopK::new(req.limit + req.offset);
+        quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| {
+            let Some(crate::vector_model::VectorData::Multi(doc)) = st.named_at(r).and_then(|m| m.get(using)) else {
+                return;
+            };
+            let sims = |exs: &[Vec<Vec<f32>>]| exs.iter().map(|e| max_sim(e, doc, |a, b| kind.score(a, b))).collect::<Vec<f32>>();
+            let (p, n) = (sims(&pos), sims(&neg));
+            top.push(r, combine(strategy, &p, &n));
+        });
+        Ok(self.finish_scan(&st, req, top))
     }
 
     /// Discovery and context search (see [`Discover`]): an exact scan of the allowed points
@@ -188,6 +255,11 @@ impl Collection {
                 top.push(r, score(v));
             }
         });
+        self.finish_scan(&st, req, top)
+    }
+
+    /// The best hits of a scan, after the request's offset and threshold, as records.
+    fn finish_scan(&self, st: &State, req: &SearchRequest, top: quiver_kernels::TopK) -> Vec<ScoredPoint> {
         top.into_sorted()
             .into_iter()
             .skip(req.offset)
@@ -197,6 +269,30 @@ impl Collection {
                 r.scored(h.score)
             })
             .collect()
+    }
+}
+
+/// Dense examples of a recommendation, checked.
+struct Dense {
+    positive: Vec<Vec<f32>>,
+    negative: Vec<Vec<f32>>,
+    strategy: RecommendStrategy,
+}
+
+/// A point's score from its similarities to the positive and the negative examples: the sum
+/// of the positives' minus the negatives' (sum_scores), or Qdrant's best-score rule.
+fn combine(strategy: RecommendStrategy, p: &[f32], n: &[f32]) -> f32 {
+    match strategy {
+        RecommendStrategy::SumScores => p.iter().sum::<f32>() - n.iter().sum::<f32>(),
+        _ => {
+            let best = |s: &[f32]| s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let (bp, bn) = (best(p), best(n));
+            if bp > bn {
+                scaled_fast_sigmoid(bp)
+            } else {
+                -scaled_fast_sigmoid(bn)
+            }
+        }
     }
 }
 
