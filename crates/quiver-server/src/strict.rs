@@ -215,6 +215,11 @@ fn check_search_body(
             .and_then(Value::as_f64),
     };
     sm.check_search(&shape, index_of)?;
+    if let Some(q) = o.get("query").and_then(|q| q.get("formula")) {
+        if let Ok(f) = quiver::formula::Formula::from_json(q, None) {
+            sm.check_formula(&f, index_of)?;
+        }
+    }
     let mut cost = read_cost(filter.as_ref()) - 1;
     cost += match route {
         Route::Listing => 1,

@@ -24,6 +24,7 @@ pub mod context;
 mod db;
 mod error;
 mod filter;
+pub mod formula;
 pub mod geo;
 mod monitor;
 pub mod npy;

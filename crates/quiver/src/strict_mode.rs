@@ -380,6 +380,21 @@ impl StrictMode {
         Ok(())
     }
 
+    /// The payload keys a formula reads, with unindexed filtering off: each needs a numeric
+    /// (or, for locations and datetimes, its own) payload index.
+    pub fn check_formula(&self, f: &crate::formula::Formula, index_of: &dyn Fn(&str) -> Option<PayloadIndexType>) -> Result<()> {
+        if !self.is_enabled() || self.unindexed_filtering_retrieve != Some(false) {
+            return Ok(());
+        }
+        if let Some(key) = f.payload_keys().into_iter().find(|k| index_of(k).is_none()) {
+            return Err(refuse(
+                format!("Index required but not found for \"{key}\" of one of the following types: [float, integer]"),
+                "Create an index for this key or use a different formula expression.",
+            ));
+        }
+        Ok(())
+    }
+
     /// Creating one more payload index when the collection has `current`.
     pub fn check_payload_index_count(&self, current: usize) -> Result<()> {
         match self.max_payload_index_count {

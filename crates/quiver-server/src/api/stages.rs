@@ -23,7 +23,7 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
     };
     match body.get("query").or_else(|| body.get("vector")) {
         Some(Value::Object(o))
-            if ["fusion", "rrf", "recommend", "discover", "context", "sample", "order_by"]
+            if ["fusion", "rrf", "recommend", "discover", "context", "sample", "order_by", "formula"]
                 .iter()
                 .any(|k| o.contains_key(*k)) =>
         {
@@ -165,6 +165,13 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
                 context,
                 using: using.clone(),
             }))
+        }
+        Some(Value::Object(q)) if q.contains_key("formula") => {
+            only_fields(q, &["formula", "defaults"], "query")?;
+            Some(StageQuery::Formula(quiver::formula::Formula::from_json(
+                &q["formula"],
+                q.get("defaults"),
+            )?))
         }
         Some(Value::Object(q)) if q.contains_key("order_by") => {
             let o = parse_order_by(&q["order_by"])?.ok_or_else(|| ApiError::bad("order_by needs a payload key"))?;

@@ -40,6 +40,9 @@ pub enum StageQuery {
     /// A uniform random sample of the candidates (or of the allowed points), in random order,
     /// different at each call; every score is 0.
     Sample,
+    /// Rescores the prefetches' candidates with a formula (`$score[i]` is a point's score in
+    /// prefetch `i`); best first.
+    Formula(crate::formula::Formula),
     /// The candidates (or the allowed points) in the order of a payload value, through the
     /// key's index when it has one; each score is the point's value.
     OrderBy {
@@ -243,6 +246,40 @@ impl Collection {
                 let hits = self.search_discover(&req(filter), d)?;
                 Ok(Ranking {
                     hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
+                    higher_is_better: true,
+                })
+            }
+            (Some(StageQuery::Formula(_)), true) => Err(Error::InvalidRequest(
+                "a formula rescores the candidates of prefetches: give at least one prefetch".into(),
+            )),
+            (Some(StageQuery::Formula(f)), false) => {
+                let allowed = self.filtered_ids(s.filter.as_ref(), &children)?;
+                let scores: Vec<HashMap<PointId, f32>> = children.iter().map(|c| c.hits.iter().copied().collect()).collect();
+                let mut ids: Vec<PointId> = children.iter().flat_map(|c| c.hits.iter().map(|h| h.0)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.retain(|id| allowed.as_ref().is_none_or(|a| a.contains(id)));
+                let records = self.get(
+                    &ids,
+                    With {
+                        payload: true,
+                        vector: false,
+                    },
+                )?;
+                let empty = Payload::new();
+                let mut hits = Vec::with_capacity(records.len());
+                for r in &records {
+                    let score = f.eval(r.id, r.payload.as_ref().unwrap_or(&empty), &|i| {
+                        scores.get(i).and_then(|m| m.get(&r.id)).copied()
+                    })?;
+                    if s.score_threshold.is_none_or(|t| score >= t) {
+                        hits.push((r.id, score));
+                    }
+                }
+                hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                hits.truncate(s.limit);
+                Ok(Ranking {
+                    hits,
                     higher_is_better: true,
                 })
             }
