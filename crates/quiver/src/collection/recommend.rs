@@ -265,7 +265,7 @@ impl Collection {
             .skip(req.offset)
             .filter(|h| req.score_threshold.is_none_or(|t| h.score >= t))
             .map(|h| {
-                let r = Self::record(&st, h.row, req.with_payload, req.with_vector);
+                let r = Self::record(st, h.row, req.with_payload, req.with_vector);
                 r.scored(h.score)
             })
             .collect()
