@@ -406,7 +406,7 @@ mod tests {
                 &[0.5]
             )
             .unwrap(),
-            0.4 * 0.5 + 0.6 * 2.0
+            (0.4f64 * 0.5 + 0.6 * 2.0) as f32
         );
         let fast_sigmoid = json!({"div": {"left": "price", "right": {"sum": [1.0, {"abs": "price"}]}}});
         assert!((eval(fast_sigmoid, json!({}), p.clone(), &[]).unwrap() - 2.0 / 3.0).abs() < 1e-6);
