@@ -560,3 +560,65 @@ fn recommend_on_multivectors_matches_max_sim_by_hand() {
         .to_string()
         .contains("multivector"));
 }
+
+/// Relevance feedback against its formula computed here: `a * sim(target)` plus each ordered
+/// pair of examples with a higher judged score first, weighted `difference^b * c`.
+#[test]
+fn relevance_feedback_matches_its_formula() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection("c", CollectionConfig::new(3, Metric::Dot)).unwrap();
+    let mut rng = StdRng::seed_from_u64(33);
+    let vecs: Vec<Vec<f32>> = (0..50).map(|_| dense(&mut rng, 3)).collect();
+    c.upsert(
+        vecs.iter()
+            .enumerate()
+            .map(|(i, v)| Point::new(PointId::Num(i as u64), v.clone()))
+            .collect(),
+    )
+    .unwrap();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let (t, e1, e2, e3) = (dense(&mut rng, 3), dense(&mut rng, 3), dense(&mut rng, 3), dense(&mut rng, 3));
+    let f = quiver::collection::Feedback {
+        target: t.clone(),
+        feedback: vec![(e1.clone(), 0.9), (e2.clone(), 0.2), (e3.clone(), 0.5)],
+        a: 0.7,
+        b: 2.0,
+        c: 1.5,
+        using: None,
+    };
+    let got = c.search_feedback(&SearchRequest::new(vec![], 5), &f).unwrap();
+    let ex = [(&e1, 0.9f32), (&e2, 0.2), (&e3, 0.5)];
+    let mut want: Vec<(u64, f32)> = vecs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut s = 0.7 * dot(&t, v);
+            for (p, sp) in ex {
+                for (n, sn) in ex {
+                    if sp - sn > 0.0 {
+                        s += (sp - sn).powf(2.0) * 1.5 * (dot(p, v) - dot(n, v));
+                    }
+                }
+            }
+            (i as u64, s)
+        })
+        .collect();
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.id, PointId::Num(w.0));
+        assert!((g.score - w.1).abs() < 1e-4, "{} vs {}", g.score, w.1);
+    }
+    // One example makes no pair: the plain similarity times a.
+    let one = quiver::collection::Feedback {
+        feedback: vec![(e1, 0.9)],
+        a: 1.0,
+        ..f
+    };
+    let plain = c.search(&SearchRequest::new(t, 5)).unwrap();
+    let fb = c.search_feedback(&SearchRequest::new(vec![], 5), &one).unwrap();
+    assert_eq!(
+        fb.iter().map(|h| h.id).collect::<Vec<_>>(),
+        plain.iter().map(|h| h.id).collect::<Vec<_>>()
+    );
+}

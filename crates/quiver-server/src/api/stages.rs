@@ -23,9 +23,19 @@ pub(super) fn needs_stages(body: &Map<String, Value>) -> bool {
     };
     match body.get("query").or_else(|| body.get("vector")) {
         Some(Value::Object(o))
-            if ["fusion", "rrf", "recommend", "discover", "context", "sample", "order_by", "formula"]
-                .iter()
-                .any(|k| o.contains_key(*k)) =>
+            if [
+                "fusion",
+                "rrf",
+                "recommend",
+                "discover",
+                "context",
+                "sample",
+                "order_by",
+                "formula",
+                "relevance_feedback",
+            ]
+            .iter()
+            .any(|k| o.contains_key(*k)) =>
         {
             true
         }
@@ -163,6 +173,63 @@ pub(super) fn parse_stage(o: &Map<String, Value>, depth: usize, r: &Resolver<'_>
             Some(StageQuery::Discover(quiver::Discover {
                 target,
                 context,
+                using: using.clone(),
+            }))
+        }
+        Some(Value::Object(q)) if q.contains_key("relevance_feedback") => {
+            let f = q["relevance_feedback"]
+                .as_object()
+                .ok_or_else(|| ApiError::bad("relevance_feedback must be an object {target, feedback, strategy}"))?;
+            only_fields(f, &["target", "feedback", "strategy"], "relevance_feedback")?;
+            let naive = f
+                .get("strategy")
+                .and_then(|s| s.get("naive"))
+                .and_then(Value::as_object)
+                .ok_or_else(|| ApiError::bad("relevance_feedback.strategy must be {\"naive\": {a, b, c}}"))?;
+            let coef = |k: &str| -> Result<f32, ApiError> {
+                naive
+                    .get(k)
+                    .and_then(Value::as_f64)
+                    .map(|x| x as f32)
+                    .ok_or_else(|| ApiError::bad(format!("relevance_feedback.strategy.naive.{k} must be a number")))
+            };
+            let (a, b, c) = (coef("a")?, coef("b")?, coef("c")?);
+            if b < 0.0 {
+                return Err(ApiError::validation(
+                    "internal.query.relevance_feedback.strategy.naive.b",
+                    &format!("value {b:?} invalid, must be 0.0 or larger"),
+                ));
+            }
+            // Feedback examples are judged results: they stay in the answer.
+            let mut judged = Vec::new();
+            let target = r.example(
+                f.get("target")
+                    .ok_or_else(|| ApiError::bad("relevance_feedback.target is required"))?,
+                using.as_deref(),
+                &lookup,
+                &mut judged,
+            )?;
+            let items = f
+                .get("feedback")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::bad("relevance_feedback.feedback must be a list of {example, score}"))?;
+            let mut feedback = Vec::with_capacity(items.len());
+            for item in items {
+                let ex = item
+                    .get("example")
+                    .ok_or_else(|| ApiError::bad("a feedback element needs an example"))?;
+                let score = item
+                    .get("score")
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| ApiError::bad("a feedback element needs a score"))? as f32;
+                feedback.push((r.example(ex, using.as_deref(), &lookup, &mut judged)?, score));
+            }
+            Some(StageQuery::Feedback(quiver::collection::Feedback {
+                target,
+                feedback,
+                a,
+                b,
+                c,
                 using: using.clone(),
             }))
         }

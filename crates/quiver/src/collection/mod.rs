@@ -25,7 +25,7 @@ mod read;
 mod recommend;
 mod storage;
 mod text;
-pub use recommend::{Discover, Recommend, RecommendStrategy};
+pub use recommend::{Discover, Feedback, Recommend, RecommendStrategy};
 pub use text::hybrid_depth;
 mod write;
 

@@ -40,6 +40,8 @@ pub enum StageQuery {
     /// A uniform random sample of the candidates (or of the allowed points), in random order,
     /// different at each call; every score is 0.
     Sample,
+    /// Relevance feedback (its `using` names the space).
+    Feedback(super::Feedback),
     /// Rescores the prefetches' candidates with a formula (`$score[i]` is a point's score in
     /// prefetch `i`); best first.
     Formula(crate::formula::Formula),
@@ -244,6 +246,16 @@ impl Collection {
                     return Ok(Ranking::empty());
                 };
                 let hits = self.search_discover(&req(filter), d)?;
+                Ok(Ranking {
+                    hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
+                    higher_is_better: true,
+                })
+            }
+            (Some(StageQuery::Feedback(f)), _) => {
+                let Some(filter) = self.stage_filter(s, &children) else {
+                    return Ok(Ranking::empty());
+                };
+                let hits = self.search_feedback(&req(filter), f)?;
                 Ok(Ranking {
                     hits: hits.into_iter().map(|h| (h.id, h.score)).collect(),
                     higher_is_better: true,

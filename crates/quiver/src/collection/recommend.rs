@@ -53,6 +53,27 @@ pub struct Discover {
     pub using: Option<String>,
 }
 
+/// Relevance feedback (Qdrant's `relevance_feedback` query, the naive strategy): a target
+/// and examples a judge scored. Each point scores `a * sim(target)` plus, for every ordered
+/// pair of examples whose judged scores differ by more than 0, `(difference)^b * c *
+/// (sim(better) - sim(worse))`. With fewer than two examples it is the plain similarity
+/// (times `a`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Feedback {
+    /// The query vector.
+    pub target: Vec<f32>,
+    /// Examples and their judged relevance.
+    pub feedback: Vec<(Vec<f32>, f32)>,
+    /// Weight of the target similarity.
+    pub a: f32,
+    /// Exponent of a pair's confidence (its score difference); 0 or more.
+    pub b: f32,
+    /// Weight of the pairs.
+    pub c: f32,
+    /// The dense space (`None`: the main vector).
+    pub using: Option<String>,
+}
+
 /// Qdrant's stand-in for a sigmoid, `x / (1 + |x|)`.
 fn fast_sigmoid(x: f32) -> f32 {
     x / (1.0 + x.abs())
@@ -183,6 +204,47 @@ impl Collection {
             top.push(r, combine(strategy, &p, &n));
         });
         Ok(self.finish_scan(&st, req, top))
+    }
+
+    /// Relevance feedback (see [`Feedback`]): an exact scan of the allowed points holding the
+    /// space's vector.
+    pub fn search_feedback(&self, req: &SearchRequest, f: &Feedback) -> Result<Vec<ScoredPoint>> {
+        let (using, dim, metric, main) = self.dense_space(f.using.as_deref())?;
+        if f.feedback.is_empty() {
+            return Err(Error::InvalidRequest("feedback elements must be non-empty".into()));
+        }
+        if !(f.b >= 0.0) {
+            return Err(Error::Validation {
+                field: "query.relevance_feedback.strategy.naive.b".into(),
+                problem: format!("value {:?} invalid, must be 0.0 or larger", f.b),
+            });
+        }
+        for v in std::iter::once(&f.target).chain(f.feedback.iter().map(|(v, _)| v)) {
+            crate::types::validate_vector(v, dim, None)?;
+        }
+        self.check_limits(req)?;
+        let kind = metric.score_kind();
+        let target = prepare_examples(std::slice::from_ref(&f.target), metric).remove(0);
+        let examples = prepare_examples(&f.feedback.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>(), metric);
+        // Ordered pairs with a positive difference of judged scores, with their weights.
+        let mut pairs: Vec<(usize, usize, f32)> = Vec::new();
+        for (i, (_, si)) in f.feedback.iter().enumerate() {
+            for (j, (_, sj)) in f.feedback.iter().enumerate() {
+                let confidence = si - sj;
+                if i != j && confidence > 0.0 {
+                    pairs.push((i, j, confidence.powf(f.b) * f.c));
+                }
+            }
+        }
+        let (a, pairs) = (f.a, pairs);
+        let score = |row: &[f32]| -> f32 {
+            let mut s = a * kind.score(&target, row);
+            for &(i, j, w) in &pairs {
+                s += w * (kind.score(&examples[i], row) - kind.score(&examples[j], row));
+            }
+            s
+        };
+        Ok(self.scan_scored(req, &using, main, score))
     }
 
     /// Discovery and context search (see [`Discover`]): an exact scan of the allowed points
