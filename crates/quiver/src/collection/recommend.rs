@@ -213,7 +213,7 @@ impl Collection {
         if f.feedback.is_empty() {
             return Err(Error::InvalidRequest("feedback elements must be non-empty".into()));
         }
-        if !(f.b >= 0.0) {
+        if f.b.is_nan() || f.b < 0.0 {
             return Err(Error::Validation {
                 field: "query.relevance_feedback.strategy.naive.b".into(),
                 problem: format!("value {:?} invalid, must be 0.0 or larger", f.b),
