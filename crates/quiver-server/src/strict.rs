@@ -145,7 +145,7 @@ fn check(c: &Collection, sm: &StrictMode, route: Route, body: &Value, timeout: O
     }
     let empty = Map::new();
     let o = body.as_object().unwrap_or(&empty);
-    let index_of = |k: &str| c.payload_index_kind(k);
+    let index_of = |k: &str| c.payload_index_caps(k);
     match route {
         Route::Search | Route::Batch | Route::Groups | Route::Matrix | Route::Listing => {
             let bodies: Vec<&Map<String, Value>> = if route == Route::Batch {
@@ -193,7 +193,7 @@ fn check_search_body(
     route: Route,
     o: &Map<String, Value>,
     depth: usize,
-    index_of: &dyn Fn(&str) -> Option<quiver::PayloadIndexType>,
+    index_of: &dyn Fn(&str) -> Option<quiver::strict_mode::IndexCaps>,
 ) -> quiver::Result<usize> {
     let num = |k: &str| o.get(k).and_then(Value::as_u64).map(|n| n as usize);
     let limit = match route {
@@ -321,7 +321,7 @@ fn check_write_points(c: &Collection, sm: &StrictMode, route: Route, o: &Map<Str
 /// A write that names points by `points` (ids) or `filter`: the filter's keys (write
 /// switch), the size limits for writes that add payload, then the cost.
 fn check_selected(c: &Collection, sm: &StrictMode, o: &Map<String, Value>, grows: bool) -> quiver::Result<()> {
-    let index_of = |k: &str| c.payload_index_kind(k);
+    let index_of = |k: &str| c.payload_index_caps(k);
     if grows {
         sm.check_size(|| c.size_stats())?;
     }

@@ -34,6 +34,11 @@ pub struct CollectionSettings {
     /// `sparse_vectors.<name>`, `optimizers_config`, `params`).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub hints: Map<String, Value>,
+    /// The options each payload index was created with (Qdrant's `field_schema` object, less
+    /// its `type`), by key; what strict mode reads (`lookup`, `range`, `prefix`) and what
+    /// `payload_schema` reports.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub index_options: Map<String, Value>,
 }
 
 impl CollectionSettings {

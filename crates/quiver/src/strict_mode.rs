@@ -120,6 +120,32 @@ pub fn check_limit<T: PartialOrd + std::fmt::Display>(value: T, limit: Option<T>
     }
 }
 
+/// What the payload index on a key can answer: its type, and the switches Qdrant's index
+/// options set (an integer index's `lookup` and `range`, a keyword index's `prefix`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexCaps {
+    /// The index type.
+    pub kind: PayloadIndexType,
+    /// Equality lookups (integer indexes; on unless `lookup: false`).
+    pub lookup: bool,
+    /// Ranges (integer indexes; on unless `range: false`).
+    pub range: bool,
+    /// Prefix matches (keyword indexes with `prefix: true`).
+    pub prefix: bool,
+}
+
+impl IndexCaps {
+    /// An index of `kind` with Qdrant's default options.
+    pub fn of(kind: PayloadIndexType) -> IndexCaps {
+        IndexCaps {
+            kind,
+            lookup: true,
+            range: true,
+            prefix: false,
+        }
+    }
+}
+
 /// The size of a collection as the size limits see it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SizeStats {
@@ -237,7 +263,7 @@ impl StrictMode {
 
     /// One search or query stage: its limit, filter, `exact`, `hnsw_ef` and oversampling.
     /// `index_of` says which payload index (if any) a key has.
-    pub fn check_search(&self, s: &SearchShape<'_>, index_of: &dyn Fn(&str) -> Option<PayloadIndexType>) -> Result<()> {
+    pub fn check_search(&self, s: &SearchShape<'_>, index_of: &dyn Fn(&str) -> Option<IndexCaps>) -> Result<()> {
         if !self.is_enabled() {
             return Ok(());
         }
@@ -261,7 +287,7 @@ impl StrictMode {
 
     /// A filter of a read (`write == false`) or of a filtered update or delete: its size, and
     /// when unindexed filtering is off, that every key it reads has an index that answers it.
-    pub fn check_filter(&self, f: &Filter, write: bool, index_of: &dyn Fn(&str) -> Option<PayloadIndexType>) -> Result<()> {
+    pub fn check_filter(&self, f: &Filter, write: bool, index_of: &dyn Fn(&str) -> Option<IndexCaps>) -> Result<()> {
         if !self.is_enabled() {
             return Ok(());
         }
@@ -382,7 +408,7 @@ impl StrictMode {
 
     /// The payload keys a formula reads, with unindexed filtering off: each needs a numeric
     /// (or, for locations and datetimes, its own) payload index.
-    pub fn check_formula(&self, f: &crate::formula::Formula, index_of: &dyn Fn(&str) -> Option<PayloadIndexType>) -> Result<()> {
+    pub fn check_formula(&self, f: &crate::formula::Formula, index_of: &dyn Fn(&str) -> Option<IndexCaps>) -> Result<()> {
         if !self.is_enabled() || self.unindexed_filtering_retrieve != Some(false) {
             return Ok(());
         }
@@ -417,34 +443,38 @@ fn type_title(kind: PayloadIndexType) -> String {
     }
 }
 
-/// Which index kinds answer a check (and its name in the help text).
-fn answering(check: &FieldCheck) -> (&'static str, &'static [PayloadIndexType]) {
+/// Whether an index answers a check, and the check's name in the help text.
+fn answering(check: &FieldCheck, caps: Option<IndexCaps>) -> (&'static str, bool) {
     use PayloadIndexType as T;
-    match check {
+    let name = match check {
+        FieldCheck::Match(_) | FieldCheck::Any(_) | FieldCheck::Except(_) => "match",
+        FieldCheck::Range(_) => "range",
+        FieldCheck::ValuesCount(_) => "values_count",
+        FieldCheck::Text(_) => "text",
+        FieldCheck::Phrase(_) => "phrase",
+        FieldCheck::TextAny(_) => "text_any",
+        FieldCheck::Prefix(_) => "prefix",
+        FieldCheck::Geo(_) => "geo",
+    };
+    let Some(c) = caps else { return (name, false) };
+    let answers = match check {
         FieldCheck::Match(MatchValue::Keyword(_)) | FieldCheck::Any(_) | FieldCheck::Except(_) => {
-            ("match", &[T::Keyword, T::Uuid, T::Integer])
+            matches!(c.kind, T::Keyword | T::Uuid) || (c.kind == T::Integer && c.lookup)
         }
-        FieldCheck::Match(MatchValue::Integer(_)) => ("match", &[T::Integer]),
-        FieldCheck::Match(MatchValue::Bool(_)) => ("match", &[T::Bool]),
-        FieldCheck::Range(_) => ("range", &[T::Integer, T::Float, T::Datetime]),
-        FieldCheck::ValuesCount(_) => (
-            "values_count",
-            &[T::Keyword, T::Integer, T::Float, T::Bool, T::Uuid, T::Text, T::Datetime],
-        ),
-        FieldCheck::Text(_) => ("text", &[T::Text]),
-        FieldCheck::Phrase(_) => ("phrase", &[T::Text]),
-        FieldCheck::TextAny(_) => ("text_any", &[T::Text]),
-        FieldCheck::Prefix(_) => ("prefix", &[T::Keyword]),
-        FieldCheck::Geo(_) => ("geo", &[T::Geo]),
-    }
+        FieldCheck::Match(MatchValue::Integer(_)) => c.kind == T::Integer && c.lookup,
+        FieldCheck::Match(MatchValue::Bool(_)) => c.kind == T::Bool,
+        FieldCheck::Range(_) => (c.kind == T::Integer && c.range) || matches!(c.kind, T::Float | T::Datetime),
+        FieldCheck::ValuesCount(_) => true,
+        FieldCheck::Text(_) | FieldCheck::Phrase(_) | FieldCheck::TextAny(_) => c.kind == T::Text,
+        FieldCheck::Prefix(_) => c.kind == T::Keyword && c.prefix,
+        FieldCheck::Geo(_) => c.kind == T::Geo,
+    };
+    (name, answers)
 }
 
 /// The first key `f` reads without an index that answers the check: (key, the check's name,
 /// the index the key has instead).
-fn first_unindexed(
-    f: &Filter,
-    index_of: &dyn Fn(&str) -> Option<PayloadIndexType>,
-) -> Option<(String, &'static str, Option<PayloadIndexType>)> {
+fn first_unindexed(f: &Filter, index_of: &dyn Fn(&str) -> Option<IndexCaps>) -> Option<(String, &'static str, Option<PayloadIndexType>)> {
     let conds = f
         .must
         .iter()
@@ -456,8 +486,17 @@ fn first_unindexed(
             Condition::Field(fc) => fc.checks.iter().find_map(|check| {
                 let key = fc.key.text.clone();
                 let have = index_of(&key);
-                let (need, kinds) = answering(check);
-                (!have.is_some_and(|h| kinds.contains(&h))).then_some((key, need, have))
+                let (need, answers) = answering(check, have);
+                // An index of the right type with the capability switched off counts as
+                // missing (Qdrant's wording); one of another type is named.
+                let full = have.map(|h| IndexCaps {
+                    lookup: true,
+                    range: true,
+                    prefix: true,
+                    ..h
+                });
+                let other_type = have.filter(|_| !answering(check, full).1).map(|h| h.kind);
+                (!answers).then_some((key, need, other_type))
             }),
             Condition::IsEmpty(k) | Condition::IsNull(k) => {
                 let key = k.text.clone();
@@ -616,6 +655,7 @@ mod tests {
             ..SearchShape::default()
         };
         assert!(s.check_search(&shape, &|_| None).is_ok());
+        let _ = IndexCaps::of(PayloadIndexType::Keyword);
     }
 
     #[test]
@@ -666,9 +706,32 @@ mod tests {
         let f = Filter::from_json(&serde_json::json!({"must": [{"key": "city", "match": {"value": "Berlin"}}]})).unwrap();
         let e = s.check_filter(&f, false, &|_| None).unwrap_err();
         assert!(e.to_string().contains("Index required but not found for \"city\""), "{e}");
-        let e = s.check_filter(&f, false, &|_| Some(PayloadIndexType::Float)).unwrap_err();
+        let e = s
+            .check_filter(&f, false, &|_| Some(IndexCaps::of(PayloadIndexType::Float)))
+            .unwrap_err();
         assert!(e.to_string().contains("Index of type \"Float\" found for \"city\""), "{e}");
-        assert!(s.check_filter(&f, false, &|_| Some(PayloadIndexType::Keyword)).is_ok());
+        assert!(s
+            .check_filter(&f, false, &|_| Some(IndexCaps::of(PayloadIndexType::Keyword)))
+            .is_ok());
+        // Capabilities switched off by index options count as missing.
+        let n = Filter::from_json(&serde_json::json!({"must": [{"key": "n", "match": {"value": 1}}]})).unwrap();
+        let no_lookup = IndexCaps {
+            lookup: false,
+            ..IndexCaps::of(PayloadIndexType::Integer)
+        };
+        assert!(s.check_filter(&n, false, &|_| Some(no_lookup)).is_err());
+        assert!(s
+            .check_filter(&n, false, &|_| Some(IndexCaps::of(PayloadIndexType::Integer)))
+            .is_ok());
+        let p = Filter::from_json(&serde_json::json!({"must": [{"key": "u", "match": {"prefix": "ht"}}]})).unwrap();
+        assert!(s
+            .check_filter(&p, false, &|_| Some(IndexCaps::of(PayloadIndexType::Keyword)))
+            .is_err());
+        let with_prefix = IndexCaps {
+            prefix: true,
+            ..IndexCaps::of(PayloadIndexType::Keyword)
+        };
+        assert!(s.check_filter(&p, false, &|_| Some(with_prefix)).is_ok());
         // Writes are governed by the other switch.
         assert!(s.check_filter(&f, true, &|_| None).is_ok());
     }

@@ -191,3 +191,35 @@ fn datetime_index_orders_by_time() {
     let f = Filter::from_json(&json!({"must": [{"key": "at", "match": {"value": "not a date"}}]})).unwrap();
     assert_eq!(c.count(Some(&f)), 1);
 }
+
+/// Index options are kept with the collection (across a reopen), read by strict mode as
+/// capabilities, and go with the index when it is dropped; an integer index must keep lookup
+/// or range.
+#[test]
+fn index_options_are_kept_and_read_as_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.create_collection("c", CollectionConfig::new(2, Metric::Dot)).unwrap();
+        let opts = |v: Value| v.as_object().unwrap().clone();
+        c.create_payload_index_with("url", PayloadIndexType::Keyword, opts(json!({"prefix": true, "is_tenant": true})))
+            .unwrap();
+        c.create_payload_index_with("n", PayloadIndexType::Integer, opts(json!({"lookup": false})))
+            .unwrap();
+        let e = c
+            .create_payload_index_with("m", PayloadIndexType::Integer, opts(json!({"lookup": false, "range": false})))
+            .unwrap_err();
+        assert!(e.to_string().contains("can't be both disabled"), "{e}");
+        assert!(c.payload_index_kind("m").is_none(), "a refused index is not created");
+    }
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("c").unwrap();
+    let url = c.payload_index_caps("url").unwrap();
+    assert!(url.prefix && url.kind == PayloadIndexType::Keyword);
+    let n = c.payload_index_caps("n").unwrap();
+    assert!(!n.lookup && n.range);
+    assert_eq!(c.settings().index_options["url"], json!({"prefix": true, "is_tenant": true}));
+    c.drop_payload_index("url").unwrap();
+    assert!(c.payload_index_caps("url").is_none());
+    assert!(!c.settings().index_options.contains_key("url"));
+}

@@ -31,10 +31,19 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
         quiver::Quantization::Int8 => json!("int8"),
         quiver::Quantization::Binary => json!("binary"),
     };
+    let settings = c.settings();
     let schema: Map<String, Value> = info
         .payload_indexes
         .iter()
-        .map(|(k, t, n, _)| (k.clone(), json!({"data_type": t.name(), "params": index_params(*t), "points": n})))
+        .map(|(k, t, n, _)| {
+            let mut params = index_params(*t);
+            if let (Some(p), Some(Value::Object(opts))) = (params.as_object_mut(), settings.index_options.get(k)) {
+                for (ok, ov) in opts {
+                    p.insert(ok.clone(), ov.clone());
+                }
+            }
+            (k.clone(), json!({"data_type": t.name(), "params": params, "points": n}))
+        })
         .collect();
     let (vectors, sparse) = vectors_info_json(&info.config);
     let mut params = json!({
@@ -44,7 +53,6 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
     if let Some(sparse) = sparse {
         params["sparse_vectors"] = sparse;
     }
-    let settings = c.settings();
     let warnings = config_warnings(&info.config, &settings);
     let mut out = json!({
         "status": if index.building { "yellow" } else { "green" },
@@ -400,17 +408,17 @@ pub(super) async fn create_index(State(state): State<AppState>, Path(name): Path
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::bad("field_name is required"))?
             .to_string();
-        let kind = parse_index_schema(body.get("field_schema"))?;
-        Ok::<_, ApiError>((field, kind))
+        let (kind, options) = parse_index_schema(body.get("field_schema"))?;
+        Ok::<_, ApiError>((field, kind, options))
     })();
-    let (field, kind) = match parsed {
+    let (field, kind, options) = match parsed {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     respond(
         start,
         blocking(move || {
-            collection(&state, &name)?.create_payload_index(&field, kind)?;
+            collection(&state, &name)?.create_payload_index_with(&field, kind, options)?;
             Ok(json!({"operation_id": 0, "status": "completed"}))
         })
         .await,
@@ -418,12 +426,15 @@ pub(super) async fn create_index(State(state): State<AppState>, Path(name): Path
 }
 
 /// A payload index's `field_schema`: a type name, or an object with the type and its options.
-/// An option is accepted only when Quiver does what it says (the text index is tantivy's
-/// word tokenizer, lowercased, with phrase matching; hints such as `is_tenant` change speed,
-/// not answers); any other is a 400 that names it.
-fn parse_index_schema(v: Option<&Value>) -> Result<PayloadIndexType, ApiError> {
+/// An option is accepted only where Quiver does what it says: switches that change what the
+/// index answers (an integer index's `lookup` / `range`, a keyword index's `prefix`) are kept
+/// and enforced by strict mode; placement hints (`on_disk`, `memory`, `enable_hnsw`,
+/// `is_tenant`, `is_principal`) are kept and reported; the text index takes only Quiver's
+/// analyser (`tokenizer: word`, lowercase, phrase matching). Anything else is a 400 that names
+/// it. Returns the type and the options to keep.
+fn parse_index_schema(v: Option<&Value>) -> Result<(PayloadIndexType, Map<String, Value>), ApiError> {
     let o = match v {
-        Some(Value::String(s)) => return Ok(s.parse()?),
+        Some(Value::String(s)) => return Ok((s.parse()?, Map::new())),
         Some(Value::Object(o)) => o,
         _ => return Err(ApiError::bad("field_schema is required")),
     };
@@ -432,18 +443,22 @@ fn parse_index_schema(v: Option<&Value>) -> Result<PayloadIndexType, ApiError> {
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad("field_schema.type is required"))?
         .parse()?;
+    let mut keep = Map::new();
     for (k, val) in o {
+        if k == "type" || val.is_null() {
+            continue;
+        }
+        use PayloadIndexType as T;
         let honoured = match (kind, k.as_str()) {
-            (_, "type") => true,
-            // A placement hint: Quiver's payload indexes live in memory (reported as on_disk: false).
-            (_, "on_disk") => val.is_null() || val.is_boolean(),
-            (PayloadIndexType::Keyword | PayloadIndexType::Uuid, "is_tenant") => val.is_null() || val.is_boolean(),
-            (PayloadIndexType::Integer, "lookup" | "range") => val.is_null() || val == &Value::Bool(true),
-            (PayloadIndexType::Integer | PayloadIndexType::Float, "is_principal") => val.is_null() || val.is_boolean(),
-            (PayloadIndexType::Text, "tokenizer") => val.is_null() || val == "word",
-            (PayloadIndexType::Text, "lowercase" | "phrase_matching") => val.is_null() || val == &Value::Bool(true),
-            (PayloadIndexType::Text, "min_token_len" | "max_token_len" | "stopwords" | "stemmer") => val.is_null(),
-            (PayloadIndexType::Text, "ascii_folding") => val.is_null() || val == &Value::Bool(false),
+            (_, "on_disk" | "enable_hnsw") => val.is_boolean(),
+            (_, "memory") => matches!(val.as_str(), Some("cached" | "cold" | "pinned")),
+            (T::Keyword | T::Uuid, "is_tenant") => val.is_boolean(),
+            (T::Keyword, "prefix") => val.is_boolean(),
+            (T::Integer, "lookup" | "range") => val.is_boolean(),
+            (T::Integer | T::Float | T::Datetime, "is_principal") => val.is_boolean(),
+            (T::Text, "tokenizer") => val == "word",
+            (T::Text, "lowercase" | "phrase_matching") => val == &Value::Bool(true),
+            (T::Text, "ascii_folding") => val == &Value::Bool(false),
             _ => false,
         };
         if !honoured {
@@ -454,8 +469,9 @@ fn parse_index_schema(v: Option<&Value>) -> Result<PayloadIndexType, ApiError> {
                 index_params(kind)
             )));
         }
+        keep.insert(k.clone(), val.clone());
     }
-    Ok(kind)
+    Ok((kind, keep))
 }
 
 /// What an index of `kind` does, as `payload_schema[..].params` reports it.

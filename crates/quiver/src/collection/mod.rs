@@ -503,6 +503,24 @@ impl Collection {
         }
     }
 
+    /// What the payload index on `key` answers, with its options (strict mode's check).
+    pub fn payload_index_caps(&self, key: &str) -> Option<crate::strict_mode::IndexCaps> {
+        let kind = self.payload_index_kind(key)?;
+        let settings = self.inner.settings.read();
+        let opts = settings.index_options.get(key);
+        let flag = |name: &str, default: bool| {
+            opts.and_then(|o| o.get(name))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(default)
+        };
+        Some(crate::strict_mode::IndexCaps {
+            kind,
+            lookup: flag("lookup", true),
+            range: flag("range", true),
+            prefix: flag("prefix", false),
+        })
+    }
+
     /// The payload index on `key`, if any (what strict mode's filter check asks).
     pub fn payload_index_kind(&self, key: &str) -> Option<PayloadIndexType> {
         self.inner

@@ -241,8 +241,41 @@ impl Collection {
         Ok(())
     }
 
+    /// [`Collection::create_payload_index`] with Qdrant's index options (`is_tenant`,
+    /// `prefix`, `lookup`, `range`, `on_disk`, ...): kept in the settings, reported by
+    /// `payload_schema`, read by strict mode. An integer index must keep `lookup` or `range`.
+    pub fn create_payload_index_with(
+        &self,
+        key: &str,
+        kind: PayloadIndexType,
+        options: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let off = |k: &str| options.get(k) == Some(&serde_json::Value::Bool(false));
+        if kind == PayloadIndexType::Integer && off("lookup") && off("range") {
+            return Err(Error::Validation {
+                field: "field_schema".into(),
+                problem: "Validation error: the 'lookup' and 'range' capabilities can't be both disabled".into(),
+            });
+        }
+        self.update_settings(|s| {
+            if options.is_empty() {
+                s.index_options.remove(key);
+            } else {
+                s.index_options.insert(key.to_string(), serde_json::Value::Object(options.clone()));
+            }
+            Ok(())
+        })?;
+        self.create_payload_index(key, kind)
+    }
+
     /// Drops every payload index on `key`.
     pub fn drop_payload_index(&self, key: &str) -> Result<()> {
+        if self.inner.settings.read().index_options.contains_key(key) {
+            self.update_settings(|s| {
+                s.index_options.remove(key);
+                Ok(())
+            })?;
+        }
         let mut w = self.writer()?;
         if !w.manifest.indexes.iter().any(|(k, _)| k == key) {
             return Err(Error::IndexNotFound(key.to_string()));
