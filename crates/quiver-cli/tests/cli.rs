@@ -916,6 +916,30 @@ fn query_bodies_and_facets_from_the_command_line() {
     );
     assert_eq!(g["groups"][0]["id"], "red", "{g}");
     assert_eq!(g["groups"][1]["id"], "blue", "{g}");
+    // --explain: the fusion first, then its two prefetches with what each handed on.
+    let x = json(
+        dir,
+        &[
+            "query",
+            "kb",
+            "--explain",
+            "--body",
+            r#"{"prefetch": [{"query": [1, 0], "limit": 3}, {"query": [0, 1], "limit": 2}], "query": {"fusion": "rrf"}, "limit": 2}"#,
+        ],
+    );
+    let stages = x["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3, "{x}");
+    assert_eq!(
+        (
+            stages[0]["query"].as_str(),
+            stages[0]["depth"].as_u64(),
+            stages[0]["candidates"].as_u64()
+        ),
+        (Some("fusion (rrf)"), Some(0), Some(5)),
+        "{x}"
+    );
+    assert_eq!((stages[1]["hits"].as_u64(), stages[2]["hits"].as_u64()), (Some(3), Some(2)), "{x}");
+    assert_eq!(x["points"].as_array().unwrap().len(), 2);
     let f = json(dir, &["facet", "kb", "c"]);
     assert_eq!(f, serde_json::json!([{"value": "red", "count": 2}, {"value": "blue", "count": 1}]));
     fails(dir, &["query", "kb", "--body", "[1]"], "must be a JSON object");

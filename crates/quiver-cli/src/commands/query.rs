@@ -17,6 +17,9 @@ pub struct QueryArgs {
     /// Group the hits by this payload key (`group_by`; the body may set `group_size`).
     #[arg(long)]
     pub group_by: Option<String>,
+    /// Show what each stage did: its query, space, candidates in, points out, best hit, time.
+    #[arg(long, conflicts_with = "group_by")]
+    pub explain: bool,
 }
 
 #[derive(Args)]
@@ -50,6 +53,30 @@ fn hit_line(h: &Value) -> String {
     format!("{:<12} {:>10}  {}", h["id"].to_string(), score, payload)
 }
 
+/// One stage of `--explain`, indented by its depth.
+fn stage_line(t: &Value) -> String {
+    let best = match &t["best"] {
+        Value::Null => "-".to_string(),
+        b => format!("{} ({})", b["id"], b["score"]),
+    };
+    let input = match t["candidates"].as_u64() {
+        Some(0) | None => "the collection".to_string(),
+        Some(n) => format!("{n} candidates"),
+    };
+    format!(
+        "{}{} on {:?}{}: {} -> {} of limit {}, best {}, {} us",
+        "  ".repeat(t["depth"].as_u64().unwrap_or(0) as usize),
+        t["query"].as_str().unwrap_or("?"),
+        t["using"].as_str().unwrap_or(""),
+        if t["filtered"] == true { " (filtered)" } else { "" },
+        input,
+        t["hits"],
+        t["limit"],
+        best,
+        t["micros"]
+    )
+}
+
 pub fn query(ctx: &Ctx, a: &QueryArgs) -> Result<Box<dyn Output>> {
     let db = ctx.db()?;
     let mut body = read_body(&a.body)?;
@@ -58,6 +85,7 @@ pub fn query(ctx: &Ctx, a: &QueryArgs) -> Result<Box<dyn Output>> {
             body.insert("group_by".into(), json!(key));
             quiver_server::api::query_groups_json(&db, &a.collection, &body)
         }
+        None if a.explain => quiver_server::api::query_json_explained(&db, &a.collection, &body),
         None => quiver_server::api::query_json(&db, &a.collection, &body),
     }
     .map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -76,13 +104,17 @@ pub fn query(ctx: &Ctx, a: &QueryArgs) -> Result<Box<dyn Output>> {
             .collect::<Vec<_>>()
             .join("\n")
     } else {
-        answer["points"]
+        let hits = answer["points"]
             .as_array()
             .into_iter()
             .flatten()
             .map(hit_line)
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        match answer["stages"].as_array() {
+            Some(stages) => format!("{}\n\n{hits}", stages.iter().map(stage_line).collect::<Vec<_>>().join("\n")),
+            None => hits,
+        }
     };
     Ok(Box::new(Message::new(
         answer,

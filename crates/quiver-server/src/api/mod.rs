@@ -25,7 +25,7 @@ use points::*;
 use search::*;
 use snapshots::*;
 use stages::*;
-pub use stages::{query_groups_json, query_json};
+pub use stages::{query_groups_json, query_json, query_json_explained};
 use wire::*;
 
 use crate::AppState;

@@ -516,6 +516,27 @@ pub fn query_json(db: &quiver::Database, name: &str, body: &Map<String, Value>) 
     Ok(json!({"points": q.run(&c)?}))
 }
 
+/// [`query_json`] with what each stage did (`{"points": [..], "stages": [..]}`, the top stage
+/// first, each stage's prefetches after it): `quiver query --explain`.
+pub fn query_json_explained(db: &quiver::Database, name: &str, body: &Map<String, Value>) -> ApiResult {
+    let c = db.collection(name)?;
+    let q = parse_staged(body, true, &Resolver { db, c: &c })?;
+    let with = quiver::With {
+        payload: !matches!(q.sel, PayloadSelect::None),
+        vector: q.with_vector,
+    };
+    let (hits, trace) = c.query_explained(&q.stage, q.offset, with)?;
+    let stages: Vec<Value> = trace
+        .into_iter()
+        .map(|t| {
+            json!({"depth": t.depth, "query": t.query, "using": t.using, "limit": t.limit, "filtered": t.filtered,
+                   "candidates": t.candidates, "hits": t.hits,
+                   "best": t.best.map(|(id, s)| json!({"id": id.to_json(), "score": f32_json(s)})), "micros": t.micros})
+        })
+        .collect();
+    Ok(json!({"points": hits.into_iter().map(|h| scored_json(h, &q.sel)).collect::<Vec<_>>(), "stages": stages}))
+}
+
 /// A grouped Query API body (`POST /collections/{name}/points/query/groups`) run without a
 /// server (`{"groups": [..]}`).
 pub fn query_groups_json(db: &quiver::Database, name: &str, body: &Map<String, Value>) -> ApiResult {

@@ -20,7 +20,7 @@ mod named;
 pub use named::{SparseExplain, SparseTerm};
 mod query;
 pub use groups::Group;
-pub use query::{FusionKind, QueryStage, StageQuery, QUERY_DEPTH_MAX, QUERY_STAGES_MAX};
+pub use query::{FusionKind, QueryStage, StageQuery, StageTrace, QUERY_DEPTH_MAX, QUERY_STAGES_MAX};
 mod read;
 mod recommend;
 mod storage;

@@ -95,6 +95,48 @@ impl QueryStage {
     }
 }
 
+/// What one stage of a query did (see [`Collection::query_explained`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageTrace {
+    /// 0 for the top stage, 1 for its prefetches, and so on.
+    pub depth: usize,
+    /// The kind of query (`nearest dense`, `fusion rrf`, `recommend`, ...).
+    pub query: &'static str,
+    /// The vector space it used.
+    pub using: String,
+    /// Its limit.
+    pub limit: usize,
+    /// It had a filter (its own or inherited).
+    pub filtered: bool,
+    /// Candidates its prefetches handed it (0 for a stage without prefetches).
+    pub candidates: usize,
+    /// Points it passed on.
+    pub hits: usize,
+    /// Its best point and score.
+    pub best: Option<(PointId, f32)>,
+    /// Time spent, its prefetches included, in microseconds.
+    pub micros: u64,
+}
+
+fn stage_kind(s: &QueryStage) -> &'static str {
+    match &s.query {
+        Some(StageQuery::Nearest(QueryVector::Dense(_))) => "nearest (dense)",
+        Some(StageQuery::Nearest(QueryVector::Multi(_))) => "nearest (multivector, MaxSim)",
+        Some(StageQuery::Nearest(QueryVector::Sparse(_))) => "nearest (sparse)",
+        Some(StageQuery::Fusion(FusionKind::Rrf { .. })) => "fusion (rrf)",
+        Some(StageQuery::Fusion(FusionKind::Dbsf)) => "fusion (dbsf)",
+        Some(StageQuery::Recommend(_)) => "recommend",
+        Some(StageQuery::Discover(d)) if d.target.is_some() => "discover",
+        Some(StageQuery::Discover(_)) => "context",
+        Some(StageQuery::Sample) => "sample (random)",
+        Some(StageQuery::Feedback(_)) => "relevance feedback",
+        Some(StageQuery::Formula(_)) => "formula",
+        Some(StageQuery::OrderBy { .. }) => "order_by",
+        None if s.prefetch.is_empty() => "listing (id order)",
+        None => "pass-through",
+    }
+}
+
 /// The most stages one query may hold, and how deep they may nest.
 pub const QUERY_STAGES_MAX: usize = 64;
 /// How deep prefetches may nest.
@@ -119,15 +161,23 @@ impl Collection {
     /// Runs a query tree and returns its best `limit` points after `offset`, with what `with`
     /// asks for. Scores are those of the top stage (a fused score, for a fusion).
     pub fn query(&self, stage: &QueryStage, offset: usize, with: With) -> Result<Vec<ScoredPoint>> {
+        Ok(self.query_explained(stage, offset, with)?.0)
+    }
+
+    /// [`Collection::query`] with what each stage did: one [`StageTrace`] per stage, the top
+    /// stage first and each stage's prefetches after it (depth first), as `quiver query
+    /// --explain` prints them.
+    pub fn query_explained(&self, stage: &QueryStage, offset: usize, with: With) -> Result<(Vec<ScoredPoint>, Vec<StageTrace>)> {
         check_tree(stage, 0, &mut 0)?;
         let mut top = stage.clone();
         top.limit = stage.limit.saturating_add(offset).min(SEARCH_LIMIT_MAX);
         inherit_filters(&mut top, None);
-        let ranking = self.run_stage(&top)?;
+        let mut trace = Vec::new();
+        let ranking = self.run_stage(&top, &mut trace, 0)?;
         let ids: Vec<PointId> = ranking.hits.iter().skip(offset).map(|h| h.0).collect();
         let records = self.get(&ids, with)?;
         let by_id: HashMap<PointId, Record> = records.into_iter().map(|r| (r.id, r)).collect();
-        Ok(ranking
+        let hits = ranking
             .hits
             .into_iter()
             .skip(offset)
@@ -135,7 +185,8 @@ impl Collection {
                 let r = by_id.get(&id)?.clone();
                 Some(r.scored(score))
             })
-            .collect())
+            .collect();
+        Ok((hits, trace))
     }
 
     fn higher_is_better(&self, using: &str) -> bool {
@@ -146,7 +197,38 @@ impl Collection {
         config.vectors.dense.get(using).is_none_or(|d| d.metric.higher_is_better())
     }
 
-    fn run_stage(&self, s: &QueryStage) -> Result<Ranking> {
+    /// Runs one stage and its prefetches, recording each in `trace`.
+    fn run_stage(&self, s: &QueryStage, trace: &mut Vec<StageTrace>, depth: usize) -> Result<Ranking> {
+        let slot = trace.len();
+        trace.push(StageTrace {
+            depth,
+            query: stage_kind(s),
+            using: s.using.clone().unwrap_or_else(|| self.inner.config.vectors.main.clone()),
+            limit: s.limit,
+            filtered: s.filter.is_some(),
+            candidates: 0,
+            hits: 0,
+            best: None,
+            micros: 0,
+        });
+        let t0 = std::time::Instant::now();
+        let children = s
+            .prefetch
+            .iter()
+            .map(|p| self.run_stage(p, trace, depth + 1))
+            .collect::<Result<Vec<_>>>()?;
+        let candidates = children.iter().map(|c| c.hits.len()).sum();
+        let ranking = self.run_stage_on(s, children)?;
+        let t = &mut trace[slot];
+        t.candidates = candidates;
+        t.hits = ranking.hits.len();
+        t.best = ranking.hits.first().copied();
+        t.micros = t0.elapsed().as_micros() as u64;
+        Ok(ranking)
+    }
+
+    /// One stage's own work, on its prefetches' rankings.
+    fn run_stage_on(&self, s: &QueryStage, children: Vec<Ranking>) -> Result<Ranking> {
         let using = s.using.clone().unwrap_or_else(|| self.inner.config.vectors.main.clone());
         let req = |filter: Option<Filter>| SearchRequest {
             vector: Vec::new(),
@@ -159,7 +241,6 @@ impl Collection {
             exact: s.exact,
             ef: s.ef,
         };
-        let children: Vec<Ranking> = s.prefetch.iter().map(|p| self.run_stage(p)).collect::<Result<_>>()?;
         match (&s.query, children.is_empty()) {
             (Some(StageQuery::Nearest(q)), true) => {
                 let hits = self.search_named(&using, q, &req(s.filter.clone()))?;
