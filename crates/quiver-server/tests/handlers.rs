@@ -422,7 +422,7 @@ async fn index_options_are_honoured_or_refused() {
         (json!({"type": "text", "tokenizer": "prefix"}), "tokenizer"),
         (json!({"type": "text", "lowercase": false}), "lowercase"),
         (json!({"type": "text", "stopwords": "english"}), "stopwords"),
-        (json!({"type": "keyword", "prefix": true}), "prefix"),
+        (json!({"type": "keyword", "lookup": false}), "lookup"),
     ] {
         let (s, b) = send(&app, Method::PUT, "/collections/c/index", Some(index(schema)), &[]).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
@@ -434,9 +434,19 @@ async fn index_options_are_honoured_or_refused() {
     let tenant = json!({"field_name": "k", "field_schema": {"type": "keyword", "is_tenant": true}});
     let (s, b) = send(&app, Method::PUT, "/collections/c/index", Some(tenant), &[]).await;
     assert_eq!(s, StatusCode::OK, "{b}");
+    // Options that change what an index answers are kept and reported.
+    let prefix = json!({"field_name": "u", "field_schema": {"type": "keyword", "prefix": true}});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/index", Some(prefix), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let neither = json!({"field_name": "n", "field_schema": {"type": "integer", "lookup": false, "range": false}});
+    let (s, b) = send(&app, Method::PUT, "/collections/c/index", Some(neither), &[]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     let (_, b) = send(&app, Method::GET, "/collections/c", None, &[]).await;
     assert_eq!(b["result"]["payload_schema"]["t"]["params"]["tokenizer"], "word");
     assert_eq!(b["result"]["payload_schema"]["k"]["data_type"], "keyword");
+    assert_eq!(b["result"]["payload_schema"]["k"]["params"]["is_tenant"], true);
+    assert_eq!(b["result"]["payload_schema"]["u"]["params"]["prefix"], true);
+    assert!(b["result"]["payload_schema"].get("n").is_none(), "{b}");
 }
 
 /// Aliases as Qdrant's API has them: create, query through, list, switch, and the status codes.
