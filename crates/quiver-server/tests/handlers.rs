@@ -1028,3 +1028,51 @@ async fn grouped_queries() {
     assert_eq!(groups.len(), 6);
     assert!(groups.iter().all(|g| g["hits"].as_array().unwrap().len() == 4));
 }
+
+/// The older discover and recommend-groups APIs answer as the Query API does.
+#[tokio::test]
+async fn older_discover_and_recommend_groups_apis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    send(
+        &app,
+        Method::PUT,
+        "/collections/d",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+        &[],
+    )
+    .await;
+    let points = json!({"points": [
+        {"id": 1, "vector": [1, 0], "payload": {"g": "a"}}, {"id": 2, "vector": [0.9, 0.1], "payload": {"g": "b"}},
+        {"id": 3, "vector": [0, 1], "payload": {"g": "a"}}, {"id": 4, "vector": [0.5, 0.5], "payload": {"g": "b"}}]});
+    let (s, _) = send(&app, Method::PUT, "/collections/d/points", Some(points), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let old = json!({"target": [1, 0], "context": [{"positive": 2, "negative": 3}], "limit": 2});
+    let new = json!({"query": {"discover": {"target": [1, 0], "context": [{"positive": 2, "negative": 3}]}}, "limit": 2});
+    let (s, a) = send(&app, Method::POST, "/collections/d/points/discover", Some(old.clone()), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (_, b) = send(&app, Method::POST, "/collections/d/points/query", Some(new), &[]).await;
+    let ids = |v: &Value| v.as_array().unwrap().iter().map(|p| p["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&a["result"]), ids(&b["result"]["points"]), "{a} {b}");
+    let (s, batch) = send(
+        &app,
+        Method::POST,
+        "/collections/d/points/discover/batch",
+        Some(json!({"searches": [old]})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ids(&batch["result"][0]), ids(&a["result"]));
+    let body = json!({"positive": [1], "group_by": "g", "group_size": 1, "limit": 2});
+    let (s, g) = send(&app, Method::POST, "/collections/d/points/recommend/groups", Some(body), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    let groups = g["result"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{g}");
+    // The example (point 1) is left out; the best other point is 2, in group b.
+    assert_eq!(
+        (groups[0]["id"].clone(), groups[0]["hits"][0]["id"].clone()),
+        (json!("b"), json!(2)),
+        "{g}"
+    );
+}

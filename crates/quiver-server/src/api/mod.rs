@@ -8,6 +8,7 @@ mod batch;
 mod collection_config;
 mod collections;
 mod error;
+mod legacy;
 mod matrix;
 mod points;
 mod search;
@@ -20,6 +21,7 @@ use collection_config::*;
 use collections::*;
 pub use error::ApiError;
 use error::ApiResult;
+use legacy::*;
 use matrix::*;
 use points::*;
 use search::*;
@@ -98,6 +100,9 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{name}/points/search/matrix/offsets", post(matrix_offsets))
         .route("/collections/{name}/points/recommend", post(recommend_points))
         .route("/collections/{name}/points/recommend/batch", post(recommend_batch))
+        .route("/collections/{name}/points/recommend/groups", post(recommend_groups))
+        .route("/collections/{name}/points/discover", post(discover_points))
+        .route("/collections/{name}/points/discover/batch", post(discover_batch))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
 }

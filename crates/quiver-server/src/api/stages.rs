@@ -504,7 +504,7 @@ impl StagedQuery {
 /// `POST /points/query/groups` (and the older `/points/search/groups`): the query's hits
 /// grouped by `group_by` (`group_size` per group, 3 by default; `limit` groups), each group
 /// `{"id", "hits"}` and, with `with_lookup`, the point of that id from another collection.
-async fn groups(state: AppState, name: String, body: Map<String, Value>, query_api: bool) -> ApiResult {
+pub(super) async fn groups(state: AppState, name: String, body: Map<String, Value>, query_api: bool) -> ApiResult {
     blocking(move || groups_sync(&state.db, &name, body, query_api)).await
 }
 
