@@ -6,6 +6,9 @@
 
 use super::*;
 
+/// How an older body becomes a Query API body.
+type Rewrite = fn(Map<String, Value>) -> Result<Map<String, Value>, ApiError>;
+
 /// `{positive, negative, strategy, filter, limit, ...}` as `{"query": {"recommend": ..}, ...}`.
 fn recommend_as_query(mut body: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let mut reco = Map::new();
@@ -34,12 +37,7 @@ fn discover_as_query(mut body: Map<String, Value>) -> Result<Map<String, Value>,
 }
 
 /// One rewritten body answered as the old APIs answer: a list of hits.
-async fn one(
-    state: AppState,
-    name: String,
-    body: Bytes,
-    rewrite: fn(Map<String, Value>) -> Result<Map<String, Value>, ApiError>,
-) -> Response {
+async fn one(state: AppState, name: String, body: Bytes, rewrite: Rewrite) -> Response {
     let start = Instant::now();
     let body = match parse_body(&body).and_then(rewrite) {
         Ok(b) => b,
@@ -55,12 +53,7 @@ async fn one(
 }
 
 /// `{"searches": [bodies]}` answered as a list of hit lists.
-async fn batch(
-    state: AppState,
-    name: String,
-    body: Bytes,
-    rewrite: fn(Map<String, Value>) -> Result<Map<String, Value>, ApiError>,
-) -> Response {
+async fn batch(state: AppState, name: String, body: Bytes, rewrite: Rewrite) -> Response {
     let start = Instant::now();
     let parsed = parse_body(&body).and_then(|b| {
         only_fields(&b, &["searches"], "batch")?;
