@@ -38,9 +38,9 @@ SUMMARY=$(tail -1 "$QUIVER_DATA.log")
 PASSED=$(echo "$SUMMARY" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 FAILED=$(echo "$SUMMARY" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
 ERRORS=$(echo "$SUMMARY" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+' || echo 0)
-# Session 7 reached 792 (the issue asked for 759, 90% of 843); two items of slack for the
-# timing of the rate-limit tests.
-FLOOR="${QUIVER_CONFORMANCE_FLOOR:-790}"
+# Session 7 reached 792 (the issue asked for 759, 90% of 843); five items of slack for the
+# rate-limit tests, whose token counts depend on how fast a loaded machine runs them.
+FLOOR="${QUIVER_CONFORMANCE_FLOOR:-787}"
 echo "qdrant conformance: $PASSED of $((PASSED + FAILED + ERRORS)) in-scope items pass against quiver serve (floor $FLOOR)"
 if [ "$PASSED" -lt "$FLOOR" ]; then
   echo "error: qdrant conformance fell below its floor ($PASSED < $FLOOR); see target/conformance.log"
