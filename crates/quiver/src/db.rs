@@ -43,10 +43,30 @@ impl Database {
         let lock = DirLock::acquire(&root)?;
         let cdir = root.join("collections");
         fsio::create_dir_durable(&cdir)?;
+        // A snapshot recovery swaps folders in two renames (`NAME` -> `.replaced-NAME`, the
+        // staging folder -> `NAME`). Interrupted between them, the old collection comes back;
+        // after them, the old folder is removed.
         for entry in std::fs::read_dir(&cdir).map_err(StorageError::io(&cdir))? {
             let entry = entry.map_err(StorageError::io(&cdir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = [".create-", ".drop-"]
+            let Some(coll) = name.strip_prefix(".replaced-").filter(|c| validate_name(c).is_ok()) else {
+                continue;
+            };
+            let (old, live) = (entry.path(), cdir.join(coll));
+            if collection::manifest_path(&live).exists() {
+                std::fs::remove_dir_all(&old).map_err(StorageError::io(&old))?;
+            } else {
+                if live.exists() {
+                    std::fs::remove_dir_all(&live).map_err(StorageError::io(&live))?;
+                }
+                std::fs::rename(&old, &live).map_err(StorageError::io(&live))?;
+                fsio::fsync_dir(&cdir)?;
+            }
+        }
+        for entry in std::fs::read_dir(&cdir).map_err(StorageError::io(&cdir))? {
+            let entry = entry.map_err(StorageError::io(&cdir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = [".create-", ".drop-", ".recover-"]
                 .iter()
                 .any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| validate_name(rest).is_ok()));
             if ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -293,14 +313,15 @@ impl Database {
             if let Some(c) = open.remove(name) {
                 c.retire();
             }
-            let doomed = self.collections_dir().join(format!(".drop-{name}"));
-            if doomed.exists() {
-                std::fs::remove_dir_all(&doomed).map_err(StorageError::io(&doomed))?;
+            // Two renames; `Database::open` finishes or undoes a swap a crash interrupted.
+            let replaced = self.collections_dir().join(format!(".replaced-{name}"));
+            if replaced.exists() {
+                std::fs::remove_dir_all(&replaced).map_err(StorageError::io(&replaced))?;
             }
-            std::fs::rename(&dir, &doomed).map_err(StorageError::io(&dir))?;
+            std::fs::rename(&dir, &replaced).map_err(StorageError::io(&dir))?;
             std::fs::rename(&staging, &dir).map_err(StorageError::io(&dir))?;
             fsio::fsync_dir(&self.collections_dir())?;
-            let _ = std::fs::remove_dir_all(&doomed);
+            let _ = std::fs::remove_dir_all(&replaced);
         } else {
             std::fs::rename(&staging, &dir).map_err(StorageError::io(&dir))?;
             fsio::fsync_dir(&self.collections_dir())?;

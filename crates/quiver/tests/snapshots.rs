@@ -229,3 +229,33 @@ fn full_snapshots_hold_every_collection() {
     assert!(db.delete_full_snapshot(&full.name).unwrap());
     assert!(db.list_full_snapshots().unwrap().is_empty());
 }
+
+/// A crash in the middle of a recovery's folder swap: after the old folder was moved aside but
+/// before the recovered one was moved in, the next open brings the old collection back; after
+/// both renames, it keeps the new one. A staging folder left behind is removed.
+#[test]
+fn an_interrupted_recovery_swap_is_undone_or_finished_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("collections");
+    let mut rng = StdRng::seed_from_u64(3);
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.create_collection("c", config()).unwrap();
+        c.upsert((0..20).map(|i| random_point(&mut rng, i)).collect()).unwrap();
+        let d = db.create_collection("d", config()).unwrap();
+        d.upsert((0..5).map(|i| random_point(&mut rng, i)).collect()).unwrap();
+    }
+    // Crashed between the renames: `c` was moved aside, the staging folder not yet moved in.
+    std::fs::rename(cdir.join("c"), cdir.join(".replaced-c")).unwrap();
+    std::fs::create_dir_all(cdir.join(".recover-c").join("segments")).unwrap();
+    // Crashed after both renames: `d` is the recovered one, the old one still aside.
+    std::fs::create_dir_all(cdir.join(".replaced-d")).unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), 20);
+    assert_eq!(db.collection("d").unwrap().len(), 5);
+    let names: Vec<String> = std::fs::read_dir(&cdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+}
