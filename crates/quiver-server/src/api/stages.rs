@@ -511,9 +511,11 @@ pub(super) async fn groups(state: AppState, name: String, body: Map<String, Valu
 /// A Query API body (`POST /collections/{name}/points/query`) run without a server: the same
 /// parsing and answer (`{"points": [..]}`), for the command line's `quiver query`.
 pub fn query_json(db: &quiver::Database, name: &str, body: &Map<String, Value>) -> ApiResult {
-    let c = db.collection(name)?;
-    let q = parse_staged(body, true, &Resolver { db, c: &c })?;
-    Ok(json!({"points": q.run(&c)?}))
+    let mut answer = query_json_explained(db, name, body)?;
+    if let Some(o) = answer.as_object_mut() {
+        o.remove("stages");
+    }
+    Ok(answer)
 }
 
 /// [`query_json`] with what each stage did (`{"points": [..], "stages": [..]}`, the top stage
