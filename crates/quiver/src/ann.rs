@@ -216,6 +216,21 @@ impl Ann {
         }
     }
 
+    /// Bytes in memory of the codes and of the graph (lists and node map), and the index
+    /// file's size on disk.
+    pub fn footprint(&self) -> (usize, usize, u64) {
+        let file = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        match &*self.built.read() {
+            Some(b) => {
+                let map = b.map.read();
+                let h = b.hnsw.read();
+                let codes = h.codes().memory_bytes();
+                (codes, h.memory_bytes() - codes + map.node_row.len() * 4, file)
+            }
+            None => (0, 0, file),
+        }
+    }
+
     pub fn status(&self, st: &State) -> IndexStatus {
         let built = self.built.read().clone();
         let (nodes, tail, memory_bytes) = match &built {
@@ -687,7 +702,8 @@ impl Ann {
     }
 
     fn try_load(&self, st: &State) -> Result<Built, IndexFileError> {
-        let image = blob::read(&self.path)?;
+        // Mapped, not read: the graph and codes are built from it, never two copies at once.
+        let image = quiver_storage::map::MappedFile::open(&self.path)?;
         let sections = blob::decode(&self.path, INDEX_MAGIC, &image)?;
         if sections.len() != 6 {
             return Err(IndexFileError::Sections(sections.len()));

@@ -164,13 +164,27 @@ impl Database {
     pub fn reconfigure_index(&self, name: &str, index: crate::IndexConfig) -> Result<Collection> {
         let c = self.collection(name)?;
         let mut open = self.open.lock();
-        let real = c.name().to_string();
         if c.config().index == index {
             return Ok(c);
         }
         c.set_index_config(index)?;
+        self.reopen_locked(&mut open, c)
+    }
+
+    /// Closes and opens a collection again, so that settings read on open (where the main
+    /// vectors live: `on_disk`) take effect. Handles taken before fail their next write with
+    /// [`Error::CollectionNotFound`]; take a new one.
+    pub fn reopen_collection(&self, name: &str) -> Result<Collection> {
+        let c = self.collection(name)?;
+        let mut open = self.open.lock();
+        self.reopen_locked(&mut open, c)
+    }
+
+    fn reopen_locked(&self, open: &mut HashMap<String, Collection>, c: Collection) -> Result<Collection> {
+        let real = c.name().to_string();
         c.retire();
         open.remove(&real);
+        drop(c);
         let fresh = Collection::open(&real, &self.collections_dir().join(&real))?;
         open.insert(real, fresh.clone());
         Ok(fresh)

@@ -336,6 +336,19 @@ impl FieldIndex {
     }
 
     /// Distinct values held (for `quiver info`).
+    /// Bytes the index holds in memory, estimated from its bitmaps' sizes and its keys.
+    pub fn memory_bytes(&self) -> usize {
+        const ENTRY: usize = 48; // a map entry's own overhead, roughly
+        let maps = match &self.data {
+            IndexData::Keyword(m) => m.iter().map(|(k, b)| k.len() + ENTRY + b.serialized_size()).sum(),
+            IndexData::Integer(m) => m.values().map(|b| 8 + ENTRY + b.serialized_size()).sum(),
+            IndexData::Float(m) => m.values().map(|b| 8 + ENTRY + b.serialized_size()).sum(),
+            IndexData::Bool { yes, no } => yes.serialized_size() + no.serialized_size(),
+            IndexData::Inert => 0,
+        };
+        maps + self.indexed_rows.serialized_size() + self.other_numbers.serialized_size()
+    }
+
     pub fn distinct_values(&self) -> usize {
         match &self.data {
             IndexData::Keyword(m) => m.len(),

@@ -100,6 +100,20 @@ fn remove_at(obj: &mut Map<String, Value>, parts: &[PathPart]) {
     }
 }
 
+/// Bytes a payload holds in memory, roughly: its strings and containers with their overheads.
+pub(crate) fn deep_size(p: &Payload) -> usize {
+    fn value(v: &Value) -> usize {
+        const NODE: usize = 32; // a `Value` and its allocation's bookkeeping
+        NODE + match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.iter().map(value).sum::<usize>(),
+            Value::Object(o) => o.iter().map(|(k, v)| k.len() + NODE + value(v)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    p.iter().map(|(k, v)| k.len() + 32 + value(v)).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

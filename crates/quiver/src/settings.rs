@@ -53,6 +53,12 @@ impl CollectionSettings {
         }
     }
 
+    /// Whether the main vector (named `main`, `""` for Qdrant's unnamed one) is declared
+    /// `on_disk`: its full-precision vectors then live in a file the kernel pages in and out.
+    pub fn main_vectors_on_disk(&self, main: &str) -> bool {
+        self.hint(&format!("vectors.{main}")).get("on_disk").and_then(Value::as_bool) == Some(true)
+    }
+
     /// The hints of one section (an empty object when none were given).
     pub fn hint(&self, section: &str) -> Map<String, Value> {
         self.hints.get(section).and_then(Value::as_object).cloned().unwrap_or_default()

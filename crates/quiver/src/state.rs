@@ -20,6 +20,7 @@ use crate::vectors::VectorBuf;
 use quiver_kernels::Allowed;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 /// Rows the scan may visit after a filter is planned.
 pub enum Plan {
@@ -97,6 +98,35 @@ impl State {
             generation: 0,
             text: Vec::new(),
         }
+    }
+
+    /// Keeps the main vectors in a scratch file in `dir` from now on (call before any row).
+    pub fn keep_vectors_on_disk(&mut self, dir: &Path) {
+        debug_assert!(self.vectors.is_empty());
+        self.vectors = VectorBuf::on_disk(dir);
+    }
+
+    /// Where the main vectors live, in bytes, and whether they were meant for disk but fell
+    /// back to memory (the reason).
+    pub fn vectors_footprint(&self) -> (crate::vectors::Footprint, bool, Option<String>) {
+        let (disk, why) = self.vectors.on_disk_state();
+        (self.vectors.footprint(), disk, why.map(str::to_string))
+    }
+
+    /// Estimated bytes in memory of the payloads (the deep size of up to 1,000 payloads spread
+    /// over the rows, scaled to all: nothing here reads every point) and of the payload
+    /// indexes.
+    pub fn payload_memory(&self) -> (usize, usize) {
+        let n = self.payloads.len();
+        let step = n.div_ceil(1000).max(1);
+        let (mut sampled, mut bytes) = (0usize, 0usize);
+        for r in (0..n).step_by(step) {
+            sampled += 1;
+            bytes += self.payloads[r].as_ref().map_or(0, crate::projection::deep_size);
+        }
+        let payloads = (bytes * n).checked_div(sampled).unwrap_or(0) + n * std::mem::size_of::<Option<Payload>>();
+        let indexes = self.indexes.fields.iter().map(|f| f.memory_bytes()).sum();
+        (payloads, indexes)
     }
 
     /// The vector dimension.
@@ -548,19 +578,28 @@ impl State {
     }
 
     /// Applies a segment loaded from disk: its points, then its tombstones.
-    pub fn apply_segment(&mut self, seg: SegmentData) {
+    pub fn apply_segment(&mut self, seg: SegmentData<'_>) {
         self.vectors.reserve(seg.ids.len() * self.dim);
-        let mut extras = seg.extras.into_iter();
-        for (i, (id, payload)) in seg.ids.into_iter().zip(seg.payloads).enumerate() {
+        let mut row = vec![0.0f32; self.dim];
+        let SegmentData {
+            ids,
+            vectors,
+            payloads,
+            tombstones,
+            extras,
+        } = seg;
+        let mut extras = extras.into_iter();
+        for (i, (id, payload)) in ids.into_iter().zip(payloads).enumerate() {
             let (has_main, named) = extras.next().unwrap_or((true, None));
             let v = if has_main {
-                &seg.vectors[i * self.dim..(i + 1) * self.dim]
+                crate::store::decode_row(vectors, i, &mut row);
+                &row[..]
             } else {
                 &[][..]
             };
             self.upsert_one(id, v, named.map(Box::new), payload);
         }
-        for id in &seg.tombstones {
+        for id in &tombstones {
             self.delete_one(id);
         }
         self.commit_text();
@@ -569,7 +608,7 @@ impl State {
     /// Drops dead rows, renumbering the live ones in id order, and rebuilds the indexes.
     pub fn compact_rows(&mut self) {
         let dim = self.dim;
-        let mut vectors = VectorBuf::with_capacity(self.n_alive * dim);
+        let mut vectors = self.vectors.empty_like(self.n_alive * dim);
         let mut ids = Vec::with_capacity(self.n_alive);
         let mut payloads = Vec::with_capacity(self.n_alive);
         let mut extras = Vec::with_capacity(self.n_alive);

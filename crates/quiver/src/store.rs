@@ -366,15 +366,25 @@ pub fn decode_op(record: &[u8], dim: usize) -> Result<Op, DecodeError> {
 /// The contents of one segment: the full state of some points, and ids deleted since the
 /// segments before it.
 #[derive(Debug, Default, PartialEq)]
-pub struct SegmentData {
+pub struct SegmentData<'a> {
     pub ids: Vec<PointId>,
-    /// `ids.len() * dim` floats, row-major.
-    pub vectors: Vec<f32>,
+    /// `ids.len() * dim` little-endian floats, row-major, as they lie in the file (borrowed:
+    /// a segment larger than memory is read through the page cache, row by row).
+    pub vectors: &'a [u8],
     pub payloads: Vec<Option<Payload>>,
     pub tombstones: Vec<PointId>,
     /// Per row: whether it holds its main vector (else its `vectors` row is zeros) and its
     /// named vectors. Empty for a segment of plain rows (five sections).
     pub extras: Vec<(bool, Option<NamedVectors>)>,
+}
+
+/// Row `i` of a segment's vector section, decoded into `out` (`out.len()` floats a row).
+pub fn decode_row(vectors: &[u8], i: usize, out: &mut [f32]) {
+    let dim = out.len();
+    let bytes = &vectors[i * dim * 4..(i + 1) * dim * 4];
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+    }
 }
 
 /// One row of a segment to write: id, main vector (empty: none), named vectors, payload.
@@ -423,7 +433,7 @@ fn corrupt(path: &Path, e: DecodeError, section: &str) -> StorageError {
 }
 
 /// Decodes a segment image read from `path`, checking it against the collection's dimension.
-pub fn decode_segment(path: &Path, image: &[u8], dim: usize) -> Result<SegmentData, StorageError> {
+pub fn decode_segment<'a>(path: &Path, image: &'a [u8], dim: usize) -> Result<SegmentData<'a>, StorageError> {
     let sections = blob::decode(path, SEGMENT_MAGIC, image)?;
     if !(5..=6).contains(&sections.len()) {
         return Err(StorageError::corrupt(
@@ -455,9 +465,7 @@ pub fn decode_segment(path: &Path, image: &[u8], dim: usize) -> Result<SegmentDa
         out.ids.push(get_id(&mut d).map_err(|e| corrupt(path, e, "ids"))?);
     }
     d.finish().map_err(|e| corrupt(path, e, "ids"))?;
-    let mut d = Decoder::new(sections[2]);
-    out.vectors.reserve_exact(n * dim);
-    d.f32s_into(n * dim, &mut out.vectors).map_err(|e| corrupt(path, e, "vectors"))?;
+    out.vectors = sections[2];
     let mut d = Decoder::new(sections[3]);
     for _ in 0..n {
         out.payloads.push(get_payload(&mut d).map_err(|e| corrupt(path, e, "payloads"))?);
@@ -855,8 +863,13 @@ mod tests {
         );
         let seg = decode_segment(Path::new("seg"), &image, 2).unwrap();
         assert_eq!(seg.ids, points.iter().map(|p| p.id).collect::<Vec<_>>());
-        assert_eq!(&seg.vectors[..2], &[1.0, 2.0]);
-        assert_eq!(&seg.vectors[2..6], &[0.0; 4], "a row without its main vector holds zeros");
+        let mut row = [0.0f32; 2];
+        decode_row(seg.vectors, 0, &mut row);
+        assert_eq!(row, [1.0, 2.0]);
+        for i in 1..3 {
+            decode_row(seg.vectors, i, &mut row);
+            assert_eq!(row, [0.0; 2], "a row without its main vector holds zeros");
+        }
         let flags: Vec<bool> = seg.extras.iter().map(|e| e.0).collect();
         assert_eq!(flags, vec![true, false, false, true]);
         for (p, (_, named)) in points.iter().zip(&seg.extras) {

@@ -83,6 +83,10 @@ pub struct CreateArgs {
     /// still survive a process crash; a power loss may lose the last N ms).
     #[arg(long)]
     group_commit_ms: Option<u32>,
+    /// Keep the main vectors on disk (Qdrant's `on_disk`): a file the kernel pages in and out,
+    /// so the collection may be larger than memory; the graph and its codes stay in memory.
+    #[arg(long)]
+    on_disk: bool,
     #[command(flatten)]
     index: IndexArgs,
 }
@@ -132,9 +136,14 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<Box<dyn Output>> {
         config.durability = Durability::Periodic { interval_ms: ms };
     }
     config.index = a.index.config(metric)?;
-    ctx.db_or_create()?.create_collection(&a.collection, config)?;
+    let mut settings = quiver::CollectionSettings::default();
+    if a.on_disk {
+        let section = format!("vectors.{}", config.vectors.main);
+        settings.merge_hint(&section, &serde_json::Map::from_iter([("on_disk".to_string(), json!(true))]));
+    }
+    ctx.db_or_create()?.create_collection_with(&a.collection, config, &settings)?;
     Ok(Box::new(Message::new(
-        json!({"created": a.collection, "dim": dim, "metric": metric.name()}),
+        json!({"created": a.collection, "dim": dim, "metric": metric.name(), "on_disk": a.on_disk}),
         format!("created collection {:?} (dim {dim}, {})", a.collection, metric.name()),
     )))
 }
@@ -277,6 +286,15 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
                             "target_recall": ix.target_recall, "ef_in_use": status.ef,
                             "estimated_recall": status.recall.map(|r| r.recall),
                             "recall_samples": status.recall.map_or(0, |r| r.samples)}});
+    let footprint = c.footprint();
+    let mut json = json;
+    json["footprint"] = json!({
+        "vectors_on_disk": footprint.vectors_on_disk,
+        "vectors_on_disk_fallback": footprint.vectors_fallback,
+        "memory_bytes": footprint.memory(),
+        "disk_bytes": footprint.disk(),
+        "components": footprint.components.iter().map(|c| json!({"name": c.name, "memory_bytes": c.memory, "disk_bytes": c.disk})).collect::<Vec<_>>(),
+    });
 
     let mut rows: Vec<(&str, String)> = vec![
         ("collection", info.name.clone()),
@@ -315,6 +333,26 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
             info.flushed_seq
         ),
     ));
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let by = |pick: fn(&quiver::collection::ComponentBytes) -> u64| {
+        footprint
+            .components
+            .iter()
+            .filter(|c| pick(c) > 0)
+            .map(|c| format!("{} {}", c.name, mib(pick(c))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    rows.push((
+        "memory",
+        format!("{} ({}; payloads estimated)", mib(footprint.memory()), by(|c| c.memory)),
+    ));
+    let placement = match (&footprint.vectors_fallback, footprint.vectors_on_disk) {
+        (Some(why), _) => format!("; vectors meant for disk are in memory: {why}"),
+        (None, true) => "; main vectors kept on disk".to_string(),
+        (None, false) => String::new(),
+    };
+    rows.push(("disk", format!("{} ({}{placement})", mib(footprint.disk()), by(|c| c.disk))));
     let index_text = if !ix.enabled {
         "none (every search is an exact scan)".to_string()
     } else {

@@ -239,6 +239,8 @@ fn patch(state: &AppState, name: &str, body: &Map<String, Value>) -> ApiResult {
     let index = (!index_patch.is_empty())
         .then(|| patched_index(&config, &c.settings(), &index_patch))
         .transpose()?;
+    let main = config.vectors.main.clone();
+    let was_on_disk = c.settings().main_vectors_on_disk(&main);
     c.update_settings(|s| {
         if let Some(sm) = strict {
             let mut cur = s.strict_mode.take().unwrap_or_default();
@@ -258,6 +260,10 @@ fn patch(state: &AppState, name: &str, body: &Map<String, Value>) -> ApiResult {
     }
     if let Some(ix) = index {
         state.db.reconfigure_index(name, ix)?;
+    }
+    if c.settings().main_vectors_on_disk(&main) != was_on_disk {
+        // Where the vectors live is chosen on open.
+        state.db.reopen_collection(name)?;
     }
     Ok(Value::Bool(true))
 }

@@ -79,13 +79,30 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
             "target_recall": ix.target_recall,
             "estimated_recall": index.recall.map(|r| r.recall),
             "recall_samples": index.recall.map_or(0, |r| r.samples),
-        }
+        },
+        // Quiver's own: bytes in memory and on disk by component (see docs/api.md).
+        "quiver_storage": footprint_json(&c.footprint()),
     });
     settings_json(&settings, &info.config, &mut out["config"]);
     if !warnings.is_empty() {
         out["warnings"] = Value::Array(warnings);
     }
     out
+}
+
+/// A collection's footprint as JSON: totals, then each component's memory and disk bytes.
+pub(super) fn footprint_json(f: &quiver::collection::Footprint) -> Value {
+    let mut components = serde_json::Map::new();
+    for c in &f.components {
+        components.insert(c.name.to_string(), json!({"memory_bytes": c.memory, "disk_bytes": c.disk}));
+    }
+    json!({
+        "vectors_on_disk": f.vectors_on_disk,
+        "vectors_on_disk_fallback": f.vectors_fallback,
+        "memory_bytes": f.memory(),
+        "disk_bytes": f.disk(),
+        "components": components,
+    })
 }
 
 pub(super) async fn get_collection(State(state): State<AppState>, Path(name): Path<String>) -> Response {

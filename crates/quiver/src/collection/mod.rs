@@ -12,6 +12,8 @@
 //! A crash between any two steps leaves either the old or the new manifest, each naming
 //! complete segments, and a WAL whose committed transactions after `flushed_seq` are replayed.
 
+mod footprint;
+pub use footprint::{ComponentBytes, Footprint};
 mod groups;
 mod index_job;
 mod matrix;
@@ -41,7 +43,7 @@ use crate::store::{self, Manifest, Op};
 use crate::strict_mode::{RateKind, RateLimiter, SizeStats, StrictMode};
 use crate::types::*;
 use parking_lot::{Mutex, RwLock};
-use quiver_storage::{blob, fsio, wal::Wal, StorageError};
+use quiver_storage::{fsio, wal::Wal, StorageError};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -332,17 +334,22 @@ impl Collection {
         let mpath = manifest_path(dir);
         let manifest = store::decode_manifest(&mpath, &fsio::read_file(&mpath)?)?;
         let config = manifest.config.clone();
+        let settings = crate::settings::load(dir)?;
         let mut state = State::new(config.dim, &config.vectors);
+        if settings.main_vectors_on_disk(&config.vectors.main) {
+            state.keep_vectors_on_disk(dir);
+        }
         for (key, kind) in &manifest.indexes {
             let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
             state.declare_index(path, *kind);
         }
         for &no in &manifest.segments {
             let path = segment_path(dir, no);
-            let image = blob::read(&path)?;
+            // Mapped, not read: a segment may be larger than the memory the process may use.
+            let image = quiver_storage::map::MappedFile::open(&path)?;
             let seg = store::decode_segment(&path, &image, config.dim)?;
-            drop(image);
             state.apply_segment(seg);
+            drop(image);
         }
         remove_strays(dir, &manifest)?;
         let wal_dir = dir.join("wal");
@@ -361,7 +368,6 @@ impl Collection {
             enabled: config.index.enabled && config.dim > 0,
             ..config.index.clone()
         };
-        let settings = crate::settings::load(dir)?;
         let ann = Ann::new(index, config.metric.score_kind(), config.dim, dir);
         ann.load(&state);
         let (stop_tx, stop_rx) = mpsc::channel::<()>();

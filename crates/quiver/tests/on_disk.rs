@@ -1,0 +1,168 @@
+//! Vectors kept on disk (`vectors.on_disk`) against the same collection in memory: the same
+//! random writes (upserts, overwrites, deletes, payloads) go to both, and at every stage (live,
+//! after compaction, after reopening, with the graph built, after moving between placements)
+//! every point reads back equal and exact searches answer identically; graph searches answer
+//! as well as exact ones. Seeds are fixed.
+
+use quiver::{CollectionConfig, CollectionSettings, Database, Metric, Point, PointId, PointSelector, SearchRequest};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Map};
+
+const DIM: usize = 32;
+
+fn on_disk_settings() -> CollectionSettings {
+    let mut s = CollectionSettings::default();
+    s.merge_hint("vectors.", &Map::from_iter([("on_disk".to_string(), json!(true))]));
+    s
+}
+
+fn random_point(rng: &mut ChaCha8Rng, id: u64) -> Point {
+    let centre = (id % 17) as f32;
+    let v: Vec<f32> = (0..DIM)
+        .map(|d| centre * ((d % 3) as f32 - 1.0) + rng.gen_range(-1.0f32..1.0))
+        .collect();
+    let mut p = Point::new(PointId::Num(id), v);
+    if id.is_multiple_of(3) {
+        p.payload = Some(Map::from_iter([("group".to_string(), json!(id % 5))]));
+    }
+    p
+}
+
+/// Applies the same writes to every collection in `cs`.
+fn write_both(cs: &[&quiver::Collection], rng: &mut ChaCha8Rng, rounds: usize) {
+    for _ in 0..rounds {
+        match rng.gen_range(0..10) {
+            0..=6 => {
+                let n = rng.gen_range(1..3_000);
+                let pts: Vec<Point> = (0..n)
+                    .map(|_| {
+                        let id = rng.gen_range(0..30_000u64);
+                        random_point(rng, id)
+                    })
+                    .collect();
+                for c in cs {
+                    c.upsert(pts.clone()).unwrap();
+                }
+            }
+            _ => {
+                let ids: Vec<PointId> = (0..rng.gen_range(1..500)).map(|_| PointId::Num(rng.gen_range(0..30_000))).collect();
+                for c in cs {
+                    c.delete(&PointSelector::Ids(ids.clone())).unwrap();
+                }
+            }
+        }
+    }
+}
+
+fn assert_same(disk: &quiver::Collection, mem: &quiver::Collection, stage: &str) {
+    assert_eq!(disk.len(), mem.len(), "{stage}: point counts");
+    let ids: Vec<PointId> = (0..30_000u64).map(PointId::Num).collect();
+    let a = disk.get(&ids, quiver::With::ALL).unwrap();
+    let b = mem.get(&ids, quiver::With::ALL).unwrap();
+    assert_eq!(a, b, "{stage}: points read back differently");
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    for _ in 0..20 {
+        let id = rng.gen_range(0..30_000);
+        let q = random_point(&mut rng, id).vector;
+        let mut req = SearchRequest::new(q.clone(), 10);
+        req.exact = true;
+        let ea = disk.search(&req).unwrap();
+        let eb = mem.search(&req).unwrap();
+        assert_eq!(ea, eb, "{stage}: exact searches differ");
+        // Through the graph (when built): as good as exact.
+        let ga = disk.search(&SearchRequest::new(q, 10)).unwrap();
+        let hits = ga.iter().filter(|h| ea.iter().any(|e| e.id == h.id)).count();
+        assert!(hits >= 7, "{stage}: graph search found {hits} of the exact top 10");
+    }
+}
+
+#[test]
+fn vectors_on_disk_answer_exactly_as_vectors_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let config = CollectionConfig::new(DIM, Metric::Cosine);
+    let disk = db.create_collection_with("disk", config.clone(), &on_disk_settings()).unwrap();
+    let mem = db.create_collection("mem", config).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+
+    write_both(&[&disk, &mem], &mut rng, 40);
+    let f = disk.footprint();
+    assert!(f.vectors_on_disk && f.vectors_fallback.is_none(), "{f:?}");
+    let v = f.get("vectors").unwrap();
+    assert!(v.disk >= (disk.len() * DIM * 4) as u64, "the scratch file holds every row: {f:?}");
+    let m = mem.footprint();
+    assert!(!m.vectors_on_disk && m.get("vectors").unwrap().disk == 0, "{m:?}");
+    assert!(m.get("vectors").unwrap().memory >= (mem.len() * DIM * 4) as u64, "{m:?}");
+    assert_same(&disk, &mem, "live");
+
+    disk.compact().unwrap();
+    mem.compact().unwrap();
+    assert_same(&disk, &mem, "compacted");
+
+    disk.build_index().unwrap();
+    write_both(&[&disk, &mem], &mut rng, 10);
+    assert_same(&disk, &mem, "graph and tail");
+
+    // Reopened in a new process's way: the vectors come back from the segments and the WAL.
+    drop((disk, mem));
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    let disk = db.collection("disk").unwrap();
+    let mem = db.collection("mem").unwrap();
+    assert!(disk.footprint().vectors_on_disk);
+    assert_same(&disk, &mem, "reopened");
+
+    // Nothing named is left beside the data: the scratch file has no name.
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("collections/disk"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+
+    // Moving the vectors into memory and back keeps every answer.
+    disk.update_settings(|s| {
+        s.hints.remove("vectors.");
+        Ok(())
+    })
+    .unwrap();
+    let disk = db.reopen_collection("disk").unwrap();
+    assert!(!disk.footprint().vectors_on_disk);
+    assert_same(&disk, &mem, "moved to memory");
+    disk.update_settings(|s| {
+        *s = on_disk_settings();
+        Ok(())
+    })
+    .unwrap();
+    let disk = db.reopen_collection("disk").unwrap();
+    assert!(disk.footprint().vectors_on_disk);
+    write_both(&[&disk, &mem], &mut rng, 5);
+    assert_same(&disk, &mem, "moved back to disk");
+}
+
+#[test]
+fn the_footprint_counts_every_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db
+        .create_collection_with("c", CollectionConfig::new(DIM, Metric::Dot), &on_disk_settings())
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let pts: Vec<Point> = (0..20_000).map(|i| random_point(&mut rng, i)).collect();
+    c.upsert(pts).unwrap();
+    c.create_payload_index("group", quiver::PayloadIndexType::Integer).unwrap();
+    c.build_index().unwrap();
+    c.compact().unwrap();
+    let f = c.footprint();
+    for name in ["vectors", "codes", "graph", "payloads", "payload_indexes"] {
+        assert!(f.get(name).unwrap().memory > 0, "{name} in memory: {f:?}");
+    }
+    for name in ["vectors", "graph", "segments"] {
+        assert!(f.get(name).unwrap().disk > 0, "{name} on disk: {f:?}");
+    }
+    // int8 codes: one byte a dimension, plus small per-node terms.
+    let codes = f.get("codes").unwrap().memory;
+    assert!(codes >= 20_000 * DIM as u64 && codes < 20_000 * DIM as u64 * 2, "{codes}");
+    assert_eq!(f.memory(), f.components.iter().map(|c| c.memory).sum::<u64>());
+}
