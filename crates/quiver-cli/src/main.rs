@@ -5,7 +5,8 @@
 
 use clap::{Parser, Subcommand};
 use commands::{
-    bench, bench_query, bench_sparse, collections, embed, ingest, model, points, query, search, serve, snapshot, text, walkthrough, Ctx,
+    bench, bench_query, bench_sparse, bench_storage, collections, embed, ingest, model, points, query, search, serve, snapshot, text,
+    walkthrough, Ctx,
 };
 use std::path::PathBuf;
 
@@ -74,6 +75,8 @@ enum Command {
     Compact(collections::NameArg),
     /// Build (or bring up to date) the approximate index now, instead of in the background.
     BuildIndex(collections::NameArg),
+    /// Change where a collection keeps its main vectors (`--on-disk true|false`)
+    Configure(collections::ConfigureArgs),
     /// Show a collection's configuration and state.
     Info(collections::NameArg),
     /// List collections.
@@ -123,6 +126,10 @@ enum BenchCommand {
     /// A two-stage query (quantized-graph prefetch, full-precision rescoring) beside the
     /// single-stage search: recall and queries per second.
     Multistage(bench_query::MultistageArgs),
+    /// An existing collection as its server sees it: open time, resident memory, footprint,
+    /// and queries per second with recall per `ef` (run it in a memory cgroup to measure a
+    /// collection larger than its memory: bench/on_disk.sh).
+    Collection(bench_storage::CollectionBenchArgs),
 }
 
 fn main() {
@@ -160,6 +167,7 @@ fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<Box<dyn render::Output>> 
         Command::Context(a) => search::context(ctx, a),
         Command::Compact(a) => collections::compact(ctx, a),
         Command::BuildIndex(a) => collections::build_index(ctx, a),
+        Command::Configure(a) => collections::configure(ctx, a),
         Command::Info(a) => collections::info(ctx, a),
         Command::List => collections::list(ctx),
         Command::Drop(a) => collections::drop(ctx, a),
@@ -178,6 +186,7 @@ fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<Box<dyn render::Output>> 
                 BenchCommand::Sparse(a) => bench_sparse::sparse(a)?,
                 BenchCommand::Payload(a) => bench_query::payload(a)?,
                 BenchCommand::Multistage(a) => bench_query::multistage(a)?,
+                BenchCommand::Collection(a) => bench_storage::collection(ctx, a)?,
             }
             Ok(Box::new(render::Many(Vec::new())))
         }

@@ -50,7 +50,9 @@ pub struct State {
     dim: usize,
     vectors: VectorBuf,
     ids: Vec<PointId>,
-    payloads: Vec<Option<Payload>>,
+    /// Boxed: an empty slot is one word (an unboxed map is 72 bytes a row, with or without
+    /// a payload: 340 MB at 5 million points).
+    payloads: Vec<Option<Box<Payload>>>,
     /// Each row's named vectors (`None`: none, or a dead row).
     extras: Vec<Option<Box<NamedVectors>>>,
     alive: Vec<u64>,
@@ -122,9 +124,9 @@ impl State {
         let (mut sampled, mut bytes) = (0usize, 0usize);
         for r in (0..n).step_by(step) {
             sampled += 1;
-            bytes += self.payloads[r].as_ref().map_or(0, crate::projection::deep_size);
+            bytes += self.payloads[r].as_deref().map_or(0, crate::projection::deep_size);
         }
-        let payloads = (bytes * n).checked_div(sampled).unwrap_or(0) + n * std::mem::size_of::<Option<Payload>>();
+        let payloads = (bytes * n).checked_div(sampled).unwrap_or(0) + n * std::mem::size_of::<Option<Box<Payload>>>();
         let indexes = self.indexes.fields.iter().map(|f| f.memory_bytes()).sum();
         (payloads, indexes)
     }
@@ -150,8 +152,8 @@ impl State {
     }
 
     /// The payload of a row.
-    pub fn payload_at(&self, row: usize) -> &Option<Payload> {
-        &self.payloads[row]
+    pub fn payload_at(&self, row: usize) -> Option<&Payload> {
+        self.payloads[row].as_deref()
     }
 
     /// The live row of a point.
@@ -215,7 +217,12 @@ impl State {
         } else {
             &[][..]
         };
-        (&self.ids[row as usize], main, self.named_at(row), &self.payloads[row as usize])
+        (
+            &self.ids[row as usize],
+            main,
+            self.named_at(row),
+            self.payloads[row as usize].as_deref(),
+        )
     }
 
     /// A row's named vectors.
@@ -452,7 +459,7 @@ impl State {
                 }
             }
         }
-        self.payloads.push(payload);
+        self.payloads.push(payload.map(Box::new));
         if self.alive.len() * 64 <= row as usize {
             self.alive.push(0);
             self.searchable.push(0);
@@ -737,7 +744,7 @@ impl State {
     pub fn row_matches(&self, row: u32, filter: &Filter) -> bool {
         static EMPTY: std::sync::OnceLock<Payload> = std::sync::OnceLock::new();
         let p = self.payloads[row as usize]
-            .as_ref()
+            .as_deref()
             .unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
         filter.matches_point(self.ids[row as usize], p, &|name| self.has_vector(row, name))
     }

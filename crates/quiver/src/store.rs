@@ -198,7 +198,7 @@ fn get_ids(d: &mut Decoder<'_>) -> Result<Vec<PointId>, DecodeError> {
     (0..n).map(|_| get_id(d)).collect()
 }
 
-pub fn payload_bytes(p: &Option<Payload>) -> Vec<u8> {
+pub fn payload_bytes(p: Option<&Payload>) -> Vec<u8> {
     match p {
         Some(map) => serde_json::to_vec(map).expect("a JSON map always serialises"),
         None => Vec::new(),
@@ -241,7 +241,7 @@ pub fn encode_op(op: &Op, dim: usize) -> Vec<Vec<u8>> {
                         e.u8(!p.vector.is_empty() as u8);
                     }
                     e.f32s(&p.vector);
-                    e.bytes(&payload_bytes(&p.payload));
+                    e.bytes(&payload_bytes(p.payload.as_ref()));
                     if named {
                         put_named(&mut e, (!p.vectors.is_empty()).then_some(&p.vectors));
                     }
@@ -388,7 +388,7 @@ pub fn decode_row(vectors: &[u8], i: usize, out: &mut [f32]) {
 }
 
 /// One row of a segment to write: id, main vector (empty: none), named vectors, payload.
-pub type SegmentRow<'a> = (&'a PointId, &'a [f32], Option<&'a NamedVectors>, &'a Option<Payload>);
+pub type SegmentRow<'a> = (&'a PointId, &'a [f32], Option<&'a NamedVectors>, Option<&'a Payload>);
 
 /// Encodes a segment image from its rows. Rows that lack the main vector or carry named
 /// vectors add a sixth section; a segment of plain rows has the five sections of format 1.
@@ -858,7 +858,9 @@ mod tests {
         let points = named_points();
         let image = encode_segment(
             2,
-            points.iter().map(|p| (&p.id, p.vector.as_slice(), Some(&p.vectors), &p.payload)),
+            points
+                .iter()
+                .map(|p| (&p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())),
             &[PointId::Num(9)],
         );
         let seg = decode_segment(Path::new("seg"), &image, 2).unwrap();
@@ -878,7 +880,7 @@ mod tests {
         assert_eq!(seg.tombstones, vec![PointId::Num(9)]);
         // A plain segment keeps format 1's five sections.
         let plain = [Point::new(1u64, vec![1.0, 2.0])];
-        let image = encode_segment(2, plain.iter().map(|p| (&p.id, p.vector.as_slice(), None, &p.payload)), &[]);
+        let image = encode_segment(2, plain.iter().map(|p| (&p.id, p.vector.as_slice(), None, p.payload.as_ref())), &[]);
         assert_eq!(blob::decode(Path::new("seg"), SEGMENT_MAGIC, &image).unwrap().len(), 5);
     }
 }

@@ -174,6 +174,36 @@ pub struct NameArg {
     collection: String,
 }
 
+#[derive(Args)]
+pub struct ConfigureArgs {
+    /// The collection's name.
+    collection: String,
+    /// Keep the main vectors on disk (true) or in memory (false); takes effect at once (the
+    /// collection is reopened).
+    #[arg(long, value_name = "BOOL")]
+    on_disk: Option<bool>,
+}
+
+pub fn configure(ctx: &Ctx, a: &ConfigureArgs) -> Result<Box<dyn Output>> {
+    let db = ctx.db()?;
+    let c = db.collection(&a.collection)?;
+    let Some(on_disk) = a.on_disk else {
+        bail!("nothing to change: give --on-disk true|false");
+    };
+    let section = format!("vectors.{}", c.config().vectors.main);
+    c.update_settings(|s| {
+        s.merge_hint(&section, &serde_json::Map::from_iter([("on_disk".to_string(), json!(on_disk))]));
+        Ok(())
+    })?;
+    let c = db.reopen_collection(c.name())?;
+    let f = c.footprint();
+    let place = if f.vectors_on_disk { "on disk" } else { "in memory" };
+    Ok(Box::new(Message::new(
+        json!({"collection": c.name(), "vectors_on_disk": f.vectors_on_disk}),
+        format!("{:?}: main vectors {place}", c.name()),
+    )))
+}
+
 pub fn drop(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
     ctx.db()?.drop_collection(&a.collection)?;
     Ok(Box::new(Message::new(

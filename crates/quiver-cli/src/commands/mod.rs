@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 pub mod bench;
 pub mod bench_query;
 pub mod bench_sparse;
+pub mod bench_storage;
 pub mod collections;
 pub mod embed;
 pub mod ingest;

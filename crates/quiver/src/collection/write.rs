@@ -97,7 +97,9 @@ impl Collection {
         let no = w.manifest.next_segment_no;
         let image = store::encode_segment(
             self.dim(),
-            points.iter().map(|p| (&p.id, p.vector.as_slice(), Some(&p.vectors), &p.payload)),
+            points
+                .iter()
+                .map(|p| (&p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())),
             &[],
         );
         write_segment(&self.inner.dir, no, &image)?;

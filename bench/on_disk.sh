@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# How a collection's costs grow with its size, with its vectors in memory and on disk, and
+# on disk in a process whose memory is capped below the raw vectors (a cgroup v1 memory
+# controller; needs root). For each size (default 100000 1000000; add 5000000 for the issue's
+# target) on 128-d synthetic clustered data (low-rank, like text embeddings):
+#   build: upsert time and index build time (release `quiver`, 2 threads);
+#   disk bytes of the collection folder;
+#   `quiver bench collection` in memory (exact truth computed there), on disk, and on disk
+#   inside a cgroup capped at CAP_RATIO x the raw vector bytes (0.8 by default: 5M x 128 is
+#   2.56 GB raw and the issue's cap is 2 GiB).
+# Writes one JSON line per run to bench/results/on-disk.jsonl and the table and plot through
+# bench/on_disk_report.py. Usage: bash bench/on_disk.sh [SIZES...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=("${@:-100000 1000000}")
+read -r -a SIZES <<< "${SIZES[*]}"
+CAP_RATIO="${CAP_RATIO:-0.8}"
+DIM=128
+WORK="${WORK:-/tmp/quiver-on-disk-bench}"
+OUT=bench/results/on-disk.jsonl
+cargo build --release -p quiver-cli --locked
+Q="$PWD/target/release/quiver"
+bash bench/setup.sh > /dev/null
+PY=bench/.venv/bin/python
+mkdir -p "$WORK" bench/results
+: > "$OUT"
+CPU=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+
+for N in "${SIZES[@]}"; do
+  D="$WORK/n$N"
+  rm -rf "$D"
+  mkdir -p "$D"
+  echo "== $N x $DIM: data"
+  $PY - "$D" "$N" "$DIM" << 'EOF'
+import sys, numpy as np
+d, n, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(7)
+basis = rng.standard_normal((24, dim)).astype(np.float32)
+def rows(m, seed):
+    r = np.random.default_rng(seed)
+    z = r.standard_normal((m, 24)).astype(np.float32)
+    return z @ basis + 0.05 * r.standard_normal((m, dim)).astype(np.float32)
+# Written in chunks into one .npy so that 5M rows never need two copies in memory.
+out = np.lib.format.open_memmap(f"{d}/base.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+for s in range(0, n, 500_000):
+    out[s:s + 500_000] = rows(min(500_000, n - s), 1000 + s)
+out.flush()
+np.save(f"{d}/queries.npy", rows(1000, 99))
+EOF
+  DATA="$D/data"
+  "$Q" --data-dir "$DATA" create c --dim $DIM --metric cosine > /dev/null
+  t0=$(date +%s.%N)
+  "$Q" --data-dir "$DATA" upsert c --file "$D/base.npy" > /dev/null
+  t1=$(date +%s.%N)
+  "$Q" --data-dir "$DATA" build-index c > /dev/null
+  t2=$(date +%s.%N)
+  rm "$D/base.npy"
+  disk=$(du -sb "$DATA/collections/c" | cut -f1)
+  echo "{\"bench\": \"build\", \"points\": $N, \"dim\": $DIM, \"cpu\": \"$CPU\", \"upsert_s\": $($PY -c "print($t1 - $t0)"), \"build_s\": $($PY -c "print($t2 - $t1)"), \"disk_bytes\": $disk}" | tee -a "$OUT"
+
+  echo "== $N: in memory"
+  "$Q" --data-dir "$DATA" bench collection c --queries "$D/queries.npy" --save-truth "$D/truth.npy" \
+    | sed "s/^{/{\"mode\": \"memory\", \"cpu\": \"$CPU\", /" | tee -a "$OUT"
+  "$Q" --data-dir "$DATA" configure c --on-disk true > /dev/null
+  echo "== $N: on disk"
+  "$Q" --data-dir "$DATA" bench collection c --queries "$D/queries.npy" --truth "$D/truth.npy" \
+    | sed "s/^{/{\"mode\": \"disk\", \"cpu\": \"$CPU\", /" | tee -a "$OUT"
+
+  CG=/sys/fs/cgroup/memory/quiver-bench-$$
+  if [ "$(id -u)" = 0 ] && [ -d /sys/fs/cgroup/memory ]; then
+    cap=$($PY -c "print(int($N * $DIM * 4 * $CAP_RATIO))")
+    echo "== $N: on disk, memory capped at $((cap >> 20)) MiB"
+    mkdir -p "$CG"
+    echo "$cap" > "$CG/memory.limit_in_bytes"
+    # Start cold: the page cache holds nothing of the collection.
+    sync; echo 1 > /proc/sys/vm/drop_caches
+    sh -c "echo \$\$ > $CG/cgroup.procs && exec \"\$@\"" sh \
+      "$Q" --data-dir "$DATA" bench collection c --queries "$D/queries.npy" --truth "$D/truth.npy" \
+      | sed "s/^{/{\"mode\": \"disk-capped\", \"cap_bytes\": $cap, \"peak_bytes\": PEAK, \"cpu\": \"$CPU\", /" > "$D/capped.json"
+    peak=$(cat "$CG/memory.max_usage_in_bytes")
+    sed "s/PEAK/$peak/" "$D/capped.json" | tee -a "$OUT"
+    rmdir "$CG"
+  else
+    echo "(skipped the capped run: needs root and /sys/fs/cgroup/memory)"
+  fi
+  rm -rf "$DATA"
+done
+$PY bench/on_disk_report.py "$OUT"
