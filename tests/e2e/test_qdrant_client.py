@@ -320,6 +320,32 @@ def check_main(results):
                                           prefetch=models.Prefetch(query=[0.1] * DIM, limit=5), limit=3).points
             assert len(boosted) == 3 and all(abs(p.score - (plain[p.id] + 1.0)) < 1e-4 for p in boosted), (plain, boosted)
 
+        def test_vectors_on_disk_and_back():
+            # The client's own on_disk flag puts the vectors in a paged file; update_collection
+            # moves them; answers never change. The server reports where they are.
+            import json as _json
+            import urllib.request
+
+            def storage(name):
+                with urllib.request.urlopen(f"{srv.url}/collections/{name}") as r:
+                    return _json.load(r)["result"]["quiver_storage"]
+
+            client.create_collection("ondisk", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE, on_disk=True))
+            vectors, _ = dataset()
+            client.upsert("ondisk", points=[models.PointStruct(id=i, vector=vectors[i].tolist()) for i in range(500)], wait=True)
+            st = storage("ondisk")
+            assert st["vectors_on_disk"] is True and st["components"]["vectors"]["disk_bytes"] >= 500 * DIM * 4, st
+            info = client.get_collection("ondisk")
+            assert info.config.params.vectors.on_disk is True, info.config.params.vectors
+            q = vectors[3].tolist()
+            before = [(p.id, round(p.score, 5)) for p in client.query_points("ondisk", query=q, limit=5).points]
+            client.update_collection("ondisk", vectors_config={"": models.VectorParamsDiff(on_disk=False)})
+            st = storage("ondisk")
+            assert st["vectors_on_disk"] is False and st["components"]["vectors"]["disk_bytes"] == 0, st
+            after = [(p.id, round(p.score, 5)) for p in client.query_points("ondisk", query=q, limit=5).points]
+            assert before == after and before[0][0] == 3, (before, after)
+            client.delete_collection("ondisk")
+
         def test_delete_collection():
             assert client.delete_collection("docs")
             assert not client.collection_exists("docs")
@@ -329,7 +355,7 @@ def check_main(results):
                   test_batch_queries, test_recommend_and_query_by_id_match_exact, test_mmr_first_hit_is_the_nearest,
                   test_facet_and_order_by_from_indexes, test_aliases_switch_readers, test_discover_groups_and_order_by_query,
                   test_strict_mode_limits_queries, test_snapshots_create_recover_upload, test_unsupported_is_a_clear_400,
-                  test_delete_collection]:
+                  test_vectors_on_disk_and_back, test_delete_collection]:
             run(t, results)
     finally:
         srv.stop()
