@@ -90,6 +90,76 @@ pub fn replace_atomic(path: &Path, magic: &[u8; 8], sections: &[&[u8]]) -> Stora
     fsio::replace_file_atomic(path, &encode(magic, sections))
 }
 
+/// Writes a blob file section by section without holding it in memory: the section lengths
+/// are given first (they are in the header), then the bytes of every section in order through
+/// [`BlobWriter::write`] (in pieces of any size), and [`BlobWriter::finish`] checks that exactly
+/// the declared bytes came, appends the checksum and fsyncs. The file is the same, byte for
+/// byte, as [`write_new`] of the same sections. Like `write_new`, the caller makes it visible.
+pub struct BlobWriter {
+    path: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    crc: u32,
+    expected: u64,
+    written: u64,
+}
+
+impl BlobWriter {
+    /// Creates `path` and writes the header of a blob whose sections have lengths `lens`.
+    pub fn create(path: &Path, magic: &[u8; 8], lens: &[u64]) -> StorageResult<BlobWriter> {
+        assert!(lens.len() as u32 <= BLOB_SECTIONS_MAX);
+        crate::fault::check(crate::fault::Step::Write, path).map_err(StorageError::io(path))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(StorageError::io(path))?;
+        let mut e = Encoder::with_capacity(16 + 8 * lens.len());
+        e.raw(magic);
+        e.u32(BLOB_VERSION);
+        e.u32(lens.len() as u32);
+        for &l in lens {
+            e.u64(l);
+        }
+        let mut w = BlobWriter {
+            path: path.to_path_buf(),
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            crc: 0,
+            expected: lens.iter().sum(),
+            written: 0,
+        };
+        w.put(&e.buf)?;
+        Ok(w)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> StorageResult<()> {
+        use std::io::Write;
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.file.write_all(bytes).map_err(StorageError::io(&self.path))
+    }
+
+    /// Appends section bytes (the sections' bytes in order, split anywhere).
+    pub fn write(&mut self, bytes: &[u8]) -> StorageResult<()> {
+        self.written += bytes.len() as u64;
+        assert!(self.written <= self.expected, "more section bytes than declared");
+        self.put(bytes)
+    }
+
+    /// Checks the length, appends the checksum, and fsyncs the file.
+    pub fn finish(mut self) -> StorageResult<()> {
+        use std::io::Write;
+        assert_eq!(self.written, self.expected, "fewer section bytes than declared");
+        let crc = self.crc.to_le_bytes();
+        self.file.write_all(&crc).map_err(StorageError::io(&self.path))?;
+        let file = self.file.into_inner().map_err(|e| StorageError::Io {
+            path: self.path.clone(),
+            cause: e.into_error(),
+        })?;
+        crate::fault::check(crate::fault::Step::Sync, &self.path).map_err(StorageError::io(&self.path))?;
+        file.sync_all().map_err(StorageError::io(&self.path))
+    }
+}
+
 /// Reads a whole blob file; decode it with [`decode`].
 pub fn read(path: &Path) -> StorageResult<Vec<u8>> {
     fsio::read_file(path)
@@ -98,6 +168,25 @@ pub fn read(path: &Path) -> StorageResult<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The streamed writer makes the same bytes as `encode`, however the sections are split.
+    #[test]
+    fn the_blob_writer_writes_what_encode_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let sections: Vec<&[u8]> = vec![b"head", b"", &big, b"tail"];
+        for chunk in [1usize, 3, 4096, 1 << 20] {
+            let path = dir.path().join(format!("b{chunk}"));
+            let lens: Vec<u64> = sections.iter().map(|s| s.len() as u64).collect();
+            let mut w = BlobWriter::create(&path, b"QVTEST01", &lens).unwrap();
+            let all: Vec<u8> = sections.concat();
+            for piece in all.chunks(chunk) {
+                w.write(piece).unwrap();
+            }
+            w.finish().unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), encode(b"QVTEST01", &sections), "chunks of {chunk}");
+        }
+    }
 
     #[test]
     fn round_trip_and_every_flipped_byte_is_caught() {

@@ -390,20 +390,26 @@ pub fn decode_row(vectors: &[u8], i: usize, out: &mut [f32]) {
 /// One row of a segment to write: id, main vector (empty: none), named vectors, payload.
 pub type SegmentRow<'a> = (&'a PointId, &'a [f32], Option<&'a NamedVectors>, Option<&'a Payload>);
 
-/// Encodes a segment image from its rows. Rows that lack the main vector or carry named
-/// vectors add a sixth section; a segment of plain rows has the five sections of format 1.
-pub fn encode_segment<'a>(dim: usize, points: impl ExactSizeIterator<Item = SegmentRow<'a>>, tombstones: &[PointId]) -> Vec<u8> {
-    let n = points.len();
+/// A segment's sections except the vectors, which are streamed (see [`write_segment_file`]).
+struct SegmentSections {
+    header: Vec<u8>,
+    ids: Vec<u8>,
+    payloads: Vec<u8>,
+    tombstones: Vec<u8>,
+    /// The sixth section, when rows lack the main vector or carry named vectors.
+    extras: Option<Vec<u8>>,
+    vector_bytes: u64,
+}
+
+fn segment_sections<'a>(dim: usize, n: usize, row: &dyn Fn(usize) -> SegmentRow<'a>, tombstones: &[PointId]) -> SegmentSections {
     let mut ids = Encoder::with_capacity(n * 9);
-    let mut vectors = Encoder::with_capacity(n * dim * 4);
     let mut payloads = Encoder::with_capacity(n * 4);
     let mut extras = Encoder::new();
     let mut any_extra = false;
-    let zeros = vec![0.0f32; dim];
-    for (id, v, named, p) in points {
+    for i in 0..n {
+        let (id, v, named, p) = row(i);
         assert!(v.is_empty() || v.len() == dim, "segment rows must have the collection's dimension");
         put_id(&mut ids, id);
-        vectors.f32s(if v.is_empty() { &zeros } else { v });
         payloads.bytes(&payload_bytes(p));
         let named = named.filter(|m| !m.is_empty());
         any_extra |= (v.is_empty() && dim > 0) || named.is_some();
@@ -418,14 +424,71 @@ pub fn encode_segment<'a>(dim: usize, points: impl ExactSizeIterator<Item = Segm
     for t in tombstones {
         put_id(&mut tomb, t);
     }
-    if any_extra {
-        blob::encode(
-            SEGMENT_MAGIC,
-            &[&header.buf, &ids.buf, &vectors.buf, &payloads.buf, &tomb.buf, &extras.buf],
-        )
-    } else {
-        blob::encode(SEGMENT_MAGIC, &[&header.buf, &ids.buf, &vectors.buf, &payloads.buf, &tomb.buf])
+    SegmentSections {
+        header: header.buf,
+        ids: ids.buf,
+        payloads: payloads.buf,
+        tombstones: tomb.buf,
+        extras: any_extra.then_some(extras.buf),
+        vector_bytes: (n * dim * 4) as u64,
     }
+}
+
+/// Writes a segment file of `n` rows (`row(i)` gives each) and the tombstones, fsynced, with the
+/// vectors streamed from the rows in 1 MiB pieces: a segment of any size is written without a
+/// copy of its vectors in memory (they may be on disk, larger than memory). Rows that lack the
+/// main vector or carry named vectors add a sixth section; a segment of plain rows has the five
+/// sections of format 1. The caller makes the file visible (the manifest names it).
+pub fn write_segment_file<'a>(
+    path: &Path,
+    dim: usize,
+    n: usize,
+    row: &dyn Fn(usize) -> SegmentRow<'a>,
+    tombstones: &[PointId],
+) -> Result<(), StorageError> {
+    let s = segment_sections(dim, n, row, tombstones);
+    let mut lens = vec![
+        s.header.len() as u64,
+        s.ids.len() as u64,
+        s.vector_bytes,
+        s.payloads.len() as u64,
+        s.tombstones.len() as u64,
+    ];
+    if let Some(e) = &s.extras {
+        lens.push(e.len() as u64);
+    }
+    let mut w = blob::BlobWriter::create(path, SEGMENT_MAGIC, &lens)?;
+    w.write(&s.header)?;
+    w.write(&s.ids)?;
+    let zeros = vec![0.0f32; dim];
+    let mut buf: Vec<u8> = Vec::with_capacity((1 << 20) + dim * 4);
+    for i in 0..n {
+        let v = row(i).1;
+        for x in if v.is_empty() { &zeros[..] } else { v } {
+            buf.extend_from_slice(&x.to_le_bytes());
+        }
+        if buf.len() >= 1 << 20 {
+            w.write(&buf)?;
+            buf.clear();
+        }
+    }
+    w.write(&buf)?;
+    w.write(&s.payloads)?;
+    w.write(&s.tombstones)?;
+    if let Some(e) = &s.extras {
+        w.write(e)?;
+    }
+    w.finish()
+}
+
+/// A segment image in memory (tests; the write path streams through [`write_segment_file`]).
+#[cfg(test)]
+pub fn encode_segment<'a>(dim: usize, points: impl ExactSizeIterator<Item = SegmentRow<'a>>, tombstones: &[PointId]) -> Vec<u8> {
+    let rows: Vec<SegmentRow<'a>> = points.collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seg");
+    write_segment_file(&path, dim, rows.len(), &|i| rows[i], tombstones).unwrap();
+    std::fs::read(&path).unwrap()
 }
 
 fn corrupt(path: &Path, e: DecodeError, section: &str) -> StorageError {

@@ -15,13 +15,16 @@ impl Collection {
         if w.manifest.segments.len() >= SEGMENTS_MAX {
             return self.compact_locked(w);
         }
-        let image = {
+        let mut m = w.manifest.clone();
+        let mut new_segment = None;
+        {
+            // Written under the state's read lock (searches go on; writes wait on the writer
+            // mutex this flush holds anyway), streamed: no copy of the segment in memory.
             let st = self.inner.state.read();
             if st.dirty().is_empty() {
                 if w.manifest.flushed_seq == w.last_seq {
                     return Ok(());
                 }
-                None
             } else {
                 let mut live = Vec::new();
                 let mut tombstones = Vec::new();
@@ -31,21 +34,12 @@ impl Collection {
                         None => tombstones.push(*id),
                     }
                 }
-                Some(store::encode_segment(
-                    st.dim(),
-                    live.iter().map(|&r| st.segment_row(r)),
-                    &tombstones,
-                ))
+                let no = m.next_segment_no;
+                write_segment(dir, no, st.dim(), live.len(), &|i| st.segment_row(live[i]), &tombstones)?;
+                m.segments.push(no);
+                m.next_segment_no = no + 1;
+                new_segment = Some(no);
             }
-        };
-        let mut m = w.manifest.clone();
-        let mut new_segment = None;
-        if let Some(image) = image {
-            let no = m.next_segment_no;
-            write_segment(dir, no, &image)?;
-            m.segments.push(no);
-            m.next_segment_no = no + 1;
-            new_segment = Some(no);
         }
         m.flushed_seq = w.last_seq;
         commit_manifest(dir, &m, new_segment)?;
@@ -85,8 +79,7 @@ impl Collection {
         {
             let mut st = self.inner.state.write();
             self.compact_state(&mut st);
-            let image = store::encode_segment(st.dim(), (0..st.n_rows() as u32).map(|r| st.segment_row(r)), &[]);
-            write_segment(dir, no, &image)?;
+            write_segment(dir, no, st.dim(), st.n_rows(), &|r| st.segment_row(r as u32), &[])?;
         }
         let old = std::mem::take(&mut w.manifest.segments);
         let mut m = w.manifest.clone();
@@ -174,9 +167,16 @@ pub(super) fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
 }
 
 /// Writes segment `no`; a failed write removes what it left (nothing names it yet).
-pub(super) fn write_segment(dir: &Path, no: u64, image: &[u8]) -> Result<()> {
+pub(super) fn write_segment<'a>(
+    dir: &Path,
+    no: u64,
+    dim: usize,
+    n: usize,
+    row: &dyn Fn(usize) -> store::SegmentRow<'a>,
+    tombstones: &[PointId],
+) -> Result<()> {
     let path = segment_path(dir, no);
-    if let Err(e) = fsio::write_new_file(&path, image) {
+    if let Err(e) = store::write_segment_file(&path, dim, n, row, tombstones) {
         let _ = fsio::remove_file_if_exists(&path);
         return Err(e.into());
     }

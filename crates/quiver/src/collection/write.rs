@@ -95,15 +95,11 @@ impl Collection {
         self.flush_locked(w)?;
         let seq = w.last_seq + 1;
         let no = w.manifest.next_segment_no;
-        let image = store::encode_segment(
-            self.dim(),
-            points
-                .iter()
-                .map(|p| (&p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())),
-            &[],
-        );
-        write_segment(&self.inner.dir, no, &image)?;
-        drop(image);
+        let row = |i: usize| {
+            let p: &Point = &points[i];
+            (&p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())
+        };
+        write_segment(&self.inner.dir, no, self.dim(), points.len(), &row, &[])?;
         let mut m = w.manifest.clone();
         m.segments.push(no);
         m.next_segment_no = no + 1;
