@@ -15,15 +15,15 @@ cd "$(dirname "$0")/.."
 SIZES=("${@:-100000 1000000}")
 read -r -a SIZES <<< "${SIZES[*]}"
 CAP_RATIO="${CAP_RATIO:-0.8}"
-DIM=128
+DIM="${DIM:-128}"
 WORK="${WORK:-/tmp/quiver-on-disk-bench}"
-OUT=bench/results/on-disk.jsonl
+OUT="${OUT:-bench/results/on-disk.jsonl}"
 cargo build --release -p quiver-cli --locked
 Q="$PWD/target/release/quiver"
 bash bench/setup.sh > /dev/null
 PY=bench/.venv/bin/python
 mkdir -p "$WORK" bench/results
-: > "$OUT"
+[ "${APPEND:-0}" = 1 ] || : > "$OUT"
 CPU=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 
 for N in "${SIZES[@]}"; do
@@ -66,33 +66,42 @@ EOF
   "$Q" --data-dir "$DATA" bench collection c --queries "$D/queries.npy" --truth "$D/truth.npy" \
     | sed "s/^{/{\"mode\": \"disk\", \"cpu\": \"$CPU\", /" | tee -a "$OUT" > "$D/disk.json"
 
+  echo "== $N: snapshot create and restore (vectors on disk)"
+  t0=$(date +%s.%N)
+  snap=$("$Q" --json --data-dir "$DATA" snapshot create c | $PY -c "import json, sys; print(json.load(sys.stdin)['name'])")
+  t1=$(date +%s.%N)
+  file="$DATA/snapshots/c/$snap"
+  size=$(stat -c %s "$file")
+  "$Q" --data-dir "$DATA" snapshot restore c2 "$file" > /dev/null
+  t2=$(date +%s.%N)
+  echo "{\"bench\": \"snapshot\", \"points\": $N, \"dim\": $DIM, \"bytes\": $size, \"create_s\": $($PY -c "print($t1 - $t0)"), \"restore_s\": $($PY -c "print($t2 - $t1)")}" | tee -a "$OUT"
+  "$Q" --data-dir "$DATA" drop c2 > /dev/null
+  rm -f "$file"
+
   CG=/sys/fs/cgroup/memory/quiver-bench-$$
-  cap=0
-  if [ "$(id -u)" = 0 ] && [ -d /sys/fs/cgroup/memory ]; then
-    # CAP_RATIO x raw, unless what must stay in memory (the uncapped on-disk run's anonymous
-    # resident bytes: graph, codes, ids, payload slots, x 1.3 for what opening holds for a
-    # while, + 16 MiB) needs more; then that (reported as the cap). A cap that would not be
-    # below the raw vectors proves nothing: skipped.
-    cap=$($PY -c "import json; a = json.load(open('$D/disk.json'))['resident_after_search']['anon_bytes']; raw = $N * $DIM * 4; print(int(max(raw * $CAP_RATIO, a * 1.3 + (16 << 20))))")
-  fi
-  if [ "$(id -u)" = 0 ] && [ -d /sys/fs/cgroup/memory ] && [ "$cap" -ge $((N * DIM * 4)) ]; then
-    echo "(skipped the capped run: what must stay in memory leaves no cap below the raw vectors at $N points)"
-  elif [ "$(id -u)" = 0 ] && [ -d /sys/fs/cgroup/memory ]; then
+  raw=$((N * DIM * 4))
+  cap=$($PY -c "print(int($raw * $CAP_RATIO))")
+  anon=$($PY -c "import json; print(json.load(open('$D/disk.json'))['resident_after_search']['anon_bytes'])")
+  if [ "$(id -u)" != 0 ] || [ ! -d /sys/fs/cgroup/memory ]; then
+    echo "(skipped the capped run: needs root and /sys/fs/cgroup/memory)"
+  elif [ $((anon + anon / 10)) -ge "$cap" ]; then
+    # What must stay in memory (graph, codes, ids, payload slots) does not fit under the cap.
+    echo "{\"bench\": \"capped-skipped\", \"points\": $N, \"dim\": $DIM, \"cap_bytes\": $cap, \"anon_bytes\": $anon}" | tee -a "$OUT"
+  else
     echo "== $N: on disk, memory capped at $((cap >> 20)) MiB"
     mkdir -p "$CG"
     echo "$cap" > "$CG/memory.limit_in_bytes"
     # Start cold: the page cache holds nothing of the collection.
     sync; echo 1 > /proc/sys/vm/drop_caches
     if sh -c "echo \$\$ > $CG/cgroup.procs && exec \"\$@\"" sh \
-      "$Q" --data-dir "$DATA" bench collection c --queries "$D/queries.npy" --truth "$D/truth.npy" > "$D/capped.json"; then
+      "$Q" --data-dir "$DATA" bench collection c --queries "$D/queries.npy" --truth "$D/truth.npy" \
+      --queries-max "${CAPPED_QUERIES:-300}" --passes 2 --ef 32,64,128,256 > "$D/capped.json"; then
       peak=$(cat "$CG/memory.max_usage_in_bytes")
       sed "s/^{/{\"mode\": \"disk-capped\", \"cap_bytes\": $cap, \"peak_bytes\": $peak, \"cpu\": \"$CPU\", /" "$D/capped.json" | tee -a "$OUT"
     else
-      echo "{\"bench\": \"capped-failed\", \"points\": $N, \"cap_bytes\": $cap, \"failcnt\": $(cat "$CG/memory.failcnt")}" | tee -a "$OUT"
+      echo "{\"bench\": \"capped-failed\", \"points\": $N, \"dim\": $DIM, \"cap_bytes\": $cap, \"failcnt\": $(cat "$CG/memory.failcnt")}" | tee -a "$OUT"
     fi
     rmdir "$CG"
-  else
-    echo "(skipped the capped run: needs root and /sys/fs/cgroup/memory)"
   fi
   rm -rf "$DATA"
 done

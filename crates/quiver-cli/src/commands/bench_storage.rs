@@ -33,6 +33,9 @@ pub struct CollectionBenchArgs {
     /// others is reported.
     #[arg(long, default_value_t = 3)]
     pub passes: usize,
+    /// Use only the first N queries.
+    #[arg(long)]
+    pub queries_max: Option<usize>,
 }
 
 /// Resident memory of this process from /proc/self/status: (total, anonymous, file-backed).
