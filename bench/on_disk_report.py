@@ -31,9 +31,14 @@ def main(path):
     builds = {l["points"]: l for l in lines if l.get("bench") == "build"}
     runs = [l for l in lines if l.get("bench") == "collection"]
     cpu = next((l["cpu"] for l in lines if "cpu" in l), "?")
+    dim = next((l["dim"] for l in lines if "dim" in l), "?")
+    snaps = [l for l in lines if l.get("bench") == "snapshot"]
     out = [
-        f"CPU: {cpu}. 128-d synthetic clustered vectors (24 latent factors + noise), cosine, int8 codes, "
-        f"k=10, 1,000 queries, one thread, median of 2 timed passes after a warm-up pass. Raw = N x 128 x 4 bytes.",
+        f"CPU: {cpu} (2 cores). {dim}-d synthetic clustered vectors (24 latent factors + noise), cosine, int8 codes, "
+        f"k=10, one thread, one query at a time; 1,000 queries, median of 2 timed passes after a warm-up pass "
+        f"(capped runs: the first 300 queries, 1 timed pass after a warm-up pass, cold page cache). "
+        f"Raw = N x {dim} x 4 bytes. `disk-capped`: vectors on disk, the process in a cgroup-v1 memory cgroup "
+        f"capped at 0.8 x raw. Made by `bash bench/on_disk.sh` (DIM, sizes).",
         "",
         "| points | raw MiB | upsert s | index build s | disk MiB | mode | cap MiB | open s | resident MiB (anon + file) | peak in cgroup MiB | QPS at recall 0.95 | best recall (QPS) |",
         "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -58,6 +63,18 @@ def main(path):
             f"{best['recall']:.3f} ({best['qps']:,.0f}) |"
         )
         series.setdefault(r["mode"], []).append((n, r["open_s"], res["anon_bytes"] / raw, q95))
+    for sn in snaps:
+        mb = sn["bytes"] / 1e6
+        out.append("")
+        out.append(
+            f"Snapshot of {sn['points']:,} points ({mb:,.0f} MB archive, vectors on disk): created in {sn['create_s']:.1f} s "
+            f"({mb / sn['create_s']:,.0f} MB/s), restored in {sn['restore_s']:.1f} s ({mb / sn['restore_s']:,.0f} MB/s)."
+        )
+    for l in lines:
+        if l.get("bench") in ("capped-skipped", "capped-failed"):
+            out.append("")
+            out.append(f"{l['points']:,} points: capped run {l['bench'].split('-')[1]} (cap {mib(l['cap_bytes'])} MiB; "
+                       f"anonymous resident {mib(l.get('anon_bytes'))} MiB must fit under it).")
     out.append("")
     out.append("Per `ef` (recall, QPS):")
     out.append("")
@@ -83,7 +100,7 @@ def main(path):
         ax[2].plot([p[0] for p in pts if p[3]], [p[3] for p in pts if p[3]], "o-", label=mode)
     for a, t in zip(ax, ["open time (s)", "anonymous resident / raw vector bytes", "QPS at recall@10 0.95 (1 thread)"]):
         a.set_xscale("log")
-        a.set_xlabel("points (128-d)")
+        a.set_xlabel(f"points ({dim}-d)")
         a.set_title(t)
         a.legend()
         a.grid(alpha=0.3)
