@@ -45,6 +45,11 @@ thread_local! {
 /// pool, a search batch's tasks queued behind a build's linking tasks and waited for all of them
 /// (seconds under steady writes); here the build and the searches share the cores through the
 /// OS scheduler, which favours the searches.
+/// Candidates rescored per requested result when the vectors are on disk (see `search`).
+const RESCORE_ON_DISK_PER_K: usize = 4;
+/// The fewest candidates rescored when the vectors are on disk.
+const RESCORE_ON_DISK_MIN: usize = 40;
+
 pub(crate) fn build_pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
@@ -627,8 +632,17 @@ impl Ann {
             (c, s.distances)
         });
         let exact_codes = hnsw.codes().is_exact();
+        // With the vectors on disk every rescoring read may be a page fault: rescore only the
+        // best candidates by code score (as Qdrant rescores `limit x oversampling`), at least
+        // `RESCORE_ON_DISK_MIN` and `RESCORE_ON_DISK_PER_K` per requested result. In memory
+        // the reads are cheap and every candidate is rescored.
+        let rescored = if exact_codes || !st.vectors_on_disk() {
+            cands.len()
+        } else {
+            (k * RESCORE_ON_DISK_PER_K).max(RESCORE_ON_DISK_MIN).min(cands.len())
+        };
         let mut top = TopK::new(k);
-        for c in &cands {
+        for c in &cands[..rescored] {
             let row = map.node_row[c.row as usize];
             let score = if exact_codes {
                 c.score

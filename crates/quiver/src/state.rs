@@ -131,6 +131,11 @@ impl State {
         (payloads, indexes)
     }
 
+    /// Whether the main vectors live in a file (a read may be a page fault).
+    pub fn vectors_on_disk(&self) -> bool {
+        self.vectors.on_disk_state() == (true, None)
+    }
+
     /// The vector dimension.
     pub fn dim(&self) -> usize {
         self.dim
