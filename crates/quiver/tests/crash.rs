@@ -69,28 +69,11 @@ fn check_folder(dir: &Path, acked: &BTreeMap<u64, usize>, round: u64) {
     let c = db.collection("c").unwrap_or_else(|e| panic!("round {round}: {e}"));
     // Group what is stored by batch.
     let mut seen: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-    let mut offset = None;
-    loop {
-        let page = c
-            .scroll(&ScrollRequest {
-                offset,
-                limit: 10_000,
-                filter: None,
-                with_payload: true,
-                with_vector: false,
-            })
-            .unwrap();
-        for r in &page.points {
-            let p = r.payload.as_ref().unwrap();
-            let batch = p["batch"].as_u64().unwrap();
-            let size = p["size"].as_u64().unwrap() as usize;
-            let e = seen.entry(batch).or_insert((0, size));
-            e.0 += 1;
-        }
-        match page.next_offset {
-            Some(o) => offset = Some(o),
-            None => break,
-        }
+    for p in all_payloads(&c) {
+        let batch = p["batch"].as_u64().unwrap();
+        let size = p["size"].as_u64().unwrap() as usize;
+        let e = seen.entry(batch).or_insert((0, size));
+        e.0 += 1;
     }
     for (batch, size) in acked {
         let got = seen.get(batch).map(|e| e.0).unwrap_or(0);
@@ -158,9 +141,15 @@ fn tagged_points(tag: u64, n: usize) -> Vec<Point> {
 
 /// (count, the tags present) of a collection.
 fn contents(c: &Collection) -> (usize, std::collections::BTreeSet<u64>) {
-    let mut tags = std::collections::BTreeSet::new();
+    let payloads = all_payloads(c);
+    let tags = payloads.iter().map(|p| p["tag"].as_u64().unwrap()).collect();
+    (payloads.len(), tags)
+}
+
+/// Every point's payload, in id order.
+fn all_payloads(c: &Collection) -> Vec<Payload> {
+    let mut out = Vec::new();
     let mut offset = None;
-    let mut n = 0;
     loop {
         let page = c
             .scroll(&ScrollRequest {
@@ -171,13 +160,10 @@ fn contents(c: &Collection) -> (usize, std::collections::BTreeSet<u64>) {
                 with_vector: false,
             })
             .unwrap();
-        for r in &page.points {
-            tags.insert(r.payload.as_ref().unwrap()["tag"].as_u64().unwrap());
-            n += 1;
-        }
+        out.extend(page.points.into_iter().map(|r| r.payload.unwrap()));
         match page.next_offset {
             Some(o) => offset = Some(o),
-            None => return (n, tags),
+            None => return out,
         }
     }
 }

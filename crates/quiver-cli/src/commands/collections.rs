@@ -305,7 +305,7 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
         .map(|(n, d)| json!({"name": n, "kind": if d.multivector { "multi" } else { "dense" }, "dim": d.dim, "metric": d.metric.name()}))
         .chain(v.sparse.iter().map(|(n, p)| json!({"name": n, "kind": "sparse", "idf": p.idf})))
         .collect();
-    let json = json!({"name": info.name, "dim": info.config.dim, "main_vector": v.main, "named_vectors": named, "metric": info.config.metric.name(), "durability": durability,
+    let mut json = json!({"name": info.name, "dim": info.config.dim, "main_vector": v.main, "named_vectors": named, "metric": info.config.metric.name(), "durability": durability,
            "points": info.points, "dead_rows": info.dead_rows, "segments": info.segments, "wal_bytes": info.wal_bytes,
            "last_seq": info.last_seq, "flushed_seq": info.flushed_seq, "payload_indexes": indexes,
            "kernel_isa": info.kernel_isa, "flush_error": info.flush_error, "embedder": info.config.embedder,
@@ -317,7 +317,6 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
                             "estimated_recall": status.recall.map(|r| r.recall),
                             "recall_samples": status.recall.map_or(0, |r| r.samples)}});
     let footprint = c.footprint();
-    let mut json = json;
     json["footprint"] = json!({
         "vectors_on_disk": footprint.vectors_on_disk,
         "vectors_on_disk_fallback": footprint.vectors_fallback,
