@@ -90,23 +90,23 @@ pub struct Codes {
     pub(crate) kind: ScoreKind,
     pub(crate) dim: usize,
     pub(crate) store: Store,
-    drift: Drift,
+    pub(crate) drift: Drift,
     kernels: Kernels,
     quant: QuantKernels,
 }
 
 /// What the encoding has seen of the data since it was trained, so the owner can tell when the
 /// data moved away from what it learned (sorted or drifting data, a new cluster): counted by
-/// [`Codes::push`] and [`Codes::observe`], not persisted.
-#[derive(Clone, Debug, Default)]
-struct Drift {
+/// [`Codes::push`] and [`Codes::observe`], saved beside an index file by [`crate::Hnsw::drift_bytes`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Drift {
     /// Vectors counted.
-    rows: u64,
+    pub(crate) rows: u64,
     /// Int8: per dimension, values outside the trained range (clamped to code 0 or 255).
-    clamped: Vec<u64>,
+    pub(crate) clamped: Vec<u64>,
     /// Binary: per dimension, the sum and the sum of squares of the values.
-    sum: Vec<f64>,
-    sum_sq: Vec<f64>,
+    pub(crate) sum: Vec<f64>,
+    pub(crate) sum_sq: Vec<f64>,
 }
 
 /// Int8 codes are retrained when more than this share of the values of one dimension were

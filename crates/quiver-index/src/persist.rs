@@ -70,6 +70,57 @@ fn split<'a>(b: &mut &'a [u8], n: usize, size: usize) -> Result<&'a [u8], Persis
 }
 
 impl Hnsw {
+    /// The codes' drift counts (what [`Codes::drifted`] judges) as bytes, for an index file
+    /// that wants to skip counting every vector again when it is loaded.
+    pub fn drift_bytes(&self) -> Vec<u8> {
+        let d = &self.codes.drift;
+        let mut out = Vec::with_capacity(20 + 8 * (d.clamped.len() + d.sum.len() + d.sum_sq.len()));
+        out.extend_from_slice(&d.rows.to_le_bytes());
+        for part in [d.clamped.len(), d.sum.len(), d.sum_sq.len()] {
+            out.extend_from_slice(&(part as u32).to_le_bytes());
+        }
+        for v in &d.clamped {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in d.sum.iter().chain(&d.sum_sq) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Restores drift counts written by [`Hnsw::drift_bytes`]; checked against the dimension.
+    pub fn restore_drift(&mut self, bytes: &[u8]) -> Result<(), PersistError> {
+        let mut rest = bytes;
+        let word =
+            |rest: &mut &[u8]| -> Result<u64, PersistError> { Ok(u64::from_le_bytes(split(rest, 1, 8)?.try_into().expect("8 bytes"))) };
+        let count = |rest: &mut &[u8]| -> Result<usize, PersistError> {
+            Ok(u32::from_le_bytes(split(rest, 1, 4)?.try_into().expect("4 bytes")) as usize)
+        };
+        let rows = word(&mut rest)?;
+        let (nc, ns, nq) = (count(&mut rest)?, count(&mut rest)?, count(&mut rest)?);
+        let dim = self.codes.dim;
+        if [nc, ns, nq].iter().any(|&n| n != 0 && n != dim) {
+            return Err(bad("drift counts do not match the dimension"));
+        }
+        let clamped = (0..nc).map(|_| word(&mut rest)).collect::<Result<Vec<u64>, _>>()?;
+        let sum = (0..ns)
+            .map(|_| word(&mut rest).map(f64::from_bits))
+            .collect::<Result<Vec<f64>, _>>()?;
+        let sum_sq = (0..nq)
+            .map(|_| word(&mut rest).map(f64::from_bits))
+            .collect::<Result<Vec<f64>, _>>()?;
+        if !rest.is_empty() {
+            return Err(bad("trailing bytes after the drift counts"));
+        }
+        self.codes.drift = crate::codes::Drift {
+            rows,
+            clamped,
+            sum,
+            sum_sq,
+        };
+        Ok(())
+    }
+
     /// The index as sections (see the module documentation).
     pub fn to_sections(&self) -> Vec<Vec<u8>> {
         let c = self.codes();

@@ -165,6 +165,24 @@ fn persistence_round_trip_gives_identical_results() {
         for node in 0..2000u32 {
             assert!(loaded.codes().matches(node, &rows[node as usize * dim..(node as usize + 1) * dim]));
         }
+        // Drift counts come back exactly; a loaded index without them counts nothing, so
+        // sorted data's drift would be missed after a reload without them.
+        let mut loaded = loaded;
+        let shifted: Vec<f32> = rows.iter().map(|x| x + 3.0).collect();
+        let mut drifting = Hnsw::from_sections(&refs).unwrap();
+        drifting.observe(&shifted);
+        loaded.restore_drift(&drifting.drift_bytes()).unwrap();
+        assert_eq!(loaded.drift_bytes(), drifting.drift_bytes(), "{quant:?}");
+        assert_eq!(loaded.codes().drifted(), drifting.codes().drifted(), "{quant:?}");
+        if quant != Quantization::None {
+            assert!(loaded.codes().drifted(), "{quant:?}: shifted data drifts");
+        }
+        assert!(loaded.restore_drift(&[1, 2, 3]).is_err());
+        let mut wrong_dim = drifting.drift_bytes();
+        if quant == Quantization::Int8 {
+            wrong_dim[8] = 7;
+            assert!(loaded.restore_drift(&wrong_dim).is_err());
+        }
     }
 }
 

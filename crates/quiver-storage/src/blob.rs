@@ -145,8 +145,9 @@ impl BlobWriter {
         self.put(bytes)
     }
 
-    /// Checks the length, appends the checksum, and fsyncs the file.
-    pub fn finish(mut self) -> StorageResult<()> {
+    /// Checks the length, appends the checksum, and fsyncs the file; returns the checksum
+    /// (the file's last four bytes: a fingerprint of its contents).
+    pub fn finish(mut self) -> StorageResult<u32> {
         use std::io::Write;
         assert_eq!(self.written, self.expected, "fewer section bytes than declared");
         let crc = self.crc.to_le_bytes();
@@ -156,7 +157,8 @@ impl BlobWriter {
             cause: e.into_error(),
         })?;
         crate::fault::check(crate::fault::Step::Sync, &self.path).map_err(StorageError::io(&self.path))?;
-        file.sync_all().map_err(StorageError::io(&self.path))
+        file.sync_all().map_err(StorageError::io(&self.path))?;
+        Ok(self.crc)
     }
 }
 

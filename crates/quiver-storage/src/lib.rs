@@ -8,6 +8,7 @@
 // `unsafe` is denied everywhere but `map` (mapping files), which says why it is sound.
 #![deny(unsafe_code)]
 
+pub mod aligned;
 pub mod blob;
 pub mod codec;
 pub mod error;

@@ -98,7 +98,7 @@ pub(crate) enum IndexFileError {
     Storage(#[from] StorageError),
     #[error("damaged graph: {0}")]
     Graph(#[from] quiver_index::persist::PersistError),
-    #[error("expected 6 sections, found {0}")]
+    #[error("expected 6 or 7 sections, found {0}")]
     Sections(usize),
     #[error("the index was built with other parameters")]
     OtherParameters,
@@ -159,6 +159,8 @@ pub(crate) struct Ann {
     /// `retire` returns no index file is written into the collection's folder again (a new
     /// collection of the same name may own that folder by then).
     retired: Mutex<bool>,
+    /// The base segment the index file names its nodes' rows against (`None`: by id only).
+    saved_base: Mutex<Option<crate::state::BaseId>>,
 }
 
 /// The state of the index for `quiver info`.
@@ -201,6 +203,7 @@ impl Ann {
             monitor: RecallMonitor::new(),
             last_error: Mutex::new(None),
             retired: Mutex::new(false),
+            saved_base: Mutex::new(None),
         }
     }
 
@@ -674,16 +677,45 @@ impl Ann {
         Some(top.into_sorted())
     }
 
-    /// Writes the index file (atomically replaced). Nodes are named by point id.
-    pub fn save(&self) -> Result<(), StorageError> {
+    /// Writes the index file (atomically replaced). Nodes are named by point id, and by row
+    /// when the state's first rows are a known segment's (see [`crate::state::BaseId`]): then a
+    /// process that opens the same segment maps them without looking anything up.
+    pub fn save(&self, state: &RwLock<State>) -> Result<(), StorageError> {
+        let (generation, base) = {
+            let st = state.read();
+            (st.generation(), st.base())
+        };
         let retired = self.retired.lock();
         if *retired {
             return Ok(());
         }
         let Some(b) = self.built.read().clone() else { return Ok(()) };
-        let (sections, ids) = {
+        let (sections, ids, rows) = {
             let h = b.hnsw.read();
             let map = b.map.read();
+            // The base names the rows of one generation: the map's rows must be of that one.
+            let base = base.filter(|_| map.generation == generation);
+            let mut r = Encoder::new();
+            match base {
+                Some(base) => {
+                    r.u64(base.segment);
+                    r.u32(base.checksum);
+                    r.u64(base.rows as u64);
+                }
+                None => {
+                    r.u64(u64::MAX);
+                    r.u32(0);
+                    r.u64(0);
+                }
+            }
+            r.bytes(&h.drift_bytes());
+            r.u64(h.len() as u64);
+            for node in 0..h.len() {
+                r.u32(match map.node_row.get(node) {
+                    Some(&row) if base.is_some_and(|b| (row as usize) < b.rows) => row,
+                    _ => NO_ROW,
+                });
+            }
             let mut e = Encoder::new();
             // Only nodes that are mapped are written out with an id; the rest get none.
             e.u64(h.len() as u64);
@@ -696,11 +728,25 @@ impl Ann {
                     _ => e.u8(0),
                 }
             }
-            (h.to_sections(), e.buf)
+            (h.to_sections(), e.buf, (base, r.buf))
         };
         let mut refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
         refs.push(&ids);
-        blob::replace_atomic(&self.path, INDEX_MAGIC, &refs)
+        refs.push(&rows.1);
+        blob::replace_atomic(&self.path, INDEX_MAGIC, &refs)?;
+        *self.saved_base.lock() = rows.0;
+        Ok(())
+    }
+
+    /// Whether the index file should be written again because it does not name its nodes
+    /// by the rows of the state's base segment (an open would look every node up).
+    pub fn save_is_stale(&self, st: &State) -> bool {
+        let built = self
+            .built
+            .read()
+            .as_ref()
+            .is_some_and(|b| b.map.read().generation == st.generation());
+        built && st.base().is_some() && *self.saved_base.lock() != st.base()
     }
 
     /// Loads the index file, if any, and maps its nodes onto `st`'s rows. A missing file is not
@@ -710,16 +756,19 @@ impl Ann {
             return;
         }
         match self.try_load(st) {
-            Ok(built) => *self.built.write() = Some(Arc::new(built)),
+            Ok((built, _)) => *self.built.write() = Some(Arc::new(built)),
             Err(e) => *self.last_error.lock() = Some(format!("index file ignored, it will be rebuilt: {e}")),
         }
     }
 
-    fn try_load(&self, st: &State) -> Result<Built, IndexFileError> {
+    /// The index file's graph mapped onto `st`, and how many nodes were mapped by their saved
+    /// row (the rest by id, each checked against its row's vector).
+    fn try_load(&self, st: &State) -> Result<(Built, usize), IndexFileError> {
         // Mapped, not read: the graph and codes are built from it, never two copies at once.
         let image = quiver_storage::map::MappedFile::open(&self.path)?;
         let sections = blob::decode(&self.path, INDEX_MAGIC, &image)?;
-        if sections.len() != 6 {
+        // Six sections: a file of an older version, without rows and drift counts.
+        if !(6..=7).contains(&sections.len()) {
             return Err(IndexFileError::Sections(sections.len()));
         }
         let mut hnsw = Hnsw::from_sections(&sections[..5])?;
@@ -732,18 +781,50 @@ impl Ann {
         if n != hnsw.len() {
             return Err(IndexFileError::NodeIds(format!("{n} ids for {} nodes", hnsw.len())));
         }
+        // The rows saved against a base segment, usable when this state has the same base.
+        let mut saved_rows: Option<Decoder<'_>> = None;
+        let drift_saved = match sections.get(6) {
+            Some(section) => {
+                let mut r = Decoder::new(section);
+                let (segment, checksum, rows) = (r.u64()?, r.u32()?, r.u64()? as usize);
+                hnsw.restore_drift(r.bytes()?)?;
+                if r.u64()? as usize != n || r.remaining() != 4 * n {
+                    return Err(IndexFileError::NodeIds(format!("the row section does not hold {n} rows")));
+                }
+                let saved = crate::state::BaseId { segment, checksum, rows };
+                if segment != u64::MAX && st.base() == Some(saved) {
+                    saved_rows = Some(r);
+                    *self.saved_base.lock() = Some(saved);
+                }
+                true
+            }
+            None => false,
+        };
         let mut node_row = Vec::with_capacity(n);
         let mut node_ids = Vec::with_capacity(n);
+        let mut by_row = 0;
         let mut covered = vec![0u64; st.n_rows().div_ceil(64)];
         for node in 0..n as u32 {
             let id = if d.u8()? == 1 { Some(get_id(&mut d)?) } else { None };
-            let row = id
-                .and_then(|id| st.row_of(&id))
-                .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)));
+            let saved = match saved_rows.as_mut() {
+                Some(r) => r.u32()?,
+                None => NO_ROW,
+            };
+            let row = if saved != NO_ROW {
+                // A row of the base segment holds the vector the node was built from in any
+                // process that opened that segment: no lookup, no check of the vector.
+                by_row += 1;
+                Some(saved).filter(|&r| id == Some(*st.id_at(r as usize)) && st.is_searchable(r) && !mask_has(&covered, r))
+            } else {
+                id.and_then(|id| st.row_of(&id))
+                    .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)))
+            };
             if let Some(r) = row {
                 covered[r as usize / 64] |= 1 << (r % 64);
-                // The drift statistics were not saved: count the vectors again.
-                hnsw.observe(st.vector(r));
+                if !drift_saved {
+                    // An older file without drift counts: count the vectors again.
+                    hnsw.observe(st.vector(r));
+                }
             }
             node_row.push(row.unwrap_or(NO_ROW));
             node_ids.push(id.unwrap_or(PointId::Num(u64::MAX)));
@@ -759,12 +840,17 @@ impl Ann {
             rows_seen: st.n_rows(),
             generation: st.generation(),
         };
-        Ok(Built {
+        let built = Built {
             hnsw: RwLock::new(hnsw),
             map: RwLock::new(map),
-        })
+        };
+        Ok((built, by_row))
     }
 }
+
+#[cfg(test)]
+#[path = "ann_load_tests.rs"]
+mod load_tests;
 
 /// Rows, ids and vectors copied out of the state for a build step.
 pub(crate) struct Snapshot {

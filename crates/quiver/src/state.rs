@@ -72,6 +72,19 @@ pub struct State {
     generation: u64,
     /// Full-text indexes (BM25) on payload keys, keyed by point id (rows change, ids do not).
     text: Vec<(KeyPath, TextIndex)>,
+    /// The segment whose rows are rows `0..rows` here, in its order (`None`: unknown, e.g.
+    /// after rows were renumbered in memory only).
+    base: Option<BaseId>,
+}
+
+/// A segment named by its number and checksum, and the rows it holds: in any process that
+/// opened (or compacted into) it, rows `0..rows` are its rows, with the same ids and vectors,
+/// so an index file saved against it can name nodes by row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BaseId {
+    pub segment: u64,
+    pub checksum: u32,
+    pub rows: usize,
 }
 
 /// The text at `key` in a payload: its string values joined by newlines (`None` if none).
@@ -99,7 +112,19 @@ impl State {
             dirty: BTreeSet::new(),
             generation: 0,
             text: Vec::new(),
+            base: None,
         }
+    }
+
+    /// The segment whose rows are this state's first rows, when known.
+    pub fn base(&self) -> Option<BaseId> {
+        self.base
+    }
+
+    /// Records that rows `0..base.rows` are `base.segment`'s rows, in its order.
+    pub fn set_base(&mut self, base: BaseId) {
+        debug_assert!(base.rows <= self.n_rows());
+        self.base = Some(base);
     }
 
     /// Keeps the main vectors in a scratch file in `dir` from now on (call before any row).
@@ -668,6 +693,7 @@ impl State {
         self.n_alive = n;
         self.id_to_row = id_to_row;
         self.generation += 1;
+        self.base = None;
     }
 
     /// Rows that hold no live point.

@@ -438,14 +438,15 @@ fn segment_sections<'a>(dim: usize, n: usize, row: &dyn Fn(usize) -> SegmentRow<
 /// vectors streamed from the rows in 1 MiB pieces: a segment of any size is written without a
 /// copy of its vectors in memory (they may be on disk, larger than memory). Rows that lack the
 /// main vector or carry named vectors add a sixth section; a segment of plain rows has the five
-/// sections of format 1. The caller makes the file visible (the manifest names it).
+/// sections of format 1. The caller makes the file visible (the manifest names it). Returns the
+/// file's checksum (see [`segment_checksum`]).
 pub fn write_segment_file<'a>(
     path: &Path,
     dim: usize,
     n: usize,
     row: &dyn Fn(usize) -> SegmentRow<'a>,
     tombstones: &[PointId],
-) -> Result<(), StorageError> {
+) -> Result<u32, StorageError> {
     let s = segment_sections(dim, n, row, tombstones);
     let mut lens = vec![
         s.header.len() as u64,
@@ -479,6 +480,16 @@ pub fn write_segment_file<'a>(
         w.write(e)?;
     }
     w.finish()
+}
+
+/// A segment's checksum (its last four bytes), given its checked image: a fingerprint of its
+/// contents, with the segment number the identity of the rows it holds (see `State::base`).
+pub fn segment_checksum(image: &[u8]) -> u32 {
+    u32::from_le_bytes(
+        image[image.len() - 4..]
+            .try_into()
+            .expect("a checked segment is longer than 4 bytes"),
+    )
 }
 
 /// A segment image in memory (tests; the write path streams through [`write_segment_file`]).

@@ -37,6 +37,12 @@ impl Collection {
         }
         let result = (|| {
             while self.index_step(true)? {}
+            // Up to date, but the file may name nodes by id only: write it so that the next
+            // open maps them by row.
+            let stale = self.inner.ann.save_is_stale(&self.inner.state.read());
+            if stale {
+                self.inner.ann.save(&self.inner.state)?;
+            }
             Ok(())
         })();
         self.inner.ann.finish();
@@ -129,7 +135,7 @@ impl Collection {
                     drop(st);
                     let done = ann.recode(nodes, &[]);
                     if done && ann.note_added(0, true) {
-                        ann.save()?;
+                        ann.save(&self.inner.state)?;
                     }
                     return Ok(done);
                 }
@@ -158,7 +164,7 @@ impl Collection {
             ann.extend(snap, |f| f(&self.inner.state.read()));
         }
         if ann.note_added(added, work == Work::Full || eager) {
-            ann.save()?;
+            ann.save(&self.inner.state)?;
         }
         Ok(true)
     }

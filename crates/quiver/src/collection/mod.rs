@@ -343,12 +343,19 @@ impl Collection {
             let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
             state.declare_index(path, *kind);
         }
-        for &no in &manifest.segments {
+        for (i, &no) in manifest.segments.iter().enumerate() {
             let path = segment_path(dir, no);
             // Mapped, not read: a segment may be larger than the memory the process may use.
             let image = quiver_storage::map::MappedFile::open(&path)?;
             let seg = store::decode_segment(&path, &image, config.dim)?;
             state.apply_segment(seg);
+            if i == 0 {
+                state.set_base(crate::state::BaseId {
+                    segment: no,
+                    checksum: store::segment_checksum(&image),
+                    rows: state.n_rows(),
+                });
+            }
             drop(image);
         }
         remove_strays(dir, &manifest)?;

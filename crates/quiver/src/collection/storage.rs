@@ -79,7 +79,15 @@ impl Collection {
         {
             let mut st = self.inner.state.write();
             self.compact_state(&mut st);
-            write_segment(dir, no, st.dim(), st.n_rows(), &|r| st.segment_row(r as u32), &[])?;
+            let checksum = write_segment(dir, no, st.dim(), st.n_rows(), &|r| st.segment_row(r as u32), &[])?;
+            // The rows are now those of segment `no`, in its order (if the manifest is not
+            // committed, no open will name `no` with this checksum).
+            let rows = st.n_rows();
+            st.set_base(crate::state::BaseId {
+                segment: no,
+                checksum,
+                rows,
+            });
         }
         let old = std::mem::take(&mut w.manifest.segments);
         let mut m = w.manifest.clone();
@@ -105,6 +113,15 @@ impl Collection {
         fsio::fsync_dir(&dir.join("segments"))?;
         w.wal.restart_at(w.last_seq + 1)?;
         self.clear_flush_error(w);
+        // The graph's rows were renumbered: an index file written now names them by the new
+        // segment's rows, so the next open needs no lookups (compaction is a whole rewrite
+        // already; a failure here costs a slower open, never an answer).
+        let stale = self.inner.ann.save_is_stale(&self.inner.state.read());
+        if stale {
+            if let Err(e) = self.inner.ann.save(&self.inner.state) {
+                *self.inner.ann.last_error.lock() = Some(e.to_string());
+            }
+        }
         Ok(())
     }
 
@@ -174,13 +191,12 @@ pub(super) fn write_segment<'a>(
     n: usize,
     row: &dyn Fn(usize) -> store::SegmentRow<'a>,
     tombstones: &[PointId],
-) -> Result<()> {
+) -> Result<u32> {
     let path = segment_path(dir, no);
-    if let Err(e) = store::write_segment_file(&path, dim, n, row, tombstones) {
+    store::write_segment_file(&path, dim, n, row, tombstones).map_err(|e| {
         let _ = fsio::remove_file_if_exists(&path);
-        return Err(e.into());
-    }
-    Ok(())
+        e.into()
+    })
 }
 
 /// Writes the manifest `m` that names the new segment `no`. If that fails, the segment is
