@@ -1,9 +1,11 @@
 //! A collection larger than the memory its process may use: 150,000 x 256 float vectors
 //! (146 MiB raw) kept on disk (`--on-disk`), opened and searched by a `quiver` process inside a
 //! memory cgroup capped at 128 MiB. The capped process must open the collection, answer every
-//! query exactly as an uncapped process does (same index, same data, same answers), reach the
-//! recall of the graph against exact search, and really have been held at the cap (the
-//! cgroup's failure count shows it reclaimed pages to stay under it).
+//! query exactly as an uncapped process does (same index, same data, same answers; graph and
+//! exact scan), reach the recall of the graph against exact search, and really have been held
+//! at the cap (the cgroup's failure count shows it reclaimed pages to stay under it). The
+//! collection's files are dropped from the page cache before each capped run: cached pages
+//! are charged to the cgroup that read them first.
 //!
 //! Needs root and the cgroup v1 memory controller at `/sys/fs/cgroup/memory` (the project's
 //! machines have both). As another user the test says it skipped; as root, a cgroup that cannot
@@ -71,6 +73,19 @@ fn hit_ids(out: &str) -> Vec<Vec<u64>> {
         .collect()
 }
 
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 struct Cgroup(PathBuf);
 
 impl Drop for Cgroup {
@@ -130,15 +145,34 @@ fn a_collection_larger_than_its_memory_cap_is_searched_exactly_as_without_the_ca
     std::fs::write(cg.0.join("memory.limit_in_bytes"), CAP_BYTES.to_string()).unwrap();
     assert_eq!(read_u64(&cg.0.join("memory.limit_in_bytes")), CAP_BYTES);
     // The shell moves itself into the cgroup, then becomes quiver.
-    let inner = search(false);
-    let mut args = vec![inner.get_program().to_string_lossy().into_owned()];
-    args.extend(inner.get_args().map(|a| a.to_string_lossy().into_owned()));
-    let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cg.0.display());
-    let mut sh = Command::new("sh");
-    sh.arg("-c").arg(script).arg("sh").args(&args);
-    let capped = hit_ids(&run(sh));
-
+    let in_cgroup = |inner: Command| {
+        let mut args = vec![inner.get_program().to_string_lossy().into_owned()];
+        args.extend(inner.get_args().map(|a| a.to_string_lossy().into_owned()));
+        let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cg.0.display());
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(script).arg("sh").args(&args);
+        sh
+    };
+    // Page-cache pages are charged to the cgroup that reads them first: drop the collection's
+    // files from the cache (GNU dd's `nocache`), or the capped process would find its vectors
+    // already read, and paid for, by the free one.
+    let uncache = || {
+        for f in walk(&data_dir) {
+            let ok = Command::new("dd")
+                .arg(format!("if={}", f.display()))
+                .args(["iflag=nocache", "count=0", "status=none"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "dd could not drop {} from the page cache", f.display());
+        }
+    };
+    uncache();
+    let capped = hit_ids(&run(in_cgroup(search(false))));
     assert_eq!(capped, free, "the capped process answers as the free one does");
+    // An exact scan reads every vector, more than the cap holds: the pages come and go.
+    uncache();
+    let capped_exact = hit_ids(&run(in_cgroup(search(true))));
+    assert_eq!(capped_exact, truth, "the capped exact scan answers as the free one does");
     let found: usize = capped
         .iter()
         .zip(&truth)

@@ -340,7 +340,7 @@ impl Ann {
         for row in 0..st.n_rows() as u32 {
             if st.is_searchable(row) {
                 rows.push(row);
-                ids.push(*st.id_at(row as usize));
+                ids.push(st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
             }
         }
@@ -364,7 +364,7 @@ impl Ann {
         for row in map.tail.iter().copied().chain(map.rows_seen as u32..st.n_rows() as u32) {
             if st.is_searchable(row) {
                 rows.push(row);
-                ids.push(*st.id_at(row as usize));
+                ids.push(st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
             }
         }
@@ -505,7 +505,7 @@ impl Ann {
         let node_ids = map
             .node_row
             .iter()
-            .map(|&r| (r != NO_ROW && st.is_searchable(r)).then(|| *st.id_at(r as usize)))
+            .map(|&r| (r != NO_ROW && st.is_searchable(r)).then(|| st.id_at(r as usize)))
             .collect();
         let tail_ids = map
             .tail
@@ -513,7 +513,7 @@ impl Ann {
             .copied()
             .chain(map.rows_seen as u32..st.n_rows() as u32)
             .filter(|&r| st.is_searchable(r))
-            .map(|r| *st.id_at(r as usize))
+            .map(|r| st.id_at(r as usize))
             .collect();
         Some(BeforeCompact { node_ids, tail_ids })
     }
@@ -555,16 +555,8 @@ impl Ann {
             if start >= end {
                 break;
             }
-            let rows = &st.matrix()[start * st.dim()..end * st.dim()];
-            let alive = &st.searchable_mask()[start / 64..st.searchable_mask().len().min(end.div_ceil(64))];
-            for h in quiver_kernels::scan_top_k(
-                self.kind,
-                &sample.query,
-                rows,
-                st.dim(),
-                quiver_kernels::Allowed::Mask(alive),
-                sample.k,
-            ) {
+            let allowed = quiver_kernels::Allowed::Mask(st.searchable_mask());
+            for h in st.scan_range(self.kind, &sample.query, allowed, start..end, sample.k) {
                 top.push(h.row, h.score);
             }
             start = end;
@@ -814,7 +806,7 @@ impl Ann {
                 // A row of the base segment holds the vector the node was built from in any
                 // process that opened that segment: no lookup, no check of the vector.
                 by_row += 1;
-                Some(saved).filter(|&r| id == Some(*st.id_at(r as usize)) && st.is_searchable(r) && !mask_has(&covered, r))
+                Some(saved).filter(|&r| id == Some(st.id_at(r as usize)) && st.is_searchable(r) && !mask_has(&covered, r))
             } else {
                 id.and_then(|id| st.row_of(&id))
                     .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)))

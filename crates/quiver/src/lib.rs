@@ -30,6 +30,8 @@ mod monitor;
 pub mod npy;
 mod payload_index;
 mod projection;
+mod rows;
+mod segment;
 pub mod settings;
 pub mod snapshot;
 mod sparse_index;

@@ -3,24 +3,29 @@
 //! [`State::apply`], both for new writes and for recovery, so replay and live writes cannot
 //! disagree.
 //!
-//! Invariants: `ids`, `payloads`, `extras` and rows of `vectors` have one entry per row; a row is
-//! live iff its bit is set in `alive`, and then `id_to_row[ids[row]] == row`; dead rows have no
-//! payload and no named vectors and are in no payload index. A row's bit in `searchable` is set
-//! iff it is live and holds a main vector (a row without one keeps zeros in `vectors`, which no
-//! search reads). `dirty` holds the ids changed since the last flush.
+//! Invariants: `rows` (ids, payloads, named vectors) and the matrix (the base segment's map for
+//! rows below `vec_from`, `vectors` after) have one entry per row; a row is live iff its bit is
+//! set in `alive`, and then `row_of(id_at(row)) == row`; dead rows have no payload and no
+//! named vectors and are in no payload index. A row's bit in `searchable` is set iff it is live
+//! and holds a main vector (a row without one keeps zeros, which no search reads). `dirty`
+//! holds the ids changed since the last flush. A mapped base (see `rows.rs`) is attached to an
+//! empty state only, so its rows are rows `0..n` and every later row is in memory.
 
 use crate::filter::{Condition, FieldCheck, Filter, KeyPath};
 use crate::payload_index::{FieldIndex, PayloadIndexType, PayloadIndexes};
+use crate::rows::Rows;
+use crate::segment::{BaseSegment, SegmentData};
 use crate::sparse_index::SparseIndex;
-use crate::store::{Op, SegmentData};
+use crate::store::Op;
 use crate::text_index::TextIndex;
 use crate::types::{Payload, Point, PointId};
 use crate::vector_model::{NamedVectors, VectorData, VectorSchema};
 use crate::vectors::VectorBuf;
-use quiver_kernels::Allowed;
+use quiver_kernels::{Allowed, ScoreKind, Scored, TopK};
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Rows the scan may visit after a filter is planned.
 pub enum Plan {
@@ -48,13 +53,10 @@ impl Plan {
 #[derive(Debug)]
 pub struct State {
     dim: usize,
+    /// The main vectors of rows `vec_from..`; rows below are read from the base segment's map.
     vectors: VectorBuf,
-    ids: Vec<PointId>,
-    /// Boxed: an empty slot is one word (an unboxed map is 72 bytes a row, with or without
-    /// a payload: 340 MB at 5 million points).
-    payloads: Vec<Option<Box<Payload>>>,
-    /// Each row's named vectors (`None`: none, or a dead row).
-    extras: Vec<Option<Box<NamedVectors>>>,
+    vec_from: usize,
+    rows: Rows,
     alive: Vec<u64>,
     /// Live rows holding a main vector.
     searchable: Vec<u64>,
@@ -64,7 +66,6 @@ pub struct State {
     /// The named spaces, and an inverted index per sparse space.
     schema: VectorSchema,
     sparse: BTreeMap<String, SparseIndex>,
-    id_to_row: BTreeMap<PointId, u32>,
     indexes: PayloadIndexes,
     dirty: BTreeSet<PointId>,
     /// Bumped whenever rows are renumbered (compaction): row numbers from an older generation
@@ -98,16 +99,14 @@ impl State {
         State {
             dim,
             vectors: VectorBuf::new(),
-            ids: Vec::new(),
-            payloads: Vec::new(),
-            extras: Vec::new(),
+            vec_from: 0,
+            rows: Rows::default(),
             alive: Vec::new(),
             searchable: Vec::new(),
             n_alive: 0,
             n_no_main: 0,
             sparse: schema.sparse.keys().map(|k| (k.clone(), SparseIndex::default())).collect(),
             schema: schema.clone(),
-            id_to_row: BTreeMap::new(),
             indexes: PayloadIndexes::default(),
             dirty: BTreeSet::new(),
             generation: 0,
@@ -137,23 +136,114 @@ impl State {
     /// back to memory (the reason).
     pub fn vectors_footprint(&self) -> (crate::vectors::Footprint, bool, Option<String>) {
         let (disk, why) = self.vectors.on_disk_state();
-        (self.vectors.footprint(), disk, why.map(str::to_string))
+        let mut fp = self.vectors.footprint();
+        // Rows read in place from the base segment: their resident pages (the file itself is
+        // counted with the segments).
+        if let Some(b) = self.rows.base().filter(|_| self.vec_from > 0) {
+            let rows = &b.vectors()[..self.vec_from * self.dim];
+            fp.memory += quiver_storage::map::resident_bytes(bytemuck::cast_slice(rows)).unwrap_or(0);
+        }
+        (fp, disk, why.map(str::to_string))
+    }
+
+    /// Bytes of the base segment read in place: its vectors (0 when they were copied into
+    /// memory) and its payloads.
+    pub fn base_bytes_in_place(&self) -> (usize, usize) {
+        match self.rows.base() {
+            Some(b) => {
+                let (v, p) = b.section_bytes();
+                (if self.vec_from > 0 { v } else { 0 }, p)
+            }
+            None => (0, 0),
+        }
     }
 
     /// Estimated bytes in memory of the payloads (the deep size of up to 1,000 payloads spread
     /// over the rows, scaled to all: nothing here reads every point) and of the payload
     /// indexes.
     pub fn payload_memory(&self) -> (usize, usize) {
-        let n = self.payloads.len();
-        let step = n.div_ceil(1000).max(1);
-        let (mut sampled, mut bytes) = (0usize, 0usize);
-        for r in (0..n).step_by(step) {
-            sampled += 1;
-            bytes += self.payloads[r].as_deref().map_or(0, crate::projection::deep_size);
-        }
-        let payloads = (bytes * n).checked_div(sampled).unwrap_or(0) + n * std::mem::size_of::<Option<Box<Payload>>>();
+        let n = self.rows.len() - self.rows.base_len();
+        let (bytes, slots) = self.rows.payload_bytes(crate::projection::deep_size, n.div_ceil(1000));
         let indexes = self.indexes.fields.iter().map(|f| f.memory_bytes()).sum();
-        (payloads, indexes)
+        (bytes + slots, indexes)
+    }
+
+    /// Attaches a mapped base segment as this (empty) state's rows `0..base.len()`: nothing
+    /// about its rows is read, except that the payload, full-text and sparse indexes declared
+    /// are filled from it (payloads decoded one at a time, not kept). With `copy_vectors` the
+    /// matrix is copied into memory (the collection keeps its vectors in memory); otherwise it
+    /// is read from the map.
+    pub fn attach_base(&mut self, base: Arc<BaseSegment>, copy_vectors: bool) {
+        assert_eq!(self.n_rows(), 0, "a base is attached to an empty state");
+        let n = base.len();
+        if copy_vectors {
+            self.vectors.reserve(n * self.dim);
+            for chunk in base.vectors().chunks((1 << 20) * self.dim.max(1)) {
+                self.vectors.extend_from_slice(chunk);
+            }
+            self.vec_from = 0;
+        } else {
+            self.vec_from = n;
+        }
+        self.alive = vec![u64::MAX; n.div_ceil(64)];
+        if !n.is_multiple_of(64) {
+            *self.alive.last_mut().expect("n > 0") = (1u64 << (n % 64)) - 1;
+        }
+        self.searchable = base.main_words().to_vec();
+        let with_main: usize = self.searchable.iter().map(|w| w.count_ones() as usize).sum();
+        self.n_alive = n;
+        self.n_no_main = n - with_main;
+        self.base = Some(BaseId {
+            segment: base.number(),
+            checksum: base.fingerprint(),
+            rows: n,
+        });
+        self.rows = Rows::with_base(base.clone());
+        if !self.indexes.fields.is_empty() || !self.text.is_empty() {
+            for r in 0..n {
+                let Some(p) = base.payload(r).unwrap_or_else(|e| {
+                    self.rows.note_damage(e);
+                    None
+                }) else {
+                    continue;
+                };
+                self.indexes.insert(r as u32, &p);
+                let id = base.id(r);
+                for (key, t) in &mut self.text {
+                    if let Some(text) = text_at(key, &p) {
+                        t.set(&id, Some(&text));
+                    }
+                }
+            }
+            self.commit_text();
+        }
+        if !self.sparse.is_empty() && base.has_named() {
+            for r in 0..n {
+                if let Some(named) = self.rows.named(r) {
+                    for (name, v) in named.iter() {
+                        if let (VectorData::Sparse(sv), Some(ix)) = (v, self.sparse.get_mut(name)) {
+                            ix.insert(r as u32, sv);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The mapped base segment, if one is attached.
+    pub fn base_segment(&self) -> Option<&Arc<BaseSegment>> {
+        self.rows.base()
+    }
+
+    /// The first damage found in the base's rows (a row read as having none) or reported by
+    /// the background check of its sections.
+    pub fn damage(&self) -> Option<&str> {
+        self.rows.damage()
+    }
+
+    /// Records damage found in the base (the first is kept).
+    pub fn note_damage(&self, e: impl std::fmt::Display) {
+        self.rows.note_damage(e);
     }
 
     /// Whether the main vectors live in a file (a read may be a page fault).
@@ -177,37 +267,89 @@ impl State {
     }
 
     /// The id of a row (live or dead).
-    pub fn id_at(&self, row: usize) -> &PointId {
-        &self.ids[row]
+    pub fn id_at(&self, row: usize) -> PointId {
+        self.rows.id(row)
     }
 
     /// The payload of a row.
     pub fn payload_at(&self, row: usize) -> Option<&Payload> {
-        self.payloads[row].as_deref()
+        self.rows.payload(row)
     }
 
     /// The live row of a point.
     pub fn row_of(&self, id: &PointId) -> Option<u32> {
-        self.id_to_row.get(id).copied()
+        self.rows.row_of(id, |r| self.is_alive(r))
     }
 
     /// True when the point exists.
     pub fn contains(&self, id: &PointId) -> bool {
-        self.id_to_row.contains_key(id)
+        self.row_of(id).is_some()
     }
 
     /// Live points in id order from `start` (inclusive), with their rows.
-    pub fn ids_from(&self, start: Option<&PointId>) -> impl Iterator<Item = (&PointId, u32)> + '_ {
-        let range = match start {
-            Some(s) => self.id_to_row.range(s..),
-            None => self.id_to_row.range(..),
-        };
-        range.map(|(id, &r)| (id, r))
+    pub fn ids_from(&self, start: Option<&PointId>) -> impl Iterator<Item = (PointId, u32)> + '_ {
+        self.rows.ids_from(start, |r| self.is_alive(r))
     }
 
-    /// Every row's vector, row after row (dead rows too: mask them with `alive_mask`).
-    pub fn matrix(&self) -> &[f32] {
-        &self.vectors
+    /// The matrix in its parts: `(first row, rows row-major)`, the base map's rows (when
+    /// they are read from it) and the rows in `vectors`.
+    fn matrix_parts(&self) -> impl Iterator<Item = (usize, &[f32])> {
+        let base = match self.rows.base() {
+            Some(b) if self.vec_from > 0 => &b.vectors()[..self.vec_from * self.dim],
+            _ => &[][..],
+        };
+        [(0, base), (self.vec_from, &self.vectors[..])]
+            .into_iter()
+            .filter(|(_, m)| !m.is_empty())
+    }
+
+    /// The `k` best allowed rows for `query` by an exact scan of every allowed row.
+    pub fn scan_top_k(&self, kind: ScoreKind, query: &[f32], allowed: Allowed<'_>, k: usize) -> Vec<Scored> {
+        self.scan_range(kind, query, allowed, 0..self.n_rows(), k)
+    }
+
+    /// [`State::scan_top_k`] among the rows in `range` only.
+    pub fn scan_range(&self, kind: ScoreKind, query: &[f32], allowed: Allowed<'_>, range: std::ops::Range<usize>, k: usize) -> Vec<Scored> {
+        let mut top = TopK::new(k);
+        for (first, m) in self.matrix_parts() {
+            let end = first + m.len() / self.dim.max(1);
+            let (from, to) = (range.start.max(first), range.end.min(end));
+            if from >= to {
+                continue;
+            }
+            let part = &m[(from - first) * self.dim..(to - first) * self.dim];
+            let mut local = TopK::new(k);
+            match shift(allowed, from, to) {
+                Shifted::Mask(words) => quiver_kernels::scan::scan_rows(kind, query, part, self.dim, Allowed::Mask(words), &mut local),
+                Shifted::Owned(words) => quiver_kernels::scan::scan_rows(kind, query, part, self.dim, Allowed::Mask(&words), &mut local),
+                Shifted::List(list) => quiver_kernels::scan::scan_rows(kind, query, part, self.dim, Allowed::List(&list), &mut local),
+            }
+            for h in local.into_sorted() {
+                top.push(h.row + from as u32, h.score);
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// [`State::scan_top_k`] for many queries (`dim` floats each) against the rows `allowed`,
+    /// by matrix products where they pay.
+    pub fn batch_top_k(&self, kind: ScoreKind, queries: &[f32], allowed: &[u64], k: usize) -> Vec<Vec<Scored>> {
+        let n_queries = queries.len() / self.dim.max(1);
+        let mut tops: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
+        for (first, m) in self.matrix_parts() {
+            let end = first + m.len() / self.dim;
+            let hits = match shift(Allowed::Mask(allowed), first, end) {
+                Shifted::Mask(words) => quiver_kernels::batch_top_k(kind, queries, m, self.dim, Allowed::Mask(words), k),
+                Shifted::Owned(words) => quiver_kernels::batch_top_k(kind, queries, m, self.dim, Allowed::Mask(&words), k),
+                Shifted::List(_) => unreachable!("a mask shifts to a mask"),
+            };
+            for (top, hits) in tops.iter_mut().zip(hits) {
+                for h in hits {
+                    top.push(h.row + first as u32, h.score);
+                }
+            }
+        }
+        tops.into_iter().map(TopK::into_sorted).collect()
     }
 
     /// One bit per row, set for live rows.
@@ -241,23 +383,18 @@ impl State {
 
     /// A row as a segment stores it: id, main vector (empty when it has none), named vectors,
     /// payload.
-    pub fn segment_row(&self, row: u32) -> crate::store::SegmentRow<'_> {
+    pub fn segment_row(&self, row: u32) -> crate::segment::SegmentRow<'_> {
         let main = if self.is_searchable(row) || self.dim == 0 {
             self.vector(row)
         } else {
             &[][..]
         };
-        (
-            &self.ids[row as usize],
-            main,
-            self.named_at(row),
-            self.payloads[row as usize].as_deref(),
-        )
+        (self.id_at(row as usize), main, self.named_at(row), self.payload_at(row as usize))
     }
 
     /// A row's named vectors.
     pub fn named_at(&self, row: u32) -> Option<&NamedVectors> {
-        self.extras[row as usize].as_deref()
+        self.rows.named(row as usize)
     }
 
     /// The main vector's name (`""`: unnamed).
@@ -309,7 +446,7 @@ impl State {
             if let Some(named) = self.named_at(r) {
                 vectors += named.values().map(|v| v.bytes()).sum::<usize>();
             }
-            if let Some(p) = &self.payloads[r as usize] {
+            if let Some(p) = self.payload_at(r as usize) {
                 payloads += serde_json::to_vec(p).map_or(0, |b| b.len());
             }
         }
@@ -365,7 +502,7 @@ impl State {
         let mut out = Vec::new();
         for (value, rows) in field.ordered_values(descending, start_from)? {
             let mut tied: Vec<u32> = (rows & allowed).iter().collect();
-            tied.sort_by_key(|&r| self.ids[r as usize]);
+            tied.sort_by_key(|&r| self.id_at(r as usize));
             for r in tied {
                 if out.len() == limit {
                     return Some(out);
@@ -404,9 +541,9 @@ impl State {
         }
         self.indexes.fields.retain(|f| !(f.key.text == key.text && f.kind == kind));
         let mut index = FieldIndex::new(key, kind);
-        for (row, p) in self.payloads.iter().enumerate() {
-            if let (true, Some(p)) = (self.is_alive(row as u32), p) {
-                index.insert(row as u32, p);
+        for row in 0..self.n_rows() as u32 {
+            if let (true, Some(p)) = (self.is_alive(row), self.payload_at(row as usize)) {
+                index.insert(row, p);
             }
         }
         self.indexes.fields.push(index);
@@ -419,7 +556,7 @@ impl State {
     }
 
     pub fn n_rows(&self) -> usize {
-        self.ids.len()
+        self.rows.len()
     }
 
     pub fn is_alive(&self, row: u32) -> bool {
@@ -427,13 +564,16 @@ impl State {
     }
 
     pub fn vector(&self, row: u32) -> &[f32] {
-        let start = row as usize * self.dim;
-        &self.vectors[start..start + self.dim]
+        let row = row as usize;
+        match row.checked_sub(self.vec_from) {
+            Some(r) => &self.vectors[r * self.dim..(r + 1) * self.dim],
+            None => &self.rows.base().expect("rows below vec_from are the base's").vectors()[row * self.dim..(row + 1) * self.dim],
+        }
     }
 
     fn kill_row(&mut self, row: u32) {
         debug_assert!(self.is_alive(row));
-        if let Some(extras) = self.extras[row as usize].take() {
+        if let Some(extras) = self.rows.named_mut(row as usize).take() {
             for (name, v) in extras.iter() {
                 if let (VectorData::Sparse(sv), Some(ix)) = (v, self.sparse.get_mut(name)) {
                     ix.remove(sv);
@@ -445,11 +585,11 @@ impl State {
         } else {
             self.n_no_main -= 1;
         }
-        let id = self.ids[row as usize];
+        let id = self.id_at(row as usize);
         for (_, t) in &mut self.text {
             t.set(&id, None);
         }
-        if let Some(p) = self.payloads[row as usize].take() {
+        if let Some(p) = self.rows.payload_mut(row as usize).take() {
             self.indexes.remove(row, &p);
         }
         self.alive[row as usize / 64] &= !(1u64 << (row % 64));
@@ -462,10 +602,11 @@ impl State {
             !has_main || vector.len() == self.dim,
             "vectors are validated before they reach the state"
         );
-        if let Some(&old) = self.id_to_row.get(&id) {
+        if let Some(old) = self.row_of(&id) {
+            self.rows.unmap(&id);
             self.kill_row(old);
         }
-        let row = u32::try_from(self.ids.len()).expect("row count is bounded by ROWS_MAX");
+        let row = u32::try_from(self.n_rows()).expect("row count is bounded by ROWS_MAX");
         if has_main {
             self.vectors.extend_from_slice(vector);
         } else {
@@ -479,8 +620,7 @@ impl State {
                 }
             }
         }
-        self.extras.push(extras.filter(|e| !e.is_empty()));
-        self.ids.push(id);
+        let extras = extras.filter(|e| !e.is_empty());
         if let Some(p) = &payload {
             self.indexes.insert(row, p);
             for (key, t) in &mut self.text {
@@ -489,7 +629,8 @@ impl State {
                 }
             }
         }
-        self.payloads.push(payload.map(Box::new));
+        let pushed = self.rows.push(id, payload.map(Box::new), extras);
+        debug_assert_eq!(pushed, row);
         if self.alive.len() * 64 <= row as usize {
             self.alive.push(0);
             self.searchable.push(0);
@@ -499,26 +640,27 @@ impl State {
             self.searchable[row as usize / 64] |= 1u64 << (row % 64);
         }
         self.n_alive += 1;
-        self.id_to_row.insert(id, row);
+        self.rows.map(id, row);
     }
 
     fn delete_one(&mut self, id: &PointId) {
-        if let Some(row) = self.id_to_row.remove(id) {
+        if let Some(row) = self.row_of(id) {
+            self.rows.unmap(id);
             self.kill_row(row);
         }
     }
 
     /// Changes the payload of a live point through `f`, keeping the indexes in step.
     fn edit_payload(&mut self, id: &PointId, f: impl FnOnce(&mut Payload)) -> bool {
-        let Some(&row) = self.id_to_row.get(id) else { return false };
-        let mut p = self.payloads[row as usize].take().unwrap_or_default();
+        let Some(row) = self.row_of(id) else { return false };
+        let mut p = self.rows.payload_mut(row as usize).take().map(|b| *b).unwrap_or_default();
         self.indexes.remove(row, &p);
         f(&mut p);
         self.indexes.insert(row, &p);
         for (key, t) in &mut self.text {
             t.set(id, text_at(key, &p).as_deref());
         }
-        self.payloads[row as usize] = if p.is_empty() { None } else { Some(p) };
+        *self.rows.payload_mut(row as usize) = if p.is_empty() { None } else { Some(Box::new(p)) };
         true
     }
 
@@ -595,10 +737,10 @@ impl State {
 
     fn build_text_index(&self, key: &KeyPath) -> TextIndex {
         let mut t = TextIndex::new();
-        for (row, p) in self.payloads.iter().enumerate() {
-            if let (true, Some(p)) = (self.is_alive(row as u32), p) {
+        for row in 0..self.n_rows() {
+            if let (true, Some(p)) = (self.is_alive(row as u32), self.payload_at(row)) {
                 if let Some(text) = text_at(key, p) {
-                    t.set(&self.ids[row], Some(&text));
+                    t.set(&self.id_at(row), Some(&text));
                 }
             }
         }
@@ -629,7 +771,7 @@ impl State {
         for (i, (id, payload)) in ids.into_iter().zip(payloads).enumerate() {
             let (has_main, named) = extras.next().unwrap_or((true, None));
             let v = if has_main {
-                crate::store::decode_row(vectors, i, &mut row);
+                crate::segment::decode_row(vectors, i, &mut row);
                 &row[..]
             } else {
                 &[][..]
@@ -642,27 +784,26 @@ impl State {
         self.commit_text();
     }
 
-    /// Drops dead rows, renumbering the live ones in id order, and rebuilds the indexes.
+    /// Drops dead rows, renumbering the live ones in id order, and rebuilds the indexes. Every
+    /// row ends up in memory (a mapped base is read out): compaction of a collection's files
+    /// uses [`State::rebase`] instead.
     pub fn compact_rows(&mut self) {
         let dim = self.dim;
-        let mut vectors = self.vectors.empty_like(self.n_alive * dim);
-        let mut ids = Vec::with_capacity(self.n_alive);
-        let mut payloads = Vec::with_capacity(self.n_alive);
-        let mut extras = Vec::with_capacity(self.n_alive);
-        let mut id_to_row = BTreeMap::new();
-        let mut searchable = vec![0u64; self.n_alive.div_ceil(64)];
-        for (id, &row) in &self.id_to_row {
-            let new_row = ids.len() as u32;
+        let live: Vec<(PointId, u32)> = self.ids_from(None).collect();
+        let mut vectors = self.vectors.empty_like(live.len() * dim);
+        let mut rows = Rows::default();
+        let mut searchable = vec![0u64; live.len().div_ceil(64)];
+        for &(id, row) in &live {
             vectors.extend_from_slice(self.vector(row));
+            let payload = self.rows.payload_mut(row as usize).take();
+            let extras = self.rows.named_mut(row as usize).take();
+            let new_row = rows.push(id, payload, extras);
             if self.is_searchable(row) {
                 searchable[new_row as usize / 64] |= 1 << (new_row % 64);
             }
-            ids.push(*id);
-            payloads.push(self.payloads[row as usize].take());
-            extras.push(self.extras[row as usize].take());
-            id_to_row.insert(*id, new_row);
+            rows.map(id, new_row);
         }
-        let n = ids.len();
+        let n = live.len();
         let mut alive = vec![0u64; n.div_ceil(64)];
         for r in 0..n {
             alive[r / 64] |= 1 << (r % 64);
@@ -670,8 +811,8 @@ impl State {
         for ix in self.sparse.values_mut() {
             *ix = SparseIndex::default();
         }
-        for (r, e) in extras.iter().enumerate() {
-            for (name, v) in e.iter().flat_map(|e| e.iter()) {
+        for r in 0..n {
+            for (name, v) in rows.named(r).iter().flat_map(|e| e.iter()) {
                 if let (VectorData::Sparse(sv), Some(ix)) = (v, self.sparse.get_mut(name)) {
                     ix.insert(r as u32, sv);
                 }
@@ -679,21 +820,36 @@ impl State {
         }
         let schema: Vec<FieldIndex> = self.indexes.fields.drain(..).map(|f| FieldIndex::new(f.key, f.kind)).collect();
         self.indexes.fields = schema;
-        for (r, p) in payloads.iter().enumerate() {
-            if let Some(p) = p {
+        for r in 0..n {
+            if let Some(p) = rows.payload(r) {
                 self.indexes.insert(r as u32, p);
             }
         }
         self.vectors = vectors;
-        self.ids = ids;
-        self.payloads = payloads;
-        self.extras = extras;
+        self.vec_from = 0;
+        self.rows = rows;
         self.alive = alive;
         self.searchable = searchable;
         self.n_alive = n;
-        self.id_to_row = id_to_row;
         self.generation += 1;
         self.base = None;
+    }
+
+    /// Replaces every row by `base`, a segment holding exactly the live points in id order
+    /// (compaction wrote it from this state): rows are renumbered as [`State::compact_rows`]
+    /// would, but they stay in the map instead of memory. The payload and sparse indexes are
+    /// rebuilt from it; the full-text indexes (by id) carry over.
+    pub fn rebase(&mut self, base: Arc<BaseSegment>) {
+        debug_assert_eq!(base.len(), self.n_alive);
+        let (on_disk, _) = self.vectors.on_disk_state();
+        let mut fresh = State::new(self.dim, &self.schema);
+        fresh.vectors = self.vectors.empty_like(0);
+        fresh.indexes.fields = self.indexes.fields.iter().map(|f| FieldIndex::new(f.key.clone(), f.kind)).collect();
+        fresh.generation = self.generation + 1;
+        fresh.dirty = std::mem::take(&mut self.dirty);
+        fresh.attach_base(base, !on_disk);
+        fresh.text = std::mem::take(&mut self.text);
+        *self = fresh;
     }
 
     /// Rows that hold no live point.
@@ -711,7 +867,7 @@ impl State {
         };
         for c in &filter.must {
             let rows: Option<RoaringBitmap> = match c {
-                Condition::HasId(ids) => Some(ids.iter().filter_map(|id| self.id_to_row.get(id).copied()).collect()),
+                Condition::HasId(ids) => Some(ids.iter().filter_map(|id| self.row_of(id)).collect()),
                 // Text conditions on a key with a full-text index: the index's matches.
                 Condition::Field(f) => f.checks.iter().find_map(|check| {
                     let (q, phrase) = match check {
@@ -721,7 +877,7 @@ impl State {
                     };
                     let (_, t) = self.text.iter().find(|(k, _)| k.text == f.key.text)?;
                     let ids = t.matching(q, phrase)?;
-                    Some(ids.iter().filter_map(|id| self.id_to_row.get(id).copied()).collect())
+                    Some(ids.iter().filter_map(|id| self.row_of(id)).collect())
                 }),
                 _ => None,
             };
@@ -774,10 +930,8 @@ impl State {
 
     pub fn row_matches(&self, row: u32, filter: &Filter) -> bool {
         static EMPTY: std::sync::OnceLock<Payload> = std::sync::OnceLock::new();
-        let p = self.payloads[row as usize]
-            .as_deref()
-            .unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
-        filter.matches_point(self.ids[row as usize], p, &|name| self.has_vector(row, name))
+        let p = self.payload_at(row as usize).unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
+        filter.matches_point(self.id_at(row as usize), p, &|name| self.has_vector(row, name))
     }
 
     /// [`State::plan`] for a search of the main vector: rows without one are left out.
@@ -806,6 +960,32 @@ impl State {
             Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
             Plan::List(l) => l.len(),
         }
+    }
+}
+
+/// An `Allowed` for rows `from..to` renumbered from 0: a mask slice when `from` is on a word
+/// boundary, else a shifted copy (rows past `to` are cut off by the scan's row count).
+enum Shifted<'a> {
+    Mask(&'a [u64]),
+    Owned(Vec<u64>),
+    List(Vec<u32>),
+}
+
+fn shift(allowed: Allowed<'_>, from: usize, to: usize) -> Shifted<'_> {
+    match allowed {
+        Allowed::Mask(words) if from.is_multiple_of(64) => Shifted::Mask(words.get(from / 64..).unwrap_or(&[])),
+        Allowed::Mask(words) => {
+            let (w, b) = (from / 64, from % 64);
+            let n = (to - from).div_ceil(64);
+            let word = |i: usize| words.get(i).copied().unwrap_or(0);
+            Shifted::Owned((0..n).map(|i| word(w + i) >> b | word(w + i + 1) << (64 - b)).collect())
+        }
+        Allowed::List(list) => Shifted::List(
+            list.iter()
+                .filter(|&&r| (from..to).contains(&(r as usize)))
+                .map(|&r| r - from as u32)
+                .collect(),
+        ),
     }
 }
 
@@ -838,6 +1018,41 @@ mod tests {
         let mut p = Payload::new();
         p.insert("document".into(), serde_json::json!(text));
         Point::new(id, vec![1.0, 0.0]).with_payload(p)
+    }
+
+    /// A mask or list shifted to rows `from..to` allows exactly the rows it allowed there.
+    #[test]
+    fn shifted_masks_and_lists_allow_the_same_rows() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let words: Vec<u64> = (0..9)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect();
+        let n = words.len() * 64;
+        let bit = |r: usize| words[r / 64] >> (r % 64) & 1 == 1;
+        let list: Vec<u32> = (0..n as u32).filter(|&r| bit(r as usize)).collect();
+        for from in [0, 1, 63, 64, 65, 100, 128, 300, n - 1] {
+            for to in [from + 1, (from + 70).min(n), n] {
+                let want: Vec<usize> = (from..to).filter(|&r| bit(r)).map(|r| r - from).collect();
+                let got = |s: Shifted<'_>| -> Vec<usize> {
+                    match s {
+                        Shifted::Mask(w) => (0..to - from)
+                            .filter(|&r| w.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1))
+                            .collect(),
+                        Shifted::Owned(w) => (0..to - from)
+                            .filter(|&r| w.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1))
+                            .collect(),
+                        Shifted::List(l) => l.into_iter().map(|r| r as usize).collect(),
+                    }
+                };
+                assert_eq!(got(shift(Allowed::Mask(&words), from, to)), want, "mask {from}..{to}");
+                assert_eq!(got(shift(Allowed::List(&list), from, to)), want, "list {from}..{to}");
+            }
+        }
     }
 
     /// A broken text index (tantivy failed) never panics: text filters fall back to evaluating

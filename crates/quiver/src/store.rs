@@ -13,7 +13,6 @@ use quiver_storage::codec::{DecodeError, Decoder, Encoder};
 use quiver_storage::{blob, StorageError};
 use std::path::Path;
 
-pub const SEGMENT_MAGIC: &[u8; 8] = b"QVSEG001";
 pub const MANIFEST_MAGIC: &[u8; 8] = b"QVMANIF1";
 pub const MANIFEST_FORMAT: u32 = 1;
 /// Upserts are split into WAL records of about this size (one transaction, many records).
@@ -67,7 +66,7 @@ fn len_u32(n: usize) -> u32 {
 }
 
 /// Named vectors: a count, then per vector its name, kind and values.
-fn put_named(e: &mut Encoder, named: Option<&NamedVectors>) {
+pub(crate) fn put_named(e: &mut Encoder, named: Option<&NamedVectors>) {
     let Some(named) = named else {
         e.u32(0);
         return;
@@ -101,7 +100,7 @@ fn put_named(e: &mut Encoder, named: Option<&NamedVectors>) {
     }
 }
 
-fn get_named(d: &mut Decoder<'_>) -> Result<Option<NamedVectors>, DecodeError> {
+pub(crate) fn get_named(d: &mut Decoder<'_>) -> Result<Option<NamedVectors>, DecodeError> {
     let n = d.u32()? as usize;
     if n > d.remaining() / 9 {
         return Err(d.error(format!("{n} named vectors cannot fit in {} bytes", d.remaining())));
@@ -205,7 +204,7 @@ pub fn payload_bytes(p: Option<&Payload>) -> Vec<u8> {
     }
 }
 
-fn get_payload(d: &mut Decoder<'_>) -> Result<Option<Payload>, DecodeError> {
+pub(crate) fn get_payload(d: &mut Decoder<'_>) -> Result<Option<Payload>, DecodeError> {
     let bytes = d.bytes()?;
     if bytes.is_empty() {
         return Ok(None);
@@ -363,210 +362,8 @@ pub fn decode_op(record: &[u8], dim: usize) -> Result<Op, DecodeError> {
     Ok(op)
 }
 
-/// The contents of one segment: the full state of some points, and ids deleted since the
-/// segments before it.
-#[derive(Debug, Default, PartialEq)]
-pub struct SegmentData<'a> {
-    pub ids: Vec<PointId>,
-    /// `ids.len() * dim` little-endian floats, row-major, as they lie in the file (borrowed:
-    /// a segment larger than memory is read through the page cache, row by row).
-    pub vectors: &'a [u8],
-    pub payloads: Vec<Option<Payload>>,
-    pub tombstones: Vec<PointId>,
-    /// Per row: whether it holds its main vector (else its `vectors` row is zeros) and its
-    /// named vectors. Empty for a segment of plain rows (five sections).
-    pub extras: Vec<(bool, Option<NamedVectors>)>,
-}
-
-/// Row `i` of a segment's vector section, decoded into `out` (`out.len()` floats a row).
-pub fn decode_row(vectors: &[u8], i: usize, out: &mut [f32]) {
-    let dim = out.len();
-    let bytes = &vectors[i * dim * 4..(i + 1) * dim * 4];
-    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-        *o = f32::from_le_bytes(c.try_into().expect("4 bytes"));
-    }
-}
-
-/// One row of a segment to write: id, main vector (empty: none), named vectors, payload.
-pub type SegmentRow<'a> = (&'a PointId, &'a [f32], Option<&'a NamedVectors>, Option<&'a Payload>);
-
-/// A segment's sections except the vectors, which are streamed (see [`write_segment_file`]).
-struct SegmentSections {
-    header: Vec<u8>,
-    ids: Vec<u8>,
-    payloads: Vec<u8>,
-    tombstones: Vec<u8>,
-    /// The sixth section, when rows lack the main vector or carry named vectors.
-    extras: Option<Vec<u8>>,
-    vector_bytes: u64,
-}
-
-fn segment_sections<'a>(dim: usize, n: usize, row: &dyn Fn(usize) -> SegmentRow<'a>, tombstones: &[PointId]) -> SegmentSections {
-    let mut ids = Encoder::with_capacity(n * 9);
-    let mut payloads = Encoder::with_capacity(n * 4);
-    let mut extras = Encoder::new();
-    let mut any_extra = false;
-    for i in 0..n {
-        let (id, v, named, p) = row(i);
-        assert!(v.is_empty() || v.len() == dim, "segment rows must have the collection's dimension");
-        put_id(&mut ids, id);
-        payloads.bytes(&payload_bytes(p));
-        let named = named.filter(|m| !m.is_empty());
-        any_extra |= (v.is_empty() && dim > 0) || named.is_some();
-        extras.u8(!v.is_empty() as u8);
-        put_named(&mut extras, named);
-    }
-    let mut header = Encoder::new();
-    header.u32(dim as u32);
-    header.u64(n as u64);
-    header.u64(tombstones.len() as u64);
-    let mut tomb = Encoder::with_capacity(tombstones.len() * 9);
-    for t in tombstones {
-        put_id(&mut tomb, t);
-    }
-    SegmentSections {
-        header: header.buf,
-        ids: ids.buf,
-        payloads: payloads.buf,
-        tombstones: tomb.buf,
-        extras: any_extra.then_some(extras.buf),
-        vector_bytes: (n * dim * 4) as u64,
-    }
-}
-
-/// Writes a segment file of `n` rows (`row(i)` gives each) and the tombstones, fsynced, with the
-/// vectors streamed from the rows in 1 MiB pieces: a segment of any size is written without a
-/// copy of its vectors in memory (they may be on disk, larger than memory). Rows that lack the
-/// main vector or carry named vectors add a sixth section; a segment of plain rows has the five
-/// sections of format 1. The caller makes the file visible (the manifest names it). Returns the
-/// file's checksum (see [`segment_checksum`]).
-pub fn write_segment_file<'a>(
-    path: &Path,
-    dim: usize,
-    n: usize,
-    row: &dyn Fn(usize) -> SegmentRow<'a>,
-    tombstones: &[PointId],
-) -> Result<u32, StorageError> {
-    let s = segment_sections(dim, n, row, tombstones);
-    let mut lens = vec![
-        s.header.len() as u64,
-        s.ids.len() as u64,
-        s.vector_bytes,
-        s.payloads.len() as u64,
-        s.tombstones.len() as u64,
-    ];
-    if let Some(e) = &s.extras {
-        lens.push(e.len() as u64);
-    }
-    let mut w = blob::BlobWriter::create(path, SEGMENT_MAGIC, &lens)?;
-    w.write(&s.header)?;
-    w.write(&s.ids)?;
-    let zeros = vec![0.0f32; dim];
-    let mut buf: Vec<u8> = Vec::with_capacity((1 << 20) + dim * 4);
-    for i in 0..n {
-        let v = row(i).1;
-        for x in if v.is_empty() { &zeros[..] } else { v } {
-            buf.extend_from_slice(&x.to_le_bytes());
-        }
-        if buf.len() >= 1 << 20 {
-            w.write(&buf)?;
-            buf.clear();
-        }
-    }
-    w.write(&buf)?;
-    w.write(&s.payloads)?;
-    w.write(&s.tombstones)?;
-    if let Some(e) = &s.extras {
-        w.write(e)?;
-    }
-    w.finish()
-}
-
-/// A segment's checksum (its last four bytes), given its checked image: a fingerprint of its
-/// contents, with the segment number the identity of the rows it holds (see `State::base`).
-pub fn segment_checksum(image: &[u8]) -> u32 {
-    u32::from_le_bytes(
-        image[image.len() - 4..]
-            .try_into()
-            .expect("a checked segment is longer than 4 bytes"),
-    )
-}
-
-/// A segment image in memory (tests; the write path streams through [`write_segment_file`]).
-#[cfg(test)]
-pub fn encode_segment<'a>(dim: usize, points: impl ExactSizeIterator<Item = SegmentRow<'a>>, tombstones: &[PointId]) -> Vec<u8> {
-    let rows: Vec<SegmentRow<'a>> = points.collect();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("seg");
-    write_segment_file(&path, dim, rows.len(), &|i| rows[i], tombstones).unwrap();
-    std::fs::read(&path).unwrap()
-}
-
 fn corrupt(path: &Path, e: DecodeError, section: &str) -> StorageError {
     StorageError::corrupt(path, e.offset as u64, format!("{section}: {}", e.reason))
-}
-
-/// Decodes a segment image read from `path`, checking it against the collection's dimension.
-pub fn decode_segment<'a>(path: &Path, image: &'a [u8], dim: usize) -> Result<SegmentData<'a>, StorageError> {
-    let sections = blob::decode(path, SEGMENT_MAGIC, image)?;
-    if !(5..=6).contains(&sections.len()) {
-        return Err(StorageError::corrupt(
-            path,
-            0,
-            format!("segment has {} sections, expected 5 or 6", sections.len()),
-        ));
-    }
-    let mut h = Decoder::new(sections[0]);
-    let (seg_dim, n, n_tomb) = (|| Ok::<_, DecodeError>((h.u32()?, h.u64()?, h.u64()?)))().map_err(|e| corrupt(path, e, "header"))?;
-    if seg_dim as usize != dim {
-        return Err(StorageError::corrupt(
-            path,
-            0,
-            format!("segment dimension {seg_dim} differs from the collection's {dim}"),
-        ));
-    }
-    let n = n as usize;
-    if sections[2].len() != n * dim * 4 {
-        return Err(StorageError::corrupt(
-            path,
-            0,
-            format!("vector section holds {} bytes, expected {}", sections[2].len(), n * dim * 4),
-        ));
-    }
-    let mut out = SegmentData::default();
-    let mut d = Decoder::new(sections[1]);
-    for _ in 0..n {
-        out.ids.push(get_id(&mut d).map_err(|e| corrupt(path, e, "ids"))?);
-    }
-    d.finish().map_err(|e| corrupt(path, e, "ids"))?;
-    out.vectors = sections[2];
-    let mut d = Decoder::new(sections[3]);
-    for _ in 0..n {
-        out.payloads.push(get_payload(&mut d).map_err(|e| corrupt(path, e, "payloads"))?);
-    }
-    d.finish().map_err(|e| corrupt(path, e, "payloads"))?;
-    let mut d = Decoder::new(sections[4]);
-    for _ in 0..n_tomb {
-        out.tombstones.push(get_id(&mut d).map_err(|e| corrupt(path, e, "tombstones"))?);
-    }
-    d.finish().map_err(|e| corrupt(path, e, "tombstones"))?;
-    if let Some(section) = sections.get(5) {
-        let mut d = Decoder::new(section);
-        for _ in 0..n {
-            let row = (|| {
-                let has_main = match d.u8()? {
-                    0 => false,
-                    1 => true,
-                    t => return Err(d.error(format!("unknown main-vector flag {t}"))),
-                };
-                Ok((has_main, get_named(&mut d)?))
-            })()
-            .map_err(|e| corrupt(path, e, "named vectors"))?;
-            out.extras.push(row);
-        }
-        d.finish().map_err(|e| corrupt(path, e, "named vectors"))?;
-    }
-    Ok(out)
 }
 
 /// What the manifest names: the configuration, the live segments in apply order, how far the
@@ -918,8 +715,8 @@ mod tests {
         ]
     }
 
-    /// Points without the main vector or with named ones: the WAL's named upsert and the
-    /// segment's sixth section give back exactly what was written, and every truncation fails.
+    /// Points without the main vector or with named ones: the WAL's named upsert gives back
+    /// exactly what was written, and every truncation fails (segments: `segment.rs`).
     #[test]
     fn named_vectors_round_trip() {
         let op = Op::Upsert(named_points());
@@ -929,32 +726,5 @@ mod tests {
         for n in 0..records[0].len() {
             assert!(decode_op(&records[0][..n], 2).is_err(), "truncated at {n}");
         }
-        let points = named_points();
-        let image = encode_segment(
-            2,
-            points
-                .iter()
-                .map(|p| (&p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())),
-            &[PointId::Num(9)],
-        );
-        let seg = decode_segment(Path::new("seg"), &image, 2).unwrap();
-        assert_eq!(seg.ids, points.iter().map(|p| p.id).collect::<Vec<_>>());
-        let mut row = [0.0f32; 2];
-        decode_row(seg.vectors, 0, &mut row);
-        assert_eq!(row, [1.0, 2.0]);
-        for i in 1..3 {
-            decode_row(seg.vectors, i, &mut row);
-            assert_eq!(row, [0.0; 2], "a row without its main vector holds zeros");
-        }
-        let flags: Vec<bool> = seg.extras.iter().map(|e| e.0).collect();
-        assert_eq!(flags, vec![true, false, false, true]);
-        for (p, (_, named)) in points.iter().zip(&seg.extras) {
-            assert_eq!(named.clone().unwrap_or_default(), p.vectors);
-        }
-        assert_eq!(seg.tombstones, vec![PointId::Num(9)]);
-        // A plain segment keeps format 1's five sections.
-        let plain = [Point::new(1u64, vec![1.0, 2.0])];
-        let image = encode_segment(2, plain.iter().map(|p| (&p.id, p.vector.as_slice(), None, p.payload.as_ref())), &[]);
-        assert_eq!(blob::decode(Path::new("seg"), SEGMENT_MAGIC, &image).unwrap().len(), 5);
     }
 }

@@ -167,3 +167,55 @@ fn flipped_bytes_in_the_wal_never_give_wrong_results() {
     }
     assert!(reported > 0);
 }
+
+/// A collection with its vectors on disk reads its base segment's vectors in place and checks
+/// them after opening, not before: a flipped vector byte lets the open succeed, is found by the
+/// check (the one the background runs), named with the file, and reported by `info`; opened
+/// with its vectors in memory, the same file is refused at once.
+#[test]
+fn damaged_vectors_read_in_place_are_found_by_the_check_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = CollectionSettings::default();
+    settings.merge_hint("vectors.", &serde_json::Map::from_iter([("on_disk".to_string(), json!(true))]));
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db
+            .create_collection_with("c", CollectionConfig::new(DIM, Metric::Euclid), &settings)
+            .unwrap();
+        c.upsert(batch(7)).unwrap();
+        c.compact().unwrap();
+        c.verify_data().unwrap();
+        assert_eq!(c.info().damage, None);
+    }
+    let seg = files_with_ext(dir.path(), "seg").pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Point 702's vector is [7, 2, 1, -1]: flip a bit of its `2.0`.
+    let row: Vec<u8> = [7.0f32, 2.0, 1.0, -1.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let at = bytes.windows(row.len()).position(|w| w == row).expect("the vector is in the file");
+    bytes[at + 6] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("c").unwrap();
+    let err = c.verify_data().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.to_string().contains(&name), "{err}");
+    assert!(c.info().damage.is_some_and(|d| d.contains(&name)));
+    drop(c);
+    c_in_memory_is_refused(&db, &name);
+}
+
+fn c_in_memory_is_refused(db: &Database, name: &str) {
+    let c = db.collection("c").unwrap();
+    c.update_settings(|s| {
+        s.hints.remove("vectors.");
+        Ok(())
+    })
+    .unwrap();
+    drop(c);
+    match db.reopen_collection("c") {
+        Ok(_) => panic!("damaged vectors copied into memory went unnoticed"),
+        Err(e) => assert!(e.to_string().contains(name), "{e}"),
+    }
+}

@@ -144,12 +144,16 @@ fn run(seed: u64, metric: Metric, steps: usize) {
 }
 
 fn run_with(seed: u64, config: CollectionConfig, steps: usize) {
+    run_with_settings(seed, config, &CollectionSettings::default(), steps)
+}
+
+fn run_with_settings(seed: u64, config: CollectionConfig, settings: &CollectionSettings, steps: usize) {
     let metric = config.metric;
-    eprintln!("model test: seed {seed}, {config:?}");
+    eprintln!("model test: seed {seed}, {config:?}, {settings:?}");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(dir.path()).unwrap();
-    let mut c = db.create_collection("m", config).unwrap();
+    let mut c = db.create_collection_with("m", config, settings).unwrap();
     let mut model = Model::new();
     let store_vec = |v: Vec<f32>| if metric == Metric::Cosine { normalized(v) } else { v };
     for step in 0..steps {
@@ -271,6 +275,15 @@ fn matches_model_dot() {
 #[test]
 fn matches_model_manhattan() {
     run(4, Metric::Manhattan, 200);
+}
+
+/// Vectors on disk: after a compaction or a reopen the base segment's vectors are read in
+/// place from its map, later rows from the scratch file; exact scans cross both.
+#[test]
+fn matches_model_with_vectors_on_disk() {
+    let mut settings = CollectionSettings::default();
+    settings.merge_hint("vectors.", &serde_json::Map::from_iter([("on_disk".to_string(), json!(true))]));
+    run_with_settings(6, CollectionConfig::new(DIM, Metric::Dot), &settings, 300);
 }
 
 #[test]

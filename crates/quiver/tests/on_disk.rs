@@ -155,12 +155,18 @@ fn the_footprint_counts_every_component() {
     c.build_index().unwrap();
     c.compact().unwrap();
     let f = c.footprint();
-    for name in ["vectors", "codes", "graph", "payloads", "payload_indexes"] {
+    for name in ["vectors", "codes", "graph", "payload_indexes"] {
         assert!(f.get(name).unwrap().memory > 0, "{name} in memory: {f:?}");
     }
-    for name in ["vectors", "graph", "segments"] {
+    // Compacted: the vectors and payloads are the base segment's, read in place; no payload
+    // was asked for, so none is in memory.
+    for name in ["vectors", "graph", "segments", "payloads"] {
         assert!(f.get(name).unwrap().disk > 0, "{name} on disk: {f:?}");
     }
+    assert_eq!(f.get("payloads").unwrap().memory, 0, "{f:?}");
+    let one = c.get(&[quiver::PointId::Num(9)], quiver::With::PAYLOAD).unwrap();
+    assert!(one[0].payload.as_ref().is_some_and(|p| !p.is_empty()));
+    assert!(c.footprint().get("payloads").unwrap().memory > 0, "a payload read is kept");
     // int8 codes: one byte a dimension, plus small per-node terms.
     let codes = f.get("codes").unwrap().memory;
     assert!(codes >= 20_000 * DIM as u64 && codes < 20_000 * DIM as u64 * 2, "{codes}");

@@ -308,7 +308,7 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
     let mut json = json!({"name": info.name, "dim": info.config.dim, "main_vector": v.main, "named_vectors": named, "metric": info.config.metric.name(), "durability": durability,
            "points": info.points, "dead_rows": info.dead_rows, "segments": info.segments, "wal_bytes": info.wal_bytes,
            "last_seq": info.last_seq, "flushed_seq": info.flushed_seq, "payload_indexes": indexes,
-           "kernel_isa": info.kernel_isa, "flush_error": info.flush_error, "embedder": info.config.embedder,
+           "kernel_isa": info.kernel_isa, "flush_error": info.flush_error, "damage": info.damage, "embedder": info.config.embedder,
            "vector_index": {"enabled": ix.enabled, "m": ix.m, "ef_construct": ix.ef_construct, "ef": ix.ef,
                             "quantization": ix.quantization.name(), "full_scan_threshold": ix.full_scan_threshold,
                             "nodes": status.nodes, "tail": status.tail, "building": status.building,
@@ -423,6 +423,9 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
     }
     if let Some(e) = &info.flush_error {
         rows.push(("flush error", e.clone()));
+    }
+    if let Some(e) = &info.damage {
+        rows.push(("DAMAGE", format!("{e} (answers may be wrong: restore a snapshot or a copy)")));
     }
     let text = rows.iter().map(|(k, v)| format!("{k:<12} {v}")).collect::<Vec<_>>().join("\n");
     Ok(Box::new(Message::new(json, text)))

@@ -55,8 +55,12 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
     }
     let warnings = config_warnings(&info.config, &settings);
     let mut out = json!({
-        "status": if index.building { "yellow" } else { "green" },
-        "optimizer_status": "ok",
+        // Qdrant's red: the collection has an error (here: damage found in its data).
+        "status": if info.damage.is_some() { "red" } else if index.building { "yellow" } else { "green" },
+        "optimizer_status": match &info.damage {
+            Some(e) => json!({"error": e}),
+            None => json!("ok"),
+        },
         "indexed_vectors_count": index.nodes,
         "points_count": info.points,
         "segments_count": info.segments.max(1),

@@ -7,9 +7,11 @@ use super::{segment_path, Collection};
 /// Bytes of one component of a collection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComponentBytes {
-    /// `vectors` (the main vectors' working copy), `codes` (the graph's quantized or float
-    /// codes), `graph` (the HNSW lists and node map), `payloads`, `payload_indexes`,
-    /// `segments` (the durable points) or `wal`.
+    /// `vectors` (the main vectors' working copy: in memory, in a scratch file, or read in
+    /// place from the base segment), `codes` (the graph's quantized or float codes), `graph`
+    /// (the HNSW lists and node map), `payloads` (decoded in memory; on disk, the base
+    /// segment's payloads, read in place), `payload_indexes`, `segments` (the rest of the
+    /// segment files) or `wal`.
     pub name: &'static str,
     /// Bytes in memory now (for a mapped file: its resident pages; payloads and their indexes
     /// are estimates).
@@ -63,12 +65,14 @@ impl Collection {
                 .sum();
             (seg, w.wal.file_bytes())
         };
-        let (vectors, on_disk, fallback, payloads, indexes) = {
+        let (vectors, on_disk, fallback, payloads, indexes, (base_vectors, base_payloads)) = {
             let st = self.inner.state.read();
             let (fp, on_disk, why) = st.vectors_footprint();
             let (payloads, indexes) = st.payload_memory();
-            (fp, on_disk, why, payloads, indexes)
+            (fp, on_disk, why, payloads, indexes, st.base_bytes_in_place())
         };
+        // What the base segment holds and is read in place is counted with its component.
+        let segments = segments.saturating_sub((base_vectors + base_payloads) as u64);
         let (codes, graph, index_file) = self.inner.ann.footprint();
         let c = |name, memory: usize, disk: u64| ComponentBytes {
             name,
@@ -77,10 +81,10 @@ impl Collection {
         };
         Footprint {
             components: vec![
-                c("vectors", vectors.memory, vectors.disk as u64),
+                c("vectors", vectors.memory, (vectors.disk + base_vectors) as u64),
                 c("codes", codes, 0),
                 c("graph", graph, index_file),
-                c("payloads", payloads, 0),
+                c("payloads", payloads, base_payloads as u64),
                 c("payload_indexes", indexes, 0),
                 c("segments", 0, segments),
                 c("wal", 0, wal),

@@ -62,7 +62,7 @@ impl Collection {
                 }
             }
         });
-        rows.sort_unstable_by_key(|&r| *st.id_at(r as usize));
+        rows.sort_unstable_by_key(|&r| st.id_at(r as usize));
         let kind = metric.score_kind();
         let vectors: Vec<&[f32]> = rows.iter().map(|&r| vector_of(r).expect("sampled rows hold the vector")).collect();
         let neighbours = (0..rows.len())
@@ -81,7 +81,7 @@ impl Collection {
             })
             .collect();
         Ok(DistanceMatrix {
-            ids: rows.iter().map(|&r| *st.id_at(r as usize)).collect(),
+            ids: rows.iter().map(|&r| st.id_at(r as usize)).collect(),
             neighbours,
         })
     }

@@ -228,6 +228,10 @@ pub struct CollectionInfo {
     /// The last background flush failure, if the last flush failed (writes stay durable in
     /// the WAL; the flush is retried).
     pub flush_error: Option<String>,
+    /// Damage found in the mapped base segment after it was opened (a checksum mismatch of
+    /// its vectors, payloads or named vectors, or a payload that cannot be decoded): answers
+    /// may be wrong; restore a snapshot or a copy.
+    pub damage: Option<String>,
 }
 
 /// The result of an accepted write.
@@ -336,23 +340,40 @@ impl Collection {
         let config = manifest.config.clone();
         let settings = crate::settings::load(dir)?;
         let mut state = State::new(config.dim, &config.vectors);
-        if settings.main_vectors_on_disk(&config.vectors.main) {
+        let on_disk = settings.main_vectors_on_disk(&config.vectors.main);
+        if on_disk {
             state.keep_vectors_on_disk(dir);
         }
         for (key, kind) in &manifest.indexes {
             let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
             state.declare_index(path, *kind);
         }
+        let mut verify_later = None;
         for (i, &no) in manifest.segments.iter().enumerate() {
             let path = segment_path(dir, no);
+            if i == 0 {
+                // The first segment, if it is a sorted one (compaction writes them), is used in
+                // place: opening reads its header and small sections only.
+                if let Some(base) = crate::segment::BaseSegment::open(&path, no, config.dim)? {
+                    let base = Arc::new(base);
+                    if on_disk {
+                        verify_later = Some(base.clone());
+                    } else {
+                        // Its vectors are copied into memory, read whole anyway: check first.
+                        base.verify_large()?;
+                    }
+                    state.attach_base(base, !on_disk);
+                    continue;
+                }
+            }
             // Mapped, not read: a segment may be larger than the memory the process may use.
             let image = quiver_storage::map::MappedFile::open(&path)?;
-            let seg = store::decode_segment(&path, &image, config.dim)?;
+            let seg = crate::segment::decode_segment(&path, &image, config.dim)?;
             state.apply_segment(seg);
             if i == 0 {
                 state.set_base(crate::state::BaseId {
                     segment: no,
-                    checksum: store::segment_checksum(&image),
+                    checksum: crate::segment::segment_checksum(&image),
                     rows: state.n_rows(),
                 });
             }
@@ -422,8 +443,41 @@ impl Collection {
                 })?;
         }
         let c = Collection { inner };
+        if let Some(base) = verify_later {
+            c.verify_in_background(base);
+        }
         c.kick_index();
         Ok(c)
+    }
+
+    /// Checks now every checksum of the sections read in place from the base segment (its
+    /// vectors, payloads and named vectors: the check a collection with vectors on disk runs
+    /// in the background after it opens). Damage found is kept and reported by `info`.
+    pub fn verify_data(&self) -> Result<()> {
+        let base = self.inner.state.read().base_segment().cloned();
+        if let Some(base) = base {
+            if let Err(e) = base.verify_large() {
+                self.inner.state.read().note_damage(&e);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the large sections of a base segment read in place (vectors, payloads, named
+    /// vectors) on a background thread of low priority; damage is reported by `info`.
+    fn verify_in_background(&self, base: Arc<crate::segment::BaseSegment>) {
+        let weak = Arc::downgrade(&self.inner);
+        let _ = std::thread::Builder::new()
+            .name(format!("quiver-verify-{}", self.inner.name))
+            .spawn(move || {
+                quiver_kernels::quant::lower_thread_priority();
+                if let Err(e) = base.verify_large() {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.state.read().note_damage(e);
+                    }
+                }
+            });
     }
 
     /// The collection's name.
@@ -457,6 +511,7 @@ impl Collection {
             payload_indexes: st.index_summary(),
             kernel_isa: quiver_kernels::isa().name(),
             flush_error: w.flush_error.clone(),
+            damage: st.damage().map(str::to_string),
         }
     }
 

@@ -413,7 +413,7 @@ impl Collection {
     /// A stored point as a [`Point`] again (main vector empty when it has none).
     pub(super) fn stored_point(st: &State, row: u32) -> Point {
         Point {
-            id: *st.id_at(row as usize),
+            id: st.id_at(row as usize),
             vector: if st.is_searchable(row) {
                 st.vector(row).to_vec()
             } else {

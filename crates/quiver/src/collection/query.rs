@@ -419,11 +419,11 @@ impl Collection {
                     quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| {
                         seen += 1;
                         if pool.len() < s.limit {
-                            pool.push(*st.id_at(r as usize));
+                            pool.push(st.id_at(r as usize));
                         } else {
                             let j = rng.below(seen) as usize;
                             if j < s.limit {
-                                pool[j] = *st.id_at(r as usize);
+                                pool[j] = st.id_at(r as usize);
                             }
                         }
                     });

@@ -6,7 +6,7 @@ use super::*;
 impl Collection {
     pub(super) fn record(st: &State, row: u32, with_payload: bool, with_vector: bool) -> Record {
         Record {
-            id: *st.id_at(row as usize),
+            id: st.id_at(row as usize),
             payload: if with_payload {
                 Some(st.payload_at(row as usize).cloned().unwrap_or_default())
             } else {
@@ -50,7 +50,7 @@ impl Collection {
         let st = self.inner.state.read();
         let mut points = Vec::with_capacity(req.limit.min(1024));
         let mut next_offset = None;
-        for (&id, row) in st.ids_from(req.offset.as_ref()) {
+        for (id, row) in st.ids_from(req.offset.as_ref()) {
             if let Some(f) = &req.filter {
                 if !st.row_matches(row, f) {
                     continue;
@@ -152,14 +152,7 @@ impl Collection {
             }
         }
         let plan = st.search_plan(req.filter.as_ref());
-        let hits = quiver_kernels::scan_top_k(
-            self.inner.config.metric.score_kind(),
-            query,
-            st.matrix(),
-            st.dim(),
-            plan.allowed(st),
-            k,
-        );
+        let hits = st.scan_top_k(self.inner.config.metric.score_kind(), query, plan.allowed(st), k);
         let scored = st.plan_len(&plan);
         let reason = match path {
             Some(SearchPath::Exact { reason, .. }) => reason,
@@ -321,14 +314,7 @@ impl Collection {
         }
         if !reqs.is_empty() {
             let flat: Vec<f32> = queries.concat();
-            let hits = quiver_kernels::batch_top_k(
-                self.inner.config.metric.score_kind(),
-                &flat,
-                st.matrix(),
-                st.dim(),
-                quiver_kernels::Allowed::Mask(st.alive_mask()),
-                shared_k.unwrap_or(0),
-            );
+            let hits = st.batch_top_k(self.inner.config.metric.score_kind(), &flat, st.alive_mask(), shared_k.unwrap_or(0));
             return Ok(hits.into_iter().zip(reqs).map(|(h, r)| self.finish_hits(&st, r, h)).collect());
         }
         Ok(Vec::new())

@@ -78,16 +78,24 @@ impl Collection {
         let no = w.manifest.next_segment_no;
         {
             let mut st = self.inner.state.write();
-            self.compact_state(&mut st);
-            let checksum = write_segment(dir, no, st.dim(), st.n_rows(), &|r| st.segment_row(r as u32), &[])?;
-            // The rows are now those of segment `no`, in its order (if the manifest is not
-            // committed, no open will name `no` with this checksum).
-            let rows = st.n_rows();
-            st.set_base(crate::state::BaseId {
-                segment: no,
-                checksum,
-                rows,
-            });
+            // The live points in id order: the new segment is sorted, so it is used in place
+            // as the state's rows from now on (and by every later open). If the manifest is
+            // not committed, the file goes but the map stays valid and the rows are the same.
+            let live: Vec<u32> = st.ids_from(None).map(|(_, r)| r).collect();
+            write_segment(dir, no, st.dim(), live.len(), &|i| st.segment_row(live[i]), &[])?;
+            let path = segment_path(dir, no);
+            let base = crate::segment::BaseSegment::open(&path, no, st.dim())
+                .and_then(|b| b.ok_or_else(|| StorageError::corrupt(&path, 0, "a compacted segment is not sorted")));
+            let base = match base {
+                Ok(b) => Arc::new(b),
+                Err(e) => {
+                    let _ = fsio::remove_file_if_exists(&path);
+                    return Err(e.into());
+                }
+            };
+            let before = self.inner.ann.before_compact(&st);
+            st.rebase(base);
+            self.inner.ann.after_compact(before, &st);
         }
         let old = std::mem::take(&mut w.manifest.segments);
         let mut m = w.manifest.clone();
@@ -189,11 +197,11 @@ pub(super) fn write_segment<'a>(
     no: u64,
     dim: usize,
     n: usize,
-    row: &dyn Fn(usize) -> store::SegmentRow<'a>,
+    row: &dyn Fn(usize) -> crate::segment::SegmentRow<'a>,
     tombstones: &[PointId],
 ) -> Result<u32> {
     let path = segment_path(dir, no);
-    store::write_segment_file(&path, dim, n, row, tombstones).map_err(|e| {
+    crate::segment::write_segment_file(&path, dim, n, row, tombstones).map_err(|e| {
         let _ = fsio::remove_file_if_exists(&path);
         e.into()
     })

@@ -97,7 +97,7 @@ impl Collection {
         let no = w.manifest.next_segment_no;
         let row = |i: usize| {
             let p: &Point = &points[i];
-            (&p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())
+            (p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())
         };
         write_segment(&self.inner.dir, no, self.dim(), points.len(), &row, &[])?;
         let mut m = w.manifest.clone();
@@ -162,7 +162,7 @@ impl Collection {
                 let st = self.inner.state.read();
                 let plan = st.plan(Some(f));
                 let mut ids = Vec::with_capacity(st.plan_len(&plan));
-                quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| ids.push(*st.id_at(r as usize)));
+                quiver_kernels::scan::for_each_allowed(plan.allowed(&st), st.n_rows(), |r| ids.push(st.id_at(r as usize)));
                 ids
             }
         }
