@@ -3,7 +3,8 @@
 # on disk in a process whose memory is capped below the raw vectors (a cgroup v1 memory
 # controller; needs root). For each size (default 100000 1000000; add 5000000 for the issue's
 # target) on 128-d synthetic clustered data (low-rank, like text embeddings):
-#   build: upsert time and index build time (release `quiver`, 2 threads);
+#   build: upsert time (1M-point batches, then one compaction) and index build time (release
+#   `quiver`, 2 threads);
 #   disk bytes of the collection folder;
 #   `quiver bench collection` in memory (exact truth computed there), on disk, and on disk
 #   inside a cgroup capped at CAP_RATIO x the raw vector bytes (0.8 by default: 5M x 128 is
@@ -50,7 +51,20 @@ EOF
   DATA="$D/data"
   "$Q" --data-dir "$DATA" create c --dim $DIM --metric cosine > /dev/null
   t0=$(date +%s.%N)
-  "$Q" --data-dir "$DATA" upsert c --file "$D/base.npy" > /dev/null
+  # In batches of at most 1M points (one upsert is one atomic batch, at most 2^21 points),
+  # then one compaction: the collection's rows become one sorted segment read in place.
+  $PY - "$D" "$N" << 'EOF2'
+import sys, numpy as np
+d, n = sys.argv[1], int(sys.argv[2])
+base = np.load(f"{d}/base.npy", mmap_mode="r")
+for i, s in enumerate(range(0, n, 1_000_000)):
+    np.save(f"{d}/part{i:03d}.npy", np.ascontiguousarray(base[s:s + 1_000_000]))
+EOF2
+  for part in "$D"/part*.npy; do
+    "$Q" --data-dir "$DATA" upsert c --file "$part" > /dev/null
+    rm "$part"
+  done
+  "$Q" --data-dir "$DATA" compact c > /dev/null
   t1=$(date +%s.%N)
   "$Q" --data-dir "$DATA" build-index c > /dev/null
   t2=$(date +%s.%N)

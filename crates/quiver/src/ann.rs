@@ -66,7 +66,6 @@ pub(crate) fn build_pool() -> &'static rayon::ThreadPool {
 /// Which row each node stands for, in the state's current numbering.
 struct NodeMap {
     node_row: Vec<u32>,
-    node_ids: Vec<PointId>,
     /// Rows below `rows_seen` that no node covers (scanned exactly).
     tail: Vec<u32>,
     /// Every row at or above this is in the tail too.
@@ -336,17 +335,14 @@ impl Ann {
     pub fn snapshot_full(st: &State) -> Snapshot {
         let mut rows = Vec::with_capacity(st.n_alive());
         let mut vectors = Vec::with_capacity(st.n_alive() * st.dim());
-        let mut ids = Vec::with_capacity(st.n_alive());
         for row in 0..st.n_rows() as u32 {
             if st.is_searchable(row) {
                 rows.push(row);
-                ids.push(st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
             }
         }
         Snapshot {
             rows,
-            ids,
             vectors,
             generation: st.generation(),
             rows_seen: st.n_rows(),
@@ -360,17 +356,14 @@ impl Ann {
         let map = b.map.read();
         let mut rows = Vec::new();
         let mut vectors = Vec::new();
-        let mut ids = Vec::new();
         for row in map.tail.iter().copied().chain(map.rows_seen as u32..st.n_rows() as u32) {
             if st.is_searchable(row) {
                 rows.push(row);
-                ids.push(st.id_at(row as usize));
                 vectors.extend_from_slice(st.vector(row));
             }
         }
         Some(Snapshot {
             rows,
-            ids,
             vectors,
             generation: st.generation(),
             rows_seen: st.n_rows(),
@@ -446,7 +439,6 @@ impl Ann {
         // The graph was renumbered for locality: node `i` is snapshot entry `order[i]`.
         let map = NodeMap {
             node_row: order.iter().map(|&o| snap.rows[o as usize]).collect(),
-            node_ids: order.iter().map(|&o| snap.ids[o as usize]).collect(),
             tail: Vec::new(),
             rows_seen: snap.rows_seen,
             generation: snap.generation,
@@ -478,7 +470,6 @@ impl Ann {
                 // but are never returned; their points are still in the tail.
                 map.node_row.extend(std::iter::repeat_n(NO_ROW, snap.rows.len()));
             }
-            map.node_ids.extend_from_slice(&snap.ids);
         });
     }
 
@@ -673,55 +664,60 @@ impl Ann {
     /// when the state's first rows are a known segment's (see [`crate::state::BaseId`]): then a
     /// process that opens the same segment maps them without looking anything up.
     pub fn save(&self, state: &RwLock<State>) -> Result<(), StorageError> {
-        let (generation, base) = {
-            let st = state.read();
-            (st.generation(), st.base())
-        };
         let retired = self.retired.lock();
         if *retired {
             return Ok(());
         }
         let Some(b) = self.built.read().clone() else { return Ok(()) };
-        let (sections, ids, rows) = {
-            let h = b.hnsw.read();
-            let map = b.map.read();
-            // The base names the rows of one generation: the map's rows must be of that one.
-            let base = base.filter(|_| map.generation == generation);
-            let mut r = Encoder::new();
-            match base {
-                Some(base) => {
-                    r.u64(base.segment);
-                    r.u32(base.checksum);
-                    r.u64(base.rows as u64);
-                }
-                None => {
-                    r.u64(u64::MAX);
-                    r.u32(0);
-                    r.u64(0);
-                }
+        // Ids and rows under the state's read lock (lock order: state, map, graph); the
+        // graph's sections after the state is released: writers wait for the ids only.
+        let st = state.read();
+        let map = b.map.read();
+        let h = b.hnsw.read();
+        if map.generation != st.generation() {
+            // Rows were renumbered and the map not yet rebuilt: the next build saves.
+            return Ok(());
+        }
+        let base = st.base();
+        let nodes = h.len();
+        let mut r = Encoder::with_capacity(40 + 4 * nodes);
+        match base {
+            Some(base) => {
+                r.u64(base.segment);
+                r.u32(base.checksum);
+                r.u64(base.rows as u64);
             }
-            r.bytes(&h.drift_bytes());
-            r.u64(h.len() as u64);
-            for node in 0..h.len() {
-                r.u32(match map.node_row.get(node) {
-                    Some(&row) if base.is_some_and(|b| (row as usize) < b.rows) => row,
-                    _ => NO_ROW,
-                });
+            None => {
+                r.u64(u64::MAX);
+                r.u32(0);
+                r.u64(0);
             }
-            let mut e = Encoder::new();
-            // Only nodes that are mapped are written out with an id; the rest get none.
-            e.u64(h.len() as u64);
-            for node in 0..h.len() {
-                match (map.node_row.get(node), map.node_ids.get(node)) {
-                    (Some(&r), Some(id)) if r != NO_ROW => {
-                        e.u8(1);
-                        put_id(&mut e, id);
-                    }
-                    _ => e.u8(0),
-                }
+        }
+        r.bytes(&h.drift_bytes());
+        r.u64(nodes as u64);
+        let mut e = Encoder::with_capacity(8 + 10 * nodes);
+        // Only nodes that are mapped are written out with an id; the rest get none (a node
+        // being added has no row yet).
+        e.u64(nodes as u64);
+        for node in 0..nodes {
+            let row = map.node_row.get(node).copied().unwrap_or(NO_ROW);
+            r.u32(if base.is_some_and(|b| (row as usize) < b.rows) {
+                row
+            } else {
+                NO_ROW
+            });
+            if row != NO_ROW && (row as usize) < st.n_rows() {
+                e.u8(1);
+                put_id(&mut e, &st.id_at(row as usize));
+            } else {
+                e.u8(0);
             }
-            (h.to_sections(), e.buf, (base, r.buf))
-        };
+        }
+        drop(st);
+        let sections = h.to_sections();
+        drop(h);
+        drop(map);
+        let (ids, rows) = (e.buf, (base, r.buf));
         let mut refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
         refs.push(&ids);
         refs.push(&rows.1);
@@ -793,7 +789,6 @@ impl Ann {
             None => false,
         };
         let mut node_row = Vec::with_capacity(n);
-        let mut node_ids = Vec::with_capacity(n);
         let mut by_row = 0;
         let mut covered = vec![0u64; st.n_rows().div_ceil(64)];
         for node in 0..n as u32 {
@@ -803,10 +798,11 @@ impl Ann {
                 None => NO_ROW,
             };
             let row = if saved != NO_ROW {
-                // A row of the base segment holds the vector the node was built from in any
-                // process that opened that segment: no lookup, no check of the vector.
+                // A row of the base segment holds the point and vector the node was built from
+                // in any process that opened that segment (its number and fingerprint, which
+                // covers its ids, matched): no lookup, no check of the vector.
                 by_row += 1;
-                Some(saved).filter(|&r| id == Some(st.id_at(r as usize)) && st.is_searchable(r) && !mask_has(&covered, r))
+                Some(saved).filter(|&r| (r as usize) < st.n_rows() && st.is_searchable(r) && !mask_has(&covered, r))
             } else {
                 id.and_then(|id| st.row_of(&id))
                     .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)))
@@ -819,7 +815,6 @@ impl Ann {
                 }
             }
             node_row.push(row.unwrap_or(NO_ROW));
-            node_ids.push(id.unwrap_or(PointId::Num(u64::MAX)));
         }
         d.finish()?;
         let tail = (0..st.n_rows() as u32)
@@ -827,7 +822,6 @@ impl Ann {
             .collect();
         let map = NodeMap {
             node_row,
-            node_ids,
             tail,
             rows_seen: st.n_rows(),
             generation: st.generation(),
@@ -847,7 +841,6 @@ mod load_tests;
 /// Rows, ids and vectors copied out of the state for a build step.
 pub(crate) struct Snapshot {
     rows: Vec<u32>,
-    ids: Vec<PointId>,
     vectors: Vec<f32>,
     generation: u64,
     rows_seen: usize,
