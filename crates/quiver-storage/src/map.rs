@@ -59,6 +59,18 @@ impl MappedFile {
     }
 }
 
+impl MappedFile {
+    /// Advises the kernel that the map is read at random from now on (no read-ahead): for a
+    /// file used in place, where each read wants one row and read-ahead would evict the rows
+    /// other reads need. Advice only.
+    pub fn advise_random(&self) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+}
+
 impl Deref for MappedFile {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

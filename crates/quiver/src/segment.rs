@@ -418,6 +418,8 @@ impl BaseSegment {
         if !shape.sorted {
             return Ok(None);
         }
+        // Used in place, a row at a time (binary searches, rescoring, payloads).
+        map.advise_random();
         let fingerprint = segment_checksum(&map);
         Ok(Some(BaseSegment {
             path: path.to_path_buf(),
@@ -436,11 +438,12 @@ impl BaseSegment {
     }
 
     /// Checks the sections that grow with the data (vectors, payloads, named vectors)
-    /// against their checksums: reads them whole.
+    /// against their checksums: reads them whole, through the file rather than the map (the
+    /// map is advised for random reads; a file read gets the kernel's read-ahead).
     pub fn verify_large(&self) -> Result<(), StorageError> {
         for s in LARGE {
-            let (at, _, crc) = self.sections[s];
-            aligned::verify_section(&self.path, at as u64, self.section(s), crc)?;
+            let (at, len, crc) = self.sections[s];
+            aligned::verify_file_section(&self.path, at as u64, len as u64, crc)?;
         }
         Ok(())
     }
