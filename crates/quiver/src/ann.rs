@@ -627,6 +627,13 @@ impl Ann {
         } else {
             (k * RESCORE_ON_DISK_PER_K).max(RESCORE_ON_DISK_MIN).min(cands.len())
         };
+        if !exact_codes && st.vectors_on_disk() {
+            // Every read of a row not in memory is a wait on the disk: ask for all of them
+            // first, so they are in flight together, then score.
+            for c in &cands[..rescored] {
+                quiver_storage::map::will_need(bytemuck::cast_slice(st.vector(map.node_row[c.row as usize])));
+            }
+        }
         let mut top = TopK::new(k);
         for c in &cands[..rescored] {
             let row = map.node_row[c.row as usize];
