@@ -259,9 +259,8 @@ impl<'a> AlignedBlob<'a> {
     }
 }
 
-/// Checks bytes against a section checksum; the error names the file and the section's offset.
-pub fn verify_section(path: &Path, offset: u64, bytes: &[u8], stored: u32) -> StorageResult<()> {
-    let actual = crc32c::crc32c(bytes);
+/// A section's stored checksum against the one computed; the error names the file and offset.
+fn checked(path: &Path, offset: u64, stored: u32, actual: u32) -> StorageResult<()> {
     if actual != stored {
         return Err(StorageError::corrupt(
             path,
@@ -270,6 +269,12 @@ pub fn verify_section(path: &Path, offset: u64, bytes: &[u8], stored: u32) -> St
         ));
     }
     Ok(())
+}
+
+/// Checks bytes against a section checksum; the error names the file and the section's offset.
+pub fn verify_section(path: &Path, offset: u64, bytes: &[u8], stored: u32) -> StorageResult<()> {
+    let actual = crc32c::crc32c(bytes);
+    checked(path, offset, stored, actual)
 }
 
 /// Checks `len` bytes of the file at `path` from `offset` against a section checksum, read in
@@ -286,14 +291,7 @@ pub fn verify_file_section(path: &Path, offset: u64, len: u64, stored: u32) -> S
         Some(r) => r.map_err(io)?,
         None => buffered_crc(path, offset, len).map_err(io)?,
     };
-    if actual != stored {
-        return Err(StorageError::corrupt(
-            path,
-            offset,
-            format!("section checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"),
-        ));
-    }
-    Ok(())
+    checked(path, offset, stored, actual)
 }
 
 fn buffered_crc(path: &Path, offset: u64, len: u64) -> std::io::Result<u32> {

@@ -134,19 +134,11 @@ impl Rows {
 
     /// The payload slot of a row, for an edit (a base row's payload is decoded first).
     pub fn payload_mut(&mut self, row: usize) -> &mut Option<Box<Payload>> {
-        match row.checked_sub(self.base_len()) {
-            Some(t) => &mut self.payloads[t],
-            None => {
-                let base = self.base.clone().expect("a base row");
-                let damage = &self.damage;
-                self.base_payloads.as_mut().expect("a base").get_mut(row, || {
-                    base.payload(row).unwrap_or_else(|e| {
-                        let _ = damage.set(e.to_string());
-                        None
-                    })
-                })
-            }
-        }
+        let b = self.base_len();
+        let (base, damage) = (self.base.clone(), &self.damage);
+        slot_mut(&mut self.payloads, self.base_payloads.as_mut(), b, row, damage, |r| {
+            base.as_ref().expect("a base row").payload(r)
+        })
     }
 
     pub fn named(&self, row: usize) -> Option<&NamedVectors> {
@@ -164,19 +156,11 @@ impl Rows {
 
     /// The named-vector slot of a row, for removal (a base row's are decoded first).
     pub fn named_mut(&mut self, row: usize) -> &mut Option<Box<NamedVectors>> {
-        match row.checked_sub(self.base_len()) {
-            Some(t) => &mut self.extras[t],
-            None => {
-                let base = self.base.clone().expect("a base row");
-                let damage = &self.damage;
-                self.base_named.as_mut().expect("a base").get_mut(row, || {
-                    base.named(row).unwrap_or_else(|e| {
-                        let _ = damage.set(e.to_string());
-                        None
-                    })
-                })
-            }
-        }
+        let b = self.base_len();
+        let (base, damage) = (self.base.clone(), &self.damage);
+        slot_mut(&mut self.extras, self.base_named.as_mut(), b, row, damage, |r| {
+            base.as_ref().expect("a base row").named(r)
+        })
     }
 
     /// Appends a tail row and returns its number (the caller maps its id with `map`).
@@ -251,6 +235,27 @@ impl Rows {
     /// The first damage found while decoding base rows.
     pub fn damage(&self) -> Option<&str> {
         self.damage.get().map(String::as_str)
+    }
+}
+
+/// A row's slot: in the tail vector, or a base row's lazy cell (decoded first by `decode`;
+/// damage is noted and reads as none).
+fn slot_mut<'a, T>(
+    tail: &'a mut [Option<Box<T>>],
+    lazy: Option<&'a mut Lazy<T>>,
+    base_len: usize,
+    row: usize,
+    damage: &OnceLock<String>,
+    decode: impl FnOnce(usize) -> Result<Option<T>, quiver_storage::StorageError>,
+) -> &'a mut Option<Box<T>> {
+    match row.checked_sub(base_len) {
+        Some(t) => &mut tail[t],
+        None => lazy.expect("a base").get_mut(row, || {
+            decode(row).unwrap_or_else(|e| {
+                let _ = damage.set(e.to_string());
+                None
+            })
+        }),
     }
 }
 

@@ -543,25 +543,11 @@ impl BaseSegment {
 mod tests {
     use super::*;
     use crate::types::Point;
-    use crate::vector_model::{SparseVector, VectorData};
-    use serde_json::json;
 
     fn named_points() -> Vec<Point> {
-        vec![
-            Point::new(1u64, vec![1.0, 2.0]).with_named(
-                "s",
-                VectorData::Sparse(SparseVector {
-                    indices: vec![3, 70000],
-                    values: vec![0.5, -1.0],
-                }),
-            ),
-            Point::new(2u64, vec![]).with_named("m", VectorData::Multi(vec![vec![1.0, 0.0, 2.0], vec![0.0, 1.0, 0.5]])),
-            Point::new(3u64, vec![]),
-            Point::new(4u64, vec![3.0, 4.0])
-                .with_named("d", VectorData::Dense(vec![0.25; 5]))
-                .with_payload(json!({"k": "v"}).as_object().unwrap().clone()),
-            Point::new(uuid::Uuid::from_u128(77), vec![5.0, 6.0]),
-        ]
+        let mut points = crate::store::tests::named_points();
+        points.push(Point::new(uuid::Uuid::from_u128(77), vec![5.0, 6.0]));
+        points
     }
 
     fn write(path: &Path, points: &[Point], tombstones: &[PointId]) -> u32 {

@@ -592,7 +592,7 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -698,7 +698,8 @@ mod tests {
         assert_eq!(decode_manifest(Path::new("MANIFEST"), &image).unwrap(), named);
     }
 
-    fn named_points() -> Vec<Point> {
+    /// Points of every kind: sparse, multi and dense named vectors, no main vector, a payload.
+    pub(crate) fn named_points() -> Vec<Point> {
         vec![
             Point::new(1u64, vec![1.0, 2.0]).with_named(
                 "s",
