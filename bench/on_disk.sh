@@ -60,9 +60,11 @@ base = np.load(f"{d}/base.npy", mmap_mode="r")
 for i, s in enumerate(range(0, n, 1_000_000)):
     np.save(f"{d}/part{i:03d}.npy", np.ascontiguousarray(base[s:s + 1_000_000]))
 EOF2
+  start=0
   for part in "$D"/part*.npy; do
-    "$Q" --data-dir "$DATA" upsert c --file "$part" > /dev/null
+    "$Q" --data-dir "$DATA" upsert c --file "$part" --start-id "$start" > /dev/null
     rm "$part"
+    start=$((start + 1000000))
   done
   "$Q" --data-dir "$DATA" compact c > /dev/null
   t1=$(date +%s.%N)
