@@ -11,7 +11,7 @@
 //! holds the ids changed since the last flush. A mapped base (see `rows.rs`) is attached to an
 //! empty state only, so its rows are rows `0..n` and every later row is in memory.
 
-use crate::filter::{Condition, FieldCheck, Filter, KeyPath};
+use crate::filter::KeyPath;
 use crate::payload_index::{FieldIndex, PayloadIndexType, PayloadIndexes};
 use crate::rows::Rows;
 use crate::segment::{BaseSegment, SegmentData};
@@ -21,34 +21,15 @@ use crate::text_index::TextIndex;
 use crate::types::{Payload, Point, PointId};
 use crate::vector_model::{NamedVectors, VectorData, VectorSchema};
 use crate::vectors::VectorBuf;
-use quiver_kernels::{Allowed, ScoreKind, Scored, TopK};
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Rows the scan may visit after a filter is planned.
-pub enum Plan {
-    /// Every live row (no filter).
-    AllLive,
-    /// Every live row holding a main vector (no filter, in a vector search).
-    AllSearchable,
-    /// A bitset of matching rows (the filter was evaluated on every live row).
-    Mask(Vec<u64>),
-    /// The matching rows, from index candidates.
-    List(Vec<u32>),
-}
+mod matrix;
+mod plan;
 
-impl Plan {
-    pub fn allowed<'a>(&'a self, state: &'a State) -> Allowed<'a> {
-        match self {
-            Plan::AllLive => Allowed::Mask(&state.alive),
-            Plan::AllSearchable => Allowed::Mask(&state.searchable),
-            Plan::Mask(m) => Allowed::Mask(m),
-            Plan::List(l) => Allowed::List(l),
-        }
-    }
-}
+pub use plan::Plan;
 
 #[derive(Debug)]
 pub struct State {
@@ -289,67 +270,6 @@ impl State {
     /// Live points in id order from `start` (inclusive), with their rows.
     pub fn ids_from(&self, start: Option<&PointId>) -> impl Iterator<Item = (PointId, u32)> + '_ {
         self.rows.ids_from(start, |r| self.is_alive(r))
-    }
-
-    /// The matrix in its parts: `(first row, rows row-major)`, the base map's rows (when
-    /// they are read from it) and the rows in `vectors`.
-    fn matrix_parts(&self) -> impl Iterator<Item = (usize, &[f32])> {
-        let base = match self.rows.base() {
-            Some(b) if self.vec_from > 0 => &b.vectors()[..self.vec_from * self.dim],
-            _ => &[][..],
-        };
-        [(0, base), (self.vec_from, &self.vectors[..])]
-            .into_iter()
-            .filter(|(_, m)| !m.is_empty())
-    }
-
-    /// The `k` best allowed rows for `query` by an exact scan of every allowed row.
-    pub fn scan_top_k(&self, kind: ScoreKind, query: &[f32], allowed: Allowed<'_>, k: usize) -> Vec<Scored> {
-        self.scan_range(kind, query, allowed, 0..self.n_rows(), k)
-    }
-
-    /// [`State::scan_top_k`] among the rows in `range` only.
-    pub fn scan_range(&self, kind: ScoreKind, query: &[f32], allowed: Allowed<'_>, range: std::ops::Range<usize>, k: usize) -> Vec<Scored> {
-        let mut top = TopK::new(k);
-        for (first, m) in self.matrix_parts() {
-            let end = first + m.len() / self.dim.max(1);
-            let (from, to) = (range.start.max(first), range.end.min(end));
-            if from >= to {
-                continue;
-            }
-            let part = &m[(from - first) * self.dim..(to - first) * self.dim];
-            let mut local = TopK::new(k);
-            match shift(allowed, from, to) {
-                Shifted::Mask(words) => quiver_kernels::scan::scan_rows(kind, query, part, self.dim, Allowed::Mask(words), &mut local),
-                Shifted::Owned(words) => quiver_kernels::scan::scan_rows(kind, query, part, self.dim, Allowed::Mask(&words), &mut local),
-                Shifted::List(list) => quiver_kernels::scan::scan_rows(kind, query, part, self.dim, Allowed::List(&list), &mut local),
-            }
-            for h in local.into_sorted() {
-                top.push(h.row + from as u32, h.score);
-            }
-        }
-        top.into_sorted()
-    }
-
-    /// [`State::scan_top_k`] for many queries (`dim` floats each) against the rows `allowed`,
-    /// by matrix products where they pay.
-    pub fn batch_top_k(&self, kind: ScoreKind, queries: &[f32], allowed: &[u64], k: usize) -> Vec<Vec<Scored>> {
-        let n_queries = queries.len() / self.dim.max(1);
-        let mut tops: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
-        for (first, m) in self.matrix_parts() {
-            let end = first + m.len() / self.dim;
-            let hits = match shift(Allowed::Mask(allowed), first, end) {
-                Shifted::Mask(words) => quiver_kernels::batch_top_k(kind, queries, m, self.dim, Allowed::Mask(words), k),
-                Shifted::Owned(words) => quiver_kernels::batch_top_k(kind, queries, m, self.dim, Allowed::Mask(&words), k),
-                Shifted::List(_) => unreachable!("a mask shifts to a mask"),
-            };
-            for (top, hits) in tops.iter_mut().zip(hits) {
-                for h in hits {
-                    top.push(h.row + first as u32, h.score);
-                }
-            }
-        }
-        tops.into_iter().map(TopK::into_sorted).collect()
     }
 
     /// One bit per row, set for live rows.
@@ -856,137 +776,6 @@ impl State {
     pub fn dead_rows(&self) -> usize {
         self.n_rows() - self.n_alive
     }
-
-    /// Which rows a filter lets through: from index candidates when an index (or `has_id`)
-    /// narrows the field, else by evaluating the filter on every live row.
-    pub fn plan(&self, filter: Option<&Filter>) -> Plan {
-        let Some(filter) = filter else { return Plan::AllLive };
-        let (mut candidates, mut exact) = match self.indexes.candidates(filter) {
-            Some((set, exact)) => (Some(set), exact),
-            None => (None, false),
-        };
-        for c in &filter.must {
-            let rows: Option<RoaringBitmap> = match c {
-                Condition::HasId(ids) => Some(ids.iter().filter_map(|id| self.row_of(id)).collect()),
-                // Text conditions on a key with a full-text index: the index's matches.
-                Condition::Field(f) => f.checks.iter().find_map(|check| {
-                    let (q, phrase) = match check {
-                        FieldCheck::Text(q) => (q, false),
-                        FieldCheck::Phrase(q) => (q, true),
-                        _ => return None,
-                    };
-                    let (_, t) = self.text.iter().find(|(k, _)| k.text == f.key.text)?;
-                    let ids = t.matching(q, phrase)?;
-                    Some(ids.iter().filter_map(|id| self.row_of(id)).collect())
-                }),
-                _ => None,
-            };
-            if let Some(rows) = rows {
-                // Text matches are re-checked by the filter's own tokeniser.
-                exact &= matches!(c, Condition::HasId(_));
-                candidates = Some(match candidates {
-                    Some(set) => set & rows,
-                    None => rows,
-                });
-            }
-        }
-        match candidates {
-            // An exact candidate set is the answer (for live rows); otherwise each candidate is
-            // checked against the whole filter.
-            Some(set) if exact => Plan::List(set.iter().filter(|&r| self.is_alive(r)).collect()),
-            Some(set) => Plan::List(set.iter().filter(|&r| self.is_alive(r) && self.row_matches(r, filter)).collect()),
-            None => {
-                let mut mask = vec![0u64; self.alive.len()];
-                quiver_kernels::scan::for_each_allowed(Allowed::Mask(&self.alive), self.n_rows(), |r| {
-                    if self.row_matches(r, filter) {
-                        mask[r as usize / 64] |= 1 << (r % 64);
-                    }
-                });
-                Plan::Mask(mask)
-            }
-        }
-    }
-
-    /// An estimate of how many live rows `filter` matches, from the filter evaluated on up to
-    /// `ESTIMATE_SAMPLE` evenly spaced rows (about 20 us), capped by the size of the
-    /// payload-index candidate set when an index covers the filter. Deterministic: the same
-    /// state and filter give the same estimate. Used to choose between the graph and a scan.
-    pub fn estimate(&self, filter: &Filter) -> usize {
-        const ESTIMATE_SAMPLE: usize = 256;
-        let n = self.n_rows();
-        let step = n.div_ceil(ESTIMATE_SAMPLE).max(1);
-        let (mut sampled, mut hits) = (0usize, 0usize);
-        for r in (0..n as u32).step_by(step) {
-            if self.is_alive(r) {
-                sampled += 1;
-                hits += self.row_matches(r, filter) as usize;
-            }
-        }
-        if sampled == 0 {
-            return 0;
-        }
-        (self.n_alive as f64 * hits as f64 / sampled as f64).ceil() as usize
-    }
-
-    pub fn row_matches(&self, row: u32, filter: &Filter) -> bool {
-        static EMPTY: std::sync::OnceLock<Payload> = std::sync::OnceLock::new();
-        let p = self.payload_at(row as usize).unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
-        filter.matches_point(self.id_at(row as usize), p, &|name| self.has_vector(row, name))
-    }
-
-    /// [`State::plan`] for a search of the main vector: rows without one are left out.
-    pub fn search_plan(&self, filter: Option<&Filter>) -> Plan {
-        match self.plan(filter) {
-            Plan::AllLive if self.n_no_main > 0 => Plan::AllSearchable,
-            Plan::Mask(mut m) if self.n_no_main > 0 => {
-                for (w, s) in m.iter_mut().zip(&self.searchable) {
-                    *w &= s;
-                }
-                Plan::Mask(m)
-            }
-            Plan::List(mut l) if self.n_no_main > 0 => {
-                l.retain(|&r| self.is_searchable(r));
-                Plan::List(l)
-            }
-            plan => plan,
-        }
-    }
-
-    /// Number of rows a plan lets through.
-    pub fn plan_len(&self, plan: &Plan) -> usize {
-        match plan {
-            Plan::AllLive => self.n_alive,
-            Plan::AllSearchable => self.n_searchable(),
-            Plan::Mask(m) => m.iter().map(|w| w.count_ones() as usize).sum(),
-            Plan::List(l) => l.len(),
-        }
-    }
-}
-
-/// An `Allowed` for rows `from..to` renumbered from 0: a mask slice when `from` is on a word
-/// boundary, else a shifted copy (rows past `to` are cut off by the scan's row count).
-enum Shifted<'a> {
-    Mask(&'a [u64]),
-    Owned(Vec<u64>),
-    List(Vec<u32>),
-}
-
-fn shift(allowed: Allowed<'_>, from: usize, to: usize) -> Shifted<'_> {
-    match allowed {
-        Allowed::Mask(words) if from.is_multiple_of(64) => Shifted::Mask(words.get(from / 64..).unwrap_or(&[])),
-        Allowed::Mask(words) => {
-            let (w, b) = (from / 64, from % 64);
-            let n = (to - from).div_ceil(64);
-            let word = |i: usize| words.get(i).copied().unwrap_or(0);
-            Shifted::Owned((0..n).map(|i| word(w + i) >> b | word(w + i + 1) << (64 - b)).collect())
-        }
-        Allowed::List(list) => Shifted::List(
-            list.iter()
-                .filter(|&&r| (from..to).contains(&(r as usize)))
-                .map(|&r| r - from as u32)
-                .collect(),
-        ),
-    }
 }
 
 /// Removes `a.b.c` from a payload (a plain key when no such path exists but the key does).
@@ -1011,6 +800,7 @@ fn remove_key_path(p: &mut Payload, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::Filter;
     use crate::store::Op;
     use crate::types::Point;
 
@@ -1018,41 +808,6 @@ mod tests {
         let mut p = Payload::new();
         p.insert("document".into(), serde_json::json!(text));
         Point::new(id, vec![1.0, 0.0]).with_payload(p)
-    }
-
-    /// A mask or list shifted to rows `from..to` allows exactly the rows it allowed there.
-    #[test]
-    fn shifted_masks_and_lists_allow_the_same_rows() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let words: Vec<u64> = (0..9)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            })
-            .collect();
-        let n = words.len() * 64;
-        let bit = |r: usize| words[r / 64] >> (r % 64) & 1 == 1;
-        let list: Vec<u32> = (0..n as u32).filter(|&r| bit(r as usize)).collect();
-        for from in [0, 1, 63, 64, 65, 100, 128, 300, n - 1] {
-            for to in [from + 1, (from + 70).min(n), n] {
-                let want: Vec<usize> = (from..to).filter(|&r| bit(r)).map(|r| r - from).collect();
-                let got = |s: Shifted<'_>| -> Vec<usize> {
-                    match s {
-                        Shifted::Mask(w) => (0..to - from)
-                            .filter(|&r| w.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1))
-                            .collect(),
-                        Shifted::Owned(w) => (0..to - from)
-                            .filter(|&r| w.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1))
-                            .collect(),
-                        Shifted::List(l) => l.into_iter().map(|r| r as usize).collect(),
-                    }
-                };
-                assert_eq!(got(shift(Allowed::Mask(&words), from, to)), want, "mask {from}..{to}");
-                assert_eq!(got(shift(Allowed::List(&list), from, to)), want, "list {from}..{to}");
-            }
-        }
     }
 
     /// A broken text index (tantivy failed) never panics: text filters fall back to evaluating
