@@ -14,6 +14,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
+mod persist;
+
 /// What an index stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PayloadIndexType {

@@ -539,6 +539,44 @@ impl BaseSegment {
     }
 }
 
+const INDEX_SIDECAR_MAGIC: &[u8; 8] = b"QVPIDX01";
+
+/// The payload-index sidecar of the segment at `path` (`<number>.pidx` beside `<number>.seg`).
+pub fn index_sidecar_path(segment: &Path) -> PathBuf {
+    segment.with_extension("pidx")
+}
+
+/// Writes the payload indexes built over exactly a base's rows beside it (replaced atomically):
+/// a cache, named by the base's number, fingerprint and row count, that an open loads instead
+/// of decoding every payload.
+pub fn write_index_sidecar(base: &BaseSegment, fields: &[&crate::payload_index::FieldIndex]) -> Result<(), StorageError> {
+    let mut header = Encoder::new();
+    header.u64(base.number);
+    header.u32(base.fingerprint);
+    header.u64(base.n as u64);
+    let encoded: Vec<Vec<u8>> = fields.iter().map(|f| f.encode()).collect();
+    let mut sections: Vec<&[u8]> = vec![&header.buf];
+    sections.extend(encoded.iter().map(|e| e.as_slice()));
+    blob::replace_atomic(&index_sidecar_path(&base.path), INDEX_SIDECAR_MAGIC, &sections)
+}
+
+/// The payload indexes of a base's sidecar, if there is one written for this very base and it
+/// is whole (any damage, another base, or a missing file: `None`, and they are rebuilt).
+pub fn read_index_sidecar(base: &BaseSegment) -> Option<Vec<crate::payload_index::FieldIndex>> {
+    let path = index_sidecar_path(&base.path);
+    let image = std::fs::read(&path).ok()?;
+    let sections = blob::decode(&path, INDEX_SIDECAR_MAGIC, &image).ok()?;
+    let mut h = Decoder::new(sections.first()?);
+    let (number, fingerprint, rows) = (h.u64().ok()?, h.u32().ok()?, h.u64().ok()?);
+    if (number, fingerprint, rows) != (base.number, base.fingerprint, base.n as u64) {
+        return None;
+    }
+    sections[1..]
+        .iter()
+        .map(|s| crate::payload_index::FieldIndex::decode(s).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,11 +150,12 @@ impl State {
     }
 
     /// Attaches a mapped base segment as this (empty) state's rows `0..base.len()`: nothing
-    /// about its rows is read, except that the payload, full-text and sparse indexes declared
-    /// are filled from it (payloads decoded one at a time, not kept). With `copy_vectors` the
+    /// about its rows is read, except that the declared payload indexes not in `persisted`
+    /// (the base's sidecar), the full-text and the sparse indexes are filled from it (payloads
+    /// decoded one at a time, not kept). True when some payload index had to be built. With `copy_vectors` the
     /// matrix is copied into memory (the collection keeps its vectors in memory); otherwise it
     /// is read from the map.
-    pub fn attach_base(&mut self, base: Arc<BaseSegment>, copy_vectors: bool) {
+    pub fn attach_base(&mut self, base: Arc<BaseSegment>, copy_vectors: bool, mut persisted: Vec<FieldIndex>) -> bool {
         assert_eq!(self.n_rows(), 0, "a base is attached to an empty state");
         let n = base.len();
         if copy_vectors {
@@ -180,7 +181,17 @@ impl State {
             rows: n,
         });
         self.rows = Rows::with_base(base.clone());
-        if !self.indexes.fields.is_empty() || !self.text.is_empty() {
+        // Payload indexes saved for this base are taken as they are; the others are built.
+        let mut missing = Vec::new();
+        for f in &mut self.indexes.fields {
+            match persisted.iter().position(|p| p.key.text == f.key.text && p.kind == f.kind) {
+                Some(i) => *f = persisted.swap_remove(i),
+                None => missing.push(FieldIndex::new(f.key.clone(), f.kind)),
+            }
+        }
+        let built = !missing.is_empty();
+        if built || !self.text.is_empty() {
+            let mut build = PayloadIndexes { fields: missing };
             for r in 0..n {
                 let Some(p) = base.payload(r).unwrap_or_else(|e| {
                     self.rows.note_damage(e);
@@ -188,7 +199,7 @@ impl State {
                 }) else {
                     continue;
                 };
-                self.indexes.insert(r as u32, &p);
+                build.insert(r as u32, &p);
                 let id = base.id(r);
                 for (key, t) in &mut self.text {
                     if let Some(text) = text_at(key, &p) {
@@ -197,6 +208,14 @@ impl State {
                 }
             }
             self.commit_text();
+            for f in build.fields {
+                let at = self
+                    .indexes
+                    .fields
+                    .iter()
+                    .position(|g| g.key.text == f.key.text && g.kind == f.kind);
+                self.indexes.fields[at.expect("built for a declared index")] = f;
+            }
         }
         if !self.sparse.is_empty() && base.has_named() {
             for r in 0..n {
@@ -209,6 +228,12 @@ impl State {
                 }
             }
         }
+        built
+    }
+
+    /// The payload indexes (not the full-text ones), for a sidecar of the base.
+    pub fn payload_fields(&self) -> Vec<&FieldIndex> {
+        self.indexes.fields.iter().collect()
     }
 
     /// The mapped base segment, if one is attached.
@@ -767,7 +792,7 @@ impl State {
         fresh.indexes.fields = self.indexes.fields.iter().map(|f| FieldIndex::new(f.key.clone(), f.kind)).collect();
         fresh.generation = self.generation + 1;
         fresh.dirty = std::mem::take(&mut self.dirty);
-        fresh.attach_base(base, !on_disk);
+        fresh.attach_base(base, !on_disk, Vec::new());
         fresh.text = std::mem::take(&mut self.text);
         *self = fresh;
     }

@@ -172,3 +172,61 @@ fn the_footprint_counts_every_component() {
     assert!(codes >= 20_000 * DIM as u64 && codes < 20_000 * DIM as u64 * 2, "{codes}");
     assert_eq!(f.memory(), f.components.iter().map(|c| c.memory).sum::<u64>());
 }
+
+/// Payload indexes over a compacted base are kept beside it (`<segment>.pidx`) and loaded by the
+/// next open instead of rebuilt: the file is left as it is when whole, rebuilt and rewritten
+/// when damaged or missing, and every filtered answer is the same either way.
+#[test]
+fn payload_indexes_are_kept_beside_the_base_and_rebuilt_when_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let filters = [
+        r#"{"must": [{"key": "group", "match": {"value": 3}}]}"#,
+        r#"{"must": [{"key": "group", "range": {"gte": 1, "lt": 3}}]}"#,
+        r#"{"must_not": [{"key": "group", "match": {"value": 0}}]}"#,
+    ]
+    .map(|f| quiver::Filter::parse(f).unwrap());
+    let answers = |c: &quiver::Collection| -> Vec<usize> { filters.iter().map(|f| c.count(Some(f))).collect() };
+    let live;
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.create_collection("c", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        c.upsert((0..3000).map(|i| random_point(&mut rng, i)).collect()).unwrap();
+        c.create_payload_index("group", quiver::PayloadIndexType::Integer).unwrap();
+        c.compact().unwrap();
+        // Rewrites after the compaction live in the tail, over the kept indexes.
+        c.upsert((0..300).map(|i| random_point(&mut rng, i * 7)).collect()).unwrap();
+        live = answers(&c);
+    }
+    let sidecar = std::fs::read_dir(dir.path().join("collections/c/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pidx"))
+        .expect("compaction keeps the indexes beside its segment");
+    let kept = std::fs::read(&sidecar).unwrap();
+    // Rewritten means replaced by a new file: a new inode.
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&sidecar).unwrap());
+    let before = inode();
+    let reopen = || {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("c").unwrap();
+        let got = answers(&c);
+        (db, c, got)
+    };
+    let (db, c, first) = reopen();
+    assert_eq!(first, live, "the kept indexes and the tail answer as the live process did");
+    drop((c, db));
+    assert_eq!(inode(), before, "a whole sidecar is used as it is, not rebuilt");
+    let mut bad = kept.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x10;
+    std::fs::write(&sidecar, &bad).unwrap();
+    let (db, c, second) = reopen();
+    assert_eq!(second, first, "rebuilt from the payloads, the same answers");
+    assert_eq!(std::fs::read(&sidecar).unwrap(), kept, "a damaged sidecar is rebuilt and rewritten");
+    drop((c, db));
+    std::fs::remove_file(&sidecar).unwrap();
+    let (_db, _c, third) = reopen();
+    assert_eq!(third, first);
+    assert_eq!(std::fs::read(&sidecar).unwrap(), kept, "a missing sidecar is written again");
+}

@@ -362,7 +362,12 @@ impl Collection {
                         // Its vectors are copied into memory, read whole anyway: check first.
                         base.verify_large()?;
                     }
-                    state.attach_base(base, !on_disk);
+                    let persisted = crate::segment::read_index_sidecar(&base).unwrap_or_default();
+                    if state.attach_base(base.clone(), !on_disk, persisted) {
+                        // Built from the payloads: keep them for the next open (a cache; a
+                        // failure only costs the next open the same work).
+                        let _ = crate::segment::write_index_sidecar(&base, &state.payload_fields());
+                    }
                     continue;
                 }
             }

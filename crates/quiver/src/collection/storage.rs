@@ -94,8 +94,13 @@ impl Collection {
                 }
             };
             let before = self.inner.ann.before_compact(&st);
-            st.rebase(base);
+            st.rebase(base.clone());
             self.inner.ann.after_compact(before, &st);
+            // The payload indexes are over exactly the new base's rows now: keep them beside
+            // it for the next open (a cache; it is removed with its segment).
+            if !st.payload_fields().is_empty() {
+                let _ = crate::segment::write_index_sidecar(&base, &st.payload_fields());
+            }
         }
         let old = std::mem::take(&mut w.manifest.segments);
         let mut m = w.manifest.clone();
@@ -113,8 +118,12 @@ impl Collection {
         self.inner.state.write().clear_dirty();
         let mut removed: Result<()> = Ok(());
         for o in old {
-            if let Err(e) = fsio::remove_file_if_exists(&segment_path(dir, o)) {
-                removed = removed.and(Err(e.into()));
+            let path = segment_path(dir, o);
+            let sidecar = crate::segment::index_sidecar_path(&path);
+            for p in [path, sidecar] {
+                if let Err(e) = fsio::remove_file_if_exists(&p) {
+                    removed = removed.and(Err(e.into()));
+                }
             }
         }
         removed?;
@@ -234,10 +243,12 @@ pub(super) fn remove_strays(dir: &Path, m: &Manifest) -> Result<()> {
         let entry = entry.map_err(StorageError::io(&segdir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let known = name
-            .strip_suffix(".seg")
-            .and_then(|s| s.parse::<u64>().ok())
-            .is_some_and(|no| m.segments.contains(&no));
+        // Segments the manifest names, and the payload-index sidecar of its first one.
+        let known = match (name.strip_suffix(".seg"), name.strip_suffix(".pidx")) {
+            (Some(s), _) => s.parse::<u64>().is_ok_and(|no| m.segments.contains(&no)),
+            (_, Some(s)) => s.parse::<u64>().is_ok_and(|no| m.segments.first() == Some(&no)),
+            _ => false,
+        };
         if !known {
             fsio::remove_file_if_exists(&entry.path())?;
             removed = true;
