@@ -479,7 +479,12 @@ impl Collection {
                 quiver_kernels::quant::lower_thread_priority();
                 if let Err(e) = base.verify_large() {
                     if let Some(inner) = weak.upgrade() {
-                        inner.state.read().note_damage(e);
+                        // Only about the base still in use: a compaction may have replaced
+                        // (and removed) this one meanwhile.
+                        let st = inner.state.read();
+                        if st.base_segment().is_some_and(|b| Arc::ptr_eq(b, &base)) {
+                            st.note_damage(e);
+                        }
                     }
                 }
             });
