@@ -47,8 +47,8 @@ pub use aliases::AliasAction;
 pub use ann::{IndexStatus, SearchPath};
 pub use batcher::SearchBatcher;
 pub use collection::{
-    Collection, CollectionInfo, Discover, Fusion, FusionKind, PointSelector, QueryStage, Recommend, RecommendStrategy, ScrollPage,
-    ScrollRequest, SearchRequest, StageQuery, UpdateMode, With, WriteAck,
+    Collection, CollectionInfo, Discover, Fusion, FusionKind, MapPoint, MapRequest, PointSelector, QueryStage, Recommend,
+    RecommendStrategy, ScrollPage, ScrollRequest, SearchRequest, StageQuery, UpdateMode, VectorMap, With, WriteAck,
 };
 pub use db::Database;
 pub use error::{Error, ErrorKind, Result};

@@ -16,6 +16,8 @@ mod footprint;
 pub use footprint::{ComponentBytes, Footprint};
 mod groups;
 mod index_job;
+mod map;
+pub use map::{MapPoint, MapRequest, VectorMap, MAP_SAMPLE_MAX};
 mod matrix;
 pub use matrix::{DistanceMatrix, MATRIX_SAMPLE_MAX};
 mod named;

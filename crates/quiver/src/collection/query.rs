@@ -574,6 +574,11 @@ impl Rng {
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
+    /// A generator that always gives the same sequence for `seed`.
+    pub(super) fn with_seed(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
     pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
