@@ -22,10 +22,12 @@ echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 echo "== end to end: quiver serve with the official Qdrant client"
 bash scripts/e2e.sh 2>&1 | tee -a target/test-output.txt
+echo "== the dashboard in headless Chromium (selenium)"
+bash scripts/browser.sh 2>&1 | tee -a target/test-output.txt
 echo "== API fuzzing against the OpenAPI description (schemathesis)"
 bash scripts/fuzz-api.sh 90 2>&1 | tee -a target/test-output.txt
 echo "== Qdrant's own REST test suite (ratcheted: fails below its floor)"
 bash scripts/conformance.sh
 echo "== disk used by target/: $(du -sh target 2> /dev/null | cut -f1)"
 # Close with one summary line over every test binary.
-awk '/^test result:/ {p += $4; f += $6} /^(crash|e2e|api-fuzz): / {p += $2; f += $4} END {printf "tests: %d passed, %d failed\n", p, f; exit (f > 0)}' target/test-output.txt
+awk '/^test result:/ {p += $4; f += $6} /^(crash|e2e|api-fuzz|browser): / {p += $2; f += $4} END {printf "tests: %d passed, %d failed\n", p, f; exit (f > 0)}' target/test-output.txt

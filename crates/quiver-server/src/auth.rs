@@ -1,6 +1,7 @@
 //! API keys: `api-key: K` or `Authorization: Bearer K`. The full key allows everything; the
 //! read-only key allows reads and searches only. Keys are compared in constant time. Health
-//! checks and `/` need no key (load balancers call them).
+//! checks and `/` need no key (load balancers call them), nor do the dashboard's files (they
+//! hold no data; the page asks for the key and sends it with its calls).
 
 use crate::api::ApiError;
 use crate::AppState;
@@ -17,7 +18,7 @@ pub struct Auth {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Access {
+pub enum Access {
     Full,
     ReadOnly,
     None,
@@ -40,7 +41,17 @@ impl Auth {
         self.full.is_some() || self.read_only.is_some()
     }
 
-    fn access(&self, key: Option<&str>) -> Access {
+    /// The key a request carries: `api-key: K` or `Authorization: Bearer K`.
+    pub fn key_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+        headers.get("api-key").and_then(|v| v.to_str().ok()).or_else(|| {
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+    }
+
+    pub fn access(&self, key: Option<&str>) -> Access {
         let Some(key) = key else { return Access::None };
         if self.full.as_deref().is_some_and(|k| same(k, key)) {
             return Access::Full;
@@ -67,6 +78,8 @@ pub fn is_read(method: &Method, path: &str) -> bool {
             "/points/search",
             "/points/search/batch",
             "/context",
+            "/explain",
+            "/map",
         ]
         .iter()
         .any(|suffix| path.ends_with(suffix))
@@ -74,16 +87,12 @@ pub fn is_read(method: &Method, path: &str) -> bool {
 
 pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if !state.auth.enabled() || matches!(path.as_str(), "/" | "/healthz" | "/livez" | "/readyz") {
+    // The dashboard's files hold no data: the page asks for the key itself.
+    let page = req.method() == Method::GET && crate::dashboard::is_asset_path(&path);
+    if !state.auth.enabled() || page || matches!(path.as_str(), "/" | "/healthz" | "/livez" | "/readyz") {
         return next.run(req).await;
     }
-    let headers = req.headers();
-    let key = headers.get("api-key").and_then(|v| v.to_str().ok()).or_else(|| {
-        headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-    });
+    let key = Auth::key_of(req.headers());
     match state.auth.access(key) {
         Access::Full => next.run(req).await,
         Access::ReadOnly if is_read(req.method(), &path) => next.run(req).await,
@@ -111,6 +120,8 @@ mod tests {
         assert!(!is_read(&Method::POST, "/collections/c/points/delete"));
         assert!(!is_read(&Method::PUT, "/collections/c/points"));
         assert!(is_read(&Method::POST, "/collections/c/context"));
+        assert!(is_read(&Method::POST, "/collections/c/explain"));
+        assert!(is_read(&Method::POST, "/collections/c/map"));
         assert!(!Auth::new(Some(String::new()), None).enabled());
     }
 }

@@ -12,11 +12,13 @@
 pub mod api;
 pub mod auth;
 pub mod batcher;
+pub mod dashboard;
 pub mod documents;
 pub mod embed_queue;
 pub mod guard;
 pub mod listen;
 pub mod metrics;
+pub mod steps;
 mod strict;
 
 use axum::extract::DefaultBodyLimit;
@@ -125,7 +127,11 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Result<Router, String
     let cors = guard::cors(&config.cors_origins)?;
     let state = AppState {
         db: db.clone(),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics: Arc::new({
+            let m = metrics::Metrics::default();
+            m.start();
+            m
+        }),
         auth: Arc::new(auth::Auth::new(config.api_key.clone(), config.read_only_api_key.clone())),
         searches: Arc::new(batcher::Batcher::start(db.clone())),
         embedder: Arc::new(std::sync::Mutex::new(None)),
@@ -133,6 +139,7 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Result<Router, String
         body_bytes_max: config.body_bytes_max,
     };
     Ok(api::routes()
+        .merge(dashboard::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), strict::gate))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))

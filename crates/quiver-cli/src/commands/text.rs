@@ -266,29 +266,16 @@ pub fn add(c: &Collection, model: &MiniLm, docs: Vec<Doc>) -> Result<usize> {
     Ok(n)
 }
 
-/// The steps of one text query: tokens, embeddings, pooling, search path, results.
+/// The steps of one text query: tokens, embeddings, pooling, search path, results (computed by
+/// `quiver_server::steps`, which the dashboard draws too; printed here).
 fn explain_query(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: Option<Filter>) -> Result<Message> {
-    quiver::check_query_text(text)?;
-    let t0 = Instant::now();
-    let (tokens, ids) = model.tokenize(text)?;
-    let token_embeddings = model.encode_ids(&ids)?;
-    let hidden = model.dim();
-    let pooled = quiver_embed::minilm::mean_rows(&token_embeddings, hidden);
-    let pooled_norm = pooled.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let query = quiver_embed::minilm::pool(&token_embeddings, hidden);
-    let embed_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let mut req = SearchRequest::new(query.clone(), k);
-    req.filter = filter.clone();
-    let t1 = Instant::now();
-    let (hits, route) = c.search_explained(&req)?;
-    let search_ms = t1.elapsed().as_secs_f64() * 1e3;
-    let info = c.info();
-    // A graph answer is checked against an exact scan, so the user sees its quality.
-    let checked = match &route {
-        quiver::SearchPath::Graph { .. } => Some(c.recall_of(&req, &hits)?),
-        quiver::SearchPath::Exact { .. } => None,
-    };
-    let target = info.config.index.target_recall;
+    let ex = quiver_server::steps::explain(c, quiver_server::steps::ExplainQuery::Text { model, text }, k, filter)?;
+    let json = ex.to_json(false);
+    let e = ex.embedding.as_ref().expect("a text query has its embedding steps");
+    let (tokens, ids, hidden, pooled_norm, embed_ms) = (&e.tokens, &e.token_ids, e.hidden, e.pooled_norm, e.ms);
+    let (hits, path, scanned, search_ms, checked, target) = (&ex.hits, &ex.plan, ex.distances, ex.search_ms, ex.recall, ex.target_recall);
+    let head = |v: &[f32]| v.iter().take(8).map(|x| (x * 10_000.0).round() / 10_000.0).collect::<Vec<f32>>();
+    let (pooled, query) = (&e.pooled, &ex.query);
     let recall_note = checked.map(|r| {
         let low = if r < target as f64 {
             format!(" - below the target {target}: the graph missed neighbours here; a larger --ef finds them")
@@ -296,38 +283,6 @@ fn explain_query(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: O
             String::new()
         };
         format!("checked against an exact scan: recall@{} {r:.2}{low}", hits.len())
-    });
-    let head = |v: &[f32]| v.iter().take(8).map(|x| (x * 10_000.0).round() / 10_000.0).collect::<Vec<f32>>();
-    let filtered = if filter.is_some() { ", filtered" } else { "" };
-    let (path, scanned) = match &route {
-        quiver::SearchPath::Exact { scored, reason } => (
-            format!("exact scan ({} kernels), {} metric{filtered}: {reason}", info.kernel_isa, info.config.metric.name()),
-            *scored,
-        ),
-        quiver::SearchPath::Graph { ef, m, quantization, distances, rescored, tail } => (
-            format!(
-                "HNSW graph (m={m}, ef={ef}, codes {}){filtered}, {rescored} candidates rescored at full precision, {tail} points not yet in the graph scanned exactly",
-                quantization.name()
-            ),
-            distances + rescored + tail,
-        ),
-    };
-    let results: Vec<Value> = hits
-        .iter()
-        .map(|h| {
-            let doc = h.payload.as_ref().and_then(|p| p.get(DOCUMENT_KEY)).cloned().unwrap_or(Value::Null);
-            json!({"id": h.id.to_json(), "score": h.score, "document": doc})
-        })
-        .collect();
-    let json = json!({
-                "query": text, "model": info.config.embedder,
-                "tokens": tokens, "token_ids": ids,
-                "token_embeddings_shape": [ids.len(), hidden], "encoder_layers": model.layers(),
-                "pooled_first_dims": head(&pooled), "pooled_norm": pooled_norm,
-                "query_vector_first_dims": head(&query), "query_vector_norm": 1.0, "dim": hidden,
-                "search_path": path, "points": info.points, "distances_computed": scanned,
-                "embed_ms": embed_ms, "search_ms": search_ms, "results": results,
-                "recall_vs_exact": checked, "target_recall": target,
     });
     let mut out: Vec<String> = Vec::new();
     out.push(format!("[1] tokens ({}): {}", tokens.len(), tokens.join(" ")));
@@ -338,13 +293,13 @@ fn explain_query(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: O
         ids.len()
     ));
     out.push(format!("[4] mean pooling -> {hidden}-d sentence embedding, norm {pooled_norm:.4}"));
-    out.push(format!("    first dims {:?}", head(&pooled)));
-    out.push(format!("[5] normalised query vector (norm 1), first dims {:?}", head(&query)));
+    out.push(format!("    first dims {:?}", head(pooled)));
+    out.push(format!("[5] normalised query vector (norm 1), first dims {:?}", head(query)));
     out.push(format!("    embedding took {embed_ms:.1} ms"));
     out.push(format!("[6]-[9] search path: {path}"));
     out.push(format!(
         "    {} in the collection, {scanned} distances computed, {search_ms:.2} ms",
-        crate::render::count(info.points, "point")
+        crate::render::count(ex.points, "point")
     ));
     if let Some(note) = &recall_note {
         out.push(format!("    {note}"));

@@ -9,13 +9,10 @@ use super::Ctx;
 use crate::render::{Message, Output};
 use anyhow::{Context, Result};
 use clap::Args;
-use quiver::{CollectionConfig, Database, Metric, Point, SearchRequest};
 use quiver_embed::{ByHandModel, Trace};
-use serde_json::{json, Value};
 use std::io::IsTerminal;
 
-const DATASET: [&str; 3] = ["how are you", "who are you", "who am I"];
-const QUERY: &str = "am I you";
+use quiver_server::steps::{WALKTHROUGH_DATASET as DATASET, WALKTHROUGH_QUERY as QUERY};
 
 /// The terminal width the walkthrough is laid out for.
 const WIDTH: usize = 80;
@@ -138,14 +135,6 @@ fn column(v: &[f32]) -> Vec<Vec<f32>> {
     v.iter().map(|x| vec![*x]).collect()
 }
 
-fn trace_json(t: &Trace, model: &ByHandModel) -> Value {
-    json!({
-        "text": t.text, "tokens": t.tokens, "token_ids": t.token_ids,
-        "X": t.x, "W": model.weights(), "b": model.bias(), "Z": t.z, "H": t.h,
-        "pooled": t.pooled, "P": model.projection(), "index_vector": t.index_vector,
-    })
-}
-
 /// Steps [2]-[5] for one sentence, as the sheet draws them: words, then W X + b and the ReLU,
 /// then pooling, then the projection.
 fn sheet_trace(s: &mut Sheet, t: &Trace, model: &ByHandModel, query: bool, steps: &[u8]) {
@@ -250,58 +239,15 @@ fn plot(stored: &[Vec<f32>], query: Option<(&[f32], usize)>) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, a: &WalkthroughArgs) -> Result<Box<dyn Output>> {
-    let model = ByHandModel::classroom();
-    let traces: Vec<Trace> = DATASET.iter().map(|s| model.trace(s)).collect::<Result<_, _>>()?;
-    let query = model.trace(QUERY)?;
-
-    // Store and search with the real engine, in a throwaway data folder.
-    let dir = std::env::temp_dir().join(format!("quiver-walkthrough-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let result = (|| -> Result<(Vec<(u64, f32)>, &'static str)> {
-        let db = Database::open(&dir)?;
-        let c = db.create_collection("walkthrough", CollectionConfig::new(2, Metric::Dot))?;
-        let points = traces
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                Point::new(i as u64 + 1, t.index_vector.clone()).with_payload(json!({"text": t.text}).as_object().expect("object").clone())
-            })
-            .collect();
-        c.upsert(points)?;
-        let hits = c.search(&SearchRequest::new(query.index_vector.clone(), DATASET.len()))?;
-        let scores = hits
-            .iter()
-            .map(|h| match h.id {
-                quiver::PointId::Num(n) => Ok((n, h.score)),
-                quiver::PointId::Uuid(_) => anyhow::bail!("unexpected id"),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((scores, quiver::kernel_isa()))
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    let (hits, isa) = result.context("running the walkthrough on the engine")?;
-    let mut scores_by_point = vec![0.0f32; DATASET.len()];
-    for (id, s) in &hits {
-        scores_by_point[*id as usize - 1] = *s;
-    }
-    let (best_id, best_score) = hits[0];
+    let w = quiver_server::steps::walkthrough(QUERY).context("running the walkthrough on the engine")?;
+    let model = &w.model;
+    let traces = &w.sentences;
+    let query = &w.query;
+    let scores_by_point = &w.scores;
+    let isa = w.kernels;
+    let (best_id, best_score) = w.nearest;
     let best_text = DATASET[best_id as usize - 1];
-
-    let json = json!({
-        "dataset": DATASET, "query": QUERY,
-        "vocabulary": model.vocabulary(), "word_embeddings": model.embedding_table(),
-        "sentences": traces.iter().enumerate().map(|(i, t)| {
-            let mut v = trace_json(t, &model);
-            v["point_id"] = json!(i + 1);
-            v
-        }).collect::<Vec<_>>(),
-        "query_trace": trace_json(&query, &model),
-        "dot_products": {
-            "stored_vectors": traces.iter().map(|t| t.index_vector.clone()).collect::<Vec<_>>(),
-            "query_vector": query.index_vector, "scores": scores_by_point, "computed_by": format!("exact search, kernels {isa}"),
-        },
-        "nearest": {"point_id": best_id, "text": best_text, "score": best_score},
-    });
+    let json = w.to_json();
     if ctx.json {
         return Ok(Box::new(Message::new(json, String::new())));
     }
@@ -342,7 +288,7 @@ pub fn run(ctx: &Ctx, a: &WalkthroughArgs) -> Result<Box<dyn Output>> {
     if !first.is_empty() {
         let what = if a.step.is_some() { "" } else { "[2]-[5] " };
         s.line(format!("{what}sentence 1: {:?}", traces[0].text));
-        sheet_trace(&mut s, &traces[0], &model, false, &first);
+        sheet_trace(&mut s, &traces[0], model, false, &first);
     }
     if show(6) {
         s.line("[6] the same steps for the other sentences");
@@ -367,7 +313,7 @@ pub fn run(ctx: &Ctx, a: &WalkthroughArgs) -> Result<Box<dyn Output>> {
     }
     if show(8) {
         s.line(format!("[8] query {QUERY:?} goes through the same steps [2]-[5]"));
-        sheet_trace(&mut s, &query, &model, true, &[2, 3, 4, 5]);
+        sheet_trace(&mut s, query, model, true, &[2, 3, 4, 5]);
     }
     if show(9) {
         s.line("[9] dot products: stored vectors (one row per point) times the query vector");
@@ -375,7 +321,7 @@ pub fn run(ctx: &Ctx, a: &WalkthroughArgs) -> Result<Box<dyn Output>> {
             Block::matrix(Stage::Indexing, "V", None, &stored),
             Block::matrix(Stage::Query, "q", None, &column(&query.index_vector)),
             Block::text(Stage::Plain, vec![String::new(), String::new(), "=".into()]),
-            Block::matrix(Stage::Query, "V q", None, &column(&scores_by_point)),
+            Block::matrix(Stage::Query, "V q", None, &column(scores_by_point)),
         ]);
         s.line(format!("  (computed by Quiver's exact search over the collection, kernels {isa})"));
         s.line("");
@@ -384,7 +330,7 @@ pub fn run(ctx: &Ctx, a: &WalkthroughArgs) -> Result<Box<dyn Output>> {
         s.line(format!(
             "[10] nearest neighbour by linear scan: point {best_id}, {best_text:?} (score {best_score:.2})"
         ));
-        for note in tie_notes(&traces) {
+        for note in tie_notes(traces) {
             s.line(format!("     {note}"));
         }
         s.line("");

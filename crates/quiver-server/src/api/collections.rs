@@ -84,6 +84,8 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
             "estimated_recall": index.recall.map(|r| r.recall),
             "recall_samples": index.recall.map_or(0, |r| r.samples),
         },
+        // Quiver's own: the model that embeds its documents (a text collection), else null.
+        "quiver_embedder": info.config.embedder,
         // Quiver's own: bytes in memory and on disk by component (see docs/api.md).
         "quiver_storage": footprint_json(&c.footprint()),
     });

@@ -12,6 +12,7 @@ mod legacy;
 mod matrix;
 mod points;
 mod search;
+mod show;
 mod snapshots;
 mod stages;
 mod wire;
@@ -25,6 +26,7 @@ use legacy::*;
 use matrix::*;
 use points::*;
 use search::*;
+use show::*;
 use snapshots::*;
 use stages::*;
 pub use stages::{query_groups_json, query_json, query_json_explained};
@@ -42,6 +44,7 @@ use quiver::{
     ScoredPoint, ScrollRequest, SearchRequest, WriteAck,
 };
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The Qdrant REST API version whose subset Quiver implements (reported by `GET /`).
@@ -57,6 +60,9 @@ pub fn routes() -> Router<AppState> {
         .route("/livez", get(health))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/walkthrough", get(walkthrough))
+        .route("/collections/{name}/explain", post(explain))
+        .route("/collections/{name}/map", post(map))
         .route("/collections", get(list_collections))
         .route(
             "/collections/{name}",

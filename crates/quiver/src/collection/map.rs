@@ -343,7 +343,7 @@ mod tests {
         let m = c.vector_map(&req).unwrap();
         assert_eq!(m.points.len(), 500);
         assert_eq!(m.population, 3000);
-        let ids: std::collections::BTreeSet<_> = m.points.iter().map(|p| p.id.clone()).collect();
+        let ids: std::collections::BTreeSet<_> = m.points.iter().map(|p| p.id).collect();
         assert_eq!(ids.len(), 500);
         assert!(m.explained[0] >= m.explained[1] && m.explained[0] + m.explained[1] <= 1.0);
         assert_eq!(c.vector_map(&req).unwrap(), m, "same seed, same map");
@@ -360,8 +360,8 @@ mod tests {
         let m = c.vector_map(&req).unwrap();
         let hits = c.search(&SearchRequest::new(q, 5)).unwrap();
         assert_eq!(
-            m.neighbours.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
-            hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>()
+            m.neighbours.iter().map(|p| p.id).collect::<Vec<_>>(),
+            hits.iter().map(|h| h.id).collect::<Vec<_>>()
         );
         for n in &m.neighbours {
             if let Some(same) = m.points.iter().find(|p| p.id == n.id) {
