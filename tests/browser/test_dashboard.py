@@ -21,6 +21,7 @@ Prints one line per test and a closing 'browser: N passed, M failed'.
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -143,8 +144,12 @@ class Page:
         self.ready(page)
 
     def shot(self, name):
+        # The whole page: the window grows to the page's height for the picture.
         os.makedirs(SHOTS, exist_ok=True)
+        height = self.d.execute_script("return document.documentElement.scrollHeight")
+        self.d.set_window_size(1400, min(max(1000, height + 160), 4000))
         self.d.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+        self.d.set_window_size(1400, 1000)
 
     def find(self, css):
         return self.d.find_element(By.CSS_SELECTOR, css)
@@ -309,6 +314,35 @@ def test_points_filter_errors_and_paging(p):
     assert all("400" in e["message"] for e in p.console_errors())
 
 
+def test_points_edit_payload_and_delete(p):
+    p.open("points/docs", "points")
+    p.d.execute_script("window.confirm = () => true")
+    row = p.find("#points tbody tr[data-id='1']")
+    row.find_element(By.XPATH, ".//button[text()='Edit payload']").click()
+    box = row.find_element(By.CSS_SELECTOR, "textarea")
+    box.clear()
+    box.send_keys('{"topic": "cats", "edited": true}')
+    row.find_element(By.XPATH, ".//button[text()='Save payload']").click()
+    p.wait(lambda d: "edited" in d.find_element(By.CSS_SELECTOR, "#points tbody tr[data-id='1']").text, "the new payload shown")
+    stored = p.s.call("POST", "/collections/docs/points", {"ids": [1], "with_payload": True})[0]["payload"]
+    assert stored == {"topic": "cats", "edited": True}, stored
+    before = p.s.call("POST", "/collections/docs/points/count", {})["count"]
+    p.find("#points tbody tr[data-id='2']").find_element(By.XPATH, ".//button[text()='Delete']").click()
+    p.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "#points tbody tr[data-id='2']"), "the row gone")
+    assert p.s.call("POST", "/collections/docs/points/count", {})["count"] == before - 1
+    assert p.s.call("POST", "/collections/docs/points", {"ids": [2]}) == []
+    assert not p.console_errors()
+
+
+def test_map_hover_shows_the_payload(p):
+    from selenium.webdriver.common.action_chains import ActionChains
+    p.open("map/vecs", "map")
+    dot = p.finds("#map-svg circle.point")[0]
+    ActionChains(p.d).move_to_element(dot).perform()
+    tip = p.wait(lambda d: d.find_element(By.CSS_SELECTOR, ".tooltip") if d.find_element(By.CSS_SELECTOR, ".tooltip").is_displayed() else None, "the tooltip")
+    assert "cluster" in tip.text and tip.text.startswith("id "), tip.text
+
+
 def test_metrics(p):
     p.open("metrics", "metrics")
     routes = p.find("#routes").text
@@ -357,6 +391,7 @@ def test_keys(_p, driver):
 
 
 def main():
+    shutil.rmtree(SHOTS, ignore_errors=True)
     server = Server()
     passed = failed = 0
     driver = None

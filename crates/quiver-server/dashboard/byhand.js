@@ -23,21 +23,28 @@ function plot(stored, labels, query, nearest) {
   const Y = (y) => H - 20 - ((y - y0) / (y1 - y0)) * (H - 40);
   const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "plot" });
   svg.append(s("line", { x1: X(x0), x2: X(x1), y1: Y(0), y2: Y(0), stroke: "#bbb" }), s("line", { x1: X(0), x2: X(0), y1: Y(y0), y2: Y(y1), stroke: "#bbb" }));
+  // Points on the same spot (the sheet's tie) share one label line each, stacked downwards.
+  const seen = new Map();
   stored.forEach((v, i) => {
     const near = nearest === i;
-    svg.append(s("circle", { cx: X(v[0]), cy: Y(v[1]), r: near ? 7 : 5, fill: "#2f6fd6", stroke: near ? "#d0453a" : "none", "stroke-width": 3 }), s("text", { x: X(v[0]) + 9, y: Y(v[1]) + 4 - i * 12, text: `${i + 1}: ${labels[i]}` }));
+    const spot = `${v[0]},${v[1]}`;
+    const k = seen.get(spot) || 0;
+    seen.set(spot, k + 1);
+    svg.append(s("circle", { cx: X(v[0]), cy: Y(v[1]), r: near ? 7 : 5, fill: "#2f6fd6", stroke: near ? "#d0453a" : "none", "stroke-width": 3 }), s("text", { x: X(v[0]) + 10, y: Y(v[1]) + 4 + k * 13, text: `${i + 1}: ${labels[i]}` }));
   });
-  if (query) svg.append(s("path", { d: `M${X(query[0]) - 6},${Y(query[1])} l6,-6 l6,6 l-6,6 z`, fill: "#d0453a" }), s("text", { x: X(query[0]) + 9, y: Y(query[1]) - 8, text: "query" }));
+  if (query) svg.append(s("path", { d: `M${X(query[0]) - 6},${Y(query[1])} l6,-6 l6,6 l-6,6 z`, fill: "#d0453a" }), s("text", { x: X(query[0]) - 8, y: Y(query[1]) - 9, "text-anchor": "end", text: "query" }));
   return svg;
 }
 
+// Steps [2]-[5] for a stored sentence; the query goes through the same ones as step [8].
 function sentenceSteps(t, stage) {
   const st = (x) => stage || x;
+  const n = (k) => (stage === "query" ? "[8]" : `[${k}]`);
   return [
-    step(st("embedding"), `[2] "${t.text}": tokens → vocabulary ids ${JSON.stringify(t.token_ids)} → word columns`, matrix("X", t.X, { cols: t.tokens, stage: st("embedding") })),
+    step(st("embedding"), `${n(2)} "${t.text}": tokens → vocabulary ids ${JSON.stringify(t.token_ids)} → word columns`, matrix("X", t.X, { cols: t.tokens, stage: st("embedding") })),
     step(
       st("encoding"),
-      "[3] encode: H = ReLU(W X + b)",
+      `${n(3)} encode: H = ReLU(W X + b)`,
       matrix("W", t.W, { stage: st("encoding") }),
       matrix("X", t.X, { cols: t.tokens, stage: st("embedding") }),
       op("+"),
@@ -49,7 +56,7 @@ function sentenceSteps(t, stage) {
     ),
     step(
       st("indexing"),
-      "[4] mean pooling over the words, [5] the 2-d index vector = P × mean",
+      stage === "query" ? "[8] mean pooling over the words, then the 2-d query vector = P × mean" : "[4] mean pooling over the words, [5] the 2-d index vector = P × mean",
       matrix("H", t.H, { cols: t.tokens, stage: st("encoding") }),
       op("→"),
       matrix("mean", column(t.pooled), { stage: st("encoding") }),
