@@ -249,17 +249,18 @@ def test_by_hand(p):
 
 def test_map_draws_the_sample(p):
     p.open("map/vecs", "map")
-    n = len(p.finds("#map-svg circle.point"))
+    fills = p.d.execute_script("return [...document.querySelectorAll('#map-svg circle.point')].map(c => c.getAttribute('fill'))")
+    n = len(fills)
     assert n == 1000 == int(p.find("#main").get_attribute("data-mapped")), n
     # Five clusters: coloured by the first payload key, five colours.
-    colours = {c.get_attribute("fill") for c in p.finds("#map-svg circle.point")}
+    colours = set(fills)
     assert len(colours) == 5, colours
     sample = p.find("#map-sample")
     sample.clear()
     sample.send_keys("250")
     p.find("#map-query-input").send_keys(json.dumps([0.0] * MAP_DIM))
     p.submit("#map-sample")
-    p.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map-svg circle.point")) == 250, "a 250-point map")
+    p.wait(lambda d: d.execute_script("return document.querySelectorAll('#map-svg circle.point').length") == 250, "a 250-point map")
     assert len(p.finds("#map-svg circle.neighbour")) == 10
     assert p.finds("#map-query")
     p.shot("map")

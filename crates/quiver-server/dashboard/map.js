@@ -42,6 +42,7 @@ function draw(m, key, tip) {
   const { of, legend } = colouring(m.points, key);
   const svg = s("svg", { id: "map-svg", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
   svg.append(s("rect", { x: 0, y: 0, width: W, height: H, fill: "#fff", stroke: "#dde2ea" }));
+  // One listener for the whole layer (a sample has up to 5,000 dots): the dot's index says which.
   const dots = s("g", { class: "points" });
   const show = (p, ev) => {
     tip.textContent = `id ${fmt.id(p.id)}${p.score !== undefined ? `  score ${fmt.num(p.score)}` : ""}\n${JSON.stringify(p.payload || {}, null, 1).slice(0, 600)}`;
@@ -52,7 +53,12 @@ function draw(m, key, tip) {
   const hide = () => {
     tip.style.display = "none";
   };
-  for (const p of m.points) dots.append(s("circle", { class: "point", cx: X(p.x).toFixed(1), cy: Y(p.y).toFixed(1), r: 3, fill: of(p), "fill-opacity": 0.75, onmousemove: (ev) => show(p, ev), onmouseleave: hide }));
+  m.points.forEach((p, i) => dots.append(s("circle", { class: "point", cx: X(p.x).toFixed(1), cy: Y(p.y).toFixed(1), r: 3, fill: of(p), "fill-opacity": 0.75, "data-i": i })));
+  dots.addEventListener("mousemove", (ev) => {
+    const i = ev.target.dataset ? ev.target.dataset.i : undefined;
+    if (i !== undefined) show(m.points[Number(i)], ev);
+  });
+  dots.addEventListener("mouseleave", hide);
   svg.append(dots);
   if (m.query) {
     for (const n of m.neighbours) {

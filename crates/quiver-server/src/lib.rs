@@ -151,7 +151,8 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Result<Router, String
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// (every write they acknowledge is already durable: the library fsyncs before returning).
-/// Prints `quiver serving on URL` on stdout once listening (scripts and tests wait for it).
+/// Prints `quiver serving on URL` on stdout once listening (scripts and tests wait for it),
+/// then the dashboard's address.
 pub async fn serve(db: Arc<Database>, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let app = router(db, &config).map_err(std::io::Error::other)?;
     if let Some(w) = config.exposure_warning() {
@@ -203,5 +204,6 @@ fn announce(scheme: &str, addr: SocketAddr) {
     tracing::info!(%addr, scheme, "quiver listening");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "quiver serving on {scheme}://{addr}");
+    let _ = writeln!(out, "dashboard: {scheme}://{addr}/dashboard/");
     let _ = out.flush();
 }
