@@ -103,6 +103,9 @@ def fill(server):
         vecs.append({"id": i, "vector": [x + rng.gauss(0, 1) for x in centres[c]], "payload": {"cluster": f"c{c}", "i": i}})
     server.call("PUT", "/collections/vecs", {"vectors": {"size": MAP_DIM, "distance": "Euclid"}})
     server.call("PUT", "/collections/vecs/points?wait=true", {"points": vecs})
+    server.call("PUT", "/collections/terms", {"sparse_vectors": {"kw": {"modifier": "idf"}}})
+    sparse = [{"id": i, "vector": {"kw": {"indices": [i % 5, 10 + i % 9], "values": [1.0, 1.0 + i % 3]}}, "payload": {"i": i}} for i in range(60)]
+    server.call("PUT", "/collections/terms/points?wait=true", {"points": sparse})
 
 
 def browser():
@@ -181,7 +184,7 @@ def test_every_page_loads_without_console_errors(p):
     rows = p.d.execute_script("location.hash = '#/collections'; return 0")
     p.ready("collections")
     names = [tr.get_attribute("data-collection") for tr in p.finds("#collections tbody tr")]
-    assert names == ["docs", "vecs"], names
+    assert names == ["docs", "terms", "vecs"], names
 
 
 def test_text_search_equals_rest(p):
@@ -287,6 +290,23 @@ def test_explain(p):
     assert len(p.finds("#explain-out canvas")) >= 3
     assert len(p.finds("#winners tr")) == 5
     p.shot("explain")
+    assert not p.console_errors()
+
+
+def test_explain_a_sparse_query(p):
+    p.open("explain/terms", "explain")
+    assert p.find("#explain-kind").get_attribute("value") == "sparse:kw"
+    q = {"indices": [2, 13, 500], "values": [1.0, 2.0, 1.0]}
+    p.find("#explain-query").send_keys(json.dumps(q))
+    p.submit("#explain-query")
+    p.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#winners tr"), "the winners")
+    rows = p.d.execute_script("return [...document.querySelectorAll('#terms tbody tr')].map(r => [...r.cells].map(c => c.textContent))")
+    assert [r[0] for r in rows] == ["2", "13", "500"], rows
+    assert rows[0][5] == "12" and rows[2][7] == "absent", rows
+    shown = p.d.execute_script("return [...document.querySelectorAll('#winners tr td:first-child')].map(c => c.textContent.trim().split(' ')[0])")
+    rest = rest_ids(p.s.call("POST", "/collections/terms/points/query", {"query": q, "using": "kw", "limit": 5})["points"])
+    assert shown == rest, (shown, rest)
+    p.shot("explain-sparse")
     assert not p.console_errors()
 
 

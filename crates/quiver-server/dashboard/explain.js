@@ -1,5 +1,6 @@
 // Explain: the steps `quiver explain` prints, drawn: tokens and ids, the token-embedding
-// matrix as a heat map, the pooled and query vectors, the search plan, the winners' scores.
+// matrix as a heat map, the pooled and query vectors, the search plan, the winners' scores;
+// for a sparse query, each index's value, IDF, weight and posting list, and the winners.
 
 import { collectionNames, info, post, enc } from "./api.js";
 import { h, clear, errorBox, fmt, heatMap, heatStrip, bars, collectionPicker, chosenCollection, parseJson } from "./ui.js";
@@ -53,6 +54,36 @@ function draw(r) {
   return out;
 }
 
+// A sparse query's steps, as `quiver explain --using` prints them.
+function drawSparse(r) {
+  const max = r.terms.reduce((m, t) => Math.max(m, Math.abs(t.weight)), 0) || 1;
+  const weightBar = (w) => {
+    const b = h("div", { class: "bar" });
+    b.style.width = `${Math.max(2, (Math.abs(w) / max) * 200)}px`;
+    return b;
+  };
+  return [
+    step(
+      "query",
+      `[1] the sparse query on "${r.using}": ${r.terms.length} indices over ${fmt.int(r.points_with_vector)} points holding the vector`,
+      h(
+        "table",
+        { id: "terms" },
+        h("thead", {}, h("tr", {}, ["index", "value", "idf", "weight", "", "points", "postings", "read"].map((t) => h("th", { text: t })))),
+        h(
+          "tbody",
+          {},
+          r.terms.map((t) =>
+            h("tr", {}, h("td", { class: "num", text: t.index }), h("td", { class: "num", text: fmt.num(t.value) }), h("td", { class: "num", text: t.idf === null ? "–" : fmt.num(t.idf) }), h("td", { class: "num", text: fmt.num(t.weight) }), h("td", {}, weightBar(t.weight)), h("td", { class: "num", text: fmt.int(t.points) }), h("td", { class: "num", text: fmt.int(t.postings) }), h("td", { text: t.postings === 0 ? "absent" : t.read_in_full ? "in full" : "lookups only (pruned)" })),
+          ),
+        ),
+      ),
+    ),
+    step("indexing", "[2] the inverted index, with MaxScore pruning", h("p", { id: "plan", text: `${fmt.int(r.entries_read)} posting entries read in full passes; ${r.candidates_after_pruning ? `${fmt.int(r.candidates_after_pruning)} candidates left when pruning stopped the full passes` : "every index read in full"}` })),
+    step("query", "[3] the winners (dot product of the weights)", h("div", { id: "winners" }, bars(r.results.map((x) => ({ label: `${fmt.id(x.id)}  ${typeof x.document === "string" ? x.document.slice(0, 80) : ""}`, value: x.score }))))),
+  ];
+}
+
 export async function render(main, [wanted]) {
   const names = await collectionNames();
   main.append(h("h1", { text: "Explain a query" }));
@@ -60,18 +91,35 @@ export async function render(main, [wanted]) {
   const name = names.includes(wanted) ? wanted : chosenCollection(names);
   const c = await info(name);
   const textual = Boolean(c.quiver_embedder);
-  const query = h("input", { id: "explain-query", size: 60, placeholder: textual ? "a text query" : "a vector: [0.1, 0.2, ...]" });
+  const sparseNames = Object.keys(c.config.params.sparse_vectors || {});
+  const hasDense = Object.keys(c.config.params.vectors || {}).length > 0;
+  const kind = h(
+    "select",
+    { id: "explain-kind", "aria-label": "query kind" },
+    textual ? h("option", { value: "text", text: "text" }) : null,
+    hasDense ? h("option", { value: "vector", text: "dense vector" }) : null,
+    sparseNames.map((n) => h("option", { value: `sparse:${n}`, text: `sparse: ${n}` })),
+  );
+  const placeholders = { text: "a text query", vector: "a vector: [0.1, 0.2, ...]" };
+  const query = h("input", { id: "explain-query", size: 60 });
+  const hint = () => {
+    query.placeholder = placeholders[kind.value] || '{"indices": [1, 7], "values": [0.5, 1.0]}';
+  };
+  kind.addEventListener("change", hint);
+  hint();
   const limit = h("input", { type: "number", min: 1, max: 100, value: 5 });
   const out = h("div", { id: "explain-out" });
-  const form = h("form", { class: "panel row" }, query, h("label", {}, "limit ", limit), h("button", { type: "submit", text: "Explain" }));
+  const form = h("form", { class: "panel row" }, kind, query, h("label", {}, "limit ", limit), h("button", { type: "submit", text: "Explain" }));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clear(out);
     main.dataset.ready = "false";
     try {
-      const body = textual ? { text: query.value } : { vector: parseJson(query.value) };
+      const k = kind.value;
+      const body = k === "text" ? { text: query.value } : k === "vector" ? { vector: parseJson(query.value) } : { using: k.slice("sparse:".length), sparse: parseJson(query.value) };
       body.limit = Number(limit.value) || 5;
-      out.append(...draw(await post(`/collections/${enc(name)}/explain`, body)));
+      const r = await post(`/collections/${enc(name)}/explain`, body);
+      out.append(...(r.kind === "sparse" ? drawSparse(r) : draw(r)));
     } catch (e) {
       out.append(errorBox(e));
     }

@@ -59,17 +59,21 @@ fn text_model(state: &AppState, c: &Collection) -> Result<Arc<quiver_embed::Mini
 
 /// `POST /collections/{name}/explain` `{"text" | "vector", "limit" (10), "filter"}`: tokens,
 /// token ids, the token-embedding matrix, the pooled and query vectors, the search plan and
-/// the winners (`Explained::to_json(true)`).
+/// the winners (`Explained::to_json(true)`); or `{"using": sparse name, "sparse": {"indices",
+/// "values"}}`: a sparse query's terms and the winners.
 pub(super) async fn explain(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let start = Instant::now();
     respond(
         start,
         blocking(move || {
             let b = parse_body(&body)?;
-            only_fields(&b, &["text", "vector", "limit", "filter"], "explain request")?;
+            only_fields(&b, &["text", "vector", "sparse", "using", "limit", "filter"], "explain request")?;
             let limit = field_limit(&b, 10)?;
             let filter = field_filter(&b)?;
             let c = collection(&state, &name)?;
+            if let Some(sparse) = b.get("sparse") {
+                return explain_sparse(&c, &b, sparse, limit, filter);
+            }
             let ex = match asked_query(&b, true)?.expect("required") {
                 Asked::Text(text) => {
                     let model = text_model(&state, &c)?;
@@ -89,6 +93,38 @@ pub(super) async fn explain(State(state): State<AppState>, Path(name): Path<Stri
         })
         .await,
     )
+}
+
+/// A sparse query's steps (as `quiver explain --using`): each index's value, IDF, weight, the
+/// points holding it, whether pruning skipped its posting list; then the winners.
+fn explain_sparse(c: &Collection, b: &Map<String, Value>, sparse: &Value, limit: usize, filter: Option<Filter>) -> ApiResult {
+    let Some(using) = field_using(b)? else {
+        return Err(ApiError::bad("a sparse query needs \"using\": the sparse vector's name"));
+    };
+    let quiver::VectorData::Sparse(q) = quiver::vector_data_from_json(&using, sparse)? else {
+        return Err(ApiError::bad("sparse must be a sparse vector: {\"indices\": [..], \"values\": [..]}"));
+    };
+    let mut req = SearchRequest::new(Vec::new(), limit);
+    req.filter = filter;
+    req.with_payload = true;
+    let (hits, ex) = c.explain_sparse(&using, &q, &req)?;
+    let terms: Vec<Value> = ex
+        .terms
+        .iter()
+        .map(|t| {
+            json!({"index": t.index, "value": f32_json(t.value), "idf": t.idf.map(f32_json), "weight": f32_json(t.weight),
+                   "points": t.df, "postings": t.postings, "read_in_full": t.read_in_full})
+        })
+        .collect();
+    let results: Vec<Value> = hits
+        .into_iter()
+        .map(|h| {
+            let doc = h.payload.as_ref().and_then(|p| p.get(quiver::collection::DOCUMENT_KEY)).cloned();
+            json!({"id": h.id.to_json(), "score": f32_json(h.score), "document": doc, "payload": h.payload})
+        })
+        .collect();
+    Ok(json!({"kind": "sparse", "using": using, "points_with_vector": ex.docs, "terms": terms,
+              "entries_read": ex.entries_read, "candidates_after_pruning": ex.candidates, "results": results}))
 }
 
 /// `POST /collections/{name}/map` `{"sample" (1000, at most 5000), "filter", "using", "text" |
