@@ -284,14 +284,35 @@ async fn explain_and_map_of_a_vector_collection() {
 async fn explain_of_a_sparse_query() {
     let tmp = tempfile::tempdir().unwrap();
     let app = app(tmp.path(), None);
-    let (s, b) = send(&app, Method::PUT, "/collections/s", Some(json!({"sparse_vectors": {"kw": {"modifier": "idf"}}})), None).await;
+    let (s, b) = send(
+        &app,
+        Method::PUT,
+        "/collections/s",
+        Some(json!({"sparse_vectors": {"kw": {"modifier": "idf"}}})),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let points: Vec<Value> = (0..40u32)
         .map(|i| json!({"id": i, "vector": {"kw": {"indices": [i % 4, 10 + i % 7], "values": [1.0, 0.5 + (i % 3) as f32]}}}))
         .collect();
-    send(&app, Method::PUT, "/collections/s/points?wait=true", Some(json!({"points": points})), None).await;
+    send(
+        &app,
+        Method::PUT,
+        "/collections/s/points?wait=true",
+        Some(json!({"points": points})),
+        None,
+    )
+    .await;
     let q = json!({"indices": [1, 12, 99], "values": [1.0, 2.0, 3.0]});
-    let (s, b) = send(&app, Method::POST, "/collections/s/explain", Some(json!({"using": "kw", "sparse": q, "limit": 5})), None).await;
+    let (s, b) = send(
+        &app,
+        Method::POST,
+        "/collections/s/explain",
+        Some(json!({"using": "kw", "sparse": q, "limit": 5})),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let ex = &b["result"];
     assert_eq!(ex["kind"], "sparse");
@@ -299,14 +320,39 @@ async fn explain_of_a_sparse_query() {
     let terms = ex["terms"].as_array().unwrap();
     assert_eq!(terms.len(), 3);
     // Index 1 is held by 10 points, 12 by 6 (i % 7 == 2), 99 by none.
-    assert_eq!((terms[0]["points"].clone(), terms[1]["points"].clone(), terms[2]["points"].clone()), (json!(10), json!(6), json!(0)));
-    assert!(terms[0]["idf"].as_f64().unwrap() < terms[1]["idf"].as_f64().unwrap(), "rarer, higher IDF");
-    let (_, plain) = send(&app, Method::POST, "/collections/s/points/query", Some(json!({"query": q, "using": "kw", "limit": 5})), None).await;
+    assert_eq!(
+        (terms[0]["points"].clone(), terms[1]["points"].clone(), terms[2]["points"].clone()),
+        (json!(10), json!(6), json!(0))
+    );
+    assert!(
+        terms[0]["idf"].as_f64().unwrap() < terms[1]["idf"].as_f64().unwrap(),
+        "rarer, higher IDF"
+    );
+    let (_, plain) = send(
+        &app,
+        Method::POST,
+        "/collections/s/points/query",
+        Some(json!({"query": q, "using": "kw", "limit": 5})),
+        None,
+    )
+    .await;
     let ids = |v: &Value| v.as_array().unwrap().iter().map(|h| h["id"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(&ex["results"]), ids(&plain["result"]["points"]));
     // Without the space's name, or with a dense vector: 400s.
-    assert_eq!(send(&app, Method::POST, "/collections/s/explain", Some(json!({"sparse": q})), None).await.0, StatusCode::BAD_REQUEST);
-    let (s, _) = send(&app, Method::POST, "/collections/s/explain", Some(json!({"using": "kw", "sparse": [1.0, 2.0]})), None).await;
+    assert_eq!(
+        send(&app, Method::POST, "/collections/s/explain", Some(json!({"sparse": q})), None)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        "/collections/s/explain",
+        Some(json!({"using": "kw", "sparse": [1.0, 2.0]})),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 

@@ -102,7 +102,9 @@ fn explain_sparse(c: &Collection, b: &Map<String, Value>, sparse: &Value, limit:
         return Err(ApiError::bad("a sparse query needs \"using\": the sparse vector's name"));
     };
     let quiver::VectorData::Sparse(q) = quiver::vector_data_from_json(&using, sparse)? else {
-        return Err(ApiError::bad("sparse must be a sparse vector: {\"indices\": [..], \"values\": [..]}"));
+        return Err(ApiError::bad(
+            "sparse must be a sparse vector: {\"indices\": [..], \"values\": [..]}",
+        ));
     };
     let mut req = SearchRequest::new(Vec::new(), limit);
     req.filter = filter;
@@ -123,8 +125,10 @@ fn explain_sparse(c: &Collection, b: &Map<String, Value>, sparse: &Value, limit:
             json!({"id": h.id.to_json(), "score": f32_json(h.score), "document": doc, "payload": h.payload})
         })
         .collect();
-    Ok(json!({"kind": "sparse", "using": using, "points_with_vector": ex.docs, "terms": terms,
-              "entries_read": ex.entries_read, "candidates_after_pruning": ex.candidates, "results": results}))
+    Ok(
+        json!({"kind": "sparse", "using": using, "points_with_vector": ex.docs, "terms": terms,
+              "entries_read": ex.entries_read, "candidates_after_pruning": ex.candidates, "results": results}),
+    )
 }
 
 /// `POST /collections/{name}/map` `{"sample" (1000, at most 5000), "filter", "using", "text" |
