@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"
   echo "installing Debian's chromium and chromium-driver"
-  $SUDO apt-get install -y --no-install-recommends chromium chromium-driver > target/apt-chromium.log 2>&1 ||
-    { $SUDO apt-get update > /dev/null 2>&1 && $SUDO apt-get install -y --no-install-recommends chromium chromium-driver > target/apt-chromium.log 2>&1; } ||
+  mkdir -p target
+  $APT install -y chromium chromium-driver > target/apt-chromium.log 2>&1 ||
+    { $APT update > /dev/null 2>&1 && $APT install -y chromium chromium-driver > target/apt-chromium.log 2>&1; } ||
     { echo "browser: could not install chromium (see target/apt-chromium.log)"; tail -5 target/apt-chromium.log; exit 1; }
 fi
 VENV=target/browser-venv
