@@ -3,6 +3,9 @@
 //! The dashboard reads the same numbers as JSON ([`Metrics::summary`]): latency percentiles by
 //! route from the last [`RECENT_MAX`] requests, and points and requests over time (one sample
 //! every [`HISTORY_EVERY`] at most, taken as requests arrive, the last [`HISTORY_MAX`] kept).
+//! Sampling on requests, not on a timer, loses nothing: points change only through requests
+//! (the server holds the data folder's lock), and a timer thread holding the database would
+//! outlive the server by up to one period.
 
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
