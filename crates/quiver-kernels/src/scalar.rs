@@ -31,3 +31,12 @@ pub fn l1(a: &[f32], b: &[f32]) -> f32 {
     }
     sum
 }
+
+/// `out[i] = <query, row i>` for the rows of `rows` (row-major, `query.len()` columns).
+pub fn dot_rows(query: &[f32], rows: &[f32], out: &mut [f32]) {
+    let dim = query.len();
+    debug_assert_eq!(rows.len(), out.len() * dim);
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+        *o = dot(query, row);
+    }
+}

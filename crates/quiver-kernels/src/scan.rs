@@ -96,6 +96,38 @@ pub fn scan_rows_with(kernels: &Kernels, kind: ScoreKind, query: &[f32], rows: &
         }
         return;
     }
+    if let (ScoreKind::Dot, Allowed::Mask(words)) = (kind, allowed) {
+        // Runs of allowed rows are scored 64 at a time by the block kernel.
+        let mut scores = [0.0f32; 64];
+        for (w, &word) in words.iter().enumerate() {
+            let base = w * 64;
+            if base >= n_rows {
+                break;
+            }
+            if word == u64::MAX && base + 64 <= n_rows {
+                (kernels.dot_rows)(query, &rows[base * dim..(base + 64) * dim], &mut scores);
+                for (i, &score) in scores.iter().enumerate() {
+                    if score >= top.threshold() {
+                        top.push((base + i) as u32, score);
+                    }
+                }
+                continue;
+            }
+            let mut bits = word;
+            while bits != 0 {
+                let r = base + bits.trailing_zeros() as usize;
+                if r >= n_rows {
+                    break;
+                }
+                let score = kernel(query, &rows[r * dim..(r + 1) * dim]);
+                if score >= top.threshold() {
+                    top.push(r as u32, score);
+                }
+                bits &= bits - 1;
+            }
+        }
+        return;
+    }
     for_each_allowed(allowed, n_rows, |r| {
         let start = r as usize * dim;
         let raw = kernel(query, &rows[start..start + dim]);

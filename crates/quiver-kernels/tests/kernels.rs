@@ -37,6 +37,36 @@ proptest! {
     }
 }
 
+fn blocks() -> impl Strategy<Value = (Vec<f32>, Vec<f32>, usize)> {
+    (1usize..140, 0usize..70).prop_flat_map(|(dim, n)| {
+        (
+            prop::collection::vec(-100.0f32..100.0, dim),
+            prop::collection::vec(-100.0f32..100.0, dim * n),
+            Just(n),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The block kernel of every ISA against one scalar dot per row: any dimension (whole
+    /// vectors and masked tails), any number of rows (whole blocks of four and the rest).
+    #[test]
+    fn block_kernels_match_scalar((q, rows, n) in blocks()) {
+        let dim = q.len();
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa).unwrap();
+            let mut out = vec![f32::NAN; n];
+            (k.dot_rows)(&q, &rows, &mut out);
+            for (i, row) in rows.chunks(dim).enumerate() {
+                let mag: f32 = q.iter().zip(row).map(|(x, y)| (x * y).abs()).sum();
+                prop_assert!(close(out[i], scalar::dot(&q, row), mag), "{isa:?} dim={dim} n={n} row {i}: {} vs {}", out[i], scalar::dot(&q, row));
+            }
+        }
+    }
+}
+
 #[test]
 fn every_isa_this_cpu_has_is_tested() {
     let isas = Isa::available();
@@ -79,7 +109,9 @@ fn scans_match_brute_force() {
         let rows: Vec<f32> = (0..n_rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let n_queries = if n_rows == 2500 { 150 } else { 37 };
         let queries: Vec<f32> = (0..n_queries * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let allowed: Vec<bool> = (0..n_rows).map(|_| rng.gen_bool(0.6)).collect();
+        // Every other size allows every row, so that whole 64-row words take the block path.
+        let p_allowed = if (n_rows + dim) % 2 == 0 { 1.0 } else { 0.6 };
+        let allowed: Vec<bool> = (0..n_rows).map(|_| rng.gen_bool(p_allowed)).collect();
         let mut mask = vec![0u64; n_rows.div_ceil(64)];
         let mut list = Vec::new();
         for (r, &a) in allowed.iter().enumerate() {
@@ -106,6 +138,14 @@ fn scans_match_brute_force() {
                     assert_same(&b, &want, &format!("{ctx} batch list"));
                     for s in &single {
                         assert!(allowed[s.0 as usize], "{ctx}: returned a row outside the mask");
+                        // Each score belongs to the row it is reported with.
+                        let own = kind.score_scalar(q, &rows[s.0 as usize * dim..(s.0 as usize + 1) * dim]);
+                        assert!(
+                            (s.1 - own).abs() <= 1e-3 * own.abs().max(1.0),
+                            "{ctx}: row {} scored {} but its score is {own}",
+                            s.0,
+                            s.1
+                        );
                     }
                 }
             }
