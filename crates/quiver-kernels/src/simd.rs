@@ -397,8 +397,8 @@ mod x86 {
             let sums = _mm_hadd_ps(_mm_hadd_ps(h(a0), h(a1)), _mm_hadd_ps(h(a2), h(a3)));
             _mm_storeu_ps(out.as_mut_ptr().add(b * 4), sums);
         }
-        for k in blocks * 4..out.len() {
-            out[k] = dot_avx512_impl(query, std::slice::from_raw_parts(r.add(k * dim), dim));
+        for (k, o) in out.iter_mut().enumerate().skip(blocks * 4) {
+            *o = dot_avx512_impl(query, std::slice::from_raw_parts(r.add(k * dim), dim));
         }
     }
 
