@@ -243,6 +243,14 @@ pub(super) async fn upload_snapshot(
                 }
             }
         }
+        // tokio's File hands writes to a background task: `write_all` can return before the
+        // last chunk reached the file. Without this flush the recovery below could read a
+        // file still missing its tail (a checksum mismatch seen once in CI).
+        if let Err(e) = tokio::io::AsyncWriteExt::flush(&mut out).await {
+            let _ = tokio::fs::remove_file(&path).await;
+            return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        }
+        drop(out);
         got = true;
         break;
     }
