@@ -16,6 +16,7 @@
 //!
 //! Manhattan distance is only supported at full precision.
 
+use crate::cells::Cells;
 use quiver_kernels::quant::{advise_huge_spare, prefetch, QuantKernels};
 use quiver_kernels::simd::Kernels;
 use quiver_kernels::ScoreKind;
@@ -70,17 +71,17 @@ pub struct Int8Params {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Store {
-    F32(Vec<f32>),
+    F32(Cells<f32>),
     Int8 {
         params: Int8Params,
-        codes: Vec<u8>,
-        sq_norms: Vec<f32>,
+        codes: Cells<u8>,
+        sq_norms: Cells<f32>,
     },
     Binary {
         mean: Vec<f32>,
         words: usize,
-        codes: Vec<u64>,
-        sq_norms: Vec<f32>,
+        codes: Cells<u64>,
+        sq_norms: Cells<f32>,
     },
 }
 
@@ -178,11 +179,11 @@ impl Codes {
     pub fn new(dim: usize, kind: ScoreKind, quantization: Quantization, sample: &[f32]) -> Codes {
         assert!(dim > 0 && sample.len().is_multiple_of(dim));
         let store = match quantization {
-            Quantization::None => Store::F32(Vec::new()),
+            Quantization::None => Store::F32(Cells::default()),
             Quantization::Int8 => Store::Int8 {
                 params: train_int8(dim, sample),
-                codes: Vec::new(),
-                sq_norms: Vec::new(),
+                codes: Cells::default(),
+                sq_norms: Cells::default(),
             },
             Quantization::Binary => {
                 let rows = sample.len() / dim;
@@ -198,8 +199,8 @@ impl Codes {
                 Store::Binary {
                     mean,
                     words: dim.div_ceil(64),
-                    codes: Vec::new(),
-                    sq_norms: Vec::new(),
+                    codes: Cells::default(),
+                    sq_norms: Cells::default(),
                 }
             }
         };
@@ -253,9 +254,18 @@ impl Codes {
     /// Bytes held by the codes.
     pub fn memory_bytes(&self) -> usize {
         match &self.store {
-            Store::F32(v) => v.len() * 4,
-            Store::Int8 { codes, sq_norms, params } => codes.len() + sq_norms.len() * 4 + params.lo.len() * 8,
-            Store::Binary { codes, mean, sq_norms, .. } => codes.len() * 8 + mean.len() * 4 + sq_norms.len() * 4,
+            Store::F32(v) => v.heap_bytes(),
+            Store::Int8 { codes, sq_norms, params } => codes.heap_bytes() + sq_norms.heap_bytes() + params.lo.len() * 8,
+            Store::Binary { codes, mean, sq_norms, .. } => codes.heap_bytes() + mean.len() * 4 + sq_norms.heap_bytes(),
+        }
+    }
+
+    /// Bytes of codes read in place from a mapped index file.
+    pub fn mapped_bytes(&self) -> usize {
+        match &self.store {
+            Store::F32(v) => v.mapped_bytes(),
+            Store::Int8 { codes, sq_norms, .. } => codes.mapped_bytes() + sq_norms.mapped_bytes(),
+            Store::Binary { codes, sq_norms, .. } => codes.mapped_bytes() + sq_norms.mapped_bytes(),
         }
     }
 
@@ -312,11 +322,13 @@ impl Codes {
         let dim = self.dim;
         match &mut self.store {
             Store::F32(v) => {
+                let v = v.to_mut();
                 v.reserve(rows.len());
                 advise_huge_spare(v);
                 v.extend_from_slice(rows)
             }
             Store::Int8 { params, codes, sq_norms } => {
+                let (codes, sq_norms) = (codes.to_mut(), sq_norms.to_mut());
                 codes.reserve(rows.len());
                 advise_huge_spare(codes);
                 for row in rows.chunks_exact(dim) {
@@ -336,6 +348,7 @@ impl Codes {
                 codes,
                 sq_norms,
             } => {
+                let (codes, sq_norms) = (codes.to_mut(), sq_norms.to_mut());
                 for row in rows.chunks_exact(dim) {
                     let start = codes.len();
                     codes.resize(start + *words, 0);
@@ -381,17 +394,17 @@ impl Codes {
     /// The same encoding with no codes.
     fn empty_like(&self) -> Store {
         match &self.store {
-            Store::F32(_) => Store::F32(Vec::new()),
+            Store::F32(_) => Store::F32(Cells::default()),
             Store::Int8 { params, .. } => Store::Int8 {
                 params: params.clone(),
-                codes: Vec::new(),
-                sq_norms: Vec::new(),
+                codes: Cells::default(),
+                sq_norms: Cells::default(),
             },
             Store::Binary { mean, words, .. } => Store::Binary {
                 mean: mean.clone(),
                 words: *words,
-                codes: Vec::new(),
-                sq_norms: Vec::new(),
+                codes: Cells::default(),
+                sq_norms: Cells::default(),
             },
         }
     }
@@ -408,16 +421,16 @@ impl Codes {
         }
         let dim = self.dim;
         match &mut self.store {
-            Store::F32(v) => *v = gather(v, dim, order),
+            Store::F32(v) => *v = gather(v, dim, order).into(),
             Store::Int8 { codes, sq_norms, .. } => {
-                *codes = gather(codes, dim, order);
-                *sq_norms = gather(sq_norms, 1, order);
+                *codes = gather(codes, dim, order).into();
+                *sq_norms = gather(sq_norms, 1, order).into();
             }
             Store::Binary {
                 codes, sq_norms, words, ..
             } => {
-                *codes = gather(codes, *words, order);
-                *sq_norms = gather(sq_norms, 1, order);
+                *codes = gather(codes, *words, order).into();
+                *sq_norms = gather(sq_norms, 1, order).into();
             }
         }
     }

@@ -14,6 +14,7 @@
 //! timing; the neighbour lists do (as in hnswlib), so two parallel builds are equally good but not
 //! identical.
 
+use crate::cells::Cells;
 use crate::codes::{Codes, Prepared};
 use parking_lot::Mutex;
 use quiver_kernels::Scored;
@@ -52,9 +53,17 @@ pub struct Hnsw {
     /// Full-precision codes kept while a quantized index is built, so that the graph is as good
     /// as a full-precision one; dropped by [`Hnsw::finish_build`].
     build: Option<Codes>,
-    pub(crate) levels: Vec<u8>,
-    pub(crate) links0: Vec<AtomicU32>,
-    pub(crate) upper: Vec<Box<[AtomicU32]>>,
+    pub(crate) levels: Cells<u8>,
+    /// Level-0 lists, `2m + 1` words a node: the count, then the neighbours.
+    pub(crate) links0: Cells<AtomicU32>,
+    /// The upper lists of the nodes above level 0, in node order: `level * (m + 1)` words a
+    /// node (level 1 first).
+    pub(crate) upper: Cells<AtomicU32>,
+    /// The nodes above level 0, ascending, and where each one's upper lists start in `upper`
+    /// (one more entry: the end).
+    pub(crate) upper_nodes: Vec<u32>,
+    pub(crate) upper_start: Vec<usize>,
+    /// One lock per node, made when nodes are added (an index only searched needs none).
     locks: Vec<Mutex<()>>,
     /// `(level << 32) | node` of the entry point, or `NO_ENTRY`.
     pub(crate) entry: AtomicU64,
@@ -155,9 +164,11 @@ impl Hnsw {
             },
             build: (!codes.is_exact()).then(|| Codes::new(codes.dim(), codes.kind(), crate::Quantization::None, &[])),
             codes,
-            levels: Vec::new(),
-            links0: Vec::new(),
-            upper: Vec::new(),
+            levels: Cells::default(),
+            links0: Cells::default(),
+            upper: Cells::default(),
+            upper_nodes: Vec::new(),
+            upper_start: vec![0],
             locks: Vec::new(),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
@@ -252,25 +263,33 @@ impl Hnsw {
                     .map(|(i, a)| AtomicU32::new(if (i as u32) < cnt { new_of[a.load(Relaxed) as usize] } else { 0 })),
             );
         }
-        self.links0 = links0;
+        self.links0 = links0.into();
         let stride = self.params.m + 1;
-        let mut upper = Vec::with_capacity(n);
+        let mut upper = Vec::with_capacity(self.upper.len());
+        let mut upper_nodes = Vec::with_capacity(self.upper_nodes.len());
+        let mut upper_start = Vec::with_capacity(self.upper_start.len());
+        upper_start.push(0);
         let mut levels = Vec::with_capacity(n);
-        for &old in &order {
-            let mut remapped = Vec::with_capacity(self.upper[old as usize].len());
-            for list in self.upper[old as usize].chunks(stride) {
+        for (new, &old) in order.iter().enumerate() {
+            let lists = self.upper_lists(old);
+            for list in lists.chunks(stride) {
                 let cnt = list[0].load(Relaxed);
-                remapped.push(AtomicU32::new(cnt));
+                upper.push(AtomicU32::new(cnt));
                 for (i, a) in list[1..].iter().enumerate() {
                     let v = if (i as u32) < cnt { new_of[a.load(Relaxed) as usize] } else { 0 };
-                    remapped.push(AtomicU32::new(v));
+                    upper.push(AtomicU32::new(v));
                 }
             }
-            upper.push(remapped.into_boxed_slice());
+            if !lists.is_empty() {
+                upper_nodes.push(new as u32);
+                upper_start.push(upper.len());
+            }
             levels.push(self.levels[old as usize]);
         }
-        self.upper = upper;
-        self.levels = levels;
+        self.upper = upper.into();
+        self.upper_nodes = upper_nodes;
+        self.upper_start = upper_start;
+        self.levels = levels.into();
         self.codes.permute(&order);
         if let Some(b) = &mut self.build {
             b.permute(&order);
@@ -285,8 +304,12 @@ impl Hnsw {
         self.build = None;
     }
 
-    pub(crate) fn reset_locks(&mut self) {
-        self.locks = (0..self.len()).map(|_| Mutex::new(())).collect();
+    /// Every upper list of `node` (empty for a node of level 0, or one that is not a node).
+    fn upper_lists(&self, node: u32) -> &[AtomicU32] {
+        match self.upper_nodes.binary_search(&node) {
+            Ok(i) => self.upper.get(self.upper_start[i]..self.upper_start[i + 1]).unwrap_or(&[]),
+            Err(_) => &[],
+        }
     }
 
     fn m0(&self) -> usize {
@@ -295,16 +318,18 @@ impl Hnsw {
 
     /// Bytes held by the graph and the codes.
     pub fn memory_bytes(&self) -> usize {
-        let upper: usize = self
-            .upper
-            .iter()
-            .map(|u| u.len() * 4 + std::mem::size_of::<Box<[AtomicU32]>>())
-            .sum();
         self.codes.memory_bytes()
             + self.build.as_ref().map_or(0, |b| b.memory_bytes())
-            + self.links0.len() * 4
-            + upper
-            + self.levels.len() * 2
+            + self.links0.heap_bytes()
+            + self.upper.heap_bytes()
+            + self.levels.heap_bytes()
+            + (self.upper_nodes.capacity() + self.upper_start.capacity() * 2) * 4
+            + self.locks.capacity() * std::mem::size_of::<Mutex<()>>()
+    }
+
+    /// Bytes of the graph and the codes read in place from a mapped index file.
+    pub fn mapped_bytes(&self) -> usize {
+        self.codes.mapped_bytes() + self.links0.mapped_bytes() + self.upper.mapped_bytes() + self.levels.mapped_bytes()
     }
 
     fn draw_level(&self, node: u32) -> u8 {
@@ -323,16 +348,24 @@ impl Hnsw {
             b.push(rows);
         }
         let stride = self.m0() + 1;
-        self.links0.reserve(n * stride);
-        quiver_kernels::quant::advise_huge_spare(&self.links0);
-        self.links0.extend((0..n * stride).map(|_| AtomicU32::new(0)));
+        let links0 = self.links0.to_mut();
+        links0.reserve(n * stride);
+        quiver_kernels::quant::advise_huge_spare(links0);
+        links0.extend((0..n * stride).map(|_| AtomicU32::new(0)));
         for i in 0..n as u32 {
             let level = self.draw_level(first + i);
-            self.levels.push(level);
-            let cells = level as usize * (self.params.m + 1);
-            self.upper.push((0..cells).map(|_| AtomicU32::new(0)).collect());
-            self.locks.push(Mutex::new(()));
+            self.levels.to_mut().push(level);
+            if level > 0 {
+                let cells = level as usize * (self.params.m + 1);
+                let upper = self.upper.to_mut();
+                upper.extend((0..cells).map(|_| AtomicU32::new(0)));
+                self.upper_nodes.push(first + i);
+                self.upper_start.push(upper.len());
+            }
         }
+        // Locks for every node, the loaded ones too (a loaded index has none until now).
+        let len = self.len();
+        self.locks.resize_with(len, || Mutex::new(()));
         first
     }
 
@@ -342,9 +375,12 @@ impl Hnsw {
             let s = self.m0() + 1;
             &self.links0[node as usize * s..(node as usize + 1) * s]
         } else {
+            // A node below `level` (only in a damaged file: lists name nodes of their level)
+            // has an empty list there, never a panic.
+            static NONE: [AtomicU32; 1] = [AtomicU32::new(0)];
             let s = self.params.m + 1;
             let l = level as usize - 1;
-            &self.upper[node as usize][l * s..(l + 1) * s]
+            self.upper_lists(node).get(l * s..(l + 1) * s).unwrap_or(&NONE)
         }
     }
 
@@ -380,8 +416,14 @@ impl Hnsw {
             let list = self.list(cur, level);
             let n = (list[0].load(Relaxed) as usize).min(list.len() - 1);
             *count += n;
+            let nodes = self.len() as u32;
             for cell in &list[1..=n] {
                 let nb = cell.load(Relaxed);
+                if nb >= nodes {
+                    // Only a damaged file names a node that does not exist (a mapped index is
+                    // checked after it opens, not before): skipped, never a panic.
+                    continue;
+                }
                 let s = codes.score(q, nb);
                 if s > cur_s {
                     cur_s = s;
@@ -433,6 +475,9 @@ impl Hnsw {
             scratch.fresh.clear();
             for cell in &list[1..=cnt] {
                 let nb = cell.load(Relaxed);
+                if nb as usize >= n {
+                    continue; // a damaged file's list (see `greedy`)
+                }
                 if scratch.visit(nb) {
                     codes.prefetch(nb);
                     scratch.fresh.push(nb);

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cells;
 pub mod codes;
 pub mod hnsw;
 pub mod persist;

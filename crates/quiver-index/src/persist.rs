@@ -11,9 +11,11 @@
 //! 4. codes: f32 rows, or int8 `lo, step` (f32), codes (u8) and squared norms (f32), or binary
 //!    means (f32), codes (u64) and squared norms (f32).
 
+use crate::cells::Cells;
 use crate::codes::{Codes, Int8Params, Quantization, Store};
 use crate::hnsw::{Hnsw, HnswParams, LEVEL_MAX, M_MAX};
 use quiver_kernels::ScoreKind;
+use quiver_storage::map::PrivateMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +143,7 @@ impl Hnsw {
         let mut links0 = Vec::with_capacity(self.links0.len() * 4);
         put_u32s(&mut links0, self.links0.iter().map(|a| a.load(Relaxed)));
         let mut upper = Vec::new();
-        put_u32s(&mut upper, self.upper.iter().flat_map(|u| u.iter().map(|a| a.load(Relaxed))));
+        put_u32s(&mut upper, self.upper.iter().map(|a| a.load(Relaxed)));
         let mut codes = Vec::new();
         match &c.store {
             Store::F32(v) => put_f32s(&mut codes, v),
@@ -159,13 +161,13 @@ impl Hnsw {
                 mean, codes: b, sq_norms, ..
             } => {
                 put_f32s(&mut codes, mean);
-                for w in b {
+                for w in b.iter() {
                     codes.extend_from_slice(&w.to_le_bytes());
                 }
                 put_f32s(&mut codes, sq_norms);
             }
         }
-        vec![header, self.levels.clone(), links0, upper, codes]
+        vec![header, self.levels.to_vec(), links0, upper, codes]
     }
 
     /// Rebuilds an index from [`Hnsw::to_sections`]' output, checking it.
@@ -173,6 +175,115 @@ impl Hnsw {
         let [header, levels, links0, upper, codes] = sections else {
             return Err(bad(format!("expected 5 sections, found {}", sections.len())));
         };
+        let Header {
+            dim,
+            kind,
+            quant,
+            params,
+            nodes: n,
+            entry,
+        } = Header::parse(header)?;
+        let m = params.m;
+        check_levels(levels, n)?;
+        let mut rest: &[u8] = codes;
+        let store = match quant {
+            Quantization::None => Store::F32(f32s(split(&mut rest, n * dim, 4)?)?.into()),
+            Quantization::Int8 => {
+                let lo = f32s(split(&mut rest, dim, 4)?)?;
+                let step = f32s(split(&mut rest, dim, 4)?)?;
+                let codes = split(&mut rest, n * dim, 1)?.to_vec();
+                let sq_norms = f32s(split(&mut rest, n, 4)?)?;
+                Store::Int8 {
+                    params: Int8Params { lo, step },
+                    codes: codes.into(),
+                    sq_norms: sq_norms.into(),
+                }
+            }
+            Quantization::Binary => {
+                let mean = f32s(split(&mut rest, dim, 4)?)?;
+                let words = dim.div_ceil(64);
+                let codes = split(&mut rest, n * words, 8)?
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect::<Vec<u64>>()
+                    .into();
+                let sq_norms = f32s(split(&mut rest, n, 4)?)?;
+                Store::Binary {
+                    mean,
+                    words,
+                    codes,
+                    sq_norms: sq_norms.into(),
+                }
+            }
+        };
+        if !rest.is_empty() {
+            return Err(bad("trailing bytes after the codes"));
+        }
+        let mut index = Hnsw::new(params, Codes::from_store(dim, kind, Store::F32(Cells::default())));
+        index.codes = Codes::from_store(dim, kind, store);
+        index.finish_build();
+        let stride0 = 2 * m + 1;
+        let l0 = u32s(links0)?;
+        if l0.len() != n * stride0 {
+            return Err(bad("level-0 section does not match the node count"));
+        }
+        let up = u32s(upper)?;
+        let want_up: usize = levels.iter().map(|&l| l as usize * (m + 1)).sum();
+        if up.len() != want_up {
+            return Err(bad("upper-level section does not match the levels"));
+        }
+        for list in l0.chunks_exact(stride0) {
+            check_list(list, n)?;
+        }
+        for list in up.chunks_exact(m + 1) {
+            check_list(list, n)?;
+        }
+        index.levels = levels.to_vec().into();
+        let mut links0 = Vec::with_capacity(l0.len());
+        quiver_kernels::quant::advise_huge_spare(&links0);
+        links0.extend(l0.into_iter().map(AtomicU32::new));
+        index.links0 = links0.into();
+        index.upper = up.into_iter().map(AtomicU32::new).collect::<Vec<_>>().into();
+        (index.upper_nodes, index.upper_start) = upper_spans(levels, m);
+        check_entry(entry, levels)?;
+        index.entry = AtomicU64::new(entry);
+        if index.codes.len() != n {
+            return Err(bad("codes do not match the node count"));
+        }
+        Ok(index)
+    }
+}
+
+/// An index's header section: `dim, kind, quantization, m, ef_construct, seed, nodes, entry`.
+struct Header {
+    dim: usize,
+    kind: ScoreKind,
+    quant: Quantization,
+    params: HnswParams,
+    nodes: usize,
+    entry: u64,
+}
+
+impl Header {
+    fn of(index: &Hnsw) -> Vec<u8> {
+        let (c, p) = (index.codes(), index.params());
+        let mut header = Vec::with_capacity(64);
+        for v in [
+            c.dim as u64,
+            kind_tag(c.kind),
+            c.quantization().tag() as u64,
+            p.m as u64,
+            p.ef_construct as u64,
+            p.seed,
+            index.len() as u64,
+            index.entry.load(Relaxed),
+        ] {
+            header.extend_from_slice(&v.to_le_bytes());
+        }
+        header
+    }
+
+    fn parse(header: &[u8]) -> Result<Header, PersistError> {
         if header.len() != 64 {
             return Err(bad("header must be 64 bytes"));
         }
@@ -195,106 +306,251 @@ impl Hnsw {
         if !(2..=M_MAX).contains(&m) || dim == 0 || dim > 1 << 20 {
             return Err(bad(format!("implausible m {m} or dimension {dim}")));
         }
-        let params = HnswParams {
-            m,
-            ef_construct: h[4] as usize,
-            seed: h[5],
+        if h[6] > u32::MAX as u64 {
+            return Err(bad("implausible node count"));
+        }
+        Ok(Header {
+            dim,
+            kind,
+            quant,
+            params: HnswParams {
+                m,
+                ef_construct: h[4] as usize,
+                seed: h[5],
+            },
+            nodes: h[6] as usize,
+            entry: h[7],
+        })
+    }
+}
+
+fn check_levels(levels: &[u8], n: usize) -> Result<(), PersistError> {
+    if levels.len() != n {
+        return Err(bad("levels section does not match the node count"));
+    }
+    if levels.iter().any(|&l| l > LEVEL_MAX) {
+        return Err(bad("a node level is out of range"));
+    }
+    Ok(())
+}
+
+fn check_list(list: &[u32], n: usize) -> Result<(), PersistError> {
+    let cnt = list[0] as usize;
+    if cnt > list.len() - 1 || list[1..=cnt].iter().any(|&id| id as usize >= n) {
+        return Err(bad("a neighbour list is out of range"));
+    }
+    Ok(())
+}
+
+fn check_entry(entry: u64, levels: &[u8]) -> Result<(), PersistError> {
+    if entry != u64::MAX {
+        let (node, level) = (entry as u32 as usize, (entry >> 32) as u8);
+        if node >= levels.len() || levels[node] != level || levels.iter().any(|&l| l > level) {
+            return Err(bad("the entry point is not a node of the top level"));
+        }
+    } else if !levels.is_empty() {
+        return Err(bad("a non-empty index without an entry point"));
+    }
+    Ok(())
+}
+
+/// The nodes above level 0 and where their upper lists start (see [`Hnsw`]'s fields).
+fn upper_spans(levels: &[u8], m: usize) -> (Vec<u32>, Vec<usize>) {
+    let mut nodes = Vec::new();
+    let mut start = vec![0];
+    let mut end = 0;
+    for (node, &l) in levels.iter().enumerate() {
+        if l > 0 {
+            end += l as usize * (m + 1);
+            nodes.push(node as u32);
+            start.push(end);
+        }
+    }
+    (nodes, start)
+}
+
+/// How many sections [`Hnsw::write_mapped_sections`] writes.
+pub const MAPPED_SECTIONS: usize = 7;
+
+/// Writes the values of `it` as little-endian bytes through `out`, a buffer at a time.
+fn stream<E, const W: usize>(it: impl Iterator<Item = [u8; W]>, out: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    let mut buf = Vec::with_capacity(1 << 16);
+    for v in it {
+        buf.extend_from_slice(&v);
+        if buf.len() >= 1 << 16 {
+            out(&buf)?;
+            buf.clear();
+        }
+    }
+    if buf.is_empty() {
+        Ok(())
+    } else {
+        out(&buf)
+    }
+}
+
+impl Hnsw {
+    /// The lengths of the sections of the mapped layout, in order: header (64 bytes), levels
+    /// (a byte a node), level-0 lists (`2m + 1` u32 a node), upper lists (u32, nodes above
+    /// level 0 in order), code parameters (int8 `lo` then `step`, or binary means; f32), codes
+    /// (f32 rows, u8 codes or u64 words), squared norms (f32 a node; none for f32 codes).
+    /// Every section is a little-endian array, so a file whose sections start aligned (an
+    /// aligned blob) can be used in place by [`Hnsw::from_mapped`].
+    pub fn mapped_section_lens(&self) -> [u64; MAPPED_SECTIONS] {
+        let (params, codes, norms) = match &self.codes.store {
+            Store::F32(v) => (0, v.len() * 4, 0),
+            Store::Int8 { params, codes, sq_norms } => (params.lo.len() * 8, codes.len(), sq_norms.len() * 4),
+            Store::Binary { mean, codes, sq_norms, .. } => (mean.len() * 4, codes.len() * 8, sq_norms.len() * 4),
         };
-        let n = h[6] as usize;
-        if levels.len() != n {
-            return Err(bad("levels section does not match the node count"));
-        }
-        if levels.iter().any(|&l| l > LEVEL_MAX) {
-            return Err(bad("a node level is out of range"));
-        }
-        let mut rest: &[u8] = codes;
-        let store = match quant {
-            Quantization::None => Store::F32(f32s(split(&mut rest, n * dim, 4)?)?),
-            Quantization::Int8 => {
-                let lo = f32s(split(&mut rest, dim, 4)?)?;
-                let step = f32s(split(&mut rest, dim, 4)?)?;
-                let codes = split(&mut rest, n * dim, 1)?.to_vec();
-                let sq_norms = f32s(split(&mut rest, n, 4)?)?;
-                Store::Int8 {
-                    params: Int8Params { lo, step },
-                    codes,
-                    sq_norms,
-                }
+        [
+            64,
+            self.levels.len(),
+            self.links0.len() * 4,
+            self.upper.len() * 4,
+            params,
+            codes,
+            norms,
+        ]
+        .map(|l| l as u64)
+    }
+
+    /// Writes the sections of [`Hnsw::mapped_section_lens`] through `out`, in order, in pieces.
+    pub fn write_mapped_sections<E>(&self, out: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        out(&Header::of(self))?;
+        out(&self.levels)?;
+        stream(self.links0.iter().map(|a| a.load(Relaxed).to_le_bytes()), out)?;
+        stream(self.upper.iter().map(|a| a.load(Relaxed).to_le_bytes()), out)?;
+        let f32s = |v: &[f32], out: &mut dyn FnMut(&[u8]) -> Result<(), E>| stream(v.iter().map(|x| x.to_le_bytes()), out);
+        match &self.codes.store {
+            Store::F32(v) => f32s(v, out),
+            Store::Int8 { params, codes, sq_norms } => {
+                f32s(&params.lo, out)?;
+                f32s(&params.step, out)?;
+                out(codes)?;
+                f32s(sq_norms, out)
             }
-            Quantization::Binary => {
-                let mean = f32s(split(&mut rest, dim, 4)?)?;
-                let words = dim.div_ceil(64);
-                let codes = split(&mut rest, n * words, 8)?
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                    .collect();
-                let sq_norms = f32s(split(&mut rest, n, 4)?)?;
-                Store::Binary {
-                    mean,
-                    words,
-                    codes,
-                    sq_norms,
-                }
+            Store::Binary { mean, codes, sq_norms, .. } => {
+                f32s(mean, out)?;
+                stream(codes.iter().map(|w| w.to_le_bytes()), out)?;
+                f32s(sq_norms, out)
             }
+        }
+    }
+
+    /// An index used in place from `map`, whose sections (the layout of
+    /// [`Hnsw::mapped_section_lens`]) are at `spans` (byte offset, length). Checks what is
+    /// small (header, levels, upper lists, entry point, every length) and trusts the level-0
+    /// lists and the codes to the caller's checksums: a search never indexes past a node with
+    /// a damaged neighbour id (it skips it). The first insert copies what it changes into memory.
+    pub fn from_mapped(map: std::sync::Arc<PrivateMap>, spans: &[(usize, usize)]) -> Result<Hnsw, PersistError> {
+        let &[header, levels, links0, upper, params, codes, norms] = spans else {
+            return Err(bad(format!("expected {MAPPED_SECTIONS} sections, found {}", spans.len())));
         };
-        if !rest.is_empty() {
-            return Err(bad("trailing bytes after the codes"));
-        }
-        let mut index = Hnsw::new(params, Codes::from_store(dim, kind, Store::F32(Vec::new())));
-        index.codes = Codes::from_store(dim, kind, store);
-        index.finish_build();
-        let stride0 = 2 * m + 1;
-        let l0 = u32s(links0)?;
-        if l0.len() != n * stride0 {
-            return Err(bad("level-0 section does not match the node count"));
-        }
-        let up = u32s(upper)?;
-        let want_up: usize = levels.iter().map(|&l| l as usize * (m + 1)).sum();
-        if up.len() != want_up {
-            return Err(bad("upper-level section does not match the levels"));
-        }
-        let check = |list: &[u32]| -> Result<(), PersistError> {
-            let cnt = list[0] as usize;
-            if cnt > list.len() - 1 || list[1..=cnt].iter().any(|&id| id as usize >= n) {
-                return Err(bad("a neighbour list is out of range"));
+        let bytes = |(off, len): (usize, usize)| -> Result<&[u8], PersistError> {
+            map.bytes()
+                .get(off..off + len)
+                .ok_or_else(|| bad("a section lies outside the file"))
+        };
+        let Header {
+            dim,
+            kind,
+            quant,
+            params: hp,
+            nodes: n,
+            entry,
+        } = Header::parse(bytes(header)?)?;
+        let m = hp.m;
+        let level_bytes = bytes(levels)?;
+        check_levels(level_bytes, n)?;
+        check_entry(entry, level_bytes)?;
+        let (upper_nodes, upper_start) = upper_spans(level_bytes, m);
+        let cells = |(_, len): (usize, usize), size: usize, what: &str| -> Result<usize, PersistError> {
+            if !len.is_multiple_of(size) {
+                return Err(bad(format!("the {what} section is not whole values")));
+            }
+            Ok(len / size)
+        };
+        let exact = |span: (usize, usize), size: usize, want: usize, what: &str| -> Result<(), PersistError> {
+            if cells(span, size, what)? != want {
+                return Err(bad(format!("the {what} section does not match the node count")));
             }
             Ok(())
         };
-        for list in l0.chunks_exact(stride0) {
-            check(list)?;
+        let mapped = |(off, len): (usize, usize), size: usize| Ok::<_, PersistError>((off, len / size));
+        let put = |what: &str| bad(format!("the {what} section is not aligned for use in place"));
+        exact(links0, 4, n * (2 * m + 1), "level-0 lists")?;
+        exact(upper, 4, *upper_start.last().expect("one entry"), "upper-level")?;
+        let (o, l) = mapped(upper, 4)?;
+        let upper_cells = Cells::<AtomicU32>::mapped(map.clone(), o, l).ok_or_else(|| put("upper-level"))?;
+        for list in upper_cells.chunks_exact(m + 1) {
+            let words: Vec<u32> = list.iter().map(|a| a.load(Relaxed)).collect();
+            check_list(&words, n)?;
         }
-        for list in up.chunks_exact(m + 1) {
-            check(list)?;
-        }
-        index.levels = levels.to_vec();
-        let mut links0 = Vec::with_capacity(l0.len());
-        quiver_kernels::quant::advise_huge_spare(&links0);
-        links0.extend(l0.into_iter().map(AtomicU32::new));
-        index.links0 = links0;
-        let mut off = 0;
-        index.upper = levels
-            .iter()
-            .map(|&l| {
-                let len = l as usize * (m + 1);
-                let b: Box<[AtomicU32]> = up[off..off + len].iter().map(|&v| AtomicU32::new(v)).collect();
-                off += len;
-                b
-            })
-            .collect();
-        index.reset_locks();
-        let entry = h[7];
-        if entry != u64::MAX {
-            let (node, level) = (entry as u32 as usize, (entry >> 32) as u8);
-            if node >= n || index.levels[node] != level || index.levels.iter().any(|&l| l > level) {
-                return Err(bad("the entry point is not a node of the top level"));
+        let (o, l) = mapped(links0, 4)?;
+        let links0_cells = Cells::<AtomicU32>::mapped(map.clone(), o, l).ok_or_else(|| put("level-0 lists"))?;
+        let f32_params = |span: (usize, usize), want: usize| -> Result<Vec<f32>, PersistError> {
+            exact(span, 4, want, "code parameters")?;
+            f32s(bytes(span)?)
+        };
+        let norms_cells = |want: usize| -> Result<Cells<f32>, PersistError> {
+            exact(norms, 4, want, "norms")?;
+            let (o, l) = mapped(norms, 4)?;
+            Cells::mapped(map.clone(), o, l).ok_or_else(|| put("norms"))
+        };
+        let store = match quant {
+            Quantization::None => {
+                exact(codes, 4, n * dim, "codes")?;
+                exact(params, 4, 0, "code parameters")?;
+                exact(norms, 4, 0, "norms")?;
+                let (o, l) = mapped(codes, 4)?;
+                Store::F32(Cells::mapped(map.clone(), o, l).ok_or_else(|| put("codes"))?)
             }
-        } else if n > 0 {
-            return Err(bad("a non-empty index without an entry point"));
-        }
+            Quantization::Int8 => {
+                let both = f32_params(params, 2 * dim)?;
+                exact(codes, 1, n * dim, "codes")?;
+                Store::Int8 {
+                    params: Int8Params {
+                        lo: both[..dim].to_vec(),
+                        step: both[dim..].to_vec(),
+                    },
+                    codes: Cells::mapped(map.clone(), codes.0, codes.1).ok_or_else(|| put("codes"))?,
+                    sq_norms: norms_cells(n)?,
+                }
+            }
+            Quantization::Binary => {
+                let words = dim.div_ceil(64);
+                let mean = f32_params(params, dim)?;
+                exact(codes, 8, n * words, "codes")?;
+                let (o, l) = mapped(codes, 8)?;
+                Store::Binary {
+                    mean,
+                    words,
+                    codes: Cells::mapped(map.clone(), o, l).ok_or_else(|| put("codes"))?,
+                    sq_norms: norms_cells(n)?,
+                }
+            }
+        };
+        let (o, l) = levels;
+        let level_cells = Cells::mapped(map.clone(), o, l).ok_or_else(|| put("levels"))?;
+        let mut index = Hnsw::new(hp, Codes::from_store(dim, kind, Store::F32(Cells::default())));
+        index.codes = Codes::from_store(dim, kind, store);
+        index.finish_build();
+        index.levels = level_cells;
+        index.links0 = links0_cells;
+        index.upper = upper_cells;
+        index.upper_nodes = upper_nodes;
+        index.upper_start = upper_start;
         index.entry = AtomicU64::new(entry);
-        if index.codes.len() != n {
-            return Err(bad("codes do not match the node count"));
-        }
         Ok(index)
+    }
+
+    /// Advice for a mapped index's pages: `true` reads them in now (the graph and codes kept
+    /// in memory, the default), `false` reads each page when a search needs it
+    /// (`hnsw_config.on_disk`). Nothing for an index in memory.
+    pub fn advise_mapped(&self, keep_in_memory: bool) {
+        // Every mapped column of an index comes from one file: its level-0 lists' map.
+        if let Some(map) = self.links0.map() {
+            map.advise(keep_in_memory);
+        }
     }
 }

@@ -52,8 +52,14 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> StorageResult<()> {
 
 /// Replaces `path` with `bytes` atomically and durably (see the module comment).
 pub fn replace_file_atomic(path: &Path, bytes: &[u8]) -> StorageResult<()> {
+    replace_with(path, |tmp| write_new_file(tmp, bytes))
+}
+
+/// Replaces `path` atomically and durably with the file `write` creates and fsyncs at the
+/// temporary path it is given (for files written in pieces, never whole in memory).
+pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> StorageResult<()>) -> StorageResult<()> {
     let tmp = path.with_extension("tmp");
-    write_new_file(&tmp, bytes)?;
+    write(&tmp)?;
     check(Step::Rename, path).map_err(StorageError::io(path))?;
     fs::rename(&tmp, path).map_err(StorageError::io(path))?;
     fsync_dir(parent_dir(path))

@@ -1,9 +1,11 @@
 //! Memory-mapped files: the one room of this crate with `unsafe`.
 //!
-//! Two kinds of map:
+//! Three kinds of map:
 //! * [`MappedFile`]: a read-only map of an immutable file (a segment being loaded), so a file
 //!   larger than the memory the process may use is read through the page cache instead of
 //!   being copied onto the heap;
+//! * [`PrivateMap`]: a copy-on-write map of an immutable file used in place (an index's graph
+//!   and codes), whose words may be changed in memory without reaching the file;
 //! * [`ScratchMap`]: a growable, writable map of a file that has no name (created in a given
 //!   folder and unlinked at once). It is memory the kernel can write out to that folder's disk
 //!   and read back: a collection's working copy of its vectors when they are kept on disk. It
@@ -25,6 +27,7 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 use std::fs::{File, OpenOptions};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |cause| StorageError::Io {
@@ -75,6 +78,66 @@ impl Deref for MappedFile {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+/// A private (copy-on-write) map of a whole immutable file, used in place: pages are read
+/// through the page cache and shared with it until written, and a write changes this process's
+/// copy only, never the file. An index file's graph and codes live in one: opening them costs
+/// a map, not a read, and a later insert copies what it changes.
+#[derive(Debug)]
+pub struct PrivateMap {
+    map: Option<MmapMut>,
+}
+
+impl PrivateMap {
+    /// Maps `path` copy-on-write.
+    pub fn open(path: &Path) -> StorageResult<PrivateMap> {
+        let file = File::open(path).map_err(io(path))?;
+        let len = file.metadata().map_err(io(path))?.len();
+        if len == 0 {
+            return Ok(PrivateMap { map: None });
+        }
+        // SAFETY: the file is one of Quiver's immutable files in a folder this process has
+        // locked (see the module's notes); the map is private, so nothing this process does
+        // through it reaches the file.
+        let map = unsafe { MmapOptions::new().map_copy(&file) }.map_err(io(path))?;
+        Ok(PrivateMap { map: Some(map) })
+    }
+
+    /// The mapped bytes. Only for bytes that are never written through
+    /// [`PrivateMap::atomic_u32s`] (codes, row lists, headers).
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// `len` atomic words from byte `offset`: `None` when the range is outside the map or
+    /// not aligned for `u32`. Words are little-endian in the file, native in memory: callers
+    /// on big-endian machines must not use this (the index copies instead).
+    pub fn atomic_u32s(&self, offset: usize, len: usize) -> Option<&[AtomicU32]> {
+        let map = self.map.as_ref()?;
+        let end = len.checked_mul(4)?.checked_add(offset)?;
+        if end > map.len() || offset % 4 != 0 {
+            return None;
+        }
+        // SAFETY: the range lies inside a live, writable (private) mapping owned by `self`,
+        // is aligned for `AtomicU32` (a map starts on a page, `offset` is a multiple of 4),
+        // every bit pattern is a valid `u32`, and the slice borrows `self`, so the map
+        // outlives it. Writes through the atomics only change this process's private pages.
+        Some(unsafe { std::slice::from_raw_parts(map.as_ptr().add(offset).cast::<AtomicU32>(), len) })
+    }
+
+    /// Advice for the whole map: `true` reads ahead now (kept in memory), `false` reads at
+    /// random (kept on disk, each read one page).
+    pub fn advise(&self, keep_in_memory: bool) {
+        if let Some(map) = &self.map {
+            if keep_in_memory {
+                will_need(map);
+            } else {
+                #[cfg(unix)]
+                let _ = map.advise(memmap2::Advice::Random);
+            }
+        }
     }
 }
 

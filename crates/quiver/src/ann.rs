@@ -19,7 +19,7 @@
 use crate::filter::Filter;
 use crate::monitor::{self, RecallEstimate, RecallMonitor};
 use crate::state::State;
-use crate::store::{get_id, put_id};
+use crate::store::get_id;
 use crate::types::{IndexConfig, PointId};
 use parking_lot::{Condvar, Mutex, RwLock};
 use quiver_index::{Hnsw, HnswParams, Quantization, Scratch};
@@ -65,7 +65,8 @@ pub(crate) fn build_pool() -> &'static rayon::ThreadPool {
 
 /// Which row each node stands for, in the state's current numbering.
 struct NodeMap {
-    node_row: Vec<u32>,
+    /// Read in place from the index file after an open, until a change copies it.
+    node_row: quiver_index::cells::Cells<u32>,
     /// Rows below `rows_seen` that no node covers (scanned exactly).
     tail: Vec<u32>,
     /// Every row at or above this is in the tail too.
@@ -160,6 +161,8 @@ pub(crate) struct Ann {
     retired: Mutex<bool>,
     /// The base segment the index file names its nodes' rows against (`None`: by id only).
     saved_base: Mutex<Option<crate::state::BaseId>>,
+    /// The large sections of the index file opened in place, until they are checked.
+    unverified: Mutex<Option<file::Unverified>>,
 }
 
 /// The state of the index for `quiver info`.
@@ -203,6 +206,7 @@ impl Ann {
             last_error: Mutex::new(None),
             retired: Mutex::new(false),
             saved_base: Mutex::new(None),
+            unverified: Mutex::new(None),
         }
     }
 
@@ -232,7 +236,7 @@ impl Ann {
                 let map = b.map.read();
                 let h = b.hnsw.read();
                 let codes = h.codes().memory_bytes();
-                (codes, h.memory_bytes() - codes + map.node_row.len() * 4, file)
+                (codes, h.memory_bytes() - codes + map.node_row.heap_bytes(), file)
             }
             None => (0, 0, file),
         }
@@ -247,7 +251,7 @@ impl Ann {
                 (
                     h.len(),
                     map.tail.len() + st.n_rows().saturating_sub(map.rows_seen),
-                    h.memory_bytes() + map.node_row.len() * 4,
+                    h.memory_bytes() + map.node_row.heap_bytes(),
                 )
             }
             None => (0, st.n_rows(), 0),
@@ -438,7 +442,7 @@ impl Ann {
         }
         // The graph was renumbered for locality: node `i` is snapshot entry `order[i]`.
         let map = NodeMap {
-            node_row: order.iter().map(|&o| snap.rows[o as usize]).collect(),
+            node_row: order.iter().map(|&o| snap.rows[o as usize]).collect::<Vec<_>>().into(),
             tail: Vec::new(),
             rows_seen: snap.rows_seen,
             generation: snap.generation,
@@ -462,13 +466,13 @@ impl Ann {
             let valid = map.generation == snap.generation && st.generation() == snap.generation && map.rows_seen == snap.old_seen;
             debug_assert_eq!(map.node_row.len(), first as usize);
             if valid {
-                map.node_row.extend_from_slice(&snap.rows);
+                map.node_row.to_mut().extend_from_slice(&snap.rows);
                 map.tail.clear();
                 map.rows_seen = snap.rows_seen;
             } else {
                 // Rows were renumbered meanwhile: the new nodes stay in the graph (traversable)
                 // but are never returned; their points are still in the tail.
-                map.node_row.extend(std::iter::repeat_n(NO_ROW, snap.rows.len()));
+                map.node_row.to_mut().extend(std::iter::repeat_n(NO_ROW, snap.rows.len()));
             }
         });
     }
@@ -666,180 +670,10 @@ impl Ann {
         });
         Some(top.into_sorted())
     }
-
-    /// Writes the index file (atomically replaced). Nodes are named by point id, and by row
-    /// when the state's first rows are a known segment's (see [`crate::state::BaseId`]): then a
-    /// process that opens the same segment maps them without looking anything up.
-    pub fn save(&self, state: &RwLock<State>) -> Result<(), StorageError> {
-        let retired = self.retired.lock();
-        if *retired {
-            return Ok(());
-        }
-        let Some(b) = self.built.read().clone() else { return Ok(()) };
-        // Ids and rows under the state's read lock (lock order: state, map, graph); the
-        // graph's sections after the state is released: writers wait for the ids only.
-        let st = state.read();
-        let map = b.map.read();
-        let h = b.hnsw.read();
-        if map.generation != st.generation() {
-            // Rows were renumbered and the map not yet rebuilt: the next build saves.
-            return Ok(());
-        }
-        let base = st.base();
-        let nodes = h.len();
-        let mut r = Encoder::with_capacity(40 + 4 * nodes);
-        match base {
-            Some(base) => {
-                r.u64(base.segment);
-                r.u32(base.checksum);
-                r.u64(base.rows as u64);
-            }
-            None => {
-                r.u64(u64::MAX);
-                r.u32(0);
-                r.u64(0);
-            }
-        }
-        r.bytes(&h.drift_bytes());
-        r.u64(nodes as u64);
-        let mut e = Encoder::with_capacity(8 + 10 * nodes);
-        // Only nodes that are mapped are written out with an id; the rest get none (a node
-        // being added has no row yet).
-        e.u64(nodes as u64);
-        for node in 0..nodes {
-            let row = map.node_row.get(node).copied().unwrap_or(NO_ROW);
-            r.u32(if base.is_some_and(|b| (row as usize) < b.rows) {
-                row
-            } else {
-                NO_ROW
-            });
-            if row != NO_ROW && (row as usize) < st.n_rows() {
-                e.u8(1);
-                put_id(&mut e, &st.id_at(row as usize));
-            } else {
-                e.u8(0);
-            }
-        }
-        drop(st);
-        let sections = h.to_sections();
-        drop(h);
-        drop(map);
-        let (ids, rows) = (e.buf, (base, r.buf));
-        let mut refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
-        refs.push(&ids);
-        refs.push(&rows.1);
-        blob::replace_atomic(&self.path, INDEX_MAGIC, &refs)?;
-        *self.saved_base.lock() = rows.0;
-        Ok(())
-    }
-
-    /// Whether the index file should be written again because it does not name its nodes
-    /// by the rows of the state's base segment (an open would look every node up).
-    pub fn save_is_stale(&self, st: &State) -> bool {
-        let built = self
-            .built
-            .read()
-            .as_ref()
-            .is_some_and(|b| b.map.read().generation == st.generation());
-        built && st.base().is_some() && *self.saved_base.lock() != st.base()
-    }
-
-    /// Loads the index file, if any, and maps its nodes onto `st`'s rows. A missing file is not
-    /// an error; an unreadable one is reported and ignored (the index is rebuilt).
-    pub fn load(&self, st: &State) {
-        if !self.config.enabled || !self.path.exists() {
-            return;
-        }
-        match self.try_load(st) {
-            Ok((built, _)) => *self.built.write() = Some(Arc::new(built)),
-            Err(e) => *self.last_error.lock() = Some(format!("index file ignored, it will be rebuilt: {e}")),
-        }
-    }
-
-    /// The index file's graph mapped onto `st`, and how many nodes were mapped by their saved
-    /// row (the rest by id, each checked against its row's vector).
-    fn try_load(&self, st: &State) -> Result<(Built, usize), IndexFileError> {
-        // Mapped, not read: the graph and codes are built from it, never two copies at once.
-        let image = quiver_storage::map::MappedFile::open(&self.path)?;
-        let sections = blob::decode(&self.path, INDEX_MAGIC, &image)?;
-        // Six sections: a file of an older version, without rows and drift counts.
-        if !(6..=7).contains(&sections.len()) {
-            return Err(IndexFileError::Sections(sections.len()));
-        }
-        let mut hnsw = Hnsw::from_sections(&sections[..5])?;
-        let (p, c) = (hnsw.params(), hnsw.codes());
-        if p.m != self.config.m || c.quantization() != self.config.quantization || c.dim() != self.dim || c.kind() != self.kind {
-            return Err(IndexFileError::OtherParameters);
-        }
-        let mut d = Decoder::new(sections[5]);
-        let n = d.u64()? as usize;
-        if n != hnsw.len() {
-            return Err(IndexFileError::NodeIds(format!("{n} ids for {} nodes", hnsw.len())));
-        }
-        // The rows saved against a base segment, usable when this state has the same base.
-        let mut saved_rows: Option<Decoder<'_>> = None;
-        let drift_saved = match sections.get(6) {
-            Some(section) => {
-                let mut r = Decoder::new(section);
-                let (segment, checksum, rows) = (r.u64()?, r.u32()?, r.u64()? as usize);
-                hnsw.restore_drift(r.bytes()?)?;
-                if r.u64()? as usize != n || r.remaining() != 4 * n {
-                    return Err(IndexFileError::NodeIds(format!("the row section does not hold {n} rows")));
-                }
-                let saved = crate::state::BaseId { segment, checksum, rows };
-                if segment != u64::MAX && st.base() == Some(saved) {
-                    saved_rows = Some(r);
-                    *self.saved_base.lock() = Some(saved);
-                }
-                true
-            }
-            None => false,
-        };
-        let mut node_row = Vec::with_capacity(n);
-        let mut by_row = 0;
-        let mut covered = vec![0u64; st.n_rows().div_ceil(64)];
-        for node in 0..n as u32 {
-            let id = if d.u8()? == 1 { Some(get_id(&mut d)?) } else { None };
-            let saved = match saved_rows.as_mut() {
-                Some(r) => r.u32()?,
-                None => NO_ROW,
-            };
-            let row = if saved != NO_ROW {
-                // A row of the base segment holds the point and vector the node was built from
-                // in any process that opened that segment (its number and fingerprint, which
-                // covers its ids, matched): no lookup, no check of the vector.
-                by_row += 1;
-                Some(saved).filter(|&r| (r as usize) < st.n_rows() && st.is_searchable(r) && !mask_has(&covered, r))
-            } else {
-                id.and_then(|id| st.row_of(&id))
-                    .filter(|&r| !mask_has(&covered, r) && hnsw.codes().matches(node, st.vector(r)))
-            };
-            if let Some(r) = row {
-                covered[r as usize / 64] |= 1 << (r % 64);
-                if !drift_saved {
-                    // An older file without drift counts: count the vectors again.
-                    hnsw.observe(st.vector(r));
-                }
-            }
-            node_row.push(row.unwrap_or(NO_ROW));
-        }
-        d.finish()?;
-        let tail = (0..st.n_rows() as u32)
-            .filter(|&r| st.is_searchable(r) && !mask_has(&covered, r))
-            .collect();
-        let map = NodeMap {
-            node_row,
-            tail,
-            rows_seen: st.n_rows(),
-            generation: st.generation(),
-        };
-        let built = Built {
-            hnsw: RwLock::new(hnsw),
-            map: RwLock::new(map),
-        };
-        Ok((built, by_row))
-    }
 }
+
+#[path = "ann_file.rs"]
+mod file;
 
 #[cfg(test)]
 #[path = "ann_load_tests.rs"]

@@ -43,7 +43,7 @@ const LARGE: [usize; 3] = [VECTORS, PAYLOADS, NAMED];
 const FLAG_SORTED: u32 = 1;
 /// A fixed-width id: tag (0 integer, 1 UUID) and 16 bytes (the integer little-endian and
 /// zero-padded, or the UUID's bytes).
-const ID_BYTES: usize = 17;
+pub(crate) const ID_BYTES: usize = 17;
 
 /// The contents of one segment: the full state of some points, and ids deleted since the
 /// segments before it.
@@ -72,7 +72,7 @@ pub fn decode_row(vectors: &[u8], i: usize, out: &mut [f32]) {
 /// One row of a segment to write: id, main vector (empty: none), named vectors, payload.
 pub type SegmentRow<'a> = (PointId, &'a [f32], Option<&'a NamedVectors>, Option<&'a Payload>);
 
-fn put_fixed_id(out: &mut Vec<u8>, id: &PointId) {
+pub(crate) fn put_fixed_id(out: &mut Vec<u8>, id: &PointId) {
     match id {
         PointId::Num(n) => {
             out.push(0);
@@ -86,7 +86,7 @@ fn put_fixed_id(out: &mut Vec<u8>, id: &PointId) {
     }
 }
 
-fn get_fixed_id(b: &[u8]) -> Result<PointId, String> {
+pub(crate) fn get_fixed_id(b: &[u8]) -> Result<PointId, String> {
     match b[0] {
         0 => Ok(PointId::Num(u64::from_le_bytes(b[1..9].try_into().expect("8 bytes")))),
         1 => Ok(PointId::Uuid(uuid::Uuid::from_bytes(b[1..17].try_into().expect("16 bytes")))),

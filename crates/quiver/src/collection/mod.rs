@@ -453,6 +453,9 @@ impl Collection {
         if let Some(base) = verify_later {
             c.verify_in_background(base);
         }
+        if c.inner.ann.has_unverified() {
+            c.verify_index_in_background();
+        }
         c.kick_index();
         Ok(c)
     }
@@ -468,7 +471,26 @@ impl Collection {
                 return Err(e.into());
             }
         }
+        // The index file is a cache: damage there is repaired by a rebuild, not an error.
+        if self.inner.ann.verify_mapped().is_err() {
+            self.kick_index();
+        }
         Ok(())
+    }
+
+    /// Checks the large sections of the index file opened in place on a background thread of
+    /// low priority; damage drops the graph and starts its rebuild.
+    fn verify_index_in_background(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let _ = std::thread::Builder::new()
+            .name(format!("quiver-verify-index-{}", self.inner.name))
+            .spawn(move || {
+                quiver_kernels::quant::lower_thread_priority();
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.ann.verify_mapped().is_err() && !inner.ann.is_retired() {
+                    Collection { inner }.kick_index();
+                }
+            });
     }
 
     /// Checks the large sections of a base segment read in place (vectors, payloads, named
