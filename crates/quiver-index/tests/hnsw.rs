@@ -4,8 +4,11 @@
 
 use quiver_index::{Codes, Hnsw, HnswParams, Quantization, Scratch};
 use quiver_kernels::{normalize, scan_top_k, Allowed, ScoreKind};
+use quiver_storage::aligned::{AlignedBlob, AlignedWriter};
+use quiver_storage::map::PrivateMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
 
 /// `n` points around `clusters` random centres (clusters = 0: uniform in [-1, 1]).
 fn data(seed: u64, n: usize, dim: usize, clusters: usize, unit: bool) -> Vec<f32> {
@@ -183,6 +186,116 @@ fn persistence_round_trip_gives_identical_results() {
             wrong_dim[8] = 7;
             assert!(loaded.restore_drift(&wrong_dim).is_err());
         }
+    }
+}
+
+/// Writes `index` in the mapped layout (an aligned blob) and maps it back in place.
+fn write_and_map(index: &Hnsw, path: &std::path::Path) -> Hnsw {
+    let lens = index.mapped_section_lens();
+    let mut w = AlignedWriter::create(path, MAGIC, &lens).unwrap();
+    index.write_mapped_sections(&mut |b| w.write(b)).unwrap();
+    w.finish().unwrap();
+    map_back(path).unwrap()
+}
+
+const MAGIC: &[u8; 8] = b"TESTHNSW";
+
+fn map_back(path: &std::path::Path) -> Result<Hnsw, String> {
+    let map = Arc::new(PrivateMap::open(path).unwrap());
+    let blob = AlignedBlob::open(path, MAGIC, map.bytes()).map_err(|e| e.to_string())?;
+    let spans: Vec<(usize, usize)> = (0..blob.len()).map(|i| (blob.offset(i) as usize, blob.section(i).len())).collect();
+    Hnsw::from_mapped(map.clone(), &spans).map_err(|e| e.to_string())
+}
+
+/// Links `rows` as new nodes one at a time (deterministic, unlike `link_range`).
+fn insert(index: &mut Hnsw, rows: &[f32]) {
+    let dim = index.codes().dim();
+    let first = index.add(rows);
+    let mut scratch = Scratch::new();
+    for (i, row) in rows.chunks(dim).enumerate() {
+        index.link(first + i as u32, row, &mut scratch);
+    }
+}
+
+#[test]
+fn a_mapped_index_answers_like_its_source_and_copies_only_on_insert() {
+    let (seed, dim) = (43u64, 24);
+    let dir = tempfile::tempdir().unwrap();
+    for (i, quant) in [Quantization::None, Quantization::Int8, Quantization::Binary]
+        .into_iter()
+        .enumerate()
+    {
+        let rows = data(seed, 2000, dim, 10, true);
+        let mut index = build(dim, ScoreKind::Dot, quant, PARAMS, &rows);
+        let path = dir.path().join(format!("index{i}"));
+        let mut mapped = write_and_map(&index, &path);
+        let file = std::fs::read(&path).unwrap();
+        // In place: the graph and codes are the file's pages, not the heap.
+        assert!(mapped.mapped_bytes() >= index.memory_bytes() / 2, "{quant:?}");
+        assert!(mapped.memory_bytes() < index.memory_bytes() / 4, "{quant:?}");
+        let queries = data(seed + 1, 30, dim, 10, true);
+        let (mut s1, mut s2) = (Scratch::new(), Scratch::new());
+        for q in queries.chunks(dim) {
+            assert_eq!(index.search(q, 40, None, &mut s1), mapped.search(q, 40, None, &mut s2), "{quant:?}");
+        }
+        for node in (0..2000u32).step_by(7) {
+            assert!(mapped.codes().matches(node, &rows[node as usize * dim..(node as usize + 1) * dim]));
+        }
+        // Inserting into both gives the same graph; the file is never written.
+        let more = data(seed + 2, 300, dim, 10, true);
+        insert(&mut index, &more);
+        insert(&mut mapped, &more);
+        assert_eq!(mapped.len(), 2300);
+        for q in queries.chunks(dim) {
+            assert_eq!(index.search(q, 40, None, &mut s1), mapped.search(q, 40, None, &mut s2), "{quant:?}");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), file, "{quant:?}: the file is unchanged");
+        // Written again from the copy, it maps back to the same answers.
+        let again = write_and_map(&mapped, &dir.path().join(format!("again{i}")));
+        for q in queries.chunks(dim) {
+            assert_eq!(index.search(q, 40, None, &mut s1), again.search(q, 40, None, &mut s2), "{quant:?}");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_mapped_index_is_an_error_or_searches_without_panicking() {
+    let dim = 8;
+    let rows = data(53, 600, dim, 5, true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    for quant in [Quantization::None, Quantization::Int8] {
+        let index = build(dim, ScoreKind::Dot, quant, PARAMS, &rows);
+        write_and_map(&index, &path);
+        let good = std::fs::read(&path).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(54);
+        let (mut loaded_ok, mut refused) = (0, 0);
+        for _ in 0..400 {
+            // Damage inside the sections (the header and checksums are the blob's to check,
+            // and the section checksums are not looked at here: this is what a search meets
+            // before the background check finds the damage).
+            let mut bad = good.clone();
+            let at = rng.gen_range(64..bad.len() - 64);
+            bad[at] ^= 1 << rng.gen_range(0..8);
+            if rng.gen_bool(0.3) {
+                // A neighbour id far out of range.
+                let word = at & !3;
+                bad[word..word + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            }
+            std::fs::write(&path, &bad).unwrap();
+            let Ok(loaded) = map_back(&path) else {
+                refused += 1;
+                continue;
+            };
+            loaded_ok += 1;
+            let mut scratch = Scratch::new();
+            for q in rows.chunks(dim).take(5) {
+                let got = loaded.search(q, 20, None, &mut scratch);
+                assert!(got.iter().all(|g| (g.row as usize) < loaded.len()));
+            }
+        }
+        eprintln!("{quant:?}: {loaded_ok} damaged files searched, {refused} refused");
+        assert!(loaded_ok > 100 && refused > 0);
     }
 }
 
