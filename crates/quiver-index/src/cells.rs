@@ -89,6 +89,11 @@ impl<T: Cell> Cells<T> {
         }
     }
 
+    /// An owned copy of the values (a mapped column read into memory).
+    pub fn owned(&self) -> Cells<T> {
+        Cells::Owned(T::copy_all(self))
+    }
+
     /// The map the values are read from, if they are.
     pub fn map(&self) -> Option<&Arc<PrivateMap>> {
         match self {

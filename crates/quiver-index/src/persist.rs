@@ -369,6 +369,12 @@ fn upper_spans(levels: &[u8], m: usize) -> (Vec<u32>, Vec<usize>) {
     (nodes, start)
 }
 
+/// Parts of a mapped index copied into memory ([`Hnsw::copy_mapped`]).
+pub struct InMemory {
+    graph: Option<(Cells<u8>, Cells<AtomicU32>, Cells<AtomicU32>)>,
+    store: Option<Store>,
+}
+
 /// How many sections [`Hnsw::write_mapped_sections`] writes.
 pub const MAPPED_SECTIONS: usize = 7;
 
@@ -544,13 +550,59 @@ impl Hnsw {
         Ok(index)
     }
 
-    /// Advice for a mapped index's pages: `true` reads them in now (the graph and codes kept
-    /// in memory, the default), `false` reads each page when a search needs it
-    /// (`hnsw_config.on_disk`). Nothing for an index in memory.
-    pub fn advise_mapped(&self, keep_in_memory: bool) {
+    /// Whether any part of the graph or the codes is read in place from a mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.mapped_bytes() > 0
+    }
+
+    /// Copies into memory the mapped parts an index should keep there: the graph (levels and
+    /// lists) when `graph`, the codes when `codes`. Taken under a read lock that excludes
+    /// writers (an upgradable one), installed by [`Hnsw::install`] under the write lock:
+    /// searches go on while the bytes are copied.
+    pub fn copy_mapped(&self, graph: bool, codes: bool) -> InMemory {
+        let graph = graph && (self.links0.map().is_some() || self.upper.map().is_some() || self.levels.map().is_some());
+        InMemory {
+            graph: graph.then(|| (self.levels.owned(), self.links0.owned(), self.upper.owned())),
+            store: (codes && self.codes.mapped_bytes() > 0).then(|| match &self.codes.store {
+                Store::F32(v) => Store::F32(v.owned()),
+                Store::Int8 { params, codes, sq_norms } => Store::Int8 {
+                    params: params.clone(),
+                    codes: codes.owned(),
+                    sq_norms: sq_norms.owned(),
+                },
+                Store::Binary {
+                    mean,
+                    words,
+                    codes,
+                    sq_norms,
+                } => Store::Binary {
+                    mean: mean.clone(),
+                    words: *words,
+                    codes: codes.owned(),
+                    sq_norms: sq_norms.owned(),
+                },
+            }),
+        }
+    }
+
+    /// Installs what [`Hnsw::copy_mapped`] copied (the index must not have changed since:
+    /// hold the lock that excluded writers across both).
+    pub fn install(&mut self, copy: InMemory) {
+        if let Some((levels, links0, upper)) = copy.graph {
+            debug_assert_eq!(levels.len(), self.levels.len());
+            (self.levels, self.links0, self.upper) = (levels, links0, upper);
+        }
+        if let Some(store) = copy.store {
+            self.codes.store = store;
+        }
+    }
+
+    /// Advice for the mapped pages an index leaves on disk (read when a search needs them):
+    /// no read-ahead around them. Nothing for an index in memory.
+    pub fn advise_random(&self) {
         // Every mapped column of an index comes from one file: its level-0 lists' map.
         if let Some(map) = self.links0.map() {
-            map.advise(keep_in_memory);
+            map.advise(false);
         }
     }
 }

@@ -117,7 +117,7 @@ impl PrivateMap {
     pub fn atomic_u32s(&self, offset: usize, len: usize) -> Option<&[AtomicU32]> {
         let map = self.map.as_ref()?;
         let end = len.checked_mul(4)?.checked_add(offset)?;
-        if end > map.len() || offset % 4 != 0 {
+        if end > map.len() || !offset.is_multiple_of(4) {
             return None;
         }
         // SAFETY: the range lies inside a live, writable (private) mapping owned by `self`,

@@ -183,6 +183,25 @@ impl Ann {
         Ok(())
     }
 
+    /// Puts the index opened in place where the collection's placement wants it: the graph
+    /// (levels and lists) and the codes each copied into memory when `graph` / `codes`, else
+    /// left mapped, read from the page cache and the disk as searches need them
+    /// (`hnsw_config.on_disk`, `quantization_config.*.always_ram`). Searches go on meanwhile;
+    /// inserts wait for the copy.
+    pub fn place(&self, graph: bool, codes: bool) {
+        let Some(b) = self.built.read().clone() else { return };
+        let h = b.hnsw.upgradable_read();
+        if !h.is_mapped() {
+            return;
+        }
+        let copy = h.copy_mapped(graph, codes);
+        let mut h = parking_lot::RwLockUpgradableReadGuard::upgrade(h);
+        h.install(copy);
+        if h.is_mapped() {
+            h.advise_random();
+        }
+    }
+
     /// Whether an index file opened in place still has sections to check.
     pub fn has_unverified(&self) -> bool {
         self.unverified.lock().is_some()
@@ -236,7 +255,6 @@ impl Ann {
             });
             (self.rows_by_id(st, &hnsw, nodes)?, 0)
         };
-        hnsw.advise_mapped(true);
         let built = Arc::new(Built {
             hnsw: RwLock::new(hnsw),
             map: RwLock::new(map_rows),

@@ -59,6 +59,30 @@ impl CollectionSettings {
         self.hint(&format!("vectors.{main}")).get("on_disk").and_then(Value::as_bool) == Some(true)
     }
 
+    /// Whether the main vector's graph stays on disk (`hnsw_config.on_disk`, the vector's own
+    /// or the collection's): read in place from the index file as searches need it, instead
+    /// of copied into memory after an open.
+    pub fn graph_on_disk(&self, main: &str) -> bool {
+        let on_disk = |h: Map<String, Value>| h.get("hnsw_config").and_then(|c| c.get("on_disk")).and_then(Value::as_bool);
+        on_disk(self.hint(&format!("vectors.{main}")))
+            .or_else(|| on_disk(self.hint("collection")))
+            .unwrap_or(false)
+    }
+
+    /// Whether the main vector's quantized codes are kept in memory: `always_ram` of its
+    /// `quantization_config` (the vector's own or the collection's) when given, else with the
+    /// graph.
+    pub fn codes_in_memory(&self, main: &str) -> bool {
+        let always_ram = |h: Map<String, Value>| {
+            h.get("quantization_config")
+                .and_then(Value::as_object)
+                .and_then(|q| q.values().find_map(|kind| kind.get("always_ram").and_then(Value::as_bool)))
+        };
+        always_ram(self.hint(&format!("vectors.{main}")))
+            .or_else(|| always_ram(self.hint("collection")))
+            .unwrap_or(!self.graph_on_disk(main))
+    }
+
     /// The hints of one section (an empty object when none were given).
     pub fn hint(&self, section: &str) -> Map<String, Value> {
         self.hints.get(section).and_then(Value::as_object).cloned().unwrap_or_default()

@@ -230,3 +230,79 @@ fn payload_indexes_are_kept_beside_the_base_and_rebuilt_when_damaged() {
     assert_eq!(third, first);
     assert_eq!(std::fs::read(&sidecar).unwrap(), kept, "a missing sidecar is written again");
 }
+
+/// The index file is opened in place (its graph and codes mapped, not read), then placed as
+/// the settings say: copied into memory by default, left on disk with `hnsw_config.on_disk`,
+/// the codes alone in memory with `always_ram`. Every placement answers alike.
+#[test]
+fn the_index_file_opens_in_place_and_is_placed_as_the_settings_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries: Vec<Vec<f32>>;
+    let want: Vec<Vec<quiver::ScoredPoint>>;
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.create_collection("c", CollectionConfig::new(DIM, Metric::Cosine)).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        c.upsert((0..12_000).map(|i| random_point(&mut rng, i)).collect()).unwrap();
+        c.compact().unwrap();
+        c.build_index().unwrap();
+        queries = (0..20).map(|i| random_point(&mut rng, 100_000 + i).vector).collect();
+        want = queries
+            .iter()
+            .map(|q| c.search(&SearchRequest::new(q.clone(), 10)).unwrap())
+            .collect();
+    }
+    let hint = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let placements = [
+        ("default", None, true, true),
+        ("graph on disk", Some(hint(json!({"hnsw_config": {"on_disk": true}}))), false, false),
+        (
+            "graph on disk, codes in memory",
+            Some(hint(
+                json!({"hnsw_config": {"on_disk": true}, "quantization_config": {"scalar": {"type": "int8", "always_ram": true}}}),
+            )),
+            false,
+            true,
+        ),
+    ];
+    for (name, patch, graph_in_memory, codes_in_memory) in placements {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("c").unwrap();
+        c.update_settings(|s| {
+            s.hints.remove("collection");
+            if let Some(p) = &patch {
+                s.merge_hint("collection", p);
+            }
+            Ok(())
+        })
+        .unwrap();
+        drop(c);
+        let c = db.reopen_collection("c").unwrap();
+        // What the background thread does after an open, now.
+        c.verify_data().unwrap();
+        let f = c.footprint();
+        let (codes, graph) = (f.get("codes").unwrap().memory, f.get("graph").unwrap().memory);
+        eprintln!("{name}: codes {codes} B, graph {graph} B in memory");
+        assert_eq!(codes >= 12_000 * DIM as u64, codes_in_memory, "{name}: {f:?}");
+        // The level-0 lists alone are 33 words a node.
+        assert_eq!(graph >= 12_000 * 33 * 4, graph_in_memory, "{name}: {f:?}");
+        // (Nodes of points deleted by an earlier round stay until a rebuild.)
+        assert!(c.index_status().nodes >= 12_000, "{name}");
+        for (q, w) in queries.iter().zip(&want) {
+            assert_eq!(&c.search(&SearchRequest::new(q.clone(), 10)).unwrap(), w, "{name}");
+        }
+        // An insert copies what it changes; the file is not touched until the next save.
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        c.upsert((20_000..21_000).map(|i| random_point(&mut rng, i)).collect()).unwrap();
+        c.build_index().unwrap();
+        assert!(c.index_status().nodes >= 13_000, "{name}");
+        c.delete(&PointSelector::Ids((20_000..21_000).map(PointId::Num).collect())).unwrap();
+        c.compact().unwrap();
+        c.build_index().unwrap();
+        for (q, w) in queries.iter().zip(&want) {
+            let got = c.search(&SearchRequest::new(q.clone(), 10)).unwrap();
+            let ids = |v: &[quiver::ScoredPoint]| v.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&got), ids(w), "{name}: after inserts and deletes");
+        }
+    }
+}

@@ -462,7 +462,9 @@ impl Collection {
 
     /// Checks now every checksum of the sections read in place from the base segment (its
     /// vectors, payloads and named vectors: the check a collection with vectors on disk runs
-    /// in the background after it opens). Damage found is kept and reported by `info`.
+    /// in the background after it opens). Damage found is kept and reported by `info`. Also
+    /// does now what follows an open of the index file in the background: placing it in
+    /// memory (or not) and checking it (damage there starts a rebuild, not an error).
     pub fn verify_data(&self) -> Result<()> {
         let base = self.inner.state.read().base_segment().cloned();
         if let Some(base) = base {
@@ -472,25 +474,37 @@ impl Collection {
             }
         }
         // The index file is a cache: damage there is repaired by a rebuild, not an error.
-        if self.inner.ann.verify_mapped().is_err() {
-            self.kick_index();
-        }
+        self.settle_index();
         Ok(())
     }
 
-    /// Checks the large sections of the index file opened in place on a background thread of
-    /// low priority; damage drops the graph and starts its rebuild.
+    /// Places the index file opened in place and checks it ([`Collection::settle_index`]) on
+    /// a background thread of low priority.
     fn verify_index_in_background(&self) {
         let weak = Arc::downgrade(&self.inner);
         let _ = std::thread::Builder::new()
             .name(format!("quiver-verify-index-{}", self.inner.name))
             .spawn(move || {
                 quiver_kernels::quant::lower_thread_priority();
-                let Some(inner) = weak.upgrade() else { return };
-                if inner.ann.verify_mapped().is_err() && !inner.ann.is_retired() {
-                    Collection { inner }.kick_index();
+                if let Some(inner) = weak.upgrade() {
+                    Collection { inner }.settle_index();
                 }
             });
+    }
+
+    /// Puts an index file opened in place where the settings want it (graph and codes
+    /// copied into memory unless `hnsw_config.on_disk` / `always_ram` keep them on disk), then
+    /// checks its large sections; damage drops the graph and starts its rebuild.
+    fn settle_index(&self) {
+        let inner = &self.inner;
+        let (graph, codes) = {
+            let (settings, main) = (inner.settings.read(), &inner.config.vectors.main);
+            (!settings.graph_on_disk(main), settings.codes_in_memory(main))
+        };
+        inner.ann.place(graph, codes);
+        if inner.ann.verify_mapped().is_err() && !inner.ann.is_retired() {
+            self.kick_index();
+        }
     }
 
     /// Checks the large sections of a base segment read in place (vectors, payloads, named
