@@ -539,30 +539,71 @@ impl BaseSegment {
     }
 }
 
-const INDEX_SIDECAR_MAGIC: &[u8; 8] = b"QVPIDX01";
+/// Version 2: payload, full-text and sparse indexes (version 1 held payload indexes only and
+/// is rebuilt when met).
+const INDEX_SIDECAR_MAGIC: &[u8; 8] = b"QVPIDX02";
 
-/// The payload-index sidecar of the segment at `path` (`<number>.pidx` beside `<number>.seg`).
+/// The indexes kept beside a base segment, built over exactly its rows.
+#[derive(Default)]
+pub struct BaseIndexes {
+    pub fields: Vec<crate::payload_index::FieldIndex>,
+    /// Full-text indexes by payload key.
+    pub text: Vec<(String, crate::text_index::TextIndex)>,
+    /// Sparse posting lists by vector name.
+    pub sparse: Vec<(String, crate::sparse_index::SparseIndex)>,
+}
+
+/// [`BaseIndexes`] as bytes, ready for [`write_index_sidecar`].
+#[derive(Default)]
+pub struct BaseIndexBytes {
+    pub fields: Vec<Vec<u8>>,
+    pub text: Vec<(String, Vec<u8>)>,
+    pub sparse: Vec<(String, Vec<u8>)>,
+}
+
+impl BaseIndexBytes {
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.text.is_empty() && self.sparse.is_empty()
+    }
+}
+
+/// The index sidecar of the segment at `path` (`<number>.pidx` beside `<number>.seg`).
 pub fn index_sidecar_path(segment: &Path) -> PathBuf {
     segment.with_extension("pidx")
 }
 
-/// Writes the payload indexes built over exactly a base's rows beside it (replaced atomically):
-/// a cache, named by the base's number, fingerprint and row count, that an open loads instead
-/// of decoding every payload.
-pub fn write_index_sidecar(base: &BaseSegment, fields: &[&crate::payload_index::FieldIndex]) -> Result<(), StorageError> {
+/// Writes the indexes built over exactly a base's rows beside it (replaced atomically): a
+/// cache, named by the base's number, fingerprint and row count, that an open loads instead
+/// of decoding every payload and vector.
+pub fn write_index_sidecar(base: &BaseSegment, indexes: &BaseIndexBytes) -> Result<(), StorageError> {
     let mut header = Encoder::new();
     header.u64(base.number);
     header.u32(base.fingerprint);
     header.u64(base.n as u64);
-    let encoded: Vec<Vec<u8>> = fields.iter().map(|f| f.encode()).collect();
+    header.u32(indexes.fields.len() as u32);
+    header.u32(indexes.text.len() as u32);
+    header.u32(indexes.sparse.len() as u32);
+    let named: Vec<Vec<u8>> = indexes
+        .text
+        .iter()
+        .chain(&indexes.sparse)
+        .map(|(name, bytes)| {
+            let mut e = Encoder::with_capacity(bytes.len() + name.len() + 16);
+            e.bytes(name.as_bytes());
+            e.bytes(bytes);
+            e.buf
+        })
+        .collect();
     let mut sections: Vec<&[u8]> = vec![&header.buf];
-    sections.extend(encoded.iter().map(|e| e.as_slice()));
+    sections.extend(indexes.fields.iter().map(|e| e.as_slice()));
+    sections.extend(named.iter().map(|e| e.as_slice()));
     blob::replace_atomic(&index_sidecar_path(&base.path), INDEX_SIDECAR_MAGIC, &sections)
 }
 
-/// The payload indexes of a base's sidecar, if there is one written for this very base and it
-/// is whole (any damage, another base, or a missing file: `None`, and they are rebuilt).
-pub fn read_index_sidecar(base: &BaseSegment) -> Option<Vec<crate::payload_index::FieldIndex>> {
+/// The indexes of a base's sidecar, if there is one written for this very base and it is
+/// whole (its checksum, then each index's own checks): any damage, another base, or a missing
+/// file gives `None`, and they are rebuilt.
+pub fn read_index_sidecar(base: &BaseSegment) -> Option<BaseIndexes> {
     let path = index_sidecar_path(&base.path);
     let image = std::fs::read(&path).ok()?;
     let sections = blob::decode(&path, INDEX_SIDECAR_MAGIC, &image).ok()?;
@@ -571,10 +612,36 @@ pub fn read_index_sidecar(base: &BaseSegment) -> Option<Vec<crate::payload_index
     if (number, fingerprint, rows) != (base.number, base.fingerprint, base.n as u64) {
         return None;
     }
-    sections[1..]
+    let (n_fields, n_text, n_sparse) = (h.u32().ok()? as usize, h.u32().ok()? as usize, h.u32().ok()? as usize);
+    if sections.len() != 1 + n_fields + n_text + n_sparse {
+        return None;
+    }
+    let named = |s: &[u8]| -> Option<(String, Vec<u8>)> {
+        let mut d = Decoder::new(s);
+        let name = String::from_utf8(d.bytes().ok()?.to_vec()).ok()?;
+        let bytes = d.bytes().ok()?.to_vec();
+        d.finish().ok()?;
+        Some((name, bytes))
+    };
+    let fields = sections[1..=n_fields]
         .iter()
         .map(|s| crate::payload_index::FieldIndex::decode(s).ok())
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    let text = sections[1 + n_fields..1 + n_fields + n_text]
+        .iter()
+        .map(|s| {
+            let (name, bytes) = named(s)?;
+            Some((name, crate::text_index::TextIndex::decode(&bytes).ok()?))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let sparse = sections[1 + n_fields + n_text..]
+        .iter()
+        .map(|s| {
+            let (name, bytes) = named(s)?;
+            Some((name, crate::sparse_index::SparseIndex::decode(&bytes, base.n).ok()?))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(BaseIndexes { fields, text, sparse })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! document frequencies count live points only, so IDF is always that of the live collection.
 
 use crate::vector_model::{idf, SparseVector};
+use quiver_storage::codec::{DecodeError, Decoder, Encoder};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -200,6 +201,71 @@ fn kth_best(acc: &[f32], touched: &[u32], k: usize, allowed: &impl Fn(u32) -> bo
     *kth
 }
 
+impl SparseIndex {
+    /// The index as bytes, for the sidecar of a base segment: postings in index order (the
+    /// same index makes the same bytes), little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.u64(self.docs as u64);
+        let mut keys: Vec<u32> = self.postings.keys().copied().collect();
+        keys.sort_unstable();
+        e.u64(keys.len() as u64);
+        for k in keys {
+            let p = &self.postings[&k];
+            e.u32(k);
+            e.u32(p.df);
+            e.u32(p.max.to_bits());
+            e.u32(p.min.to_bits());
+            e.u64(p.rows.len() as u64);
+            for (&r, &v) in p.rows.iter().zip(&p.values) {
+                e.u32(r);
+                e.u32(v.to_bits());
+            }
+        }
+        e.buf
+    }
+
+    /// An index from [`SparseIndex::encode`]'s bytes over `rows` rows, checked: rows ascending
+    /// within each list and below `rows`, counts within the bytes.
+    pub fn decode(bytes: &[u8], rows: usize) -> Result<SparseIndex, DecodeError> {
+        let mut d = Decoder::new(bytes);
+        let docs = d.u64()? as usize;
+        let n = d.u64()? as usize;
+        if n > d.remaining() / 24 {
+            return Err(d.error(format!("{n} posting lists cannot fit")));
+        }
+        let mut postings = HashMap::with_capacity(n);
+        for _ in 0..n {
+            let (index, df) = (d.u32()?, d.u32()?);
+            let (max, min) = (f32::from_bits(d.u32()?), f32::from_bits(d.u32()?));
+            let len = d.u64()? as usize;
+            if len > d.remaining() / 8 {
+                return Err(d.error(format!("a posting list of {len} entries cannot fit")));
+            }
+            let mut p = Posting {
+                rows: Vec::with_capacity(len),
+                values: Vec::with_capacity(len),
+                max,
+                min,
+                df,
+            };
+            for _ in 0..len {
+                let (r, v) = (d.u32()?, f32::from_bits(d.u32()?));
+                if r as usize >= rows || p.rows.last().is_some_and(|&last| last >= r) {
+                    return Err(d.error(format!("posting list of index {index}: row {r} is out of order or range")));
+                }
+                p.rows.push(r);
+                p.values.push(v);
+            }
+            if postings.insert(index, p).is_some() {
+                return Err(d.error(format!("index {index} is listed twice")));
+            }
+        }
+        d.finish()?;
+        Ok(SparseIndex { postings, docs })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +337,17 @@ mod tests {
                         idx.remove(&v);
                     }
                 }
+            }
+            // Half the rounds search the index as a sidecar gives it back.
+            let bytes = idx.encode();
+            let back = SparseIndex::decode(&bytes, n).unwrap();
+            assert_eq!(back.encode(), bytes, "round {round}");
+            assert!(SparseIndex::decode(&bytes, 0).is_err() || idx.postings.is_empty());
+            for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+                assert!(SparseIndex::decode(&bytes[..cut], n).is_err(), "round {round}: truncated at {cut}");
+            }
+            if round % 2 == 0 {
+                idx = back;
             }
             let every_third = round % 2 == 1;
             let allowed = |r: u32| !dead[r as usize] && (!every_third || r.is_multiple_of(3));

@@ -14,6 +14,7 @@
 use crate::filter::KeyPath;
 use crate::payload_index::{FieldIndex, PayloadIndexType, PayloadIndexes};
 use crate::rows::Rows;
+use crate::segment::{BaseIndexBytes, BaseIndexes};
 use crate::segment::{BaseSegment, SegmentData};
 use crate::sparse_index::SparseIndex;
 use crate::store::Op;
@@ -155,7 +156,12 @@ impl State {
     /// decoded one at a time, not kept). True when some payload index had to be built. With `copy_vectors` the
     /// matrix is copied into memory (the collection keeps its vectors in memory); otherwise it
     /// is read from the map.
-    pub fn attach_base(&mut self, base: Arc<BaseSegment>, copy_vectors: bool, mut persisted: Vec<FieldIndex>) -> bool {
+    pub fn attach_base(&mut self, base: Arc<BaseSegment>, copy_vectors: bool, persisted: BaseIndexes) -> bool {
+        let BaseIndexes {
+            fields: mut persisted,
+            text: mut persisted_text,
+            sparse: mut persisted_sparse,
+        } = persisted;
         assert_eq!(self.n_rows(), 0, "a base is attached to an empty state");
         let n = base.len();
         if copy_vectors {
@@ -189,8 +195,23 @@ impl State {
                 None => missing.push(FieldIndex::new(f.key.clone(), f.kind)),
             }
         }
-        let built = !missing.is_empty();
-        if built || !self.text.is_empty() {
+        // Full-text and sparse indexes saved for this base likewise.
+        let mut text_missing = Vec::new();
+        for (key, t) in &mut self.text {
+            match persisted_text.iter().position(|(k, _)| *k == key.text) {
+                Some(i) => *t = persisted_text.swap_remove(i).1,
+                None => text_missing.push(key.text.clone()),
+            }
+        }
+        let mut sparse_missing = Vec::new();
+        for (name, ix) in &mut self.sparse {
+            match persisted_sparse.iter().position(|(n, _)| n == name) {
+                Some(i) => *ix = persisted_sparse.swap_remove(i).1,
+                None => sparse_missing.push(name.clone()),
+            }
+        }
+        let built = !missing.is_empty() || !text_missing.is_empty() || !sparse_missing.is_empty();
+        if !missing.is_empty() || !text_missing.is_empty() {
             let mut build = PayloadIndexes { fields: missing };
             for r in 0..n {
                 let Some(p) = base.payload(r).unwrap_or_else(|e| {
@@ -202,6 +223,9 @@ impl State {
                 build.insert(r as u32, &p);
                 let id = base.id(r);
                 for (key, t) in &mut self.text {
+                    if !text_missing.contains(&key.text) {
+                        continue;
+                    }
                     if let Some(text) = text_at(key, &p) {
                         t.set(&id, Some(&text));
                     }
@@ -217,10 +241,13 @@ impl State {
                 self.indexes.fields[at.expect("built for a declared index")] = f;
             }
         }
-        if !self.sparse.is_empty() && base.has_named() {
+        if !sparse_missing.is_empty() && base.has_named() {
             for r in 0..n {
                 if let Some(named) = self.rows.named(r) {
                     for (name, v) in named.iter() {
+                        if !sparse_missing.contains(name) {
+                            continue;
+                        }
                         if let (VectorData::Sparse(sv), Some(ix)) = (v, self.sparse.get_mut(name)) {
                             ix.insert(r as u32, sv);
                         }
@@ -231,9 +258,19 @@ impl State {
         built
     }
 
-    /// The payload indexes (not the full-text ones), for a sidecar of the base.
-    pub fn payload_fields(&self) -> Vec<&FieldIndex> {
-        self.indexes.fields.iter().collect()
+    /// Every index over the base's rows as bytes (payload, full-text, sparse), for its
+    /// sidecar; only meaningful when the state's rows are exactly the base's (after an open
+    /// or a compaction). A broken full-text index is left out (it is rebuilt on open).
+    pub fn base_index_bytes(&mut self) -> BaseIndexBytes {
+        BaseIndexBytes {
+            fields: self.indexes.fields.iter().map(|f| f.encode()).collect(),
+            text: self
+                .text
+                .iter_mut()
+                .filter_map(|(k, t)| Some((k.text.clone(), t.encode()?)))
+                .collect(),
+            sparse: self.sparse.iter().map(|(n, ix)| (n.clone(), ix.encode())).collect(),
+        }
     }
 
     /// The mapped base segment, if one is attached.
@@ -792,7 +829,7 @@ impl State {
         fresh.indexes.fields = self.indexes.fields.iter().map(|f| FieldIndex::new(f.key.clone(), f.kind)).collect();
         fresh.generation = self.generation + 1;
         fresh.dirty = std::mem::take(&mut self.dirty);
-        fresh.attach_base(base, !on_disk, Vec::new());
+        fresh.attach_base(base, !on_disk, BaseIndexes::default());
         fresh.text = std::mem::take(&mut self.text);
         *self = fresh;
     }

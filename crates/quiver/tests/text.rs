@@ -205,3 +205,96 @@ fn hybrid_finds_the_exact_term_that_dense_search_misses() {
     req.filter = Some(Filter::from_json(&json!({"must_not": [{"has_id": [99]}]})).unwrap());
     assert!(!ids(&c.hybrid(&req, "ERR_QUOTA_7731", &Fusion::default(), 20).unwrap()).contains(&99));
 }
+
+/// The full-text and sparse indexes over a compacted base are kept in its sidecar
+/// (`<segment>.pidx`): the next open loads them instead of rebuilding (the file is left as it
+/// is), and a damaged or missing sidecar is rebuilt from the payloads and vectors and written
+/// again. BM25 and sparse answers are the live process's every time, the rows written after
+/// the compaction included.
+#[test]
+fn text_and_sparse_indexes_are_kept_beside_the_base_and_rebuilt_when_damaged() {
+    use quiver::vector_model::SparseParams;
+    use quiver::{QueryVector, SparseVector, VectorData};
+    let words = [
+        "river", "stone", "maple", "harbor", "lantern", "quartz", "meadow", "falcon", "ember", "willow",
+    ];
+    let point = |i: u64| {
+        let text: Vec<&str> = (0..5).map(|k| words[((i * 7 + k * k * 3 + i / 13) % 10) as usize]).collect();
+        let indices: Vec<u32> = (0..4)
+            .map(|k| ((i * 5 + k * 11) % 97) as u32)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let values = indices.iter().map(|&x| 0.5 + (x % 7) as f32 * 0.25).collect();
+        doc(i, vec![(i % 10) as f32, 1.0], &text.join(" ")).with_named("s", VectorData::Sparse(SparseVector { indices, values }))
+    };
+    let text_queries = ["river stone", "lantern", "falcon ember willow", "nothing"];
+    let sparse_queries: Vec<SparseVector> = (0..5u32)
+        .map(|q| SparseVector {
+            indices: vec![q * 3, q * 3 + 11, 50 + q],
+            values: vec![1.0, 0.5, 2.0],
+        })
+        .collect();
+    let answers = |c: &quiver::Collection| -> Vec<Vec<(u64, i64)>> {
+        // Scores rounded: the same index gives the same floats; ids and order must agree.
+        let round = |hits: Vec<quiver::ScoredPoint>| -> Vec<(u64, i64)> {
+            ids(&hits)
+                .into_iter()
+                .zip(hits.iter().map(|h| (h.score * 1e4).round() as i64))
+                .collect()
+        };
+        let mut out: Vec<_> = text_queries
+            .iter()
+            .map(|q| round(c.search_text(q, None, 20, None, quiver::With::NOTHING).unwrap()))
+            .collect();
+        for q in &sparse_queries {
+            let mut req = SearchRequest::new(Vec::new(), 20);
+            req.with_payload = false;
+            out.push(round(c.search_named("s", &QueryVector::Sparse(q.clone()), &req).unwrap()));
+        }
+        out
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let live;
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let mut config = CollectionConfig::new(2, Metric::Dot);
+        config.vectors.sparse = [("s".to_string(), SparseParams { idf: true })].into();
+        let c = db.create_collection("t", config).unwrap();
+        c.create_payload_index("document", PayloadIndexType::Text).unwrap();
+        c.upsert((0..2000).map(point).collect()).unwrap();
+        c.compact().unwrap();
+        // Written after the compaction: the tail, over the kept indexes.
+        c.upsert((0..200).map(|i| point(i * 9 + 5000)).collect()).unwrap();
+        c.delete(&PointSelector::Ids((0..100).map(|i| PointId::Num(i * 3)).collect()))
+            .unwrap();
+        live = answers(&c);
+        assert!(live.iter().filter(|a| !a.is_empty()).count() >= 7, "{live:?}");
+    }
+    let sidecar = std::fs::read_dir(dir.path().join("collections/t/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pidx"))
+        .expect("compaction keeps the indexes beside its segment");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&sidecar).unwrap());
+    let reopen = || {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("t").unwrap();
+        answers(&c)
+    };
+    let before = inode();
+    assert_eq!(reopen(), live, "the kept indexes and the tail answer as the live process did");
+    assert_eq!(inode(), before, "a whole sidecar is used as it is, not rebuilt");
+    let mut bad = std::fs::read(&sidecar).unwrap();
+    let at = bad.len() * 3 / 4;
+    bad[at] ^= 0x10;
+    std::fs::write(&sidecar, &bad).unwrap();
+    assert_eq!(reopen(), live, "rebuilt from the payloads and vectors, the same answers");
+    assert_ne!(std::fs::read(&sidecar).unwrap(), bad, "a damaged sidecar is rebuilt and rewritten");
+    let rewritten = inode();
+    assert_eq!(reopen(), live);
+    assert_eq!(inode(), rewritten, "the rewritten sidecar is used as it is");
+    std::fs::remove_file(&sidecar).unwrap();
+    assert_eq!(reopen(), live);
+    assert!(sidecar.exists(), "a missing sidecar is written again");
+}

@@ -66,7 +66,8 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
         "segments_count": info.segments.max(1),
         "config": {
             "params": params,
-            "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": 0, "on_disk": false},
+            "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": 0,
+                            "on_disk": settings.graph_on_disk(&info.config.vectors.main)},
             "optimizer_config": {"deleted_threshold": 0.5, "vacuum_min_vector_number": 1000, "default_segment_number": 1,
                                  "max_segment_size": null, "memmap_threshold": null, "indexing_threshold": null,
                                  "flush_interval_sec": 5, "max_optimization_threads": null},

@@ -368,7 +368,7 @@ impl Collection {
                     if state.attach_base(base.clone(), !on_disk, persisted) {
                         // Built from the payloads: keep them for the next open (a cache; a
                         // failure only costs the next open the same work).
-                        let _ = crate::segment::write_index_sidecar(&base, &state.payload_fields());
+                        let _ = crate::segment::write_index_sidecar(&base, &state.base_index_bytes());
                     }
                     continue;
                 }

@@ -96,10 +96,11 @@ impl Collection {
             let before = self.inner.ann.before_compact(&st);
             st.rebase(base.clone());
             self.inner.ann.after_compact(before, &st);
-            // The payload indexes are over exactly the new base's rows now: keep them beside
+            // The payload, full-text and sparse indexes are over exactly the new base's rows now: keep them beside
             // it for the next open (a cache; it is removed with its segment).
-            if !st.payload_fields().is_empty() {
-                let _ = crate::segment::write_index_sidecar(&base, &st.payload_fields());
+            let indexes = st.base_index_bytes();
+            if !indexes.is_empty() {
+                let _ = crate::segment::write_index_sidecar(&base, &indexes);
             }
         }
         let old = std::mem::take(&mut w.manifest.segments);
