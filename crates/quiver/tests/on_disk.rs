@@ -301,7 +301,7 @@ fn the_index_file_opens_in_place_and_is_placed_as_the_settings_say() {
         c.build_index().unwrap();
         for (q, w) in queries.iter().zip(&want) {
             let got = c.search(&SearchRequest::new(q.clone(), 10)).unwrap();
-            let ids = |v: &[quiver::ScoredPoint]| v.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+            let ids = |v: &[quiver::ScoredPoint]| v.iter().map(|p| p.id).collect::<Vec<_>>();
             assert_eq!(ids(&got), ids(w), "{name}: after inserts and deletes");
         }
     }
