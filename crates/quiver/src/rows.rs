@@ -15,6 +15,7 @@
 use crate::segment::BaseSegment;
 use crate::types::{Payload, PointId};
 use crate::vector_model::NamedVectors;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -43,6 +44,12 @@ impl<T> Lazy<T> {
 
     fn get(&self, i: usize, decode: impl FnOnce() -> Option<T>) -> Option<&T> {
         self.chunk(i)[i % CHUNK].get_or_init(|| decode().map(Box::new)).as_deref()
+    }
+
+    /// The cell of row `i` if it was decoded (or edited) before.
+    fn peek(&self, i: usize) -> Option<Option<&T>> {
+        let cell = self.chunks[i / CHUNK].get()?.get(i % CHUNK)?.get()?;
+        Some(cell.as_deref())
     }
 
     fn get_mut(&mut self, i: usize, decode: impl FnOnce() -> Option<T>) -> &mut Option<Box<T>> {
@@ -81,6 +88,9 @@ pub(crate) struct Rows {
     /// The first base payload or named vector that could not be decoded (the row reads as
     /// having none; `info` reports the damage).
     damage: OnceLock<String>,
+    /// `on_disk_payload`: a base payload read is decoded from the segment each time, not kept
+    /// (only edited ones live in memory).
+    payloads_on_disk: bool,
 }
 
 impl Rows {
@@ -122,12 +132,25 @@ impl Rows {
         })
     }
 
-    pub fn payload(&self, row: usize) -> Option<&Payload> {
+    /// Keeps base payloads on disk (`true`: decoded on every read, never kept) or in memory
+    /// once read (`false`, the default).
+    pub fn set_payloads_on_disk(&mut self, on_disk: bool) {
+        self.payloads_on_disk = on_disk;
+    }
+
+    pub fn payload(&self, row: usize) -> Option<Cow<'_, Payload>> {
         match row.checked_sub(self.base_len()) {
-            Some(t) => self.payloads[t].as_deref(),
+            Some(t) => self.payloads[t].as_deref().map(Cow::Borrowed),
             None => {
                 let base = self.base.as_ref().expect("a base row");
-                self.base_payloads.as_ref()?.get(row, || self.note(base.payload(row)))
+                let lazy = self.base_payloads.as_ref()?;
+                if self.payloads_on_disk {
+                    return match lazy.peek(row) {
+                        Some(kept) => kept.map(Cow::Borrowed),
+                        None => self.note(base.payload(row)).map(Cow::Owned),
+                    };
+                }
+                lazy.get(row, || self.note(base.payload(row))).map(Cow::Borrowed)
             }
         }
     }

@@ -70,7 +70,7 @@ pub fn decode_row(vectors: &[u8], i: usize, out: &mut [f32]) {
 }
 
 /// One row of a segment to write: id, main vector (empty: none), named vectors, payload.
-pub type SegmentRow<'a> = (PointId, &'a [f32], Option<&'a NamedVectors>, Option<&'a Payload>);
+pub type SegmentRow<'a> = (PointId, &'a [f32], Option<&'a NamedVectors>, Option<std::borrow::Cow<'a, Payload>>);
 
 pub(crate) fn put_fixed_id(out: &mut Vec<u8>, id: &PointId) {
     match id {
@@ -123,7 +123,7 @@ pub fn write_segment_file<'a>(
         if !v.is_empty() || dim == 0 {
             main[i / 64] |= 1 << (i % 64);
         }
-        payloads.extend_from_slice(&payload_bytes(p));
+        payloads.extend_from_slice(&payload_bytes(p.as_deref()));
         payload_ends.extend_from_slice(&(payloads.len() as u64).to_le_bytes());
         if let Some(nv) = nv.filter(|m| !m.is_empty()) {
             put_named(&mut named, Some(nv));
@@ -658,7 +658,12 @@ mod tests {
     fn write(path: &Path, points: &[Point], tombstones: &[PointId]) -> u32 {
         let rows = |i: usize| -> SegmentRow<'_> {
             let p = &points[i];
-            (p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())
+            (
+                p.id,
+                p.vector.as_slice(),
+                Some(&p.vectors),
+                p.payload.as_ref().map(std::borrow::Cow::Borrowed),
+            )
         };
         write_segment_file(path, 2, points.len(), &rows, tombstones).unwrap()
     }

@@ -83,6 +83,12 @@ impl CollectionSettings {
             .unwrap_or(!self.graph_on_disk(main))
     }
 
+    /// `on_disk_payload`: payloads of the base segment are decoded from it on every read
+    /// instead of kept in memory once read.
+    pub fn payloads_on_disk(&self) -> bool {
+        self.hint("params").get("on_disk_payload").and_then(Value::as_bool) == Some(true)
+    }
+
     /// The hints of one section (an empty object when none were given).
     pub fn hint(&self, section: &str) -> Map<String, Value> {
         self.hints.get(section).and_then(Value::as_object).cloned().unwrap_or_default()

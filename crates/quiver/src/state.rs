@@ -23,6 +23,7 @@ use crate::types::{Payload, Point, PointId};
 use crate::vector_model::{NamedVectors, VectorData, VectorSchema};
 use crate::vectors::VectorBuf;
 use roaring::RoaringBitmap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct State {
     vectors: VectorBuf,
     vec_from: usize,
     rows: Rows,
+    /// `on_disk_payload` (see [`State::set_payloads_on_disk`]), kept across rebases.
+    payloads_on_disk: bool,
     alive: Vec<u64>,
     /// Live rows holding a main vector.
     searchable: Vec<u64>,
@@ -83,6 +86,7 @@ impl State {
             vectors: VectorBuf::new(),
             vec_from: 0,
             rows: Rows::default(),
+            payloads_on_disk: false,
             alive: Vec::new(),
             searchable: Vec::new(),
             n_alive: 0,
@@ -187,6 +191,7 @@ impl State {
             rows: n,
         });
         self.rows = Rows::with_base(base.clone());
+        self.rows.set_payloads_on_disk(self.payloads_on_disk);
         // Payload indexes saved for this base are taken as they are; the others are built.
         let mut missing = Vec::new();
         for f in &mut self.indexes.fields {
@@ -314,9 +319,15 @@ impl State {
         self.rows.id(row)
     }
 
-    /// The payload of a row.
-    pub fn payload_at(&self, row: usize) -> Option<&Payload> {
+    /// The payload of a row (decoded from the base segment, or kept in memory).
+    pub fn payload_at(&self, row: usize) -> Option<Cow<'_, Payload>> {
         self.rows.payload(row)
+    }
+
+    /// `on_disk_payload`: base payloads are decoded on every read instead of kept once read.
+    pub fn set_payloads_on_disk(&mut self, on_disk: bool) {
+        self.payloads_on_disk = on_disk;
+        self.rows.set_payloads_on_disk(on_disk);
     }
 
     /// The live row of a point.
@@ -429,7 +440,7 @@ impl State {
                 vectors += named.values().map(|v| v.bytes()).sum::<usize>();
             }
             if let Some(p) = self.payload_at(r as usize) {
-                payloads += serde_json::to_vec(p).map_or(0, |b| b.len());
+                payloads += serde_json::to_vec(&*p).map_or(0, |b| b.len());
             }
         }
         (vectors, payloads)
@@ -525,7 +536,7 @@ impl State {
         let mut index = FieldIndex::new(key, kind);
         for row in 0..self.n_rows() as u32 {
             if let (true, Some(p)) = (self.is_alive(row), self.payload_at(row as usize)) {
-                index.insert(row, p);
+                index.insert(row, &p);
             }
         }
         self.indexes.fields.push(index);
@@ -721,7 +732,7 @@ impl State {
         let mut t = TextIndex::new();
         for row in 0..self.n_rows() {
             if let (true, Some(p)) = (self.is_alive(row as u32), self.payload_at(row)) {
-                if let Some(text) = text_at(key, p) {
+                if let Some(text) = text_at(key, &p) {
                     t.set(&self.id_at(row), Some(&text));
                 }
             }
@@ -804,7 +815,7 @@ impl State {
         self.indexes.fields = schema;
         for r in 0..n {
             if let Some(p) = rows.payload(r) {
-                self.indexes.insert(r as u32, p);
+                self.indexes.insert(r as u32, &p);
             }
         }
         self.vectors = vectors;
@@ -828,6 +839,7 @@ impl State {
         fresh.vectors = self.vectors.empty_like(0);
         fresh.indexes.fields = self.indexes.fields.iter().map(|f| FieldIndex::new(f.key.clone(), f.kind)).collect();
         fresh.generation = self.generation + 1;
+        fresh.payloads_on_disk = self.payloads_on_disk;
         fresh.dirty = std::mem::take(&mut self.dirty);
         fresh.attach_base(base, !on_disk, BaseIndexes::default());
         fresh.text = std::mem::take(&mut self.text);

@@ -306,3 +306,53 @@ fn the_index_file_opens_in_place_and_is_placed_as_the_settings_say() {
         }
     }
 }
+
+/// `on_disk_payload`: payloads of the base are decoded from the segment on every read, never
+/// kept (the default keeps a payload once read), while edits, filters, payload indexes and
+/// reopening behave exactly as with payloads in memory.
+#[test]
+fn on_disk_payload_reads_base_payloads_from_the_segment_without_keeping_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let mut settings = CollectionSettings::default();
+    settings.merge_hint("params", &Map::from_iter([("on_disk_payload".to_string(), json!(true))]));
+    let config = CollectionConfig::new(DIM, Metric::Dot);
+    let disk = db.create_collection_with("disk", config.clone(), &settings).unwrap();
+    let mem = db.create_collection("mem", config).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let pts: Vec<Point> = (0..6000).map(|i| random_point(&mut rng, i)).collect();
+    for c in [&disk, &mem] {
+        c.upsert(pts.clone()).unwrap();
+        c.compact().unwrap();
+    }
+    let group = quiver::Filter::parse(r#"{"must": [{"key": "group", "match": {"value": 2}}]}"#).unwrap();
+    let all: Vec<PointId> = (0..6000u64).map(PointId::Num).collect();
+    let read = |c: &quiver::Collection| c.get(&all, quiver::With::PAYLOAD).unwrap();
+    assert_eq!(read(&disk), read(&mem));
+    assert_eq!(disk.count(Some(&group)), mem.count(Some(&group)));
+    let payload_memory = |c: &quiver::Collection| c.footprint().get("payloads").unwrap().memory;
+    assert!(
+        payload_memory(&mem) > 6000 / 3 * 10,
+        "read payloads are kept: {}",
+        payload_memory(&mem)
+    );
+    assert_eq!(payload_memory(&disk), 0, "nothing kept");
+    // An edit of a base point lives in memory until the next compaction; reads see it.
+    let edit = Map::from_iter([("group".to_string(), json!(2)), ("edited".to_string(), json!(true))]);
+    for c in [&disk, &mem] {
+        c.set_payload(&PointSelector::Ids((0..300).map(PointId::Num).collect()), edit.clone())
+            .unwrap();
+    }
+    assert_eq!(read(&disk), read(&mem));
+    assert_eq!(disk.count(Some(&group)), mem.count(Some(&group)));
+    assert!(payload_memory(&disk) > 0 && payload_memory(&disk) < payload_memory(&mem));
+    drop((disk, mem));
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    let (disk, mem) = (db.collection("disk").unwrap(), db.collection("mem").unwrap());
+    assert_eq!(read(&disk), read(&mem), "reopened");
+    assert_eq!(disk.count(Some(&group)), mem.count(Some(&group)));
+    disk.compact().unwrap();
+    assert_eq!(read(&disk), read(&mem), "compacted with the edits");
+    assert_eq!(payload_memory(&disk), 0);
+}

@@ -127,7 +127,9 @@ impl Collection {
             .map(|(&r, v)| MapPoint {
                 id: st.id_at(r as usize),
                 xy: pca.project(v),
-                payload: req.with_payload.then(|| st.payload_at(r as usize).cloned().unwrap_or_default()),
+                payload: req
+                    .with_payload
+                    .then(|| st.payload_at(r as usize).map(|p| p.into_owned()).unwrap_or_default()),
                 score: None,
             })
             .collect();

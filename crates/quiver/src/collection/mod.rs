@@ -346,6 +346,7 @@ impl Collection {
         if on_disk {
             state.keep_vectors_on_disk(dir);
         }
+        state.set_payloads_on_disk(settings.payloads_on_disk());
         for (key, kind) in &manifest.indexes {
             let path = KeyPath::parse(key).map_err(|e| StorageError::corrupt(&mpath, 0, format!("index key {key:?}: {e}")))?;
             state.declare_index(path, *kind);
@@ -596,6 +597,7 @@ impl Collection {
         }
         crate::settings::save(&self.inner.dir, &next)?;
         *self.inner.rates.lock() = Rates::of(&next);
+        self.inner.state.write().set_payloads_on_disk(next.payloads_on_disk());
         *self.inner.settings.write() = next;
         Ok(())
     }

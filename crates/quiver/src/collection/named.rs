@@ -420,7 +420,7 @@ impl Collection {
                 Vec::new()
             },
             vectors: st.named_at(row).cloned().unwrap_or_default(),
-            payload: st.payload_at(row as usize).cloned(),
+            payload: st.payload_at(row as usize).map(|p| p.into_owned()),
         }
     }
 

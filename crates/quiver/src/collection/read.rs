@@ -8,7 +8,7 @@ impl Collection {
         Record {
             id: st.id_at(row as usize),
             payload: if with_payload {
-                Some(st.payload_at(row as usize).cloned().unwrap_or_default())
+                Some(st.payload_at(row as usize).map(|p| p.into_owned()).unwrap_or_default())
             } else {
                 None
             },

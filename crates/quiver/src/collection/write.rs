@@ -97,7 +97,12 @@ impl Collection {
         let no = w.manifest.next_segment_no;
         let row = |i: usize| {
             let p: &Point = &points[i];
-            (p.id, p.vector.as_slice(), Some(&p.vectors), p.payload.as_ref())
+            (
+                p.id,
+                p.vector.as_slice(),
+                Some(&p.vectors),
+                p.payload.as_ref().map(std::borrow::Cow::Borrowed),
+            )
         };
         write_segment(&self.inner.dir, no, self.dim(), points.len(), &row, &[])?;
         let mut m = w.manifest.clone();

@@ -104,8 +104,10 @@ impl State {
 
     pub fn row_matches(&self, row: u32, filter: &Filter) -> bool {
         static EMPTY: std::sync::OnceLock<Payload> = std::sync::OnceLock::new();
-        let p = self.payload_at(row as usize).unwrap_or_else(|| EMPTY.get_or_init(Payload::new));
-        filter.matches_point(self.id_at(row as usize), p, &|name| self.has_vector(row, name))
+        let p = self
+            .payload_at(row as usize)
+            .unwrap_or_else(|| std::borrow::Cow::Borrowed(EMPTY.get_or_init(Payload::new)));
+        filter.matches_point(self.id_at(row as usize), &p, &|name| self.has_vector(row, name))
     }
 
     /// [`State::plan`] for a search of the main vector: rows without one are left out.
