@@ -126,20 +126,7 @@ impl Hnsw {
     /// The index as sections (see the module documentation).
     pub fn to_sections(&self) -> Vec<Vec<u8>> {
         let c = self.codes();
-        let p = self.params();
-        let mut header = Vec::new();
-        for v in [
-            c.dim as u64,
-            kind_tag(c.kind),
-            c.quantization().tag() as u64,
-            p.m as u64,
-            p.ef_construct as u64,
-            p.seed,
-            self.len() as u64,
-            self.entry.load(Relaxed),
-        ] {
-            header.extend_from_slice(&v.to_le_bytes());
-        }
+        let header = Header::of(self);
         let mut links0 = Vec::with_capacity(self.links0.len() * 4);
         put_u32s(&mut links0, self.links0.iter().map(|a| a.load(Relaxed)));
         let mut upper = Vec::new();

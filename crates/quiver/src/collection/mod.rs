@@ -479,18 +479,26 @@ impl Collection {
         Ok(())
     }
 
-    /// Places the index file opened in place and checks it ([`Collection::settle_index`]) on
-    /// a background thread of low priority.
-    fn verify_index_in_background(&self) {
+    /// Runs `job` on a thread of low priority named after the collection, which holds only a
+    /// weak reference to it (a dropped collection ends what its thread could still do).
+    fn in_background(&self, what: &str, job: impl FnOnce(std::sync::Weak<Inner>) + Send + 'static) {
         let weak = Arc::downgrade(&self.inner);
         let _ = std::thread::Builder::new()
-            .name(format!("quiver-verify-index-{}", self.inner.name))
+            .name(format!("quiver-{what}-{}", self.inner.name))
             .spawn(move || {
                 quiver_kernels::quant::lower_thread_priority();
-                if let Some(inner) = weak.upgrade() {
-                    Collection { inner }.settle_index();
-                }
+                job(weak)
             });
+    }
+
+    /// Places the index file opened in place and checks it ([`Collection::settle_index`]) on
+    /// a background thread.
+    fn verify_index_in_background(&self) {
+        self.in_background("verify-index", |weak| {
+            if let Some(inner) = weak.upgrade() {
+                Collection { inner }.settle_index();
+            }
+        });
     }
 
     /// Puts an index file opened in place where the settings want it (graph and codes
@@ -511,22 +519,18 @@ impl Collection {
     /// Checks the large sections of a base segment read in place (vectors, payloads, named
     /// vectors) on a background thread of low priority; damage is reported by `info`.
     fn verify_in_background(&self, base: Arc<crate::segment::BaseSegment>) {
-        let weak = Arc::downgrade(&self.inner);
-        let _ = std::thread::Builder::new()
-            .name(format!("quiver-verify-{}", self.inner.name))
-            .spawn(move || {
-                quiver_kernels::quant::lower_thread_priority();
-                if let Err(e) = base.verify_large() {
-                    if let Some(inner) = weak.upgrade() {
-                        // Only about the base still in use: a compaction may have replaced
-                        // (and removed) this one meanwhile.
-                        let st = inner.state.read();
-                        if st.base_segment().is_some_and(|b| Arc::ptr_eq(b, &base)) {
-                            st.note_damage(e);
-                        }
+        self.in_background("verify", move |weak| {
+            if let Err(e) = base.verify_large() {
+                if let Some(inner) = weak.upgrade() {
+                    // Only about the base still in use: a compaction may have replaced
+                    // (and removed) this one meanwhile.
+                    let st = inner.state.read();
+                    if st.base_segment().is_some_and(|b| Arc::ptr_eq(b, &base)) {
+                        st.note_damage(e);
                     }
                 }
-            });
+            }
+        });
     }
 
     /// The collection's name.
