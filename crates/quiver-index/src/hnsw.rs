@@ -59,10 +59,8 @@ pub struct Hnsw {
     /// The upper lists of the nodes above level 0, in node order: `level * (m + 1)` words a
     /// node (level 1 first).
     pub(crate) upper: Cells<AtomicU32>,
-    /// The nodes above level 0, ascending, and where each one's upper lists start in `upper`
-    /// (one more entry: the end).
-    pub(crate) upper_nodes: Vec<u32>,
-    pub(crate) upper_start: Vec<usize>,
+    /// Which nodes are above level 0 and where their lists are in `upper`.
+    pub(crate) upper_spans: UpperSpans,
     /// One lock per node, made when nodes are added (an index only searched needs none).
     locks: Vec<Mutex<()>>,
     /// `(level << 32) | node` of the entry point, or `NO_ENTRY`.
@@ -76,6 +74,71 @@ impl std::fmt::Debug for Hnsw {
             .field("params", &self.params)
             .field("nodes", &self.len())
             .finish()
+    }
+}
+
+/// Which nodes have upper lists and where those start in the flat upper column: a bit per
+/// node, the count of set bits before each word (a node's rank in two reads, no search), and
+/// the start of each such node's lists (one more entry: the end).
+#[derive(Clone, Debug)]
+pub(crate) struct UpperSpans {
+    bits: Vec<u64>,
+    rank: Vec<u32>,
+    start: Vec<usize>,
+    nodes: usize,
+}
+
+impl Default for UpperSpans {
+    fn default() -> Self {
+        UpperSpans {
+            bits: Vec::new(),
+            rank: Vec::new(),
+            start: vec![0],
+            nodes: 0,
+        }
+    }
+}
+
+impl UpperSpans {
+    /// Appends the next node, with `cells` upper cells (0: a node of level 0).
+    pub(crate) fn push(&mut self, cells: usize) {
+        let node = self.nodes;
+        self.nodes += 1;
+        if node.is_multiple_of(64) {
+            self.rank.push((self.start.len() - 1) as u32);
+            self.bits.push(0);
+        }
+        if cells > 0 {
+            *self.bits.last_mut().expect("pushed above") |= 1 << (node % 64);
+            let end = self.total() + cells;
+            self.start.push(end);
+        }
+    }
+
+    /// Nodes counted.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes
+    }
+
+    /// Upper cells of every node.
+    pub(crate) fn total(&self) -> usize {
+        *self.start.last().expect("one entry at least")
+    }
+
+    /// Where `node`'s upper lists are, if it has any.
+    #[inline]
+    pub(crate) fn span(&self, node: u32) -> Option<std::ops::Range<usize>> {
+        let (w, b) = (node as usize / 64, node % 64);
+        let word = *self.bits.get(w)?;
+        if word >> b & 1 == 0 {
+            return None;
+        }
+        let i = self.rank[w] as usize + (word & ((1u64 << b) - 1)).count_ones() as usize;
+        Some(self.start[i]..self.start[i + 1])
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bits.capacity() * 8 + self.rank.capacity() * 4 + self.start.capacity() * std::mem::size_of::<usize>()
     }
 }
 
@@ -167,8 +230,7 @@ impl Hnsw {
             levels: Cells::default(),
             links0: Cells::default(),
             upper: Cells::default(),
-            upper_nodes: Vec::new(),
-            upper_start: vec![0],
+            upper_spans: UpperSpans::default(),
             locks: Vec::new(),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
@@ -266,9 +328,7 @@ impl Hnsw {
         self.links0 = links0.into();
         let stride = self.params.m + 1;
         let mut upper = Vec::with_capacity(self.upper.len());
-        let mut upper_nodes = Vec::with_capacity(self.upper_nodes.len());
-        let mut upper_start = Vec::with_capacity(self.upper_start.len());
-        upper_start.push(0);
+        let mut spans = UpperSpans::default();
         let mut levels = Vec::with_capacity(n);
         for (new, &old) in order.iter().enumerate() {
             let lists = self.upper_lists(old);
@@ -280,15 +340,12 @@ impl Hnsw {
                     upper.push(AtomicU32::new(v));
                 }
             }
-            if !lists.is_empty() {
-                upper_nodes.push(new as u32);
-                upper_start.push(upper.len());
-            }
+            debug_assert_eq!(spans.len(), new);
+            spans.push(lists.len());
             levels.push(self.levels[old as usize]);
         }
         self.upper = upper.into();
-        self.upper_nodes = upper_nodes;
-        self.upper_start = upper_start;
+        self.upper_spans = spans;
         self.levels = levels.into();
         self.codes.permute(&order);
         if let Some(b) = &mut self.build {
@@ -306,10 +363,7 @@ impl Hnsw {
 
     /// Every upper list of `node` (empty for a node of level 0, or one that is not a node).
     fn upper_lists(&self, node: u32) -> &[AtomicU32] {
-        match self.upper_nodes.binary_search(&node) {
-            Ok(i) => self.upper.get(self.upper_start[i]..self.upper_start[i + 1]).unwrap_or(&[]),
-            Err(_) => &[],
-        }
+        self.upper_spans.span(node).and_then(|r| self.upper.get(r)).unwrap_or(&[])
     }
 
     fn m0(&self) -> usize {
@@ -323,7 +377,7 @@ impl Hnsw {
             + self.links0.heap_bytes()
             + self.upper.heap_bytes()
             + self.levels.heap_bytes()
-            + (self.upper_nodes.capacity() + self.upper_start.capacity() * 2) * 4
+            + self.upper_spans.heap_bytes()
             + self.locks.capacity() * std::mem::size_of::<Mutex<()>>()
     }
 
@@ -355,13 +409,11 @@ impl Hnsw {
         for i in 0..n as u32 {
             let level = self.draw_level(first + i);
             self.levels.to_mut().push(level);
-            if level > 0 {
-                let cells = level as usize * (self.params.m + 1);
-                let upper = self.upper.to_mut();
-                upper.extend((0..cells).map(|_| AtomicU32::new(0)));
-                self.upper_nodes.push(first + i);
-                self.upper_start.push(upper.len());
+            let cells = level as usize * (self.params.m + 1);
+            if cells > 0 {
+                self.upper.to_mut().extend((0..cells).map(|_| AtomicU32::new(0)));
             }
+            self.upper_spans.push(cells);
         }
         // Locks for every node, the loaded ones too (a loaded index has none until now).
         let len = self.len();

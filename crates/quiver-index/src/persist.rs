@@ -13,7 +13,7 @@
 
 use crate::cells::Cells;
 use crate::codes::{Codes, Int8Params, Quantization, Store};
-use crate::hnsw::{Hnsw, HnswParams, LEVEL_MAX, M_MAX};
+use crate::hnsw::{Hnsw, HnswParams, UpperSpans, LEVEL_MAX, M_MAX};
 use quiver_kernels::ScoreKind;
 use quiver_storage::map::PrivateMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -231,7 +231,7 @@ impl Hnsw {
         links0.extend(l0.into_iter().map(AtomicU32::new));
         index.links0 = links0.into();
         index.upper = up.into_iter().map(AtomicU32::new).collect::<Vec<_>>().into();
-        (index.upper_nodes, index.upper_start) = upper_spans(levels, m);
+        index.upper_spans = upper_spans(levels, m);
         check_entry(entry, levels)?;
         index.entry = AtomicU64::new(entry);
         if index.codes.len() != n {
@@ -341,19 +341,13 @@ fn check_entry(entry: u64, levels: &[u8]) -> Result<(), PersistError> {
     Ok(())
 }
 
-/// The nodes above level 0 and where their upper lists start (see [`Hnsw`]'s fields).
-fn upper_spans(levels: &[u8], m: usize) -> (Vec<u32>, Vec<usize>) {
-    let mut nodes = Vec::new();
-    let mut start = vec![0];
-    let mut end = 0;
-    for (node, &l) in levels.iter().enumerate() {
-        if l > 0 {
-            end += l as usize * (m + 1);
-            nodes.push(node as u32);
-            start.push(end);
-        }
+/// Where each node's upper lists are (see [`Hnsw`]'s fields), from the levels.
+fn upper_spans(levels: &[u8], m: usize) -> UpperSpans {
+    let mut spans = UpperSpans::default();
+    for &l in levels {
+        spans.push(l as usize * (m + 1));
     }
-    (nodes, start)
+    spans
 }
 
 /// Parts of a mapped index copied into memory ([`Hnsw::copy_mapped`]).
@@ -456,7 +450,7 @@ impl Hnsw {
         let level_bytes = bytes(levels)?;
         check_levels(level_bytes, n)?;
         check_entry(entry, level_bytes)?;
-        let (upper_nodes, upper_start) = upper_spans(level_bytes, m);
+        let spans = upper_spans(level_bytes, m);
         let cells = |(_, len): (usize, usize), size: usize, what: &str| -> Result<usize, PersistError> {
             if !len.is_multiple_of(size) {
                 return Err(bad(format!("the {what} section is not whole values")));
@@ -472,7 +466,7 @@ impl Hnsw {
         let mapped = |(off, len): (usize, usize), size: usize| Ok::<_, PersistError>((off, len / size));
         let put = |what: &str| bad(format!("the {what} section is not aligned for use in place"));
         exact(links0, 4, n * (2 * m + 1), "level-0 lists")?;
-        exact(upper, 4, *upper_start.last().expect("one entry"), "upper-level")?;
+        exact(upper, 4, spans.total(), "upper-level")?;
         let (o, l) = mapped(upper, 4)?;
         let upper_cells = Cells::<AtomicU32>::mapped(map.clone(), o, l).ok_or_else(|| put("upper-level"))?;
         for list in upper_cells.chunks_exact(m + 1) {
@@ -531,8 +525,7 @@ impl Hnsw {
         index.levels = level_cells;
         index.links0 = links0_cells;
         index.upper = upper_cells;
-        index.upper_nodes = upper_nodes;
-        index.upper_start = upper_start;
+        index.upper_spans = spans;
         index.entry = AtomicU64::new(entry);
         Ok(index)
     }
