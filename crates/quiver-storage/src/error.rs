@@ -16,6 +16,8 @@ pub enum StorageError {
     Corrupt { path: PathBuf, offset: u64, reason: String },
     #[error("a write-ahead log record of {bytes} bytes exceeds the limit of {max} bytes")]
     RecordTooLarge { bytes: usize, max: usize },
+    #[error("object storage {url}{}: {cause}", if key.is_empty() { String::new() } else { format!(", object {key}") })]
+    Object { url: String, key: String, cause: String },
     #[error("the write-ahead log {path} failed earlier and refuses writes until the collection is reopened")]
     Poisoned { path: PathBuf },
 }

@@ -16,6 +16,7 @@ pub mod fault;
 pub mod fsio;
 pub mod lock;
 pub mod map;
+pub mod object;
 pub mod wal;
 
 pub use error::{StorageError, StorageResult};

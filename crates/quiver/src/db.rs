@@ -11,6 +11,7 @@
 use crate::aliases::{self, AliasAction};
 use crate::collection::{self, Collection};
 use crate::error::{Error, Result};
+use crate::remote::{Home, RemoteOptions};
 use crate::settings::CollectionSettings;
 use crate::snapshot::{self, SnapshotInfo};
 use crate::types::{validate_name, CollectionConfig};
@@ -18,6 +19,7 @@ use parking_lot::Mutex;
 use quiver_storage::{fsio, lock::DirLock, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// An open data folder.
 pub struct Database {
@@ -26,6 +28,9 @@ pub struct Database {
     open: Mutex<HashMap<String, Collection>>,
     /// Alias -> collection. Taken after `open` when both are needed.
     aliases: Mutex<BTreeMap<String, String>>,
+    /// The object store that is the collections' home, when there is one (`open_url`); the
+    /// folder is then a cache of it.
+    home: Option<Arc<Home>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -80,7 +85,42 @@ impl Database {
             _lock: lock,
             open: Mutex::new(HashMap::new()),
             aliases: Mutex::new(aliases),
+            home: None,
         })
+    }
+
+    /// Opens a database whose home is object storage (`s3://bucket/prefix`, `gs://`, `az://`,
+    /// `file:///folder`; see [`quiver_storage::object`] for credentials), with `cache` as its
+    /// local folder: collections are restored from the store into it when they open, and
+    /// every write is acknowledged once it is durable in the store (see [`crate::remote`]).
+    /// With `options.read_only` it is a replica that follows the writer and refuses writes.
+    pub fn open_url(url: &str, cache: impl AsRef<Path>, options: RemoteOptions) -> Result<Database> {
+        let bucket = quiver_storage::object::Bucket::open(url)?;
+        let mut db = Database::open(cache)?;
+        // Reach the store now, so a wrong bucket, endpoint or key shows at once.
+        bucket.list("collections", Some("collections/~"))?;
+        db.home = Some(Arc::new(Home::new(bucket, options)));
+        Ok(db)
+    }
+
+    /// Where the collections live when that is object storage: its URL and whether this
+    /// process is a read-only replica.
+    pub fn storage_url(&self) -> Option<(&str, bool)> {
+        self.home.as_ref().map(|h| (h.bucket.url(), h.options.read_only))
+    }
+
+    fn writable(&self) -> Result<()> {
+        match &self.home {
+            Some(h) if h.options.read_only => Err(Error::ReadOnly(format!("database on {}", h.bucket.url()))),
+            _ => Ok(()),
+        }
+    }
+
+    fn open_dir(&self, name: &str, dir: &Path) -> Result<Collection> {
+        match &self.home {
+            Some(home) => crate::remote::open_collection(home, name, dir),
+            None => Collection::open(name, dir),
+        }
     }
 
     /// The data folder.
@@ -105,8 +145,18 @@ impl Database {
         if let Some(sm) = &settings.strict_mode {
             sm.validate()?;
         }
+        self.writable()?;
         let mut open = self.open.lock();
         let dir = self.collections_dir().join(name);
+        if let Some(home) = &self.home {
+            if open.contains_key(name) || home.exists(name)? {
+                return Err(Error::CollectionExists(name.to_string()));
+            }
+            // A folder the store does not know is a stale cache (dropped elsewhere).
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(StorageError::io(&dir))?;
+            }
+        }
         if dir.exists() {
             return Err(Error::CollectionExists(name.to_string()));
         }
@@ -123,9 +173,13 @@ impl Database {
         if *settings != CollectionSettings::default() {
             crate::settings::save(&tmp, settings)?;
         }
+        if let Some(home) = &self.home {
+            // Entry 0 of its log: of two processes creating it, one wins.
+            home.create(name, &tmp)?;
+        }
         std::fs::rename(&tmp, &dir).map_err(StorageError::io(&dir))?;
         fsio::fsync_dir(&self.collections_dir())?;
-        let c = Collection::open(name, &dir)?;
+        let c = self.open_dir(name, &dir)?;
         open.insert(name.to_string(), c.clone());
         Ok(c)
     }
@@ -148,10 +202,10 @@ impl Database {
             return Ok(c.clone());
         }
         let dir = self.collections_dir().join(name);
-        if !collection::manifest_path(&dir).exists() {
+        if self.home.is_none() && !collection::manifest_path(&dir).exists() {
             return Err(Error::CollectionNotFound(name.to_string()));
         }
-        let c = Collection::open(name, &dir)?;
+        let c = self.open_dir(name, &dir)?;
         open.insert(name.to_string(), c.clone());
         Ok(c)
     }
@@ -185,7 +239,7 @@ impl Database {
         c.retire();
         open.remove(&real);
         drop(c);
-        let fresh = Collection::open(&real, &self.collections_dir().join(&real))?;
+        let fresh = self.open_dir(&real, &self.collections_dir().join(&real))?;
         open.insert(real, fresh.clone());
         Ok(fresh)
     }
@@ -196,13 +250,17 @@ impl Database {
     }
 
     fn collection_exists(&self, name: &str) -> bool {
-        collection::manifest_path(&self.collections_dir().join(name)).exists()
+        match &self.home {
+            Some(home) => home.exists(name).unwrap_or(false),
+            None => collection::manifest_path(&self.collections_dir().join(name)).exists(),
+        }
     }
 
     /// Applies alias changes in order, all or nothing: each alias must name an existing
     /// collection and no collection's own name; deleting or renaming an alias that does not
     /// exist is [`Error::AliasNotFound`].
     pub fn update_aliases(&self, actions: &[AliasAction]) -> Result<()> {
+        self.writable()?;
         let _open = self.open.lock();
         let mut aliases = self.aliases.lock();
         let next = aliases::apply(&aliases, actions, |n| validate_name(n).is_ok() && self.collection_exists(n))?;
@@ -218,6 +276,9 @@ impl Database {
 
     /// Names of every collection, sorted.
     pub fn list_collections(&self) -> Result<Vec<String>> {
+        if let Some(home) = &self.home {
+            return home.names();
+        }
         let cdir = self.collections_dir();
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&cdir).map_err(StorageError::io(&cdir))? {
@@ -235,8 +296,19 @@ impl Database {
     /// next write.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         validate_name(name)?;
+        self.writable()?;
         let mut open = self.open.lock();
         let dir = self.collections_dir().join(name);
+        if let Some(home) = &self.home {
+            if !home.exists(name)? {
+                return Err(Error::CollectionNotFound(name.to_string()));
+            }
+            if let Some(c) = open.remove(name) {
+                c.retire();
+            }
+            home.delete(name)?;
+            std::fs::create_dir_all(&dir).map_err(StorageError::io(&dir))?;
+        }
         if !dir.exists() {
             return Err(Error::CollectionNotFound(name.to_string()));
         }
@@ -297,6 +369,13 @@ impl Database {
     /// any error the data folder is as it was.
     pub fn recover_snapshot(&self, name: &str, archive: &Path, checksum: Option<&str>) -> Result<Collection> {
         validate_name(name)?;
+        self.writable()?;
+        if self.home.is_some() {
+            return Err(Error::Unsupported(
+                "recovering a snapshot into a collection on object storage (recover it into a local data folder, then copy its points)"
+                    .into(),
+            ));
+        }
         if !archive.is_file() {
             return Err(Error::InvalidRequest(format!(
                 "Snapshot file {:?} does not exist",

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Conflict,
     /// The data folder is held by another process (HTTP 503 / exit status 3).
     Locked,
+    /// A read-only replica refused a write (HTTP 403).
+    ReadOnly,
     /// The disk or the files failed; an operator must look (HTTP 500).
     Storage,
     /// A rate limit of the collection's strict mode refused the request; retry later (HTTP 429).
@@ -162,6 +164,13 @@ pub enum Error {
         /// What the caller can do.
         help: String,
     },
+    /// A write to a read-only replica of a collection on object storage.
+    #[error("{0} is served read-only (quiver serve --read-only follows the writer through object storage): send writes to the writer")]
+    ReadOnly(String),
+    /// Another writer holds the collection on object storage: this one took over, or is
+    /// holding it now. The message says which and what to do.
+    #[error("{0}")]
+    Fenced(String),
     /// A strict-mode rate limit refused the request (Qdrant's wording after the colon).
     #[error("Rate limiting exceeded: {message}")]
     RateLimited {
@@ -207,6 +216,8 @@ impl Error {
                 ErrorKind::NotFound
             }
             Error::CollectionExists(_) => ErrorKind::Conflict,
+            Error::ReadOnly(_) => ErrorKind::ReadOnly,
+            Error::Fenced(_) => ErrorKind::Locked,
             Error::Storage(StorageError::Locked { .. }) => ErrorKind::Locked,
             Error::Storage(_) | Error::TextIndexUnavailable { .. } | Error::WalFull { .. } => ErrorKind::Storage,
         }

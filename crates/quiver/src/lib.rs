@@ -30,6 +30,7 @@ mod monitor;
 pub mod npy;
 mod payload_index;
 mod projection;
+pub mod remote;
 mod rows;
 mod segment;
 pub mod settings;

@@ -62,6 +62,7 @@ impl From<Error> for ApiError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Locked => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ReadOnly => StatusCode::FORBIDDEN,
             ErrorKind::Storage => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         };

@@ -42,6 +42,7 @@ impl Collection {
             let stale = self.inner.ann.save_is_stale(&self.inner.state.read());
             if stale {
                 self.inner.ann.save(&self.inner.state)?;
+                self.publish_index();
             }
             Ok(())
         })();
@@ -136,6 +137,7 @@ impl Collection {
                     let done = ann.recode(nodes, &[]);
                     if done && ann.note_added(0, true) {
                         ann.save(&self.inner.state)?;
+                        self.publish_index();
                     }
                     return Ok(done);
                 }
@@ -165,6 +167,7 @@ impl Collection {
         }
         if ann.note_added(added, work == Work::Full || eager) {
             ann.save(&self.inner.state)?;
+            self.publish_index();
         }
         Ok(true)
     }

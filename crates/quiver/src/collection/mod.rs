@@ -27,6 +27,7 @@ pub use groups::Group;
 pub use query::{FusionKind, QueryStage, StageQuery, StageTrace, QUERY_DEPTH_MAX, QUERY_STAGES_MAX};
 mod read;
 mod recommend;
+mod remote;
 mod storage;
 mod text;
 pub use recommend::{Discover, Feedback, Recommend, RecommendStrategy};
@@ -270,6 +271,16 @@ struct Inner {
     monitor_running: std::sync::atomic::AtomicBool,
     /// Dropping this stops the group-commit thread.
     _stop_syncer: Option<mpsc::Sender<()>>,
+    /// The collection's home on object storage, when it has one (see `crate::remote`).
+    remote: Option<Link>,
+}
+
+/// How a collection on object storage is tied to its log.
+pub(crate) enum Link {
+    /// This process writes it: commits wait for their group commit.
+    Writer(Arc<crate::remote::LogWriter>),
+    /// This process follows the writer's log and refuses writes.
+    Replica(Arc<crate::remote::Follower>),
 }
 
 /// The token buckets of strict mode's rate limits.
@@ -295,6 +306,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Group commit: make every acknowledged write durable before the handle goes away.
         let _ = self.writer.get_mut().wal.sync();
+        if let Some(Link::Writer(lw)) = &self.remote {
+            lw.stop();
+        }
     }
 }
 
@@ -337,6 +351,12 @@ pub(crate) fn create_files(dir: &Path, config: &CollectionConfig) -> Result<()> 
 impl Collection {
     /// Opens and recovers the collection stored in `dir`.
     pub(crate) fn open(name: &str, dir: &Path) -> Result<Collection> {
+        Collection::open_linked(name, dir, None)
+    }
+
+    /// Opens the collection in `dir`, tied to its log on object storage when `remote` says so
+    /// (the folder was just restored from that log).
+    pub(crate) fn open_linked(name: &str, dir: &Path, remote: Option<Link>) -> Result<Collection> {
         let mpath = manifest_path(dir);
         let manifest = store::decode_manifest(&mpath, &fsio::read_file(&mpath)?)?;
         let config = manifest.config.clone();
@@ -428,6 +448,7 @@ impl Collection {
             ann,
             monitor_running: std::sync::atomic::AtomicBool::new(false),
             _stop_syncer: periodic.map(|_| stop_tx),
+            remote,
         });
         if let Some(interval_ms) = periodic {
             let weak = Arc::downgrade(&inner);
@@ -451,6 +472,9 @@ impl Collection {
                 })?;
         }
         let c = Collection { inner };
+        if let Some(Link::Replica(f)) = &c.inner.remote {
+            c.follow(f.clone())?;
+        }
         if let Some(base) = verify_later {
             c.verify_in_background(base);
         }
@@ -568,8 +592,14 @@ impl Collection {
         }
     }
 
-    /// The writer, unless the collection was dropped.
+    /// The writer, unless the collection was dropped, is a read-only replica, or lost its
+    /// object storage to another writer.
     fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        match &self.inner.remote {
+            Some(Link::Replica(_)) => return Err(Error::ReadOnly(format!("collection {:?}", self.inner.name))),
+            Some(Link::Writer(lw)) => lw.check()?,
+            None => {}
+        }
         let w = self.inner.writer.lock();
         if w.dropped {
             return Err(Error::CollectionNotFound(self.inner.name.clone()));
@@ -583,6 +613,9 @@ impl Collection {
     pub(crate) fn retire(&self) {
         self.inner.writer.lock().dropped = true;
         self.inner.ann.retire();
+        if let Some(Link::Writer(lw)) = &self.inner.remote {
+            lw.stop();
+        }
     }
 
     /// The collection's settings (metadata, strict mode, storage hints).
@@ -600,6 +633,7 @@ impl Collection {
             sm.validate()?;
         }
         crate::settings::save(&self.inner.dir, &next)?;
+        self.publish(&_w.manifest)?;
         *self.inner.rates.lock() = Rates::of(&next);
         self.inner.state.write().set_payloads_on_disk(next.payloads_on_disk());
         *self.inner.settings.write() = next;

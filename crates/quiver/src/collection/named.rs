@@ -388,6 +388,7 @@ impl Collection {
         m.config.vectors.sparse.insert(name.to_string(), params.clone());
         write_manifest(&self.inner.dir, &m)?;
         w.manifest = m;
+        self.publish(&w.manifest)?;
         self.inner.state.write().set_sparse_idf(name, params.idf);
         Ok(())
     }

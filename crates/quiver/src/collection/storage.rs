@@ -48,6 +48,7 @@ impl Collection {
         // file cannot be started (replay skips what the manifest covers).
         self.inner.state.write().clear_dirty();
         w.wal.restart_at(w.last_seq + 1)?;
+        self.publish(&w.manifest)?;
         self.clear_flush_error(w);
         Ok(())
     }
@@ -130,14 +131,16 @@ impl Collection {
         removed?;
         fsio::fsync_dir(&dir.join("segments"))?;
         w.wal.restart_at(w.last_seq + 1)?;
+        self.publish(&w.manifest)?;
         self.clear_flush_error(w);
         // The graph's rows were renumbered: an index file written now names them by the new
         // segment's rows, so the next open needs no lookups (compaction is a whole rewrite
         // already; a failure here costs a slower open, never an answer).
         let stale = self.inner.ann.save_is_stale(&self.inner.state.read());
         if stale {
-            if let Err(e) = self.inner.ann.save(&self.inner.state) {
-                *self.inner.ann.last_error.lock() = Some(e.to_string());
+            match self.inner.ann.save(&self.inner.state) {
+                Ok(()) => self.publish_index(),
+                Err(e) => *self.inner.ann.last_error.lock() = Some(e.to_string()),
             }
         }
         Ok(())
@@ -192,7 +195,7 @@ impl Collection {
         next.config.index = index;
         write_manifest(&self.inner.dir, &next)?;
         w.manifest = next;
-        Ok(())
+        self.publish(&w.manifest)
     }
 }
 

@@ -119,12 +119,14 @@ impl Collection {
         if let Err(e) = w.wal.restart_at(seq + 1) {
             self.note_flush_error(w, &e.into());
         }
+        // On object storage the batch is acknowledged once its checkpoint is in the log.
+        self.publish(&w.manifest)?;
         self.kick_index();
         Ok(WriteAck { seq, affected })
     }
 
     /// Logs `op`, applies it, and flushes when the WAL is large. Holds the writer lock.
-    pub(super) fn commit(&self, w: &mut Writer, op: Op) -> Result<u64> {
+    pub(super) fn commit(&self, w: &mut parking_lot::MutexGuard<'_, Writer>, op: Op) -> Result<u64> {
         if w.wal.file_bytes() >= WAL_BYTES_MAX {
             // Flushes have been failing: one more try, then refuse rather than grow the log.
             if let Err(e) = self.flush_locked(w) {
@@ -138,10 +140,19 @@ impl Collection {
         let seq = w.last_seq + 1;
         let records = store::encode_op(&op, self.dim());
         let refs: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
-        let sync = self.inner.config.durability == Durability::Immediate;
+        // On object storage the log there is what makes a write durable; the local WAL is a
+        // cache the next open rebuilds, so it is not synced.
+        let writer = match &self.inner.remote {
+            Some(Link::Writer(lw)) => Some(lw),
+            _ => None,
+        };
+        let sync = self.inner.config.durability == Durability::Immediate && writer.is_none();
         w.wal.append(seq, &refs, sync)?;
         w.last_seq = seq;
-        drop(records);
+        let ticket = match writer {
+            Some(lw) => Some(lw.txn(seq, records)?),
+            None => None,
+        };
         {
             let mut st = self.inner.state.write();
             st.apply(&op, true);
@@ -155,6 +166,10 @@ impl Collection {
             if let Err(e) = self.flush_locked(w) {
                 self.note_flush_error(w, &e);
             }
+        }
+        if let Some(t) = ticket {
+            // Other writers go on while this one waits: they join the same group commit.
+            parking_lot::MutexGuard::unlocked(w, || t.wait())?;
         }
         Ok(seq)
     }
@@ -239,6 +254,7 @@ impl Collection {
         m.indexes.push((key.to_string(), kind));
         write_manifest(&self.inner.dir, &m)?;
         w.manifest = m;
+        self.publish(&w.manifest)?;
         let mut st = self.inner.state.write();
         st.add_payload_index(path, kind);
         Ok(())
@@ -287,6 +303,7 @@ impl Collection {
         m.indexes.retain(|(k, _)| k != key);
         write_manifest(&self.inner.dir, &m)?;
         w.manifest = m;
+        self.publish(&w.manifest)?;
         let mut st = self.inner.state.write();
         st.drop_indexes(key);
         Ok(())

@@ -1,0 +1,119 @@
+//! A collection's side of object storage (see `crate::remote`): checkpoints after the manifest
+//! changes, index files after they are saved, and a replica applying the writer's log.
+
+use super::*;
+use crate::remote::log::Entry;
+use crate::remote::{Follower, RemoteStatus};
+
+impl Collection {
+    /// On object storage, makes the manifest `m` (just written locally) durable there: its new
+    /// files uploaded, then a checkpoint appended. Nothing to do for a local collection.
+    pub(super) fn publish(&self, m: &Manifest) -> Result<()> {
+        match &self.inner.remote {
+            Some(Link::Writer(lw)) => lw.checkpoint(&self.inner.dir, m),
+            _ => Ok(()),
+        }
+    }
+
+    /// On object storage, uploads the index file just saved (best effort: a replica or the
+    /// next writer without it builds its own).
+    pub(super) fn publish_index(&self) {
+        if let Some(Link::Writer(lw)) = &self.inner.remote {
+            if let Err(e) = lw.publish_index(&self.inner.dir) {
+                *self.inner.ann.last_error.lock() = Some(format!("uploading the index file: {e}"));
+            }
+        }
+    }
+
+    /// Where the collection lives when its home is object storage: role, log position,
+    /// staleness (replicas), acknowledgement latency (writers), the last error.
+    pub fn remote_status(&self) -> Option<RemoteStatus> {
+        match &self.inner.remote {
+            Some(Link::Writer(lw)) => Some(lw.status()),
+            Some(Link::Replica(f)) => Some(f.status()),
+            None => None,
+        }
+    }
+
+    /// Reads the writer's log up to its end now (a replica does this every poll interval on its
+    /// own). Returns the number of entries applied.
+    pub fn catch_up(&self) -> Result<usize> {
+        match &self.inner.remote {
+            Some(Link::Replica(f)) => f.clone().catch_up(self),
+            _ => Ok(0),
+        }
+    }
+
+    /// Starts a replica's thread: every poll interval, apply what the writer appended. It ends
+    /// when the collection is closed.
+    pub(super) fn follow(&self, f: Arc<Follower>) -> Result<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let every = f.poll_interval();
+        std::thread::Builder::new()
+            .name(format!("quiver-follow-{}", self.inner.name))
+            .spawn(move || loop {
+                std::thread::park_timeout(every);
+                let Some(inner) = weak.upgrade() else { return };
+                let c = Collection { inner };
+                // Errors are kept for `remote_status` and retried at the next poll.
+                let _ = f.catch_up(&c);
+            })
+            .map_err(|e| StorageError::Io {
+                path: self.inner.dir.clone(),
+                cause: e,
+            })?;
+        Ok(())
+    }
+}
+
+impl crate::remote::follower::Apply for Collection {
+    fn apply_entry(&self, entry: Entry) -> Result<()> {
+        match entry {
+            Entry::Txns(txns) => {
+                let mut w = self.inner.writer.lock();
+                let mut applied = false;
+                for (seq, records) in txns {
+                    if seq <= w.last_seq {
+                        continue;
+                    }
+                    let mut ops = Vec::with_capacity(records.len());
+                    for r in &records {
+                        let op = store::decode_op(r, self.dim())
+                            .map_err(|e| StorageError::corrupt(format!("transaction {seq}"), e.offset as u64, e.reason))?;
+                        ops.push(op);
+                    }
+                    let mut st = self.inner.state.write();
+                    for op in &ops {
+                        st.apply(op, false);
+                    }
+                    if st.dead_rows() > st.n_alive().max(4096) {
+                        self.compact_state(&mut st);
+                    }
+                    w.last_seq = seq;
+                    applied = true;
+                }
+                drop(w);
+                if applied {
+                    self.kick_index();
+                }
+            }
+            Entry::Checkpoint { manifest, settings, .. } => {
+                let path = manifest_path(&self.inner.dir);
+                let m = store::decode_manifest(&path, &manifest)?;
+                let mut w = self.inner.writer.lock();
+                w.manifest.flushed_seq = m.flushed_seq;
+                w.manifest.segments = m.segments;
+                w.manifest.next_segment_no = m.next_segment_no;
+                drop(w);
+                if let Some(s) = settings {
+                    if let Ok(s) = serde_json::from_slice::<CollectionSettings>(&s) {
+                        *self.inner.rates.lock() = Rates::of(&s);
+                        *self.inner.settings.write() = s;
+                    }
+                }
+            }
+            Entry::Open | Entry::Index(_) => {}
+        }
+        Ok(())
+    }
+}

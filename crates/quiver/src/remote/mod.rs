@@ -1,0 +1,335 @@
+//! Collections whose home is object storage (`Database::open_url`, `quiver serve --storage`).
+//!
+//! The object store is the source of truth; the data folder is a cache of it, rebuilt from the
+//! store whenever a collection opens. Under the bucket's prefix, each collection has:
+//!
+//! - `collections/<name>/log/<n>`: its log (see [`log`]), entries created only if absent.
+//!   Every write is a transaction in a `Txns` entry (one group commit); a flush or compaction
+//!   uploads its files, then appends a `Checkpoint` naming them with the manifest and settings.
+//!   The collection is the last checkpoint plus the transactions after it.
+//! - `collections/<name>/files/<writer>-<crc>-<file>`: segments, their index sidecars and index
+//!   files, immutable, under names no other writer uses.
+//! - `collections/<name>/lease`: the writer's heartbeat, so that a second writer is refused
+//!   while the first is alive (unless it takes over).
+//!
+//! Fencing: a writer opening a collection appends an `Open` entry. An older writer's next
+//! append finds that place taken (its create fails), sees another writer's id there, and
+//! stops: it cannot commit anything after the takeover, and everything it committed before is
+//! in the log the new writer replayed.
+
+pub(crate) mod follower;
+pub(crate) mod log;
+mod writer;
+
+pub(crate) use follower::Follower;
+pub(crate) use writer::LogWriter;
+
+use crate::error::{Error, Result};
+use crate::store;
+use log::{Entry, FileRef, Logged};
+use quiver_storage::object::{Bucket, Created};
+use quiver_storage::{fsio, StorageError};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a database on object storage behaves.
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    /// Serve reads only, following the writer's log (a replica).
+    pub read_only: bool,
+    /// Take the collections over from a writer that may still hold them (its lease is fresh).
+    pub takeover: bool,
+    /// How long a group commit waits for more writes before uploading them as one entry.
+    pub group_commit: Duration,
+    /// How often a replica looks for new log entries.
+    pub poll: Duration,
+    /// A writer refreshes its lease every third of this; a lease older than this is expired.
+    pub lease: Duration,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            read_only: false,
+            takeover: false,
+            group_commit: Duration::from_millis(20),
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where a collection's state is, as a reader sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RemoteStatus {
+    /// The store's URL.
+    pub url: String,
+    /// `writer` or `replica`.
+    pub role: &'static str,
+    /// The last log entry this process wrote or applied.
+    pub entry: u64,
+    /// Replicas: milliseconds since the log was last read whole (every commit older than this
+    /// is visible here).
+    pub staleness_ms: Option<u64>,
+    /// Writers: acknowledgement latency of the recent writes, median (milliseconds).
+    pub ack_p50_ms: Option<f64>,
+    /// Writers: the same, 99th percentile.
+    pub ack_p99_ms: Option<f64>,
+    /// Writes acknowledged through the store since open.
+    pub acked_writes: u64,
+    /// The last error talking to the store, while it stands.
+    pub error: Option<String>,
+}
+
+/// A bucket (and prefix) holding a database's collections.
+pub(crate) struct Home {
+    pub bucket: Bucket,
+    pub options: RemoteOptions,
+    /// This process's writer id (every entry it appends carries it).
+    pub writer_id: [u8; 16],
+}
+
+impl Home {
+    pub fn new(bucket: Bucket, options: RemoteOptions) -> Home {
+        Home {
+            bucket,
+            options,
+            writer_id: *uuid::Uuid::new_v4().as_bytes(),
+        }
+    }
+
+    pub fn prefix(name: &str) -> String {
+        format!("collections/{name}")
+    }
+
+    /// The collections in the store.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in self.bucket.list_folders("collections")? {
+            if crate::types::validate_name(&name).is_ok() && self.exists(&name)? {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the store holds a collection of that name (its log has an entry).
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        Ok(!self.bucket.list(&format!("{}/log", Home::prefix(name)), None)?.is_empty())
+    }
+
+    /// Publishes a collection whose files were just created in `dir` (manifest and settings):
+    /// its log's entry 0. Exactly one of racing creators wins; the others get
+    /// `CollectionExists`.
+    pub fn create(&self, name: &str, dir: &Path) -> Result<()> {
+        let entry = Entry::Checkpoint {
+            manifest: fsio::read_file(&crate::collection::manifest_path(dir))?,
+            settings: read_optional(&dir.join(crate::settings::SETTINGS_FILE))?,
+            files: Vec::new(),
+        };
+        let key = log::entry_key(&Home::prefix(name), 0);
+        match self.bucket.create(&key, log::encode(&self.writer_id, &entry))? {
+            Created::New => Ok(()),
+            Created::Exists => Err(Error::CollectionExists(name.to_string())),
+        }
+    }
+
+    /// Deletes every object of a collection (its log first, so it stops existing at once).
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let prefix = Home::prefix(name);
+        for sub in ["log", "files", "lease"] {
+            for o in self.bucket.list(&format!("{prefix}/{sub}"), None)? {
+                self.bucket.delete(&o.key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to open `name` for writing while another writer's lease is fresh (by the
+    /// store's clock against ours: a lease is a hint for people, the log is the fence).
+    pub fn check_lease(&self, name: &str) -> Result<()> {
+        let key = format!("{}/lease", Home::prefix(name));
+        let Some(l) = self.bucket.head(&key)? else {
+            return Ok(());
+        };
+        let holder = self.bucket.get(&key)?.unwrap_or_default();
+        if holder.get(..32) == Some(hex(&self.writer_id).as_bytes()) {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let age = now - l.modified_ms;
+        if age < self.options.lease.as_millis() as i64 {
+            return Err(Error::Fenced(format!(
+                "collection {name:?} on {} is held by another writer (its lease was renewed {:.1} s ago): stop that writer, wait {} s for the lease to expire, or take over with --takeover",
+                self.bucket.url(),
+                age.max(0) as f64 / 1000.0,
+                self.options.lease.as_secs()
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    if path.exists() {
+        Ok(Some(fsio::read_file(path)?))
+    } else {
+        Ok(None)
+    }
+}
+
+fn file_crc(path: &Path) -> Result<(u64, u32)> {
+    let bytes = fsio::read_file(path)?;
+    Ok((bytes.len() as u64, crc32c::crc32c(&bytes)))
+}
+
+/// What [`restore`] found in the log.
+pub(crate) struct Restored {
+    /// The last entry's number.
+    pub last: u64,
+    /// The files of the last checkpoint (already in the folder).
+    pub files: Vec<FileRef>,
+}
+
+/// Makes `dir` the collection `name` as its log says: the last checkpoint's files (kept when
+/// the folder holds them already, else downloaded and checked), its manifest and settings, the
+/// newest index file, and a WAL holding the transactions after the checkpoint. Anything else
+/// in the folder's WAL is dropped: the store is the source of truth.
+pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
+    let prefix = Home::prefix(name);
+    let listed = home.bucket.list(&format!("{prefix}/log"), None)?;
+    let mut nos: Vec<u64> = listed.iter().filter_map(|l| log::entry_no(&l.key)).collect();
+    nos.sort_unstable();
+    let Some(&last) = nos.last() else {
+        return Err(Error::CollectionNotFound(name.to_string()));
+    };
+    // Walk back from the end, a window at a time, to the last checkpoint.
+    let mut tail: Vec<Logged> = Vec::new();
+    let mut checkpoint = None;
+    let mut end = nos.len();
+    'walk: while end > 0 {
+        let start = end.saturating_sub(32);
+        let keys: Vec<String> = nos[start..end].iter().map(|&n| log::entry_key(&prefix, n)).collect();
+        let got = home.bucket.get_many(&keys)?;
+        for (key, bytes) in keys.iter().zip(got).rev() {
+            let bytes = bytes
+                .ok_or_else(|| StorageError::corrupt(key, 0, "a listed log entry is gone (removed while this replica read the log?)"))?;
+            let logged = log::decode(key, &bytes)?;
+            if let Entry::Checkpoint { .. } = logged.entry {
+                checkpoint = Some(logged.entry);
+                break 'walk;
+            }
+            tail.push(logged);
+        }
+        end = start;
+    }
+    tail.reverse();
+    let Some(Entry::Checkpoint { manifest, settings, files }) = checkpoint else {
+        return Err(StorageError::corrupt(format!("{prefix}/log"), 0, "the log has no checkpoint").into());
+    };
+    for sub in ["", "segments", "wal"] {
+        fsio::create_dir_durable(&dir.join(sub))?;
+    }
+    for f in &files {
+        fetch(home, &prefix, dir, f)?;
+    }
+    let mpath = crate::collection::manifest_path(dir);
+    let m = store::decode_manifest(&mpath, &manifest)?;
+    fsio::replace_file_atomic(&mpath, &manifest)?;
+    let spath = dir.join(crate::settings::SETTINGS_FILE);
+    match &settings {
+        Some(s) => fsio::replace_file_atomic(&spath, s)?,
+        None => fsio::remove_file_if_exists(&spath)?,
+    }
+    let index = tail.iter().rev().find_map(|l| match &l.entry {
+        Entry::Index(f) => Some(f.clone()),
+        _ => None,
+    });
+    let ipath = dir.join(crate::ann::INDEX_FILE);
+    match &index {
+        Some(f) => fetch(home, &prefix, dir, f)?,
+        None => fsio::remove_file_if_exists(&ipath)?,
+    }
+    // The WAL: exactly the transactions after the checkpoint.
+    let wal_dir = dir.join("wal");
+    for entry in std::fs::read_dir(&wal_dir).map_err(StorageError::io(&wal_dir))? {
+        let p = entry.map_err(StorageError::io(&wal_dir))?.path();
+        fsio::remove_file_if_exists(&p)?;
+    }
+    let (mut wal, _) = quiver_storage::wal::Wal::open(&wal_dir, m.flushed_seq)?;
+    let mut seq = m.flushed_seq;
+    for l in &tail {
+        if let Entry::Txns(txns) = &l.entry {
+            for (s, records) in txns {
+                if *s <= seq {
+                    continue;
+                }
+                let refs: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
+                wal.append(*s, &refs, false)?;
+                seq = *s;
+            }
+        }
+    }
+    wal.sync()?;
+    Ok(Restored { last, files })
+}
+
+/// Puts a checkpoint's file in the folder unless it is there already (same length and crc).
+fn fetch(home: &Home, prefix: &str, dir: &Path, f: &FileRef) -> Result<()> {
+    if f.local.contains("..") || f.local.starts_with('/') {
+        return Err(StorageError::corrupt(&f.key, 0, format!("a checkpoint names a file outside its folder: {:?}", f.local)).into());
+    }
+    let path = dir.join(&f.local);
+    if path.exists() && file_crc(&path)? == (f.len, f.crc) {
+        return Ok(());
+    }
+    let key = format!("{prefix}/{}", f.key);
+    if home.bucket.download(&key, &path)?.is_none() {
+        return Err(StorageError::corrupt(&key, 0, "a file the log names is missing from the store").into());
+    }
+    if file_crc(&path)? != (f.len, f.crc) {
+        let _ = fsio::remove_file_if_exists(&path);
+        return Err(StorageError::corrupt(&key, 0, "a downloaded file does not match its checkpoint's length and checksum").into());
+    }
+    Ok(())
+}
+
+/// Opens collection `name` from the store into `dir`: restored from its log, then either
+/// followed (a replica) or taken for writing: an `Open` entry appended after the last entry
+/// read (the fence), retried a few times when another writer appends meanwhile and this one
+/// takes over.
+pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Result<crate::Collection> {
+    use crate::collection::{Collection, Link};
+    if home.options.read_only {
+        let r = restore(home, name, dir)?;
+        let f = Follower::new(home.clone(), name, r.last);
+        return Collection::open_linked(name, dir, Some(Link::Replica(f)));
+    }
+    if !home.options.takeover {
+        home.check_lease(name)?;
+    }
+    for _ in 0..5 {
+        let r = restore(home, name, dir)?;
+        let key = log::entry_key(&Home::prefix(name), r.last + 1);
+        match home.bucket.create(&key, log::encode(&home.writer_id, &Entry::Open))? {
+            Created::New => {
+                let lw = LogWriter::start(home.clone(), name, r.last + 2, r.files)?;
+                return Collection::open_linked(name, dir, Some(Link::Writer(lw.clone()))).inspect_err(|_| lw.stop());
+            }
+            Created::Exists if !home.options.takeover => break,
+            Created::Exists => continue,
+        }
+    }
+    Err(Error::Fenced(format!(
+        "another writer appended to collection {name:?} on {} while this one opened it: stop that writer, or take over with --takeover",
+        home.bucket.url()
+    )))
+}

@@ -1,0 +1,241 @@
+//! Collections on object storage (`Database::open_url`) through a real store: a folder
+//! (`file://`), whose create-if-absent is a hard link that refuses to replace, as S3's
+//! `If-None-Match: *` refuses. The S3 API itself (moto's server) is tried end to end by
+//! `tests/e2e/test_object_storage.py`.
+//!
+//! Every process here is a `Database` with its own cache folder and writer id, as separate
+//! machines would be. Seeds are fixed; nothing waits on time: replicas are brought up to date
+//! with `catch_up`, and leases are taken over explicitly.
+
+use quiver::remote::RemoteOptions;
+use quiver::{CollectionConfig, Database, ErrorKind, Metric, Point, PointId, PointSelector, SearchRequest, With};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const DIM: usize = 16;
+
+fn url(store: &Path) -> String {
+    format!("file://{}", store.display())
+}
+
+fn writer(store: &Path, cache: &Path) -> Database {
+    Database::open_url(&url(store), cache, RemoteOptions::default()).unwrap()
+}
+
+fn taking_over(store: &Path, cache: &Path) -> Database {
+    let o = RemoteOptions {
+        takeover: true,
+        ..Default::default()
+    };
+    Database::open_url(&url(store), cache, o).unwrap()
+}
+
+fn replica(store: &Path, cache: &Path) -> Database {
+    let o = RemoteOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    Database::open_url(&url(store), cache, o).unwrap()
+}
+
+fn point(rng: &mut ChaCha8Rng, id: u64) -> Point {
+    let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    Point::new(PointId::Num(id), v)
+}
+
+fn num(id: &PointId) -> u64 {
+    match id {
+        PointId::Num(n) => *n,
+        other => panic!("unexpected id {other:?}"),
+    }
+}
+
+/// The model: id -> vector, as acknowledged.
+type Model = BTreeMap<u64, Vec<f32>>;
+
+fn write_random(c: &quiver::Collection, model: &mut Model, rng: &mut ChaCha8Rng, rounds: usize) {
+    for _ in 0..rounds {
+        if rng.gen_range(0..5) == 0 {
+            let ids: Vec<u64> = (0..rng.gen_range(1..20)).map(|_| rng.gen_range(0..2_000)).collect();
+            c.delete(&PointSelector::Ids(ids.iter().map(|&i| PointId::Num(i)).collect()))
+                .unwrap();
+            for i in ids {
+                model.remove(&i);
+            }
+        } else {
+            let pts: Vec<Point> = (0..rng.gen_range(1..200))
+                .map(|_| {
+                    let id = rng.gen_range(0..2_000);
+                    point(rng, id)
+                })
+                .collect();
+            c.upsert(pts.clone()).unwrap();
+            for p in pts {
+                model.insert(num(&p.id), p.vector.clone());
+            }
+        }
+    }
+}
+
+fn assert_matches(c: &quiver::Collection, model: &Model, stage: &str) {
+    assert_eq!(c.len(), model.len(), "{stage}: point count");
+    let ids: Vec<PointId> = model.keys().map(|&i| PointId::Num(i)).collect();
+    let got = c.get(&ids, With::ALL).unwrap();
+    assert_eq!(got.len(), model.len(), "{stage}: points read back");
+    for r in got {
+        let want = &model[&num(&r.id)];
+        // Cosine collections store normalised vectors; this one is dot.
+        assert_eq!(r.vector.as_deref(), Some(&want[..]), "{stage}: vector of {:?}", r.id);
+    }
+}
+
+#[test]
+fn a_collection_comes_back_from_the_store_on_another_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut model = Model::new();
+    {
+        let db = writer(&store, &tmp.path().join("cache-a"));
+        let c = db.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+        write_random(&c, &mut model, &mut rng, 40);
+        // A flush and a compaction in the middle: checkpoints with files.
+        c.flush().unwrap();
+        write_random(&c, &mut model, &mut rng, 20);
+        c.compact().unwrap();
+        write_random(&c, &mut model, &mut rng, 20);
+        assert_matches(&c, &model, "writer");
+        let st = c.remote_status().unwrap();
+        assert_eq!(st.role, "writer");
+        assert!(st.acked_writes > 0);
+    }
+    // A new machine: an empty cache.
+    let db = writer(&store, &tmp.path().join("cache-b"));
+    assert_eq!(db.list_collections().unwrap(), vec!["docs".to_string()]);
+    let c = db.collection("docs").unwrap();
+    assert_matches(&c, &model, "restored on another machine");
+    // And it searches: exact against the model's best.
+    let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let best = model
+        .iter()
+        .map(|(id, v)| (*id, v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>()))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let mut req = SearchRequest::new(q, 1);
+    req.exact = true;
+    assert_eq!(c.search(&req).unwrap()[0].id, PointId::Num(best.0));
+}
+
+#[test]
+fn a_writer_taken_over_cannot_commit_and_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut model = Model::new();
+    let old = writer(&store, &tmp.path().join("cache-old"));
+    let c_old = old.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+    write_random(&c_old, &mut model, &mut rng, 30);
+
+    // A second writer is refused while the first holds its lease...
+    let second = writer(&store, &tmp.path().join("cache-second"));
+    let e = second.collection("docs").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Locked, "{e}");
+    assert!(e.to_string().contains("--takeover"), "{e}");
+
+    // ...and takes over when told to.
+    let new = taking_over(&store, &tmp.path().join("cache-new"));
+    let c_new = new.collection("docs").unwrap();
+    assert_matches(&c_new, &model, "after the takeover");
+
+    // The old writer's next write fails, clearly, and is not in the log.
+    let e = c_old.upsert(vec![point(&mut rng, 5_000)]).unwrap_err();
+    assert!(e.to_string().contains("taken over"), "{e}");
+    let e = c_old.upsert(vec![point(&mut rng, 5_001)]).unwrap_err();
+    assert!(matches!(e, quiver::Error::Fenced(_)), "{e}");
+
+    write_random(&c_new, &mut model, &mut rng, 10);
+    drop(c_new);
+    drop(new);
+    let third = writer(&store, &tmp.path().join("cache-third"));
+    assert_matches(&third.collection("docs").unwrap(), &model, "after the new writer closed");
+}
+
+#[test]
+fn racing_creators_and_racing_writers_one_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dbs: Vec<Database> = (0..4).map(|i| writer(&store, &tmp.path().join(format!("cache-{i}")))).collect();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = dbs
+            .iter()
+            .map(|db| s.spawn(move || db.create_collection("race", CollectionConfig::new(DIM, Metric::Dot)).map(|_| ())))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        let e = r.as_ref().unwrap_err();
+        assert!(matches!(e, quiver::Error::CollectionExists(_) | quiver::Error::Fenced(_)), "{e}");
+    }
+}
+
+#[test]
+fn a_replica_follows_the_writer_and_refuses_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut model = Model::new();
+    let w = writer(&store, &tmp.path().join("cache-w"));
+    let c = w.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+    write_random(&c, &mut model, &mut rng, 10);
+
+    let r = replica(&store, &tmp.path().join("cache-r"));
+    let rc = r.collection("docs").unwrap();
+    assert_matches(&rc, &model, "replica on open");
+    assert_eq!(rc.remote_status().unwrap().role, "replica");
+
+    for round in 0..3 {
+        write_random(&c, &mut model, &mut rng, 15);
+        if round == 1 {
+            c.compact().unwrap();
+        }
+        rc.catch_up().unwrap();
+        assert_matches(&rc, &model, &format!("replica after round {round}"));
+    }
+    let e = rc.upsert(vec![point(&mut rng, 1)]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ReadOnly, "{e}");
+    let e = r.create_collection("other", CollectionConfig::new(DIM, Metric::Dot)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ReadOnly, "{e}");
+
+    // The writer goes away: the replica still answers.
+    drop(c);
+    drop(w);
+    rc.catch_up().unwrap();
+    assert_matches(&rc, &model, "replica with the writer gone");
+}
+
+#[test]
+fn a_deleted_cache_is_rebuilt_from_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let cache = tmp.path().join("cache");
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut model = Model::new();
+    {
+        let db = writer(&store, &cache);
+        let c = db.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+        write_random(&c, &mut model, &mut rng, 20);
+        c.compact().unwrap();
+        write_random(&c, &mut model, &mut rng, 5);
+    }
+    std::fs::remove_dir_all(&cache).unwrap();
+    let db = writer(&store, &cache);
+    assert_matches(&db.collection("docs").unwrap(), &model, "cache rebuilt");
+    // A dropped collection is gone from the store, for every machine.
+    db.drop_collection("docs").unwrap();
+    let other = replica(&store, &tmp.path().join("cache-2"));
+    assert!(other.list_collections().unwrap().is_empty());
+    assert_eq!(other.collection("docs").unwrap_err().kind(), ErrorKind::NotFound);
+}
