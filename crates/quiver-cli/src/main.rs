@@ -26,6 +26,8 @@ struct Cli {
     /// Print JSON for scripts instead of tables for people.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    storage: commands::StorageArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,6 +139,7 @@ fn main() {
     let ctx = Ctx {
         data_dir: cli.data_dir,
         json: cli.json,
+        storage: cli.storage,
     };
     match run(&ctx, &cli.command) {
         Ok(out) => render::emit(out.as_ref(), ctx.json),

@@ -228,8 +228,37 @@ impl Metrics {
         let mut indexes = String::new();
         let mut recall = String::new();
         let mut ef = String::new();
+        let mut remote = String::new();
         for name in &names {
             if let Ok(c) = state.db.collection(name) {
+                if let Some(r) = c.remote_status() {
+                    let _ = writeln!(
+                        remote,
+                        "quiver_storage_log_entry{{collection=\"{name}\",role=\"{}\"}} {}",
+                        r.role, r.entry
+                    );
+                    let _ = writeln!(
+                        remote,
+                        "quiver_storage_error{{collection=\"{name}\"}} {}",
+                        u8::from(r.error.is_some())
+                    );
+                    if let Some(s) = r.staleness_ms {
+                        let _ = writeln!(
+                            remote,
+                            "quiver_storage_staleness_seconds{{collection=\"{name}\"}} {:.3}",
+                            s as f64 / 1e3
+                        );
+                    }
+                    for (q, v) in [("0.5", r.ack_p50_ms), ("0.99", r.ack_p99_ms)] {
+                        if let Some(v) = v {
+                            let _ = writeln!(
+                                remote,
+                                "quiver_storage_ack_seconds{{collection=\"{name}\",quantile=\"{q}\"}} {:.4}",
+                                v / 1e3
+                            );
+                        }
+                    }
+                }
                 let info = c.info();
                 let status = c.index_status();
                 let _ = writeln!(ef, "quiver_collection_search_ef{{collection=\"{name}\"}} {}", status.ef);
@@ -257,6 +286,10 @@ impl Metrics {
         out.push_str(&ef);
         out.push_str("# HELP quiver_collection_estimated_recall Recall@k of the index at that ef, measured on sampled searches against exact search.\n# TYPE quiver_collection_estimated_recall gauge\n");
         out.push_str(&recall);
+        if !remote.is_empty() {
+            out.push_str("# HELP quiver_storage_log_entry On object storage: the last log entry written (writer) or applied (replica); quiver_storage_staleness_seconds: time since a replica last read the log to its end; quiver_storage_ack_seconds: a writer's recent acknowledgement latency; quiver_storage_error: 1 while talking to the store fails.\n# TYPE quiver_storage_log_entry gauge\n");
+            out.push_str(&remote);
+        }
         out
     }
 }

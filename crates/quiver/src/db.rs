@@ -455,6 +455,15 @@ impl Database {
         snapshot::delete(&self.full_dir(), snapshot)
     }
 
+    /// On object storage, lets every writer upload what it has queued and give up its lease
+    /// (so the next writer need not wait for it to expire); later writes fail. Dropping the
+    /// database does the same; a server calls this when it stops, whoever still holds a handle.
+    pub fn close(&self) {
+        for c in self.open.lock().values() {
+            c.close_remote();
+        }
+    }
+
     /// Flushes every open collection's WAL into segments.
     pub fn flush(&self) -> Result<()> {
         let open: Vec<Collection> = self.open.lock().values().cloned().collect();
@@ -462,5 +471,13 @@ impl Database {
             c.flush()?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Database {
+    /// On object storage, every writer uploads what it has queued and gives up its lease, so
+    /// that the next process (a new server, the next command) need not wait for it to expire.
+    fn drop(&mut self) {
+        self.close();
     }
 }

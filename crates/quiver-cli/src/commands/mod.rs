@@ -23,12 +23,52 @@ pub mod snapshot;
 pub mod text;
 pub mod walkthrough;
 
+/// Where the collections live when that is object storage (global options).
+#[derive(Args, Clone, Debug)]
+pub struct StorageArgs {
+    /// Keep the collections in object storage: s3://bucket/prefix (also MinIO, Ceph, R2 through
+    /// AWS_ENDPOINT_URL), gs://bucket/prefix, az://container/prefix or file:///folder;
+    /// credentials from the store's usual environment variables. --data-dir is then a cache.
+    #[arg(long, global = true, env = "QUIVER_STORAGE", value_name = "URL")]
+    pub storage: Option<String>,
+    /// With --storage: follow the writer and serve reads only (a replica).
+    #[arg(long, global = true, requires = "storage")]
+    pub read_only: bool,
+    /// With --storage: take the collections over from a writer that still holds them (it can
+    /// no longer commit; nothing it acknowledged is lost).
+    #[arg(long, global = true, requires = "storage", conflicts_with = "read_only")]
+    pub takeover: bool,
+    /// With --storage: milliseconds a group commit waits for more writes before uploading.
+    #[arg(long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub storage_group_ms: u64,
+    /// With --storage --read-only: milliseconds between looks at the writer's log.
+    #[arg(long, global = true, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub storage_poll_ms: u64,
+    /// With --storage: seconds a writer's lease lasts without renewal.
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub storage_lease_secs: u64,
+}
+
+impl StorageArgs {
+    fn options(&self) -> quiver::remote::RemoteOptions {
+        quiver::remote::RemoteOptions {
+            read_only: self.read_only,
+            takeover: self.takeover,
+            group_commit: std::time::Duration::from_millis(self.storage_group_ms),
+            poll: std::time::Duration::from_millis(self.storage_poll_ms),
+            lease: std::time::Duration::from_secs(self.storage_lease_secs),
+        }
+    }
+}
+
 /// What every command gets besides its own arguments.
 pub struct Ctx {
-    /// The data folder (`--data-dir`).
+    /// The data folder (`--data-dir`); a cache when `--storage` is given.
     pub data_dir: PathBuf,
     /// `--json`: the result is printed as JSON; progress bars stay quiet.
     pub json: bool,
+    /// `--storage` and its options.
+    pub storage: StorageArgs,
 }
 
 impl Ctx {
@@ -36,7 +76,7 @@ impl Ctx {
     /// collections that must exist, so a mistyped `--data-dir` is an error that says so instead
     /// of a new empty folder.
     pub fn db(&self) -> Result<Database> {
-        if !self.has_data() {
+        if self.storage.storage.is_none() && !self.has_data() {
             bail!(
                 "no Quiver data folder at {} (set --data-dir or QUIVER_DATA_DIR; `quiver create` makes one)",
                 self.data_dir.display()
@@ -55,8 +95,13 @@ impl Ctx {
         self.data_dir.join("collections").is_dir()
     }
 
-    fn open_db(&self) -> Result<Database> {
-        Database::open(&self.data_dir).with_context(|| format!("cannot open data folder {}", self.data_dir.display()))
+    /// Opens the data folder, or the object store with the data folder as its cache.
+    pub fn open_db(&self) -> Result<Database> {
+        match &self.storage.storage {
+            Some(url) => Database::open_url(url, &self.data_dir, self.storage.options())
+                .with_context(|| format!("cannot open {url} (cache {})", self.data_dir.display())),
+            None => Database::open(&self.data_dir).with_context(|| format!("cannot open data folder {}", self.data_dir.display())),
+        }
     }
 
     /// A "collection not found" error with the folder it looked in and the collections there.
@@ -64,6 +109,9 @@ impl Ctx {
         let Some(quiver::Error::CollectionNotFound(name)) = e.downcast_ref::<quiver::Error>() else {
             return e;
         };
+        if let Some(url) = &self.storage.storage {
+            return anyhow::anyhow!("collection {name:?} not found in {url}");
+        }
         let dir = self.data_dir.join("collections");
         let mut there: Vec<String> = std::fs::read_dir(&dir)
             .map(|entries| {

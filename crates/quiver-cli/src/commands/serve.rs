@@ -4,7 +4,6 @@ use super::Ctx;
 use crate::render::{Many, Output};
 use anyhow::{Context, Result};
 use clap::Args;
-use quiver::Database;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -79,8 +78,8 @@ pub fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<Box<dyn Output>> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let db =
-        std::sync::Arc::new(Database::open(&ctx.data_dir).with_context(|| format!("cannot open data folder {}", ctx.data_dir.display()))?);
+    let db = std::sync::Arc::new(ctx.open_db()?);
+    let closing = db.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let shutdown = async {
@@ -94,5 +93,8 @@ pub fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<Box<dyn Output>> {
         };
         quiver_server::serve(db, config, shutdown).await
     })?;
+    // On object storage: the last group commit uploaded and the lease given up, even if a
+    // request still holds the database.
+    closing.close();
     Ok(Box::new(Many(Vec::new())))
 }

@@ -60,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/livez", get(health))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/storage", get(storage))
         .route("/walkthrough", get(walkthrough))
         .route("/collections/{name}/explain", post(explain))
         .route("/collections/{name}/map", post(map))
@@ -155,6 +156,31 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .await
         .unwrap_or_default();
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Where the collections live: the data folder, or object storage with each open collection's
+/// role, log position, staleness (replicas) and acknowledgement latency (writers).
+async fn storage(State(state): State<AppState>) -> Response {
+    let db = state.db.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let Some((url, read_only)) = db.storage_url() else {
+            return json!({"storage": "local", "data_dir": db.root().display().to_string()});
+        };
+        let mut collections = serde_json::Map::new();
+        for name in db.list_collections().unwrap_or_default() {
+            if let Some(r) = db.collection(&name).ok().and_then(|c| c.remote_status()) {
+                collections.insert(
+                    name,
+                    json!({"role": r.role, "log_entry": r.entry, "staleness_ms": r.staleness_ms, "ack_p50_ms": r.ack_p50_ms,
+                           "ack_p99_ms": r.ack_p99_ms, "acked_writes": r.acked_writes, "error": r.error}),
+                );
+            }
+        }
+        json!({"storage": url, "read_only": read_only, "cache_dir": db.root().display().to_string(), "collections": collections})
+    })
+    .await
+    .unwrap_or_default();
+    axum::Json(body).into_response()
 }
 
 async fn not_found() -> Response {

@@ -618,6 +618,14 @@ impl Collection {
         }
     }
 
+    /// On object storage, stops the writer's uploader after it has written what is queued (its
+    /// lease is released); later writes through this handle fail.
+    pub(crate) fn close_remote(&self) {
+        if let Some(Link::Writer(lw)) = &self.inner.remote {
+            lw.stop();
+        }
+    }
+
     /// The collection's settings (metadata, strict mode, storage hints).
     pub fn settings(&self) -> CollectionSettings {
         self.inner.settings.read().clone()

@@ -115,6 +115,9 @@ impl LogWriter {
         if let Some(msg) = &q.fenced {
             return Err(Error::Fenced(msg.clone()));
         }
+        if q.stop {
+            return Err(Error::CollectionNotFound(format!("{} (closed)", self.name)));
+        }
         q.submitted += 1;
         let no = q.submitted;
         q.items.push_back((no, item, Instant::now()));
