@@ -239,3 +239,46 @@ fn a_deleted_cache_is_rebuilt_from_the_store() {
     assert!(other.list_collections().unwrap().is_empty());
     assert_eq!(other.collection("docs").unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+fn count_objects(store: &Path, sub: &str) -> usize {
+    let dir = store.join("collections/docs").join(sub);
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn the_log_is_checkpointed_and_cleaned_as_it_grows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let o = RemoteOptions {
+        group_commit: std::time::Duration::ZERO,
+        garbage_grace: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut model = Model::new();
+    {
+        let db = Database::open_url(&url(&store), tmp.path().join("cache-a"), o.clone()).unwrap();
+        let c = db.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+        // One point per write: more group commits than a checkpoint waits for.
+        for i in 0..1_200u64 {
+            let p = point(&mut rng, i % 700);
+            c.upsert(vec![p.clone()]).unwrap();
+            model.insert(i % 700, p.vector);
+        }
+        // Compactions leave old segments behind in the store until the cleanup.
+        for _ in 0..3 {
+            write_random(&c, &mut model, &mut rng, 5);
+            c.compact().unwrap();
+        }
+        assert_matches(&c, &model, "writer");
+    }
+    let entries = count_objects(&store, "log");
+    assert!(entries < 400, "{entries} log entries kept after 1,200 writes and checkpoints");
+    let files = count_objects(&store, "files");
+    assert!(
+        files <= 4,
+        "{files} files kept: only the last checkpoints' segments and index files should be"
+    );
+    let db = Database::open_url(&url(&store), tmp.path().join("cache-b"), o).unwrap();
+    assert_matches(&db.collection("docs").unwrap(), &model, "restored after the cleanup");
+}

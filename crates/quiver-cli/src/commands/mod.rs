@@ -57,6 +57,7 @@ impl StorageArgs {
             group_commit: std::time::Duration::from_millis(self.storage_group_ms),
             poll: std::time::Duration::from_millis(self.storage_poll_ms),
             lease: std::time::Duration::from_secs(self.storage_lease_secs),
+            ..Default::default()
         }
     }
 }

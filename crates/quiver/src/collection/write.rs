@@ -160,7 +160,8 @@ impl Collection {
                 self.compact_state(&mut st);
             }
         }
-        if w.wal.file_bytes() >= WAL_FLUSH_BYTES {
+        let remote_wants = matches!(&self.inner.remote, Some(Link::Writer(lw)) if lw.wants_checkpoint());
+        if w.wal.file_bytes() >= WAL_FLUSH_BYTES || remote_wants {
             // The write is durable in the WAL already; a failed flush is retried next time and
             // reported by `info`, it does not fail the acknowledged write.
             if let Err(e) = self.flush_locked(w) {

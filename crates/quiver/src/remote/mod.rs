@@ -46,6 +46,9 @@ pub struct RemoteOptions {
     pub poll: Duration,
     /// A writer refreshes its lease every third of this; a lease older than this is expired.
     pub lease: Duration,
+    /// A checkpoint stays the floor of the log (nothing after it is removed) until a newer one
+    /// is this old: a replica that reads the log at least this often never finds entries gone.
+    pub garbage_grace: Duration,
 }
 
 impl Default for RemoteOptions {
@@ -56,6 +59,7 @@ impl Default for RemoteOptions {
             group_commit: Duration::from_millis(20),
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(10),
+            garbage_grace: Duration::from_secs(60),
         }
     }
 }
@@ -195,8 +199,11 @@ fn file_crc(path: &Path) -> Result<(u64, u32)> {
 pub(crate) struct Restored {
     /// The last entry's number.
     pub last: u64,
-    /// The files of the last checkpoint (already in the folder).
+    /// The last checkpoint's number and files (already in the folder).
+    pub checkpoint: u64,
     pub files: Vec<FileRef>,
+    /// The newest index file named after it.
+    pub index: Option<FileRef>,
 }
 
 /// Makes `dir` the collection `name` as its log says: the last checkpoint's files (kept when
@@ -219,12 +226,12 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
         let start = end.saturating_sub(32);
         let keys: Vec<String> = nos[start..end].iter().map(|&n| log::entry_key(&prefix, n)).collect();
         let got = home.bucket.get_many(&keys)?;
-        for (key, bytes) in keys.iter().zip(got).rev() {
+        for ((key, bytes), &no) in keys.iter().zip(got).zip(&nos[start..end]).rev() {
             let bytes = bytes
                 .ok_or_else(|| StorageError::corrupt(key, 0, "a listed log entry is gone (removed while this replica read the log?)"))?;
             let logged = log::decode(key, &bytes)?;
             if let Entry::Checkpoint { .. } = logged.entry {
-                checkpoint = Some(logged.entry);
+                checkpoint = Some((no, logged.entry));
                 break 'walk;
             }
             tail.push(logged);
@@ -232,7 +239,7 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
         end = start;
     }
     tail.reverse();
-    let Some(Entry::Checkpoint { manifest, settings, files }) = checkpoint else {
+    let Some((checkpoint_no, Entry::Checkpoint { manifest, settings, files })) = checkpoint else {
         return Err(StorageError::corrupt(format!("{prefix}/log"), 0, "the log has no checkpoint").into());
     };
     for sub in ["", "segments", "wal"] {
@@ -279,7 +286,12 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
         }
     }
     wal.sync()?;
-    Ok(Restored { last, files })
+    Ok(Restored {
+        last,
+        checkpoint: checkpoint_no,
+        files,
+        index,
+    })
 }
 
 /// Puts a checkpoint's file in the folder unless it is there already (same length and crc).
@@ -321,7 +333,7 @@ pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Resul
         let key = log::entry_key(&Home::prefix(name), r.last + 1);
         match home.bucket.create(&key, log::encode(&home.writer_id, &Entry::Open))? {
             Created::New => {
-                let lw = LogWriter::start(home.clone(), name, r.last + 2, r.files)?;
+                let lw = LogWriter::start(home.clone(), name, r.last + 2, &r)?;
                 return Collection::open_linked(name, dir, Some(Link::Writer(lw.clone()))).inspect_err(|_| lw.stop());
             }
             Created::Exists if !home.options.takeover => break,

@@ -50,6 +50,8 @@ pub(crate) struct LogWriter {
     done: Condvar,
     /// Files already in the store: local name -> reference.
     uploaded: Mutex<HashMap<String, FileRef>>,
+    /// What the store must keep (see [`LogWriter::collect_garbage`]).
+    kept: Mutex<Kept>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -62,10 +64,30 @@ pub(crate) struct Ticket<'a> {
 
 const LATENCY_WINDOW: usize = 4096;
 
+/// After this many group commits without a checkpoint the writer asks for one (a flush), so
+/// that an open reads a bounded tail of the log.
+pub(crate) const CHECKPOINT_ENTRIES: u64 = 1024;
+
+/// The checkpoints from the log's floor on (entry number, file keys, when appended: `None` for
+/// the one found on open) and the last two index files: the store keeps the log from the
+/// floor on and the files these name, so that a reader restoring from any of them finds its
+/// files.
+#[derive(Default)]
+struct Kept {
+    checkpoints: VecDeque<(u64, Vec<String>, Option<Instant>)>,
+    index_keys: VecDeque<String>,
+    txn_entries: u64,
+}
+
 impl LogWriter {
     /// Starts the uploader for `name`, whose log ends at entry `next_entry - 1` (this writer's
     /// `Open`), with the last checkpoint's files already in the store.
-    pub fn start(home: Arc<Home>, name: &str, next_entry: u64, files: Vec<FileRef>) -> Result<Arc<LogWriter>> {
+    pub fn start(home: Arc<Home>, name: &str, next_entry: u64, restored: &super::Restored) -> Result<Arc<LogWriter>> {
+        let files = restored.files.clone();
+        let mut kept = Kept::default();
+        kept.checkpoints
+            .push_back((restored.checkpoint, files.iter().map(|f| f.key.clone()).collect(), None));
+        kept.index_keys.extend(restored.index.iter().map(|f| f.key.clone()));
         let w = Arc::new(LogWriter {
             prefix: Home::prefix(name),
             name: name.to_string(),
@@ -85,6 +107,7 @@ impl LogWriter {
             wake: Condvar::new(),
             done: Condvar::new(),
             uploaded: Mutex::new(files.into_iter().map(|f| (f.local.clone(), f)).collect()),
+            kept: Mutex::new(kept),
             thread: Mutex::new(None),
         });
         w.renew_lease();
@@ -184,6 +207,14 @@ impl LogWriter {
         }
         let base = local.rsplit('/').next().unwrap_or(local);
         let key = format!("files/{}-{crc:08x}-{base}", &hex(&self.home.writer_id)[..16]);
+        if local == crate::ann::INDEX_FILE {
+            // Kept from before its upload, so a cleanup meanwhile cannot take it.
+            let mut k = self.kept.lock();
+            k.index_keys.push_back(key.clone());
+            if k.index_keys.len() > 2 {
+                k.index_keys.pop_front();
+            }
+        }
         self.home.bucket.upload(&format!("{}/{key}", self.prefix), &path)?;
         let f = FileRef {
             local: local.to_string(),
@@ -298,8 +329,32 @@ impl LogWriter {
                 }
             };
             let bytes = log::encode(&self.home.writer_id, &entry);
+            let checkpoint_keys = match &entry {
+                Entry::Checkpoint { files, .. } => Some(files.iter().map(|f| f.key.clone()).collect::<Vec<_>>()),
+                _ => None,
+            };
+            let is_txns = matches!(entry, Entry::Txns(_));
             drop(entry);
             let outcome = self.append(entry_no, bytes);
+            if outcome.is_ok() {
+                let mut k = self.kept.lock();
+                if is_txns {
+                    k.txn_entries += 1;
+                }
+                if let Some(keys) = checkpoint_keys {
+                    k.txn_entries = 0;
+                    k.checkpoints.push_back((entry_no, keys, Some(Instant::now())));
+                    // The floor: the newest checkpoint older than the grace period.
+                    let grace = self.home.options.garbage_grace;
+                    let old = |c: &(u64, Vec<String>, Option<Instant>)| c.2.is_none_or(|t| t.elapsed() >= grace);
+                    while k.checkpoints.len() > 1 && old(&k.checkpoints[1]) {
+                        k.checkpoints.pop_front();
+                    }
+                    drop(k);
+                    // Best effort: what is not removed now is removed after the next checkpoint.
+                    let _ = self.collect_garbage();
+                }
+            }
             let mut q = self.queue.lock();
             match outcome {
                 Ok(()) => {
@@ -325,6 +380,39 @@ impl LogWriter {
                 renewed = Instant::now();
             }
         }
+    }
+
+    /// Whether enough group commits have gone by for a checkpoint to be worth it.
+    pub fn wants_checkpoint(&self) -> bool {
+        self.kept.lock().txn_entries >= CHECKPOINT_ENTRIES
+    }
+
+    /// Removes log entries before the floor (see [`Kept`]), and files that no checkpoint from
+    /// the floor on nor the last two index uploads name (left by compactions, by earlier
+    /// writers, or by uploads whose checkpoint never landed).
+    fn collect_garbage(&self) -> Result<()> {
+        let (floor, keep) = {
+            let k = self.kept.lock();
+            let Some(&(floor, _, _)) = k.checkpoints.front() else {
+                return Ok(());
+            };
+            let mut keep: std::collections::HashSet<String> = k.checkpoints.iter().flat_map(|(_, keys, _)| keys.iter().cloned()).collect();
+            keep.extend(k.index_keys.iter().cloned());
+            (floor, keep)
+        };
+        for l in self.home.bucket.list(&format!("{}/log", self.prefix), None)? {
+            if log::entry_no(&l.key).is_some_and(|n| n < floor) {
+                self.home.bucket.delete(&l.key)?;
+            }
+        }
+        let files = format!("{}/files/", self.prefix);
+        for l in self.home.bucket.list(&format!("{}/files", self.prefix), None)? {
+            let rel = l.key.strip_prefix(&files).map(|r| format!("files/{r}"));
+            if rel.is_some_and(|r| !keep.contains(&r)) {
+                self.home.bucket.delete(&l.key)?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates log entry `no`, retrying until it lands. `Err` means another writer has it.
