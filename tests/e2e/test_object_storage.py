@@ -5,6 +5,8 @@ server mode), driven by the official Qdrant Python client.
   412 on an existing key), which Quiver's fencing relies on.
 - A writer is killed with SIGKILL while clients upsert: a new writer on an empty cache takes
   over and holds every acknowledged point (and nothing is torn: it opens).
+- With `--wal local`, writes acknowledged from the local WAL survive kill -9: the same node
+  restarting on its disk uploads them.
 - A second writer is refused while the first holds the collection; with --takeover it wins, and
   the old writer's next write fails.
 - A read replica (--read-only) sees a commit within its poll interval, refuses writes (403), and
@@ -255,6 +257,28 @@ def main():
         assert w2.client.count("docs").count == len(got)
         w2.stop()
 
+    def test_local_wal_survives_kill_9_and_a_restart_on_the_same_disk():
+        url = f"s3://{s3.bucket('local-wal')}/db"
+        # Group commits held for 10 s: at the kill, the writes are in the local WAL only.
+        w = start(s3.endpoint, url, "--wal", "local", "--storage-group-ms", "10000")
+        w.client.create_collection("docs", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT))
+        acked = set()
+        for i in range(30):
+            ids = list(range(i * 10, i * 10 + 10))
+            w.client.upsert("docs", points(ids, rng), wait=True)
+            acked.update(ids)
+        w.kill()
+        logged = s3.client.list_objects_v2(Bucket="local-wal", Prefix="db/collections/docs/log/")["Contents"]
+        assert len(logged) <= 3, [o["Key"] for o in logged]  # create, open, and at most one group
+        # The same machine comes back on the same disk: its own lease does not stop it, and
+        # whatever its WAL acknowledged and the store lacks is uploaded.
+        again = start(s3.endpoint, url, "--wal", "local", cache=w.dir)
+        assert all_ids(again.client, "docs") == acked
+        again.stop()
+        fresh = start(s3.endpoint, url)
+        assert all_ids(fresh.client, "docs") == acked
+        fresh.stop()
+
     def test_two_writers_race_and_one_wins():
         url = f"s3://{s3.bucket('race')}/db"
         a = start(s3.endpoint, url)
@@ -345,6 +369,7 @@ def main():
 
     try:
         for t in [test_the_s3_server_honours_conditional_writes, test_kill_9_mid_upload_loses_nothing_acknowledged,
+                  test_local_wal_survives_kill_9_and_a_restart_on_the_same_disk,
                   test_two_writers_race_and_one_wins, test_a_replica_follows_refuses_writes_and_outlives_the_writer,
                   test_store_errors_are_retried_and_surface_when_they_persist]:
             if os.environ.get("ONLY", t.__name__) in t.__name__:

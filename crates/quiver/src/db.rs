@@ -99,7 +99,16 @@ impl Database {
         let mut db = Database::open(cache)?;
         // Reach the store now, so a wrong bucket, endpoint or key shows at once.
         bucket.list("collections", Some("collections/~"))?;
-        db.home = Some(Arc::new(Home::new(bucket, options)));
+        let id_path = db.root.join("WRITER_ID");
+        let id = match std::fs::read(&id_path).ok().and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+            Some(id) => id,
+            None => {
+                let id = *uuid::Uuid::new_v4().as_bytes();
+                fsio::replace_file_atomic(&id_path, &id)?;
+                id
+            }
+        };
+        db.home = Some(Arc::new(Home::new(bucket, options, id)));
         Ok(db)
     }
 

@@ -282,3 +282,86 @@ fn the_log_is_checkpointed_and_cleaned_as_it_grows() {
     let db = Database::open_url(&url(&store), tmp.path().join("cache-b"), o).unwrap();
     assert_matches(&db.collection("docs").unwrap(), &model, "restored after the cleanup");
 }
+
+fn crashed(tmp: &tempfile::TempDir, n: usize) -> std::path::PathBuf {
+    tmp.path().join(format!("crashed-{n}"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn with_a_local_wal_writes_acknowledged_before_their_upload_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let cache = tmp.path().join("cache");
+    // Group commits that never come within the test: everything waits in the uploader's
+    // queue, acknowledged from the local WAL only.
+    let slow = RemoteOptions {
+        wal_local: true,
+        group_commit: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut model = Model::new();
+    {
+        let db = Database::open_url(&url(&store), &cache, slow.clone()).unwrap();
+        let c = db.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+        write_random(&c, &mut model, &mut rng, 10);
+        // A crash: the disk as it is now, while the queue waits; the process never stops
+        // cleanly (the handles leak, so nothing is uploaded).
+        copy_dir(&cache, &crashed(&tmp, 1));
+        std::mem::forget(c);
+        std::mem::forget(db);
+    }
+    // The store does not hold those writes...
+    let elsewhere = Database::open_url(
+        &url(&store),
+        tmp.path().join("elsewhere"),
+        RemoteOptions {
+            takeover: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(elsewhere.collection("docs").unwrap().len(), 0, "the writes were uploaded after all");
+    drop(elsewhere);
+    // ...but the other writer took over: the node's local writes can no longer go in.
+    let o = RemoteOptions {
+        wal_local: true,
+        takeover: true,
+        ..Default::default()
+    };
+    let db = Database::open_url(&url(&store), crashed(&tmp, 1), o.clone()).unwrap();
+    let c = db.collection("docs").unwrap();
+    assert_eq!(c.len(), 0);
+    let st = c.remote_status().unwrap();
+    assert!(st.error.as_deref().is_some_and(|e| e.contains("dropped")), "{st:?}");
+    drop(c);
+    drop(db);
+
+    // Again, with nobody else writing: the node restarts and uploads them.
+    let mut model = Model::new();
+    {
+        let db = Database::open_url(&url(&store), crashed(&tmp, 1), RemoteOptions { takeover: true, ..slow }).unwrap();
+        let c = db.collection("docs").unwrap();
+        write_random(&c, &mut model, &mut rng, 10);
+        copy_dir(&crashed(&tmp, 1), &crashed(&tmp, 2));
+        std::mem::forget(c);
+        std::mem::forget(db);
+    }
+    let db = Database::open_url(&url(&store), crashed(&tmp, 2), o).unwrap();
+    assert_matches(&db.collection("docs").unwrap(), &model, "local WAL recovered");
+    drop(db);
+    let fresh = Database::open_url(&url(&store), tmp.path().join("fresh"), RemoteOptions::default()).unwrap();
+    assert_matches(&fresh.collection("docs").unwrap(), &model, "uploaded after the restart");
+}

@@ -38,6 +38,12 @@ pub struct StorageArgs {
     /// no longer commit; nothing it acknowledged is lost).
     #[arg(long, global = true, requires = "storage", conflicts_with = "read_only")]
     pub takeover: bool,
+    /// With --storage: where a write is durable when it is acknowledged. `store` (default): in
+    /// the object store (it waits for its group commit). `local`: in the local WAL, uploaded
+    /// right after; faster, but lost with this machine's disk, or if another writer takes over
+    /// before the upload.
+    #[arg(long, global = true, value_parser = ["store", "local"], default_value = "store")]
+    pub wal: String,
     /// With --storage: milliseconds a group commit waits for more writes before uploading.
     #[arg(long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub storage_group_ms: u64,
@@ -54,6 +60,7 @@ impl StorageArgs {
         quiver::remote::RemoteOptions {
             read_only: self.read_only,
             takeover: self.takeover,
+            wal_local: self.wal == "local",
             group_commit: std::time::Duration::from_millis(self.storage_group_ms),
             poll: std::time::Duration::from_millis(self.storage_poll_ms),
             lease: std::time::Duration::from_secs(self.storage_lease_secs),

@@ -47,8 +47,10 @@ impl Collection {
         // The segment is durable and named: the dirty points are safe even if the new WAL
         // file cannot be started (replay skips what the manifest covers).
         self.inner.state.write().clear_dirty();
-        w.wal.restart_at(w.last_seq + 1)?;
+        // On object storage the checkpoint goes first: it lands after every transaction queued
+        // before it, so once it is in, the local WAL (which `--wal local` recovers from) may go.
         self.publish(&w.manifest)?;
+        w.wal.restart_at(w.last_seq + 1)?;
         self.clear_flush_error(w);
         Ok(())
     }
@@ -130,8 +132,8 @@ impl Collection {
         }
         removed?;
         fsio::fsync_dir(&dir.join("segments"))?;
-        w.wal.restart_at(w.last_seq + 1)?;
         self.publish(&w.manifest)?;
+        w.wal.restart_at(w.last_seq + 1)?;
         self.clear_flush_error(w);
         // The graph's rows were renumbered: an index file written now names them by the new
         // segment's rows, so the next open needs no lookups (compaction is a whole rewrite

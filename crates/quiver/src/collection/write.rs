@@ -146,7 +146,8 @@ impl Collection {
             Some(Link::Writer(lw)) => Some(lw),
             _ => None,
         };
-        let sync = self.inner.config.durability == Durability::Immediate && writer.is_none();
+        let wal_local = writer.is_some_and(|lw| lw.wal_local());
+        let sync = self.inner.config.durability == Durability::Immediate && (writer.is_none() || wal_local);
         w.wal.append(seq, &refs, sync)?;
         w.last_seq = seq;
         let ticket = match writer {
@@ -168,7 +169,7 @@ impl Collection {
                 self.note_flush_error(w, &e);
             }
         }
-        if let Some(t) = ticket {
+        if let Some(t) = ticket.filter(|_| !wal_local) {
             // Other writers go on while this one waits: they join the same group commit.
             parking_lot::MutexGuard::unlocked(w, || t.wait())?;
         }

@@ -46,6 +46,10 @@ pub struct RemoteOptions {
     pub poll: Duration,
     /// A writer refreshes its lease every third of this; a lease older than this is expired.
     pub lease: Duration,
+    /// Acknowledge a write once it is in the local WAL (fsynced as the collection's durability
+    /// says) and upload it in the background: faster, but a write acknowledged and not yet
+    /// uploaded is lost with the node's disk, or when another writer takes over first.
+    pub wal_local: bool,
     /// A checkpoint stays the floor of the log (nothing after it is removed) until a newer one
     /// is this old: a replica that reads the log at least this often never finds entries gone.
     pub garbage_grace: Duration,
@@ -56,6 +60,7 @@ impl Default for RemoteOptions {
         RemoteOptions {
             read_only: false,
             takeover: false,
+            wal_local: false,
             group_commit: Duration::from_millis(20),
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(10),
@@ -95,11 +100,14 @@ pub(crate) struct Home {
 }
 
 impl Home {
-    pub fn new(bucket: Bucket, options: RemoteOptions) -> Home {
+    /// `writer_id` is the node's: kept in its cache folder, so that a node restarting on the
+    /// same folder is the same writer (its own lease does not stop it, and its local WAL's
+    /// transactions are its own).
+    pub fn new(bucket: Bucket, options: RemoteOptions, writer_id: [u8; 16]) -> Home {
         Home {
             bucket,
             options,
-            writer_id: *uuid::Uuid::new_v4().as_bytes(),
+            writer_id,
         }
     }
 
@@ -199,6 +207,11 @@ fn file_crc(path: &Path) -> Result<(u64, u32)> {
 pub(crate) struct Restored {
     /// The last entry's number.
     pub last: u64,
+    /// With `wal_local`: transactions acknowledged from this folder's WAL that the store does
+    /// not hold yet (now in the rewritten WAL; to be uploaded), and how many such transactions
+    /// had to be dropped because another writer wrote the log since.
+    pub pending: Vec<(u64, Vec<Vec<u8>>)>,
+    pub dropped: usize,
     /// The last checkpoint's number and files (already in the folder).
     pub checkpoint: u64,
     pub files: Vec<FileRef>,
@@ -221,6 +234,7 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
     // Walk back from the end, a window at a time, to the last checkpoint.
     let mut tail: Vec<Logged> = Vec::new();
     let mut checkpoint = None;
+    let mut last_writer = None;
     let mut end = nos.len();
     'walk: while end > 0 {
         let start = end.saturating_sub(32);
@@ -230,6 +244,7 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
             let bytes = bytes
                 .ok_or_else(|| StorageError::corrupt(key, 0, "a listed log entry is gone (removed while this replica read the log?)"))?;
             let logged = log::decode(key, &bytes)?;
+            last_writer.get_or_insert(logged.writer);
             if let Entry::Checkpoint { .. } = logged.entry {
                 checkpoint = Some((no, logged.entry));
                 break 'walk;
@@ -265,8 +280,14 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
         Some(f) => fetch(home, &prefix, dir, f)?,
         None => fsio::remove_file_if_exists(&ipath)?,
     }
-    // The WAL: exactly the transactions after the checkpoint.
+    // The WAL: exactly the transactions after the checkpoint, and with `wal_local` this
+    // folder's own acknowledged transactions after those, if this node wrote the log's end.
     let wal_dir = dir.join("wal");
+    let local: Vec<quiver_storage::wal::WalTxn> = if home.options.wal_local && !home.options.read_only {
+        quiver_storage::wal::Wal::open(&wal_dir, 0).map(|(_, t)| t).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     for entry in std::fs::read_dir(&wal_dir).map_err(StorageError::io(&wal_dir))? {
         let p = entry.map_err(StorageError::io(&wal_dir))?.path();
         fsio::remove_file_if_exists(&p)?;
@@ -285,8 +306,22 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
             }
         }
     }
+    let after: Vec<_> = local.into_iter().filter(|t| t.seq > seq).collect();
+    let ours = last_writer == Some(home.writer_id) && after.first().is_none_or(|t| t.seq == seq + 1);
+    let (mut pending, mut dropped) = (Vec::new(), 0);
+    if ours {
+        for t in after {
+            let refs: Vec<&[u8]> = t.records.iter().map(|r| r.as_slice()).collect();
+            wal.append(t.seq, &refs, false)?;
+            pending.push((t.seq, t.records));
+        }
+    } else {
+        dropped = after.len();
+    }
     wal.sync()?;
     Ok(Restored {
+        pending,
+        dropped,
         last,
         checkpoint: checkpoint_no,
         files,
@@ -334,6 +369,16 @@ pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Resul
         match home.bucket.create(&key, log::encode(&home.writer_id, &Entry::Open))? {
             Created::New => {
                 let lw = LogWriter::start(home.clone(), name, r.last + 2, &r)?;
+                for (seq, records) in r.pending {
+                    // Acknowledged locally before a restart: uploaded now, not waited for.
+                    lw.txn(seq, records)?;
+                }
+                if r.dropped > 0 {
+                    lw.note(format!(
+                        "{} transactions acknowledged from the local WAL (--wal local) were dropped: another writer wrote the collection since",
+                        r.dropped
+                    ));
+                }
                 return Collection::open_linked(name, dir, Some(Link::Writer(lw.clone()))).inspect_err(|_| lw.stop());
             }
             Created::Exists if !home.options.takeover => break,

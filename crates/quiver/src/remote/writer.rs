@@ -125,6 +125,16 @@ impl LogWriter {
         Ok(w)
     }
 
+    /// Whether writes are acknowledged from the local WAL (see `RemoteOptions::wal_local`).
+    pub fn wal_local(&self) -> bool {
+        self.home.options.wal_local
+    }
+
+    /// Keeps a message for `status` (until the next successful upload).
+    pub fn note(&self, msg: String) {
+        self.queue.lock().error = Some(msg);
+    }
+
     /// Refuses early when this writer has been fenced.
     pub fn check(&self) -> Result<()> {
         match &self.queue.lock().fenced {
