@@ -365,3 +365,39 @@ fn with_a_local_wal_writes_acknowledged_before_their_upload_survive_a_restart() 
     let fresh = Database::open_url(&url(&store), tmp.path().join("fresh"), RemoteOptions::default()).unwrap();
     assert_matches(&fresh.collection("docs").unwrap(), &model, "uploaded after the restart");
 }
+
+#[test]
+fn the_index_comes_back_with_the_collection_instead_of_being_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let mut model = Model::new();
+    let nodes = {
+        let db = writer(&store, &tmp.path().join("cache-a"));
+        let c = db.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+        let pts: Vec<Point> = (0..3_000).map(|i| point(&mut rng, i)).collect();
+        for p in &pts {
+            model.insert(num(&p.id), p.vector.clone());
+        }
+        c.upsert(pts).unwrap();
+        c.build_index().unwrap();
+        // A plain flush after the index was saved: the index entry is now before the last
+        // checkpoint, which must name it.
+        write_random(&c, &mut model, &mut rng, 3);
+        c.flush().unwrap();
+        c.index_status().nodes
+    };
+    assert!(nodes >= 3_000, "{nodes}");
+    for (i, db) in [
+        writer(&store, &tmp.path().join("cache-b")),
+        replica(&store, &tmp.path().join("cache-c")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = db.collection("docs").unwrap();
+        // Right after the open, before any background build could finish: loaded, not rebuilt.
+        assert!(c.index_status().nodes >= 3_000, "open {i}: {:?} nodes", c.index_status().nodes);
+        assert_matches(&c, &model, "with its index");
+    }
+}

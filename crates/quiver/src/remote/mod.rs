@@ -260,6 +260,8 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
     for sub in ["", "segments", "wal"] {
         fsio::create_dir_durable(&dir.join(sub))?;
     }
+    // The index file is fetched below: the newest one, after the checkpoint or named by it.
+    let (index_named, files): (Vec<FileRef>, Vec<FileRef>) = files.into_iter().partition(|f| f.local == crate::ann::INDEX_FILE);
     for f in &files {
         fetch(home, &prefix, dir, f)?;
     }
@@ -271,10 +273,14 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
         Some(s) => fsio::replace_file_atomic(&spath, s)?,
         None => fsio::remove_file_if_exists(&spath)?,
     }
-    let index = tail.iter().rev().find_map(|l| match &l.entry {
-        Entry::Index(f) => Some(f.clone()),
-        _ => None,
-    });
+    let index = tail
+        .iter()
+        .rev()
+        .find_map(|l| match &l.entry {
+            Entry::Index(f) => Some(f.clone()),
+            _ => None,
+        })
+        .or(index_named.into_iter().next());
     let ipath = dir.join(crate::ann::INDEX_FILE);
     match &index {
         Some(f) => fetch(home, &prefix, dir, f)?,

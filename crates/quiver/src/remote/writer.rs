@@ -52,6 +52,8 @@ pub(crate) struct LogWriter {
     uploaded: Mutex<HashMap<String, FileRef>>,
     /// What the store must keep (see [`LogWriter::collect_garbage`]).
     kept: Mutex<Kept>,
+    /// The newest index file in the store.
+    last_index: Mutex<Option<FileRef>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -108,6 +110,7 @@ impl LogWriter {
             done: Condvar::new(),
             uploaded: Mutex::new(files.into_iter().map(|f| (f.local.clone(), f)).collect()),
             kept: Mutex::new(kept),
+            last_index: Mutex::new(restored.index.clone()),
             thread: Mutex::new(None),
         });
         w.renew_lease();
@@ -182,6 +185,10 @@ impl LogWriter {
                 files.push(self.upload(dir, &sidecar, true)?);
             }
         }
+        // The newest index file uploaded, so that an open from this checkpoint need not
+        // rebuild the graph (it may be older or newer than the checkpoint: an index file is
+        // mapped onto the rows by id either way).
+        files.extend(self.last_index.lock().clone());
         let spath = dir.join(crate::settings::SETTINGS_FILE);
         let settings = if spath.exists() { Some(fsio::read_file(&spath)?) } else { None };
         let entry = Entry::Checkpoint {
@@ -196,6 +203,7 @@ impl LogWriter {
     /// an index is a cache, a lost one is rebuilt).
     pub fn publish_index(&self, dir: &Path) -> Result<()> {
         let f = self.upload(dir, crate::ann::INDEX_FILE, true)?;
+        *self.last_index.lock() = Some(f.clone());
         self.submit(Item::Entry(Entry::Index(f)))?;
         Ok(())
     }
