@@ -125,11 +125,26 @@ impl Database {
         }
     }
 
-    fn open_dir(&self, name: &str, dir: &Path) -> Result<Collection> {
-        match &self.home {
-            Some(home) => crate::remote::open_collection(home, name, dir),
-            None => Collection::open(name, dir),
+    /// Opens a collection's folder; on object storage, restores it first, then keeps the
+    /// cache under its cap by removing the folders of collections not open, least recently
+    /// opened first.
+    fn open_dir(&self, name: &str, dir: &Path, open: &HashMap<String, Collection>) -> Result<Collection> {
+        let Some(home) = &self.home else {
+            return Collection::open(name, dir);
+        };
+        let c = crate::remote::open_collection(home, name, dir)?;
+        if let Some(cap) = home.options.cache_max_bytes {
+            let mut keep: std::collections::HashSet<String> = open.keys().cloned().collect();
+            keep.insert(name.to_string());
+            crate::remote::trim_cache(&self.collections_dir(), cap, &keep)?;
         }
+        Ok(c)
+    }
+
+    /// On object storage: the bytes the cache folder's collections take, and its cap.
+    pub fn cache_usage(&self) -> Option<(u64, Option<u64>)> {
+        let home = self.home.as_ref()?;
+        Some((crate::remote::cache_bytes(&self.collections_dir()), home.options.cache_max_bytes))
     }
 
     /// The data folder.
@@ -188,7 +203,7 @@ impl Database {
         }
         std::fs::rename(&tmp, &dir).map_err(StorageError::io(&dir))?;
         fsio::fsync_dir(&self.collections_dir())?;
-        let c = self.open_dir(name, &dir)?;
+        let c = self.open_dir(name, &dir, &open)?;
         open.insert(name.to_string(), c.clone());
         Ok(c)
     }
@@ -214,7 +229,7 @@ impl Database {
         if self.home.is_none() && !collection::manifest_path(&dir).exists() {
             return Err(Error::CollectionNotFound(name.to_string()));
         }
-        let c = self.open_dir(name, &dir)?;
+        let c = self.open_dir(name, &dir, &open)?;
         open.insert(name.to_string(), c.clone());
         Ok(c)
     }
@@ -248,7 +263,7 @@ impl Database {
         c.retire();
         open.remove(&real);
         drop(c);
-        let fresh = self.open_dir(&real, &self.collections_dir().join(&real))?;
+        let fresh = self.open_dir(&real, &self.collections_dir().join(&real), open)?;
         open.insert(real, fresh.clone());
         Ok(fresh)
     }

@@ -401,3 +401,38 @@ fn the_index_comes_back_with_the_collection_instead_of_being_rebuilt() {
         assert_matches(&c, &model, "with its index");
     }
 }
+
+#[test]
+fn the_cache_keeps_to_its_cap_by_dropping_collections_not_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let cache = tmp.path().join("cache");
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let mut models = Vec::new();
+    {
+        let db = writer(&store, &cache);
+        for name in ["a", "b", "c"] {
+            let c = db.create_collection(name, CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+            let mut m = Model::new();
+            write_random(&c, &mut m, &mut rng, 10);
+            c.compact().unwrap();
+            models.push(m);
+        }
+    }
+    let present = |n: &str| cache.join("collections").join(n).exists();
+    assert!(present("a") && present("b") && present("c"));
+    let o = RemoteOptions {
+        cache_max_bytes: Some(1),
+        ..Default::default()
+    };
+    let db = Database::open_url(&url(&store), &cache, o).unwrap();
+    let a = db.collection("a").unwrap();
+    // Over the cap: the folders of collections not open went; the open one stays.
+    assert!(present("a") && !present("b") && !present("c"));
+    let b = db.collection("b").unwrap();
+    assert!(present("a") && present("b") && !present("c"));
+    assert_matches(&a, &models[0], "a, kept open");
+    assert_matches(&b, &models[1], "b, restored again");
+    let (used, cap) = db.cache_usage().unwrap();
+    assert!(used > 0 && cap == Some(1));
+}

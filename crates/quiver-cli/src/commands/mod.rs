@@ -44,6 +44,10 @@ pub struct StorageArgs {
     /// before the upload.
     #[arg(long, global = true, value_parser = ["store", "local"], default_value = "store")]
     pub wal: String,
+    /// With --storage: the most GiB the cache folder may hold; collections not open are
+    /// removed from it, least recently opened first (open ones stay).
+    #[arg(long, global = true, value_name = "GIB")]
+    pub cache_max_gb: Option<f64>,
     /// With --storage: milliseconds a group commit waits for more writes before uploading.
     #[arg(long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub storage_group_ms: u64,
@@ -61,6 +65,7 @@ impl StorageArgs {
             read_only: self.read_only,
             takeover: self.takeover,
             wal_local: self.wal == "local",
+            cache_max_bytes: self.cache_max_gb.map(|g| (g * (1u64 << 30) as f64) as u64),
             group_commit: std::time::Duration::from_millis(self.storage_group_ms),
             poll: std::time::Duration::from_millis(self.storage_poll_ms),
             lease: std::time::Duration::from_secs(self.storage_lease_secs),

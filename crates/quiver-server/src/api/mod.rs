@@ -176,7 +176,9 @@ async fn storage(State(state): State<AppState>) -> Response {
                 );
             }
         }
-        json!({"storage": url, "read_only": read_only, "cache_dir": db.root().display().to_string(), "collections": collections})
+        let (cache_bytes, cache_max_bytes) = db.cache_usage().unwrap_or_default();
+        json!({"storage": url, "read_only": read_only, "cache_dir": db.root().display().to_string(), "cache_bytes": cache_bytes,
+               "cache_max_bytes": cache_max_bytes, "collections": collections})
     })
     .await
     .unwrap_or_default();

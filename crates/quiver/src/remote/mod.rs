@@ -46,6 +46,10 @@ pub struct RemoteOptions {
     pub poll: Duration,
     /// A writer refreshes its lease every third of this; a lease older than this is expired.
     pub lease: Duration,
+    /// The most bytes the cache folder's collections may take: after an open, the folders of
+    /// collections not open are removed, least recently opened first (open ones stay: their
+    /// files are in use). `None`: no cap.
+    pub cache_max_bytes: Option<u64>,
     /// Acknowledge a write once it is in the local WAL (fsynced as the collection's durability
     /// says) and upload it in the background: faster, but a write acknowledged and not yet
     /// uploaded is lost with the node's disk, or when another writer takes over first.
@@ -61,6 +65,7 @@ impl Default for RemoteOptions {
             read_only: false,
             takeover: false,
             wal_local: false,
+            cache_max_bytes: None,
             group_commit: Duration::from_millis(20),
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(10),
@@ -363,6 +368,7 @@ pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Resul
     use crate::collection::{Collection, Link};
     if home.options.read_only {
         let r = restore(home, name, dir)?;
+        mark_used(dir);
         let f = Follower::new(home.clone(), name, r.last);
         return Collection::open_linked(name, dir, Some(Link::Replica(f)));
     }
@@ -374,6 +380,7 @@ pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Resul
         let key = log::entry_key(&Home::prefix(name), r.last + 1);
         match home.bucket.create(&key, log::encode(&home.writer_id, &Entry::Open))? {
             Created::New => {
+                mark_used(dir);
                 let lw = LogWriter::start(home.clone(), name, r.last + 2, &r)?;
                 for (seq, records) in r.pending {
                     // Acknowledged locally before a restart: uploaded now, not waited for.
@@ -395,4 +402,56 @@ pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Resul
         "another writer appended to collection {name:?} on {} while this one opened it: stop that writer, or take over with --takeover",
         home.bucket.url()
     )))
+}
+
+/// Records in a collection's cache folder when it was last opened (its `LAST_USED` file's
+/// time), for [`trim_cache`].
+fn mark_used(dir: &Path) {
+    let _ = std::fs::write(dir.join("LAST_USED"), b"");
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The bytes of every collection folder in a cache.
+pub(crate) fn cache_bytes(collections: &Path) -> u64 {
+    dir_bytes(collections)
+}
+
+/// Removes the cache folders of collections not in `keep`, least recently opened first, until
+/// the cache holds at most `cap` bytes (or only kept folders are left).
+pub(crate) fn trim_cache(collections: &Path, cap: u64, keep: &std::collections::HashSet<String>) -> Result<()> {
+    let mut total = 0u64;
+    let mut candidates = Vec::new();
+    for e in std::fs::read_dir(collections).map_err(StorageError::io(collections))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if crate::types::validate_name(&name).is_err() || !e.path().is_dir() {
+            continue;
+        }
+        let bytes = dir_bytes(&e.path());
+        total += bytes;
+        if !keep.contains(&name) {
+            let used = std::fs::metadata(e.path().join("LAST_USED")).and_then(|m| m.modified()).ok();
+            candidates.push((used, bytes, e.path()));
+        }
+    }
+    // Never-marked folders first, then the oldest.
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, bytes, path) in candidates {
+        if total <= cap {
+            break;
+        }
+        std::fs::remove_dir_all(&path).map_err(StorageError::io(&path))?;
+        total -= bytes;
+    }
+    Ok(())
 }
