@@ -445,7 +445,7 @@ pub(crate) fn trim_cache(collections: &Path, cap: u64, keep: &std::collections::
         }
     }
     // Never-marked folders first, then the oldest.
-    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    candidates.sort_by_key(|c| c.0);
     for (_, bytes, path) in candidates {
         if total <= cap {
             break;
