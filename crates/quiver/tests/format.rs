@@ -67,7 +67,15 @@ fn a_format_1_folder_answers_as_before() {
         assert_eq!(hits.len(), want.len(), "{file}");
         for (h, w) in hits.iter().zip(want) {
             assert_eq!(h.id, PointId::Num(num(&w["id"])), "{file}");
-            assert_eq!(h.score, w["score"].as_f64().unwrap() as f32, "{file}");
+            // The same ids in the same order; scores to the last few bits only: the distance
+            // kernels sum in a different order on AVX2 and AVX-512 (each is checked against its
+            // scalar twin), so the fixture's last digit depends on the CPU that wrote it.
+            let want = w["score"].as_f64().unwrap() as f32;
+            assert!(
+                (h.score - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{file}: score {} against {want}",
+                h.score
+            );
         }
     }
 }
