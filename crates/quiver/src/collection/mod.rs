@@ -613,9 +613,7 @@ impl Collection {
     pub(crate) fn retire(&self) {
         self.inner.writer.lock().dropped = true;
         self.inner.ann.retire();
-        if let Some(Link::Writer(lw)) = &self.inner.remote {
-            lw.stop();
-        }
+        self.close_remote();
     }
 
     /// On object storage, stops the writer's uploader after it has written what is queued (its
@@ -634,14 +632,14 @@ impl Collection {
     /// Changes the settings durably: `f` edits a copy, which is checked, written and only then
     /// made visible (a failed write changes nothing). Strict mode's buckets start full again.
     pub fn update_settings(&self, f: impl FnOnce(&mut CollectionSettings) -> Result<()>) -> Result<()> {
-        let _w = self.writer()?;
+        let w = self.writer()?;
         let mut next = self.inner.settings.read().clone();
         f(&mut next)?;
         if let Some(sm) = &next.strict_mode {
             sm.validate()?;
         }
         crate::settings::save(&self.inner.dir, &next)?;
-        self.publish(&_w.manifest)?;
+        self.publish(&w.manifest)?;
         *self.inner.rates.lock() = Rates::of(&next);
         self.inner.state.write().set_payloads_on_disk(next.payloads_on_disk());
         *self.inner.settings.write() = next;

@@ -86,9 +86,7 @@ impl crate::remote::follower::Apply for Collection {
                     for op in &ops {
                         st.apply(op, false);
                     }
-                    if st.dead_rows() > st.n_alive().max(4096) {
-                        self.compact_state(&mut st);
-                    }
+                    self.compact_if_sparse(&mut st);
                     w.last_seq = seq;
                     applied = true;
                 }

@@ -148,6 +148,14 @@ impl Collection {
         Ok(())
     }
 
+    /// Compacts the in-memory rows once dead rows outnumber the live ones (and 4,096): after
+    /// every write, and after every transaction a replica applies.
+    pub(super) fn compact_if_sparse(&self, st: &mut State) {
+        if st.dead_rows() > st.n_alive().max(4096) {
+            self.compact_state(st);
+        }
+    }
+
     /// Compacts the in-memory rows, remapping the index's nodes in the same step.
     pub(super) fn compact_state(&self, st: &mut State) {
         let before = self.inner.ann.before_compact(st);

@@ -157,9 +157,7 @@ impl Collection {
         {
             let mut st = self.inner.state.write();
             st.apply(&op, true);
-            if st.dead_rows() > st.n_alive().max(4096) {
-                self.compact_state(&mut st);
-            }
+            self.compact_if_sparse(&mut st);
         }
         let remote_wants = matches!(&self.inner.remote, Some(Link::Writer(lw)) if lw.wants_checkpoint());
         if w.wal.file_bytes() >= WAL_FLUSH_BYTES || remote_wants {
