@@ -14,6 +14,9 @@ server mode), driven by the official Qdrant Python client.
 - Object-store errors (HTTP 500 and 503) injected by a proxy between Quiver and the S3 server:
   writes retried and acknowledged; a store that keeps failing surfaces a clear error, and once
   it heals nothing acknowledged is missing.
+- A replica on an empty cache answers at once, the same as one that downloaded everything,
+  with its base segment only partly fetched (through a proxy that fails every fourth request),
+  then fetches the rest on its own; `--cold-start on-demand` fetches only what searches read.
 
 Usage: python tests/e2e/test_object_storage.py path/to/quiver
 Prints one line per test and a closing 'e2e: N passed, M failed'.
@@ -367,11 +370,65 @@ def main():
         fresh.stop()
         proxy.stop()
 
+    def test_a_cold_replica_answers_before_its_data_is_fetched_and_then_warms():
+        url = f"s3://{s3.bucket('cold')}/db"
+        w = start(s3.endpoint, url)
+        w.client.create_collection("docs", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+        local = np.random.default_rng(9)
+        for start_id in range(0, 20_000, 2_000):
+            ids = range(start_id, start_id + 2_000)
+            vs = local.standard_normal((len(ids), DIM)).astype(np.float32)
+            w.client.upsert("docs", [models.PointStruct(id=i, vector=v.tolist(), payload={"n": i, "text": "word " * 60})
+                                     for i, v in zip(ids, vs)], wait=True)
+        w.stop()
+        # Compacted into one base segment by the CLI (a writer of its own, after the server's
+        # clean stop gave the lease up).
+        e = dict(os.environ, **KEYS, AWS_ENDPOINT_URL=s3.endpoint, AWS_ALLOW_HTTP="true")
+        cli_cache = tempfile.mkdtemp(prefix="quiver-s3-cli-")
+        subprocess.run([QUIVER, "--data-dir", cli_cache, "--storage", url, "compact", "docs"], env=e, check=True,
+                       stdout=subprocess.DEVNULL)
+        shutil.rmtree(cli_cache)
+        queries = local.standard_normal((10, DIM)).astype(np.float32).tolist()
+
+        def answers(client):
+            out = []
+            for q in queries:
+                hits = client.query_points("docs", query=q, limit=10, with_payload=True).points
+                out.append([(h.id, round(h.score, 5), h.payload["n"]) for h in hits])
+            return out
+        eager = start(s3.endpoint, url, "--read-only", "--cold-start", "eager")
+        want = answers(eager.client)
+        assert eager.storage()["collections"]["docs"]["base_bytes"] is None
+        eager.stop()
+        # A lazy replica behind a proxy failing every fourth request: it answers at once, the
+        # same, with its base segment partly fetched, and then completes it on its own.
+        proxy = FaultyProxy(s3.port)
+        proxy.fail_every = 4
+        r = start(proxy.endpoint, url, "--read-only")
+        assert answers(r.client) == want
+        st = r.storage()["collections"]["docs"]
+        assert st["base_bytes"] and st["base_bytes"] > 2_000_000, st
+        wait_until("the replica to fetch its whole base segment",
+                   lambda: r.storage()["collections"]["docs"]["base_present_bytes"] == st["base_bytes"], timeout=60)
+        assert proxy.injected > 0
+        assert answers(r.client) == want
+        assert r.storage()["collections"]["docs"]["error"] is None
+        r.stop()
+        proxy.stop()
+        # On demand only: the first searches fetch a part of the base, and answer the same.
+        od = start(s3.endpoint, url, "--read-only", "--cold-start", "on-demand")
+        assert answers(od.client)[:1] == want[:1]
+        st = od.storage()["collections"]["docs"]
+        assert st["base_fetched_bytes"] < st["base_bytes"] / 2, st
+        assert answers(od.client) == want
+        od.stop()
+
     try:
         for t in [test_the_s3_server_honours_conditional_writes, test_kill_9_mid_upload_loses_nothing_acknowledged,
                   test_local_wal_survives_kill_9_and_a_restart_on_the_same_disk,
                   test_two_writers_race_and_one_wins, test_a_replica_follows_refuses_writes_and_outlives_the_writer,
-                  test_store_errors_are_retried_and_surface_when_they_persist]:
+                  test_store_errors_are_retried_and_surface_when_they_persist,
+                  test_a_cold_replica_answers_before_its_data_is_fetched_and_then_warms]:
             if os.environ.get("ONLY", t.__name__) in t.__name__:
                 run(t)
     finally:

@@ -242,6 +242,13 @@ impl Metrics {
                         "quiver_storage_error{{collection=\"{name}\"}} {}",
                         u8::from(r.error.is_some())
                     );
+                    if let (Some(total), Some(present)) = (r.base_bytes, r.base_present_bytes) {
+                        let _ = writeln!(
+                            remote,
+                            "quiver_storage_base_present_ratio{{collection=\"{name}\"}} {:.4}",
+                            present as f64 / total.max(1) as f64
+                        );
+                    }
                     if let Some(s) = r.staleness_ms {
                         let _ = writeln!(
                             remote,
@@ -287,7 +294,7 @@ impl Metrics {
         out.push_str("# HELP quiver_collection_estimated_recall Recall@k of the index at that ef, measured on sampled searches against exact search.\n# TYPE quiver_collection_estimated_recall gauge\n");
         out.push_str(&recall);
         if !remote.is_empty() {
-            out.push_str("# HELP quiver_storage_log_entry On object storage: the last log entry written (writer) or applied (replica); quiver_storage_staleness_seconds: time since a replica last read the log to its end; quiver_storage_ack_seconds: a writer's recent acknowledgement latency; quiver_storage_error: 1 while talking to the store fails.\n# TYPE quiver_storage_log_entry gauge\n");
+            out.push_str("# HELP quiver_storage_log_entry On object storage: the last log entry written (writer) or applied (replica); quiver_storage_staleness_seconds: time since a replica last read the log to its end; quiver_storage_ack_seconds: a writer's recent acknowledgement latency; quiver_storage_error: 1 while talking to the store fails; quiver_storage_base_present_ratio: the share of a replica's base segment in its cache during a lazy cold start.\n# TYPE quiver_storage_log_entry gauge\n");
             out.push_str(&remote);
         }
         out

@@ -139,6 +139,45 @@ pub struct AlignedBlob<'a> {
     crcs: Vec<u32>,
 }
 
+/// Where each section starts, and where the checksum table starts, for these section lengths
+/// (`None` when they overflow).
+fn offsets_of(lens: &[u64]) -> Option<(Vec<u64>, u64)> {
+    let header = header_len(lens.len());
+    let mut offsets = Vec::with_capacity(lens.len());
+    let mut at = header + pad(header);
+    for &l in lens {
+        offsets.push(at);
+        at = at.checked_add(l.checked_add(pad(l))?)?;
+    }
+    Some((offsets, at))
+}
+
+/// The most bytes an aligned blob's header takes (magic to the last length).
+pub const HEADER_MAX: u64 = 16 + 8 * crate::blob::BLOB_SECTIONS_MAX as u64;
+
+/// What the header at the start of a blob (`head`, at least 16 bytes) says of its layout: each
+/// section's `(offset, length)` and the file's length. `None` when `head` is not the start of
+/// an aligned blob with this magic or is too short to hold the whole header. Nothing is
+/// checked against checksums: [`AlignedBlob::open`] does that. For readers that fetch a
+/// blob's parts separately (a lazily filled file) and must know where they are.
+pub fn layout(magic: &[u8; 8], head: &[u8]) -> Option<(Vec<(u64, u64)>, u64)> {
+    if !is_aligned(magic, head) || head.len() < 16 {
+        return None;
+    }
+    let n = u32::from_le_bytes(head[12..16].try_into().ok()?);
+    if n > crate::blob::BLOB_SECTIONS_MAX {
+        return None;
+    }
+    let lens: Vec<u64> = head
+        .get(16..16 + 8 * n as usize)?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let (offsets, table) = offsets_of(&lens)?;
+    let total = table.checked_add(4 * n as u64 + 4)?;
+    Some((offsets.into_iter().zip(lens).collect(), total))
+}
+
 /// Whether `data` starts like an aligned blob (version 2) with this magic.
 pub fn is_aligned(magic: &[u8; 8], data: &[u8]) -> bool {
     data.len() >= 12 && &data[..8] == magic && data[8..12] == ALIGNED_VERSION.to_le_bytes()
@@ -181,15 +220,7 @@ impl<'a> AlignedBlob<'a> {
             lens.push(d.u64().map_err(|e| corrupt(e.offset as u64, e.reason))?);
         }
         let header = header_len(n);
-        let mut offsets = Vec::with_capacity(n);
-        let mut at = header + pad(header);
-        for &l in &lens {
-            offsets.push(at);
-            at = l
-                .checked_add(pad(l))
-                .and_then(|l| at.checked_add(l))
-                .ok_or_else(|| corrupt(16, "section lengths overflow".into()))?;
-        }
+        let (offsets, at) = offsets_of(&lens).ok_or_else(|| corrupt(16, "section lengths overflow".into()))?;
         let expected = at + 4 * n as u64 + 4;
         if data.len() as u64 != expected {
             return Err(corrupt(

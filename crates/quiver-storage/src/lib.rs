@@ -13,6 +13,7 @@ pub mod blob;
 pub mod codec;
 pub mod error;
 pub mod fault;
+pub mod fill;
 pub mod fsio;
 pub mod lock;
 pub mod map;

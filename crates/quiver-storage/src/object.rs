@@ -362,14 +362,54 @@ impl Bucket {
         r.map_err(|e| self.err(key, e))
     }
 
-    /// Downloads an object into `file` (written beside it, fsynced, then renamed into place);
-    /// returns its length, or `None` when there is no such key.
-    pub fn download(&self, key: &str, file: &Path) -> StorageResult<Option<u64>> {
-        let Some(bytes) = self.get(key)? else {
-            return Ok(None);
-        };
-        crate::fsio::replace_file_atomic(file, &bytes)?;
-        Ok(Some(bytes.len() as u64))
+    /// The bytes of several ranges of one object, in order (nearby ranges are merged into one
+    /// request, and several requests are in flight).
+    pub fn get_ranges(&self, key: &str, ranges: &[std::ops::Range<u64>]) -> StorageResult<Vec<Vec<u8>>> {
+        let (store, path) = (self.store.clone(), self.path(key));
+        let ranges = ranges.to_vec();
+        let r = self.run(async move { store.get_ranges(&path, &ranges).await });
+        Ok(r.map_err(|e| self.err(key, e))?.into_iter().map(|b| b.to_vec()).collect())
+    }
+
+    /// Downloads an object into `file`, streamed (written beside it, fsynced, then renamed
+    /// into place); returns its length and crc32c, or `None` when there is no such key.
+    pub fn download(&self, key: &str, file: &Path) -> StorageResult<Option<(u64, u32)>> {
+        let (store, path) = (self.store.clone(), self.path(key));
+        let tmp = crate::fsio::parent_dir(file).join(format!(
+            ".{}.download",
+            file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ));
+        let local = tmp.clone();
+        let r = self.run(async move {
+            let got = match store.get(&path).await {
+                Ok(g) => g,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            };
+            let mut out = tokio::fs::File::create(&local).await.map_err(|e| e.to_string())?;
+            let (mut len, mut crc) = (0u64, 0u32);
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                crc = crc32c::crc32c_append(crc, &chunk);
+                len += chunk.len() as u64;
+                out.write_all(&chunk).await.map_err(|e| e.to_string())?;
+            }
+            out.sync_all().await.map_err(|e| e.to_string())?;
+            Ok(Some((len, crc)))
+        });
+        match r {
+            Ok(Some(got)) => {
+                std::fs::rename(&tmp, file).map_err(StorageError::io(file))?;
+                crate::fsio::fsync_dir(crate::fsio::parent_dir(file))?;
+                Ok(Some(got))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(self.err(key, e))
+            }
+        }
     }
 }
 

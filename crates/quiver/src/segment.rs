@@ -14,9 +14,11 @@ use crate::types::{Payload, PointId};
 use crate::vector_model::NamedVectors;
 use quiver_storage::aligned::{self, AlignedBlob, AlignedWriter};
 use quiver_storage::codec::{DecodeError, Decoder, Encoder};
+use quiver_storage::fill::Fill;
 use quiver_storage::map::MappedFile;
 use quiver_storage::{blob, StorageError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"QVSEG001";
 
@@ -384,6 +386,11 @@ fn decode_segment_v1<'a>(path: &Path, image: &'a [u8], dim: usize) -> Result<Seg
 /// payloads and named vectors decoded when asked for. Opening it reads its header, checksum
 /// table and small sections (ids, bitmap, offsets); [`BaseSegment::verify_large`] checks the
 /// rest when the caller chooses (in the background).
+///
+/// A base may be *filling*: its file is being fetched from object storage on demand (a read
+/// replica's cold start, [`BaseSegment::open_filled`]). Every read of its large sections then
+/// goes through the [`Fill`] first, so nothing reads a page the store has not delivered: the
+/// map is private to this type, and each accessor asks for exactly the bytes it returns.
 #[derive(Debug)]
 pub struct BaseSegment {
     path: PathBuf,
@@ -391,16 +398,44 @@ pub struct BaseSegment {
     number: u64,
     fingerprint: u32,
     n: usize,
+    dim: usize,
     named: bool,
     /// Per section: where it starts in the file, its length, its stored checksum.
     sections: Vec<(usize, usize, u32)>,
+    fill: Option<Arc<Fill>>,
 }
 
 impl BaseSegment {
     /// Maps segment `number` at `path` as a base if it is format 2 with sorted ids and no
     /// tombstones (`Ok(None)` otherwise: apply it row by row); checks its small sections.
     pub fn open(path: &Path, number: u64, dim: usize) -> Result<Option<BaseSegment>, StorageError> {
-        let map = MappedFile::open(path)?;
+        BaseSegment::open_filled(path, number, dim, None)
+    }
+
+    /// [`BaseSegment::open`] of a file being filled by `fill` (whose final path is `path`):
+    /// the header, the checksum table, the padding and the small sections are fetched now, the
+    /// large sections when they are read. `Ok(None)`: not a base; the caller must complete the
+    /// fill before reading the file another way.
+    pub fn open_filled(path: &Path, number: u64, dim: usize, fill: Option<Arc<Fill>>) -> Result<Option<BaseSegment>, StorageError> {
+        let map = match &fill {
+            Some(f) => {
+                f.ensure(0..aligned::HEADER_MAX)?;
+                let map = MappedFile::open(f.part_path())?;
+                let head = &map[..(aligned::HEADER_MAX as usize).min(map.len())];
+                let Some((spans, _)) = aligned::layout(SEGMENT_MAGIC, head) else {
+                    return Ok(None);
+                };
+                // Everything but the large sections' bytes (their padding included).
+                let mut at = 0u64;
+                for &(o, l) in LARGE.iter().filter_map(|&s| spans.get(s)) {
+                    f.ensure(at..o)?;
+                    at = at.max(o + l);
+                }
+                f.ensure(at..f.len())?;
+                map
+            }
+            None => MappedFile::open(path)?,
+        };
         if !aligned::is_aligned(SEGMENT_MAGIC, &map) {
             return Ok(None);
         }
@@ -427,8 +462,10 @@ impl BaseSegment {
             number,
             fingerprint,
             n: shape.n,
+            dim,
             named: shape.named,
             sections,
+            fill,
         }))
     }
 
@@ -437,10 +474,42 @@ impl BaseSegment {
         &self.map[at..at + len]
     }
 
+    /// Bytes `range` of section `s`, fetched first if the file is filling. A fetch that fails
+    /// is retried (the store's own retries, then backoff here) until it succeeds: a reader
+    /// waits for the store rather than read bytes it has not delivered.
+    fn part(&self, s: usize, range: std::ops::Range<usize>) -> &[u8] {
+        let at = self.sections[s].0;
+        if let Some(f) = self.fill.as_deref().filter(|f| !f.is_complete()) {
+            let mut wait = std::time::Duration::from_millis(100);
+            while let Err(e) = f.ensure((at + range.start) as u64..(at + range.end) as u64) {
+                f.note_error(&e);
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+        &self.map[at + range.start..at + range.end]
+    }
+
+    /// The fill this base's file is coming from, while it is (or was) fetched on demand.
+    pub fn fill(&self) -> Option<&Arc<Fill>> {
+        self.fill.as_ref()
+    }
+
+    /// Fetches what is still missing of a filling file and completes it (nothing to do for a
+    /// local one).
+    pub fn warm(&self) -> Result<(), StorageError> {
+        match &self.fill {
+            Some(f) => f.warm(),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the sections that grow with the data (vectors, payloads, named vectors)
     /// against their checksums: reads them whole, through the file rather than the map (the
-    /// map is advised for random reads; a file read gets the kernel's read-ahead).
+    /// map is advised for random reads; a file read gets the kernel's read-ahead). A filling
+    /// file is completed first.
     pub fn verify_large(&self) -> Result<(), StorageError> {
+        self.warm()?;
         for s in LARGE {
             let (at, len, crc) = self.sections[s];
             aligned::verify_file_section(&self.path, at as u64, len as u64, crc)?;
@@ -500,7 +569,18 @@ impl BaseSegment {
     /// Every row's vector, row-major (rows without the main vector hold zeros).
     pub fn vectors(&self) -> &[f32] {
         // The section starts 64-byte aligned in a page-aligned map.
-        bytemuck::cast_slice(self.section(VECTORS))
+        bytemuck::cast_slice(self.part(VECTORS, 0..self.sections[VECTORS].1))
+    }
+
+    /// Row `i`'s vector (zeros when the row has no main vector).
+    pub fn vector(&self, i: usize) -> &[f32] {
+        let w = self.dim * 4;
+        bytemuck::cast_slice(self.part(VECTORS, i * w..(i + 1) * w))
+    }
+
+    /// The vector section's bytes resident in memory now (nothing is fetched).
+    pub fn vectors_resident(&self) -> usize {
+        quiver_storage::map::resident_bytes(self.section(VECTORS)).unwrap_or(0)
     }
 
     /// One bit per row, set when the row holds the main vector (the last word's spare bits
@@ -512,9 +592,8 @@ impl BaseSegment {
     /// Row `i`'s payload, decoded.
     pub fn payload(&self, i: usize) -> Result<Option<Payload>, StorageError> {
         let at = |s: usize, e: String| StorageError::corrupt(&self.path, self.sections[s].0 as u64, format!("row {i}: {e}"));
-        let bytes = self.section(PAYLOADS);
-        let r = range(self.section(PAYLOAD_ENDS), i, bytes.len()).map_err(|e| at(PAYLOAD_ENDS, e))?;
-        payload_of(&bytes[r]).map_err(|e| at(PAYLOADS, e))
+        let r = range(self.section(PAYLOAD_ENDS), i, self.sections[PAYLOADS].1).map_err(|e| at(PAYLOAD_ENDS, e))?;
+        payload_of(self.part(PAYLOADS, r)).map_err(|e| at(PAYLOADS, e))
     }
 
     /// Row `i`'s named vectors, decoded.
@@ -523,9 +602,8 @@ impl BaseSegment {
             return Ok(None);
         }
         let at = |s: usize, e: String| StorageError::corrupt(&self.path, self.sections[s].0 as u64, format!("row {i}: {e}"));
-        let bytes = self.section(NAMED);
-        let r = range(self.section(NAMED_ENDS), i, bytes.len()).map_err(|e| at(NAMED_ENDS, e))?;
-        named_of(&bytes[r]).map_err(|e| at(NAMED, e))
+        let r = range(self.section(NAMED_ENDS), i, self.sections[NAMED].1).map_err(|e| at(NAMED_ENDS, e))?;
+        named_of(self.part(NAMED, r)).map_err(|e| at(NAMED, e))
     }
 
     /// Bytes of the vector and payload sections (for the footprint).

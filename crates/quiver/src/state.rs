@@ -112,6 +112,26 @@ impl State {
         self.base = Some(base);
     }
 
+    /// A copy of the whole matrix in memory when the base's rows are read in place (`None`
+    /// otherwise): its vectors, then the rows after it. For [`State::use_matrix`].
+    pub fn matrix_in_memory(&self) -> Option<VectorBuf> {
+        let base = self.rows.base().filter(|_| self.vec_from > 0)?;
+        let mut buf = self.vectors.empty_like(self.vec_from * self.dim + self.vectors.len());
+        for chunk in base.vectors().chunks((1 << 20) * self.dim.max(1)) {
+            buf.extend_from_slice(chunk);
+        }
+        buf.extend_from_slice(&self.vectors[..]);
+        Some(buf)
+    }
+
+    /// Holds every row's vector in `matrix` (made by [`State::matrix_in_memory`] with no row
+    /// added since) from now on, none read from the base's map.
+    pub fn use_matrix(&mut self, matrix: VectorBuf) {
+        assert_eq!(matrix.len(), self.n_rows() * self.dim, "the matrix holds every row");
+        self.vectors = matrix;
+        self.vec_from = 0;
+    }
+
     /// Keeps the main vectors in a scratch file in `dir` from now on (call before any row).
     pub fn keep_vectors_on_disk(&mut self, dir: &Path) {
         debug_assert!(self.vectors.is_empty());
@@ -126,8 +146,7 @@ impl State {
         // Rows read in place from the base segment: their resident pages (the file itself is
         // counted with the segments).
         if let Some(b) = self.rows.base().filter(|_| self.vec_from > 0) {
-            let rows = &b.vectors()[..self.vec_from * self.dim];
-            fp.memory += quiver_storage::map::resident_bytes(bytemuck::cast_slice(rows)).unwrap_or(0);
+            fp.memory += b.vectors_resident();
         }
         (fp, disk, why.map(str::to_string))
     }
@@ -216,6 +235,11 @@ impl State {
             }
         }
         let built = !missing.is_empty() || !text_missing.is_empty() || !sparse_missing.is_empty();
+        if built && base.fill().is_some() {
+            // Every row is read below: one streamed fetch rather than a request per row (rows
+            // still fetch their own bytes if this fails).
+            let _ = base.warm();
+        }
         if !missing.is_empty() || !text_missing.is_empty() {
             let mut build = PayloadIndexes { fields: missing };
             for r in 0..n {
@@ -560,7 +584,7 @@ impl State {
         let row = row as usize;
         match row.checked_sub(self.vec_from) {
             Some(r) => &self.vectors[r * self.dim..(r + 1) * self.dim],
-            None => &self.rows.base().expect("rows below vec_from are the base's").vectors()[row * self.dim..(row + 1) * self.dim],
+            None => self.rows.base().expect("rows below vec_from are the base's").vector(row),
         }
     }
 

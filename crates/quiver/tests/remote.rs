@@ -436,3 +436,157 @@ fn the_cache_keeps_to_its_cap_by_dropping_collections_not_open() {
     let (used, cap) = db.cache_usage().unwrap();
     assert!(used > 0 && cap == Some(1));
 }
+
+/// A writer's collection of `n` points with payloads, compacted into one base segment and
+/// indexed; returns the points' vectors.
+fn indexed_collection(store: &Path, cache: &Path, n: u64, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
+    let db = writer(store, cache);
+    let c = db.create_collection("docs", CollectionConfig::new(DIM, Metric::Cosine)).unwrap();
+    let mut vectors = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2_000) {
+        let pts: Vec<Point> = chunk
+            .iter()
+            .map(|&i| {
+                let p = point(rng, i);
+                vectors.push(p.vector.clone());
+                let payload = serde_json::json!({"i": i, "bucket": i % 10, "text": format!("point {i} {}", "x".repeat(120))});
+                p.with_payload(payload.as_object().unwrap().clone())
+            })
+            .collect();
+        c.upsert(pts).unwrap();
+    }
+    c.compact().unwrap();
+    c.build_index().unwrap();
+    c.flush().unwrap();
+    vectors
+}
+
+fn answers(c: &quiver::Collection, queries: &[Vec<f32>], exact: bool, filter: Option<&quiver::Filter>) -> Vec<Vec<(u64, f32, String)>> {
+    queries
+        .iter()
+        .map(|q| {
+            let mut req = SearchRequest::new(q.clone(), 10);
+            req.exact = exact;
+            req.ef = Some(64);
+            req.filter = filter.cloned();
+            c.search(&req)
+                .unwrap()
+                .into_iter()
+                .map(|h| (num(&h.id), h.score, serde_json::to_string(&h.payload).unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+fn same_answers(got: &[Vec<(u64, f32, String)>], want: &[Vec<(u64, f32, String)>], stage: &str) {
+    assert_eq!(got.len(), want.len());
+    for (q, (g, w)) in got.iter().zip(want).enumerate() {
+        let ids = |a: &[(u64, f32, String)]| a.iter().map(|h| (h.0, h.2.clone())).collect::<Vec<_>>();
+        assert_eq!(ids(g), ids(w), "{stage}: query {q}");
+        for (a, b) in g.iter().zip(w) {
+            assert!((a.1 - b.1).abs() < 1e-5, "{stage}: query {q}: score {} vs {}", a.1, b.1);
+        }
+    }
+}
+
+#[test]
+fn a_cold_replica_answers_from_pages_fetched_on_demand_exactly_as_the_writer() {
+    use quiver::remote::ColdStart;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let vectors = indexed_collection(&store, &tmp.path().join("cache-w"), 20_000, &mut rng);
+    let queries: Vec<Vec<f32>> = (0..20)
+        .map(|i| vectors[i * 997 % vectors.len()].iter().map(|x| x + 0.01).collect())
+        .collect();
+    let filter = quiver::Filter::parse(r#"{"must": [{"key": "bucket", "match": {"value": 3}}]}"#).unwrap();
+    // The oracle: a replica that downloaded everything before opening.
+    let eager = Database::open_url(
+        &url(&store),
+        tmp.path().join("cache-e"),
+        RemoteOptions {
+            read_only: true,
+            cold_start: ColdStart::Eager,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let e = eager.collection("docs").unwrap();
+    assert!(e.remote_status().unwrap().base_bytes.is_none(), "an eager open fills nothing");
+    let (want_ann, want_exact, want_filtered) = (
+        answers(&e, &queries, false, None),
+        answers(&e, &queries, true, None),
+        answers(&e, &queries, false, Some(&filter)),
+    );
+
+    let cache = tmp.path().join("cache-o");
+    let db = Database::open_url(
+        &url(&store),
+        &cache,
+        RemoteOptions {
+            read_only: true,
+            cold_start: ColdStart::OnDemand,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let c = db.collection("docs").unwrap();
+    assert!(c.index_status().nodes >= 20_000, "the index file came whole");
+    let s = c.remote_status().unwrap();
+    let total = s.base_bytes.expect("the base is filled on demand");
+    assert!(s.base_present_bytes.unwrap() < total / 4, "the open fetched {s:?}");
+    // One graph search reads its candidates' vectors and its hits' payloads, a page each
+    // (this base is small: 20 searches touch most of its pages).
+    same_answers(
+        &answers(&c, &queries[..1], false, None),
+        &want_ann[..1],
+        "a graph search on a cold replica",
+    );
+    let s = c.remote_status().unwrap();
+    assert!(
+        s.base_fetched_bytes.unwrap() < total / 2,
+        "a graph search read {} of {total} bytes",
+        s.base_fetched_bytes.unwrap()
+    );
+    same_answers(&answers(&c, &queries, false, None), &want_ann, "graph searches on a cold replica");
+    assert!(!cache.join("collections/docs/segments").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".seg")));
+    // Exact and filtered searches read what they need too (every vector, the matching rows).
+    same_answers(&answers(&c, &queries, true, None), &want_exact, "exact searches on a cold replica");
+    same_answers(
+        &answers(&c, &queries, false, Some(&filter)),
+        &want_filtered,
+        "filtered searches on a cold replica",
+    );
+    // Completing it: the file is checked, renamed into place, and the answers stay the same.
+    c.verify_data().unwrap();
+    let s = c.remote_status().unwrap();
+    assert_eq!(s.base_present_bytes, Some(total), "{s:?}");
+    assert!(cache.join("collections/docs/warming").read_dir().unwrap().next().is_none());
+    same_answers(&answers(&c, &queries, false, None), &want_ann, "after the fill completed");
+    drop(c);
+    drop(db);
+
+    // The default (lazy) replica answers the same at once and completes on its own; its next
+    // open finds the whole file in its cache and fills nothing.
+    let cache = tmp.path().join("cache-l");
+    let db = replica(&store, &cache);
+    let c = db.collection("docs").unwrap();
+    same_answers(&answers(&c, &queries, false, None), &want_ann, "a lazy replica");
+    same_answers(
+        &answers(&c, &queries, false, Some(&filter)),
+        &want_filtered,
+        "a lazy replica, filtered",
+    );
+    c.verify_data().unwrap();
+    same_answers(&answers(&c, &queries, true, None), &want_exact, "a lazy replica, exact");
+    drop(c);
+    drop(db);
+    let db = replica(&store, &cache);
+    let c = db.collection("docs").unwrap();
+    assert!(c.remote_status().unwrap().base_bytes.is_none(), "the cache held the whole base");
+    same_answers(&answers(&c, &queries, false, None), &want_ann, "a warm reopen");
+}

@@ -54,6 +54,12 @@ pub struct StorageArgs {
     /// With --storage --read-only: milliseconds between looks at the writer's log.
     #[arg(long, global = true, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub storage_poll_ms: u64,
+    /// With --storage --read-only: how a collection missing from the cache opens. `lazy`
+    /// (default): at once, its base segment's pages fetched as searches need them while the
+    /// rest downloads in the background. `eager`: after downloading everything. `on-demand`:
+    /// at once, and only the pages searches read are ever fetched.
+    #[arg(long, global = true, value_parser = ["lazy", "eager", "on-demand"], default_value = "lazy")]
+    pub cold_start: String,
     /// With --storage: seconds a writer's lease lasts without renewal.
     #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub storage_lease_secs: u64,
@@ -69,6 +75,11 @@ impl StorageArgs {
             group_commit: std::time::Duration::from_millis(self.storage_group_ms),
             poll: std::time::Duration::from_millis(self.storage_poll_ms),
             lease: std::time::Duration::from_secs(self.storage_lease_secs),
+            cold_start: match self.cold_start.as_str() {
+                "eager" => quiver::remote::ColdStart::Eager,
+                "on-demand" => quiver::remote::ColdStart::OnDemand,
+                _ => quiver::remote::ColdStart::Lazy,
+            },
             ..Default::default()
         }
     }

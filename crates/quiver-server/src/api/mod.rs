@@ -172,7 +172,9 @@ async fn storage(State(state): State<AppState>) -> Response {
                 collections.insert(
                     name,
                     json!({"role": r.role, "log_entry": r.entry, "staleness_ms": r.staleness_ms, "ack_p50_ms": r.ack_p50_ms,
-                           "ack_p99_ms": r.ack_p99_ms, "acked_writes": r.acked_writes, "error": r.error}),
+                           "ack_p99_ms": r.ack_p99_ms, "acked_writes": r.acked_writes, "error": r.error,
+                           "base_bytes": r.base_bytes, "base_present_bytes": r.base_present_bytes,
+                           "base_fetched_bytes": r.base_fetched_bytes}),
                 );
             }
         }

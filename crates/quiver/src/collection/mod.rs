@@ -351,12 +351,23 @@ pub(crate) fn create_files(dir: &Path, config: &CollectionConfig) -> Result<()> 
 impl Collection {
     /// Opens and recovers the collection stored in `dir`.
     pub(crate) fn open(name: &str, dir: &Path) -> Result<Collection> {
-        Collection::open_linked(name, dir, None)
+        Collection::open_linked(name, dir, None, None)
     }
 
     /// Opens the collection in `dir`, tied to its log on object storage when `remote` says so
-    /// (the folder was just restored from that log).
-    pub(crate) fn open_linked(name: &str, dir: &Path, remote: Option<Link>) -> Result<Collection> {
+    /// (the folder was just restored from that log). `fill`: the manifest's first segment is
+    /// not in the folder yet but fetched on demand (a replica's cold start), and whether the
+    /// rest of it is fetched in the background.
+    pub(crate) fn open_linked(
+        name: &str,
+        dir: &Path,
+        remote: Option<Link>,
+        fill: Option<(Arc<quiver_storage::fill::Fill>, bool)>,
+    ) -> Result<Collection> {
+        let (base_fill, warm) = match fill {
+            Some((f, warm)) => (Some(f), warm),
+            None => (None, false),
+        };
         let mpath = manifest_path(dir);
         let manifest = store::decode_manifest(&mpath, &fsio::read_file(&mpath)?)?;
         let config = manifest.config.clone();
@@ -372,26 +383,34 @@ impl Collection {
             state.declare_index(path, *kind);
         }
         let mut verify_later = None;
+        let mut filling = None;
         for (i, &no) in manifest.segments.iter().enumerate() {
             let path = segment_path(dir, no);
             if i == 0 {
                 // The first segment, if it is a sorted one (compaction writes them), is used in
                 // place: opening reads its header and small sections only.
-                if let Some(base) = crate::segment::BaseSegment::open(&path, no, config.dim)? {
+                if let Some(base) = crate::segment::BaseSegment::open_filled(&path, no, config.dim, base_fill.clone())? {
                     let base = Arc::new(base);
-                    if on_disk {
+                    if base_fill.is_some() {
+                        // Read in place while it fills; placed as the settings say once whole.
+                        filling = Some(base.clone());
+                    } else if on_disk {
                         verify_later = Some(base.clone());
                     } else {
                         // Its vectors are copied into memory, read whole anyway: check first.
                         base.verify_large()?;
                     }
                     let persisted = crate::segment::read_index_sidecar(&base).unwrap_or_default();
-                    if state.attach_base(base.clone(), !on_disk, persisted) {
+                    if state.attach_base(base.clone(), !on_disk && base_fill.is_none(), persisted) {
                         // Built from the payloads: keep them for the next open (a cache; a
                         // failure only costs the next open the same work).
                         let _ = crate::segment::write_index_sidecar(&base, &state.base_index_bytes());
                     }
                     continue;
+                }
+                if let Some(f) = &base_fill {
+                    // Not a base: it is read whole below, so it must be whole first.
+                    f.warm()?;
                 }
             }
             // Mapped, not read: a segment may be larger than the memory the process may use.
@@ -477,6 +496,9 @@ impl Collection {
         }
         if let Some(base) = verify_later {
             c.verify_in_background(base);
+        }
+        if let Some(base) = filling.filter(|_| warm) {
+            c.warm_in_background(base, !on_disk);
         }
         if c.inner.ann.has_unverified() {
             c.verify_index_in_background();

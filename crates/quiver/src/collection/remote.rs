@@ -28,11 +28,58 @@ impl Collection {
     /// Where the collection lives when its home is object storage: role, log position,
     /// staleness (replicas), acknowledgement latency (writers), the last error.
     pub fn remote_status(&self) -> Option<RemoteStatus> {
-        match &self.inner.remote {
-            Some(Link::Writer(lw)) => Some(lw.status()),
-            Some(Link::Replica(f)) => Some(f.status()),
-            None => None,
+        let mut s = match &self.inner.remote {
+            Some(Link::Writer(lw)) => lw.status(),
+            Some(Link::Replica(f)) => f.status(),
+            None => return None,
+        };
+        if let Some(f) = self.inner.state.read().base_segment().and_then(|b| b.fill().cloned()) {
+            s.base_bytes = Some(f.len());
+            s.base_present_bytes = Some(f.present_bytes());
+            s.base_fetched_bytes = Some(f.fetched_bytes());
+            if s.error.is_none() {
+                s.error = f.last_error().map(|e| format!("fetching the base segment: {e}"));
+            }
         }
+        Some(s)
+    }
+
+    /// The rest of a lazy cold start: fetches what is still missing of a base opened while its
+    /// file fills (retried while the store fails, as long as the collection is open with this
+    /// base), checks its large sections, then, when the collection keeps its vectors in
+    /// memory, copies them there as an ordinary open would have (under an upgradable read
+    /// lock: searches go on; writes wait for the copy).
+    pub(super) fn warm_in_background(&self, base: Arc<crate::segment::BaseSegment>, into_memory: bool) {
+        self.in_background("warm", move |weak| {
+            let current = |inner: &Inner| inner.state.read().base_segment().is_some_and(|b| Arc::ptr_eq(b, &base));
+            let mut wait = Duration::from_millis(200);
+            while let Err(e) = base.warm() {
+                if let Some(f) = base.fill() {
+                    f.note_error(&e);
+                }
+                match weak.upgrade() {
+                    Some(inner) if current(&inner) => {}
+                    _ => return,
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            if let Err(e) = base.verify_large() {
+                if current(&inner) {
+                    inner.state.read().note_damage(e);
+                }
+                return;
+            }
+            if into_memory {
+                let st = inner.state.upgradable_read();
+                if st.base_segment().is_some_and(|b| Arc::ptr_eq(b, &base)) {
+                    if let Some(m) = st.matrix_in_memory() {
+                        parking_lot::RwLockUpgradableReadGuard::upgrade(st).use_matrix(m);
+                    }
+                }
+            }
+        });
     }
 
     /// Reads the writer's log up to its end now (a replica does this every poll interval on its

@@ -97,6 +97,7 @@ impl Follower {
             ack_p99_ms: None,
             acked_writes: 0,
             error: self.error.lock().clone(),
+            ..Default::default()
         }
     }
 }

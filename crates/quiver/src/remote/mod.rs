@@ -27,6 +27,7 @@ pub(crate) use writer::LogWriter;
 use crate::error::{Error, Result};
 use crate::store;
 use log::{Entry, FileRef, Logged};
+use quiver_storage::fill::Fill;
 use quiver_storage::object::{Bucket, Created};
 use quiver_storage::{fsio, StorageError};
 use std::path::Path;
@@ -57,6 +58,24 @@ pub struct RemoteOptions {
     /// A checkpoint stays the floor of the log (nothing after it is removed) until a newer one
     /// is this old: a replica that reads the log at least this often never finds entries gone.
     pub garbage_grace: Duration,
+    /// Replicas: how a collection whose base segment is not in the cache opens.
+    pub cold_start: ColdStart,
+}
+
+/// How a replica opens a collection whose base segment (the bulk of its data) is not in its
+/// cache. Writers always download everything first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColdStart {
+    /// Download every file, then open.
+    Eager,
+    /// Open at once: the base's pages are fetched from the store as searches read them, and
+    /// the rest downloads in the background; then the vectors are placed as the settings say.
+    #[default]
+    Lazy,
+    /// Open at once and fetch the base's pages only as searches read them, never the rest
+    /// (the cache holds what was read; the vectors stay in the file). For collections much
+    /// larger than the queries touch; an exact search still reads every vector.
+    OnDemand,
 }
 
 impl Default for RemoteOptions {
@@ -70,6 +89,7 @@ impl Default for RemoteOptions {
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(10),
             garbage_grace: Duration::from_secs(60),
+            cold_start: ColdStart::default(),
         }
     }
 }
@@ -94,6 +114,13 @@ pub struct RemoteStatus {
     pub acked_writes: u64,
     /// The last error talking to the store, while it stands.
     pub error: Option<String>,
+    /// A replica's lazy cold start: the bytes of the base segment (`None` when the base was
+    /// in the cache already).
+    pub base_bytes: Option<u64>,
+    /// The same: the base's bytes present in the cache so far.
+    pub base_present_bytes: Option<u64>,
+    /// The same: the bytes fetched from the store (pages fetched twice count twice).
+    pub base_fetched_bytes: Option<u64>,
 }
 
 /// A bucket (and prefix) holding a database's collections.
@@ -204,8 +231,30 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 }
 
 fn file_crc(path: &Path) -> Result<(u64, u32)> {
-    let bytes = fsio::read_file(path)?;
-    Ok((bytes.len() as u64, crc32c::crc32c(&bytes)))
+    Ok(quiver_storage::fill::crc_of_file(path)?)
+}
+
+/// A segment's path in a collection's folder, as checkpoints name it.
+pub(crate) fn segment_local(no: u64) -> String {
+    format!("segments/{no:020}.seg")
+}
+
+/// Where a replica keeps the files it fills on demand until they are whole.
+const WARMING_DIR: &str = "warming";
+
+/// A file of a collection in the store, read by ranges (a [`Fill`]'s source).
+struct StoreRange {
+    home: Arc<Home>,
+    key: String,
+}
+
+impl quiver_storage::fill::Source for StoreRange {
+    fn read_ranges(&self, ranges: &[std::ops::Range<u64>]) -> quiver_storage::StorageResult<Vec<Vec<u8>>> {
+        self.home.bucket.get_ranges(&self.key, ranges)
+    }
+    fn describe(&self) -> String {
+        format!("{}/{}", self.home.bucket.url(), self.key)
+    }
 }
 
 /// What [`restore`] found in the log.
@@ -222,13 +271,19 @@ pub(crate) struct Restored {
     pub files: Vec<FileRef>,
     /// The newest index file named after it.
     pub index: Option<FileRef>,
+    /// The base segment, when it is fetched on demand rather than downloaded (`lazy`).
+    pub base_fill: Option<Arc<Fill>>,
 }
 
 /// Makes `dir` the collection `name` as its log says: the last checkpoint's files (kept when
 /// the folder holds them already, else downloaded and checked), its manifest and settings, the
 /// newest index file, and a WAL holding the transactions after the checkpoint. Anything else
 /// in the folder's WAL is dropped: the store is the source of truth.
-pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
+///
+/// With `lazy`, the manifest's first segment (the base, the bulk of the data), when the folder
+/// does not hold it, is not downloaded but returned as a [`Fill`] to open in place and fetch
+/// on demand: a replica answers before its data is all here.
+pub(crate) fn restore(home: &Arc<Home>, name: &str, dir: &Path, lazy: bool) -> Result<Restored> {
     let prefix = Home::prefix(name);
     let listed = home.bucket.list(&format!("{prefix}/log"), None)?;
     let mut nos: Vec<u64> = listed.iter().filter_map(|l| log::entry_no(&l.key)).collect();
@@ -262,21 +317,37 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
     let Some((checkpoint_no, Entry::Checkpoint { manifest, settings, files })) = checkpoint else {
         return Err(StorageError::corrupt(format!("{prefix}/log"), 0, "the log has no checkpoint").into());
     };
-    for sub in ["", "segments", "wal"] {
+    for sub in ["", "segments", "wal", WARMING_DIR] {
         fsio::create_dir_durable(&dir.join(sub))?;
     }
-    // The index file is fetched below: the newest one, after the checkpoint or named by it.
-    let (index_named, files): (Vec<FileRef>, Vec<FileRef>) = files.into_iter().partition(|f| f.local == crate::ann::INDEX_FILE);
-    for f in &files {
-        fetch(home, &prefix, dir, f)?;
+    // Partial files of an earlier cold start: filled again (or downloaded) below.
+    for entry in std::fs::read_dir(dir.join(WARMING_DIR)).map_err(StorageError::io(dir))? {
+        fsio::remove_file_if_exists(&entry.map_err(StorageError::io(dir))?.path())?;
     }
     let mpath = crate::collection::manifest_path(dir);
     let m = store::decode_manifest(&mpath, &manifest)?;
-    fsio::replace_file_atomic(&mpath, &manifest)?;
-    let spath = dir.join(crate::settings::SETTINGS_FILE);
-    match &settings {
-        Some(s) => fsio::replace_file_atomic(&spath, s)?,
-        None => fsio::remove_file_if_exists(&spath)?,
+    // The index file is fetched below: the newest one, after the checkpoint or named by it.
+    let (index_named, files): (Vec<FileRef>, Vec<FileRef>) = files.into_iter().partition(|f| f.local == crate::ann::INDEX_FILE);
+    let base_local = m.segments.first().map(|&no| segment_local(no));
+    let mut base_fill = None;
+    let mut download = Vec::new();
+    for f in &files {
+        check_local_name(f)?;
+        let path = dir.join(&f.local);
+        if path.exists() && file_crc(&path)? == (f.len, f.crc) {
+            continue;
+        }
+        if lazy && Some(&f.local) == base_local.as_ref() {
+            let source = StoreRange {
+                home: home.clone(),
+                key: format!("{prefix}/{}", f.key),
+            };
+            fsio::remove_file_if_exists(&path)?;
+            let part = dir.join(WARMING_DIR).join(path.file_name().unwrap_or_default());
+            base_fill = Some(Arc::new(Fill::create(Box::new(source), &part, &path, f.len, f.crc)?));
+            continue;
+        }
+        download.push(f);
     }
     let index = tail
         .iter()
@@ -288,8 +359,15 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
         .or(index_named.into_iter().next());
     let ipath = dir.join(crate::ann::INDEX_FILE);
     match &index {
-        Some(f) => fetch(home, &prefix, dir, f)?,
+        Some(f) => download.push(f),
         None => fsio::remove_file_if_exists(&ipath)?,
+    }
+    fetch_all(home, &prefix, dir, &download)?;
+    fsio::replace_file_atomic(&mpath, &manifest)?;
+    let spath = dir.join(crate::settings::SETTINGS_FILE);
+    match &settings {
+        Some(s) => fsio::replace_file_atomic(&spath, s)?,
+        None => fsio::remove_file_if_exists(&spath)?,
     }
     // The WAL: exactly the transactions after the checkpoint, and with `wal_local` this
     // folder's own acknowledged transactions after those, if this node wrote the log's end.
@@ -337,27 +415,54 @@ pub(crate) fn restore(home: &Home, name: &str, dir: &Path) -> Result<Restored> {
         checkpoint: checkpoint_no,
         files,
         index,
+        base_fill,
+    })
+}
+
+fn check_local_name(f: &FileRef) -> Result<()> {
+    if f.local.contains("..") || f.local.starts_with('/') {
+        return Err(StorageError::corrupt(&f.key, 0, format!("a checkpoint names a file outside its folder: {:?}", f.local)).into());
+    }
+    Ok(())
+}
+
+/// Puts checkpoint files in the folder (up to four downloads at once), each unless it is there
+/// already (same length and crc).
+fn fetch_all(home: &Home, prefix: &str, dir: &Path, files: &[&FileRef]) -> Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || -> Result<()> {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(f) = files.get(i) else { return Ok(()) };
+            fetch(home, prefix, dir, f)?;
+        }
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..files.len().min(4)).map(|_| s.spawn(worker)).collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
     })
 }
 
 /// Puts a checkpoint's file in the folder unless it is there already (same length and crc).
 fn fetch(home: &Home, prefix: &str, dir: &Path, f: &FileRef) -> Result<()> {
-    if f.local.contains("..") || f.local.starts_with('/') {
-        return Err(StorageError::corrupt(&f.key, 0, format!("a checkpoint names a file outside its folder: {:?}", f.local)).into());
-    }
+    check_local_name(f)?;
     let path = dir.join(&f.local);
     if path.exists() && file_crc(&path)? == (f.len, f.crc) {
         return Ok(());
     }
     let key = format!("{prefix}/{}", f.key);
-    if home.bucket.download(&key, &path)?.is_none() {
-        return Err(StorageError::corrupt(&key, 0, "a file the log names is missing from the store").into());
+    match home.bucket.download(&key, &path)? {
+        None => Err(StorageError::corrupt(&key, 0, "a file the log names is missing from the store").into()),
+        Some(got) if got != (f.len, f.crc) => {
+            let _ = fsio::remove_file_if_exists(&path);
+            Err(StorageError::corrupt(&key, 0, "a downloaded file does not match its checkpoint's length and checksum").into())
+        }
+        Some(_) => Ok(()),
     }
-    if file_crc(&path)? != (f.len, f.crc) {
-        let _ = fsio::remove_file_if_exists(&path);
-        return Err(StorageError::corrupt(&key, 0, "a downloaded file does not match its checkpoint's length and checksum").into());
-    }
-    Ok(())
 }
 
 /// Opens collection `name` from the store into `dir`: restored from its log, then either
@@ -367,16 +472,17 @@ fn fetch(home: &Home, prefix: &str, dir: &Path, f: &FileRef) -> Result<()> {
 pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Result<crate::Collection> {
     use crate::collection::{Collection, Link};
     if home.options.read_only {
-        let r = restore(home, name, dir)?;
+        let r = restore(home, name, dir, home.options.cold_start != ColdStart::Eager)?;
         mark_used(dir);
         let f = Follower::new(home.clone(), name, r.last);
-        return Collection::open_linked(name, dir, Some(Link::Replica(f)));
+        let fill = r.base_fill.map(|f| (f, home.options.cold_start == ColdStart::Lazy));
+        return Collection::open_linked(name, dir, Some(Link::Replica(f)), fill);
     }
     if !home.options.takeover {
         home.check_lease(name)?;
     }
     for _ in 0..5 {
-        let r = restore(home, name, dir)?;
+        let r = restore(home, name, dir, false)?;
         let key = log::entry_key(&Home::prefix(name), r.last + 1);
         match home.bucket.create(&key, log::encode(&home.writer_id, &Entry::Open))? {
             Created::New => {
@@ -392,7 +498,7 @@ pub(crate) fn open_collection(home: &Arc<Home>, name: &str, dir: &Path) -> Resul
                         r.dropped
                     ));
                 }
-                return Collection::open_linked(name, dir, Some(Link::Writer(lw.clone()))).inspect_err(|_| lw.stop());
+                return Collection::open_linked(name, dir, Some(Link::Writer(lw.clone())), None).inspect_err(|_| lw.stop());
             }
             Created::Exists if !home.options.takeover => break,
             Created::Exists => continue,

@@ -177,7 +177,7 @@ impl LogWriter {
     pub fn checkpoint(&self, dir: &Path, manifest: &crate::store::Manifest) -> Result<()> {
         let mut files = Vec::new();
         for (i, &no) in manifest.segments.iter().enumerate() {
-            let seg = format!("segments/{no:020}.seg");
+            let seg = super::segment_local(no);
             files.push(self.upload(dir, &seg, false)?);
             let sidecar = format!("segments/{no:020}.pidx");
             if i == 0 && dir.join(&sidecar).exists() {
@@ -215,9 +215,7 @@ impl LogWriter {
             }
         }
         let path = dir.join(local);
-        let bytes = fsio::read_file(&path)?;
-        let (len, crc) = (bytes.len() as u64, crc32c::crc32c(&bytes));
-        drop(bytes);
+        let (len, crc) = quiver_storage::fill::crc_of_file(&path)?;
         if let Some(f) = self.uploaded.lock().get(local) {
             if (f.len, f.crc) == (len, crc) {
                 return Ok(f.clone());
@@ -258,6 +256,7 @@ impl LogWriter {
             ack_p99_ms: pick(0.99),
             acked_writes: q.acked,
             error: q.fenced.clone().or_else(|| q.error.clone()),
+            ..Default::default()
         }
     }
 
