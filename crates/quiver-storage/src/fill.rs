@@ -1,7 +1,7 @@
 //! A local file filled on demand from a remote copy: the lazy cold start of a read replica.
 //!
 //! A [`Fill`] is a file of the remote object's full length, sparse at first, with one bit per
-//! page (16 KiB) saying whether that page holds the object's bytes yet. A reader asks for a
+//! page (4 KiB) saying whether that page holds the object's bytes yet. A reader asks for a
 //! byte range with [`Fill::ensure`] before it reads it (through a map of the file or through
 //! the file): the missing pages of the range are fetched (adjacent ones in one request,
 //! several requests in flight), written into the file, and only then marked present.
@@ -25,12 +25,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// The unit of presence: what one on-demand read fetches at least.
-pub const PAGE: u64 = 16 << 10;
+/// The unit of presence: what one on-demand read fetches at least (a vector or a payload is
+/// usually one page; a search's few dozen rows are as many small requests in flight).
+pub const PAGE: u64 = 4 << 10;
 /// The most bytes one request of [`Fill::warm`] fetches.
 const WARM_RUN: u64 = 8 << 20;
-/// The most pages one on-demand request fetches (adjacent missing pages are merged).
-const ENSURE_RUN_PAGES: u64 = 64;
+/// The most pages one on-demand request fetches (adjacent missing pages are merged: 1 MiB).
+const ENSURE_RUN_PAGES: u64 = (1 << 20) / PAGE;
 
 /// Where the bytes come from: ranges of one immutable object.
 pub trait Source: Send + Sync {

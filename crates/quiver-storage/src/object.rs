@@ -362,13 +362,20 @@ impl Bucket {
         r.map_err(|e| self.err(key, e))
     }
 
-    /// The bytes of several ranges of one object, in order (nearby ranges are merged into one
-    /// request, and several requests are in flight).
+    /// The bytes of several ranges of one object, in order: one request per range, up to 16 in
+    /// flight. Ranges are not merged across gaps (`object_store`'s `get_ranges` would merge
+    /// ranges up to 1 MiB apart, fetching the gaps): callers pass the runs they want.
     pub fn get_ranges(&self, key: &str, ranges: &[std::ops::Range<u64>]) -> StorageResult<Vec<Vec<u8>>> {
         let (store, path) = (self.store.clone(), self.path(key));
         let ranges = ranges.to_vec();
-        let r = self.run(async move { store.get_ranges(&path, &ranges).await });
-        Ok(r.map_err(|e| self.err(key, e))?.into_iter().map(|b| b.to_vec()).collect())
+        let r = self.run(async move {
+            let gets = ranges.into_iter().map(|range| {
+                let (store, path) = (store.clone(), path.clone());
+                async move { store.get_range(&path, range).await.map(|b| b.to_vec()) }
+            });
+            futures::stream::iter(gets).buffered(16).collect::<Vec<_>>().await
+        });
+        r.into_iter().map(|g| g.map_err(|e| self.err(key, e))).collect()
     }
 
     /// Downloads an object into `file`, streamed (written beside it, fsynced, then renamed

@@ -307,6 +307,12 @@ impl State {
         self.rows.base()
     }
 
+    /// Whether the base segment is still being fetched from object storage (a replica's cold
+    /// start): work that reads every row can wait for it rather than fetch it all now.
+    pub fn base_filling(&self) -> bool {
+        self.rows.base().and_then(|b| b.fill()).is_some_and(|f| !f.is_complete())
+    }
+
     /// The first damage found in the base's rows (a row read as having none) or reported by
     /// the background check of its sections.
     pub fn damage(&self) -> Option<&str> {

@@ -72,6 +72,11 @@ impl Collection {
                     if ann.is_retired() {
                         break;
                     }
+                    if inner.state.read().base_filling() {
+                        // Its exact search would fetch every vector of a cold replica at once,
+                        // ahead of the searches' own pages: the sample is dropped.
+                        continue;
+                    }
                     let start = std::time::Instant::now();
                     let recalls = ann.check_recall(&inner.state, &sample);
                     ann.monitor.record(&recalls, start.elapsed());
