@@ -23,13 +23,13 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 /// The unit of presence: what one on-demand read fetches at least (a vector or a payload is
 /// usually one page; a search's few dozen rows are as many small requests in flight).
 pub const PAGE: u64 = 4 << 10;
-/// The most bytes one request of [`Fill::warm`] fetches.
-const WARM_RUN: u64 = 8 << 20;
+/// The most bytes one request of [`Fill::warm`] fetches (4 in flight).
+const WARM_RUN: u64 = 4 << 20;
 /// The most pages one on-demand request fetches (adjacent missing pages are merged: 1 MiB).
 const ENSURE_RUN_PAGES: u64 = (1 << 20) / PAGE;
 
@@ -58,6 +58,10 @@ pub struct Fill {
     warming: Mutex<()>,
     /// The last fetch error, until the fill completes.
     error: Mutex<Option<String>>,
+    /// On-demand fetches in flight: the warmer waits for them before its next requests, so a
+    /// search's pages are not queued behind megabytes of background transfer.
+    demand: Mutex<usize>,
+    demand_done: Condvar,
 }
 
 impl std::fmt::Debug for Fill {
@@ -96,6 +100,8 @@ impl Fill {
             fetched: AtomicU64::new(0),
             warming: Mutex::new(()),
             error: Mutex::new(None),
+            demand: Mutex::new(0),
+            demand_done: Condvar::new(),
         })
     }
 
@@ -175,7 +181,25 @@ impl Fill {
                 _ => runs.push(p..p + 1),
             }
         }
-        self.fetch_runs(&runs)
+        if runs.is_empty() {
+            return Ok(());
+        }
+        *self.demand.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let r = self.fetch_runs(&runs);
+        let mut d = self.demand.lock().unwrap_or_else(|e| e.into_inner());
+        *d -= 1;
+        if *d == 0 {
+            self.demand_done.notify_all();
+        }
+        r
+    }
+
+    /// Waits until no on-demand fetch is in flight (the warmer's courtesy).
+    fn after_demand(&self) {
+        let mut d = self.demand.lock().unwrap_or_else(|e| e.into_inner());
+        while *d > 0 {
+            d = self.demand_done.wait(d).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Fetches whole runs of pages, writes them and marks them present.
@@ -229,9 +253,11 @@ impl Fill {
             }
             batch.push(start..p);
             if batch.len() == 4 {
+                self.after_demand();
                 self.fetch_runs(&std::mem::take(&mut batch))?;
             }
         }
+        self.after_demand();
         self.fetch_runs(&batch)?;
         let crc = file_crc(&self.file, &self.part, self.len)?;
         if crc != self.crc {

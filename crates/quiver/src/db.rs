@@ -222,10 +222,20 @@ impl Database {
                 .ok_or_else(|| Error::CollectionNotFound(name.to_string()))?
         };
         let name = name.as_str();
-        if let Some(c) = open.get(name) {
-            return Ok(c.clone());
-        }
         let dir = self.collections_dir().join(name);
+        if let Some(c) = open.get(name) {
+            let Some(lost) = c.replica_lost() else {
+                return Ok(c.clone());
+            };
+            // A replica that can no longer follow its log: retired, and restored afresh below
+            // if the collection is still in the store (it fell behind the writer's cleanup).
+            c.retire();
+            open.remove(name);
+            if lost == crate::remote::follower::Lost::Dropped {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(Error::CollectionNotFound(name.to_string()));
+            }
+        }
         if self.home.is_none() && !collection::manifest_path(&dir).exists() {
             return Err(Error::CollectionNotFound(name.to_string()));
         }

@@ -590,3 +590,45 @@ fn a_cold_replica_answers_from_pages_fetched_on_demand_exactly_as_the_writer() {
     assert!(c.remote_status().unwrap().base_bytes.is_none(), "the cache held the whole base");
     same_answers(&answers(&c, &queries, false, None), &want_ann, "a warm reopen");
 }
+
+#[test]
+fn a_replica_behind_the_cleanup_restores_itself_and_a_dropped_collection_goes_away() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let o = RemoteOptions {
+        group_commit: std::time::Duration::ZERO,
+        garbage_grace: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(29);
+    let mut model = Model::new();
+    let wdb = Database::open_url(&url(&store), tmp.path().join("cache-w"), o).unwrap();
+    let w = wdb.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+    write_random(&w, &mut model, &mut rng, 5);
+    w.compact().unwrap();
+    let rdb = replica(&store, &tmp.path().join("cache-r"));
+    let r = rdb.collection("docs").unwrap();
+    assert_matches(&r, &model, "replica");
+    // The writer moves on while the replica does not read: two checkpoints, and with no grace
+    // the cleanup removes every entry before the last one, those the replica needs next too.
+    for _ in 0..2 {
+        write_random(&w, &mut model, &mut rng, 5);
+        w.compact().unwrap();
+    }
+    let e = r.catch_up().unwrap_err().to_string();
+    assert!(e.contains("fell behind"), "{e}");
+    assert!(r.remote_status().unwrap().error.is_some_and(|e| e.contains("fell behind")));
+    // The next handle is restored afresh, and follows again.
+    let r2 = rdb.collection("docs").unwrap();
+    assert_matches(&r2, &model, "restored after falling behind");
+    write_random(&w, &mut model, &mut rng, 3);
+    r2.catch_up().unwrap();
+    assert_matches(&r2, &model, "following again");
+    // The writer drops the collection: the replica notices at its next read of the log.
+    wdb.drop_collection("docs").unwrap();
+    let e = r2.catch_up().unwrap_err().to_string();
+    assert!(e.contains("dropped"), "{e}");
+    assert_eq!(rdb.collection("docs").unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(rdb.list_collections().unwrap().is_empty());
+    assert!(!tmp.path().join("cache-r/collections/docs").exists(), "its cache folder is removed");
+}

@@ -82,6 +82,15 @@ impl Collection {
         });
     }
 
+    /// A replica that can no longer follow its log (the collection was dropped, or it fell
+    /// behind the writer's cleanup): the database retires it and restores it afresh.
+    pub(crate) fn replica_lost(&self) -> Option<crate::remote::follower::Lost> {
+        match &self.inner.remote {
+            Some(Link::Replica(f)) => f.lost(),
+            _ => None,
+        }
+    }
+
     /// Reads the writer's log up to its end now (a replica does this every poll interval on its
     /// own). Returns the number of entries applied.
     pub fn catch_up(&self) -> Result<usize> {

@@ -18,6 +18,18 @@ pub(crate) struct Follower {
     /// When the log was last read up to its end.
     caught_up: Mutex<Instant>,
     error: Mutex<Option<String>>,
+    /// Set when this replica can no longer follow the log (for good: the next open restores).
+    lost: Mutex<Option<Lost>>,
+}
+
+/// Why a replica stopped following its collection's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// The log is gone: the writer dropped the collection.
+    Dropped,
+    /// Entries it had not read yet were removed by the writer's cleanup (it fell behind by more
+    /// than `garbage_grace`): only a new restore can bring it up to date.
+    Behind,
 }
 
 /// What a replica does with a new entry (implemented by the collection).
@@ -33,11 +45,17 @@ impl Follower {
             applied: AtomicU64::new(applied),
             caught_up: Mutex::new(Instant::now()),
             error: Mutex::new(None),
+            lost: Mutex::new(None),
         })
     }
 
     pub fn poll_interval(&self) -> std::time::Duration {
         self.home.options.poll
+    }
+
+    /// Whether the replica stopped following, and why.
+    pub fn lost(&self) -> Option<Lost> {
+        *self.lost.lock()
     }
 
     /// Reads and applies every entry after the last one applied. Returns how many it applied.
@@ -55,14 +73,24 @@ impl Follower {
     }
 
     fn catch_up_inner(&self, target: &dyn Apply) -> crate::Result<usize> {
+        if let Some(lost) = self.lost() {
+            return Err(lost_error(&self.prefix, lost));
+        }
         let applied = self.applied.load(Ordering::Acquire);
-        let after = log::entry_key(&self.prefix, applied);
-        let listed = self.home.bucket.list(&format!("{}/log", self.prefix), Some(&after))?;
+        // From the last entry applied on: the writer's cleanup never removes the newest entry,
+        // so an empty listing means the log itself is gone.
+        let after = applied.checked_sub(1).map(|a| log::entry_key(&self.prefix, a));
+        let listed = self.home.bucket.list(&format!("{}/log", self.prefix), after.as_deref())?;
         let mut nos: Vec<u64> = listed
             .iter()
             .filter_map(|l| log::entry_no(&l.key))
-            .filter(|&n| n > applied)
+            .filter(|&n| n >= applied)
             .collect();
+        if nos.is_empty() {
+            *self.lost.lock() = Some(Lost::Dropped);
+            return Err(lost_error(&self.prefix, Lost::Dropped));
+        }
+        nos.retain(|&n| n > applied);
         nos.sort_unstable();
         let mut count = 0;
         for chunk in nos.chunks(32) {
@@ -71,12 +99,8 @@ impl Follower {
             for ((&no, key), bytes) in chunk.iter().zip(&keys).zip(got) {
                 let expected = self.applied.load(Ordering::Acquire) + 1;
                 if no != expected {
-                    return Err(quiver_storage::StorageError::corrupt(
-                        key,
-                        0,
-                        format!("log entry {expected} is missing: this replica fell behind the writer's cleanup; restart it"),
-                    )
-                    .into());
+                    *self.lost.lock() = Some(Lost::Behind);
+                    return Err(lost_error(&self.prefix, Lost::Behind));
                 }
                 let bytes = bytes.ok_or_else(|| quiver_storage::StorageError::corrupt(key, 0, "a listed log entry is gone"))?;
                 target.apply_entry(log::decode(key, &bytes)?.entry)?;
@@ -100,4 +124,12 @@ impl Follower {
             ..Default::default()
         }
     }
+}
+
+fn lost_error(prefix: &str, lost: Lost) -> crate::Error {
+    let reason = match lost {
+        Lost::Dropped => "the collection's log is gone: the writer dropped it",
+        Lost::Behind => "log entries this replica had not read were removed by the writer's cleanup (it fell behind); the next open of the collection restores it",
+    };
+    quiver_storage::StorageError::corrupt(format!("{prefix}/log"), 0, reason).into()
 }

@@ -343,7 +343,14 @@ pub(crate) fn restore(home: &Arc<Home>, name: &str, dir: &Path, lazy: bool) -> R
                 key: format!("{prefix}/{}", f.key),
             };
             fsio::remove_file_if_exists(&path)?;
-            let part = dir.join(WARMING_DIR).join(path.file_name().unwrap_or_default());
+            // A name of its own: a replica retired while filling may still hold its own.
+            static FILLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = FILLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let part = dir.join(WARMING_DIR).join(format!(
+                "{}.{}-{n}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id()
+            ));
             base_fill = Some(Arc::new(Fill::create(Box::new(source), &part, &path, f.len, f.crc)?));
             continue;
         }
