@@ -375,19 +375,37 @@ impl Database {
     /// while writes continue.
     pub fn create_snapshot(&self, name: &str) -> Result<SnapshotInfo> {
         let c = self.collection(name)?;
-        snapshot::create(&c, &self.snapshots_dir(c.name()))
+        let dir = self.snapshots_dir(c.name());
+        let info = snapshot::create(&c, &dir)?;
+        self.upload_snapshot(&dir, &info)?;
+        Ok(info)
+    }
+
+    /// On object storage, puts a snapshot just taken in the store (where it is listed,
+    /// downloaded and deleted from); a failed upload is the caller's error.
+    fn upload_snapshot(&self, dir: &Path, info: &SnapshotInfo) -> Result<()> {
+        if let Some(home) = &self.home {
+            crate::remote::snapshots::upload(home, dir, info)?;
+        }
+        Ok(())
     }
 
     /// A collection's snapshots, oldest first (the collection must exist).
     pub fn list_snapshots(&self, name: &str) -> Result<Vec<SnapshotInfo>> {
         let c = self.collection(name)?;
-        snapshot::list(&self.snapshots_dir(c.name()))
+        match &self.home {
+            Some(home) => crate::remote::snapshots::list(home, &self.snapshots_dir(c.name())),
+            None => snapshot::list(&self.snapshots_dir(c.name())),
+        }
     }
 
     /// The file of one snapshot of a collection, if it exists (`None` for any name that is not
     /// a plain snapshot file name).
     pub fn snapshot_file(&self, name: &str, snapshot: &str) -> Result<Option<PathBuf>> {
         let c = self.collection(name)?;
+        if let Some(home) = &self.home {
+            return crate::remote::snapshots::file(home, &self.snapshots_dir(c.name()), snapshot);
+        }
         let path = self.snapshots_dir(c.name()).join(snapshot);
         Ok((snapshot::valid_snapshot_name(snapshot) && path.is_file()).then_some(path))
     }
@@ -395,6 +413,10 @@ impl Database {
     /// Deletes one snapshot of a collection; `false` when there is no such snapshot.
     pub fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<bool> {
         let c = self.collection(name)?;
+        if let Some(home) = &self.home {
+            self.writable()?;
+            return crate::remote::snapshots::delete(home, &self.snapshots_dir(c.name()), snapshot);
+        }
         snapshot::delete(&self.snapshots_dir(c.name()), snapshot)
     }
 
@@ -470,22 +492,34 @@ impl Database {
 
     /// A snapshot of every collection and the aliases, as one archive of collection snapshots.
     pub fn create_full_snapshot(&self) -> Result<SnapshotInfo> {
-        snapshot::create_full(self, &self.full_dir())
+        let info = snapshot::create_full(self, &self.full_dir())?;
+        self.upload_snapshot(&self.full_dir(), &info)?;
+        Ok(info)
     }
 
     /// The full snapshots, oldest first.
     pub fn list_full_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        snapshot::list(&self.full_dir())
+        match &self.home {
+            Some(home) => crate::remote::snapshots::list(home, &self.full_dir()),
+            None => snapshot::list(&self.full_dir()),
+        }
     }
 
-    /// The file of a full snapshot, if it exists.
-    pub fn full_snapshot_file(&self, snapshot: &str) -> Option<PathBuf> {
+    /// The file of a full snapshot, if it exists (on object storage, downloaded first).
+    pub fn full_snapshot_file(&self, snapshot: &str) -> Result<Option<PathBuf>> {
+        if let Some(home) = &self.home {
+            return crate::remote::snapshots::file(home, &self.full_dir(), snapshot);
+        }
         let path = self.full_dir().join(snapshot);
-        (snapshot::valid_snapshot_name(snapshot) && path.is_file()).then_some(path)
+        Ok((snapshot::valid_snapshot_name(snapshot) && path.is_file()).then_some(path))
     }
 
     /// Deletes a full snapshot; `false` when there is none of that name.
     pub fn delete_full_snapshot(&self, snapshot: &str) -> Result<bool> {
+        if let Some(home) = &self.home {
+            self.writable()?;
+            return crate::remote::snapshots::delete(home, &self.full_dir(), snapshot);
+        }
         snapshot::delete(&self.full_dir(), snapshot)
     }
 

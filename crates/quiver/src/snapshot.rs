@@ -41,7 +41,7 @@ pub struct SnapshotInfo {
 
 /// The suffix of snapshot files.
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
-const CHECKSUM_SUFFIX: &str = ".checksum";
+pub(crate) const CHECKSUM_SUFFIX: &str = ".checksum";
 /// The folder of full snapshots, inside the snapshots folder (a collection cannot be named so).
 pub(crate) const FULL_DIR: &str = ".full";
 
@@ -103,7 +103,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<SnapshotInfo>> {
 }
 
 /// A time as RFC 3339 (UTC, seconds), without a date library: days from the civil calendar.
-fn rfc3339(t: std::time::SystemTime) -> String {
+pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's days-to-civil.

@@ -632,3 +632,42 @@ fn a_replica_behind_the_cleanup_restores_itself_and_a_dropped_collection_goes_aw
     assert!(rdb.list_collections().unwrap().is_empty());
     assert!(!tmp.path().join("cache-r/collections/docs").exists(), "its cache folder is removed");
 }
+
+#[test]
+fn snapshots_live_in_the_store_and_any_node_serves_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let mut model = Model::new();
+    let wdb = writer(&store, &tmp.path().join("cache-w"));
+    let w = wdb.create_collection("docs", CollectionConfig::new(DIM, Metric::Dot)).unwrap();
+    write_random(&w, &mut model, &mut rng, 5);
+    let snap = wdb.create_snapshot("docs").unwrap();
+    let full = wdb.create_full_snapshot().unwrap();
+    // Another machine, a replica on an empty cache, lists them and serves their files.
+    let rdb = replica(&store, &tmp.path().join("cache-r"));
+    let listed = rdb.list_snapshots("docs").unwrap();
+    assert_eq!(
+        listed.iter().map(|s| (&s.name, s.size, &s.checksum)).collect::<Vec<_>>(),
+        vec![(&snap.name, snap.size, &snap.checksum)]
+    );
+    let file = rdb.snapshot_file("docs", &snap.name).unwrap().expect("downloaded from the store");
+    assert!(file.starts_with(tmp.path().join("cache-r")));
+    assert_eq!(Some(quiver::snapshot::sha256_file(&file).unwrap()), snap.checksum);
+    assert_eq!(rdb.list_full_snapshots().unwrap().len(), 1);
+    let f = rdb.full_snapshot_file(&full.name).unwrap().expect("the full snapshot too");
+    assert_eq!(Some(quiver::snapshot::sha256_file(&f).unwrap()), full.checksum);
+    assert!(rdb.snapshot_file("docs", "nope.snapshot").unwrap().is_none());
+    // Only a writer deletes them; then nobody lists them.
+    assert_eq!(rdb.delete_snapshot("docs", &snap.name).unwrap_err().kind(), ErrorKind::ReadOnly);
+    assert!(wdb.delete_snapshot("docs", &snap.name).unwrap());
+    assert!(!wdb.delete_snapshot("docs", &snap.name).unwrap());
+    assert!(rdb.list_snapshots("docs").unwrap().is_empty());
+    assert!(rdb.snapshot_file("docs", &snap.name).unwrap().is_none());
+    // The writer's own cache can go: the store still has the full snapshot.
+    drop(w);
+    drop(wdb);
+    std::fs::remove_dir_all(tmp.path().join("cache-w")).unwrap();
+    let again = writer(&store, &tmp.path().join("cache-w2"));
+    assert_eq!(again.list_full_snapshots().unwrap()[0].name, full.name);
+}

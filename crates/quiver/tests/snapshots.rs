@@ -217,7 +217,7 @@ fn full_snapshots_hold_every_collection() {
         db.list_full_snapshots().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
         vec![full.name.clone()]
     );
-    let path = db.full_snapshot_file(&full.name).unwrap();
+    let path = db.full_snapshot_file(&full.name).unwrap().unwrap();
     let mut names: Vec<String> = tar::Archive::new(std::fs::File::open(&path).unwrap())
         .entries()
         .unwrap()

@@ -75,9 +75,12 @@ pub(super) async fn create_snapshot(
 }
 
 pub(super) async fn get_snapshot(State(state): State<AppState>, Path((name, snapshot)): Path<(String, String)>) -> Response {
-    let path = match state.db.snapshot_file(&name, &snapshot) {
-        Ok(p) => p,
-        Err(e) => return ApiError::from(e).into_response(),
+    // On object storage the file may be downloaded from the store first: off the async threads.
+    let s = snapshot.clone();
+    let path = match tokio::task::spawn_blocking(move || state.db.snapshot_file(&name, &s)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(_) => return ApiError::from(quiver::Error::Unsupported("the snapshot lookup failed".into())).into_response(),
     };
     download(path, &snapshot).await
 }
@@ -288,7 +291,13 @@ pub(super) async fn create_full_snapshot(State(state): State<AppState>, Query(q)
 }
 
 pub(super) async fn get_full_snapshot(State(state): State<AppState>, Path(snapshot): Path<String>) -> Response {
-    download(state.db.full_snapshot_file(&snapshot), &snapshot).await
+    let s = snapshot.clone();
+    let path = match tokio::task::spawn_blocking(move || state.db.full_snapshot_file(&s)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(_) => return ApiError::from(quiver::Error::Unsupported("the snapshot lookup failed".into())).into_response(),
+    };
+    download(path, &snapshot).await
 }
 
 pub(super) async fn delete_full_snapshot(

@@ -160,10 +160,17 @@ impl crate::remote::follower::Apply for Collection {
                 w.manifest.next_segment_no = m.next_segment_no;
                 drop(w);
                 if let Some(s) = settings {
-                    if let Ok(s) = serde_json::from_slice::<CollectionSettings>(&s) {
-                        *self.inner.rates.lock() = Rates::of(&s);
-                        *self.inner.settings.write() = s;
-                    }
+                    // Settings this build cannot read are an error the replica reports (and
+                    // retries at every poll), not settings it silently keeps the old ones of.
+                    let s = serde_json::from_slice::<CollectionSettings>(&s).map_err(|e| {
+                        StorageError::corrupt(
+                            crate::settings::SETTINGS_FILE,
+                            e.column() as u64,
+                            format!("a checkpoint's settings: {e}"),
+                        )
+                    })?;
+                    *self.inner.rates.lock() = Rates::of(&s);
+                    *self.inner.settings.write() = s;
                 }
             }
             Entry::Open | Entry::Index(_) => {}

@@ -19,6 +19,7 @@
 
 pub(crate) mod follower;
 pub(crate) mod log;
+pub(crate) mod snapshots;
 mod writer;
 
 pub(crate) use follower::Follower;
