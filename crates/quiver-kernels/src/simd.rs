@@ -183,10 +183,9 @@ mod x86 {
         let dim = query.len();
         assert_eq!(rows.len(), out.len() * dim, "rows must hold out.len() rows of the query's length");
         debug_assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
-        for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim.max(1))) {
-            // SAFETY: as in `dot_avx2`; each row has the query's length (asserted above).
-            *o = unsafe { dot_avx2_impl(query, row) };
-        }
+        // SAFETY: the wrapper is only handed out on CPUs with AVX2 and FMA (`Kernels::for_isa`),
+        // and `rows` holds exactly `out.len()` rows of `query.len()` floats (asserted above).
+        unsafe { dot_rows_avx2_impl(query, rows, out) }
     }
 
     pub fn dot_rows_avx512(query: &[f32], rows: &[f32], out: &mut [f32]) {
@@ -258,6 +257,54 @@ mod x86 {
             i += 1;
         }
         sum
+    }
+
+    /// Eight rows at a time: the query's vectors are loaded once per block, eight accumulators
+    /// run side by side (enough independent FMAs to cover their latency: with one row at a
+    /// time a 50-d row is a chain of seven dependent FMAs and a horizontal sum), the row tails
+    /// are masked loads, and the eight horizontal sums share one reduction (three rounds of
+    /// pairwise adds, then the two halves).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and `rows.len() == out.len() * query.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_rows_avx2_impl(query: &[f32], rows: &[f32], out: &mut [f32]) {
+        let dim = query.len();
+        let (q, r) = (query.as_ptr(), rows.as_ptr());
+        let full = dim / 8 * 8;
+        // Lanes below the tail's length have their sign bit set: `maskload` reads those only,
+        // and never touches memory past the row.
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((dim - full) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        let blocks = out.len() / 8;
+        for b in 0..blocks {
+            let base = r.add(b * 8 * dim);
+            let rows8: [*const f32; 8] = std::array::from_fn(|k| base.add(k * dim));
+            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut i = 0;
+            while i < full {
+                let qv = _mm256_loadu_ps(q.add(i));
+                for k in 0..8 {
+                    acc[k] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows8[k].add(i)), acc[k]);
+                }
+                i += 8;
+            }
+            if full < dim {
+                let qv = _mm256_maskload_ps(q.add(full), mask);
+                for k in 0..8 {
+                    acc[k] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(rows8[k].add(full), mask), acc[k]);
+                }
+            }
+            // hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7]: two rounds
+            // give rows 0-3 (and 4-7) as [low-half sums | high-half sums].
+            let g0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+            let g1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+            let lo = _mm256_permute2f128_ps::<0x20>(g0, g1);
+            let hi = _mm256_permute2f128_ps::<0x31>(g0, g1);
+            _mm256_storeu_ps(out.as_mut_ptr().add(b * 8), _mm256_add_ps(lo, hi));
+        }
+        for (k, o) in out.iter_mut().enumerate().skip(blocks * 8) {
+            *o = dot_avx2_impl(query, std::slice::from_raw_parts(r.add(k * dim), dim));
+        }
     }
 
     /// # Safety
