@@ -38,6 +38,40 @@ def recall(ids, gt, k=K):
     return hits / (len(ids) * k)
 
 
+def cpu_info():
+    """The CPU's model name (with its family and model numbers: a VM may hide the name's
+    details) and its SIMD flags of interest, from /proc/cpuinfo."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                k, _, v = line.partition(":")
+                fields[k.strip()] = v.strip()
+    except OSError:
+        pass
+    have = set(fields.get("flags", "").split())
+    flags = [x for x in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16") if x in have]
+    model = f"{fields.get('model name', platform.processor() or 'unknown')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    return model, flags
+
+
+def synthetic(dim, n, n_queries, seed=7):
+    """Unit vectors of `dim` (exact search's speed does not depend on the values), queries
+    and their exact top-k, written where `quiver bench exact` reads them."""
+    folder = os.path.join(HERE, "data", f"random-{dim}")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    def unit(m):
+        return (m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float32)
+    base, queries = unit(rng.standard_normal((n, dim))), unit(rng.standard_normal((n_queries, dim)))
+    gt = np.argsort(-(queries @ base.T), axis=1)[:, :K]
+    for name, a in (("base", base), ("queries", queries), ("gt", gt)):
+        np.save(os.path.join(folder, f"{name}.npy"), a)
+    return folder
+
+
 def faiss_runs(base, queries, n_single):
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
@@ -52,21 +86,21 @@ def faiss_runs(base, queries, n_single):
     return single_qps, batch_qps, np.array(single_ids), batch_ids
 
 
-def quiver_search_run(n_single, ids_dir):
+def quiver_search_run(n_single, ids_dir, data):
     out = subprocess.run(
-        [QUIVER, "bench", "exact", "--base", os.path.join(DATA, "base.npy"), "--queries", os.path.join(DATA, "queries.npy"),
+        [QUIVER, "bench", "exact", "--base", os.path.join(data, "base.npy"), "--queries", os.path.join(data, "queries.npy"),
          "--metric", "cosine", "-k", str(K), "--single-queries", str(n_single), "--ids-out", ids_dir],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
 
 
-def quiver_upsert_run():
+def quiver_upsert_run(data, dim):
     tmp = tempfile.mkdtemp(prefix="quiver-upsert-")
     try:
-        subprocess.run([QUIVER, "--data-dir", tmp, "create", "g", "--dim", "50", "--metric", "cosine"], check=True, capture_output=True)
+        subprocess.run([QUIVER, "--data-dir", tmp, "create", "g", "--dim", str(dim), "--metric", "cosine"], check=True, capture_output=True)
         t = time.perf_counter()
-        subprocess.run([QUIVER, "--data-dir", tmp, "upsert", "g", "--file", os.path.join(DATA, "base.npy")], check=True, capture_output=True)
+        subprocess.run([QUIVER, "--data-dir", tmp, "upsert", "g", "--file", os.path.join(data, "base.npy")], check=True, capture_output=True)
         return time.perf_counter() - t
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -76,16 +110,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--single-queries", type=int, default=2000)
+    ap.add_argument("--dim384", action="store_true",
+                    help="50,000 random unit vectors of 384 dimensions (MiniLM's size) and 2,000 queries instead of glove-50")
+    ap.add_argument("--out", default=None, help="results file name (default exact-glove50 / exact-384)")
     args = ap.parse_args()
-    base = np.load(os.path.join(DATA, "base.npy"))
-    queries = np.load(os.path.join(DATA, "queries.npy"))
-    gt = np.load(os.path.join(DATA, "gt.npy"))
+    data = synthetic(384, 50_000, 2_000) if args.dim384 else DATA
+    dataset = "random unit vectors, 384-d" if args.dim384 else "glove-50-angular"
+    out_name = args.out or ("exact-384" if args.dim384 else "exact-glove50")
+    base = np.load(os.path.join(data, "base.npy"))
+    queries = np.load(os.path.join(data, "queries.npy"))
+    gt = np.load(os.path.join(data, "gt.npy"))
+    cpu, flags = cpu_info()
     rows = {"faiss_single": [], "faiss_batch": [], "quiver_single": [], "quiver_batch": [], "quiver_upsert_s": []}
     ids_dir = tempfile.mkdtemp(prefix="quiver-ids-")
     for r in range(args.repeats):
-        fs, fb, f_single_ids, f_batch_ids = faiss_runs(base, queries, args.single_queries)
-        q = quiver_search_run(args.single_queries, ids_dir)
-        up = quiver_upsert_run()
+        fs, fb, f_single_ids, f_batch_ids = faiss_runs(base, queries, min(args.single_queries, len(queries)))
+        q = quiver_search_run(min(args.single_queries, len(queries)), ids_dir, data)
+        up = quiver_upsert_run(data, base.shape[1])
         rows["faiss_single"].append(fs)
         rows["faiss_batch"].append(fb)
         rows["quiver_single"].append(q["single_qps"])
@@ -98,7 +139,7 @@ def main():
     shutil.rmtree(ids_dir, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     result = {
-        "dataset": "glove-50-angular", "n_base": len(base), "n_queries": len(queries), "k": K, "repeats": args.repeats,
+        "dataset": dataset, "n_base": len(base), "cpu": cpu, "cpu_flags": flags, "n_queries": len(queries), "k": K, "repeats": args.repeats,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
         "faiss_version": faiss.__version__, "quiver_isa": q["isa"],
         "median": med,
@@ -114,13 +155,13 @@ def main():
         "runs": rows,
     }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "exact-glove50.json"), "w") as f:
+    with open(os.path.join(HERE, "results", f"{out_name}.json"), "w") as f:
         json.dump(result, f, indent=2)
     r = result["ratios"]
     rc = result["recall_at_10_vs_gt"]
-    md = f"""# Exact search and upsert, glove-50-angular ({len(base):,} x 50, {len(queries):,} queries, k={K})
+    md = f"""# Exact search and upsert, {dataset} ({len(base):,} x {base.shape[1]}, {len(queries):,} queries, k={K})
 
-Machine: {os.cpu_count()} cores, {platform.platform()}; Quiver kernels: {q['isa']}; faiss {faiss.__version__}.
+Machine: {cpu} ({', '.join(flags)}), {os.cpu_count()} cores, {platform.platform()}; Quiver kernels: {q['isa']}; faiss {faiss.__version__}.
 Median of {args.repeats} runs, all in one run of `bench/exact_vs_faiss.py`.
 
 | measurement | faiss IndexFlatIP | Quiver | Quiver / faiss |
@@ -132,7 +173,7 @@ Median of {args.repeats} runs, all in one run of `bench/exact_vs_faiss.py`.
 Recall@10 against exact ground truth: Quiver single {rc['quiver_single']:.4f}, batch {rc['quiver_batch']:.4f};
 faiss single {rc['faiss_single']:.4f}, batch {rc['faiss_batch']:.4f} (below 1.0 only where float rounding reorders near-ties).
 """
-    with open(os.path.join(HERE, "results", "exact-glove50.md"), "w") as f:
+    with open(os.path.join(HERE, "results", f"{out_name}.md"), "w") as f:
         f.write(md)
     print(md)
 
