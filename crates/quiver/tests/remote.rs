@@ -32,6 +32,15 @@ fn taking_over(store: &Path, cache: &Path) -> Database {
     Database::open_url(&url(store), cache, o).unwrap()
 }
 
+/// A writer that uploads every write at once and cleans the log after every checkpoint.
+fn eager_cleanup() -> RemoteOptions {
+    RemoteOptions {
+        group_commit: std::time::Duration::ZERO,
+        garbage_grace: std::time::Duration::ZERO,
+        ..Default::default()
+    }
+}
+
 fn replica(store: &Path, cache: &Path) -> Database {
     let o = RemoteOptions {
         read_only: true,
@@ -249,11 +258,7 @@ fn count_objects(store: &Path, sub: &str) -> usize {
 fn the_log_is_checkpointed_and_cleaned_as_it_grows() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let o = RemoteOptions {
-        group_commit: std::time::Duration::ZERO,
-        garbage_grace: std::time::Duration::ZERO,
-        ..Default::default()
-    };
+    let o = eager_cleanup();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut model = Model::new();
     {
@@ -595,11 +600,7 @@ fn a_cold_replica_answers_from_pages_fetched_on_demand_exactly_as_the_writer() {
 fn a_replica_behind_the_cleanup_restores_itself_and_a_dropped_collection_goes_away() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let o = RemoteOptions {
-        group_commit: std::time::Duration::ZERO,
-        garbage_grace: std::time::Duration::ZERO,
-        ..Default::default()
-    };
+    let o = eager_cleanup();
     let mut rng = ChaCha8Rng::seed_from_u64(29);
     let mut model = Model::new();
     let wdb = Database::open_url(&url(&store), tmp.path().join("cache-w"), o).unwrap();
