@@ -105,9 +105,15 @@ fn scans_match_brute_force() {
     let seed = 20261126u64;
     eprintln!("seed {seed}");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for &(n_rows, dim) in &[(1usize, 1usize), (7, 3), (300, 17), (2500, 50), (1100, 128)] {
+    // (700, 384): more queries than one matrix product takes, so that a thread's share runs
+    // in several products (with one thread: see below).
+    for &(n_rows, dim) in &[(1usize, 1usize), (7, 3), (300, 17), (2500, 50), (1100, 128), (700, 384)] {
         let rows: Vec<f32> = (0..n_rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let n_queries = if n_rows == 2500 { 150 } else { 37 };
+        let n_queries = match n_rows {
+            2500 => 150,
+            700 => 600,
+            _ => 37,
+        };
         let queries: Vec<f32> = (0..n_queries * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
         // Every other size allows every row, so that whole 64-row words take the block path.
         let p_allowed = if (n_rows + dim) % 2 == 0 { 1.0 } else { 0.6 };
@@ -122,7 +128,9 @@ fn scans_match_brute_force() {
         }
         for kind in [ScoreKind::Dot, ScoreKind::NegL2Squared, ScoreKind::NegL1] {
             for k in [1usize, 10, 100] {
-                let batch_mask = batch_top_k(kind, &queries, &rows, dim, Allowed::Mask(&mask), k);
+                // One thread: its share is every query, whatever the machine's cores.
+                let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+                let batch_mask = one.install(|| batch_top_k(kind, &queries, &rows, dim, Allowed::Mask(&mask), k));
                 let batch_list = batch_top_k(kind, &queries, &rows, dim, Allowed::List(&list), k);
                 for (qi, q) in queries.chunks(dim).enumerate() {
                     let want = model_top_k(kind, q, &rows, dim, &allowed, k);
