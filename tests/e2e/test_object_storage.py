@@ -17,10 +17,13 @@ server mode), driven by the official Qdrant Python client.
 - A replica on an empty cache answers at once, the same as one that downloaded everything,
   with its base segment only partly fetched (through a proxy that fails every fourth request),
   then fetches the rest on its own; `--cold-start on-demand` fetches only what searches read.
+- Snapshots taken by the writer are in the bucket; a replica lists them and serves their files;
+  only the writer deletes them.
 
 Usage: python tests/e2e/test_object_storage.py path/to/quiver
 Prints one line per test and a closing 'e2e: N passed, M failed'.
 """
+import hashlib
 import http.client
 import http.server
 import json
@@ -423,12 +426,38 @@ def main():
         assert answers(od.client) == want
         od.stop()
 
+    def test_snapshots_are_kept_in_the_store_and_served_by_a_replica():
+        url = f"s3://{s3.bucket('snaps')}/db"
+        w = start(s3.endpoint, url)
+        w.client.create_collection("docs", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT))
+        w.client.upsert("docs", points(range(300), rng), wait=True)
+        snap = w.client.create_snapshot("docs", wait=True)
+        r = start(s3.endpoint, url, "--read-only")
+        listed = r.client.list_snapshots("docs")
+        assert [(x.name, x.size, x.checksum) for x in listed] == [(snap.name, snap.size, snap.checksum)], listed
+        with urllib.request.urlopen(f"{r.url}/collections/docs/snapshots/{snap.name}") as resp:
+            body = resp.read()
+        assert len(body) == snap.size and hashlib.sha256(body).hexdigest() == snap.checksum
+        keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket="snaps").get("Contents", [])]
+        assert f"db/snapshots/docs/{snap.name}" in keys, keys
+        # Only the writer deletes it.
+        try:
+            r.client.delete_snapshot("docs", snap.name, wait=True)
+            raise AssertionError("a replica deleted a snapshot")
+        except UnexpectedResponse as e:
+            assert e.status_code == 403, e
+        assert w.client.delete_snapshot("docs", snap.name, wait=True)
+        assert r.client.list_snapshots("docs") == []
+        r.stop()
+        w.stop()
+
     try:
         for t in [test_the_s3_server_honours_conditional_writes, test_kill_9_mid_upload_loses_nothing_acknowledged,
                   test_local_wal_survives_kill_9_and_a_restart_on_the_same_disk,
                   test_two_writers_race_and_one_wins, test_a_replica_follows_refuses_writes_and_outlives_the_writer,
                   test_store_errors_are_retried_and_surface_when_they_persist,
-                  test_a_cold_replica_answers_before_its_data_is_fetched_and_then_warms]:
+                  test_a_cold_replica_answers_before_its_data_is_fetched_and_then_warms,
+                  test_snapshots_are_kept_in_the_store_and_served_by_a_replica]:
             if os.environ.get("ONLY", t.__name__) in t.__name__:
                 run(t)
     finally:
