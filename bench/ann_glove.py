@@ -158,12 +158,28 @@ def best_qps_at(rows, engine, target):
     return max(ok) if ok else None
 
 
+def cpu_model():
+    """The CPU's model name with its family and model numbers (a VM may hide the name's details)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                k, _, v = line.partition(":")
+                fields[k.strip()] = v.strip()
+    except OSError:
+        return platform.processor() or platform.machine()
+    return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=10_000, help="use the first N queries")
     ap.add_argument("--skip", default="", help="comma-separated engines to skip")
     ap.add_argument("--quiver-m", type=int, default=16)
     ap.add_argument("--quiver-efc", type=int, default=200)
+    ap.add_argument("--out", default="ann-glove50", help="results file name (one per CPU class met)")
     args = ap.parse_args()
     base = np.load(os.path.join(DATA, "base.npy"))
     queries = np.load(os.path.join(DATA, "queries.npy"))[: args.queries]
@@ -201,11 +217,11 @@ def main():
         summary[str(target)] = {e: best_qps_at(rows, e, target) for e in engines}
     meta = dict(machine=platform.platform(), cpus=THREADS, n_base=len(base), n_queries=len(queries), k=K, date=time.strftime("%Y-%m-%d"))
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "ann-glove50.json"), "w") as f:
+    with open(os.path.join(RESULTS, f"{args.out}.json"), "w") as f:
         json.dump(dict(meta=meta, rows=rows, best_qps_at_recall=summary, filtered=filtered), f, indent=1)
 
     lines = [f"# ANN on glove-50-angular ({len(base):,} x 50, {len(queries):,} queries, recall@{K})", "",
-             f"{meta['date']}, {platform.processor() or platform.machine()}, {THREADS} threads to build, 1 thread to search, one query at a time.", "",
+             f"{meta['date']}, {cpu_model()}, {THREADS} threads to build, 1 thread to search, one query at a time.", "",
              "| engine | params | build s | memory MiB | best QPS at recall >= 0.95 | best QPS at recall >= 0.99 |", "|---|---|---|---|---|---|"]
     for e in engines:
         r0 = next(r for r in rows if r["engine"] == e)
@@ -222,7 +238,7 @@ def main():
     lines += ["", "| engine | search | recall@10 | QPS |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['engine']} | {r['search']} | {r['recall']:.4f} | {r['qps']:.0f} |")
-    with open(os.path.join(RESULTS, "ann-glove50.md"), "w") as f:
+    with open(os.path.join(RESULTS, f"{args.out}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
     import matplotlib
@@ -242,7 +258,7 @@ def main():
     ax.legend()
     ax.set_title(f"glove-50-angular, {len(base):,} vectors ({THREADS}-core machine)")
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "ann-glove50.png"), dpi=110)
+    fig.savefig(os.path.join(RESULTS, f"{args.out}.png"), dpi=110)
     print("\n".join(lines))
 
 
