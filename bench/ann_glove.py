@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import numpy as np
+from machine import cpu_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "glove-50")
@@ -158,21 +159,6 @@ def best_qps_at(rows, engine, target):
     return max(ok) if ok else None
 
 
-def cpu_model():
-    """The CPU's model name with its family and model numbers (a VM may hide the name's details)."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                k, _, v = line.partition(":")
-                fields[k.strip()] = v.strip()
-    except OSError:
-        return platform.processor() or platform.machine()
-    return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=10_000, help="use the first N queries")
@@ -221,7 +207,7 @@ def main():
         json.dump(dict(meta=meta, rows=rows, best_qps_at_recall=summary, filtered=filtered), f, indent=1)
 
     lines = [f"# ANN on glove-50-angular ({len(base):,} x 50, {len(queries):,} queries, recall@{K})", "",
-             f"{meta['date']}, {cpu_model()}, {THREADS} threads to build, 1 thread to search, one query at a time.", "",
+             f"{meta['date']}, {cpu_info()[0]}, {THREADS} threads to build, 1 thread to search, one query at a time.", "",
              "| engine | params | build s | memory MiB | best QPS at recall >= 0.95 | best QPS at recall >= 0.99 |", "|---|---|---|---|---|---|"]
     for e in engines:
         r0 = next(r for r in rows if r["engine"] == e)

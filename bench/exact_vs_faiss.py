@@ -26,6 +26,7 @@ import time
 
 import faiss
 import numpy as np
+from machine import cpu_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "glove-50")
@@ -36,25 +37,6 @@ K = 10
 def recall(ids, gt, k=K):
     hits = sum(len(set(a[:k]) & set(b[:k])) for a, b in zip(ids, gt))
     return hits / (len(ids) * k)
-
-
-def cpu_info():
-    """The CPU's model name (with its family and model numbers: a VM may hide the name's
-    details) and its SIMD flags of interest, from /proc/cpuinfo."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                k, _, v = line.partition(":")
-                fields[k.strip()] = v.strip()
-    except OSError:
-        pass
-    have = set(fields.get("flags", "").split())
-    flags = [x for x in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16") if x in have]
-    model = f"{fields.get('model name', platform.processor() or 'unknown')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
-    return model, flags
 
 
 def synthetic(dim, n, n_queries, seed=7):

@@ -25,7 +25,6 @@ starts only, keeping the other figures of the JSON; `--report-only` rewrites the
 """
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -38,6 +37,7 @@ import urllib.request
 
 import boto3
 import numpy as np
+from machine import cpu_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUIVER = os.path.join(HERE, "..", "target", "release", "quiver")
@@ -52,13 +52,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_model():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def request(url, method="GET", body=None):
@@ -235,7 +228,7 @@ def main(cold_only=False):
     e = Env()
     work = tempfile.mkdtemp(prefix="quiver-s3-bench-")
     writer_cache = os.path.join(work, "writer")
-    out = {"cpu": cpu_model(), "cores": os.cpu_count(), "n": int(np.load(base, mmap_mode="r").shape[0])}
+    out = {"cpu": cpu_info()[0], "cores": os.cpu_count(), "n": int(np.load(base, mmap_mode="r").shape[0])}
     try:
         e.run("create", "glove", "--dim", "50", "--metric", "cosine", cache=writer_cache)
         _, secs = e.run("upsert", "glove", "--file", base, cache=writer_cache)
