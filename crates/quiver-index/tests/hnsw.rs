@@ -483,3 +483,55 @@ fn codes_detect_drift_and_retraining_fits_the_data_again() {
         }
     }
 }
+
+#[test]
+fn nodes_added_to_a_quantized_graph_link_as_well_as_a_full_build_with_resume_build() {
+    // Unit vectors packed in a narrow cone (as late points of drifting data are, and as sentence
+    // embeddings often are): a neighbour is a step or two of int8 away, so quantized distances
+    // choose links almost at random.
+    let (dim, n, half) = (24, 6000, 3000);
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let axis: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let wide = data(22, half, dim, 40, true);
+    let mut rows = wide.clone();
+    let mut cone = Vec::new();
+    for _ in 0..half + 200 {
+        let mut v: Vec<f32> = axis.iter().map(|a| 4.0 * a + rng.gen_range(-0.3f32..0.3)).collect();
+        normalize(&mut v);
+        cone.extend(v);
+    }
+    let queries = cone.split_off(half * dim);
+    rows.extend_from_slice(&cone);
+    assert_eq!(rows.len(), n * dim);
+    let kind = ScoreKind::Dot;
+    let full = build(dim, kind, Quantization::Int8, PARAMS, &rows);
+    let recall_of = |index: &Hnsw| recall(index, kind, &rows, dim, &queries, 10, 64, None);
+    let grown = |exact_links: bool| {
+        // Codes trained on every row, so that only the linking differs from the full build.
+        let mut index = Hnsw::new(PARAMS, Codes::new(dim, kind, Quantization::Int8, &rows));
+        insert(&mut index, &wide);
+        index.finish_build();
+        if exact_links {
+            assert!(index.resume_build(&wide));
+        }
+        insert(&mut index, &cone);
+        index.finish_build();
+        index
+    };
+    let (r_full, r_exact, r_quantized) = (recall_of(&full), recall_of(&grown(true)), recall_of(&grown(false)));
+    eprintln!("recall@10 at ef 64: full build {r_full:.3}, grown with exact links {r_exact:.3}, with int8 links {r_quantized:.3}");
+    assert!(
+        r_exact >= r_full - 0.02,
+        "exact links {r_exact:.3} against a full build {r_full:.3}"
+    );
+    assert!(
+        r_exact >= r_quantized + 0.05,
+        "exact links {r_exact:.3} against int8 links {r_quantized:.3}"
+    );
+    // Exact codes, or vectors that are not one per node, are refused.
+    let mut plain = Hnsw::new(PARAMS, Codes::new(dim, kind, Quantization::None, &[]));
+    insert(&mut plain, &wide);
+    assert!(!plain.resume_build(&wide));
+    let mut q = grown(false);
+    assert!(!q.resume_build(&wide), "half of the nodes");
+}

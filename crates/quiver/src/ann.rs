@@ -375,9 +375,20 @@ impl Ann {
         })
     }
 
+    /// Whether extending by `snap` should link with full-precision vectors: the codes are
+    /// quantized, the vectors are in memory (a copy of vectors on disk would read the whole
+    /// file), and the tail is at least a 64th of the graph, so that copying every node's vector
+    /// costs little beside linking the tail (each link scores some 1,500 vectors; the
+    /// background job's tails are a 16th; an explicit build after a few upserts links them
+    /// with the codes).
+    pub fn links_exactly(&self, st: &State, snap: &Snapshot) -> bool {
+        let nodes = self.built.read().as_ref().map_or(0, |b| b.map.read().node_row.len());
+        self.config.quantization != Quantization::None && !st.vectors_on_disk() && snap.len() * 64 >= nodes
+    }
+
     /// Every node's vector, in node order, for retraining drifted codes (step one of a
-    /// recode, under the state's read lock). A node whose row is gone keeps what its code
-    /// stands for.
+    /// recode, under the state's read lock) or linking new nodes exactly. A node whose row is
+    /// gone keeps what its code stands for.
     pub fn snapshot_nodes(&self, st: &State) -> Option<NodeVectors> {
         let b = self.built.read().clone()?;
         let map = b.map.read();
@@ -408,7 +419,7 @@ impl Ann {
     /// Retrains the codes on `snap` and `extra` (vectors about to be added; no lock held) and
     /// installs them, unless the graph changed meanwhile. Searches go on during the work and
     /// see old or new codes, never a mix.
-    pub fn recode(&self, snap: NodeVectors, extra: &[f32]) -> bool {
+    pub fn recode(&self, snap: &NodeVectors, extra: &[f32]) -> bool {
         let Some(b) = self.built.read().clone() else { return false };
         let codes = b.hnsw.read().codes().retrained(&snap.vectors, extra);
         let mut h = b.hnsw.write();
@@ -457,10 +468,20 @@ impl Ann {
 
     /// Adds and links the snapshot's rows to the current graph (no state lock held), then maps
     /// them (under the state's read lock, taken by `relock`).
-    pub fn extend(&self, snap: Snapshot, relock: impl FnOnce(&dyn Fn(&State))) {
+    /// With `nodes` (every node's vector, see [`Ann::snapshot_nodes`]) a quantized graph links
+    /// the new points with full-precision distances, as a full build does (see
+    /// `Hnsw::resume_build`); the copy lives only for this call.
+    pub fn extend(&self, snap: Snapshot, nodes: Option<&NodeVectors>, relock: impl FnOnce(&dyn Fn(&State))) {
         let Some(b) = self.built.read().clone() else { return };
-        let first = b.hnsw.write().add(&snap.vectors);
+        let first = {
+            let mut h = b.hnsw.write();
+            if let Some(nodes) = nodes.filter(|n| n.nodes == h.len()) {
+                h.resume_build(&nodes.vectors);
+            }
+            h.add(&snap.vectors)
+        };
         b.hnsw.read().link_range(first, &snap.vectors);
+        b.hnsw.write().finish_build();
         relock(&|st: &State| {
             let mut map = b.map.write();
             let valid = map.generation == snap.generation && st.generation() == snap.generation && map.rows_seen == snap.old_seen;

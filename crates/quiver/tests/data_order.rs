@@ -2,11 +2,14 @@
 //! cluster and duplicate-heavy data, arriving in batches with the index extended after each
 //! (as the background job does), for every metric and every quantized encoding, against the
 //! exact oracle:
-//! * int8 codes follow the data (retrained when values clamp), so at a fixed `ef` they answer
-//!   about as well as full-precision codes on the same insertion order (codes trained on the
-//!   first rows only gave recall 0.3 against 0.9 on sorted data; the margin is wide because
-//!   graphs are linked in parallel, so two builds of the same data differ a little, and because
-//!   late points of drifting data crowd into a few int8 steps);
+//! * int8 codes follow the data (retrained when values clamp) and new points are linked with
+//!   full-precision distances, so at a fixed `ef` an index grown batch by batch answers about as
+//!   well as one built on all the data at once, and not far below full-precision codes. Codes
+//!   trained on the first rows only gave recall 0.3 against 0.9 on sorted data; linking with
+//!   int8 distances lost 0.12 (drifting, cosine) against 0.07 at most with exact links, over
+//!   200 queries. The margins allow for graphs linked in parallel (two builds of the same data
+//!   differ a little) and for late points of drifting data crowding into a few int8 steps.
+//!   `quiver-index`'s own tests compare the two linkings deterministically.
 //! * with the recall monitor's measurements, a search that names no `ef` reaches the target
 //!   recall (0.95) whatever the order and the encoding: the graph of sorted data is harder to
 //!   walk (even at full precision), and the monitor raises `ef` until answers are good again.
@@ -68,7 +71,14 @@ fn data(order: Order, dim: usize, seed: u64) -> Vec<Vec<f32>> {
 }
 
 /// Inserts `points` in batches, extending the index after each; returns the collection.
-fn load(db: &Database, name: &str, metric: Metric, quantization: Quantization, points: &[(u64, Vec<f32>)]) -> quiver::Collection {
+fn load(
+    db: &Database,
+    name: &str,
+    metric: Metric,
+    quantization: Quantization,
+    points: &[(u64, Vec<f32>)],
+    batch: usize,
+) -> quiver::Collection {
     let mut config = CollectionConfig::new(points[0].1.len(), metric);
     config.index = IndexConfig {
         m: 12,
@@ -79,7 +89,7 @@ fn load(db: &Database, name: &str, metric: Metric, quantization: Quantization, p
         ..IndexConfig::default()
     };
     let c = db.create_collection(name, config).unwrap();
-    for batch in points.chunks(BATCH) {
+    for batch in points.chunks(batch) {
         c.upsert(batch.iter().map(|(id, v)| Point::new(*id, v.clone())).collect()).unwrap();
         c.build_index().unwrap();
     }
@@ -122,8 +132,8 @@ fn check(order: Order, quantization: Quantization) {
     let vs = data(order, dim, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
     // Queries near points of the last quarter: where a stale encoding would hurt. The first 50
-    // calibrate the recall monitor, the other 40 are measured.
-    let queries: Vec<Vec<f32>> = (0..90)
+    // calibrate the recall monitor, the other 200 are measured.
+    let queries: Vec<Vec<f32>> = (0..250)
         .map(|_| {
             let v = &vs[rng.gen_range(N * 3 / 4..N)];
             v.iter().map(|x| x + gaussian(&mut rng) * 0.05).collect()
@@ -134,18 +144,20 @@ fn check(order: Order, quantization: Quantization) {
     for metric in [Metric::Cosine, Metric::Dot, Metric::Euclid] {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path()).unwrap();
-        let c = load(&db, "quantized", metric, quantization, &ordered);
+        let c = load(&db, "quantized", metric, quantization, &ordered, BATCH);
         let at_64 = recall(&c, metric, tests, Some(64));
         // A new cluster far from the old ones is packed into a few int8 steps per dimension (the
         // ranges span all clusters): no per-dimension scalar code tells its points apart well,
         // at any training. There only the monitor's larger `ef` (below) keeps answers good.
         if quantization == Quantization::Int8 && !matches!(order, Order::NewCluster) {
-            let f = load(&db, "float", metric, Quantization::None, &ordered);
+            let f = load(&db, "float", metric, Quantization::None, &ordered, BATCH);
             let float_64 = recall(&f, metric, tests, Some(64));
-            eprintln!("{order:?} {metric:?}: recall@{K} at ef 64: int8 {at_64:.3}, full precision {float_64:.3}");
+            let once = load(&db, "once", metric, quantization, &ordered, N);
+            let once_64 = recall(&once, metric, tests, Some(64));
+            eprintln!("{order:?} {metric:?}: recall@{K} at ef 64: int8 {at_64:.3}, int8 trained on all {once_64:.3}, full precision {float_64:.3}");
             assert!(
-                at_64 >= float_64 - 0.2,
-                "{order:?} {metric:?}: int8 recall@{K} {at_64:.3} at ef 64, full precision {float_64:.3} (seed {seed})"
+                at_64 >= float_64 - 0.13 && at_64 >= once_64 - 0.13,
+                "{order:?} {metric:?}: int8 recall@{K} {at_64:.3} at ef 64, built at once {once_64:.3}, full precision {float_64:.3} (seed {seed})"
             );
         }
         let estimates = c.calibrate_recall(calibration, K).unwrap();

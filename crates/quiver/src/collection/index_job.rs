@@ -132,14 +132,14 @@ impl Collection {
         if ann.is_retired() {
             return Ok(false);
         }
-        let (work, snap, recode_first) = {
+        let (work, snap, nodes) = {
             let st = self.inner.state.read();
             match ann.work(&st, eager) {
                 Work::None => return Ok(false),
                 Work::Recode => {
                     let Some(nodes) = ann.snapshot_nodes(&st) else { return Ok(false) };
                     drop(st);
-                    let done = ann.recode(nodes, &[]);
+                    let done = ann.recode(&nodes, &[]);
                     if done && ann.note_added(0, true) {
                         ann.save(&self.inner.state)?;
                         self.publish_index();
@@ -150,14 +150,20 @@ impl Collection {
                 Work::Extend => match ann.snapshot_tail(&st) {
                     Some(s) => {
                         // New points the codes cannot tell apart: retrain the codes first.
-                        let nodes = if ann.tail_drifts(&s) { ann.snapshot_nodes(&st) } else { None };
-                        (Work::Extend, s, nodes)
+                        // Quantized codes link with every node's full vector (a copy).
+                        let recode = ann.tail_drifts(&s);
+                        let nodes = if recode || ann.links_exactly(&st, &s) {
+                            ann.snapshot_nodes(&st)
+                        } else {
+                            None
+                        };
+                        (Work::Extend, s, nodes.map(|n| (recode, n)))
                     }
                     None => (Work::Full, Ann::snapshot_full(&st), None),
                 },
             }
         };
-        if let Some(nodes) = recode_first {
+        if let Some((true, nodes)) = &nodes {
             ann.recode(nodes, snap.vectors());
         }
         let added = snap.len();
@@ -168,7 +174,7 @@ impl Collection {
                 return Ok(true);
             }
         } else {
-            ann.extend(snap, |f| f(&self.inner.state.read()));
+            ann.extend(snap, nodes.as_ref().map(|(_, n)| n), |f| f(&self.inner.state.read()));
         }
         if ann.note_added(added, work == Work::Full || eager) {
             ann.save(&self.inner.state)?;
