@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 mod matrix;
 mod plan;
+mod prefilter;
 
 pub use plan::Plan;
 
@@ -61,6 +62,8 @@ pub struct State {
     /// The segment whose rows are rows `0..rows` here, in its order (`None`: unknown, e.g.
     /// after rows were renumbered in memory only).
     base: Option<BaseId>,
+    /// Int8 codes of the rows for large exact scans, made by the first one (see `prefilter`).
+    scan_codes: parking_lot::Mutex<Option<Arc<prefilter::ScanCodes>>>,
 }
 
 /// A segment named by its number and checksum, and the rows it holds: in any process that
@@ -98,6 +101,7 @@ impl State {
             generation: 0,
             text: Vec::new(),
             base: None,
+            scan_codes: parking_lot::Mutex::new(None),
         }
     }
 

@@ -95,6 +95,7 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
         for q in queries.data.chunks(queries.cols).take(n_single) {
             let mut req = SearchRequest::new(q.to_vec(), args.k);
             req.with_payload = false;
+            req.exact = true;
             let t = Instant::now();
             let hits = c.search(&req)?;
             latencies_us.push(t.elapsed().as_secs_f64() * 1e6);
@@ -114,6 +115,7 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
                             for q in queries.data.chunks(queries.cols).take(n_single).skip(t).step_by(args.concurrency) {
                                 let mut req = SearchRequest::new(q.to_vec(), args.k);
                                 req.with_payload = false;
+                                req.exact = true;
                                 c.search(&req)?;
                             }
                             Ok(())
@@ -136,6 +138,7 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
             .map(|q| {
                 let mut r = SearchRequest::new(q.to_vec(), args.k);
                 r.with_payload = false;
+                r.exact = true;
                 r
             })
             .collect();

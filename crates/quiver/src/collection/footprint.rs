@@ -9,7 +9,8 @@ use super::{segment_path, Collection};
 pub struct ComponentBytes {
     /// `vectors` (the main vectors' working copy: in memory, in a scratch file, or read in
     /// place from the base segment), `codes` (the graph's quantized or float codes), `graph`
-    /// (the HNSW lists and node map), `payloads` (decoded in memory; on disk, the base
+    /// (the HNSW lists and node map), `scan_codes` (int8 codes that large exact scans read
+    /// first, made by the first one), `payloads` (decoded in memory; on disk, the base
     /// segment's payloads, read in place), `payload_indexes`, `segments` (the rest of the
     /// segment files) or `wal`.
     pub name: &'static str,
@@ -65,11 +66,11 @@ impl Collection {
                 .sum();
             (seg, w.wal.file_bytes())
         };
-        let (vectors, on_disk, fallback, payloads, indexes, (base_vectors, base_payloads)) = {
+        let (vectors, on_disk, fallback, payloads, indexes, (base_vectors, base_payloads), scan_codes) = {
             let st = self.inner.state.read();
             let (fp, on_disk, why) = st.vectors_footprint();
             let (payloads, indexes) = st.payload_memory();
-            (fp, on_disk, why, payloads, indexes, st.base_bytes_in_place())
+            (fp, on_disk, why, payloads, indexes, st.base_bytes_in_place(), st.scan_codes_bytes())
         };
         // What the base segment holds and is read in place is counted with its component.
         let segments = segments.saturating_sub((base_vectors + base_payloads) as u64);
@@ -84,6 +85,7 @@ impl Collection {
                 c("vectors", vectors.memory, (vectors.disk + base_vectors) as u64),
                 c("codes", codes, 0),
                 c("graph", graph, index_file),
+                c("scan_codes", scan_codes, 0),
                 c("payloads", payloads, base_payloads as u64),
                 c("payload_indexes", indexes, 0),
                 c("segments", 0, segments),

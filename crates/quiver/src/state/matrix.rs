@@ -24,8 +24,19 @@ impl State {
     }
 
     /// [`State::scan_top_k`] among the rows in `range` only.
+    /// A large scan of many dimensions reads int8 codes first and scores in full only the rows
+    /// that can still be among the best (`prefilter.rs`); the answer is the same.
     pub fn scan_range(&self, kind: ScoreKind, query: &[f32], allowed: Allowed<'_>, range: std::ops::Range<usize>, k: usize) -> Vec<Scored> {
         let mut top = TopK::new(k);
+        let range = match self.prefiltered_scan(kind, query, allowed, range.clone(), k) {
+            Some((hits, rest)) => {
+                for h in hits {
+                    top.push(h.row, h.score);
+                }
+                rest
+            }
+            None => range,
+        };
         for (first, m) in self.matrix_parts() {
             let end = first + m.len() / self.dim.max(1);
             let (from, to) = (range.start.max(first), range.end.min(end));
@@ -70,13 +81,13 @@ impl State {
 
 /// An `Allowed` for rows `from..to` renumbered from 0: a mask slice when `from` is on a word
 /// boundary, else a shifted copy (rows past `to` are cut off by the scan's row count).
-enum Shifted<'a> {
+pub(super) enum Shifted<'a> {
     Mask(&'a [u64]),
     Owned(Vec<u64>),
     List(Vec<u32>),
 }
 
-fn shift(allowed: Allowed<'_>, from: usize, to: usize) -> Shifted<'_> {
+pub(super) fn shift(allowed: Allowed<'_>, from: usize, to: usize) -> Shifted<'_> {
     match allowed {
         Allowed::Mask(words) if from.is_multiple_of(64) => Shifted::Mask(words.get(from / 64..).unwrap_or(&[])),
         Allowed::Mask(words) => {
