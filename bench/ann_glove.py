@@ -10,7 +10,8 @@ recomputed here from them, independently of Quiver's own report.
 
 Usage: bench/setup.sh && bench/.venv/bin/python bench/prepare_glove.py &&
        cargo build --release -p quiver-cli && bench/.venv/bin/python bench/ann_glove.py
-Writes bench/results/ann-glove50.{json,md,png}.
+Writes bench/results/ann-glove50.{json,md,png}. Another data set: --data DIR --title NAME --out NAME
+(e.g. the MiniLM embeddings of bench/prepare_minilm.py).
 """
 import argparse
 import json
@@ -160,13 +161,18 @@ def best_qps_at(rows, engine, target):
 
 
 def main():
+    global DATA
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=10_000, help="use the first N queries")
     ap.add_argument("--skip", default="", help="comma-separated engines to skip")
     ap.add_argument("--quiver-m", type=int, default=16)
     ap.add_argument("--quiver-efc", type=int, default=200)
     ap.add_argument("--out", default="ann-glove50", help="results file name (one per CPU class met)")
+    ap.add_argument("--data", default=DATA, help="a folder with base.npy, queries.npy and gt.npy (e.g. bench/data/minilm-50k "
+                    "from prepare_minilm.py); default glove-50")
+    ap.add_argument("--title", default="glove-50-angular", help="the data set's name in the report")
     args = ap.parse_args()
+    DATA = args.data
     base = np.load(os.path.join(DATA, "base.npy"))
     queries = np.load(os.path.join(DATA, "queries.npy"))[: args.queries]
     gt = np.load(os.path.join(DATA, "gt.npy"))[: args.queries]
@@ -206,7 +212,7 @@ def main():
     with open(os.path.join(RESULTS, f"{args.out}.json"), "w") as f:
         json.dump(dict(meta=meta, rows=rows, best_qps_at_recall=summary, filtered=filtered), f, indent=1)
 
-    lines = [f"# ANN on glove-50-angular ({len(base):,} x 50, {len(queries):,} queries, recall@{K})", "",
+    lines = [f"# ANN on {args.title} ({len(base):,} x {base.shape[1]}, {len(queries):,} queries, recall@{K})", "",
              f"{meta['date']}, {cpu_info()[0]}, {THREADS} threads to build, 1 thread to search, one query at a time.", "",
              "| engine | params | build s | memory MiB | best QPS at recall >= 0.95 | best QPS at recall >= 0.99 |", "|---|---|---|---|---|---|"]
     for e in engines:
@@ -242,7 +248,7 @@ def main():
     ax.set_xlim(left=0.8)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    ax.set_title(f"glove-50-angular, {len(base):,} vectors ({THREADS}-core machine)")
+    ax.set_title(f"{args.title}, {len(base):,} vectors ({THREADS}-core machine)")
     fig.tight_layout()
     fig.savefig(os.path.join(RESULTS, f"{args.out}.png"), dpi=110)
     print("\n".join(lines))
