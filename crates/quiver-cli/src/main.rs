@@ -108,10 +108,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Exact search through the collection API: loads --base into a fresh collection in a
-    /// temporary folder (timed, durable), runs the queries (asking for exact search, so the graph
-    /// built in the background is not used) one at a time on one thread, then all at once as a
-    /// batch, and prints one JSON line with the rates.
+    /// Exact search through the collection API: loads --base into a fresh collection without a
+    /// graph index in a temporary folder (timed, durable), runs the queries one at a time on one
+    /// thread, then all at once as a batch, and prints one JSON line with the rates.
     Exact(bench::ExactArgs),
     /// Embedding throughput: loads the model (not timed), then embeds the texts of --file (one
     /// per line) in batches, and prints one JSON line with texts per second.

@@ -67,7 +67,10 @@ pub fn exact(args: &ExactArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| -> Result<serde_json::Value> {
         let db = Database::open(&tmp)?;
-        let c = db.create_collection("bench", CollectionConfig::new(base.cols, metric))?;
+        // No graph: a background build would share the cores with the exact searches measured.
+        let mut config = CollectionConfig::new(base.cols, metric);
+        config.index.enabled = false;
+        let c = db.create_collection("bench", config)?;
         let points: Vec<Point> = base
             .data
             .chunks(base.cols)
