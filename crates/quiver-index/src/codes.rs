@@ -551,8 +551,9 @@ impl Codes {
 }
 
 /// Learns per-dimension ranges from a sample: the 0.05% and 99.95% quantiles of each dimension
-/// (so one outlier does not waste the 256 levels), at most 20,000 rows.
-fn train_int8(dim: usize, sample: &[f32]) -> Int8Params {
+/// (so one outlier does not waste the 256 levels), at most 20,000 rows spread over it. Also
+/// used by the library's exact scans through codes.
+pub fn train_int8(dim: usize, sample: &[f32]) -> Int8Params {
     let rows = sample.len() / dim;
     let take = rows.min(TRAIN_ROWS_MAX);
     let mut lo = vec![0.0f32; dim];

@@ -70,23 +70,9 @@ impl ScanCodes {
     /// Codes of `n` rows of `dim` floats, `row(i)` giving row `i`.
     fn build<'a>(generation: u64, dim: usize, n: usize, row: impl Fn(usize) -> &'a [f32] + Sync) -> ScanCodes {
         let take = n.min(TRAIN_ROWS);
-        let mut lo = vec![0.0f32; dim];
-        let mut step = vec![1.0f32; dim];
-        let mut col = Vec::with_capacity(take);
-        for d in 0..dim {
-            col.clear();
-            col.extend((0..take).map(|i| row(i * n / take)[d]).filter(|x| x.is_finite()));
-            if col.is_empty() {
-                continue;
-            }
-            col.sort_by(f32::total_cmp);
-            // The 0.05% and 99.95% quantiles: an outlier does not widen every step (its own
-            // residual grows instead).
-            let q = |f: f64| col[((col.len() - 1) as f64 * f).round() as usize];
-            let (a, b) = (q(0.0005), q(0.9995));
-            lo[d] = a;
-            step[d] = if b > a { (b - a) / 255.0 } else { 1.0 };
-        }
+        let sample: Vec<f32> = (0..take).flat_map(|i| row(i * n / take).iter().copied()).collect();
+        let quiver_index::codes::Int8Params { lo, step } = quiver_index::codes::train_int8(dim, &sample);
+        drop(sample);
         let mut codes = vec![0u8; n * dim];
         let mut residual = vec![0.0f32; n];
         let mut sq_norm = vec![0.0f32; n];
