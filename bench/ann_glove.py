@@ -160,6 +160,25 @@ def best_qps_at(rows, engine, target):
     return max(ok) if ok else None
 
 
+def qps_at(rows, engine, target):
+    """QPS read off the engine's recall-QPS curve at `target` recall: the upper frontier of its
+    points (each recall's best QPS), interpolated linearly in recall and in log QPS between the
+    two frontier points around the target (None outside the measured recalls)."""
+    pts = sorted((r["recall"], r["qps"]) for r in rows if r["engine"] == engine)
+    frontier = []
+    for rec, q in reversed(pts):  # from the highest recall down, keep points faster than all above
+        if not frontier or q > frontier[-1][1]:
+            frontier.append((rec, q))
+    frontier.reverse()
+    for (r0, q0), (r1, q1) in zip(frontier, frontier[1:]):
+        if r0 <= target <= r1:
+            w = (target - r0) / (r1 - r0) if r1 > r0 else 1.0
+            return float(np.exp(np.log(q0) + w * (np.log(q1) - np.log(q0))))
+    if frontier and frontier[-1][0] >= target and frontier[0][0] >= target:
+        return frontier[0][1]
+    return None
+
+
 def main():
     global DATA
     ap = argparse.ArgumentParser()
@@ -171,6 +190,7 @@ def main():
     ap.add_argument("--data", default=DATA, help="a folder with base.npy, queries.npy and gt.npy (e.g. bench/data/minilm-50k "
                     "from prepare_minilm.py); default glove-50")
     ap.add_argument("--title", default="glove-50-angular", help="the data set's name in the report")
+    ap.add_argument("--fine", action="store_true", help="a finer ef sweep (29 values), for the interpolated QPS at a recall")
     args = ap.parse_args()
     DATA = args.data
     base = np.load(os.path.join(DATA, "base.npy"))
@@ -178,6 +198,8 @@ def main():
     gt = np.load(os.path.join(DATA, "gt.npy"))[: args.queries]
     skip = set(filter(None, args.skip.split(",")))
     efs = [10, 20, 40, 60, 80, 100, 120, 160, 200, 240, 320, 400, 480]
+    if args.fine:
+        efs = sorted(set(efs + [16, 24, 28, 32, 36, 44, 48, 52, 56, 64, 70, 90, 110, 140, 180, 280]))
     rows = []
     steps = [
         ("quiver", lambda: run_quiver(gt, efs, args.quiver_m, args.quiver_efc, "none", "quiver")),
@@ -207,6 +229,7 @@ def main():
     summary = {}
     for target in (0.95, 0.99):
         summary[str(target)] = {e: best_qps_at(rows, e, target) for e in engines}
+        summary[f"interpolated {target}"] = {e: qps_at(rows, e, target) for e in engines}
     meta = dict(machine=platform.platform(), cpus=THREADS, n_base=len(base), n_queries=len(queries), k=K, date=time.strftime("%Y-%m-%d"))
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, f"{args.out}.json"), "w") as f:
@@ -214,11 +237,14 @@ def main():
 
     lines = [f"# ANN on {args.title} ({len(base):,} x {base.shape[1]}, {len(queries):,} queries, recall@{K})", "",
              f"{meta['date']}, {cpu_info()[0]}, {THREADS} threads to build, 1 thread to search, one query at a time.", "",
-             "| engine | params | build s | memory MiB | best QPS at recall >= 0.95 | best QPS at recall >= 0.99 |", "|---|---|---|---|---|---|"]
+             "| engine | params | build s | memory MiB | best QPS at recall >= 0.95 | best QPS at recall >= 0.99 "
+             "| QPS at 0.95, interpolated | QPS at 0.99, interpolated |", "|---|---|---|---|---|---|---|---|"]
     for e in engines:
         r0 = next(r for r in rows if r["engine"] == e)
         a, b = summary["0.95"][e], summary["0.99"][e]
-        lines.append(f"| {e} | {r0['params']} | {r0['build_s']:.1f} | {r0['mem_bytes'] / 2**20:.0f} | {a and round(a) or '-'} | {b and round(b) or '-'} |")
+        ia, ib = summary["interpolated 0.95"][e], summary["interpolated 0.99"][e]
+        lines.append(f"| {e} | {r0['params']} | {r0['build_s']:.1f} | {r0['mem_bytes'] / 2**20:.0f} | {a and round(a) or '-'} | {b and round(b) or '-'} "
+                     f"| {ia and round(ia) or '-'} | {ib and round(ib) or '-'} |")
     if filtered:
         lines += ["", "Filtered search through a Quiver collection (int8, M=16, ef=128; filter `bucket < share * 1000`, "
                   "an integer payload index; recall against the exact filtered answer; 2,000 queries):", "",
