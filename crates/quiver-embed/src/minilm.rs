@@ -11,6 +11,8 @@
 use crate::{EmbedError, Embedder};
 use quiver_kernels::matmul::{gemm, MatMut, MatRef, Threads};
 use quiver_kernels::nn::{Bf16Panels, NnKernels};
+use quiver_kernels::qmm::Int8Weights;
+pub use quiver_kernels::Precision;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -21,21 +23,30 @@ pub const MAX_TOKENS: usize = 256;
 /// The folder name of the model in Quiver's cache.
 pub const MODEL_NAME: &str = "all-minilm-l6-v2";
 
-/// A linear layer's weight: f32 for the GEMM, and on CPUs with AVX-512 a bfloat16 copy for
-/// products over a few tokens (see [`SMALL_TOKENS`]).
+/// A linear layer's weight. At [`Precision::Float`]: f32 for the GEMM, and on CPUs with AVX-512
+/// a bfloat16 copy for products over a few tokens (see [`SMALL_TOKENS`]). At
+/// [`Precision::Int8`]: the int8 codes only.
 struct Weight {
     f32: Vec<f32>,
     bf16: Option<Bf16Panels>,
+    int8: Option<Int8Weights>,
 }
 
 impl Weight {
-    fn new(w: Vec<f32>, out_dim: usize, in_dim: usize) -> Weight {
+    fn new(w: Vec<f32>, out_dim: usize, in_dim: usize, precision: Precision) -> Weight {
+        if precision == Precision::Int8 {
+            return Weight {
+                f32: Vec::new(),
+                bf16: None,
+                int8: Some(Int8Weights::pack(&w, out_dim, in_dim)),
+            };
+        }
         let bf16 = if Bf16Panels::fast() {
             Bf16Panels::pack(&w, out_dim, in_dim)
         } else {
             None
         };
-        Weight { f32: w, bf16 }
+        Weight { f32: w, bf16, int8: None }
     }
 }
 
@@ -77,6 +88,7 @@ pub struct MiniLm {
     ln_b: Vec<f32>,
     layers: Vec<Layer>,
     dir: PathBuf,
+    precision: Precision,
 }
 
 fn bad_model(dir: &Path, what: impl std::fmt::Display) -> EmbedError {
@@ -171,8 +183,14 @@ fn config_usize(cfg: &serde_json::Value, dir: &Path, key: &str) -> Result<usize,
 }
 
 impl MiniLm {
-    /// Loads a sentence-transformers folder.
+    /// Loads a sentence-transformers folder at the default precision.
     pub fn load(dir: &Path) -> Result<MiniLm, EmbedError> {
+        MiniLm::load_with(dir, Precision::Float)
+    }
+
+    /// Loads a sentence-transformers folder; `precision` chooses how its linear layers compute
+    /// (the weights are quantized here, once).
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<MiniLm, EmbedError> {
         let cfg_text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| bad_model(dir, format!("config.json: {e}")))?;
         let cfg: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| bad_model(dir, format!("config.json: {e}")))?;
         let hidden = config_usize(&cfg, dir, "hidden_size")?;
@@ -212,9 +230,9 @@ impl MiniLm {
             qkv_b.extend(tensor(&st, dir, &p("attention.self.key.bias"), &[h])?);
             qkv_b.extend(tensor(&st, dir, &p("attention.self.value.bias"), &[h])?);
             layers.push(Layer {
-                qkv_w: Weight::new(qkv_w, 3 * h, h),
+                qkv_w: Weight::new(qkv_w, 3 * h, h, precision),
                 qkv_b,
-                o_w: Weight::new(tensor(&st, dir, &p("attention.output.dense.weight"), &[h, h])?, h, h),
+                o_w: Weight::new(tensor(&st, dir, &p("attention.output.dense.weight"), &[h, h])?, h, h, precision),
                 o_b: tensor(&st, dir, &p("attention.output.dense.bias"), &[h])?,
                 ln1_g: tensor(&st, dir, &p("attention.output.LayerNorm.weight"), &[h])?,
                 ln1_b: tensor(&st, dir, &p("attention.output.LayerNorm.bias"), &[h])?,
@@ -222,9 +240,15 @@ impl MiniLm {
                     tensor(&st, dir, &p("intermediate.dense.weight"), &[intermediate, h])?,
                     intermediate,
                     h,
+                    precision,
                 ),
                 i_b: tensor(&st, dir, &p("intermediate.dense.bias"), &[intermediate])?,
-                out_w: Weight::new(tensor(&st, dir, &p("output.dense.weight"), &[h, intermediate])?, h, intermediate),
+                out_w: Weight::new(
+                    tensor(&st, dir, &p("output.dense.weight"), &[h, intermediate])?,
+                    h,
+                    intermediate,
+                    precision,
+                ),
                 out_b: tensor(&st, dir, &p("output.dense.bias"), &[h])?,
                 ln2_g: tensor(&st, dir, &p("output.LayerNorm.weight"), &[h])?,
                 ln2_b: tensor(&st, dir, &p("output.LayerNorm.bias"), &[h])?,
@@ -244,12 +268,18 @@ impl MiniLm {
             max_positions,
             layers,
             dir: dir.to_path_buf(),
+            precision,
         })
     }
 
     /// Encoder layers.
     pub fn layers(&self) -> usize {
         self.layers.len()
+    }
+
+    /// How the linear layers compute.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The folder the model was loaded from.
@@ -408,6 +438,10 @@ fn linear(x: &[f32], residual: Option<&[f32]>, n: usize, in_dim: usize, w: &Weig
                 row.copy_from_slice(b);
             }
         }),
+    }
+    if let Some(q) = &w.int8 {
+        q.matmul(&x[..n * in_dim], n, out, true);
+        return;
     }
     if let (true, Some(panels)) = (n <= SMALL_TOKENS, &w.bf16) {
         panels.matmul(&x[..n * in_dim], n, out, true);

@@ -11,12 +11,14 @@
 
 pub mod matmul;
 pub mod nn;
+pub mod qmm;
 pub mod quant;
 pub mod scalar;
 pub mod scan;
 pub mod simd;
 pub mod topk;
 
+pub use qmm::Precision;
 pub use scan::{batch_top_k, scan_rows, scan_top_k, Allowed};
 pub use simd::{isa, Isa};
 pub use topk::{Scored, TopK};

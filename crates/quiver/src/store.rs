@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::payload_index::PayloadIndexType;
-use crate::types::{CollectionConfig, Durability, IndexConfig, Metric, Payload, Point, PointId, Quantization};
+use crate::types::{CollectionConfig, Durability, EmbedPrecision, IndexConfig, Metric, Payload, Point, PointId, Quantization};
 use crate::vector_model::{DenseParams, NamedVectors, SparseParams, SparseVector, VectorData, VectorSchema};
 use quiver_storage::codec::{DecodeError, Decoder, Encoder};
 use quiver_storage::{blob, StorageError};
@@ -409,6 +409,11 @@ pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
     }
     let mut e = Encoder::new();
     e.bytes(m.config.embedder.as_deref().unwrap_or("").as_bytes());
+    // The precision follows the name only when it is not the default, so that a manifest of a
+    // default text collection stays readable by versions from before precisions.
+    if m.config.embed_precision != EmbedPrecision::Float {
+        e.bytes(m.config.embed_precision.name().as_bytes());
+    }
     let ix = &m.config.index;
     let mut i = Encoder::new();
     i.u8(ix.enabled as u8);
@@ -516,14 +521,23 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
             indexes.push((key, kind));
         }
         x.finish().map_err(|e| (e, "indexes"))?;
-        let embedder = match sections.get(3) {
-            None => None,
+        let (embedder, embed_precision) = match sections.get(3) {
+            None => (None, EmbedPrecision::Float),
             Some(section) => {
                 let mut d = Decoder::new(section);
                 let name = d.bytes().map_err(|e| (e, "embedder"))?;
-                d.finish().map_err(|e| (e, "embedder"))?;
                 let name = String::from_utf8(name.to_vec()).map_err(|_| (d.error("embedder name is not UTF-8"), "embedder"))?;
-                (!name.is_empty()).then_some(name)
+                let precision = if d.remaining() > 0 {
+                    let p = d.bytes().map_err(|e| (e, "embedder"))?;
+                    std::str::from_utf8(p)
+                        .ok()
+                        .and_then(EmbedPrecision::parse)
+                        .ok_or_else(|| (d.error("unknown embedder precision"), "embedder"))?
+                } else {
+                    EmbedPrecision::Float
+                };
+                d.finish().map_err(|e| (e, "embedder"))?;
+                ((!name.is_empty()).then_some(name), precision)
             }
         };
         let index = match sections.get(4) {
@@ -575,6 +589,7 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
                 metric,
                 durability,
                 embedder,
+                embed_precision,
                 index,
                 vectors,
             },
@@ -655,6 +670,7 @@ pub(crate) mod tests {
                 durability: Durability::Periodic { interval_ms: 50 },
                 vectors: VectorSchema::default(),
                 embedder: Some("all-minilm-l6-v2".into()),
+                embed_precision: EmbedPrecision::Float,
                 index: IndexConfig {
                     m: 8,
                     ef: 40,
@@ -696,6 +712,12 @@ pub(crate) mod tests {
         };
         let image = encode_manifest(&named);
         assert_eq!(decode_manifest(Path::new("MANIFEST"), &image).unwrap(), named);
+        // An int8 embedder is recorded after the name; the default one writes nothing more.
+        let mut int8 = m.clone();
+        int8.config.embed_precision = EmbedPrecision::Int8;
+        let image8 = encode_manifest(&int8);
+        assert_eq!(decode_manifest(Path::new("MANIFEST"), &image8).unwrap(), int8);
+        assert!(image8.len() > encode_manifest(&m).len());
     }
 
     /// Points of every kind: sparse, multi and dense named vectors, no main vector, a payload.

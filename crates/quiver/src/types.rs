@@ -209,11 +209,17 @@ pub struct CollectionConfig {
     /// `"all-minilm-l6-v2"`), when it takes text; the library only records the name, the
     /// command line and the server run the model.
     pub embedder: Option<String>,
+    /// How the embedder computes (`float`, the default, or `int8`): recorded so that every
+    /// text added and every text query of the collection is embedded alike.
+    pub embed_precision: EmbedPrecision,
     /// The approximate index (HNSW) built once the collection is large enough.
     pub index: IndexConfig,
     /// The main vector's name and the named vectors beside it.
     pub vectors: VectorSchema,
 }
+
+/// How a text collection's embedder computes (see [`CollectionConfig::embed_precision`]).
+pub use quiver_kernels::Precision as EmbedPrecision;
 
 /// How a quantized index encodes vectors for traversal (rescoring always uses the full vectors).
 pub use quiver_index::Quantization;
@@ -302,6 +308,7 @@ impl CollectionConfig {
             metric,
             durability: Durability::Immediate,
             embedder: None,
+            embed_precision: EmbedPrecision::Float,
             index: IndexConfig::default_for(metric),
             vectors: VectorSchema::default(),
         }

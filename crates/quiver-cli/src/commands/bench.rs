@@ -198,7 +198,8 @@ pub struct EmbedArgs {
 
 pub fn embed(args: &EmbedArgs) -> Result<()> {
     use quiver_embed::Embedder;
-    let model = quiver_embed::MiniLm::load(&quiver_embed::find_model(args.model.get())?)?;
+    let precision = args.model.precision.unwrap_or_default();
+    let model = quiver_embed::MiniLm::load_with(&quiver_embed::find_model(args.model.get())?, precision)?;
     let text = std::fs::read_to_string(&args.file)?;
     let lines: Vec<&str> = text.lines().collect();
     let batch = args.batch.max(1);
@@ -220,7 +221,7 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
     }
     println!(
         "{}",
-        json!({"engine": "quiver", "texts": lines.len(), "batch": batch, "mean_tokens": n_tokens as f64 / lines.len().max(1) as f64,
+        json!({"engine": "quiver", "precision": precision.name(), "texts": lines.len(), "batch": batch, "mean_tokens": n_tokens as f64 / lines.len().max(1) as f64,
                "median_s": median, "texts_per_s": lines.len() as f64 / median, "threads": rayon_threads()})
     );
     Ok(())
@@ -586,7 +587,7 @@ pub struct RetrievalArgs {
 pub fn retrieval(db: &Database, args: &RetrievalArgs) -> Result<()> {
     use quiver_embed::Embedder;
     let c = db.collection(&args.collection)?;
-    let model = super::text::collection_embedder(&c, args.model.get())?;
+    let model = super::text::collection_embedder(&c, &args.model)?;
     let text = std::fs::read_to_string(&args.questions)?;
     let qs: Vec<serde_json::Value> = text
         .lines()

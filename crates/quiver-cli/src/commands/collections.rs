@@ -76,6 +76,11 @@ pub struct CreateArgs {
     /// `search --text` then take text.
     #[arg(long)]
     model: Option<String>,
+    /// How the model computes for this collection: float (the default: the reference
+    /// embeddings to cosine 0.9999) or int8 (faster, cosine about 0.997 with them). Recorded:
+    /// `add`, `ingest` and `search --text` then run at it.
+    #[arg(long, requires = "model", value_parser = super::parse_precision)]
+    precision: Option<quiver::EmbedPrecision>,
     /// cosine | dot | euclid | manhattan
     #[arg(long, default_value = "cosine")]
     metric: String,
@@ -132,6 +137,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<Box<dyn Output>> {
     let mut config = CollectionConfig::new(dim, metric);
     config.vectors = schema;
     config.embedder = info.map(|m| m.name.to_string());
+    config.embed_precision = a.precision.unwrap_or_default();
     if let Some(ms) = a.group_commit_ms {
         config.durability = Durability::Periodic { interval_ms: ms };
     }
@@ -309,6 +315,7 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
            "points": info.points, "dead_rows": info.dead_rows, "segments": info.segments, "wal_bytes": info.wal_bytes,
            "last_seq": info.last_seq, "flushed_seq": info.flushed_seq, "payload_indexes": indexes,
            "kernel_isa": info.kernel_isa, "flush_error": info.flush_error, "damage": info.damage, "embedder": info.config.embedder,
+           "embedder_precision": info.config.embedder.as_ref().map(|_| info.config.embed_precision.name()),
            "vector_index": {"enabled": ix.enabled, "m": ix.m, "ef_construct": ix.ef_construct, "ef": ix.ef,
                             "quantization": ix.quantization.name(), "full_scan_threshold": ix.full_scan_threshold,
                             "nodes": status.nodes, "tail": status.tail, "building": status.building,
@@ -345,7 +352,10 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
         rows.push(("vectors", parts.join(", ")));
     }
     if let Some(e) = &info.config.embedder {
-        rows.push(("embedder", format!("{e} (takes text: quiver add / search --text)")));
+        rows.push((
+            "embedder",
+            format!("{e}, {} (takes text: quiver add / search --text)", info.config.embed_precision),
+        ));
     }
     rows.push(("durability", durability));
     rows.push((

@@ -36,7 +36,7 @@ pub struct EmbedArgs {
 /// Embeds every line. The vectors stream to standard output as JSON lines (the output is the
 /// data, so it is written here, not through the renderer), or go to a .npy file.
 pub fn embed(a: &EmbedArgs) -> Result<Box<dyn Output>> {
-    let m = text::load_embedder(&a.model, a.model_dir.get())?;
+    let m = text::load_embedder(&a.model, &a.model_dir)?;
     let input = match &a.file {
         Some(f) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
         None => {

@@ -46,7 +46,7 @@ pub struct IngestArgs {
 pub fn command(ctx: &Ctx, a: &IngestArgs) -> Result<Box<dyn Output>> {
     let db = ctx.db()?;
     let c = db.collection(&a.collection)?;
-    let model = text::collection_embedder(&c, a.model.get())?;
+    let model = text::collection_embedder(&c, &a.model)?;
     let opts = IngestOptions {
         max_tokens: a.max_tokens,
         overlap: a.overlap,

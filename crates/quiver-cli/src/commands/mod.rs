@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use quiver::{Database, Filter, PointId, PointSelector};
+use quiver_embed::minilm::Precision;
 use std::path::{Path, PathBuf};
 
 pub mod bench;
@@ -197,12 +198,22 @@ pub struct ModelDirArg {
     /// cache; `quiver model pull` fills Quiver's cache).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// How the model computes: `float` (the default: the reference embeddings to cosine
+    /// 0.9999) or `int8` (int8 weights and activations: faster, cosine about 0.99). A text
+    /// collection runs at the precision it was created with unless this says otherwise.
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
 }
 
 impl ModelDirArg {
     pub fn get(&self) -> Option<&Path> {
         self.model_dir.as_deref()
     }
+}
+
+/// `--precision`: `float` or `int8`, refused in the flag's words otherwise.
+pub fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("{s:?}: expected float or int8"))
 }
 
 pub fn parse_ids(ids: &[String]) -> Result<Vec<PointId>> {

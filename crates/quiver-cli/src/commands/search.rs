@@ -89,7 +89,7 @@ pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Box<dyn Output>> {
                 .skip(a.offset)
                 .collect()
         } else {
-            let model = text::collection_embedder(&c, a.model.get())?;
+            let model = text::collection_embedder(&c, &a.model)?;
             let q = model.embed(&[t.as_str()])?.pop().context("the model returned no vector")?;
             if a.hybrid {
                 let fusion = quiver::Fusion {
@@ -156,7 +156,7 @@ pub struct ContextArgs {
 pub fn context(ctx: &Ctx, a: &ContextArgs) -> Result<Box<dyn Output>> {
     let db = ctx.db()?;
     let c = db.collection(&a.collection)?;
-    let model = text::collection_embedder(&c, a.model.get())?;
+    let model = text::collection_embedder(&c, &a.model)?;
     let q = model.embed(&[a.question.as_str()])?.pop().context("the model returned no vector")?;
     let count = |s: &str| model.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
     let passages = quiver::context::retrieve(&c, &a.question, q, a.limit, a.filter.parse()?, a.max_tokens, &count)?;

@@ -8,7 +8,7 @@ use crate::render::{count, Message, Output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use quiver::{Collection, Filter, Payload, Point, PointId, SearchRequest};
+use quiver::{Collection, EmbedPrecision, Filter, Payload, Point, PointId, SearchRequest};
 use quiver_embed::{Embedder, MiniLm};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub struct AddArgs {
 pub fn add_command(ctx: &Ctx, a: &AddArgs) -> Result<Box<dyn Output>> {
     let db = ctx.db()?;
     let c = db.collection(&a.collection)?;
-    let model = collection_embedder(&c, a.model.get())?;
+    let model = collection_embedder(&c, &a.model)?;
     let docs = match (&a.text, &a.file) {
         (Some(t), _) => {
             let payload = a.payload.as_deref().map(parse_payload).transpose()?.unwrap_or_default();
@@ -102,7 +102,7 @@ pub fn explain(ctx: &Ctx, a: &ExplainArgs) -> Result<Box<dyn Output>> {
     if let (Some(using), Some(v)) = (&a.using, &a.vector) {
         return Ok(Box::new(explain_sparse(&c, using, v, a.k, a.filter.parse()?)?));
     }
-    let model = collection_embedder(&c, a.model.get())?;
+    let model = collection_embedder(&c, &a.model)?;
     let text = a.text.as_deref().unwrap_or_default();
     Ok(Box::new(explain_query(&c, &model, text, a.k, a.filter.parse()?)?))
 }
@@ -168,10 +168,14 @@ fn explain_sparse(c: &Collection, using: &str, vector: &str, k: usize, filter: O
     ))
 }
 
-/// Loads the model an embedder name stands for.
-pub fn load_embedder(name: &str, model_dir: Option<&Path>) -> Result<MiniLm> {
+/// Loads the model an embedder name stands for, at `--precision` (else the default).
+pub fn load_embedder(name: &str, model: &ModelDirArg) -> Result<MiniLm> {
+    load_at(name, model, model.precision.unwrap_or_default())
+}
+
+fn load_at(name: &str, model: &ModelDirArg, precision: EmbedPrecision) -> Result<MiniLm> {
     model_info(name)?;
-    Ok(MiniLm::load(&quiver_embed::find_model(model_dir)?)?)
+    Ok(MiniLm::load_with(&quiver_embed::find_model(model.get())?, precision)?)
 }
 
 /// The registry's entry for a model name, or an error that lists the models Quiver runs.
@@ -180,10 +184,11 @@ pub fn model_info(name: &str) -> Result<&'static quiver_embed::registry::ModelIn
         .with_context(|| format!("unknown model {name:?}; Quiver runs: {}", quiver_embed::registry::names()))
 }
 
-/// The embedder of a text collection, or an error that says the collection takes vectors.
-pub fn collection_embedder(c: &Collection, model_dir: Option<&Path>) -> Result<MiniLm> {
+/// The embedder of a text collection, at the collection's precision unless `--precision` says
+/// otherwise, or an error that says the collection takes vectors.
+pub fn collection_embedder(c: &Collection, model: &ModelDirArg) -> Result<MiniLm> {
     match &c.config().embedder {
-        Some(name) => load_embedder(name, model_dir),
+        Some(name) => load_at(name, model, model.precision.unwrap_or(c.config().embed_precision)),
         None => bail!(
             "collection {:?} has no embedder: create it with --model all-minilm-l6-v2 to give it text",
             c.name()
