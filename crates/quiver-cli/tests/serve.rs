@@ -746,3 +746,83 @@ fn a_local_server_no_web_page_can_drive() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--api-key is empty"), "{err}");
 }
+
+/// A text collection's precision: recorded by `create --precision int8` (the manifest keeps it
+/// over a restart) or by `"embedder_precision"` over REST, and used for its documents and text
+/// queries: the same text gets a vector close to, but not equal to, the float one.
+#[test]
+fn int8_text_collections_embed_with_int8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["create", "cli8", "--model", "all-minilm-l6-v2", "--precision", "int8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut server = start(&data, &[]);
+    let url = |p: &str| format!("{}{p}", server.url);
+    let (s, b) = call("GET", &url("/collections/cli8"), None);
+    assert_eq!((s, b["result"]["quiver_embedder_precision"].as_str()), (200, Some("int8")), "{b}");
+    for (name, precision) in [("f", json!(null)), ("q", json!("int8"))] {
+        let (s, b) = call(
+            "PUT",
+            &url(&format!("/collections/{name}")),
+            Some(json!({"vectors": {"size": 384, "distance": "Cosine"}, "embedder": "all-minilm-l6-v2", "embedder_precision": precision})),
+        );
+        assert_eq!(s, 200, "{b}");
+        let points: Vec<Value> = ["backups run nightly at two", "the cafeteria opens at noon", "restores need a key"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({"id": i + 1, "vector": {"text": t, "model": "sentence-transformers/all-MiniLM-L6-v2"}}))
+            .collect();
+        let (s, b) = call(
+            "PUT",
+            &url(&format!("/collections/{name}/points?wait=true")),
+            Some(json!({"points": points})),
+        );
+        assert_eq!(s, 200, "{b}");
+        let (s, b) = call(
+            "POST",
+            &url(&format!("/collections/{name}/points/query")),
+            Some(json!({"query": {"text": "when do the backups happen?", "model": "sentence-transformers/all-MiniLM-L6-v2"}, "limit": 1})),
+        );
+        assert_eq!((s, &b["result"]["points"][0]["id"]), (200, &json!(1)), "{b}");
+    }
+    let (_, b) = call("GET", &url("/collections/q"), None);
+    assert_eq!(b["result"]["quiver_embedder_precision"], json!("int8"), "{b}");
+    let vector = |name: &str| -> Vec<f32> {
+        let (s, b) = call("GET", &url(&format!("/collections/{name}/points/1")), None);
+        assert_eq!(s, 200, "{b}");
+        b["result"]["vector"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let (f, q) = (vector("f"), vector("q"));
+    let cos: f32 = f.iter().zip(&q).map(|(a, b)| a * b).sum();
+    assert!(cos > 0.98 && cos < 0.99999, "float vs int8 cosine {cos}");
+    for (body, what) in [
+        (
+            json!({"vectors": {"size": 384, "distance": "Cosine"}, "embedder": "all-minilm-l6-v2", "embedder_precision": "int4"}),
+            "int4",
+        ),
+        (
+            json!({"vectors": {"size": 384, "distance": "Cosine"}, "embedder_precision": "int8"}),
+            "needs an embedder",
+        ),
+    ] {
+        let (s, b) = call("PUT", &url("/collections/bad"), Some(body));
+        assert_eq!(s, 400, "{b}");
+        assert!(b["status"]["error"].as_str().unwrap().contains(what), "{b}");
+    }
+    sigterm_and_wait(&mut server.child);
+    // The precision survives a restart.
+    let mut server = start(&data, &[]);
+    let (_, b) = call("GET", &format!("{}/collections/q", server.url), None);
+    assert_eq!(b["result"]["quiver_embedder_precision"], json!("int8"), "{b}");
+    sigterm_and_wait(&mut server.child);
+}

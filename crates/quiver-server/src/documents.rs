@@ -148,18 +148,19 @@ pub fn has_documents(body: &Map<String, Value>) -> bool {
     !find_slots(body).is_empty()
 }
 
-pub(crate) fn model(state: &AppState) -> Result<Arc<MiniLm>, ApiError> {
-    let mut slot = state
+/// The model at the precision a collection records, loaded once per precision.
+pub(crate) fn model(state: &AppState, precision: quiver::EmbedPrecision) -> Result<Arc<MiniLm>, ApiError> {
+    let mut loaded = state
         .embedder
         .lock()
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "embedder lock poisoned"))?;
-    if let Some(m) = slot.as_ref() {
+    if let Some(m) = loaded.get(&precision) {
         return Ok(m.clone());
     }
     let dir = quiver_embed::find_model(None).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let m = Arc::new(MiniLm::load(&dir).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?);
-    tracing::info!(dir = %dir.display(), "embedding model loaded");
-    *slot = Some(m.clone());
+    let m = Arc::new(MiniLm::load_with(&dir, precision).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?);
+    tracing::info!(dir = %dir.display(), %precision, "embedding model loaded");
+    loaded.insert(precision, m.clone());
     Ok(m)
 }
 
@@ -198,7 +199,7 @@ pub fn resolve(state: &AppState, collection: &str, body: &mut Map<String, Value>
         }
         texts.push(text.to_string());
     }
-    let m = model(state)?;
+    let m = model(state, c.config().embed_precision)?;
     let vectors = state.embeds.embed(m, texts.clone())?;
     for ((slot, vector), text) in slots.into_iter().zip(vectors).zip(texts) {
         *slot_mut(body, slot).expect("slots point at documents") = Value::from(vector);

@@ -112,8 +112,9 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// Searches are queued and answered in batches (see [`batcher`]).
     pub searches: Arc<batcher::Batcher>,
-    /// The text embedder, loaded on the first document (see [`documents`]).
-    pub embedder: Arc<std::sync::Mutex<Option<Arc<quiver_embed::MiniLm>>>>,
+    /// The text embedder at each precision, loaded on the first document that needs it (see
+    /// [`documents`]).
+    pub embedder: Arc<std::sync::Mutex<std::collections::HashMap<quiver::EmbedPrecision, Arc<quiver_embed::MiniLm>>>>,
     /// Documents are queued and embedded in batches (see [`embed_queue`]).
     pub embeds: Arc<embed_queue::EmbedQueue>,
     /// The largest request body (also what strict mode's check may read).
@@ -134,7 +135,7 @@ pub fn router(db: Arc<Database>, config: &ServerConfig) -> Result<Router, String
         }),
         auth: Arc::new(auth::Auth::new(config.api_key.clone(), config.read_only_api_key.clone())),
         searches: Arc::new(batcher::Batcher::start(db.clone())),
-        embedder: Arc::new(std::sync::Mutex::new(None)),
+        embedder: Arc::new(std::sync::Mutex::new(std::collections::HashMap::new())),
         embeds: Arc::new(embed_queue::EmbedQueue::start()),
         body_bytes_max: config.body_bytes_max,
     };

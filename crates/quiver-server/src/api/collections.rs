@@ -87,6 +87,8 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
         },
         // Quiver's own: the model that embeds its documents (a text collection), else null.
         "quiver_embedder": info.config.embedder,
+        // Quiver's own: how that model computes ("float" or "int8"), else null.
+        "quiver_embedder_precision": info.config.embedder.as_ref().map(|_| info.config.embed_precision.name()),
         // Quiver's own: bytes in memory and on disk by component (see docs/api.md).
         "quiver_storage": footprint_json(&c.footprint()),
     });
@@ -158,6 +160,17 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
             }
             Some(other) => return Err(ApiError::bad(format!("embedder must be a model name, got {other}"))),
         };
+        let embed_precision = match body.get("embedder_precision") {
+            None | Some(Value::Null) => quiver::EmbedPrecision::Float,
+            Some(Value::String(p)) if embedder.is_some() => quiver::EmbedPrecision::parse(p)
+                .ok_or_else(|| ApiError::bad(format!("embedder_precision must be \"float\" or \"int8\", got {p:?}")))?,
+            Some(Value::String(_)) => return Err(ApiError::bad("embedder_precision needs an embedder")),
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "embedder_precision must be \"float\" or \"int8\", got {other}"
+                )))
+            }
+        };
         let mut index = parse_index_config(&body, dim, metric)?;
         // hnsw_config / quantization_config given with the main vector override the
         // collection's.
@@ -174,9 +187,9 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
             apply_indexing_threshold(&mut index, t, dim)?;
         }
         let settings = settings_of_create(&body)?;
-        Ok::<_, ApiError>((dim, metric, embedder, index, schema, settings))
+        Ok::<_, ApiError>((dim, metric, (embedder, embed_precision), index, schema, settings))
     })();
-    let (dim, metric, embedder, index, schema, settings) = match result {
+    let (dim, metric, (embedder, embed_precision), index, schema, settings) = match result {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -185,6 +198,7 @@ pub(super) async fn create_collection(State(state): State<AppState>, Path(name):
         blocking(move || {
             let mut config = CollectionConfig::new(dim, metric);
             config.embedder = embedder;
+            config.embed_precision = embed_precision;
             config.index = index;
             config.vectors = schema;
             state.db.create_collection_with(&name, config, &settings)?;

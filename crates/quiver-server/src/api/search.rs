@@ -165,7 +165,7 @@ pub(super) async fn context(State(state): State<AppState>, Path(name): Path<Stri
         if c.config().embedder.is_none() {
             return Err(ApiError::bad(format!("collection {name:?} has no embedder; context needs a text collection")));
         }
-        let m = crate::documents::model(&state)?;
+        let m = crate::documents::model(&state, c.config().embed_precision)?;
         let q = m.embed(&[question.as_str()]).map_err(|e| ApiError::bad(e.to_string()))?.pop().unwrap_or_default();
         let count = |s: &str| m.tokenize(s).map(|(_, ids)| ids.len().saturating_sub(2)).unwrap_or(0);
         let passages: Vec<Value> = quiver::context::retrieve(&c, &question, q, limit, filter, max_tokens, &count)?

@@ -54,7 +54,7 @@ fn text_model(state: &AppState, c: &Collection) -> Result<Arc<quiver_embed::Mini
             c.name()
         )));
     }
-    crate::documents::model(state)
+    crate::documents::model(state, c.config().embed_precision)
 }
 
 /// `POST /collections/{name}/explain` `{"text" | "vector", "limit" (10), "filter"}`: tokens,
