@@ -256,7 +256,7 @@ impl Int8Weights {
                 self.max <= WEIGHT_MAX_AVX2,
                 "8-bit weights would saturate the AVX2 path: pack them for it"
             );
-            return self.drive(m, out, accumulate, &a, false, epilogue, |p, r0, rows, acc| {
+            return self.drive(m, out, accumulate, &a, epilogue, |p, r0, rows, acc| {
                 x86::panel_avx2(
                     &self.data[p * kp * NR..(p + 1) * kp * NR],
                     &a.data[r0 * kp..(r0 + rows) * kp],
@@ -267,7 +267,7 @@ impl Int8Weights {
             });
         }
         let kernel = path.kernel();
-        self.drive(m, out, accumulate, &a, false, epilogue, |p, r0, rows, acc| {
+        self.drive(m, out, accumulate, &a, epilogue, |p, r0, rows, acc| {
             kernel(
                 &self.data[p * kp * NR..(p + 1) * kp * NR],
                 &a.data[r0 * kp..(r0 + rows) * kp],
@@ -279,16 +279,13 @@ impl Int8Weights {
     }
 
     /// Runs `panel(p, r0, rows, acc)` (the integer sums of panel `p` for rows `r0..r0 + rows`)
-    /// over blocks of rows in parallel, and turns the sums into `out`. `zero_in_sums`: the
-    /// kernel already subtracted the activations' zero points.
-    #[allow(clippy::too_many_arguments)]
+    /// over blocks of rows in parallel, and turns the sums into `out`.
     fn drive(
         &self,
         m: usize,
         out: &mut [f32],
         accumulate: bool,
         a: &Int8Rows,
-        zero_in_sums: bool,
         epilogue: Epilogue,
         panel: impl Fn(usize, usize, usize, &mut [i32]) + Sync,
     ) {
@@ -308,11 +305,11 @@ impl Int8Weights {
                     scale: &self.scale[c0..c1],
                     sum: &self.colsum[c0..c1],
                 };
-                for r in 0..rows {
-                    let orow = &mut out[r * n + c0..r * n + c1];
-                    let za = if zero_in_sums { 0 } else { a.zero[r0 + r] };
-                    epilogue(&acc[r * NR..(r + 1) * NR], a.scale[r0 + r], za, cols, orow, accumulate);
-                }
+                let act = Acts {
+                    scale: &a.scale[r0..r0 + rows],
+                    zero: &a.zero[r0..r0 + rows],
+                };
+                epilogue(&acc, act, cols, &mut out[c0..], n, accumulate);
             }
         });
     }
@@ -346,11 +343,26 @@ struct Cols<'a> {
     sum: &'a [i32],
 }
 
-/// `out[j] (+)= sa * sw[j] * (acc[j] - za * colsum[j])` over one row of a panel.
-type Epilogue = fn(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], accumulate: bool);
+/// The scales and zero points of a block of activation rows.
+#[derive(Clone, Copy)]
+struct Acts<'a> {
+    scale: &'a [f32],
+    zero: &'a [i32],
+}
+
+/// `out[r][j] (+)= sa[r] * sw[j] * (acc[r][j] - za[r] * colsum[j])` over a block of rows of one
+/// panel; `acc` is `rows x 16`, row `r` of `out` starts at `r * stride`.
+type Epilogue = fn(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool);
+
+fn epilogue_scalar(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool) {
+    for (r, (&sa, &za)) in act.scale.iter().zip(act.zero).enumerate() {
+        let orow = &mut out[r * stride..r * stride + cols.scale.len()];
+        epilogue_row(&acc[r * NR..(r + 1) * NR], sa, za, cols, orow, accumulate);
+    }
+}
 
 #[inline(always)]
-fn epilogue_body(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], accumulate: bool) {
+fn epilogue_row(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], accumulate: bool) {
     if out.len() == NR {
         // The common case in fixed-size arrays, so that it compiles to a few vector operations.
         let (acc, sw, cs): (&[i32; NR], &[f32; NR], &[i32; NR]) = (
@@ -369,10 +381,6 @@ fn epilogue_body(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32],
         let v = sa * cols.scale[j] * (acc[j] - za * cols.sum[j]) as f32;
         *o = if accumulate { *o + v } else { v };
     }
-}
-
-fn epilogue_scalar(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], accumulate: bool) {
-    epilogue_body(acc, sa, za, cols, out, accumulate)
 }
 
 /// Quantizes one row of `k` values into `q` (`kp >= k` bytes); returns (scale, zero point).
@@ -434,35 +442,48 @@ fn quantize_rows(path: QmmPath, x: &[f32], m: usize, k: usize, kp: usize) -> Int
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{epilogue_body, Cols, ACT_MAX, KG, NR};
+    use super::{epilogue_scalar, Acts, Cols, ACT_MAX, KG, NR};
     use std::arch::x86_64::*;
 
-    pub(super) fn epilogue_avx2(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], accumulate: bool) {
-        if out.len() != NR {
-            return epilogue_body(acc, sa, za, cols, out, accumulate);
+    pub(super) fn epilogue_avx2(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool) {
+        let rows = act.scale.len();
+        if cols.scale.len() != NR || rows == 0 {
+            return epilogue_scalar(acc, act, cols, out, stride, accumulate);
         }
-        assert!(acc.len() >= NR && cols.scale.len() == NR && cols.sum.len() == NR);
-        // SAFETY: chosen only when the CPU has AVX2; every pointer covers 16 elements (asserted).
-        unsafe { epilogue_avx2_16(acc, sa, za, cols, out, accumulate) }
+        assert!(act.zero.len() == rows && acc.len() >= rows * NR && cols.sum.len() == NR && out.len() >= (rows - 1) * stride + NR);
+        // SAFETY: chosen only when the CPU has AVX2; every row's 16 elements are in bounds
+        // (asserted).
+        unsafe { epilogue_avx2_16(acc, act, cols, out, stride, accumulate) }
     }
 
-    /// The same operations as `epilogue_body`, in the same order, so the results are equal.
+    /// The same operations as `epilogue_row`, in the same order, so the results are equal.
     #[target_feature(enable = "avx2")]
-    unsafe fn epilogue_avx2_16(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], accumulate: bool) {
-        let (sa, za) = (_mm256_set1_ps(sa), _mm256_set1_epi32(za));
-        for h in 0..2 {
-            // SAFETY: 16 elements behind every pointer (checked by the caller).
-            unsafe {
-                let acc = _mm256_loadu_si256(acc.as_ptr().add(8 * h) as *const __m256i);
-                let cs = _mm256_loadu_si256(cols.sum.as_ptr().add(8 * h) as *const __m256i);
-                let sw = _mm256_loadu_ps(cols.scale.as_ptr().add(8 * h));
-                let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, _mm256_mullo_epi32(za, cs)));
-                let mut v = _mm256_mul_ps(_mm256_mul_ps(sa, sw), x);
-                let o = out.as_mut_ptr().add(8 * h);
-                if accumulate {
-                    v = _mm256_add_ps(_mm256_loadu_ps(o), v);
+    unsafe fn epilogue_avx2_16(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool) {
+        // SAFETY (every block below): 16 columns behind `cols`, `rows x 16` sums behind `acc`,
+        // and row r's 16 outputs at `r * stride` (checked by the caller).
+        let (cs, sw) = unsafe {
+            (
+                [
+                    _mm256_loadu_si256(cols.sum.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(cols.sum.as_ptr().add(8) as *const __m256i),
+                ],
+                [_mm256_loadu_ps(cols.scale.as_ptr()), _mm256_loadu_ps(cols.scale.as_ptr().add(8))],
+            )
+        };
+        for (r, (&sa, &za)) in act.scale.iter().zip(act.zero).enumerate() {
+            let (sa, za) = (_mm256_set1_ps(sa), _mm256_set1_epi32(za));
+            for h in 0..2 {
+                // SAFETY: as above.
+                unsafe {
+                    let acc = _mm256_loadu_si256(acc.as_ptr().add(r * NR + 8 * h) as *const __m256i);
+                    let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, _mm256_mullo_epi32(za, cs[h])));
+                    let mut v = _mm256_mul_ps(_mm256_mul_ps(sa, sw[h]), x);
+                    let o = out.as_mut_ptr().add(r * stride + 8 * h);
+                    if accumulate {
+                        v = _mm256_add_ps(_mm256_loadu_ps(o), v);
+                    }
+                    _mm256_storeu_ps(o, v);
                 }
-                _mm256_storeu_ps(o, v);
             }
         }
     }
