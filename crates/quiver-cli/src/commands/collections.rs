@@ -382,16 +382,30 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let parts = by(|c| c.memory);
     rows.push((
         "memory",
-        format!("{} ({}; payloads estimated)", mib(footprint.memory()), by(|c| c.memory)),
+        if parts.is_empty() {
+            mib(footprint.memory())
+        } else {
+            format!("{} ({parts}; payloads estimated)", mib(footprint.memory()))
+        },
     ));
     let placement = match (&footprint.vectors_fallback, footprint.vectors_on_disk) {
         (Some(why), _) => format!("; vectors meant for disk are in memory: {why}"),
         (None, true) => "; main vectors kept on disk".to_string(),
         (None, false) => String::new(),
     };
-    rows.push(("disk", format!("{} ({}{placement})", mib(footprint.disk()), by(|c| c.disk))));
+    let parts = format!("{}{placement}", by(|c| c.disk));
+    let parts = parts.trim_start_matches("; ");
+    rows.push((
+        "disk",
+        if parts.is_empty() {
+            mib(footprint.disk())
+        } else {
+            format!("{} ({parts})", mib(footprint.disk()))
+        },
+    ));
     let index_text = if !ix.enabled {
         "none (every search is an exact scan)".to_string()
     } else {
