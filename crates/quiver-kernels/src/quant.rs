@@ -132,7 +132,7 @@ pub fn prefetch<T>(row: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let bytes = std::mem::size_of_val(row).min(256);
+        let bytes = std::mem::size_of_val(row).min(2048);
         let p = row.as_ptr() as *const i8;
         let mut off = 0;
         while off < bytes {
