@@ -27,9 +27,8 @@ fn model() -> MiniLm {
     MiniLm::load(&dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-fn matches_reference_embeddings_and_tokens() {
-    let m = model();
+/// The fixture sentences and their reference embeddings.
+fn sentences() -> (Vec<String>, quiver::npy::Matrix) {
     let dir = fixtures();
     let texts: Vec<String> = std::fs::read_to_string(dir.join("sentences.txt"))
         .unwrap()
@@ -38,6 +37,14 @@ fn matches_reference_embeddings_and_tokens() {
         .collect();
     let reference = quiver::npy::read(&dir.join("embeddings.npy")).unwrap();
     assert_eq!((reference.rows, reference.cols), (texts.len(), 384));
+    (texts, reference)
+}
+
+#[test]
+fn matches_reference_embeddings_and_tokens() {
+    let m = model();
+    let dir = fixtures();
+    let (texts, reference) = sentences();
     let tokens: Vec<Value> = std::fs::read_to_string(dir.join("tokens.jsonl"))
         .unwrap()
         .lines()
@@ -119,12 +126,7 @@ fn int8_precision_stays_close_to_the_reference() {
     let m = MiniLm::load_with(&dir, quiver_embed::minilm::Precision::Int8).unwrap();
     assert_eq!(m.precision(), quiver_embed::minilm::Precision::Int8);
     let fx = fixtures();
-    let texts: Vec<String> = std::fs::read_to_string(fx.join("sentences.txt"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let reference = quiver::npy::read(&fx.join("embeddings.npy")).unwrap();
+    let (texts, reference) = sentences();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let got = m.embed(&refs).unwrap();
     let (mut worst, mut sum) = (1.0f32, 0.0f32);
