@@ -287,6 +287,17 @@ fn text_collections_end_to_end() {
         1
     );
     assert_eq!(json(dir, &["count", "docs"])["count"], 5);
+    // Plain text: --file says what it takes and points at --lines, which takes it.
+    let plain = tmp.path().join("notes.txt");
+    std::fs::write(&plain, "Tea is brewed from dried leaves.\n\nCoffee is brewed from roasted beans.\n").unwrap();
+    fails(dir, &["add", "docs", "--file", plain.to_str().unwrap()], "use --lines");
+    assert_eq!(json(dir, &["add", "docs", "--lines", plain.to_str().unwrap()])["added"], 2);
+    let tea = json(dir, &["search", "docs", "--text", "which drink comes from leaves?", "-k", "1"]);
+    assert_eq!(tea[0]["payload"]["document"], "Tea is brewed from dried leaves.", "{tea}");
+    ok(dir, &["delete", "docs", tea[0]["id"].as_str().unwrap()]);
+    let coffee = json(dir, &["search", "docs", "--text", "roasted beans", "-k", "1"]);
+    ok(dir, &["delete", "docs", coffee[0]["id"].as_str().unwrap()]);
+    assert_eq!(json(dir, &["count", "docs"])["count"], 5);
     let hits = json(
         dir,
         &["search", "docs", "--text", "how do databases survive a power failure?", "-k", "2"],

@@ -24,7 +24,7 @@ pub struct AddArgs {
     /// The collection's name.
     collection: String,
     /// One text.
-    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    #[arg(long, conflicts_with_all = ["file", "lines"], required_unless_present_any = ["file", "lines"])]
     text: Option<String>,
     /// Its id (default: a random UUID).
     #[arg(long, requires = "text")]
@@ -33,8 +33,11 @@ pub struct AddArgs {
     #[arg(long, requires = "text")]
     payload: Option<String>,
     /// JSON lines: {"id": .., "text": .., "payload": {..}} (id optional).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lines")]
     file: Option<PathBuf>,
+    /// Plain text, one text per line (blank lines skipped), each with a random UUID.
+    #[arg(long)]
+    lines: Option<PathBuf>,
     #[command(flatten)]
     model: ModelDirArg,
 }
@@ -44,6 +47,7 @@ pub fn add_command(ctx: &Ctx, a: &AddArgs) -> Result<Box<dyn Output>> {
     let c = db.collection(&a.collection)?;
     let model = collection_embedder(&c, &a.model)?;
     let docs = match (&a.text, &a.file) {
+        (None, None) if a.lines.is_some() => read_lines(a.lines.as_deref().expect("checked"))?,
         (Some(t), _) => {
             let payload = a.payload.as_deref().map(parse_payload).transpose()?.unwrap_or_default();
             let id = match &a.id {
@@ -57,7 +61,7 @@ pub fn add_command(ctx: &Ctx, a: &AddArgs) -> Result<Box<dyn Output>> {
             }]
         }
         (None, Some(f)) => read_docs(f)?,
-        (None, None) => bail!("give --text or --file"),
+        (None, None) => bail!("give --text, --file or --lines"),
     };
     let t0 = Instant::now();
     let n = add(&c, &model, docs)?;
@@ -212,7 +216,12 @@ pub fn read_docs(path: &Path) -> Result<Vec<Doc>> {
             continue;
         }
         let at = || format!("{} line {}", path.display(), n + 1);
-        let v: Value = serde_json::from_str(line).with_context(|| format!("{}: malformed JSON", at()))?;
+        let v: Value = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}: malformed JSON (--file takes JSON lines, {{\"text\": ...}}; for plain text, one text per line, use --lines)",
+                at()
+            )
+        })?;
         let o = v.as_object().with_context(|| format!("{}: expected an object with text", at()))?;
         for k in o.keys() {
             if !matches!(k.as_str(), "id" | "text" | "payload") {
@@ -236,6 +245,20 @@ pub fn read_docs(path: &Path) -> Result<Vec<Doc>> {
         docs.push(Doc { id, text, payload });
     }
     Ok(docs)
+}
+
+/// Plain text, one document per non-blank line, each with a random UUID and no payload.
+pub fn read_lines(path: &Path) -> Result<Vec<Doc>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Doc {
+            id: PointId::Uuid(uuid_v4()),
+            text: l.to_string(),
+            payload: Payload::new(),
+        })
+        .collect())
 }
 
 fn uuid_v4() -> uuid::Uuid {
