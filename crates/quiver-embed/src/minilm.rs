@@ -26,27 +26,20 @@ pub const MODEL_NAME: &str = "all-minilm-l6-v2";
 /// A linear layer's weight. At [`Precision::Float`]: f32 for the GEMM, and on CPUs with AVX-512
 /// a bfloat16 copy for products over a few tokens (see [`SMALL_TOKENS`]). At
 /// [`Precision::Int8`]: the int8 codes only.
-struct Weight {
-    f32: Vec<f32>,
-    bf16: Option<Bf16Panels>,
-    int8: Option<Int8Weights>,
+enum Weight {
+    Float { f32: Vec<f32>, bf16: Option<Bf16Panels> },
+    Int8(Int8Weights),
 }
 
 impl Weight {
     fn new(w: Vec<f32>, out_dim: usize, in_dim: usize, precision: Precision) -> Weight {
-        if precision == Precision::Int8 {
-            return Weight {
-                f32: Vec::new(),
-                bf16: None,
-                int8: Some(Int8Weights::pack(&w, out_dim, in_dim)),
-            };
+        match precision {
+            Precision::Int8 => Weight::Int8(Int8Weights::pack(&w, out_dim, in_dim)),
+            Precision::Float => Weight::Float {
+                bf16: Bf16Panels::fast().then(|| Bf16Panels::pack(&w, out_dim, in_dim)).flatten(),
+                f32: w,
+            },
         }
-        let bf16 = if Bf16Panels::fast() {
-            Bf16Panels::pack(&w, out_dim, in_dim)
-        } else {
-            None
-        };
-        Weight { f32: w, bf16, int8: None }
     }
 }
 
@@ -439,15 +432,15 @@ fn linear(x: &[f32], residual: Option<&[f32]>, n: usize, in_dim: usize, w: &Weig
             }
         }),
     }
-    if let Some(q) = &w.int8 {
-        q.matmul(&x[..n * in_dim], n, out, true);
-        return;
-    }
-    if let (true, Some(panels)) = (n <= SMALL_TOKENS, &w.bf16) {
+    let (f32, bf16) = match w {
+        Weight::Int8(q) => return q.matmul(&x[..n * in_dim], n, out, true),
+        Weight::Float { f32, bf16 } => (f32, bf16),
+    };
+    if let (true, Some(panels)) = (n <= SMALL_TOKENS, bf16) {
         panels.matmul(&x[..n * in_dim], n, out, true);
         return;
     }
-    let w = MatRef::row_major(&w.f32, out_dim, in_dim);
+    let w = MatRef::row_major(f32, out_dim, in_dim);
     gemm(
         Threads::All,
         MatMut::row_major(out, n, out_dim),

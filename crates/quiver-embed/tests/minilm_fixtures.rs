@@ -40,6 +40,25 @@ fn sentences() -> (Vec<String>, quiver::npy::Matrix) {
     (texts, reference)
 }
 
+/// The edge cases: text, reference token ids, reference embedding.
+fn edge_cases() -> Vec<(String, Vec<u32>, Vec<f32>)> {
+    std::fs::read_to_string(fixtures().join("edge_cases.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let ids = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let embedding = v["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            (v["text"].as_str().unwrap().to_string(), ids, embedding)
+        })
+        .collect()
+}
+
 #[test]
 fn matches_reference_embeddings_and_tokens() {
     let m = model();
@@ -84,16 +103,8 @@ fn matches_reference_embeddings_and_tokens() {
 fn matches_reference_on_edge_cases() {
     let m = model();
     let mut worst = 1.0f32;
-    for line in std::fs::read_to_string(fixtures().join("edge_cases.jsonl")).unwrap().lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        let text = v["text"].as_str().unwrap();
-        let want_ids: Vec<u32> = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
-        let want: Vec<f32> = v["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
+    for (text, want_ids, want) in edge_cases() {
+        let text = text.as_str();
         assert_eq!(m.tokenize(text).unwrap().1, want_ids, "{text:?}");
         let c = cosine(&m.embed_one(text).unwrap(), &want);
         worst = worst.min(c);
@@ -125,7 +136,6 @@ fn int8_precision_stays_close_to_the_reference() {
     let dir = find_model(None).unwrap_or_else(|e| panic!("{e}"));
     let m = MiniLm::load_with(&dir, quiver_embed::minilm::Precision::Int8).unwrap();
     assert_eq!(m.precision(), quiver_embed::minilm::Precision::Int8);
-    let fx = fixtures();
     let (texts, reference) = sentences();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let got = m.embed(&refs).unwrap();
@@ -135,15 +145,8 @@ fn int8_precision_stays_close_to_the_reference() {
         worst = worst.min(c);
         sum += c;
     }
-    for line in std::fs::read_to_string(fx.join("edge_cases.jsonl")).unwrap().lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        let want: Vec<f32> = v["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
-        let c = cosine(&m.embed_one(v["text"].as_str().unwrap()).unwrap(), &want);
+    for (text, _, want) in edge_cases() {
+        let c = cosine(&m.embed_one(&text).unwrap(), &want);
         worst = worst.min(c);
     }
     eprintln!(

@@ -46,9 +46,8 @@ pub fn add_command(ctx: &Ctx, a: &AddArgs) -> Result<Box<dyn Output>> {
     let db = ctx.db()?;
     let c = db.collection(&a.collection)?;
     let model = collection_embedder(&c, &a.model)?;
-    let docs = match (&a.text, &a.file) {
-        (None, None) if a.lines.is_some() => read_lines(a.lines.as_deref().expect("checked"))?,
-        (Some(t), _) => {
+    let docs = match (&a.text, &a.file, &a.lines) {
+        (Some(t), _, _) => {
             let payload = a.payload.as_deref().map(parse_payload).transpose()?.unwrap_or_default();
             let id = match &a.id {
                 Some(i) => i.parse::<PointId>()?,
@@ -60,8 +59,9 @@ pub fn add_command(ctx: &Ctx, a: &AddArgs) -> Result<Box<dyn Output>> {
                 payload,
             }]
         }
-        (None, Some(f)) => read_docs(f)?,
-        (None, None) => bail!("give --text, --file or --lines"),
+        (None, Some(f), _) => read_docs(f)?,
+        (None, None, Some(f)) => read_lines(f)?,
+        (None, None, None) => bail!("give --text, --file or --lines"),
     };
     let t0 = Instant::now();
     let n = add(&c, &model, docs)?;

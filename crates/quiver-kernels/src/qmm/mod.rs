@@ -105,15 +105,6 @@ impl QmmPath {
         *BEST.get_or_init(|| *QmmPath::available().last().expect("scalar is always available"))
     }
 
-    /// A short name for logs and benchmarks.
-    pub fn name(self) -> &'static str {
-        match self {
-            QmmPath::Scalar => "scalar",
-            QmmPath::Avx2 => "avx2",
-            QmmPath::Avx512Vnni => "avx512-vnni",
-        }
-    }
-
     fn epilogue(self) -> Epilogue {
         match self {
             #[cfg(target_arch = "x86_64")]
@@ -130,10 +121,12 @@ impl QmmPath {
         }
     }
 
-    /// The kernel over byte activations and the 4-byte-group layout (the AVX2 path has its own,
-    /// over 16-bit values: see [`Int8Weights::matmul_path`]).
+    /// The kernel of the integer sums (AVX2's is exact only on 7-bit weights: see
+    /// [`Int8Weights::matmul_path`]).
     fn kernel(self) -> PanelKernel {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            QmmPath::Avx2 if QmmPath::available().contains(&self) => x86::panel_avx2,
             #[cfg(target_arch = "x86_64")]
             QmmPath::Avx512Vnni if QmmPath::available().contains(&self) => x86::panel_vnni,
             _ => panel_scalar,
@@ -230,11 +223,6 @@ impl Int8Weights {
         }
     }
 
-    /// The bytes held (codes, scales and sums, and the widened codes once made).
-    pub fn bytes(&self) -> usize {
-        self.data.len() + 8 * self.n
-    }
-
     /// `out (m x n) := [out +] x (m x k) * W^T`, on the fastest path, rows split across rayon's
     /// pool.
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
@@ -248,24 +236,12 @@ impl Int8Weights {
         if m == 0 || n == 0 {
             return;
         }
+        assert!(
+            path != QmmPath::Avx2 || self.max <= WEIGHT_MAX_AVX2,
+            "8-bit weights would saturate the AVX2 path: pack them for it"
+        );
         let a = quantize_rows(path, x, m, k, kp);
         let epilogue = path.epilogue();
-        #[cfg(target_arch = "x86_64")]
-        if path == QmmPath::Avx2 && QmmPath::available().contains(&path) {
-            assert!(
-                self.max <= WEIGHT_MAX_AVX2,
-                "8-bit weights would saturate the AVX2 path: pack them for it"
-            );
-            return self.drive(m, out, accumulate, &a, epilogue, |p, r0, rows, acc| {
-                x86::panel_avx2(
-                    &self.data[p * kp * NR..(p + 1) * kp * NR],
-                    &a.data[r0 * kp..(r0 + rows) * kp],
-                    rows,
-                    kp,
-                    acc,
-                )
-            });
-        }
         let kernel = path.kernel();
         self.drive(m, out, accumulate, &a, epilogue, |p, r0, rows, acc| {
             kernel(
@@ -314,9 +290,10 @@ impl Int8Weights {
         });
     }
 
-    /// The product computed in f32 from the dequantized weights and activations, one multiply
-    /// at a time: what every path must approximate to f32 rounding (a test oracle).
-    pub fn matmul_dequantized(&self, x: &[f32], m: usize) -> Vec<f32> {
+    /// The product computed in f64 from the dequantized weights and activations, one multiply
+    /// at a time: what every path must equal to f32 rounding (a test oracle).
+    #[cfg(test)]
+    fn matmul_dequantized(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k, kp) = (self.n, self.k, self.kp);
         let a = quantize_rows(QmmPath::Scalar, x, m, k, kp);
         let mut out = vec![0.0f32; m * n];
