@@ -447,6 +447,7 @@ fn quantize_rows(path: QmmPath, x: &[f32], m: usize, k: usize, kp: usize) -> Int
     Int8Rows { data, scale, zero }
 }
 
+pub mod wide;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -62,16 +62,34 @@ impl State {
     pub fn batch_top_k(&self, kind: ScoreKind, queries: &[f32], allowed: &[u64], k: usize) -> Vec<Vec<Scored>> {
         let n_queries = queries.len() / self.dim.max(1);
         let mut tops: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
+        // The rows the codes cover go through their integer pass (`prefilter/batch.rs`); the
+        // rest through float products.
+        let from = match self.prefiltered_batch(kind, queries, allowed, k) {
+            Some((hits, split)) => {
+                for (top, hits) in tops.iter_mut().zip(hits) {
+                    for h in hits {
+                        top.push(h.row, h.score);
+                    }
+                }
+                split
+            }
+            None => 0,
+        };
         for (first, m) in self.matrix_parts() {
             let end = first + m.len() / self.dim;
-            let hits = match shift(Allowed::Mask(allowed), first, end) {
+            let lo = from.max(first);
+            if lo >= end {
+                continue;
+            }
+            let m = &m[(lo - first) * self.dim..];
+            let hits = match shift(Allowed::Mask(allowed), lo, end) {
                 Shifted::Mask(words) => quiver_kernels::batch_top_k(kind, queries, m, self.dim, Allowed::Mask(words), k),
                 Shifted::Owned(words) => quiver_kernels::batch_top_k(kind, queries, m, self.dim, Allowed::Mask(&words), k),
                 Shifted::List(_) => unreachable!("a mask shifts to a mask"),
             };
             for (top, hits) in tops.iter_mut().zip(hits) {
                 for h in hits {
-                    top.push(h.row + first as u32, h.score);
+                    top.push(h.row + lo as u32, h.score);
                 }
             }
         }

@@ -26,6 +26,8 @@
 //! spend little memory). They cost a quarter of the vectors' memory.
 
 use super::State;
+
+mod batch;
 use quiver_kernels::scan::for_each_allowed;
 use quiver_kernels::{Allowed, ScoreKind, Scored, TopK};
 use rayon::prelude::*;
@@ -52,6 +54,8 @@ pub(crate) struct ScanCodes {
     codes: Vec<u8>,
     residual: Vec<f32>,
     sq_norm: Vec<f32>,
+    /// Per row, `|c - 128|` (the centred codes' norm, rounded up), for batches (`batch.rs`).
+    code_norm: Vec<f32>,
     /// The largest `|x|^2` of any covered row.
     max_sq_norm: f32,
 }
@@ -76,32 +80,37 @@ impl ScanCodes {
         let mut codes = vec![0u8; n * dim];
         let mut residual = vec![0.0f32; n];
         let mut sq_norm = vec![0.0f32; n];
+        let mut code_norm = vec![0.0f32; n];
         const CHUNK: usize = 1024;
         let max_abs = codes
             .par_chunks_mut(CHUNK * dim)
             .zip(residual.par_chunks_mut(CHUNK))
             .zip(sq_norm.par_chunks_mut(CHUNK))
+            .zip(code_norm.par_chunks_mut(CHUNK))
             .enumerate()
-            .map(|(chunk, ((codes, residual), sq_norm))| {
+            .map(|(chunk, (((codes, residual), sq_norm), code_norm))| {
                 let mut max_abs = vec![0.0f32; dim];
-                for (j, (code, (res, sq))) in codes
+                for (j, ((code, cn), (res, sq))) in codes
                     .chunks_exact_mut(dim)
+                    .zip(code_norm.iter_mut())
                     .zip(residual.iter_mut().zip(sq_norm.iter_mut()))
                     .enumerate()
                 {
                     let x = row(chunk * CHUNK + j);
-                    let (mut r2, mut n2) = (0.0f64, 0.0f64);
+                    let (mut r2, mut n2, mut c2) = (0.0f64, 0.0f64, 0i64);
                     for d in 0..dim {
                         let c = ((x[d] - lo[d]) / step[d]).round().clamp(0.0, 255.0);
                         code[d] = c as u8;
                         let miss = x[d] as f64 - (lo[d] + step[d] * c) as f64;
                         r2 += miss * miss;
                         n2 += x[d] as f64 * x[d] as f64;
+                        c2 += (c as i64 - 128) * (c as i64 - 128);
                         max_abs[d] = max_abs[d].max(x[d].abs());
                     }
                     // Rounded up a little: the bound must hold after f32 rounding too.
                     *res = (r2.sqrt() * (1.0 + 1e-6)) as f32;
                     *sq = n2 as f32;
+                    *cn = ((c2 as f64).sqrt() * (1.0 + 1e-6)) as f32;
                 }
                 max_abs
             })
@@ -117,12 +126,13 @@ impl ScanCodes {
             codes,
             residual,
             sq_norm,
+            code_norm,
             max_sq_norm,
         }
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.codes.len() + (self.residual.len() + self.sq_norm.len() + 3 * self.dim) * 4
+        self.codes.len() + (self.residual.len() + self.sq_norm.len() + self.code_norm.len() + 3 * self.dim) * 4
     }
 
     /// The `k` best rows of `range` (all below `covered`) that `allowed` lets through, scored
@@ -243,7 +253,7 @@ mod tests {
     /// Rows of `dim` floats in the orders that hurt per-dimension codes: clustered, sorted by
     /// one column, drifting, duplicate-heavy, with outliers far outside the trained ranges (their
     /// values clamp), and all-equal columns.
-    fn rows(order: usize, n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
+    pub(super) fn rows(order: usize, n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
         let centres: Vec<Vec<f32>> = (0..20).map(|_| (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect()).collect();
         let dups: Vec<Vec<f32>> = centres.iter().take(5).cloned().collect();
         (0..n)
