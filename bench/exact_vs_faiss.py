@@ -94,11 +94,18 @@ def main():
     ap.add_argument("--single-queries", type=int, default=2000)
     ap.add_argument("--dim384", action="store_true",
                     help="50,000 random unit vectors of 384 dimensions (MiniLM's size) and 2,000 queries instead of glove-50")
+    ap.add_argument("--data", default=None,
+                    help="a folder with base.npy, queries.npy and gt.npy (unit vectors), e.g. bench/data/minilm-50k "
+                         "(50,000 MiniLM embeddings of Debian's texts, made by bench/prepare_minilm.py)")
     ap.add_argument("--out", default=None, help="results file name (default exact-glove50 / exact-384)")
     args = ap.parse_args()
-    data = synthetic(384, 50_000, 2_000) if args.dim384 else DATA
-    dataset = "random unit vectors, 384-d" if args.dim384 else "glove-50-angular"
-    out_name = args.out or ("exact-384" if args.dim384 else "exact-glove50")
+    if args.data:
+        data, dataset = os.path.abspath(args.data), os.path.basename(os.path.normpath(args.data))
+        out_name = args.out or f"exact-{dataset}"
+    else:
+        data = synthetic(384, 50_000, 2_000) if args.dim384 else DATA
+        dataset = "random unit vectors, 384-d" if args.dim384 else "glove-50-angular"
+        out_name = args.out or ("exact-384" if args.dim384 else "exact-glove50")
     base = np.load(os.path.join(data, "base.npy"))
     queries = np.load(os.path.join(data, "queries.npy"))
     gt = np.load(os.path.join(data, "gt.npy"))
@@ -148,7 +155,7 @@ Median of {args.repeats} runs, all in one run of `bench/exact_vs_faiss.py`.
 
 | measurement | faiss IndexFlatIP | Quiver | Quiver / faiss |
 | --- | ---: | ---: | ---: |
-| one query at a time, 1 thread (queries/s, first {args.single_queries}) | {med['faiss_single']:,.0f} | {med['quiver_single']:,.0f} | {r['single_quiver_over_faiss']:.2f}x |
+| one query at a time, 1 thread (queries/s, first {min(args.single_queries, len(queries))}) | {med['faiss_single']:,.0f} | {med['quiver_single']:,.0f} | {r['single_quiver_over_faiss']:.2f}x |
 | all queries as one batch, {os.cpu_count()} threads (queries/s) | {med['faiss_batch']:,.0f} | {med['quiver_batch']:,.0f} | {r['batch_quiver_over_faiss']:.2f}x |
 | `quiver upsert` from .npy, fsync on (points/s) | | {result['upsert_points_per_s']:,.0f} | |
 
