@@ -113,6 +113,18 @@ fn graph_search_keeps_recall_and_fresh_points_are_found_at_once() {
     let fresh: Vec<Point> = (0..50).map(|i| Point::new((N + i) as u64, all[N + i].clone())).collect();
     c.upsert(fresh).unwrap();
     assert_eq!(c.index_status().tail, 50);
+    // A batch of exact requests (one matrix product, graph or not) answers as each alone.
+    let reqs: Vec<SearchRequest> = all[N - 40..N + 40]
+        .iter()
+        .map(|q| {
+            let mut r = SearchRequest::new(q.iter().map(|x| x + 0.01).collect(), 7);
+            r.exact = true;
+            r
+        })
+        .collect();
+    for (r, b) in reqs.iter().zip(c.search_batch(&reqs).unwrap()) {
+        assert_eq!(ids(&c.search(r).unwrap()), ids(&b));
+    }
     for i in 0..50 {
         let (hits, path) = c.search_explained(&SearchRequest::new(all[N + i].clone(), 1)).unwrap();
         assert!(is_graph(&path));

@@ -290,14 +290,17 @@ impl Collection {
         Ok(counts)
     }
 
-    /// Exact search for many queries at once. Unfiltered queries with one `limit` share a
-    /// matrix product; the others run in parallel, one scan each.
+    /// Search for many queries at once. Unfiltered exact queries with one `limit` (every query
+    /// is exact where there is no graph) share a matrix product; the others run in parallel,
+    /// one search each.
     pub fn search_batch(&self, reqs: &[SearchRequest]) -> Result<Vec<Vec<ScoredPoint>>> {
         let queries: Vec<Vec<f32>> = reqs.iter().map(|r| self.prepare_query(r)).collect::<Result<_>>()?;
         let st = self.inner.state.read();
         let shared_k = reqs.first().map(|r| r.limit + r.offset);
         let indexed = st.n_alive() >= self.inner.config.index.full_scan_threshold && self.inner.ann.status(&st).nodes > 0;
-        let gemm_ok = !indexed && reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
+        // Exact requests share one matrix product even where a graph exists.
+        let exact = !indexed || reqs.iter().all(|r| r.exact);
+        let gemm_ok = exact && reqs.iter().all(|r| r.filter.is_none() && Some(r.limit + r.offset) == shared_k);
         if !gemm_ok {
             // One search per query, each under its own hold of the state's read lock: a writer
             // waits for one search, not for the whole batch (and readers queued behind it wait
