@@ -292,6 +292,10 @@ fn text_collections_end_to_end() {
     std::fs::write(&plain, "Tea is brewed from dried leaves.\n\nCoffee is brewed from roasted beans.\n").unwrap();
     fails(dir, &["add", "docs", "--file", plain.to_str().unwrap()], "use --lines");
     assert_eq!(json(dir, &["add", "docs", "--lines", plain.to_str().unwrap()])["added"], 2);
+    // No input names all three ways to give it.
+    let out = quiver(dir, &["add", "docs"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--text <TEXT>|--file <FILE>|--lines <LINES>"));
     let tea = json(dir, &["search", "docs", "--text", "which drink comes from leaves?", "-k", "1"]);
     assert_eq!(tea[0]["payload"]["document"], "Tea is brewed from dried leaves.", "{tea}");
     ok(dir, &["delete", "docs", tea[0]["id"].as_str().unwrap()]);

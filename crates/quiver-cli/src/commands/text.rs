@@ -20,11 +20,12 @@ pub use quiver::collection::DOCUMENT_KEY;
 const ADD_BATCH: usize = 64;
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["text", "file", "lines"])))]
 pub struct AddArgs {
     /// The collection's name.
     collection: String,
     /// One text.
-    #[arg(long, conflicts_with_all = ["file", "lines"], required_unless_present_any = ["file", "lines"])]
+    #[arg(long)]
     text: Option<String>,
     /// Its id (default: a random UUID).
     #[arg(long, requires = "text")]
@@ -33,7 +34,7 @@ pub struct AddArgs {
     #[arg(long, requires = "text")]
     payload: Option<String>,
     /// JSON lines: {"id": .., "text": .., "payload": {..}} (id optional).
-    #[arg(long, conflicts_with = "lines")]
+    #[arg(long)]
     file: Option<PathBuf>,
     /// Plain text, one text per line (blank lines skipped), each with a random UUID.
     #[arg(long)]
