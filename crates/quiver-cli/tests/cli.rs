@@ -329,7 +329,10 @@ fn text_collections_end_to_end() {
     assert_eq!(ex["tokens"][0], "[CLS]");
     assert_eq!(ex["token_embeddings_shape"], serde_json::json!([8, 384]));
     assert_eq!(ex["distances_computed"], 5);
+    assert_eq!(ex["precision"], "float");
     assert_eq!(ex["results"][0]["id"], 1);
+    let int8 = json(dir, &["explain", "docs", "--text", "kitten", "--precision", "int8"]);
+    assert_eq!(int8["precision"], "int8");
     assert!(ok(dir, &["explain", "docs", "--text", "kitten"]).contains("search path: exact scan"));
     // Exact terms: an error code the embedding does not capture. Keyword search (BM25) and
     // hybrid search find it; the text index came with the text collection.

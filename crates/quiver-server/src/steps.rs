@@ -178,10 +178,16 @@ pub struct Explained {
     pub target_recall: f32,
     pub metric: &'static str,
     pub model: Option<String>,
+    /// The model's arithmetic (`float` or `int8`), for a text query.
+    pub precision: Option<&'static str>,
 }
 
 /// Runs one query on `c` and keeps every step.
 pub fn explain(c: &Collection, query: ExplainQuery<'_>, k: usize, filter: Option<Filter>) -> Result<Explained, StepsError> {
+    let precision = match &query {
+        ExplainQuery::Text { model, .. } => Some(model.precision().name()),
+        _ => None,
+    };
     let embedding = match &query {
         ExplainQuery::Text { model, text } => {
             quiver::check_query_text(text)?;
@@ -255,6 +261,7 @@ pub fn explain(c: &Collection, query: ExplainQuery<'_>, k: usize, filter: Option
         target_recall: info.config.index.target_recall,
         metric: info.config.metric.name(),
         model: info.config.embedder.clone(),
+        precision,
     })
 }
 
@@ -290,7 +297,7 @@ impl Explained {
             })
             .collect();
         let mut out = json!({
-            "model": self.model, "metric": self.metric, "dim": self.query.len(),
+            "model": self.model, "precision": self.precision, "metric": self.metric, "dim": self.query.len(),
             "search_path": self.plan, "plan": path, "points": self.points, "distances_computed": self.distances,
             "search_ms": self.search_ms, "results": results,
             "recall_vs_exact": self.recall, "target_recall": self.target_recall,

@@ -317,8 +317,9 @@ fn explain_query(c: &Collection, model: &MiniLm, text: &str, k: usize, filter: O
     out.push(format!("[1] tokens ({}): {}", tokens.len(), tokens.join(" ")));
     out.push(format!("    ids: {ids:?}"));
     out.push(format!(
-        "[2]-[3] token embeddings after {} encoder layers: {} x {hidden} matrix",
+        "[2]-[3] token embeddings after {} encoder layers ({} arithmetic): {} x {hidden} matrix",
         model.layers(),
+        model.precision(),
         ids.len()
     ));
     out.push(format!("[4] mean pooling -> {hidden}-d sentence embedding, norm {pooled_norm:.4}"));
