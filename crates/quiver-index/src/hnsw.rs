@@ -616,9 +616,21 @@ impl Hnsw {
     /// the kept ids go to `scratch.selected`.
     fn select(&self, cands: &[(f32, u32)], m: usize, scratch: &mut Scratch) {
         scratch.selected.clear();
+        let codes = self.graph_codes();
         for &(s_base, c) in cands {
             if scratch.selected.len() >= m {
                 break;
+            }
+            // Exact codes score two nodes straight from their rows.
+            if codes.is_exact() {
+                let good = scratch
+                    .selected
+                    .iter()
+                    .all(|&s| codes.score_nodes(c, s).is_some_and(|x| x <= s_base));
+                if good {
+                    scratch.selected.push(c);
+                }
+                continue;
             }
             self.graph_codes().decode(c, &mut scratch.decoded);
             let mut p = std::mem::take(&mut scratch.other);
@@ -695,15 +707,25 @@ impl Hnsw {
             list[0].store(current.len() as u32 + 1, Relaxed);
             return;
         }
-        self.graph_codes().decode(node, &mut scratch.decoded);
-        let mut p = std::mem::take(&mut scratch.other);
-        self.graph_codes().prepare(&scratch.decoded, &mut p);
-        let mut cands: Vec<(f32, u32)> = current
-            .iter()
-            .chain(std::iter::once(&new))
-            .map(|&c| (self.graph_codes().score(&p, c), c))
-            .collect();
-        scratch.other = p;
+        let codes = self.graph_codes();
+        let mut cands: Vec<(f32, u32)> = if codes.is_exact() {
+            current
+                .iter()
+                .chain(std::iter::once(&new))
+                .filter_map(|&c| Some((codes.score_nodes(node, c)?, c)))
+                .collect()
+        } else {
+            codes.decode(node, &mut scratch.decoded);
+            let mut p = std::mem::take(&mut scratch.other);
+            codes.prepare(&scratch.decoded, &mut p);
+            let cands = current
+                .iter()
+                .chain(std::iter::once(&new))
+                .map(|&c| (codes.score(&p, c), c))
+                .collect();
+            scratch.other = p;
+            cands
+        };
         cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         self.select(&cands, cap, scratch);
         let chosen = std::mem::take(&mut scratch.selected);
