@@ -194,10 +194,11 @@ impl ScanCodes {
 }
 
 impl State {
-    /// The codes for an exact scan of `rows` rows with `kind`, built or rebuilt now if they are
-    /// missing or stale; `None` where they do not pay (see the module's note).
-    fn scan_codes(&self, kind: ScoreKind, rows: usize) -> Option<Arc<ScanCodes>> {
-        if kind == ScoreKind::NegL1 || self.dim < DIM_MIN || rows < ROWS_MIN || self.base_filling() || self.vectors_on_disk() {
+    /// The codes for an exact scan of `rows` rows with `kind` (of at least `dim_min`
+    /// dimensions), built or rebuilt now if they are missing or stale; `None` where they do not
+    /// pay (see the module's note).
+    fn scan_codes(&self, kind: ScoreKind, rows: usize, dim_min: usize) -> Option<Arc<ScanCodes>> {
+        if kind == ScoreKind::NegL1 || self.dim < dim_min || rows < ROWS_MIN || self.base_filling() || self.vectors_on_disk() {
             return None;
         }
         let mut slot = self.scan_codes.lock();
@@ -231,7 +232,7 @@ impl State {
         if k == 0 || k * 64 > range.len() || !matches!(allowed, Allowed::Mask(_)) {
             return None;
         }
-        let codes = self.scan_codes(kind, range.len())?;
+        let codes = self.scan_codes(kind, range.len(), DIM_MIN)?;
         let split = range.end.min(codes.covered).max(range.start);
         if split - range.start < ROWS_MIN {
             return None;

@@ -33,6 +33,9 @@ const TILE_BYTES: usize = 192 << 10;
 const QUERY_BLOCK: usize = 128;
 /// The fewest queries a thread takes.
 const SHARE_MIN: usize = 16;
+/// Fewer dimensions than this: a batch multiplies floats. (A batch is bound by arithmetic, not
+/// by reading rows, so the integer product pays at fewer dimensions than a single scan's codes.)
+const BATCH_DIM_MIN: usize = 32;
 /// Candidates a query may hold before they are pruned to its floor, or scored.
 const CANDIDATES_MAX: usize = 4096;
 
@@ -289,7 +292,7 @@ impl State {
         if k == 0 || k * 64 > rows || queries.is_empty() {
             return None;
         }
-        let codes = self.scan_codes(kind, rows)?;
+        let codes = self.scan_codes(kind, rows, BATCH_DIM_MIN)?;
         let split = rows.min(codes.covered);
         if split < super::ROWS_MIN {
             return None;
@@ -316,10 +319,13 @@ mod tests {
     /// float) and a filter mask.
     #[test]
     fn batches_answer_as_full_scans() {
-        let dim = DIM_MIN + 3; // odd: a padded lane
         let n = ROWS_MIN * 2 + 321;
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        for order in 0..5 {
+        // Odd dimensions: a padded lane. Few (a batch's smallest) and many.
+        for (dim, order) in [BATCH_DIM_MIN + 1, DIM_MIN + 3]
+            .into_iter()
+            .flat_map(|d| (0..5).map(move |o| (d, o)))
+        {
             for kind in [ScoreKind::Dot, ScoreKind::NegL2Squared] {
                 let mut data = if order == 4 {
                     vec![rows(0, 1, dim, &mut rng)[0].clone(); n]
