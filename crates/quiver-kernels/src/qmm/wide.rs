@@ -9,9 +9,10 @@
 //! acc[q][j] = sum_k w[q][k] * c[j][k]      w: i16 (|w| <= query_max(kp)),  c: i8 (code - 128)
 //! ```
 //!
-//! Queries keep 15 bits or so (a 16-bit query's rounding adds a few parts in 100,000 to the
-//! bound; a 7-bit one, as `vpmaddubsw` would need, added about twice the codes' own error and
-//! tripled the rows left to score in full). `vpmaddwd` multiplies 16 pairs of 16-bit values
+//! Queries keep 15 bits or so: their rounding adds little to a row's bound, while a 7-bit
+//! query (what `vpmaddubsw` would need) would add about twice the codes' own error (estimated
+//! from the bound's terms on 384-d unit vectors, not measured), and every row whose bound grows
+//! past the floor is one more to score in full. `vpmaddwd` multiplies 16 pairs of 16-bit values
 //! and adds them in pairs into 32 bits, as many products per instruction as `vpmaddubsw` +
 //! `vpmaddwd` give on bytes, and exactly: every sum here fits an `i32` (`query_max` sees to it),
 //! so every path equals the scalar twin bit for bit.
