@@ -278,6 +278,37 @@ mod tests {
             .collect()
     }
 
+    /// The `k` best rows of `range` that `mask` allows, scored by the scalar oracle.
+    pub(super) fn oracle(
+        kind: ScoreKind,
+        q: &[f32],
+        flat: &[f32],
+        dim: usize,
+        mask: &[u64],
+        range: std::ops::Range<usize>,
+        k: usize,
+    ) -> Vec<Scored> {
+        let mut want = TopK::new(k);
+        for r in range.filter(|r| mask[r / 64] >> (r % 64) & 1 == 1) {
+            want.push(r as u32, kind.score_scalar(q, &flat[r * dim..(r + 1) * dim]));
+        }
+        want.into_sorted()
+    }
+
+    /// `got` answers as `want` does: as many rows, the same scores to float rounding, and every
+    /// row clearly above the k-th score (ties at the k-th may differ).
+    pub(super) fn assert_same_answer(got: &[Scored], want: &[Scored], context: &str) {
+        assert_eq!(got.len(), want.len(), "{context}");
+        let Some(kth) = want.last().map(|w| w.score) else { return };
+        let tol = 1e-4 * kth.abs().max(1.0);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g.score - w.score).abs() <= tol, "{context}: {g:?} against {w:?}");
+            if (w.score - kth).abs() > tol {
+                assert!(got.iter().any(|h| h.row == w.row), "{context}: row {} missing", w.row);
+            }
+        }
+    }
+
     /// Every prefiltered scan answers as a full scan of the same rows with the same kernels:
     /// the same scores (bit for bit: both score a row with `ScoreKind::score`, or within float
     /// rounding of the block kernel) and the same rows but for ties at the k-th score.
@@ -308,29 +339,8 @@ mod tests {
                         let range = 17..n - 5; // not on word boundaries
                         let got = st.scan_range(kind, &q, Allowed::Mask(mask), range.clone(), k);
                         assert!(st.scan_codes_bytes() > 0, "the codes were used");
-                        let mut want = TopK::new(k);
-                        for r in range.clone() {
-                            if mask[r / 64] >> (r % 64) & 1 == 1 {
-                                want.push(r as u32, kind.score_scalar(&q, &flat[r * dim..(r + 1) * dim]));
-                            }
-                        }
-                        let want = want.into_sorted();
-                        assert_eq!(got.len(), want.len());
-                        let kth = want.last().unwrap().score;
-                        let tol = 1e-4 * kth.abs().max(1.0);
-                        for (g, w) in got.iter().zip(&want) {
-                            assert!(
-                                (g.score - w.score).abs() <= tol,
-                                "order {order} {kind:?} k {k}: {g:?} against {w:?}"
-                            );
-                            if (w.score - kth).abs() > tol {
-                                assert!(
-                                    got.iter().any(|h| h.row == w.row),
-                                    "order {order} {kind:?} k {k}: row {} missing",
-                                    w.row
-                                );
-                            }
-                        }
+                        let want = oracle(kind, &q, &flat, dim, mask, range.clone(), k);
+                        assert_same_answer(&got, &want, &format!("order {order} {kind:?} k {k}"));
                     }
                 }
             }

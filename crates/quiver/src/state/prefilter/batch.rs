@@ -103,8 +103,14 @@ impl Pending {
 }
 
 impl ScanCodes {
+    /// Per dimension, the value of the centre code 128 (`lo + 128 step`).
+    fn mid(&self) -> Vec<f32> {
+        self.lo.iter().zip(&self.step).map(|(l, s)| l + 128.0 * s).collect()
+    }
+
     /// Quantizes `query` for the integer pass into `codes` (`kp` of them).
-    fn quantize_query(&self, kind: ScoreKind, query: &[f32], max_code: i32, codes: &mut [i16]) -> Query {
+    /// `mid` is `lo + 128 step`, the rows' value at the centre code.
+    fn quantize_query(&self, kind: ScoreKind, query: &[f32], mid: &[f32], max_code: i32, codes: &mut [i16]) -> Query {
         let dim = self.dim;
         let u: Vec<f64> = query.iter().zip(&self.step).map(|(&q, &s)| q as f64 * s as f64).collect();
         let top = u.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -121,13 +127,12 @@ impl ScanCodes {
             miss2 += m * m;
         }
         codes[dim..].fill(0);
-        let mid: Vec<f32> = self.lo.iter().zip(&self.step).map(|(l, s)| l + 128.0 * s).collect();
-        let bias: f32 = query.iter().zip(&mid).map(|(q, m)| q * m).sum();
+        let bias: f32 = query.iter().zip(mid).map(|(q, m)| q * m).sum();
         let q_sq: f32 = query.iter().map(|q| q * q).sum();
         // Every magnitude either score sums, for their rounding errors (as a single query's,
         // plus the estimate's parts).
         let magnitude: f32 = query.iter().zip(&self.max_abs).map(|(q, m)| q.abs() * m).sum::<f32>()
-            + query.iter().zip(&mid).map(|(q, m)| (q * m).abs()).sum::<f32>()
+            + query.iter().zip(mid).map(|(q, m)| (q * m).abs()).sum::<f32>()
             + 256.0 * u.iter().map(|v| v.abs()).sum::<f64>() as f32;
         let (factor, magnitude) = match kind {
             ScoreKind::Dot => (1.0f32, magnitude),
@@ -186,10 +191,11 @@ impl ScanCodes {
         let max_code = wide::query_max(kp);
         let n_queries = queries.len() / dim;
         let mut codes = vec![0i16; n_queries * kp];
+        let mid = self.mid();
         let prepared: Vec<Query> = queries
             .chunks_exact(dim)
             .zip(codes.chunks_exact_mut(kp))
-            .map(|(q, c)| self.quantize_query(kind, q, max_code, c))
+            .map(|(q, c)| self.quantize_query(kind, q, &mid, max_code, c))
             .collect();
         let mut pending: Vec<Pending> = (0..n_queries)
             .map(|_| Pending {
@@ -304,7 +310,10 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{tests::rows, DIM_MIN, ROWS_MIN};
+    use super::super::{
+        tests::{assert_same_answer, oracle, rows},
+        DIM_MIN, ROWS_MIN,
+    };
     use super::*;
     use crate::store::Op;
     use crate::types::Point;
@@ -370,30 +379,12 @@ mod tests {
                         let got = st.batch_top_k(kind, &queries, mask, k);
                         assert_eq!(got.len(), queries.len() / dim);
                         for (qi, (q, got)) in queries.chunks(dim).zip(&got).enumerate() {
-                            let mut want = TopK::new(k);
-                            for r in 0..total {
-                                if mask[r / 64] >> (r % 64) & 1 == 1 {
-                                    want.push(r as u32, kind.score_scalar(q, &flat[r * dim..(r + 1) * dim]));
-                                }
-                            }
-                            let want = want.into_sorted();
-                            assert_eq!(got.len(), want.len(), "order {order} {kind:?} k {k} query {qi}");
-                            let kth = want.last().unwrap().score;
-                            let tol = 1e-4 * kth.abs().max(1.0);
-                            for (g, w) in got.iter().zip(&want) {
-                                assert!(
-                                    (g.score - w.score).abs() <= tol,
-                                    "order {order} {kind:?} k {k} query {qi}: {g:?} against {w:?}"
-                                );
-                                assert!(mask[g.row as usize / 64] >> (g.row % 64) & 1 == 1, "a masked-out row came back");
-                                if (w.score - kth).abs() > tol {
-                                    assert!(
-                                        got.iter().any(|h| h.row == w.row),
-                                        "order {order} {kind:?} k {k} query {qi}: row {} missing",
-                                        w.row
-                                    );
-                                }
-                            }
+                            let want = oracle(kind, q, &flat, dim, mask, 0..total, k);
+                            assert_same_answer(got, &want, &format!("dim {dim} order {order} {kind:?} k {k} query {qi}"));
+                            assert!(
+                                got.iter().all(|g| mask[g.row as usize / 64] >> (g.row % 64) & 1 == 1),
+                                "a masked-out row came back"
+                            );
                         }
                     }
                 }
@@ -419,7 +410,7 @@ mod tests {
         for qi in 0..20 {
             let q: Vec<f32> = data[qi * 97].iter().map(|x| x + rng.gen_range(-0.3f32..0.3)).collect();
             let mut w = vec![0i16; kp];
-            let prepared = codes.quantize_query(ScoreKind::Dot, &q, wide::query_max(kp), &mut w);
+            let prepared = codes.quantize_query(ScoreKind::Dot, &q, &codes.mid(), wide::query_max(kp), &mut w);
             let mut by_estimate = TopK::new(10);
             let mut by_score = TopK::new(10);
             for (r, x) in data.iter().enumerate() {
