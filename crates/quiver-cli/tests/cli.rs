@@ -134,6 +134,15 @@ fn every_command_end_to_end() {
     ok(dir, &["index", "docs", "color", "--type", "keyword"]);
     let info = json(dir, &["info", "docs"]);
     assert_eq!(info["points"], 5);
+    assert_eq!(info["vector_index"]["build_threads"], 0);
+    ok(dir, &["create", "one", "--dim", "3", "--build-threads", "1"]);
+    assert_eq!(json(dir, &["info", "one"])["vector_index"]["build_threads"], 1);
+    ok(dir, &["drop", "one"]);
+    fails(
+        dir,
+        &["create", "many", "--dim", "3", "--build-threads", "100000"],
+        "build threads must be at most",
+    );
     assert_eq!(info["payload_indexes"][0]["key"], "color");
     assert_eq!(
         json(dir, &["delete", "docs", "--filter", r#"{"must":[{"key":"n","range":{"gte":2}}]}"#])["deleted"],

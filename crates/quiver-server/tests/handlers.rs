@@ -449,6 +449,34 @@ async fn index_options_are_honoured_or_refused() {
     assert!(b["result"]["payload_schema"].get("n").is_none(), "{b}");
 }
 
+/// `hnsw_config.max_indexing_threads` sets the collection's build threads: kept on create,
+/// reported back, kept by a patch that does not name it, changed by one that does.
+#[tokio::test]
+async fn max_indexing_threads_is_kept_and_patched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), config());
+    let body = json!({"vectors": {"size": 2, "distance": "Dot"}, "hnsw_config": {"max_indexing_threads": 1}});
+    let (s, b) = send(&app, Method::PUT, "/collections/c", Some(body), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let threads = |b: &Value| b["result"]["config"]["hnsw_config"]["max_indexing_threads"].clone();
+    let (_, b) = send(&app, Method::GET, "/collections/c", None, &[]).await;
+    assert_eq!(threads(&b), 1, "{b}");
+    let patch = json!({"hnsw_config": {"ef_construct": 64}});
+    let (s, b) = send(&app, Method::PATCH, "/collections/c", Some(patch), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c", None, &[]).await;
+    assert_eq!(threads(&b), 1, "{b}");
+    assert_eq!(b["result"]["config"]["hnsw_config"]["ef_construct"], 64, "{b}");
+    let patch = json!({"hnsw_config": {"max_indexing_threads": 0}});
+    let (s, b) = send(&app, Method::PATCH, "/collections/c", Some(patch), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = send(&app, Method::GET, "/collections/c", None, &[]).await;
+    assert_eq!(threads(&b), 0, "{b}");
+    let bad = json!({"vectors": {"size": 2, "distance": "Dot"}, "hnsw_config": {"max_indexing_threads": -1}});
+    let (s, b) = send(&app, Method::PUT, "/collections/d", Some(bad), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+}
+
 /// Aliases as Qdrant's API has them: create, query through, list, switch, and the status codes.
 #[tokio::test]
 async fn aliases_over_rest() {

@@ -41,26 +41,40 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
 }
 
-/// The threads index builds run on: a pool of their own, at low priority. On rayon's global
-/// pool, a search batch's tasks queued behind a build's linking tasks and waited for all of them
-/// (seconds under steady writes); here the build and the searches share the cores through the
-/// OS scheduler, which favours the searches.
 /// Candidates rescored per requested result when the vectors are on disk (see `search`).
 const RESCORE_ON_DISK_PER_K: usize = 4;
 /// The fewest candidates rescored when the vectors are on disk.
 const RESCORE_ON_DISK_MIN: usize = 40;
 
-pub(crate) fn build_pool() -> &'static rayon::ThreadPool {
+/// The threads index builds run on: a pool of their own, at low priority. On rayon's global
+/// pool, a search batch's tasks queued behind a build's linking tasks and waited for all of them
+/// (seconds under steady writes); here the build and the searches share the cores through the
+/// OS scheduler, which favours the searches. `threads` is the collection's
+/// [`IndexConfig::build_threads`] (0: every core).
+pub(crate) fn build_pool(threads: usize) -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// Smaller pools, for collections that limit their build threads: at most one per count
+    /// below the core count, kept for the process's life.
+    static SMALL: Mutex<Vec<(usize, &'static rayon::ThreadPool)>> = Mutex::new(Vec::new());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = |n: usize| {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            .num_threads(n)
             .thread_name(|i| format!("quiver-build-{i}"))
             .start_handler(|_| quiver_kernels::quant::lower_thread_priority())
             .build()
             .expect("starting the index build threads")
-    })
+    };
+    if threads == 0 || threads >= cores {
+        return POOL.get_or_init(|| start(cores));
+    }
+    let mut small = SMALL.lock();
+    if let Some((_, pool)) = small.iter().find(|(n, _)| *n == threads) {
+        return pool;
+    }
+    let pool: &'static rayon::ThreadPool = Box::leak(Box::new(start(threads)));
+    small.push((threads, pool));
+    pool
 }
 
 /// Which row each node stands for, in the state's current numbering.

@@ -63,9 +63,9 @@ pub use strict_mode::StrictMode;
 pub use text_index::{check_query_text, rrf, tokens};
 pub use types::{
     named_vectors_from_json, payload_from_json, validate_name, vector_data_from_json, vector_from_json, CollectionConfig, Durability,
-    EmbedPrecision, IndexConfig, Metric, Payload, Point, PointId, Quantization, Record, ScoredPoint, BATCH_POINTS_MAX, DIMENSION_MAX,
-    EF_MAX, FILTER_DEPTH_MAX, NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PERIODIC_INTERVAL_MS_MAX, SEARCH_LIMIT_MAX, TARGET_RECALL_DEFAULT,
-    VECTOR_NORM_MAX,
+    EmbedPrecision, IndexConfig, Metric, Payload, Point, PointId, Quantization, Record, ScoredPoint, BATCH_POINTS_MAX, BUILD_THREADS_MAX,
+    DIMENSION_MAX, EF_MAX, FILTER_DEPTH_MAX, NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PERIODIC_INTERVAL_MS_MAX, SEARCH_LIMIT_MAX,
+    TARGET_RECALL_DEFAULT, VECTOR_NORM_MAX,
 };
 pub use vector_model::{NamedVectors, QueryVector, SparseVector, VectorData, VectorSchema};
 

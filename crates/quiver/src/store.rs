@@ -423,6 +423,10 @@ pub fn encode_manifest(m: &Manifest) -> Vec<u8> {
     i.u64(ix.full_scan_threshold as u64);
     i.bytes(ix.quantization.name().as_bytes());
     i.u32(ix.target_recall.to_bits());
+    // Only when set, so that a default manifest stays readable by versions from before it.
+    if ix.build_threads != 0 {
+        i.u32(ix.build_threads as u32);
+    }
     if m.config.vectors.is_plain() {
         return blob::encode(MANIFEST_MAGIC, &[&c.buf, &s.buf, &x.buf, &e.buf, &i.buf]);
     }
@@ -565,6 +569,8 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
                 } else {
                     crate::types::TARGET_RECALL_DEFAULT
                 };
+                // Manifests that name no build threads use every core.
+                let build_threads = if d.remaining() > 0 { d.u32().map_err(err)? as usize } else { 0 };
                 d.finish().map_err(err)?;
                 let config = IndexConfig {
                     enabled,
@@ -574,6 +580,7 @@ pub fn decode_manifest(path: &Path, image: &[u8]) -> Result<Manifest, StorageErr
                     full_scan_threshold,
                     quantization,
                     target_recall,
+                    build_threads,
                 };
                 config.validate().map_err(|e| (d.error(e.to_string()), "index config"))?;
                 config
@@ -718,6 +725,12 @@ pub(crate) mod tests {
         let image8 = encode_manifest(&int8);
         assert_eq!(decode_manifest(Path::new("MANIFEST"), &image8).unwrap(), int8);
         assert!(image8.len() > encode_manifest(&m).len());
+        // Build threads are recorded after the target recall, only when set.
+        let mut one = m.clone();
+        one.config.index.build_threads = 1;
+        let image1 = encode_manifest(&one);
+        assert_eq!(decode_manifest(Path::new("MANIFEST"), &image1).unwrap(), one);
+        assert_eq!(image1.len(), encode_manifest(&m).len() + 4);
     }
 
     /// Points of every kind: sparse, multi and dense named vectors, no main vector, a payload.

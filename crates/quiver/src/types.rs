@@ -245,6 +245,11 @@ pub struct IndexConfig {
     /// graph on sampled searches and such searches get the smallest `ef` that reached it (`ef`
     /// above until there are measurements). 0 turns the choice off (always `ef`).
     pub target_recall: f32,
+    /// The most threads a build of this collection's graph uses (Qdrant's
+    /// `max_indexing_threads`); 0, the default, uses every core. One thread builds the same
+    /// graph every time for the same writes; more threads link nodes concurrently, so two builds
+    /// differ a little. Not part of the graph's shape: changing it rebuilds nothing.
+    pub build_threads: usize,
 }
 
 impl Default for IndexConfig {
@@ -261,12 +266,17 @@ impl Default for IndexConfig {
             // has no quantized kernel: see `default_for`.
             quantization: Quantization::Int8,
             target_recall: TARGET_RECALL_DEFAULT,
+            build_threads: 0,
         }
     }
 }
 
 /// The recall a search with no `ef` aims for, by default.
 pub const TARGET_RECALL_DEFAULT: f32 = 0.95;
+
+/// The most build threads a configuration may name (more than any machine's cores are used as
+/// every core).
+pub const BUILD_THREADS_MAX: usize = 65_536;
 
 impl IndexConfig {
     /// The defaults for a collection of this metric: int8 codes where quantization applies
@@ -294,6 +304,12 @@ impl IndexConfig {
             return Err(Error::InvalidRequest(format!(
                 "target recall must be between 0 (off) and 1, got {}",
                 self.target_recall
+            )));
+        }
+        if self.build_threads > BUILD_THREADS_MAX {
+            return Err(Error::InvalidRequest(format!(
+                "build threads must be at most {BUILD_THREADS_MAX} (0: every core), got {}",
+                self.build_threads
             )));
         }
         Ok(())

@@ -341,3 +341,38 @@ fn a_collection_past_the_threshold_builds_its_index_in_the_background() {
     assert!(is_graph(&path), "{path:?}");
     assert_eq!(hits[0].id, PointId::Num(2500));
 }
+
+/// `build_threads: 1`: two collections given the same writes (in batches, with background
+/// extensions between them) build the same graph, so a small `ef` gives the same answers
+/// everywhere. With every core linking at once, two builds differ.
+#[test]
+fn one_build_thread_builds_the_same_graph_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let all = vectors(23, 20_200);
+    let (base, queries) = all.split_at(20_000);
+    let build = |name: &str| {
+        let mut cfg = config(Quantization::Int8);
+        cfg.index.build_threads = 1;
+        let c = db.create_collection(name, cfg).unwrap();
+        for (b, chunk) in base.chunks(5_000).enumerate() {
+            let points = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Point::new((b * 5_000 + i) as u64, v.clone()))
+                .collect();
+            c.upsert(points).unwrap();
+            c.build_index().unwrap();
+        }
+        assert_eq!(c.config().index.build_threads, 1);
+        c
+    };
+    let (a, b) = (build("a"), build("b"));
+    for q in queries {
+        let mut req = SearchRequest::new(q.clone(), 10);
+        req.ef = Some(16);
+        let (x, y) = (a.search(&req).unwrap(), b.search(&req).unwrap());
+        assert_eq!(ids(&x), ids(&y));
+        assert!(x.iter().zip(&y).all(|(x, y)| x.score == y.score));
+    }
+}

@@ -33,6 +33,10 @@ pub struct IndexArgs {
     /// sampled searches and uses the smallest ef that reached it (0 = always --ef).
     #[arg(long, default_value_t = quiver::TARGET_RECALL_DEFAULT)]
     target_recall: f32,
+    /// The most threads a build of the index uses (0 = every core). With 1 the same writes
+    /// always give the same graph.
+    #[arg(long, default_value_t = 0)]
+    build_threads: usize,
     /// Never build an approximate index (every search is exact).
     #[arg(long)]
     no_index: bool,
@@ -52,6 +56,7 @@ impl IndexArgs {
             full_scan_threshold: self.index_threshold,
             quantization,
             target_recall: self.target_recall,
+            build_threads: self.build_threads,
         })
     }
 }
@@ -321,7 +326,7 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
                             "quantization": ix.quantization.name(), "full_scan_threshold": ix.full_scan_threshold,
                             "nodes": status.nodes, "tail": status.tail, "building": status.building,
                             "memory_bytes": status.memory_bytes, "error": status.error,
-                            "target_recall": ix.target_recall, "ef_in_use": status.ef,
+                            "target_recall": ix.target_recall, "ef_in_use": status.ef, "build_threads": ix.build_threads,
                             "estimated_recall": status.recall.map(|r| r.recall),
                             "recall_samples": status.recall.map_or(0, |r| r.samples)}});
     let footprint = c.footprint();

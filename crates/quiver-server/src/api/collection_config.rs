@@ -278,8 +278,7 @@ fn patched_index(
 ) -> Result<quiver::IndexConfig, ApiError> {
     let ix = &config.index;
     let kb = |points: usize| points * config.dim.max(1) * 4 / 1024;
-    let mut hnsw =
-        json!({"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": kb(ix.full_scan_threshold)});
+    let mut hnsw = json!({"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": kb(ix.full_scan_threshold), "max_indexing_threads": ix.build_threads});
     let merge = |base: &mut Value, p: Option<&Value>| {
         if let (Some(b), Some(Value::Object(p))) = (base.as_object_mut(), p) {
             for (k, v) in p {

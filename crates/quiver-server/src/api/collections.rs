@@ -66,7 +66,7 @@ pub(super) fn collection_info_json(c: &Collection) -> Value {
         "segments_count": info.segments.max(1),
         "config": {
             "params": params,
-            "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": 0,
+            "hnsw_config": {"m": if ix.enabled { ix.m } else { 0 }, "ef_construct": ix.ef_construct, "full_scan_threshold": threshold_kb, "max_indexing_threads": ix.build_threads,
                             "on_disk": settings.graph_on_disk(&info.config.vectors.main)},
             "optimizer_config": {"deleted_threshold": 0.5, "vacuum_min_vector_number": 1000, "default_segment_number": 1,
                                  "max_segment_size": null, "memmap_threshold": null, "indexing_threshold": null,
@@ -396,6 +396,8 @@ pub(super) fn parse_index_config(body: &Map<String, Value>, dim: usize, metric: 
                 .ok_or_else(|| ApiError::bad(format!("hnsw_config.target_recall must be a number between 0 (off) and 1, got {t}")))?
                 as f32;
         }
+        // More threads than cores means every core: a larger count is kept as the largest.
+        ix.build_threads = field_usize(h, "max_indexing_threads", 0)?.min(quiver::BUILD_THREADS_MAX);
         if h.get("full_scan_threshold").is_some_and(|v| !v.is_null()) {
             let kb = field_usize(h, "full_scan_threshold", 0)?;
             ix.full_scan_threshold = kb.saturating_mul(1024) / (dim.max(1) * 4);

@@ -23,8 +23,9 @@ impl Collection {
         self.inner.ann.status(&st)
     }
 
-    /// Builds or extends the index now, on this thread (and the rayon pool), until it covers
-    /// every point, even below the full-scan threshold. Waits for a background build first.
+    /// Builds or extends the index now, on this thread (and the current rayon pool, or the build
+    /// pool of the collection's `build_threads` when it names some), until it covers every
+    /// point, even below the full-scan threshold. Waits for a background build first.
     pub fn build_index(&self) -> Result<()> {
         if !self.inner.config.index.enabled {
             return Err(Error::InvalidRequest("the index of this collection is disabled".into()));
@@ -35,7 +36,7 @@ impl Collection {
                 break;
             }
         }
-        let result = (|| {
+        let build = || {
             while self.index_step(true)? {}
             // Up to date, but the file may name nodes by id only: write it so that the next
             // open maps them by row.
@@ -45,7 +46,11 @@ impl Collection {
                 self.publish_index();
             }
             Ok(())
-        })();
+        };
+        let result = match self.inner.ann.config.build_threads {
+            0 => build(),
+            n => crate::ann::build_pool(n).install(build),
+        };
         self.inner.ann.finish();
         result
     }
@@ -109,7 +114,7 @@ impl Collection {
                 quiver_kernels::quant::lower_thread_priority();
                 let c = Collection { inner };
                 loop {
-                    match crate::ann::build_pool().install(|| c.index_step(false)) {
+                    match crate::ann::build_pool(c.inner.ann.config.build_threads).install(|| c.index_step(false)) {
                         Ok(true) => continue,
                         Ok(false) => break,
                         Err(e) => {
