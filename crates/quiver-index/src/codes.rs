@@ -17,6 +17,7 @@
 //! Manhattan distance is only supported at full precision.
 
 use crate::cells::Cells;
+use crate::half_rows::HalfRows;
 use quiver_kernels::quant::{advise_huge_spare, prefetch, QuantKernels};
 use quiver_kernels::simd::Kernels;
 use quiver_kernels::ScoreKind;
@@ -72,6 +73,9 @@ pub struct Int8Params {
 #[derive(Clone, Debug)]
 pub(crate) enum Store {
     F32(Cells<f32>),
+    /// A build copy in half precision (see `half_rows.rs`): made only by
+    /// [`Codes::build_copy`], never saved, never a graph's search codes.
+    Half(HalfRows),
     Int8 {
         params: Int8Params,
         codes: Cells<u8>,
@@ -124,7 +128,7 @@ const TRAIN_ROWS_MAX: usize = 20_000;
 impl Drift {
     fn observe(&mut self, store: &Store, dim: usize, rows: &[f32]) {
         match store {
-            Store::F32(_) => {}
+            Store::F32(_) | Store::Half(_) => {}
             Store::Int8 { params, .. } => {
                 self.clamped.resize(dim, 0);
                 for row in rows.chunks_exact(dim) {
@@ -154,7 +158,7 @@ impl Drift {
         }
         let rows = self.rows as f64;
         match store {
-            Store::F32(_) => false,
+            Store::F32(_) | Store::Half(_) => false,
             Store::Int8 { .. } => self.clamped.iter().any(|&n| n as f64 > CLAMPED_SHARE_MAX * rows),
             Store::Binary { mean, .. } => self.sum.iter().zip(&self.sum_sq).zip(mean).any(|((&s, &q), &m)| {
                 let mu = s / rows;
@@ -207,6 +211,21 @@ impl Codes {
         Codes::from_store(dim, kind, store)
     }
 
+    /// The full-precision copy a quantized graph links new nodes with, holding `rows`
+    /// (row-major): in half precision around the rows' mean where they fit (see
+    /// `half_rows.rs`), else in `f32`. Rows pushed later that do not fit the half-precision
+    /// frame turn the whole copy into `f32`.
+    pub(crate) fn build_copy(dim: usize, kind: ScoreKind, rows: &[f32]) -> Codes {
+        if let Some(h) = HalfRows::for_rows(dim, kind, rows) {
+            let mut copy = Codes::from_store(dim, kind, Store::Half(h));
+            copy.push(rows);
+            return copy;
+        }
+        let mut exact = Codes::new(dim, kind, Quantization::None, &[]);
+        exact.push(rows);
+        exact
+    }
+
     pub(crate) fn from_store(dim: usize, kind: ScoreKind, store: Store) -> Codes {
         Codes {
             kind,
@@ -228,10 +247,17 @@ impl Codes {
 
     pub fn quantization(&self) -> Quantization {
         match self.store {
-            Store::F32(_) => Quantization::None,
+            // A build copy stands for the full-precision vectors.
+            Store::F32(_) | Store::Half(_) => Quantization::None,
             Store::Int8 { .. } => Quantization::Int8,
             Store::Binary { .. } => Quantization::Binary,
         }
+    }
+
+    /// Whether [`Codes::score_nodes`] scores two nodes from their rows (full precision, and
+    /// the half-precision build copy).
+    pub fn scores_nodes(&self) -> bool {
+        matches!(self.store, Store::F32(_) | Store::Half(_))
     }
 
     /// Whether scores are exact (no rescoring needed).
@@ -242,6 +268,7 @@ impl Codes {
     pub fn len(&self) -> usize {
         match &self.store {
             Store::F32(v) => v.len() / self.dim,
+            Store::Half(h) => h.len(),
             Store::Int8 { sq_norms, .. } => sq_norms.len(),
             Store::Binary { sq_norms, .. } => sq_norms.len(),
         }
@@ -255,6 +282,7 @@ impl Codes {
     pub fn memory_bytes(&self) -> usize {
         match &self.store {
             Store::F32(v) => v.heap_bytes(),
+            Store::Half(h) => h.memory_bytes(),
             Store::Int8 { codes, sq_norms, params } => codes.heap_bytes() + sq_norms.heap_bytes() + params.lo.len() * 8,
             Store::Binary { codes, mean, sq_norms, .. } => codes.heap_bytes() + mean.len() * 4 + sq_norms.heap_bytes(),
         }
@@ -264,6 +292,7 @@ impl Codes {
     pub fn mapped_bytes(&self) -> usize {
         match &self.store {
             Store::F32(v) => v.mapped_bytes(),
+            Store::Half(_) => 0,
             Store::Int8 { codes, sq_norms, .. } => codes.mapped_bytes() + sq_norms.mapped_bytes(),
             Store::Binary { codes, sq_norms, .. } => codes.mapped_bytes() + sq_norms.mapped_bytes(),
         }
@@ -320,12 +349,26 @@ impl Codes {
         assert_eq!(rows.len() % self.dim, 0);
         self.observe(rows);
         let dim = self.dim;
+        let mut widened = None;
         match &mut self.store {
             Store::F32(v) => {
                 let v = v.to_mut();
                 v.reserve(rows.len());
                 advise_huge_spare(v);
                 v.extend_from_slice(rows)
+            }
+            Store::Half(h) => {
+                if !h.push(rows) {
+                    // Beyond the frame: the copy goes on in full precision.
+                    let mut all = Vec::with_capacity(h.len() * dim + rows.len());
+                    let mut one = Vec::with_capacity(dim);
+                    for node in 0..h.len() as u32 {
+                        h.decode(node, &mut one);
+                        all.extend_from_slice(&one);
+                    }
+                    all.extend_from_slice(rows);
+                    widened = Some(Store::F32(all.into()));
+                }
             }
             Store::Int8 { params, codes, sq_norms } => {
                 let (codes, sq_norms) = (codes.to_mut(), sq_norms.to_mut());
@@ -364,6 +407,9 @@ impl Codes {
                 }
             }
         }
+        if let Some(store) = widened {
+            self.store = store;
+        }
     }
 
     /// Whether node `node`'s code is the code `vector` would get (exact equality at full
@@ -383,6 +429,7 @@ impl Codes {
                 let mut one = Codes::from_store(dim, self.kind, self.empty_like());
                 one.push(vector);
                 match (&self.store, &one.store) {
+                    (Store::Half(a), Store::Half(b)) => a.row(node) == b.row(0),
                     (Store::Int8 { codes: a, .. }, Store::Int8 { codes: b, .. }) => a[n * dim..(n + 1) * dim] == b[..],
                     (Store::Binary { codes: a, words, .. }, Store::Binary { codes: b, .. }) => a[n * words..(n + 1) * words] == b[..],
                     _ => false,
@@ -395,6 +442,7 @@ impl Codes {
     fn empty_like(&self) -> Store {
         match &self.store {
             Store::F32(_) => Store::F32(Cells::default()),
+            Store::Half(h) => Store::Half(h.emptied()),
             Store::Int8 { params, .. } => Store::Int8 {
                 params: params.clone(),
                 codes: Cells::default(),
@@ -422,6 +470,7 @@ impl Codes {
         let dim = self.dim;
         match &mut self.store {
             Store::F32(v) => *v = gather(v, dim, order).into(),
+            Store::Half(h) => h.permute(order),
             Store::Int8 { codes, sq_norms, .. } => {
                 *codes = gather(codes, dim, order).into();
                 *sq_norms = gather(sq_norms, 1, order).into();
@@ -443,6 +492,7 @@ impl Codes {
         let dim = self.dim;
         match &self.store {
             Store::F32(v) => out.extend_from_slice(&v[n * dim..(n + 1) * dim]),
+            Store::Half(h) => h.decode(node, out),
             Store::Int8 { params, codes, .. } => {
                 let c = &codes[n * dim..(n + 1) * dim];
                 out.extend(
@@ -467,9 +517,13 @@ impl Codes {
 
     /// The score of node `a`'s vector against node `b`'s, straight from the rows, where the
     /// codes are exact (`F32`); the same value as preparing `a`'s decoded vector and scoring
-    /// `b`, without the two copies. `None` for quantized codes.
+    /// `b`, without the two copies. A half-precision build copy scores the two decoded
+    /// vectors (within rounding of that value). `None` for quantized codes.
     #[inline]
     pub fn score_nodes(&self, a: u32, b: u32) -> Option<f32> {
+        if let Store::Half(h) = &self.store {
+            return Some(h.score_nodes(a, b));
+        }
         let Store::F32(v) = &self.store else { return None };
         let dim = self.dim;
         let (a, b) = (
@@ -496,6 +550,7 @@ impl Codes {
         }
         match &self.store {
             Store::F32(_) => p.f.extend_from_slice(query),
+            Store::Half(h) => p.bias = h.prepare(query, &mut p.f),
             Store::Int8 { params, .. } => {
                 let scale = if self.kind == ScoreKind::NegL2Squared { 2.0 } else { 1.0 };
                 p.f.extend(query.iter().zip(&params.step).map(|(q, s)| scale * q * s));
@@ -524,6 +579,7 @@ impl Codes {
                     ScoreKind::NegL1 => -(self.kernels.l1)(&p.f, row),
                 }
             }
+            Store::Half(h) => h.score(&p.f, p.bias, node),
             Store::Int8 { codes, sq_norms, .. } => {
                 let s = (self.quant.dot_u8)(&p.f, &codes[n * dim..(n + 1) * dim]) + p.bias;
                 match self.kind {
@@ -554,6 +610,7 @@ impl Codes {
                     prefetch(row)
                 }
             }
+            Store::Half(h) => h.prefetch(node),
             Store::Int8 { codes, .. } => {
                 if let Some(row) = codes.get(n * dim..(n + 1) * dim) {
                     prefetch(row)

@@ -10,6 +10,7 @@
 
 pub mod cells;
 pub mod codes;
+mod half_rows;
 pub mod hnsw;
 pub mod persist;
 

@@ -134,6 +134,7 @@ impl Hnsw {
         let mut codes = Vec::new();
         match &c.store {
             Store::F32(v) => put_f32s(&mut codes, v),
+            Store::Half(_) => unreachable!("a graph's codes are never a build copy (Codes::build_copy is crate-private)"),
             Store::Int8 {
                 params,
                 codes: b,
@@ -386,6 +387,7 @@ impl Hnsw {
     pub fn mapped_section_lens(&self) -> [u64; MAPPED_SECTIONS] {
         let (params, codes, norms) = match &self.codes.store {
             Store::F32(v) => (0, v.len() * 4, 0),
+            Store::Half(_) => unreachable!("a graph's codes are never a build copy (Codes::build_copy is crate-private)"),
             Store::Int8 { params, codes, sq_norms } => (params.lo.len() * 8, codes.len(), sq_norms.len() * 4),
             Store::Binary { mean, codes, sq_norms, .. } => (mean.len() * 4, codes.len() * 8, sq_norms.len() * 4),
         };
@@ -410,6 +412,7 @@ impl Hnsw {
         let f32s = |v: &[f32], out: &mut dyn FnMut(&[u8]) -> Result<(), E>| stream(v.iter().map(|x| x.to_le_bytes()), out);
         match &self.codes.store {
             Store::F32(v) => f32s(v, out),
+            Store::Half(_) => unreachable!("a graph's codes are never a build copy (Codes::build_copy is crate-private)"),
             Store::Int8 { params, codes, sq_norms } => {
                 f32s(&params.lo, out)?;
                 f32s(&params.step, out)?;
@@ -545,6 +548,7 @@ impl Hnsw {
             graph: graph.then(|| (self.levels.owned(), self.links0.owned(), self.upper.owned())),
             store: (codes && self.codes.mapped_bytes() > 0).then(|| match &self.codes.store {
                 Store::F32(v) => Store::F32(v.owned()),
+                Store::Half(_) => unreachable!("a graph's codes are never a build copy (Codes::build_copy is crate-private)"),
                 Store::Int8 { params, codes, sq_norms } => Store::Int8 {
                     params: params.clone(),
                     codes: codes.owned(),

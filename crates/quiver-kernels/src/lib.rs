@@ -9,6 +9,7 @@
 //! Each kernel has a scalar reference in [`scalar`]; the SIMD paths in [`simd`] are chosen once
 //! per process from the CPU's features ([`isa`]) and are tested against the scalar twin.
 
+pub mod f16;
 pub mod matmul;
 pub mod nn;
 pub mod qmm;
