@@ -36,6 +36,8 @@ pub(crate) struct HalfRows {
     mean_sq: f32,
     /// `s`, a power of two.
     scale: f32,
+    /// `1 / s^2`, exact.
+    inv_scale_sq: f32,
     rows: Vec<u16>,
     /// Dot: `<y, m> / s` per node (empty for distances).
     offsets: Vec<f32>,
@@ -68,7 +70,8 @@ impl HalfRows {
         } else {
             0
         };
-        if !(-120..=120).contains(&e) {
+        // s^2 and 1 / s^2 must be normal floats too.
+        if !(-60..=60).contains(&e) {
             return None;
         }
         Some(HalfRows {
@@ -77,6 +80,7 @@ impl HalfRows {
             mean_sq: mean.iter().map(|m| m * m).sum(),
             mean,
             scale: 2.0f32.powi(e),
+            inv_scale_sq: 2.0f32.powi(-2 * e),
             rows: Vec::new(),
             offsets: Vec::new(),
             kernels: *HalfKernels::best(),
@@ -152,7 +156,7 @@ impl HalfRows {
         let row = self.row(node);
         match self.kind {
             ScoreKind::Dot => (self.kernels.dot)(f, row) + bias,
-            _ => -(self.kernels.l2_squared)(f, row) / (self.scale * self.scale),
+            _ => -(self.kernels.l2_squared)(f, row) * self.inv_scale_sq,
         }
     }
 
@@ -297,6 +301,16 @@ mod tests {
         let mut bad = data.clone();
         bad[5] = f32::INFINITY;
         assert!(matches!(Codes::build_copy(dim, ScoreKind::Dot, &bad).store, Store::F32(_)));
+        // A spread too small or too large for a power-of-two scale whose square is a float.
+        let tiny: Vec<f32> = data.iter().map(|x| (x - 100.0) * 1e-25).collect();
+        assert!(matches!(Codes::build_copy(dim, ScoreKind::Dot, &tiny).store, Store::F32(_)));
+        let huge: Vec<f32> = data.iter().map(|x| (x - 100.0) * 1e25).collect();
+        assert!(matches!(Codes::build_copy(dim, ScoreKind::Dot, &huge).store, Store::F32(_)));
+        let small: Vec<f32> = data.iter().map(|x| (x - 100.0) * 1e-9).collect();
+        let c = Codes::build_copy(dim, ScoreKind::NegL2Squared, &small);
+        assert!(matches!(c.store, Store::Half(_)));
+        let want = ScoreKind::NegL2Squared.score_scalar(&small[..dim], &small[dim..2 * dim]);
+        assert!((c.score_nodes(0, 1).unwrap() - want).abs() <= 1e-3 * want.abs(), "{want}");
         // All rows equal: a spread of zero still frames (scale 1).
         let same = vec![3.5f32; dim * 4];
         let c = Codes::build_copy(dim, ScoreKind::NegL2Squared, &same);

@@ -173,22 +173,6 @@ mod x86 {
         _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
     }
 
-    /// The last `n % 8` values of both rows, zero-padded to eight lanes (zeros add nothing to
-    /// a dot product or a squared distance).
-    #[inline(always)]
-    unsafe fn tail_f(a: &[f32], from: usize) -> __m256 {
-        let mut buf = [0.0f32; 8];
-        buf[..a.len() - from].copy_from_slice(&a[from..]);
-        _mm256_loadu_ps(buf.as_ptr())
-    }
-
-    #[inline(always)]
-    unsafe fn tail_h(b: &[u16], from: usize) -> __m256 {
-        let mut buf = [0u16; 8];
-        buf[..b.len() - from].copy_from_slice(&b[from..]);
-        load_h(buf.as_ptr())
-    }
-
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
@@ -198,14 +182,20 @@ mod x86 {
     }
 
     /// One kernel body for the four products: `load_a` / `load_b` read eight lanes at an
-    /// offset, `step` folds a pair of lanes into an accumulator.
+    /// offset, `step` folds a pair of lanes into an accumulator, `get_a` / `get_b` read one
+    /// value and `scalar` folds one pair (rows shorter than eight). The last `n % 8` values
+    /// are read as the last eight, with the lanes already counted masked to zero (zeros add
+    /// nothing to a dot product or a squared distance): no copy, no read past the rows.
     macro_rules! kernel {
-        ($name:ident, $ta:ty, $tb:ty, $load_a:expr, $load_b:expr, $tail_a:expr, $tail_b:expr, $step:expr) => {
+        ($name:ident, $ta:ty, $tb:ty, $load_a:expr, $load_b:expr, $step:expr, $get_a:expr, $get_b:expr, $scalar:expr) => {
             /// # Safety
             /// AVX2, FMA and F16C; `a.len() == b.len()`.
             #[target_feature(enable = "avx2,fma,f16c")]
             unsafe fn $name(a: &[$ta], b: &[$tb]) -> f32 {
                 let n = a.len();
+                if n < 8 {
+                    return (0..n).fold(0.0f32, |acc, j| $scalar($get_a(a, j), $get_b(b, j), acc));
+                }
                 let (pa, pb) = (a.as_ptr(), b.as_ptr());
                 let mut acc = [_mm256_setzero_ps(); 4];
                 let mut i = 0;
@@ -220,7 +210,12 @@ mod x86 {
                     i += 8;
                 }
                 if i < n {
-                    acc[1] = $step($tail_a(a, i), $tail_b(b, i), acc[1]);
+                    let start = n - 8;
+                    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                    let fresh = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_set1_epi32((i - start) as i32 - 1)));
+                    let x = _mm256_and_ps($load_a(pa.add(start)), fresh);
+                    let y = _mm256_and_ps($load_b(pb.add(start)), fresh);
+                    acc[1] = $step(x, y, acc[1]);
                 }
                 hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
             }
@@ -238,10 +233,46 @@ mod x86 {
         _mm256_fmadd_ps(d, d, acc)
     }
 
-    kernel!(dot_impl, f32, u16, |p| _mm256_loadu_ps(p), |p| load_h(p), tail_f, tail_h, fma);
-    kernel!(l2_impl, f32, u16, |p| _mm256_loadu_ps(p), |p| load_h(p), tail_f, tail_h, sq_diff);
-    kernel!(dot_halves_impl, u16, u16, |p| load_h(p), |p| load_h(p), tail_h, tail_h, fma);
-    kernel!(l2_halves_impl, u16, u16, |p| load_h(p), |p| load_h(p), tail_h, tail_h, sq_diff);
+    fn fma1(x: f32, y: f32, acc: f32) -> f32 {
+        acc + x * y
+    }
+
+    fn sq_diff1(x: f32, y: f32, acc: f32) -> f32 {
+        acc + (x - y) * (x - y)
+    }
+
+    fn get_f(a: &[f32], j: usize) -> f32 {
+        a[j]
+    }
+
+    fn get_h(b: &[u16], j: usize) -> f32 {
+        super::to_f32(b[j])
+    }
+
+    kernel!(dot_impl, f32, u16, |p| _mm256_loadu_ps(p), |p| load_h(p), fma, get_f, get_h, fma1);
+    kernel!(
+        l2_impl,
+        f32,
+        u16,
+        |p| _mm256_loadu_ps(p),
+        |p| load_h(p),
+        sq_diff,
+        get_f,
+        get_h,
+        sq_diff1
+    );
+    kernel!(dot_halves_impl, u16, u16, |p| load_h(p), |p| load_h(p), fma, get_h, get_h, fma1);
+    kernel!(
+        l2_halves_impl,
+        u16,
+        u16,
+        |p| load_h(p),
+        |p| load_h(p),
+        sq_diff,
+        get_h,
+        get_h,
+        sq_diff1
+    );
 }
 
 #[cfg(test)]
