@@ -127,30 +127,6 @@ mod x86 {
         unsafe { encode_impl(src, &mut out[start..]) }
     }
 
-    pub fn dot_avx2(a: &[f32], b: &[u16]) -> f32 {
-        assert_eq!(a.len(), b.len(), "kernel inputs must have equal length");
-        // SAFETY: as above; lengths are equal.
-        unsafe { dot_impl(a, b) }
-    }
-
-    pub fn l2_squared_avx2(a: &[f32], b: &[u16]) -> f32 {
-        assert_eq!(a.len(), b.len(), "kernel inputs must have equal length");
-        // SAFETY: as above.
-        unsafe { l2_impl(a, b) }
-    }
-
-    pub fn dot_halves_avx2(a: &[u16], b: &[u16]) -> f32 {
-        assert_eq!(a.len(), b.len(), "kernel inputs must have equal length");
-        // SAFETY: as above.
-        unsafe { dot_halves_impl(a, b) }
-    }
-
-    pub fn l2_squared_halves_avx2(a: &[u16], b: &[u16]) -> f32 {
-        assert_eq!(a.len(), b.len(), "kernel inputs must have equal length");
-        // SAFETY: as above.
-        unsafe { l2_halves_impl(a, b) }
-    }
-
     /// # Safety
     /// AVX2 and F16C; `out.len() == src.len()`.
     #[target_feature(enable = "avx2,f16c")]
@@ -181,13 +157,20 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
-    /// One kernel body for the four products: `load_a` / `load_b` read eight lanes at an
+    /// One kernel body for the four products, and its safe wrapper: `load_a` / `load_b` read eight lanes at an
     /// offset, `step` folds a pair of lanes into an accumulator, `get_a` / `get_b` read one
     /// value and `scalar` folds one pair (rows shorter than eight). The last `n % 8` values
     /// are read as the last eight, with the lanes already counted masked to zero (zeros add
     /// nothing to a dot product or a squared distance): no copy, no read past the rows.
     macro_rules! kernel {
-        ($name:ident, $ta:ty, $tb:ty, $load_a:expr, $load_b:expr, $step:expr, $get_a:expr, $get_b:expr, $scalar:expr) => {
+        ($wrapper:ident, $name:ident, $ta:ty, $tb:ty, $load_a:expr, $load_b:expr, $step:expr, $get_a:expr, $get_b:expr, $scalar:expr) => {
+            pub fn $wrapper(a: &[$ta], b: &[$tb]) -> f32 {
+                assert_eq!(a.len(), b.len(), "kernel inputs must have equal length");
+                // SAFETY: reachable only after AVX2, FMA and F16C were detected; lengths are
+                // equal.
+                unsafe { $name(a, b) }
+            }
+
             /// # Safety
             /// AVX2, FMA and F16C; `a.len() == b.len()`.
             #[target_feature(enable = "avx2,fma,f16c")]
@@ -249,8 +232,20 @@ mod x86 {
         super::to_f32(b[j])
     }
 
-    kernel!(dot_impl, f32, u16, |p| _mm256_loadu_ps(p), |p| load_h(p), fma, get_f, get_h, fma1);
     kernel!(
+        dot_avx2,
+        dot_impl,
+        f32,
+        u16,
+        |p| _mm256_loadu_ps(p),
+        |p| load_h(p),
+        fma,
+        get_f,
+        get_h,
+        fma1
+    );
+    kernel!(
+        l2_squared_avx2,
         l2_impl,
         f32,
         u16,
@@ -261,8 +256,20 @@ mod x86 {
         get_h,
         sq_diff1
     );
-    kernel!(dot_halves_impl, u16, u16, |p| load_h(p), |p| load_h(p), fma, get_h, get_h, fma1);
     kernel!(
+        dot_halves_avx2,
+        dot_halves_impl,
+        u16,
+        u16,
+        |p| load_h(p),
+        |p| load_h(p),
+        fma,
+        get_h,
+        get_h,
+        fma1
+    );
+    kernel!(
+        l2_squared_halves_avx2,
         l2_halves_impl,
         u16,
         u16,
