@@ -416,11 +416,15 @@ pub fn info(ctx: &Ctx, a: &NameArg) -> Result<Box<dyn Output>> {
         "none (every search is an exact scan)".to_string()
     } else {
         format!(
-            "hnsw m={} ef_construct={} ef={} quantization={}, built above {} points: {} in the graph, {} scanned exactly{}",
+            "hnsw m={} ef_construct={} ef={} quantization={}{}, built above {} points: {} in the graph, {} scanned exactly{}",
             ix.m,
             ix.ef_construct,
             ix.ef,
             ix.quantization.name(),
+            match ix.build_threads {
+                0 => String::new(),
+                n => format!(" build_threads={n}"),
+            },
             ix.full_scan_threshold,
             status.nodes,
             status.tail,
