@@ -22,21 +22,9 @@ cargo build --release --locked -p quiver-cli
 $py bench/prepare_glove.py
 [ -f bench/data/minilm-50k/gt.npy ] || $py bench/prepare_minilm.py
 
-cpu=$($py - <<'EOF'
-import re
-fields = {}
-with open("/proc/cpuinfo") as f:
-    for line in f:
-        if not line.strip():
-            break
-        k, _, v = line.partition(":")
-        fields[k.strip()] = v.strip()
-vendor = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(fields.get("vendor_id", ""), "cpu")
-print(f"{vendor}-f{fields.get('cpu family', 'x')}-m{fields.get('model', 'x')}")
-EOF
-)
+cpu=$($py bench/machine.py)
 echo "== CPU class: $cpu"
-common_ann=(--queries 1000 --fine --skip quiver,quiver-int8-m10,faiss-hnsw,faiss-ivf,usearch,filtered)
+skip=(--skip quiver,quiver-int8-m10,faiss-hnsw,faiss-ivf,usearch,filtered)
 for s in "${steps[@]}"; do
   case "$s" in
     exact)
@@ -48,10 +36,9 @@ for s in "${steps[@]}"; do
       $py bench/embed_vs_onnx.py --out "embed-minilm-$cpu"
       ;;
     ann)
-      $py bench/ann_glove.py --title glove-50-angular --out "ann-glove50-$cpu" --fine \
-        --skip quiver,quiver-int8-m10,faiss-hnsw,faiss-ivf,usearch,filtered
+      $py bench/ann_glove.py --title glove-50-angular --out "ann-glove50-$cpu" --fine "${skip[@]}"
       $py bench/ann_glove.py --data bench/data/minilm-50k --title "MiniLM embeddings of the Python 3.11 docs" \
-        --out "ann-minilm50k-$cpu" "${common_ann[@]}"
+        --out "ann-minilm50k-$cpu" --queries 1000 --fine "${skip[@]}"
       ;;
   esac
 done
