@@ -11,6 +11,7 @@
 use crate::{EmbedError, Embedder};
 use quiver_kernels::matmul::{gemm, MatMut, MatRef, Threads};
 use quiver_kernels::nn::{Bf16Panels, NnKernels};
+use quiver_kernels::panels::F32Panels;
 use quiver_kernels::qmm::Int8Weights;
 pub use quiver_kernels::Precision;
 use rayon::prelude::*;
@@ -23,12 +24,20 @@ pub const MAX_TOKENS: usize = 256;
 /// The folder name of the model in Quiver's cache.
 pub const MODEL_NAME: &str = "all-minilm-l6-v2";
 
-/// A linear layer's weight. At [`Precision::Float`]: f32 for the GEMM, and on CPUs with AVX-512
-/// a bfloat16 copy for products over a few tokens (see [`SMALL_TOKENS`]). At
+/// A linear layer's weight. At [`Precision::Float`]: f32, packed once in panels for this CPU's
+/// micro-kernel ([`F32Panels`]; plain for the `gemm` crate on CPUs without one), and on CPUs with
+/// AVX-512 a bfloat16 copy for products over a few tokens (see [`SMALL_TOKENS`]). At
 /// [`Precision::Int8`]: the int8 codes only.
 enum Weight {
-    Float { f32: Vec<f32>, bf16: Option<Bf16Panels> },
+    Float { f32: FloatWeight, bf16: Option<Bf16Panels> },
     Int8(Int8Weights),
+}
+
+/// The f32 weights as the CPU's product wants them.
+enum FloatWeight {
+    Panels(F32Panels),
+    /// `out_dim x in_dim` row-major, for the `gemm` crate.
+    Plain(Vec<f32>),
 }
 
 impl Weight {
@@ -37,7 +46,10 @@ impl Weight {
             Precision::Int8 => Weight::Int8(Int8Weights::pack(&w, out_dim, in_dim)),
             Precision::Float => Weight::Float {
                 bf16: Bf16Panels::fast().then(|| Bf16Panels::pack(&w, out_dim, in_dim)).flatten(),
-                f32: w,
+                f32: match F32Panels::fast().then(|| F32Panels::pack(&w, out_dim, in_dim)).flatten() {
+                    Some(panels) => FloatWeight::Panels(panels),
+                    None => FloatWeight::Plain(w),
+                },
             },
         }
     }
@@ -440,12 +452,15 @@ fn linear(x: &[f32], residual: Option<&[f32]>, n: usize, in_dim: usize, w: &Weig
         panels.matmul(&x[..n * in_dim], n, out, true);
         return;
     }
-    let w = MatRef::row_major(f32, out_dim, in_dim);
+    let w = match f32 {
+        FloatWeight::Panels(panels) => return panels.matmul(&x[..n * in_dim], n, out, true),
+        FloatWeight::Plain(w) => MatRef::row_major(w, out_dim, in_dim),
+    };
     gemm(
         Threads::All,
         MatMut::row_major(out, n, out_dim),
         true,
-        MatRef::row_major(x, n, in_dim),
+        MatRef::row_major(&x[..n * in_dim], n, in_dim),
         w.t(),
     );
 }

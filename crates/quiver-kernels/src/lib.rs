@@ -12,6 +12,7 @@
 pub mod f16;
 pub mod matmul;
 pub mod nn;
+pub mod panels;
 pub mod qmm;
 pub mod quant;
 pub mod scalar;
