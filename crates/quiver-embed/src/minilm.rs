@@ -10,8 +10,8 @@
 
 use crate::{EmbedError, Embedder};
 use quiver_kernels::matmul::{gemm, MatMut, MatRef, Threads};
-use quiver_kernels::nn::{Bf16Panels, NnKernels};
-use quiver_kernels::panels::F32Panels;
+use quiver_kernels::nn::NnKernels;
+use quiver_kernels::panels::{Bf16Panels, F32Panels};
 use quiver_kernels::qmm::Int8Weights;
 pub use quiver_kernels::Precision;
 use rayon::prelude::*;
@@ -25,8 +25,9 @@ pub const MAX_TOKENS: usize = 256;
 pub const MODEL_NAME: &str = "all-minilm-l6-v2";
 
 /// A linear layer's weight. At [`Precision::Float`]: f32, packed once in panels for this CPU's
-/// micro-kernel ([`F32Panels`]; plain for the `gemm` crate on CPUs without one), and on CPUs with
-/// AVX-512 a bfloat16 copy for products over a few tokens (see [`SMALL_TOKENS`]). At
+/// micro-kernel ([`F32Panels`]; plain for the `gemm` crate on CPUs without one), and on the same
+/// CPUs (AVX2+FMA or AVX-512) a bfloat16 copy for products over a few tokens (see
+/// [`SMALL_TOKENS`]). At
 /// [`Precision::Int8`]: the int8 codes only.
 enum Weight {
     Float { f32: FloatWeight, bf16: Option<Bf16Panels> },
@@ -56,10 +57,12 @@ impl Weight {
 }
 
 /// Batches of at most this many tokens (a few search queries) run their linear layers on the
-/// bfloat16 weights where available: such products are bound by reading the weights (88 MB in
-/// f32 per pass), and half the bytes took a 14-token query from 132 to 283 per second on 2
-/// cores. Around 100 tokens the two paths are even, so the cut is at 64. Only the weights are
-/// rounded (activations and sums stay f32): worst cosine with the reference embeddings 0.99998.
+/// bfloat16 weights where available: such products are bound by reading the weights (42 MB in
+/// f32 per pass, more than many L3 caches; 21 MB in bfloat16), and half the bytes took a 14-token
+/// query from 132 to 283 per second on 2 Zen 4 cores (AVX-512), and from about 158 to 190-210 on
+/// 2 Zen 3 cores (AVX2). Around 100 tokens the two paths are even, so the cut is at 64. Only the
+/// weights are rounded (activations and sums stay f32): worst cosine with the reference
+/// embeddings 0.99998.
 pub const SMALL_TOKENS: usize = 64;
 
 struct Layer {

@@ -89,7 +89,7 @@ fn matches_reference_embeddings_and_tokens() {
     }
     eprintln!("{} sentences, worst cosine {worst:.7}", texts.len());
     // One at a time: short texts take the small-batch path (bfloat16 weights where the CPU has
-    // AVX-512), which must meet the same bar.
+    // AVX2+FMA or AVX-512), which must meet the same bar.
     let mut worst_alone = 1.0f32;
     for (i, text) in texts.iter().enumerate() {
         let c = cosine(&m.embed_one(text).unwrap(), &reference.data[i * 384..(i + 1) * 384]);

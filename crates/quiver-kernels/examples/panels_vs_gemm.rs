@@ -46,6 +46,20 @@ fn main() {
             g / q
         );
     }
+    let b = quiver_kernels::panels::Bf16Panels::pack(&w, n, k).unwrap();
+    for round in 0..3 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            p.matmul(&x, m, &mut o2, false);
+        }
+        let q = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..reps {
+            b.matmul(&x, m, &mut o1, false);
+        }
+        let h = t.elapsed().as_secs_f64();
+        println!("round {round}: bf16 / f32 panels {:.3}", q / h);
+    }
     let d = o1.iter().zip(&o2).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     println!("max diff {d}");
 }

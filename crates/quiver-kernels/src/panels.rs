@@ -2,18 +2,24 @@
 //! `out = x W^T` with a batch of token rows `x`.
 //!
 //! A general matrix product (the `gemm` crate) copies `W` into its own panel layout on every
-//! call: 42 MB of MiniLM weights per forward pass, about 6% of embedding short sentences. Here
-//! `W` is laid out once as panels of 16 output columns (`k x 16`, column `j` of panel `p` holding
-//! row `16 p + j` of `W`), and each call packs only the activations, which are far fewer bytes
-//! than the weights for the batches the embedder runs.
+//! call: 42 MB of MiniLM weights per forward pass, about 6% of embedding short sentences and as
+//! much as the arithmetic for one search query. Here `W` is laid out once as panels of 16 output
+//! columns (`k x 16`, column `j` of panel `p` holding row `16 p + j` of `W`), and each call packs
+//! only the activations.
+//!
+//! The weights are kept in `f32` ([`F32Panels`]) or rounded to bfloat16 ([`Bf16Panels`], half
+//! the bytes: for products over a few rows, which wait on reading the weights; activations and
+//! sums stay `f32`, so only the weights' rounding, relative 2^-9, enters).
 //!
 //! The micro-kernel multiplies a strip of `R` token rows by one panel, keeping the `R x 16` sums
-//! in registers: per input index, one panel row (16 weights) and `R` broadcasts of activations
-//! feed `R x 16` fused multiply-adds. It is written once, as plain Rust over fixed-size arrays
-//! that the compiler turns into vector code, and compiled for AVX2+FMA (`R` = 6: twelve 8-lane
-//! sums) and for AVX-512F (`R` = 12: twelve 16-lane sums). The two paths compute the same fused
-//! sums in the same order, so they agree to the bit; the tests check both against a schoolbook
-//! product in `f64`. CPUs with neither use the `gemm` crate ([`F32Panels::fast`] says which).
+//! in registers: per input index, one panel row (16 weights, widened to `f32` as they load) and
+//! `R` broadcasts of activations feed `R x 16` fused multiply-adds. It is written once, as plain
+//! Rust over fixed-size arrays that the compiler turns into vector code, and compiled for
+//! AVX2+FMA (`R` = 6: twelve 8-lane sums) and for AVX-512F (`R` = 12: twelve 16-lane sums). Every
+//! output is the same chain of fused multiply-adds over `k` in order, whatever the path, so the
+//! paths equal the baseline build bit for bit; the tests check that, and the baseline against a
+//! schoolbook product in `f64`. CPUs with neither ISA use the `gemm` crate instead
+//! ([`Panels::fast`] says which).
 
 use crate::simd::Isa;
 use rayon::prelude::*;
@@ -21,17 +27,59 @@ use rayon::prelude::*;
 /// Output columns per panel.
 pub const PANEL: usize = 16;
 
-/// `W` (`n x k`, PyTorch's `Linear` layout: output by input) packed in panels of [`PANEL`]
-/// output columns.
-#[derive(Clone, Debug)]
-pub struct F32Panels {
-    k: usize,
-    n: usize,
-    data: Vec<f32>,
+/// A weight as stored in the panels, widened to `f32` when the micro-kernel loads it.
+pub trait Weight: Copy + Default + Send + Sync + 'static {
+    /// The stored form of `v`.
+    fn narrow(v: f32) -> Self;
+    /// The `f32` the products use.
+    fn widen(self) -> f32;
 }
 
+impl Weight for f32 {
+    #[inline(always)]
+    fn narrow(v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+/// A bfloat16: the top 16 bits of an `f32`, rounded to nearest even.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bf16(u16);
+
+impl Weight for Bf16 {
+    fn narrow(v: f32) -> Bf16 {
+        let b = v.to_bits();
+        if v.is_nan() {
+            return Bf16(((b >> 16) | 0x40) as u16);
+        }
+        Bf16(((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16)
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from_bits((self.0 as u32) << 16)
+    }
+}
+
+/// `W` (`n x k`, PyTorch's `Linear` layout: output by input) packed in panels of [`PANEL`]
+/// output columns, each weight stored as a `T`.
+#[derive(Clone, Debug)]
+pub struct Panels<T> {
+    k: usize,
+    n: usize,
+    data: Vec<T>,
+}
+
+/// The weights in `f32`: the embedder's default products.
+pub type F32Panels = Panels<f32>;
+/// The weights in bfloat16: the embedder's products over a few tokens.
+pub type Bf16Panels = Panels<Bf16>;
+
 /// `R` activation rows, interleaved: element `(kk, r)` at `kk * R + r`, so that the micro-kernel
-/// reads the `R` values it broadcasts for one input index from one place.
+/// reads the `R` values it broadcasts for one input index from one place. Rows past `rows` are 0.
 fn pack_strip<const R: usize>(x: &[f32], rows: usize, k: usize, strip: &mut [f32]) {
     debug_assert!(rows <= R && x.len() >= rows * k && strip.len() == k * R);
     for (kk, s) in strip.chunks_exact_mut(R).enumerate() {
@@ -41,27 +89,47 @@ fn pack_strip<const R: usize>(x: &[f32], rows: usize, k: usize, strip: &mut [f32
     }
 }
 
+/// Every `R`-row strip of `x` (`m x k`), packed one after the other into `packed`.
+fn pack_strips(x: &[f32], m: usize, k: usize, rows: usize, packed: &mut Vec<f32>) {
+    packed.clear();
+    packed.resize(m.div_ceil(rows) * rows * k, 0.0);
+    for (s, strip) in packed.chunks_exact_mut(rows * k).enumerate() {
+        let first = s * rows;
+        let count = (m - first).min(rows);
+        let src = &x[first * k..(first + count) * k];
+        match rows {
+            6 => pack_strip::<6>(src, count, k, strip),
+            12 => pack_strip::<12>(src, count, k, strip),
+            _ => unreachable!("strip heights are 6 and 12"),
+        }
+    }
+}
+
 /// The `R x 16` products of a packed strip and one panel.
 #[inline(always)]
-fn tile<const R: usize>(panel: &[f32], strip: &[f32]) -> [[f32; PANEL]; R] {
+fn tile<T: Weight, const R: usize>(panel: &[T], strip: &[f32]) -> [[f32; PANEL]; R] {
     let mut acc = [[0.0f32; PANEL]; R];
     for (w, xs) in panel.chunks_exact(PANEL).zip(strip.chunks_exact(R)) {
+        let mut wf = [0.0f32; PANEL];
+        for (f, w) in wf.iter_mut().zip(w) {
+            *f = w.widen();
+        }
         for r in 0..R {
             for j in 0..PANEL {
-                acc[r][j] = xs[r].mul_add(w[j], acc[r][j]);
+                acc[r][j] = xs[r].mul_add(wf[j], acc[r][j]);
             }
         }
     }
     acc
 }
 
-/// One block of strips (already packed, `k * R` values each) against every panel, into `out`
-/// (the block's `rows` rows of the output, `n` wide).
+/// Packed strips (`k * R` values each) of `rows` rows against every panel of `data`, into `out`
+/// (those rows of the output, whose row stride is `n`).
 #[inline(always)]
-fn block_body<const R: usize>(data: &[f32], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+fn block_body<T: Weight, const R: usize>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
     for (p, panel) in data.chunks_exact(k * PANEL).enumerate() {
         for (s, strip) in strips.chunks_exact(k * R).enumerate() {
-            let acc = tile::<R>(panel, strip);
+            let acc = tile::<T, R>(panel, strip);
             for (r, a) in acc.iter().enumerate().take(rows.saturating_sub(s * R)) {
                 let o = &mut out[(s * R + r) * n + p * PANEL..][..PANEL];
                 if accumulate {
@@ -74,7 +142,7 @@ fn block_body<const R: usize>(data: &[f32], k: usize, n: usize, strips: &[f32], 
     }
 }
 
-type BlockKernel = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], bool);
+type BlockKernel<T> = fn(&[T], usize, usize, &[f32], usize, &mut [f32], bool);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -85,22 +153,22 @@ mod x86 {
     /// AVX-512F: strips of 12 rows, sums in twelve `zmm` registers.
     pub const AVX512_ROWS: usize = 12;
 
-    pub fn block_avx2(data: &[f32], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+    pub fn block_avx2<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn inner(data: &[f32], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-            block_body::<AVX2_ROWS>(data, k, n, strips, rows, out, accumulate)
+        unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+            block_body::<T, AVX2_ROWS>(data, k, n, strips, rows, out, accumulate)
         }
-        // SAFETY: only chosen by `F32Panels::path` after checking the CPU has AVX2 and FMA; the
+        // SAFETY: only chosen by `Panels::path` after checking the CPU has AVX2 and FMA; the
         // body is safe code.
         unsafe { inner(data, k, n, strips, rows, out, accumulate) }
     }
 
-    pub fn block_avx512(data: &[f32], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+    pub fn block_avx512<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
         #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn inner(data: &[f32], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-            block_body::<AVX512_ROWS>(data, k, n, strips, rows, out, accumulate)
+        unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+            block_body::<T, AVX512_ROWS>(data, k, n, strips, rows, out, accumulate)
         }
-        // SAFETY: only chosen by `F32Panels::path` after checking the CPU has AVX-512F; the body
+        // SAFETY: only chosen by `Panels::path` after checking the CPU has AVX-512F; the body
         // is safe code.
         unsafe { inner(data, k, n, strips, rows, out, accumulate) }
     }
@@ -108,44 +176,45 @@ mod x86 {
 
 /// The baseline build of the 6-row kernel: the twin the tests compare the vector paths with (slow
 /// where `mul_add` has no instruction, so never dispatched to).
-fn block_baseline(data: &[f32], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-    block_body::<6>(data, k, n, strips, rows, out, accumulate)
+fn block_baseline<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+    block_body::<T, 6>(data, k, n, strips, rows, out, accumulate)
 }
 
 /// Most strips one task packs and multiplies: 8 strips of 6 rows of 1,536 inputs are 295 KB,
 /// which stays in a core's L2 beside one panel while every panel passes over it.
 const MAX_STRIPS_PER_BLOCK: usize = 8;
 
-impl F32Panels {
-    /// Packs `w`, `n x k` row-major. `None` unless `n` is a positive multiple of 16 and `k > 0`.
-    pub fn pack(w: &[f32], n: usize, k: usize) -> Option<F32Panels> {
+impl<T: Weight> Panels<T> {
+    /// Packs `w`, `n x k` row-major. `None` unless `n` is a positive multiple of 16, `k > 0` and
+    /// `w` holds `n * k` values.
+    pub fn pack(w: &[f32], n: usize, k: usize) -> Option<Panels<T>> {
         if n == 0 || k == 0 || !n.is_multiple_of(PANEL) || w.len() != n * k {
             return None;
         }
-        let mut data = vec![0.0f32; n * k];
+        let mut data = vec![T::default(); n * k];
         for (p, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
             for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
                 for (j, v) in row.iter_mut().enumerate() {
-                    *v = w[(p * PANEL + j) * k + kk];
+                    *v = T::narrow(w[(p * PANEL + j) * k + kk]);
                 }
             }
         }
-        Some(F32Panels { k, n, data })
+        Some(Panels { k, n, data })
     }
 
     /// Whether this CPU has a vector path for the panels (AVX2+FMA or AVX-512F). Elsewhere the
     /// `gemm` crate is the better choice and callers should use it.
     pub fn fast() -> bool {
-        F32Panels::path(crate::isa()).is_some()
+        Panels::<T>::path(crate::isa()).is_some()
     }
 
     /// The kernel for `isa` and its strip height; `None` for ISAs without a fast path.
-    fn path(isa: Isa) -> Option<(BlockKernel, usize)> {
+    fn path(isa: Isa) -> Option<(BlockKernel<T>, usize)> {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma if Isa::available().contains(&Isa::Avx2Fma) => Some((x86::block_avx2, x86::AVX2_ROWS)),
+            Isa::Avx2Fma if Isa::available().contains(&Isa::Avx2Fma) => Some((x86::block_avx2::<T>, x86::AVX2_ROWS)),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if Isa::available().contains(&Isa::Avx512) => Some((x86::block_avx512, x86::AVX512_ROWS)),
+            Isa::Avx512 if Isa::available().contains(&Isa::Avx512) => Some((x86::block_avx512::<T>, x86::AVX512_ROWS)),
             _ => None,
         }
     }
@@ -161,45 +230,70 @@ impl F32Panels {
     }
 
     /// `out (m x n) := [out +] x (m x k) * W^T` on every core, on this CPU's fastest path (the
-    /// baseline kernel where there is none: call it only when [`F32Panels::fast`]).
+    /// baseline kernel where there is none: call it only when [`Panels::fast`]).
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
         self.matmul_isa(crate::isa(), x, m, out, accumulate)
     }
 
-    /// [`F32Panels::matmul`] on a chosen path (the tests compare the paths); an ISA without a
+    /// [`Panels::matmul`] on a chosen path (the tests compare the paths); an ISA without a
     /// fast path runs the baseline kernel.
     pub fn matmul_isa(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
         let (k, n) = (self.k, self.n);
-        assert!(x.len() == m * k && out.len() == m * n, "F32Panels::matmul shapes");
+        assert!(x.len() == m * k && out.len() == m * n, "Panels::matmul shapes");
         if m == 0 {
             return;
         }
-        let (kernel, rows) = F32Panels::path(isa).unwrap_or((block_baseline as BlockKernel, 6));
-        // A multiple of the thread count of blocks of even size (the threads finish together),
-        // none larger than the cache allows.
+        let (kernel, rows) = Panels::<T>::path(isa).unwrap_or((block_baseline::<T> as BlockKernel<T>, 6));
         let strips = m.div_ceil(rows);
         let threads = rayon::current_num_threads().max(1);
+        let panels = n / PANEL;
+        if strips < 2 * threads && panels >= 2 * threads {
+            self.few_rows(kernel, rows, x, m, out, accumulate, threads);
+            return;
+        }
+        // A multiple of the thread count of blocks of rows of even size (the threads finish
+        // together), none larger than the cache allows.
         let blocks = threads * strips.div_ceil(threads * MAX_STRIPS_PER_BLOCK);
-        let per_block = strips.div_ceil(blocks);
-        let block_rows = per_block * rows;
+        let block_rows = strips.div_ceil(blocks) * rows;
         out.par_chunks_mut(block_rows * n)
             .zip(x.par_chunks(block_rows * k))
             .for_each_init(Vec::new, |packed, (out, x)| {
                 let rows_here = x.len() / k;
-                let strips_here = rows_here.div_ceil(rows);
-                packed.clear();
-                packed.resize(strips_here * rows * k, 0.0);
-                for (s, strip) in packed.chunks_exact_mut(rows * k).enumerate() {
-                    let first = s * rows;
-                    let count = (rows_here - first).min(rows);
-                    let src = &x[first * k..(first + count) * k];
-                    match rows {
-                        6 => pack_strip::<6>(src, count, k, strip),
-                        _ => pack_strip::<12>(src, count, k, strip),
-                    }
-                }
+                pack_strips(x, rows_here, k, rows, packed);
                 kernel(&self.data, k, n, packed, rows_here, out, accumulate);
             });
+    }
+
+    /// A few rows (a search query's tokens): the threads split the panels rather than the rows,
+    /// so each reads only its share of the weights, which is what such a product waits on.
+    #[allow(clippy::too_many_arguments)]
+    fn few_rows(&self, kernel: BlockKernel<T>, rows: usize, x: &[f32], m: usize, out: &mut [f32], accumulate: bool, threads: usize) {
+        let (k, n) = (self.k, self.n);
+        let mut packed = Vec::new();
+        pack_strips(x, m, k, rows, &mut packed);
+        let per_task = (n / PANEL).div_ceil(2 * threads);
+        let parts: Vec<Vec<f32>> = self
+            .data
+            .par_chunks(per_task * PANEL * k)
+            .map(|data| {
+                let cols = data.len() / k;
+                let mut part = vec![0.0f32; m * cols];
+                kernel(data, k, cols, &packed, m, &mut part, false);
+                part
+            })
+            .collect();
+        let cols = per_task * PANEL;
+        for (p, part) in parts.iter().enumerate() {
+            let width = part.len() / m;
+            for (r, src) in part.chunks_exact(width).enumerate() {
+                let o = &mut out[r * n + p * cols..][..width];
+                if accumulate {
+                    o.iter_mut().zip(src).for_each(|(o, s)| *o += s);
+                } else {
+                    o.copy_from_slice(src);
+                }
+            }
+        }
     }
 }
 
@@ -207,35 +301,31 @@ impl F32Panels {
 mod tests {
     use super::*;
 
-    fn schoolbook(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
-        let mut out = vec![0.0f64; m * n];
-        for r in 0..m {
-            for c in 0..n {
-                out[r * n + c] = (0..k).map(|t| x[r * k + t] as f64 * w[c * k + t] as f64).sum();
-            }
-        }
-        out
-    }
-
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len).map(|i| (((i + seed) * 7919) % 2003) as f32 / 1001.0 - 1.0).collect()
     }
 
-    /// Every path (the baseline twin included) against the product in `f64`, with and without
-    /// accumulation, for row counts below, at and past each strip height and block size, and
-    /// input widths that are not multiples of a vector.
-    #[test]
-    fn every_path_matches_the_schoolbook_product() {
-        for (n, k) in [(16, 1), (48, 37), (32, 384), (16, 1536)] {
+    /// Every path of `Panels<T>` (the baseline twin included) against the product in `f64` of
+    /// the weights as `T` stores them, with and without accumulation, for row counts below, at
+    /// and past each strip height, block size and the few-rows split, and input widths that are
+    /// not multiples of a vector.
+    fn check_against_schoolbook<T: Weight>() {
+        for (n, k) in [(16, 1), (48, 37), (32, 384), (128, 40), (16, 1536)] {
             let w = values(n * k, 3);
-            let panels = F32Panels::pack(&w, n, k).unwrap();
+            let panels = Panels::<T>::pack(&w, n, k).unwrap();
             assert_eq!((panels.outputs(), panels.inputs()), (n, k));
+            let stored: Vec<f64> = w.iter().map(|&v| T::narrow(v).widen() as f64).collect();
             for m in [1, 2, 5, 6, 7, 11, 12, 13, 25, 48, 49, 97, 100] {
                 if k == 1536 && m > 25 {
                     continue; // the baseline's software fused multiply-add is slow
                 }
                 let x = values(m * k, 11 * m);
-                let want = schoolbook(&x, &w, m, n, k);
+                let mut want = vec![0.0f64; m * n];
+                for r in 0..m {
+                    for c in 0..n {
+                        want[r * n + c] = (0..k).map(|t| x[r * k + t] as f64 * stored[c * k + t]).sum();
+                    }
+                }
                 let tolerance = |w: f64| 1e-5 * (k as f64).sqrt() * (1.0 + w.abs());
                 for isa in Isa::available() {
                     let mut got = vec![0.5f32; m * n];
@@ -259,26 +349,60 @@ mod tests {
         }
     }
 
-    /// Every path computes the same fused sums in the same order, whatever its strip height:
-    /// each vector path equals the baseline kernel to the bit.
+    #[test]
+    fn f32_panels_match_the_schoolbook_product() {
+        check_against_schoolbook::<f32>();
+    }
+
+    #[test]
+    fn bf16_panels_match_the_schoolbook_product_of_the_rounded_weights() {
+        check_against_schoolbook::<Bf16>();
+    }
+
+    /// Every output is the same chain of fused multiply-adds whatever the strip height or the
+    /// split between threads: each vector path equals the baseline to the bit, for few rows and
+    /// for many.
     #[test]
     fn every_path_equals_the_baseline_to_the_bit() {
-        let (n, k, m) = (32, 100, 29);
-        let (w, x) = (values(n * k, 5), values(m * k, 9));
-        let panels = F32Panels::pack(&w, n, k).unwrap();
-        let mut baseline = vec![0.0f32; m * n];
-        panels.matmul_isa(Isa::Scalar, &x, m, &mut baseline, false);
-        for isa in Isa::available() {
-            let mut got = vec![0.0f32; m * n];
-            panels.matmul_isa(isa, &x, m, &mut got, false);
-            assert_eq!(baseline, got, "{isa:?}");
+        let (n, k) = (64, 100);
+        let w = values(n * k, 5);
+        let (f, b) = (F32Panels::pack(&w, n, k).unwrap(), Bf16Panels::pack(&w, n, k).unwrap());
+        for m in [3, 29] {
+            let x = values(m * k, 9);
+            let (mut base_f, mut base_b) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+            f.matmul_isa(Isa::Scalar, &x, m, &mut base_f, false);
+            b.matmul_isa(Isa::Scalar, &x, m, &mut base_b, false);
+            assert_ne!(base_f, base_b, "the bf16 weights are rounded");
+            for isa in Isa::available() {
+                let mut got = vec![0.0f32; m * n];
+                f.matmul_isa(isa, &x, m, &mut got, false);
+                assert_eq!(base_f, got, "f32 {isa:?} m={m}");
+                b.matmul_isa(isa, &x, m, &mut got, false);
+                assert_eq!(base_b, got, "bf16 {isa:?} m={m}");
+            }
         }
+    }
+
+    #[test]
+    fn bf16_rounding_is_to_nearest_even() {
+        let round = |v: f32| Bf16::narrow(v).widen();
+        assert_eq!(round(1.0), 1.0);
+        assert_eq!(round(-2.5), -2.5);
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0).
+        assert_eq!(round(1.0 + 1.0 / 256.0), 1.0);
+        assert_eq!(round(1.0 + 3.0 / 256.0), 1.0 + 4.0 / 256.0);
+        for i in 0..10_000 {
+            let v = (i as f32 * 0.731).sin() * 10f32.powi(i % 7 - 3);
+            assert!((round(v) - v).abs() <= v.abs() / 256.0, "{v}");
+        }
+        assert!(round(f32::NAN).is_nan());
     }
 
     #[test]
     fn shapes_that_cannot_be_packed_are_refused() {
         let w = values(40 * 8, 1);
         assert!(F32Panels::pack(&w, 40, 8).is_none(), "n must be a multiple of 16");
+        assert!(Bf16Panels::pack(&w, 40, 8).is_none(), "n must be a multiple of 16");
         assert!(F32Panels::pack(&w[..32 * 8], 32, 0).is_none());
         assert!(F32Panels::pack(&w[..10], 16, 8).is_none(), "length must be n * k");
         let panels = F32Panels::pack(&w[..32 * 8], 32, 8).unwrap();
