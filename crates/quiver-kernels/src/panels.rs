@@ -15,7 +15,8 @@
 //! in registers: per input index, one panel row (16 weights, widened to `f32` as they load) and
 //! `R` broadcasts of activations feed `R x 16` fused multiply-adds. It is written once, as plain
 //! Rust over fixed-size arrays that the compiler turns into vector code, and compiled for
-//! AVX2+FMA (`R` = 6: twelve 8-lane sums) and for AVX-512F (`R` = 12: twelve 16-lane sums). Every
+//! AVX2+FMA (6 rows x 16 columns: twelve 8-lane sums) and for AVX-512F (6 rows x two panels:
+//! twelve 16-lane sums). Every
 //! output is the same chain of fused multiply-adds over `k` in order, whatever the path, so the
 //! paths equal the baseline build bit for bit; the tests check that, and the baseline against a
 //! schoolbook product in `f64`. CPUs with neither ISA use the `gemm` crate instead
@@ -89,19 +90,17 @@ fn pack_strip<const R: usize>(x: &[f32], rows: usize, k: usize, strip: &mut [f32
     }
 }
 
-/// Every `R`-row strip of `x` (`m x k`), packed one after the other into `packed`.
-fn pack_strips(x: &[f32], m: usize, k: usize, rows: usize, packed: &mut Vec<f32>) {
+/// Rows per strip: with 16 columns (AVX2) or two panels (AVX-512), twelve vector sums.
+const STRIP: usize = 6;
+
+/// Every [`STRIP`]-row strip of `x` (`m x k`), packed one after the other into `packed`.
+fn pack_strips(x: &[f32], m: usize, k: usize, packed: &mut Vec<f32>) {
     packed.clear();
-    packed.resize(m.div_ceil(rows) * rows * k, 0.0);
-    for (s, strip) in packed.chunks_exact_mut(rows * k).enumerate() {
-        let first = s * rows;
-        let count = (m - first).min(rows);
-        let src = &x[first * k..(first + count) * k];
-        match rows {
-            6 => pack_strip::<6>(src, count, k, strip),
-            12 => pack_strip::<12>(src, count, k, strip),
-            _ => unreachable!("strip heights are 6 and 12"),
-        }
+    packed.resize(m.div_ceil(STRIP) * STRIP * k, 0.0);
+    for (s, strip) in packed.chunks_exact_mut(STRIP * k).enumerate() {
+        let first = s * STRIP;
+        let count = (m - first).min(STRIP);
+        pack_strip::<STRIP>(&x[first * k..(first + count) * k], count, k, strip);
     }
 }
 
@@ -142,21 +141,76 @@ fn block_body<T: Weight, const R: usize>(data: &[T], k: usize, n: usize, strips:
     }
 }
 
+/// The `R x 32` products of a packed strip and two panels at once: on AVX-512 a panel row is one
+/// register, and two panels give the micro-kernel twelve sums to interleave with 6 rows (a
+/// 12-row strip of one panel made the compiler gather across rows instead).
+#[inline(always)]
+fn tile_pair<T: Weight, const R: usize>(a: &[T], b: &[T], strip: &[f32]) -> [[[f32; PANEL]; R]; 2] {
+    let mut acc = [[[0.0f32; PANEL]; R]; 2];
+    for ((wa, wb), xs) in a.chunks_exact(PANEL).zip(b.chunks_exact(PANEL)).zip(strip.chunks_exact(R)) {
+        let mut wf = [[0.0f32; PANEL]; 2];
+        for j in 0..PANEL {
+            wf[0][j] = wa[j].widen();
+            wf[1][j] = wb[j].widen();
+        }
+        for r in 0..R {
+            for j in 0..PANEL {
+                acc[0][r][j] = xs[r].mul_add(wf[0][j], acc[0][r][j]);
+                acc[1][r][j] = xs[r].mul_add(wf[1][j], acc[1][r][j]);
+            }
+        }
+    }
+    acc
+}
+
+/// [`block_body`] with the panels taken two at a time ([`tile_pair`]); an odd last panel alone.
+#[inline(always)]
+fn block_body_pairs<T: Weight, const R: usize>(
+    data: &[T],
+    k: usize,
+    n: usize,
+    strips: &[f32],
+    rows: usize,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let store = |o: &mut [f32], a: &[f32; PANEL]| {
+        if accumulate {
+            o.iter_mut().zip(a).for_each(|(o, a)| *o += a);
+        } else {
+            o.copy_from_slice(a);
+        }
+    };
+    let pairs = data.chunks_exact(2 * k * PANEL);
+    let odd = pairs.remainder();
+    for (p, pair) in pairs.enumerate() {
+        let (a, b) = pair.split_at(k * PANEL);
+        for (s, strip) in strips.chunks_exact(k * R).enumerate() {
+            let acc = tile_pair::<T, R>(a, b, strip);
+            for r in 0..rows.saturating_sub(s * R).min(R) {
+                let o = &mut out[(s * R + r) * n + 2 * p * PANEL..][..2 * PANEL];
+                let (oa, ob) = o.split_at_mut(PANEL);
+                store(oa, &acc[0][r]);
+                store(ob, &acc[1][r]);
+            }
+        }
+    }
+    if !odd.is_empty() {
+        let first = (data.len() - odd.len()) / k;
+        block_body::<T, R>(odd, k, n, strips, rows, &mut out[first..], accumulate);
+    }
+}
+
 type BlockKernel<T> = fn(&[T], usize, usize, &[f32], usize, &mut [f32], bool);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::*;
 
-    /// AVX2+FMA: strips of 6 rows, sums in twelve `ymm` registers.
-    pub const AVX2_ROWS: usize = 6;
-    /// AVX-512F: strips of 12 rows, sums in twelve `zmm` registers.
-    pub const AVX512_ROWS: usize = 12;
-
     pub fn block_avx2<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-            block_body::<T, AVX2_ROWS>(data, k, n, strips, rows, out, accumulate)
+            block_body::<T, STRIP>(data, k, n, strips, rows, out, accumulate)
         }
         // SAFETY: only chosen by `Panels::path` after checking the CPU has AVX2 and FMA; the
         // body is safe code.
@@ -166,7 +220,7 @@ mod x86 {
     pub fn block_avx512<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
         #[target_feature(enable = "avx512f,avx2,fma")]
         unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-            block_body::<T, AVX512_ROWS>(data, k, n, strips, rows, out, accumulate)
+            block_body_pairs::<T, STRIP>(data, k, n, strips, rows, out, accumulate)
         }
         // SAFETY: only chosen by `Panels::path` after checking the CPU has AVX-512F; the body
         // is safe code.
@@ -174,10 +228,10 @@ mod x86 {
     }
 }
 
-/// The baseline build of the 6-row kernel: the twin the tests compare the vector paths with (slow
+/// The baseline build of the AVX2 kernel: the twin the tests compare the vector paths with (slow
 /// where `mul_add` has no instruction, so never dispatched to).
 fn block_baseline<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-    block_body::<T, 6>(data, k, n, strips, rows, out, accumulate)
+    block_body::<T, STRIP>(data, k, n, strips, rows, out, accumulate)
 }
 
 /// Most strips one task packs and multiplies: 8 strips of 6 rows of 1,536 inputs are 295 KB,
@@ -208,13 +262,13 @@ impl<T: Weight> Panels<T> {
         Panels::<T>::path(crate::isa()).is_some()
     }
 
-    /// The kernel for `isa` and its strip height; `None` for ISAs without a fast path.
-    fn path(isa: Isa) -> Option<(BlockKernel<T>, usize)> {
+    /// The kernel for `isa`; `None` for ISAs without a fast path.
+    fn path(isa: Isa) -> Option<BlockKernel<T>> {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma if Isa::available().contains(&Isa::Avx2Fma) => Some((x86::block_avx2::<T>, x86::AVX2_ROWS)),
+            Isa::Avx2Fma if Isa::available().contains(&Isa::Avx2Fma) => Some(x86::block_avx2::<T>),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if Isa::available().contains(&Isa::Avx512) => Some((x86::block_avx512::<T>, x86::AVX512_ROWS)),
+            Isa::Avx512 if Isa::available().contains(&Isa::Avx512) => Some(x86::block_avx512::<T>),
             _ => None,
         }
     }
@@ -243,34 +297,33 @@ impl<T: Weight> Panels<T> {
         if m == 0 {
             return;
         }
-        let (kernel, rows) = Panels::<T>::path(isa).unwrap_or((block_baseline::<T> as BlockKernel<T>, 6));
-        let strips = m.div_ceil(rows);
+        let kernel = Panels::<T>::path(isa).unwrap_or(block_baseline::<T>);
+        let strips = m.div_ceil(STRIP);
         let threads = rayon::current_num_threads().max(1);
         let panels = n / PANEL;
         if strips < 2 * threads && panels >= 2 * threads {
-            self.few_rows(kernel, rows, x, m, out, accumulate, threads);
+            self.few_rows(kernel, x, m, out, accumulate, threads);
             return;
         }
         // A multiple of the thread count of blocks of rows of even size (the threads finish
         // together), none larger than the cache allows.
         let blocks = threads * strips.div_ceil(threads * MAX_STRIPS_PER_BLOCK);
-        let block_rows = strips.div_ceil(blocks) * rows;
+        let block_rows = strips.div_ceil(blocks) * STRIP;
         out.par_chunks_mut(block_rows * n)
             .zip(x.par_chunks(block_rows * k))
             .for_each_init(Vec::new, |packed, (out, x)| {
                 let rows_here = x.len() / k;
-                pack_strips(x, rows_here, k, rows, packed);
+                pack_strips(x, rows_here, k, packed);
                 kernel(&self.data, k, n, packed, rows_here, out, accumulate);
             });
     }
 
     /// A few rows (a search query's tokens): the threads split the panels rather than the rows,
     /// so each reads only its share of the weights, which is what such a product waits on.
-    #[allow(clippy::too_many_arguments)]
-    fn few_rows(&self, kernel: BlockKernel<T>, rows: usize, x: &[f32], m: usize, out: &mut [f32], accumulate: bool, threads: usize) {
+    fn few_rows(&self, kernel: BlockKernel<T>, x: &[f32], m: usize, out: &mut [f32], accumulate: bool, threads: usize) {
         let (k, n) = (self.k, self.n);
         let mut packed = Vec::new();
-        pack_strips(x, m, k, rows, &mut packed);
+        pack_strips(x, m, k, &mut packed);
         let per_task = (n / PANEL).div_ceil(2 * threads);
         let parts: Vec<Vec<f32>> = self
             .data
@@ -379,6 +432,27 @@ mod tests {
                 assert_eq!(base_f, got, "f32 {isa:?} m={m}");
                 b.matmul_isa(isa, &x, m, &mut got, false);
                 assert_eq!(base_b, got, "bf16 {isa:?} m={m}");
+            }
+        }
+    }
+
+    /// The AVX-512 path's panel pairing (and its odd last panel), run in the baseline build so
+    /// that every machine checks it: the same outputs, bit for bit, as one panel at a time.
+    #[test]
+    fn pairs_of_panels_equal_single_panels() {
+        for (n, m) in [(16, 7), (48, 13), (64, 1), (80, 30)] {
+            let k = 21;
+            let (w, x) = (values(n * k, 2), values(m * k, 4));
+            let panels = Bf16Panels::pack(&w, n, k).unwrap();
+            let mut packed = Vec::new();
+            pack_strips(&x, m, k, &mut packed);
+            for accumulate in [false, true] {
+                let mut single = vec![0.25f32; m * n];
+                let mut pairs = single.clone();
+                block_body::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut single, accumulate);
+                block_body_pairs::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut pairs, accumulate);
+                assert_eq!(single, pairs, "n={n} m={m} accumulate={accumulate}");
+                assert!(single.iter().all(|&v| v != 0.25), "every output written");
             }
         }
     }
