@@ -234,9 +234,10 @@ fn block_baseline<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], row
     block_body::<T, STRIP>(data, k, n, strips, rows, out, accumulate)
 }
 
-/// Most strips one task packs and multiplies: 8 strips of 6 rows of 1,536 inputs are 295 KB,
-/// which stays in a core's L2 beside one panel while every panel passes over it.
-const MAX_STRIPS_PER_BLOCK: usize = 8;
+/// Most bytes of packed activations one task multiplies: they stay in a core's L2 beside one
+/// panel while every panel passes over them, and each task reads all the weights once, so the
+/// larger the block, the fewer passes over the weights (42 MB for MiniLM, more than an L3).
+const BLOCK_BYTES: usize = 256 * 1024;
 
 impl<T: Weight> Panels<T> {
     /// Packs `w`, `n x k` row-major. `None` unless `n` is a positive multiple of 16, `k > 0` and
@@ -307,7 +308,8 @@ impl<T: Weight> Panels<T> {
         }
         // A multiple of the thread count of blocks of rows of even size (the threads finish
         // together), none larger than the cache allows.
-        let blocks = threads * strips.div_ceil(threads * MAX_STRIPS_PER_BLOCK);
+        let max_strips = (BLOCK_BYTES / (STRIP * k * 4)).max(1);
+        let blocks = threads * strips.div_ceil(threads * max_strips);
         let block_rows = strips.div_ceil(blocks) * STRIP;
         out.par_chunks_mut(block_rows * n)
             .zip(x.par_chunks(block_rows * k))
