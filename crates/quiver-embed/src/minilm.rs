@@ -9,7 +9,7 @@
 //! over the mask is the mean over each sequence's tokens.
 
 use crate::{EmbedError, Embedder};
-use quiver_kernels::matmul::{gemm, MatMut, MatRef, Threads};
+use quiver_kernels::matmul::{gemm, MatMut, MatRef, Onto, Threads};
 use quiver_kernels::nn::NnKernels;
 use quiver_kernels::panels::{Bf16Panels, F32Panels};
 use quiver_kernels::qmm::Int8Weights;
@@ -424,16 +424,30 @@ pub fn pool(tokens: &[f32], hidden: usize) -> Vec<f32> {
     out
 }
 
-/// `out = x W^T + b (+ residual)` for `n` rows, as one product on every core. The bias and the
-/// residual are written into `out` first and the product accumulates onto them.
+/// `out = (b + residual) + x W^T` for `n` rows, as one product on every core. The packed
+/// products add the bias and the residual as they store each tile of outputs; the `gemm` crate
+/// accumulates onto them written into `out` first (the same sums in the same order).
 #[allow(clippy::too_many_arguments)]
 fn linear(x: &[f32], residual: Option<&[f32]>, n: usize, in_dim: usize, w: &Weight, b: &[f32], out_dim: usize, out: &mut [f32]) {
     let out = &mut out[..n * out_dim];
+    let (x, residual) = (&x[..n * in_dim], residual.map(|r| &r[..n * out_dim]));
+    let onto = Onto::Bias { bias: b, residual };
+    let (f32, bf16) = match w {
+        Weight::Int8(q) => return q.matmul(x, n, out, onto),
+        Weight::Float { f32, bf16 } => (f32, bf16),
+    };
+    if let (true, Some(panels)) = (n <= SMALL_TOKENS, bf16) {
+        return panels.matmul(x, n, out, onto);
+    }
+    let w = match f32 {
+        FloatWeight::Panels(panels) => return panels.matmul(x, n, out, onto),
+        FloatWeight::Plain(w) => MatRef::row_major(w, out_dim, in_dim),
+    };
     const BLOCK: usize = 64;
     match residual {
         Some(r) => out
             .par_chunks_mut(out_dim * BLOCK)
-            .zip(r[..n * out_dim].par_chunks(out_dim * BLOCK))
+            .zip(r.par_chunks(out_dim * BLOCK))
             .for_each(|(block, rblock)| {
                 for (row, rrow) in block.chunks_exact_mut(out_dim).zip(rblock.chunks_exact(out_dim)) {
                     for ((o, &bias), &rv) in row.iter_mut().zip(b).zip(rrow) {
@@ -447,23 +461,11 @@ fn linear(x: &[f32], residual: Option<&[f32]>, n: usize, in_dim: usize, w: &Weig
             }
         }),
     }
-    let (f32, bf16) = match w {
-        Weight::Int8(q) => return q.matmul(&x[..n * in_dim], n, out, true),
-        Weight::Float { f32, bf16 } => (f32, bf16),
-    };
-    if let (true, Some(panels)) = (n <= SMALL_TOKENS, bf16) {
-        panels.matmul(&x[..n * in_dim], n, out, true);
-        return;
-    }
-    let w = match f32 {
-        FloatWeight::Panels(panels) => return panels.matmul(&x[..n * in_dim], n, out, true),
-        FloatWeight::Plain(w) => MatRef::row_major(w, out_dim, in_dim),
-    };
     gemm(
         Threads::All,
         MatMut::row_major(out, n, out_dim),
         true,
-        MatRef::row_major(&x[..n * in_dim], n, in_dim),
+        MatRef::row_major(x, n, in_dim),
         w.t(),
     );
 }

@@ -4,7 +4,7 @@
 //! `cargo run --release -p quiver-kernels --example panels_vs_gemm -- M K N REPS`, for example
 //! `405 384 1152 20` (a batch of 32 short sentences through MiniLM's Q/K/V layer). Prints each
 //! round's GFLOP/s and the ratio, and the largest difference between the two outputs.
-use quiver_kernels::matmul::{gemm, MatMut, MatRef, Threads};
+use quiver_kernels::matmul::{gemm, MatMut, MatRef, Onto, Threads};
 use quiver_kernels::panels::F32Panels;
 use std::time::Instant;
 fn main() {
@@ -35,7 +35,7 @@ fn main() {
         let g = t.elapsed().as_secs_f64();
         let t = Instant::now();
         for _ in 0..reps {
-            p.matmul(&x, m, &mut o2, false);
+            p.matmul(&x, m, &mut o2, Onto::Nothing);
         }
         let q = t.elapsed().as_secs_f64();
         let fl = 2.0 * (m * n * k * reps) as f64;
@@ -50,12 +50,12 @@ fn main() {
     for round in 0..3 {
         let t = Instant::now();
         for _ in 0..reps {
-            p.matmul(&x, m, &mut o2, false);
+            p.matmul(&x, m, &mut o2, Onto::Nothing);
         }
         let q = t.elapsed().as_secs_f64();
         let t = Instant::now();
         for _ in 0..reps {
-            b.matmul(&x, m, &mut o1, false);
+            b.matmul(&x, m, &mut o1, Onto::Nothing);
         }
         let h = t.elapsed().as_secs_f64();
         println!("round {round}: bf16 / f32 panels {:.3}", q / h);

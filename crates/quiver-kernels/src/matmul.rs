@@ -32,6 +32,101 @@ pub fn matmul_nt(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, out: &mut [
     );
 }
 
+/// What the outputs of the packed products ([`crate::panels::Panels`],
+/// [`crate::qmm::Int8Weights`]) are added to: `out := base + x W^T`.
+///
+/// A linear layer's bias and residual are added as each tile of outputs is stored, rather than
+/// written into `out` first and read back: a first pass over `out` would fetch every line twice,
+/// and the output of a large layer does not stay in cache between the passes.
+#[derive(Clone, Copy, Debug)]
+pub enum Onto<'a> {
+    /// Nothing: `out := x W^T`.
+    Nothing,
+    /// `out`'s own values: `out += x W^T`.
+    Out,
+    /// `out := (bias + residual) + x W^T`, or `bias + x W^T` without a residual. `bias` holds
+    /// one value per output column; `residual` is `m x n` row-major, like `out`.
+    Bias {
+        /// One value per output column.
+        bias: &'a [f32],
+        /// Added to the bias before the product, row by row.
+        residual: Option<&'a [f32]>,
+    },
+}
+
+impl<'a> Onto<'a> {
+    /// [`Onto::Out`] when `accumulate`, else [`Onto::Nothing`].
+    pub fn accumulate(accumulate: bool) -> Onto<'static> {
+        if accumulate {
+            Onto::Out
+        } else {
+            Onto::Nothing
+        }
+    }
+
+    /// Panics unless the base fits an output of `m x n`.
+    pub(crate) fn check(self, m: usize, n: usize) {
+        if let Onto::Bias { bias, residual } = self {
+            assert_eq!(bias.len(), n, "one bias per output column");
+            assert!(residual.is_none_or(|r| r.len() == m * n), "the residual is m x n");
+        }
+    }
+
+    /// The same base for the rows from `r0` on, of an output `n` columns wide.
+    pub(crate) fn rows_from(self, r0: usize, n: usize) -> Onto<'a> {
+        match self {
+            Onto::Bias { bias, residual } => Onto::Bias {
+                bias,
+                residual: residual.map(|r| &r[r0 * n..]),
+            },
+            other => other,
+        }
+    }
+
+    /// The same base for the columns from `c0` on (row stride unchanged).
+    pub(crate) fn cols_from(self, c0: usize) -> Onto<'a> {
+        match self {
+            Onto::Bias { bias, residual } => Onto::Bias {
+                bias: &bias[c0..],
+                residual: residual.map(|r| &r[c0..]),
+            },
+            other => other,
+        }
+    }
+
+    /// Stores `acc` (products for row `r`, from this base's first column on) into `out`, adding
+    /// the base; `n` is the residual's row stride.
+    #[inline(always)]
+    pub(crate) fn store(self, out: &mut [f32], acc: &[f32], r: usize, n: usize) {
+        match self {
+            Onto::Nothing => out.copy_from_slice(acc),
+            Onto::Out => out.iter_mut().zip(acc).for_each(|(o, a)| *o += a),
+            Onto::Bias { bias, residual: None } => {
+                out.iter_mut().zip(bias).zip(acc).for_each(|((o, b), a)| *o = b + a);
+            }
+            Onto::Bias { bias, residual: Some(res) } => {
+                let res = &res[r * n..][..out.len()];
+                out.iter_mut()
+                    .zip(bias)
+                    .zip(res)
+                    .zip(acc)
+                    .for_each(|(((o, b), v), a)| *o = (b + v) + a);
+            }
+        }
+    }
+
+    /// Asks for the lines that [`Onto::store`] will read for row `r` (`len` columns), so that
+    /// they arrive while the products are computed.
+    #[inline(always)]
+    pub(crate) fn prefetch(self, out: &[f32], r: usize, len: usize, n: usize) {
+        match self {
+            Onto::Out => crate::quant::prefetch(&out[r * n..][..len]),
+            Onto::Bias { residual: Some(res), .. } => crate::quant::prefetch(&res[r * n..][..len]),
+            _ => {}
+        }
+    }
+}
+
 /// A read-only strided view of a matrix inside a slice: element (i, j) is
 /// `data[i * row_stride + j * col_stride]`. Construction checks that every element is in bounds.
 #[derive(Clone, Copy, Debug)]

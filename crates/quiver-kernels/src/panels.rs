@@ -22,6 +22,7 @@
 //! schoolbook product in `f64`. CPUs with neither ISA use the `gemm` crate instead
 //! ([`Panels::fast`] says which).
 
+use crate::matmul::Onto;
 use crate::simd::Isa;
 use rayon::prelude::*;
 
@@ -122,20 +123,24 @@ fn tile<T: Weight, const R: usize>(panel: &[T], strip: &[f32]) -> [[f32; PANEL];
     acc
 }
 
-/// Packed strips (`k * R` values each) of `rows` rows against every panel of `data`, into `out`
-/// (those rows of the output, whose row stride is `n`).
+/// Packed strips (`k * R` values each) of `rows` rows against every panel of `data`, onto `out`
+/// (those rows of the output, whose row stride is `n`; `onto` starts at the same row).
+///
+/// Before each tile, the lines its stores will read (`out` itself, or a residual) are
+/// prefetched: a tile's arithmetic hides their latency, which otherwise stalls the store.
 #[inline(always)]
-fn block_body<T: Weight, const R: usize>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+fn block_body<T: Weight, const R: usize>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], onto: Onto<'_>) {
     for (p, panel) in data.chunks_exact(k * PANEL).enumerate() {
+        let onto = onto.cols_from(p * PANEL);
         for (s, strip) in strips.chunks_exact(k * R).enumerate() {
+            let here = rows.saturating_sub(s * R).min(R);
+            for r in 0..here {
+                onto.prefetch(&out[p * PANEL..], s * R + r, PANEL, n);
+            }
             let acc = tile::<T, R>(panel, strip);
-            for (r, a) in acc.iter().enumerate().take(rows.saturating_sub(s * R)) {
+            for (r, a) in acc.iter().enumerate().take(here) {
                 let o = &mut out[(s * R + r) * n + p * PANEL..][..PANEL];
-                if accumulate {
-                    o.iter_mut().zip(a).for_each(|(o, a)| *o += a);
-                } else {
-                    o.copy_from_slice(a);
-                }
+                onto.store(o, a, s * R + r, n);
             }
         }
     }
@@ -172,66 +177,64 @@ fn block_body_pairs<T: Weight, const R: usize>(
     strips: &[f32],
     rows: usize,
     out: &mut [f32],
-    accumulate: bool,
+    onto: Onto<'_>,
 ) {
-    let store = |o: &mut [f32], a: &[f32; PANEL]| {
-        if accumulate {
-            o.iter_mut().zip(a).for_each(|(o, a)| *o += a);
-        } else {
-            o.copy_from_slice(a);
-        }
-    };
     let pairs = data.chunks_exact(2 * k * PANEL);
     let odd = pairs.remainder();
     for (p, pair) in pairs.enumerate() {
         let (a, b) = pair.split_at(k * PANEL);
+        let (onto_a, onto_b) = (onto.cols_from(2 * p * PANEL), onto.cols_from((2 * p + 1) * PANEL));
         for (s, strip) in strips.chunks_exact(k * R).enumerate() {
+            let here = rows.saturating_sub(s * R).min(R);
+            for r in 0..here {
+                onto_a.prefetch(&out[2 * p * PANEL..], s * R + r, 2 * PANEL, n);
+            }
             let acc = tile_pair::<T, R>(a, b, strip);
-            for r in 0..rows.saturating_sub(s * R).min(R) {
+            for r in 0..here {
                 let o = &mut out[(s * R + r) * n + 2 * p * PANEL..][..2 * PANEL];
                 let (oa, ob) = o.split_at_mut(PANEL);
-                store(oa, &acc[0][r]);
-                store(ob, &acc[1][r]);
+                onto_a.store(oa, &acc[0][r], s * R + r, n);
+                onto_b.store(ob, &acc[1][r], s * R + r, n);
             }
         }
     }
     if !odd.is_empty() {
         let first = (data.len() - odd.len()) / k;
-        block_body::<T, R>(odd, k, n, strips, rows, &mut out[first..], accumulate);
+        block_body::<T, R>(odd, k, n, strips, rows, &mut out[first..], onto.cols_from(first));
     }
 }
 
-type BlockKernel<T> = fn(&[T], usize, usize, &[f32], usize, &mut [f32], bool);
+type BlockKernel<T> = fn(&[T], usize, usize, &[f32], usize, &mut [f32], Onto<'_>);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::*;
 
-    pub fn block_avx2<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+    pub fn block_avx2<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], onto: Onto<'_>) {
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-            block_body::<T, STRIP>(data, k, n, strips, rows, out, accumulate)
+        unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], onto: Onto<'_>) {
+            block_body::<T, STRIP>(data, k, n, strips, rows, out, onto)
         }
         // SAFETY: only chosen by `Panels::path` after checking the CPU has AVX2 and FMA; the
         // body is safe code.
-        unsafe { inner(data, k, n, strips, rows, out, accumulate) }
+        unsafe { inner(data, k, n, strips, rows, out, onto) }
     }
 
-    pub fn block_avx512<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+    pub fn block_avx512<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], onto: Onto<'_>) {
         #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-            block_body_pairs::<T, STRIP>(data, k, n, strips, rows, out, accumulate)
+        unsafe fn inner<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], onto: Onto<'_>) {
+            block_body_pairs::<T, STRIP>(data, k, n, strips, rows, out, onto)
         }
         // SAFETY: only chosen by `Panels::path` after checking the CPU has AVX-512F; the body
         // is safe code.
-        unsafe { inner(data, k, n, strips, rows, out, accumulate) }
+        unsafe { inner(data, k, n, strips, rows, out, onto) }
     }
 }
 
 /// The baseline build of the AVX2 kernel: the twin the tests compare the vector paths with (slow
 /// where `mul_add` has no instruction, so never dispatched to).
-fn block_baseline<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-    block_body::<T, STRIP>(data, k, n, strips, rows, out, accumulate)
+fn block_baseline<T: Weight>(data: &[T], k: usize, n: usize, strips: &[f32], rows: usize, out: &mut [f32], onto: Onto<'_>) {
+    block_body::<T, STRIP>(data, k, n, strips, rows, out, onto)
 }
 
 /// Most bytes of packed activations one task multiplies: they stay in a core's L2 beside one
@@ -284,17 +287,19 @@ impl<T: Weight> Panels<T> {
         self.k
     }
 
-    /// `out (m x n) := [out +] x (m x k) * W^T` on every core, on this CPU's fastest path (the
-    /// baseline kernel where there is none: call it only when [`Panels::fast`]).
-    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
-        self.matmul_isa(crate::isa(), x, m, out, accumulate)
+    /// `out (m x n) := base + x (m x k) * W^T` on every core, with the base `onto`, on this
+    /// CPU's fastest path (the baseline kernel where there is none: call it only when
+    /// [`Panels::fast`]).
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], onto: Onto<'_>) {
+        self.matmul_isa(crate::isa(), x, m, out, onto)
     }
 
     /// [`Panels::matmul`] on a chosen path (the tests compare the paths); an ISA without a
     /// fast path runs the baseline kernel.
-    pub fn matmul_isa(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
+    pub fn matmul_isa(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32], onto: Onto<'_>) {
         let (k, n) = (self.k, self.n);
         assert!(x.len() == m * k && out.len() == m * n, "Panels::matmul shapes");
+        onto.check(m, n);
         if m == 0 {
             return;
         }
@@ -303,7 +308,7 @@ impl<T: Weight> Panels<T> {
         let threads = rayon::current_num_threads().max(1);
         let panels = n / PANEL;
         if strips < 2 * threads && panels >= 2 * threads {
-            self.few_rows(kernel, x, m, out, accumulate, threads);
+            self.few_rows(kernel, x, m, out, onto, threads);
             return;
         }
         // A multiple of the thread count of blocks of rows of even size (the threads finish
@@ -313,16 +318,17 @@ impl<T: Weight> Panels<T> {
         let block_rows = strips.div_ceil(blocks) * STRIP;
         out.par_chunks_mut(block_rows * n)
             .zip(x.par_chunks(block_rows * k))
-            .for_each_init(Vec::new, |packed, (out, x)| {
+            .enumerate()
+            .for_each_init(Vec::new, |packed, (b, (out, x))| {
                 let rows_here = x.len() / k;
                 pack_strips(x, rows_here, k, packed);
-                kernel(&self.data, k, n, packed, rows_here, out, accumulate);
+                kernel(&self.data, k, n, packed, rows_here, out, onto.rows_from(b * block_rows, n));
             });
     }
 
     /// A few rows (a search query's tokens): the threads split the panels rather than the rows,
     /// so each reads only its share of the weights, which is what such a product waits on.
-    fn few_rows(&self, kernel: BlockKernel<T>, x: &[f32], m: usize, out: &mut [f32], accumulate: bool, threads: usize) {
+    fn few_rows(&self, kernel: BlockKernel<T>, x: &[f32], m: usize, out: &mut [f32], onto: Onto<'_>, threads: usize) {
         let (k, n) = (self.k, self.n);
         let mut packed = Vec::new();
         pack_strips(x, m, k, &mut packed);
@@ -333,20 +339,16 @@ impl<T: Weight> Panels<T> {
             .map(|data| {
                 let cols = data.len() / k;
                 let mut part = vec![0.0f32; m * cols];
-                kernel(data, k, cols, &packed, m, &mut part, false);
+                kernel(data, k, cols, &packed, m, &mut part, Onto::Nothing);
                 part
             })
             .collect();
         let cols = per_task * PANEL;
         for (p, part) in parts.iter().enumerate() {
             let width = part.len() / m;
+            let onto = onto.cols_from(p * cols);
             for (r, src) in part.chunks_exact(width).enumerate() {
-                let o = &mut out[r * n + p * cols..][..width];
-                if accumulate {
-                    o.iter_mut().zip(src).for_each(|(o, s)| *o += s);
-                } else {
-                    o.copy_from_slice(src);
-                }
+                onto.store(&mut out[r * n + p * cols..][..width], src, r, n);
             }
         }
     }
@@ -384,7 +386,7 @@ mod tests {
                 let tolerance = |w: f64| 1e-5 * (k as f64).sqrt() * (1.0 + w.abs());
                 for isa in Isa::available() {
                     let mut got = vec![0.5f32; m * n];
-                    panels.matmul_isa(isa, &x, m, &mut got, true);
+                    panels.matmul_isa(isa, &x, m, &mut got, Onto::Out);
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         let w = w + 0.5;
                         assert!(
@@ -392,7 +394,7 @@ mod tests {
                             "{isa:?} n={n} k={k} m={m} at {i}: {g} vs {w}"
                         );
                     }
-                    panels.matmul_isa(isa, &x, m, &mut got, false);
+                    panels.matmul_isa(isa, &x, m, &mut got, Onto::Nothing);
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert!(
                             (*g as f64 - w).abs() <= tolerance(*w),
@@ -425,17 +427,60 @@ mod tests {
         for m in [3, 29] {
             let x = values(m * k, 9);
             let (mut base_f, mut base_b) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
-            f.matmul_isa(Isa::Scalar, &x, m, &mut base_f, false);
-            b.matmul_isa(Isa::Scalar, &x, m, &mut base_b, false);
+            f.matmul_isa(Isa::Scalar, &x, m, &mut base_f, Onto::Nothing);
+            b.matmul_isa(Isa::Scalar, &x, m, &mut base_b, Onto::Nothing);
             assert_ne!(base_f, base_b, "the bf16 weights are rounded");
             for isa in Isa::available() {
                 let mut got = vec![0.0f32; m * n];
-                f.matmul_isa(isa, &x, m, &mut got, false);
+                f.matmul_isa(isa, &x, m, &mut got, Onto::Nothing);
                 assert_eq!(base_f, got, "f32 {isa:?} m={m}");
-                b.matmul_isa(isa, &x, m, &mut got, false);
+                b.matmul_isa(isa, &x, m, &mut got, Onto::Nothing);
                 assert_eq!(base_b, got, "bf16 {isa:?} m={m}");
             }
         }
+    }
+
+    /// A bias and a residual added as each tile is stored give the same bits as writing them into
+    /// the output first and accumulating onto it, on every path, for the few-rows split and for
+    /// several blocks of rows.
+    #[test]
+    fn a_bias_and_residual_equal_writing_them_first() {
+        let (n, k) = (64, 100);
+        let (w, bias) = (values(n * k, 5), values(n, 17));
+        let (f, b) = (F32Panels::pack(&w, n, k).unwrap(), Bf16Panels::pack(&w, n, k).unwrap());
+        for m in [1, 5, 13, 100, 2000] {
+            let (x, res) = (values(m * k, 9), values(m * n, 23));
+            for isa in Isa::available() {
+                for residual in [None, Some(&res[..])] {
+                    let base: Vec<f32> = (0..m * n).map(|i| bias[i % n] + residual.map_or(0.0, |r| r[i])).collect();
+                    let onto = Onto::Bias { bias: &bias, residual };
+                    let (mut want, mut got) = (base.clone(), vec![f32::NAN; m * n]);
+                    f.matmul_isa(isa, &x, m, &mut want, Onto::Out);
+                    f.matmul_isa(isa, &x, m, &mut got, onto);
+                    assert_eq!(got, want, "f32 {isa:?} m={m} residual={}", residual.is_some());
+                    let (mut want, mut got) = (base, vec![f32::NAN; m * n]);
+                    b.matmul_isa(isa, &x, m, &mut want, Onto::Out);
+                    b.matmul_isa(isa, &x, m, &mut got, onto);
+                    assert_eq!(got, want, "bf16 {isa:?} m={m} residual={}", residual.is_some());
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "one bias per output column")]
+    fn a_bias_of_the_wrong_width_is_refused() {
+        let panels = F32Panels::pack(&values(32 * 8, 1), 32, 8).unwrap();
+        let mut out = vec![0.0; 32];
+        panels.matmul(
+            &values(8, 2),
+            1,
+            &mut out,
+            Onto::Bias {
+                bias: &[0.0; 16],
+                residual: None,
+            },
+        );
     }
 
     /// The AVX-512 path's panel pairing (and its odd last panel), run in the baseline build so
@@ -451,8 +496,17 @@ mod tests {
             for accumulate in [false, true] {
                 let mut single = vec![0.25f32; m * n];
                 let mut pairs = single.clone();
-                block_body::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut single, accumulate);
-                block_body_pairs::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut pairs, accumulate);
+                let (bias, res) = (values(n, 3), values(m * n, 8));
+                let onto = Onto::Bias {
+                    bias: &bias,
+                    residual: Some(&res),
+                };
+                let (mut single_b, mut pairs_b) = (single.clone(), single.clone());
+                block_body::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut single_b, onto);
+                block_body_pairs::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut pairs_b, onto);
+                assert_eq!(single_b, pairs_b, "n={n} m={m} with a bias and residual");
+                block_body::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut single, Onto::accumulate(accumulate));
+                block_body_pairs::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut pairs, Onto::accumulate(accumulate));
                 assert_eq!(single, pairs, "n={n} m={m} accumulate={accumulate}");
                 assert!(single.iter().all(|&v| v != 0.25), "every output written");
             }
@@ -483,6 +537,6 @@ mod tests {
         assert!(F32Panels::pack(&w[..10], 16, 8).is_none(), "length must be n * k");
         let panels = F32Panels::pack(&w[..32 * 8], 32, 8).unwrap();
         let mut out: Vec<f32> = vec![];
-        panels.matmul(&[], 0, &mut out, true);
+        panels.matmul(&[], 0, &mut out, Onto::Out);
     }
 }

@@ -25,6 +25,7 @@
 //! instructions) and AVX-512 VNNI (`vpdpbusd`, 64 products in one instruction), chosen once per
 //! process by the CPU's features.
 
+use crate::matmul::Onto;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -225,14 +226,15 @@ impl Int8Weights {
 
     /// `out (m x n) := [out +] x (m x k) * W^T`, on the fastest path, rows split across rayon's
     /// pool.
-    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
-        self.matmul_path(QmmPath::best(), x, m, out, accumulate)
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], onto: Onto<'_>) {
+        self.matmul_path(QmmPath::best(), x, m, out, onto)
     }
 
     /// [`Int8Weights::matmul`] on a chosen path (the tests and benchmarks compare the paths).
-    pub fn matmul_path(&self, path: QmmPath, x: &[f32], m: usize, out: &mut [f32], accumulate: bool) {
+    pub fn matmul_path(&self, path: QmmPath, x: &[f32], m: usize, out: &mut [f32], onto: Onto<'_>) {
         let (n, k, kp) = (self.n, self.k, self.kp);
         assert!(x.len() == m * k && out.len() == m * n, "Int8Weights::matmul shapes");
+        onto.check(m, n);
         if m == 0 || n == 0 {
             return;
         }
@@ -243,7 +245,7 @@ impl Int8Weights {
         let a = quantize_rows(path, x, m, k, kp);
         let epilogue = path.epilogue();
         let kernel = path.kernel();
-        self.drive(m, out, accumulate, &a, epilogue, |p, r0, rows, acc| {
+        self.drive(m, out, onto, &a, epilogue, |p, r0, rows, acc| {
             kernel(
                 &self.data[p * kp * NR..(p + 1) * kp * NR],
                 &a.data[r0 * kp..(r0 + rows) * kp],
@@ -260,7 +262,7 @@ impl Int8Weights {
         &self,
         m: usize,
         out: &mut [f32],
-        accumulate: bool,
+        onto: Onto<'_>,
         a: &Int8Rows,
         epilogue: Epilogue,
         panel: impl Fn(usize, usize, usize, &mut [i32]) + Sync,
@@ -273,10 +275,16 @@ impl Int8Weights {
         out.par_chunks_mut(rows_per * n).enumerate().for_each(|(b, out)| {
             let r0 = b * rows_per;
             let rows = out.len() / n;
+            let onto = onto.rows_from(r0, n);
             let mut acc = vec![0i32; rows * NR];
             for p in 0..n.div_ceil(NR) {
-                panel(p, r0, rows, &mut acc);
                 let (c0, c1) = (p * NR, ((p + 1) * NR).min(n));
+                let onto = onto.cols_from(c0);
+                // The lines the epilogue reads (a residual) arrive while the sums are computed.
+                for r in 0..rows {
+                    onto.prefetch(&out[c0..], r, c1 - c0, n);
+                }
+                panel(p, r0, rows, &mut acc);
                 let cols = Cols {
                     scale: &self.scale[c0..c1],
                     sum: &self.colsum[c0..c1],
@@ -285,7 +293,7 @@ impl Int8Weights {
                     scale: &a.scale[r0..r0 + rows],
                     zero: &a.zero[r0..r0 + rows],
                 };
-                epilogue(&acc, act, cols, &mut out[c0..], n, accumulate);
+                epilogue(&acc, act, cols, &mut out[c0..], n, onto);
             }
         });
     }
@@ -329,17 +337,18 @@ struct Acts<'a> {
 
 /// `out[r][j] (+)= sa[r] * sw[j] * (acc[r][j] - za[r] * colsum[j])` over a block of rows of one
 /// panel; `acc` is `rows x 16`, row `r` of `out` starts at `r * stride`.
-type Epilogue = fn(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool);
+type Epilogue = fn(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, onto: Onto<'_>);
 
-fn epilogue_scalar(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool) {
+fn epilogue_scalar(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, onto: Onto<'_>) {
     for (r, (&sa, &za)) in act.scale.iter().zip(act.zero).enumerate() {
         let orow = &mut out[r * stride..r * stride + cols.scale.len()];
-        epilogue_row(&acc[r * NR..(r + 1) * NR], sa, za, cols, orow, accumulate);
+        epilogue_row(&acc[r * NR..(r + 1) * NR], sa, za, cols, orow, onto, r, stride);
     }
 }
 
 #[inline(always)]
-fn epilogue_row(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], accumulate: bool) {
+#[allow(clippy::too_many_arguments)]
+fn epilogue_row(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], onto: Onto<'_>, r: usize, stride: usize) {
     if out.len() == NR {
         // The common case in fixed-size arrays, so that it compiles to a few vector operations.
         let (acc, sw, cs): (&[i32; NR], &[f32; NR], &[i32; NR]) = (
@@ -347,17 +356,17 @@ fn epilogue_row(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], 
             cols.scale.try_into().expect("16"),
             cols.sum.try_into().expect("16"),
         );
-        let out: &mut [f32; NR] = out.try_into().expect("16");
+        let mut v = [0.0f32; NR];
         for j in 0..NR {
-            let v = sa * sw[j] * (acc[j] - za * cs[j]) as f32;
-            out[j] = if accumulate { out[j] + v } else { v };
+            v[j] = sa * sw[j] * (acc[j] - za * cs[j]) as f32;
         }
+        onto.store(out, &v, r, stride);
         return;
     }
-    for (j, o) in out.iter_mut().enumerate() {
-        let v = sa * cols.scale[j] * (acc[j] - za * cols.sum[j]) as f32;
-        *o = if accumulate { *o + v } else { v };
-    }
+    let v: Vec<f32> = (0..out.len())
+        .map(|j| sa * cols.scale[j] * (acc[j] - za * cols.sum[j]) as f32)
+        .collect();
+    onto.store(out, &v, r, stride);
 }
 
 /// Quantizes one row of `k` values into `q` (`kp >= k` bytes); returns (scale, zero point).
@@ -477,12 +486,34 @@ mod tests {
                 // twin on the same codes.
                 let q = Int8Weights::pack_for(path, &w, n, k);
                 let mut want = vec![0.25f32; m * n];
-                q.matmul_path(QmmPath::Scalar, &x, m, &mut want, true);
+                q.matmul_path(QmmPath::Scalar, &x, m, &mut want, Onto::Out);
                 let mut got = vec![0.25f32; m * n];
-                q.matmul_path(path, &x, m, &mut got, true);
+                q.matmul_path(path, &x, m, &mut got, Onto::Out);
                 assert_eq!(got, want, "{path:?} m={m} k={k} n={n}");
-                q.matmul_path(path, &x, m, &mut got, false);
+                q.matmul_path(path, &x, m, &mut got, Onto::Nothing);
                 assert!((got[0] + 0.25 - want[0]).abs() <= 1e-5 * (1.0 + want[0].abs()));
+            }
+        }
+    }
+
+    /// A bias and a residual added as the outputs are stored give, on every path, the same bits as
+    /// writing them into the output first and accumulating onto it, for one row block and for
+    /// several, and an `n` that is not a multiple of 16 (the scalar epilogue's tail).
+    #[test]
+    fn a_bias_and_residual_equal_writing_them_first() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for (m, k, n) in [(1, 40, 48), (9, 64, 33), (200, 96, 32)] {
+            let (w, x) = (matrix(&mut rng, n * k, 0.3), matrix(&mut rng, m * k, 2.0));
+            let (bias, res) = (matrix(&mut rng, n, 1.0), matrix(&mut rng, m * n, 1.0));
+            for path in QmmPath::available() {
+                let q = Int8Weights::pack_for(path, &w, n, k);
+                for residual in [None, Some(&res[..])] {
+                    let mut want: Vec<f32> = (0..m * n).map(|i| bias[i % n] + residual.map_or(0.0, |r| r[i])).collect();
+                    q.matmul_path(path, &x, m, &mut want, Onto::Out);
+                    let mut got = vec![f32::NAN; m * n];
+                    q.matmul_path(path, &x, m, &mut got, Onto::Bias { bias: &bias, residual });
+                    assert_eq!(got, want, "{path:?} m={m} n={n} residual={}", residual.is_some());
+                }
             }
         }
     }
@@ -501,7 +532,7 @@ mod tests {
         x[2 * k..3 * k].fill(0.0);
         let q = Int8Weights::pack(&w, n, k);
         let mut got = vec![0.0f32; m * n];
-        q.matmul(&x, m, &mut got, false);
+        q.matmul(&x, m, &mut got, Onto::Nothing);
         let deq = q.matmul_dequantized(&x, m);
         let mut worst = 0.0f32;
         for r in 0..m {
@@ -528,7 +559,7 @@ mod tests {
         }
         let q = Int8Weights::pack_for(QmmPath::Scalar, &[1.0; 8], 2, 4);
         let mut out = [0.0f32; 2];
-        let r = std::panic::catch_unwind(move || q.matmul_path(QmmPath::Avx2, &[1.0; 4], 1, &mut out, false));
+        let r = std::panic::catch_unwind(move || q.matmul_path(QmmPath::Avx2, &[1.0; 4], 1, &mut out, Onto::Nothing));
         assert!(r.is_err());
     }
 

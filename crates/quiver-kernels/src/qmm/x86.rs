@@ -2,22 +2,23 @@
 //! quantizer and the epilogue. Each computes what its scalar twin in `super` does, bit for bit.
 
 use super::{epilogue_scalar, Acts, Cols, RowParams, ACT_MAX, KG, NR};
+use crate::matmul::Onto;
 use std::arch::x86_64::*;
 
-pub(super) fn epilogue_avx2(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool) {
+pub(super) fn epilogue_avx2(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, onto: Onto<'_>) {
     let rows = act.scale.len();
     if cols.scale.len() != NR || rows == 0 {
-        return epilogue_scalar(acc, act, cols, out, stride, accumulate);
+        return epilogue_scalar(acc, act, cols, out, stride, onto);
     }
     assert!(act.zero.len() == rows && acc.len() >= rows * NR && cols.sum.len() == NR && out.len() >= (rows - 1) * stride + NR);
     // SAFETY: chosen only when the CPU has AVX2; every row's 16 elements are in bounds
     // (asserted).
-    unsafe { epilogue_avx2_16(acc, act, cols, out, stride, accumulate) }
+    unsafe { epilogue_avx2_16(acc, act, cols, out, stride, onto) }
 }
 
 /// The same operations as `epilogue_row`, in the same order, so the results are equal.
 #[target_feature(enable = "avx2")]
-unsafe fn epilogue_avx2_16(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, accumulate: bool) {
+unsafe fn epilogue_avx2_16(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut [f32], stride: usize, onto: Onto<'_>) {
     // SAFETY (every block below): 16 columns behind `cols`, `rows x 16` sums behind `acc`,
     // and row r's 16 outputs at `r * stride` (checked by the caller).
     let (cs, sw) = unsafe {
@@ -31,19 +32,16 @@ unsafe fn epilogue_avx2_16(acc: &[i32], act: Acts<'_>, cols: Cols<'_>, out: &mut
     };
     for (r, (&sa, &za)) in act.scale.iter().zip(act.zero).enumerate() {
         let (sa, za) = (_mm256_set1_ps(sa), _mm256_set1_epi32(za));
+        let mut v = [0.0f32; NR];
         for h in 0..2 {
-            // SAFETY: as above.
+            // SAFETY: as above; `v` holds 16 floats.
             unsafe {
                 let acc = _mm256_loadu_si256(acc.as_ptr().add(r * NR + 8 * h) as *const __m256i);
                 let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, _mm256_mullo_epi32(za, cs[h])));
-                let mut v = _mm256_mul_ps(_mm256_mul_ps(sa, sw[h]), x);
-                let o = out.as_mut_ptr().add(r * stride + 8 * h);
-                if accumulate {
-                    v = _mm256_add_ps(_mm256_loadu_ps(o), v);
-                }
-                _mm256_storeu_ps(o, v);
+                _mm256_storeu_ps(v.as_mut_ptr().add(8 * h), _mm256_mul_ps(_mm256_mul_ps(sa, sw[h]), x));
             }
         }
+        onto.store(&mut out[r * stride..][..NR], &v, r, stride);
     }
 }
 
