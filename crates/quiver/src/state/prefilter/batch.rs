@@ -22,7 +22,7 @@
 //! its floor. The rows a query's floor cannot rule out are kept as candidates (pruned as the
 //! floor rises, and scored early should many tie) and scored in full at the end.
 
-use super::{ScanCodes, State, DIM_MIN};
+use super::{ScanCodes, State};
 use quiver_kernels::qmm::wide::{self, PackedRows, PanelTerms, QueryTerms, WidePath, PANEL_ROWS};
 use quiver_kernels::{ScoreKind, Scored, TopK};
 use rayon::prelude::*;
@@ -33,9 +33,9 @@ const TILE_BYTES: usize = 192 << 10;
 const QUERY_BLOCK: usize = 128;
 /// The fewest queries a thread takes.
 const SHARE_MIN: usize = 16;
-/// Fewer dimensions than this: a batch multiplies floats (the same threshold as a single scan's
-/// codes, [`DIM_MIN`]).
-const BATCH_DIM_MIN: usize = DIM_MIN;
+/// Fewer dimensions than this: a batch multiplies floats. (A batch is bound by arithmetic, not
+/// by reading rows, so the integer product pays at fewer dimensions than a single scan's codes.)
+const BATCH_DIM_MIN: usize = 32;
 /// Candidates a query may hold before they are pruned to its floor, or scored.
 const CANDIDATES_MAX: usize = 4096;
 
@@ -331,7 +331,10 @@ mod tests {
         let n = ROWS_MIN * 2 + 321;
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         // Odd dimensions: a padded lane. Few (a batch's smallest) and many.
-        for (dim, order) in [BATCH_DIM_MIN + 1, 131].into_iter().flat_map(|d| (0..5).map(move |o| (d, o))) {
+        for (dim, order) in [BATCH_DIM_MIN + 1, DIM_MIN + 3]
+            .into_iter()
+            .flat_map(|d| (0..5).map(move |o| (d, o)))
+        {
             for kind in [ScoreKind::Dot, ScoreKind::NegL2Squared] {
                 let mut data = if order == 4 {
                     vec![rows(0, 1, dim, &mut rng)[0].clone(); n]
