@@ -47,6 +47,17 @@ impl ScoreKind {
         }
     }
 
+    /// The score an exact scan ([`scan_rows`]) gives `row`, bit for bit, whichever path reaches
+    /// it (a block of allowed rows, a lone allowed row, a list, or a candidate rescored after a
+    /// prefilter). For dot products this is the block kernel's arithmetic, which differs from
+    /// [`ScoreKind::score`]'s in the last bits.
+    pub fn scan_score(self, query: &[f32], row: &[f32]) -> f32 {
+        match self {
+            ScoreKind::Dot => (simd::Kernels::best().dot_one)(query, row),
+            _ => self.score(query, row),
+        }
+    }
+
     /// The same score computed by the scalar reference: the oracle for tests.
     pub fn score_scalar(self, query: &[f32], row: &[f32]) -> f32 {
         match self {

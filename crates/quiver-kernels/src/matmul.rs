@@ -55,15 +55,6 @@ pub enum Onto<'a> {
 }
 
 impl<'a> Onto<'a> {
-    /// [`Onto::Out`] when `accumulate`, else [`Onto::Nothing`].
-    pub fn accumulate(accumulate: bool) -> Onto<'static> {
-        if accumulate {
-            Onto::Out
-        } else {
-            Onto::Nothing
-        }
-    }
-
     /// Panics unless the base fits an output of `m x n`.
     pub(crate) fn check(self, m: usize, n: usize) {
         if let Onto::Bias { bias, residual } = self {

@@ -493,7 +493,7 @@ mod tests {
             let panels = Bf16Panels::pack(&w, n, k).unwrap();
             let mut packed = Vec::new();
             pack_strips(&x, m, k, &mut packed);
-            for accumulate in [false, true] {
+            for plain in [Onto::Nothing, Onto::Out] {
                 let mut single = vec![0.25f32; m * n];
                 let mut pairs = single.clone();
                 let (bias, res) = (values(n, 3), values(m * n, 8));
@@ -505,9 +505,9 @@ mod tests {
                 block_body::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut single_b, onto);
                 block_body_pairs::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut pairs_b, onto);
                 assert_eq!(single_b, pairs_b, "n={n} m={m} with a bias and residual");
-                block_body::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut single, Onto::accumulate(accumulate));
-                block_body_pairs::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut pairs, Onto::accumulate(accumulate));
-                assert_eq!(single, pairs, "n={n} m={m} accumulate={accumulate}");
+                block_body::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut single, plain);
+                block_body_pairs::<Bf16, STRIP>(&panels.data, k, n, &packed, m, &mut pairs, plain);
+                assert_eq!(single, pairs, "n={n} m={m} onto {plain:?}");
                 assert!(single.iter().all(|&v| v != 0.25), "every output written");
             }
         }

@@ -16,9 +16,11 @@ pub enum Allowed<'a> {
     List(&'a [u32]),
 }
 
+/// The kernel for one row. Dot products use the block kernel's arithmetic (`dot_one`), so a
+/// row's score is the same whether it was scored in a block or alone.
 fn kernel_of(kind: ScoreKind, kernels: &Kernels) -> Kernel {
     match kind {
-        ScoreKind::Dot => kernels.dot,
+        ScoreKind::Dot => kernels.dot_one,
         ScoreKind::NegL2Squared => kernels.l2_squared,
         ScoreKind::NegL1 => kernels.l1,
     }

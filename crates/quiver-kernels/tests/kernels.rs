@@ -62,6 +62,53 @@ proptest! {
             for (i, row) in rows.chunks(dim).enumerate() {
                 let mag: f32 = q.iter().zip(row).map(|(x, y)| (x * y).abs()).sum();
                 prop_assert!(close(out[i], scalar::dot(&q, row), mag), "{isa:?} dim={dim} n={n} row {i}: {} vs {}", out[i], scalar::dot(&q, row));
+                // The one-row twin is the block's arithmetic, bit for bit.
+                prop_assert_eq!((k.dot_one)(&q, row).to_bits(), out[i].to_bits(), "{:?} dim={} n={} row {}", isa, dim, n, i);
+            }
+        }
+    }
+}
+
+/// A row's dot-product score in an exact scan does not depend on the path that reached it: a
+/// block of 64 allowed rows, a lone allowed row in a partly allowed block, or a list. Each
+/// equals `ScoreKind::scan_score` (the prefilter rescores candidates with it), bit for bit.
+#[test]
+fn a_rows_scan_score_does_not_depend_on_its_neighbours() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for dim in [1usize, 3, 8, 13, 32, 50, 100, 128, 384] {
+        let n = 200;
+        let rows: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let q: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let words = n.div_ceil(64);
+        let all = vec![u64::MAX; words];
+        let odd = vec![0xAAAA_AAAA_AAAA_AAAAu64; words];
+        let list: Vec<u32> = (0..n as u32).rev().collect();
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa).unwrap();
+            let scores = |allowed: Allowed<'_>| {
+                let mut top = quiver_kernels::TopK::new(n);
+                quiver_kernels::scan::scan_rows_with(&k, ScoreKind::Dot, &q, &rows, dim, allowed, &mut top);
+                let mut by_row = vec![None; n];
+                for h in top.into_sorted() {
+                    by_row[h.row as usize] = Some(h.score.to_bits());
+                }
+                by_row
+            };
+            let (blocks, lone, listed) = (
+                scores(Allowed::Mask(&all)),
+                scores(Allowed::Mask(&odd)),
+                scores(Allowed::List(&list)),
+            );
+            for r in 0..n {
+                let want = (k.dot_one)(&q, &rows[r * dim..(r + 1) * dim]).to_bits();
+                assert_eq!(blocks[r], Some(want), "{isa:?} dim {dim} row {r}: in a block");
+                assert_eq!(listed[r], Some(want), "{isa:?} dim {dim} row {r}: in a list");
+                if r % 2 == 1 {
+                    assert_eq!(lone[r], Some(want), "{isa:?} dim {dim} row {r}: alone");
+                }
+                if isa == quiver_kernels::isa() {
+                    assert_eq!(ScoreKind::Dot.scan_score(&q, &rows[r * dim..(r + 1) * dim]).to_bits(), want);
+                }
             }
         }
     }

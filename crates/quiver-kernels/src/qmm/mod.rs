@@ -363,10 +363,12 @@ fn epilogue_row(acc: &[i32], sa: f32, za: i32, cols: Cols<'_>, out: &mut [f32], 
         onto.store(out, &v, r, stride);
         return;
     }
-    let v: Vec<f32> = (0..out.len())
-        .map(|j| sa * cols.scale[j] * (acc[j] - za * cols.sum[j]) as f32)
-        .collect();
-    onto.store(out, &v, r, stride);
+    // A narrower last panel: the same values in the first `out.len()` lanes.
+    let mut v = [0.0f32; NR];
+    for (j, v) in v.iter_mut().enumerate().take(out.len()) {
+        *v = sa * cols.scale[j] * (acc[j] - za * cols.sum[j]) as f32;
+    }
+    onto.store(out, &v[..out.len()], r, stride);
 }
 
 /// Quantizes one row of `k` values into `q` (`kp >= k` bytes); returns (scale, zero point).
