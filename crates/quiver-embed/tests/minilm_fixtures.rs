@@ -128,6 +128,32 @@ fn batches_keep_input_order_and_long_texts_are_truncated() {
     assert_eq!(m.tokenize(&long).unwrap().1.len(), 256);
 }
 
+/// A model reuses its working buffers from call to call: a batch embedded after a larger one
+/// and after a smaller one (buffers grown, shrunk, grown) gives exactly the vectors it gave
+/// first, for both precisions.
+#[test]
+fn a_batch_does_not_depend_on_the_batches_before_it() {
+    let dir = quiver_embed::minilm::find_model(None).unwrap();
+    let long = "vector databases store embeddings ".repeat(40);
+    let small = ["a short one", "and another sentence"];
+    let big: Vec<&str> = (0..20)
+        .map(|i| {
+            if i % 3 == 0 {
+                long.as_str()
+            } else {
+                "a middling sentence of a few words"
+            }
+        })
+        .collect();
+    for precision in [quiver_embed::minilm::Precision::Float, quiver_embed::minilm::Precision::Int8] {
+        let m = MiniLm::load_with(&dir, precision).unwrap();
+        let first = m.embed(&small).unwrap();
+        let first_big = m.embed(&big).unwrap();
+        assert_eq!(m.embed(&small).unwrap(), first, "{precision:?}: after a larger batch");
+        assert_eq!(m.embed(&big).unwrap(), first_big, "{precision:?}: after a smaller batch");
+    }
+}
+
 /// The opt-in int8 precision against the same reference, every sentence and edge case. Measured
 /// (deterministic for a given path): 7-bit weights on AVX2, mean 0.9962 and worst 0.9851 (an
 /// edge case); 8-bit weights (VNNI, scalar), mean 0.9983 and worst 0.9926.
