@@ -415,12 +415,12 @@ impl MiniLm {
                 }
             });
             // attn = LayerNorm(x + ctx Wo^T + bo)
-            linear(&ctx, Some(&x), total, h, &l.o_w, &l.o_b, h, &mut attn[..]);
+            linear(ctx, Some(&x), total, h, &l.o_w, &l.o_b, h, &mut attn[..]);
             layer_norm(nn, &mut attn[..], h, &l.ln1_g, &l.ln1_b, self.eps);
-            linear(&attn, None, total, h, &l.i_w, &l.i_b, self.intermediate, &mut inter[..]);
+            linear(attn, None, total, h, &l.i_w, &l.i_b, self.intermediate, &mut inter[..]);
             inter.par_chunks_mut(16 * 1024).for_each(|c| nn.gelu(c));
             // x = LayerNorm(attn + GELU(...) Wout^T + bout)
-            linear(&inter, Some(&attn), total, self.intermediate, &l.out_w, &l.out_b, h, &mut ffn[..]);
+            linear(inter, Some(attn), total, self.intermediate, &l.out_w, &l.out_b, h, &mut ffn[..]);
             layer_norm(nn, ffn, h, &l.ln2_g, &l.ln2_b, self.eps);
             std::mem::swap(&mut x, ffn);
         }
