@@ -37,24 +37,20 @@ pub enum ScoreKind {
 }
 
 impl ScoreKind {
-    /// The score of `query` against one `row` with the fastest kernel this CPU has.
+    /// The score of `query` against one `row`: exactly the score an exact scan
+    /// ([`scan_rows`]) gives the row, whichever path reaches it (a block of allowed rows, a lone
+    /// row, a list). Every other user of a row's full-precision score (rescoring after a graph
+    /// or a prefilter, recommendation strategies, the distance matrix, diversity) goes through
+    /// here too, so two ways of asking for one row's score agree bit for bit (Qdrant's tests
+    /// compare, say, a relevance-feedback query without pairs to a plain nearest query). For dot
+    /// products this is the block kernel's arithmetic (`Kernels::dot_one`), a last bit apart from
+    /// [`simd::dot`].
     #[inline]
     pub fn score(self, query: &[f32], row: &[f32]) -> f32 {
         match self {
-            ScoreKind::Dot => simd::dot(query, row),
+            ScoreKind::Dot => (simd::Kernels::best().dot_one)(query, row),
             ScoreKind::NegL2Squared => -simd::l2_squared(query, row),
             ScoreKind::NegL1 => -simd::l1(query, row),
-        }
-    }
-
-    /// The score an exact scan ([`scan_rows`]) gives `row`, bit for bit, whichever path reaches
-    /// it (a block of allowed rows, a lone allowed row, a list, or a candidate rescored after a
-    /// prefilter). For dot products this is the block kernel's arithmetic, which differs from
-    /// [`ScoreKind::score`]'s in the last bits.
-    pub fn scan_score(self, query: &[f32], row: &[f32]) -> f32 {
-        match self {
-            ScoreKind::Dot => (simd::Kernels::best().dot_one)(query, row),
-            _ => self.score(query, row),
         }
     }
 

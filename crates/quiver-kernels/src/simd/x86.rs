@@ -138,6 +138,14 @@ unsafe fn dot_avx2_impl(a: &[f32], b: &[f32]) -> f32 {
 unsafe fn dot_rows_avx2_impl(query: &[f32], rows: &[f32], out: &mut [f32]) {
     let dim = query.len();
     let (q, r) = (query.as_ptr(), rows.as_ptr());
+    if dim < 8 {
+        // Shorter than one vector: `dot`'s arithmetic (a plain sum in index order, the sum
+        // Qdrant's scores for such vectors show), so that every path agrees with it.
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = dot_avx2_impl(query, std::slice::from_raw_parts(r.add(k * dim), dim));
+        }
+        return;
+    }
     let full = dim / 8 * 8;
     // Lanes below the tail's length have their sign bit set: `maskload` reads those only,
     // and never touches memory past the row.
@@ -183,6 +191,9 @@ unsafe fn dot_rows_avx2_impl(query: &[f32], rows: &[f32], out: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_one_avx2_impl(a: &[f32], b: &[f32]) -> f32 {
     let dim = a.len();
+    if dim < 8 {
+        return dot_avx2_impl(a, b); // as `dot_rows_avx2_impl` does
+    }
     let (q, r) = (a.as_ptr(), b.as_ptr());
     let full = dim / 8 * 8;
     let mut acc = _mm256_setzero_ps();
@@ -303,6 +314,13 @@ unsafe fn dot_avx512_impl(a: &[f32], b: &[f32]) -> f32 {
 unsafe fn dot_rows_avx512_impl(query: &[f32], rows: &[f32], out: &mut [f32]) {
     let dim = query.len();
     let (q, r) = (query.as_ptr(), rows.as_ptr());
+    if dim < 16 {
+        // Shorter than one vector: `dot`'s arithmetic, so that every path agrees with it.
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = dot_avx512_impl(query, std::slice::from_raw_parts(r.add(k * dim), dim));
+        }
+        return;
+    }
     let full = dim / 16 * 16;
     let mask = tail_mask(dim - full);
     let blocks = out.len() / 4;
@@ -351,6 +369,9 @@ unsafe fn dot_rows_avx512_impl(query: &[f32], rows: &[f32], out: &mut [f32]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn dot_one_avx512_impl(a: &[f32], b: &[f32]) -> f32 {
     let dim = a.len();
+    if dim < 16 {
+        return dot_avx512_impl(a, b); // as `dot_rows_avx512_impl` does
+    }
     let (q, r) = (a.as_ptr(), b.as_ptr());
     let full = dim / 16 * 16;
     let mut acc = _mm512_setzero_ps();

@@ -239,9 +239,7 @@ impl State {
         if split - range.start < ROWS_MIN {
             return None;
         }
-        let hits = codes.top_k(kind, query, allowed, range.start..split, k, |r| {
-            kind.scan_score(query, self.vector(r))
-        });
+        let hits = codes.top_k(kind, query, allowed, range.start..split, k, |r| kind.score(query, self.vector(r)));
         Some((hits, split..range.end))
     }
 }
@@ -314,7 +312,7 @@ mod tests {
     }
 
     /// Every prefiltered scan answers as a full scan of the same rows: the same scores (bit for
-    /// bit: both score a row with the scan's arithmetic, `ScoreKind::scan_score`) and the same
+    /// bit: both score a row with the scan's arithmetic, `ScoreKind::score`) and the same
     /// rows but for ties at the k-th score.
     #[test]
     fn prefiltered_scans_answer_as_full_scans() {
@@ -347,7 +345,7 @@ mod tests {
                         assert_same_answer(&got, &want, &format!("order {order} {kind:?} k {k}"));
                         for h in &got {
                             let row = &data[h.row as usize];
-                            assert_eq!(h.score.to_bits(), kind.scan_score(&q, row).to_bits(), "a full scan's score");
+                            assert_eq!(h.score.to_bits(), kind.score(&q, row).to_bits(), "a full scan's score");
                         }
                     }
                 }
@@ -378,7 +376,7 @@ mod tests {
         upsert(&mut st, ROWS_MIN - 1, ROWS_MIN * 2);
         let best = |st: &State| {
             (0..st.n_rows() as u32)
-                .map(|r| ScoreKind::Dot.scan_score(&q, st.vector(r)))
+                .map(|r| ScoreKind::Dot.score(&q, st.vector(r)))
                 .fold(f32::MIN, f32::max)
         };
         let top = st.scan_top_k(ScoreKind::Dot, &q, Allowed::Mask(&mask), 1);
