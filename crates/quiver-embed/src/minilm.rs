@@ -11,7 +11,7 @@
 use crate::{EmbedError, Embedder};
 use quiver_kernels::matmul::{gemm, MatMut, MatRef, Onto, Threads};
 use quiver_kernels::nn::NnKernels;
-use quiver_kernels::panels::{Bf16Panels, F32Panels};
+use quiver_kernels::panels::{Bf16DotPanels, Bf16Panels, F32Panels};
 use quiver_kernels::qmm::Int8Weights;
 pub use quiver_kernels::Precision;
 use rayon::prelude::*;
@@ -24,13 +24,14 @@ pub const MAX_TOKENS: usize = 256;
 /// The folder name of the model in Quiver's cache.
 pub const MODEL_NAME: &str = "all-minilm-l6-v2";
 
-/// A linear layer's weight. At [`Precision::Float`]: f32, packed once in panels for this CPU's
-/// micro-kernel ([`F32Panels`]; plain for the `gemm` crate on CPUs without one), and on the same
-/// CPUs (AVX2+FMA or AVX-512) a bfloat16 copy for products over a few tokens (see
-/// [`SMALL_TOKENS`]). At
-/// [`Precision::Int8`]: the int8 codes only.
+/// A linear layer's weight. At [`Precision::Float`]: on CPUs with AVX-512 BF16, bfloat16 pairs
+/// for `vdpbf16ps` ([`Bf16DotPanels`], every product; see [`bf16_products`]); elsewhere f32,
+/// packed once in panels for this CPU's micro-kernel ([`F32Panels`]; plain for the `gemm` crate
+/// on CPUs without one), and on the same CPUs (AVX2+FMA or AVX-512) a bfloat16 copy for products
+/// over a few tokens (see [`SMALL_TOKENS`]). At [`Precision::Int8`]: the int8 codes only.
 enum Weight {
     Float { f32: FloatWeight, bf16: Option<Bf16Panels> },
+    Bf16Dot(Bf16DotPanels),
     Int8(Int8Weights),
 }
 
@@ -45,15 +46,35 @@ impl Weight {
     fn new(w: Vec<f32>, out_dim: usize, in_dim: usize, precision: Precision) -> Weight {
         match precision {
             Precision::Int8 => Weight::Int8(Int8Weights::pack(&w, out_dim, in_dim)),
-            Precision::Float => Weight::Float {
-                bf16: Bf16Panels::fast().then(|| Bf16Panels::pack(&w, out_dim, in_dim)).flatten(),
-                f32: match F32Panels::fast().then(|| F32Panels::pack(&w, out_dim, in_dim)).flatten() {
-                    Some(panels) => FloatWeight::Panels(panels),
-                    None => FloatWeight::Plain(w),
-                },
+            Precision::Float => match bf16_products().then(|| Bf16DotPanels::pack(&w, out_dim, in_dim)).flatten() {
+                Some(panels) => Weight::Bf16Dot(panels),
+                None => Weight::float(w, out_dim, in_dim),
             },
         }
     }
+
+    fn float(w: Vec<f32>, out_dim: usize, in_dim: usize) -> Weight {
+        Weight::Float {
+            bf16: Bf16Panels::fast().then(|| Bf16Panels::pack(&w, out_dim, in_dim)).flatten(),
+            f32: match F32Panels::fast().then(|| F32Panels::pack(&w, out_dim, in_dim)).flatten() {
+                Some(panels) => FloatWeight::Panels(panels),
+                None => FloatWeight::Plain(w),
+            },
+        }
+    }
+}
+
+/// Whether [`Precision::Float`] computes its linear layers in bfloat16 with `vdpbf16ps`: on CPUs
+/// with AVX-512 BF16 whose instruction agrees with its scalar twin, unless `QUIVER_BF16=0`
+/// (for comparing with the f32 products on the same machine).
+///
+/// Weights and activations are rounded to bfloat16 and summed in f32, so the output moves away
+/// from the reference by about as much as the bfloat16 weights of [`SMALL_TOKENS`] do: worst
+/// cosine 0.99996 over the fixtures in a scalar emulation (the bar is 0.9999; the fixture test
+/// checks it on such CPUs). Products run from half the bytes, with twice the multiply-adds per
+/// instruction of f32 FMA.
+pub fn bf16_products() -> bool {
+    std::env::var("QUIVER_BF16").map_or(true, |v| v.trim() != "0") && Bf16DotPanels::fast()
 }
 
 /// Batches of at most this many tokens (a few search queries) run their linear layers on the
@@ -317,6 +338,29 @@ impl MiniLm {
         self.precision
     }
 
+    /// The linear layers' products on this CPU, for reports: `bf16-dot` (AVX-512 BF16),
+    /// `f32-panels` (AVX2 or AVX-512, bfloat16 weights for a few tokens), `f32-gemm`, or
+    /// `int8-vnni` / `int8-avx2` / `int8-scalar`.
+    pub fn products(&self) -> &'static str {
+        match self.layers.first().map(|l| &l.qkv_w) {
+            Some(Weight::Bf16Dot(_)) => "bf16-dot",
+            Some(Weight::Float {
+                f32: FloatWeight::Panels(_),
+                ..
+            }) => "f32-panels",
+            Some(Weight::Float {
+                f32: FloatWeight::Plain(_),
+                ..
+            })
+            | None => "f32-gemm",
+            Some(Weight::Int8(_)) => match quiver_kernels::qmm::QmmPath::best() {
+                quiver_kernels::qmm::QmmPath::Avx512Vnni => "int8-vnni",
+                quiver_kernels::qmm::QmmPath::Avx2 => "int8-avx2",
+                quiver_kernels::qmm::QmmPath::Scalar => "int8-scalar",
+            },
+        }
+    }
+
     /// The folder the model was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -473,6 +517,7 @@ fn linear(x: &[f32], residual: Option<&[f32]>, n: usize, in_dim: usize, w: &Weig
     let onto = Onto::Bias { bias: b, residual };
     let (f32, bf16) = match w {
         Weight::Int8(q) => return q.matmul(x, n, out, onto),
+        Weight::Bf16Dot(panels) => return panels.matmul(x, n, out, onto),
         Weight::Float { f32, bf16 } => (f32, bf16),
     };
     if let (true, Some(panels)) = (n <= SMALL_TOKENS, bf16) {

@@ -87,7 +87,7 @@ fn matches_reference_embeddings_and_tokens() {
         let norm: f32 = got[i].iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "row {i} not normalised: {norm}");
     }
-    eprintln!("{} sentences, worst cosine {worst:.7}", texts.len());
+    eprintln!("{} sentences, worst cosine {worst:.7} ({} products)", texts.len(), m.products());
     // One at a time: short texts take the small-batch path (bfloat16 weights where the CPU has
     // AVX2+FMA or AVX-512), which must meet the same bar.
     let mut worst_alone = 1.0f32;
@@ -182,4 +182,21 @@ fn int8_precision_stays_close_to_the_reference() {
     );
     assert!(sum / texts.len() as f32 >= 0.995, "int8 mean cosine {}", sum / texts.len() as f32);
     assert!(worst >= 0.98, "int8 worst cosine {worst}");
+}
+
+/// `products()` names the path the linear layers take on this CPU: bfloat16 dot products where
+/// the CPU has AVX-512 BF16 (unless `QUIVER_BF16=0`), else the f32 panels or the `gemm` crate;
+/// int8 on its own kernels.
+#[test]
+fn reports_the_products_it_runs() {
+    let float = if quiver_embed::minilm::bf16_products() {
+        "bf16-dot"
+    } else if quiver_kernels::panels::F32Panels::fast() {
+        "f32-panels"
+    } else {
+        "f32-gemm"
+    };
+    assert_eq!(model().products(), float);
+    let int8 = MiniLm::load_with(&find_model(None).unwrap(), quiver_kernels::Precision::Int8).unwrap();
+    assert!(int8.products().starts_with("int8-"), "{}", int8.products());
 }

@@ -221,7 +221,7 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
     }
     println!(
         "{}",
-        json!({"engine": "quiver", "precision": precision.name(), "texts": lines.len(), "batch": batch, "mean_tokens": n_tokens as f64 / lines.len().max(1) as f64,
+        json!({"engine": "quiver", "precision": precision.name(), "products": model.products(), "texts": lines.len(), "batch": batch, "mean_tokens": n_tokens as f64 / lines.len().max(1) as f64,
                "median_s": median, "texts_per_s": lines.len() as f64 / median, "threads": rayon_threads()})
     );
     Ok(())
