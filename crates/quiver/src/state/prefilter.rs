@@ -15,7 +15,9 @@
 //! plus a margin for float rounding of both the estimate and the exact score (`slack`). The
 //! k-th best lower bound `t` is a floor for the k-th best exact score (k rows score at least
 //! their lower bounds); a row whose upper bound is below `t` cannot be among the k best. Every
-//! other row is scored in full, with the same kernel as a full scan of a list of rows.
+//! other row is scored in full by `ScoreKind::score`, which is the arithmetic a full scan gives
+//! that row whatever its neighbours (`Kernels::dot_one` for dot products), so the scores equal a
+//! full scan's bit for bit.
 //!
 //! The codes are built on the first large scan (under the state's read lock, by whichever scan
 //! comes first; the others wait for it) and rebuilt when rows were renumbered (the generation
