@@ -120,9 +120,9 @@ def ort_embed(session, tok, lines):
     return vecs
 
 
-def run_seconds(args):
+def run_seconds(args, env=None):
     t = time.perf_counter()
-    subprocess.run(args, check=True, capture_output=True)
+    subprocess.run(args, check=True, capture_output=True, env=env)
     return time.perf_counter() - t
 
 
@@ -144,6 +144,11 @@ def main():
     one = os.path.join(work, "one.txt")
     with open(one, "w") as f:
         f.write(short[0] + "\n")
+    # Where the default products are bfloat16 dot products (AVX-512 BF16), the f32 products
+    # (QUIVER_BF16=0) are timed beside them, so one run says which is faster on this CPU.
+    probe = json.loads(subprocess.run([QUIVER, "bench", "embed", "--file", one], check=True, capture_output=True, text=True).stdout)
+    bf16 = probe.get("products") == "bf16-dot"
+    f32_env = dict(os.environ, QUIVER_BF16="0")
     for name, lines in [("short", short), ("paragraph", paragraphs)]:
         n = len(lines)
         path = os.path.join(work, f"{name}.txt")
@@ -151,7 +156,7 @@ def main():
             f.write("\n".join(lines) + "\n")
         mean_tokens = statistics.mean(len(tok.encode(t).ids) for t in lines)
         ort_embed(session, tok, lines[:BATCH])  # warm-up
-        ort_rates, quiver_rates, bench_rates, int8_rates, int8_bench_rates = [], [], [], [], []
+        ort_rates, quiver_rates, bench_rates, int8_rates, int8_bench_rates, f32_rates = [], [], [], [], [], []
         # ROUNDS alternating rounds (ORT, then `quiver embed`, then `quiver bench embed`, each
         # the median of REPEATS passes), so that a noisy neighbour hits every engine alike; the
         # ratio reported is the median round's.
@@ -179,6 +184,12 @@ def main():
             q8 = json.loads(subprocess.run([QUIVER, "bench", "embed", "--precision", "int8", "--file", path, "--batch", str(BATCH), "--repeats", str(REPEATS)],
                                            check=True, capture_output=True, text=True).stdout)
             int8_bench_rates.append(q8["texts_per_s"])
+            if bf16:
+                out32 = os.path.join(work, f"{name}-f32.npy")
+                whole32 = statistics.median(run_seconds([QUIVER, "embed", "--file", path, "--out", out32], f32_env) for _ in range(REPEATS))
+                start32 = statistics.median(run_seconds([QUIVER, "embed", "--file", one, "--out", os.path.join(work, "one.npy")], f32_env)
+                                            for _ in range(REPEATS))
+                f32_rates.append(n / max(whole32 - start32, 1e-9))
             products["int8"] = q8.get("products", "?")
         ratios = [qr / orr for qr, orr in zip(quiver_rates, ort_rates)]
         int8_ratios = [qr / orr for qr, orr in zip(int8_rates, ort_rates)]
@@ -193,6 +204,11 @@ def main():
                          "quiver_int8_per_s": statistics.median(int8_rates), "int8_ratio": statistics.median(int8_ratios), "int8_ratios": int8_ratios,
                          "quiver_int8_bench_embed_per_s": statistics.median(int8_bench_rates), "quiver_int8_startup_s": start8,
                          "int8_vs_float_cosine_min": float(int8_cos.min()), "int8_vs_float_cosine_mean": float(int8_cos.mean())}
+        if bf16:
+            f32_vecs = np.load(os.path.join(work, f"{name}-f32.npy"))
+            results[name].update({"quiver_f32_per_s": statistics.median(f32_rates),
+                                  "bf16_over_f32": statistics.median(qr / fr for qr, fr in zip(quiver_rates, f32_rates)),
+                                  "bf16_vs_f32_cosine_min": float(np.min(np.sum(q_vecs * f32_vecs, axis=1)))})
         print(name, results[name], flush=True)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     meta = {"cpu": cpu, "flags": flags, "products": products, "batch": BATCH, "repeats": REPEATS, "rounds": ROUNDS, "cpus": os.cpu_count(),
@@ -232,6 +248,11 @@ With `--precision int8` (int8 weights and activations, Quiver's opt-in; timed th
 | --- | ---: | ---: | ---: | ---: | ---: |
 {{rows8}}
 """.replace("{rows}", rows).replace("{rows8}", rows8)
+    if bf16:
+        md += "\nThe default ran bfloat16 dot products; the same `quiver embed` with `QUIVER_BF16=0` (f32 products):\n\n"
+        md += "| workload | f32 products, texts/s | bfloat16 / f32 | min cosine bfloat16 vs f32 |\n| --- | ---: | ---: | ---: |\n"
+        md += "\n".join(f"| {k} | {v['quiver_f32_per_s']:,.0f} | {v['bf16_over_f32']:.2f}x | {v['bf16_vs_f32_cosine_min']:.5f} |"
+                         for k, v in results.items()) + "\n"
     with open(os.path.join(HERE, "results", f"{args.out}.md"), "w") as f:
         f.write(md)
     print(md)
