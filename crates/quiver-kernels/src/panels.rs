@@ -138,7 +138,11 @@ fn pack_strip<F: Format, const R: usize>(x: &[f32], rows: usize, k: usize, strip
         // One input per unit needs no clamp (and the plain index compiles as before).
         let len = if F::STEP == 1 { 1 } else { F::STEP.min(k - at) };
         for (r, v) in s.iter_mut().enumerate() {
-            *v = if r < rows { F::activation(&x[r * k + at..r * k + at + len]) } else { F::X::default() };
+            *v = if r < rows {
+                F::activation(&x[r * k + at..r * k + at + len])
+            } else {
+                F::X::default()
+            };
         }
     }
 }

@@ -3,18 +3,23 @@
 //! costs little more than embedding one: on 2 cores, 14-token texts run at 132/s one at a time,
 //! 367/s in batches of 8 and 478/s in batches of 16 (`quiver bench embed --batch N`).
 //!
-//! Requests that carry documents queue their texts here; one dispatcher thread takes every job
-//! waiting (up to [`TEXTS_MAX`] texts) and embeds them in one pass, which itself uses every core.
-//! At low load a job finds the queue empty and runs at once, alone; under load the queue fills
-//! while a pass runs and the next pass takes it all. No timers: batching comes from the queue.
+//! Requests that carry documents queue their texts here; one dispatcher thread embeds them in
+//! passes of at most [`TEXTS_MAX`] texts, each pass using every core. A pass takes texts from
+//! the queued jobs in order (all of one model), at most what each has left: at low load a job
+//! finds the queue empty and runs at once, alone; under load the queue fills while a pass runs
+//! and the next pass takes it all. A job larger than a pass is embedded a pass at a time and goes
+//! to the back of the queue after each, behind the jobs that arrived meanwhile: a search query
+//! waits for at most two passes, not for a whole bulk upload of documents. No timers: batching
+//! comes from the queue.
 
 use crate::api::ApiError;
 use axum::http::StatusCode;
 use quiver_embed::{Embedder, MiniLm};
+use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-/// The most texts one pass takes from several jobs (a single larger job still runs whole).
+/// The most texts one pass embeds (a larger job is split into passes).
 pub const TEXTS_MAX: usize = 64;
 
 type Reply = Result<Vec<Vec<f32>>, String>;
@@ -41,9 +46,9 @@ impl EmbedQueue {
         EmbedQueue { tx }
     }
 
-    /// Embeds `texts` with `model`, in order, possibly in one pass with other requests' texts.
-    /// Blocks: call it from a blocking thread, not from the async runtime. A text the model
-    /// refuses is a bad request (400).
+    /// Embeds `texts` with `model`, in order, possibly in passes shared with other requests'
+    /// texts. Blocks: call it from a blocking thread, not from the async runtime. A text the
+    /// model refuses is a bad request (400).
     pub fn embed(&self, model: Arc<MiniLm>, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ApiError> {
         let (reply, answer) = mpsc::channel();
         self.tx
@@ -56,61 +61,108 @@ impl EmbedQueue {
     }
 }
 
+/// A queued job and the vectors of its first texts, embedded by earlier passes.
+struct Pending {
+    job: Job,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl Pending {
+    fn new(job: Job) -> Pending {
+        Pending { job, vectors: Vec::new() }
+    }
+
+    /// The texts not embedded yet.
+    fn left(&self) -> &[String] {
+        &self.job.texts[self.vectors.len()..]
+    }
+}
+
 fn dispatch(rx: mpsc::Receiver<Job>) {
-    let mut held: Option<Job> = None;
+    let mut queue: VecDeque<Pending> = VecDeque::new();
     loop {
-        let first = match held.take() {
-            Some(j) => j,
-            None => match rx.recv() {
-                Ok(j) => j,
+        if queue.is_empty() {
+            match rx.recv() {
+                Ok(j) => queue.push_back(Pending::new(j)),
                 Err(_) => return,
-            },
-        };
-        let mut texts = first.texts.len();
-        let mut jobs = vec![first];
-        while texts < TEXTS_MAX {
-            match rx.try_recv() {
-                Ok(j) if texts + j.texts.len() <= TEXTS_MAX && Arc::ptr_eq(&j.model, &jobs[0].model) => {
-                    texts += j.texts.len();
-                    jobs.push(j);
-                }
-                // Too large for this pass (or another model): it starts the next one.
-                Ok(j) => {
-                    held = Some(j);
-                    break;
-                }
-                Err(_) => break,
             }
         }
-        run(jobs);
+        queue.extend(rx.try_iter().map(Pending::new));
+        let pass = plan(&queue);
+        let unfinished = run(&mut queue, &pass);
+        // Jobs that arrived during the pass go before the ones it left unfinished.
+        queue.extend(rx.try_iter().map(Pending::new));
+        queue.extend(unfinished);
     }
 }
 
-fn embed_one(job: &Job) -> Reply {
-    let refs: Vec<&str> = job.texts.iter().map(String::as_str).collect();
-    job.model.embed(&refs).map_err(|e| e.to_string())
+/// The next pass: `(queue index, texts)` for the jobs of the front job's model, in queue order,
+/// each giving what it has left until [`TEXTS_MAX`] texts are taken (a job with no texts is
+/// answered by the pass it is in).
+fn plan(queue: &VecDeque<Pending>) -> Vec<(usize, usize)> {
+    let Some(front) = queue.front() else {
+        return Vec::new();
+    };
+    let mut room = TEXTS_MAX;
+    let mut pass = Vec::new();
+    for (i, p) in queue.iter().enumerate() {
+        if room == 0 {
+            break;
+        }
+        if Arc::ptr_eq(&p.job.model, &front.job.model) {
+            let n = p.left().len().min(room);
+            pass.push((i, n));
+            room -= n;
+        }
+    }
+    pass
 }
 
-fn run(jobs: Vec<Job>) {
-    if jobs.len() == 1 {
-        let _ = jobs[0].reply.send(embed_one(&jobs[0]));
-        return;
-    }
-    let all: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
-    match jobs[0].model.embed(&all) {
-        Ok(mut vectors) => {
-            for j in &jobs {
-                let rest = vectors.split_off(j.texts.len());
-                let _ = j.reply.send(Ok(std::mem::replace(&mut vectors, rest)));
+/// Embeds one pass, answers the jobs it finishes (or that fail), and takes the others of the
+/// pass out of the queue, in order, for the caller to put back at the end.
+fn run(queue: &mut VecDeque<Pending>, pass: &[(usize, usize)]) -> Vec<Pending> {
+    let mut failed = vec![None; pass.len()];
+    let texts: Vec<&str> = pass
+        .iter()
+        .flat_map(|&(i, n)| queue[i].left()[..n].iter().map(String::as_str))
+        .collect();
+    let model = match pass.first() {
+        Some(&(i, _)) => queue[i].job.model.clone(),
+        None => return Vec::new(),
+    };
+    match model.embed(&texts) {
+        Ok(vectors) => {
+            let mut vectors = vectors.into_iter();
+            for &(i, n) in pass {
+                queue[i].vectors.extend(vectors.by_ref().take(n));
             }
         }
-        // One bad text must not fail the other requests of the pass: each job alone.
+        // One bad text must not fail the other requests of the pass: each job's part alone.
         Err(_) => {
-            for j in &jobs {
-                let _ = j.reply.send(embed_one(j));
+            for (k, &(i, n)) in pass.iter().enumerate() {
+                let part: Vec<&str> = queue[i].left()[..n].iter().map(String::as_str).collect();
+                match model.embed(&part) {
+                    Ok(v) => queue[i].vectors.extend(v),
+                    Err(e) => failed[k] = Some(e.to_string()),
+                }
             }
         }
     }
+    let mut unfinished = Vec::new();
+    for (k, &(i, _)) in pass.iter().enumerate().rev() {
+        let p = queue.remove(i).expect("a planned job is queued");
+        match failed[k].take() {
+            Some(e) => {
+                let _ = p.job.reply.send(Err(e));
+            }
+            None if p.left().is_empty() => {
+                let _ = p.job.reply.send(Ok(p.vectors));
+            }
+            None => unfinished.push(p),
+        }
+    }
+    unfinished.reverse();
+    unfinished
 }
 
 #[cfg(test)]
@@ -160,5 +212,65 @@ mod tests {
                 assert!(cosine(v, &alone) > 0.9999, "{t:?}");
             }
         }
+    }
+
+    /// A job larger than a pass is split, and a small job queued behind it is answered first:
+    /// after the large job's first pass (64 texts) it goes behind the small one, whose text
+    /// rides in the second pass. Both share one reply channel, so the order of the replies is
+    /// the order the dispatcher answered them in. Every job still gets its own vectors, equal to
+    /// embedding its texts in passes of its own.
+    #[test]
+    fn a_small_job_is_not_held_behind_a_large_one() {
+        let dir = quiver_embed::find_model(None).unwrap_or_else(|e| panic!("{e}"));
+        let model = Arc::new(MiniLm::load(&dir).unwrap());
+        let large: Vec<String> = (0..150)
+            .map(|i| format!("passage {i} of a long document about vector search"))
+            .collect();
+        let small = vec!["where is the nearest train station".to_string()];
+        let (tx, rx) = mpsc::channel();
+        let (reply, answers) = mpsc::channel();
+        for texts in [&large, &small] {
+            tx.send(Job {
+                model: model.clone(),
+                texts: texts.clone(),
+                reply: reply.clone(),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        dispatch(rx);
+        let first = answers.recv().unwrap().unwrap();
+        let second = answers.recv().unwrap().unwrap();
+        assert_eq!((first.len(), second.len()), (1, 150), "the small job is answered first");
+        let refs: Vec<&str> = large.iter().map(String::as_str).collect();
+        let mut want = Vec::new();
+        for chunk in refs.chunks(TEXTS_MAX) {
+            want.extend(model.embed(chunk).unwrap());
+        }
+        for (i, (g, w)) in second.iter().zip(&want).enumerate() {
+            assert!(cosine(g, w) > 0.9999, "text {i}");
+        }
+        assert!(cosine(&first[0], &model.embed(&[small[0].as_str()]).unwrap()[0]) > 0.9999);
+    }
+
+    /// The plan of a pass: the front job's model only, queue order, at most what each job has
+    /// left, and no more than TEXTS_MAX texts in all.
+    #[test]
+    fn a_pass_takes_the_front_models_jobs_in_order_up_to_the_limit() {
+        let dir = quiver_embed::find_model(None).unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = (Arc::new(MiniLm::load(&dir).unwrap()), Arc::new(MiniLm::load(&dir).unwrap()));
+        let job = |model: &Arc<MiniLm>, n: usize| {
+            Pending::new(Job {
+                model: model.clone(),
+                texts: vec!["x".to_string(); n],
+                reply: mpsc::channel().0,
+            })
+        };
+        let queue: VecDeque<Pending> = [job(&a, 10), job(&b, 5), job(&a, 0), job(&a, 100), job(&a, 3)].into();
+        assert_eq!(plan(&queue), vec![(0, 10), (2, 0), (3, 54)]);
+        let mut queue = queue;
+        queue[0].vectors = vec![vec![]; 4];
+        assert_eq!(plan(&queue)[0], (0, 6), "only what is left");
+        assert!(plan(&VecDeque::new()).is_empty());
     }
 }
