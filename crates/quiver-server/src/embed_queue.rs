@@ -8,9 +8,10 @@
 //! the queued jobs in order (all of one model), at most what each has left: at low load a job
 //! finds the queue empty and runs at once, alone; under load the queue fills while a pass runs
 //! and the next pass takes it all. A job larger than a pass is embedded a pass at a time and goes
-//! to the back of the queue after each, behind the jobs that arrived meanwhile: a search query
-//! waits for at most two passes, not for a whole bulk upload of documents. No timers: batching
-//! comes from the queue.
+//! to the back of the queue after each, behind the jobs that arrived meanwhile, and never shares
+//! a pass with jobs not yet started: a search query waits for the pass in flight and then a short
+//! pass of new jobs, not for a whole bulk upload of documents. No timers: batching comes from the
+//! queue.
 
 use crate::api::ApiError;
 use axum::http::StatusCode;
@@ -98,7 +99,9 @@ fn dispatch(rx: mpsc::Receiver<Job>) {
 
 /// The next pass: `(queue index, texts)` for the jobs of the front job's model, in queue order,
 /// each giving what it has left until [`TEXTS_MAX`] texts are taken (a job with no texts is
-/// answered by the pass it is in).
+/// answered by the pass it is in). Jobs not yet started and jobs part done do not share a pass:
+/// a query that arrived during a bulk upload's pass gets the next pass to itself (and the other
+/// new jobs), a short one, rather than a full pass beside the upload's next texts.
 fn plan(queue: &VecDeque<Pending>) -> Vec<(usize, usize)> {
     let Some(front) = queue.front() else {
         return Vec::new();
@@ -109,7 +112,7 @@ fn plan(queue: &VecDeque<Pending>) -> Vec<(usize, usize)> {
         if room == 0 {
             break;
         }
-        if Arc::ptr_eq(&p.job.model, &front.job.model) {
+        if Arc::ptr_eq(&p.job.model, &front.job.model) && p.vectors.is_empty() == front.vectors.is_empty() {
             let n = p.left().len().min(room);
             pass.push((i, n));
             room -= n;
@@ -215,8 +218,8 @@ mod tests {
     }
 
     /// A job larger than a pass is split, and a small job queued behind it is answered first:
-    /// after the large job's first pass (64 texts) it goes behind the small one, whose text
-    /// rides in the second pass. Both share one reply channel, so the order of the replies is
+    /// after the large job's first pass (64 texts) it goes behind the small one, which gets the
+    /// second pass. Both share one reply channel, so the order of the replies is
     /// the order the dispatcher answered them in. Every job still gets its own vectors, equal to
     /// embedding its texts in passes of its own.
     #[test]
@@ -270,7 +273,10 @@ mod tests {
         assert_eq!(plan(&queue), vec![(0, 10), (2, 0), (3, 54)]);
         let mut queue = queue;
         queue[0].vectors = vec![vec![]; 4];
-        assert_eq!(plan(&queue)[0], (0, 6), "only what is left");
+        assert_eq!(plan(&queue), vec![(0, 6)], "only what is left, and no new job beside a started one");
+        let started = queue.pop_front().unwrap();
+        let queue: VecDeque<Pending> = [job(&a, 1), started, job(&a, 2)].into();
+        assert_eq!(plan(&queue), vec![(0, 1), (2, 2)], "new jobs without the started one");
         assert!(plan(&VecDeque::new()).is_empty());
     }
 }
