@@ -313,12 +313,9 @@ mod tests {
     /// On a CPU with AVX-512 BF16 the instruction path is taken, and agrees with the twin.
     #[test]
     fn the_instruction_path_is_taken_where_the_cpu_has_it() {
-        assert_eq!(
-            Bf16Pairs::path(Isa::Avx512).is_some(),
-            has_bf16() && Isa::available().contains(&Isa::Avx512)
-        );
         if has_bf16() {
             assert!(hardware_agrees(), "vdpbf16ps disagrees with the twin");
         }
+        assert_eq!(Bf16Pairs::path(Isa::Avx512).is_some(), has_bf16());
     }
 }
