@@ -67,7 +67,10 @@ if [ ! -x "$bochs" ]; then
   # The orig tarball is all the build needs; the archive has been seen to serve it without
   # the .dsc, so apt's failure on the rest is not fatal here.
   (cd "$work" && apt-get "${opts[@]}" source --download-only -qq 'bochs=3.0+dfsg-1' || true)
-  [ -f "$work/bochs_3.0+dfsg.orig.tar.xz" ] || { echo "could not fetch Bochs 3.0's source" >&2; exit 1; }
+  [ -f "$work/bochs_3.0+dfsg.orig.tar.xz" ] \
+    || (cd "$work" && apt-get "${opts[@]}" source --download-only -qq 'bochs/trixie' || true)
+  [ -f "$work/bochs_3.0+dfsg.orig.tar.xz" ] \
+    || { echo "could not fetch Bochs 3.0's source (has Debian 13's package moved past 3.0?)" >&2; exit 1; }
   rm -rf "$work/bochs-3.0"
   tar -C "$work" -xf "$work/bochs_3.0+dfsg.orig.tar.xz"
   # The patch: Skylake-X's leaf 7 reports the enabled extensions (ECX) and has a sub-leaf 1.
